@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Runs the test suite: compiled tests under dist/test (build first with `npm run build`).
+// Usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths)
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const dir = join(root, 'dist', 'test');
+if (!existsSync(dir)) {
+  console.error('dist/test is missing: run `npm run build` first (or scripts/test, which sets everything up).');
+  process.exit(2);
+}
+const files = [];
+(function walk(d) {
+  for (const f of readdirSync(d)) {
+    const p = join(d, f);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (f.endsWith('.test.js')) files.push(p);
+  }
+})(dir);
+const filters = process.argv.slice(2);
+const chosen = filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files;
+if (chosen.length === 0) {
+  console.error('no test files match', filters.join(' '));
+  process.exit(2);
+}
+const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' };
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen.sort()], { stdio: 'inherit', env });
+process.exit(r.status ?? 1);

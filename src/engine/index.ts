@@ -1,0 +1,10 @@
+export * from './dtype.js';
+export * from './tensor.js';
+export * from './scope.js';
+export * from './ops.js';
+export * from './autograd.js';
+export * from './runtime.js';
+export * as init from './init.js';
+export * from './optim/optimizer.js';
+export * from './optim/adam.js';
+export * from './optim/sgd.js';

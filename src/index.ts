@@ -1,0 +1,2 @@
+export * from './engine/index.js';
+export * as nn from './nn/index.js';

@@ -1,0 +1,135 @@
+// Module: the unit of model composition, with PyTorch's vocabulary (named parameters and
+// buffers, children, train/eval, stateDict/loadStateDict, to()).
+import { noGrad } from '../engine/autograd.js';
+import type { Device, DType } from '../engine/dtype.js';
+import type { Tensor } from '../engine/tensor.js';
+
+export type StateDict = Map<string, Tensor>;
+
+export abstract class Module {
+  training = true;
+  private readonly params = new Map<string, Tensor>();
+  private readonly bufs = new Map<string, Tensor>();
+  private readonly children_ = new Map<string, Module>();
+
+  abstract forward(x: Tensor): Tensor;
+
+  /** Register a trainable parameter (requires grad; owned by the module, outside any scope). */
+  protected registerParameter(name: string, t: Tensor): Tensor {
+    this.checkName(name);
+    t.keep().requiresGrad_(true);
+    this.params.set(name, t);
+    return t;
+  }
+  /** Register state that is saved but not trained (e.g. batch-norm running statistics). */
+  protected registerBuffer(name: string, t: Tensor): Tensor {
+    this.checkName(name);
+    t.keep();
+    this.bufs.set(name, t);
+    return t;
+  }
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.checkName(name);
+    this.children_.set(name, m);
+    return m;
+  }
+  private checkName(name: string): void {
+    if (name === '' || name.includes('.')) throw new Error(`invalid member name '${name}': non-empty, without dots`);
+    if (this.params.has(name) || this.bufs.has(name) || this.children_.has(name)) throw new Error(`'${name}' is already registered`);
+  }
+
+  children(): [string, Module][] {
+    return [...this.children_];
+  }
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, m] of this.children_) out.push(...m.namedModules(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [p, m] of this.namedModules(prefix)) for (const [n, t] of m.params) out.push([p ? `${p}.${n}` : n, t]);
+    return out;
+  }
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [p, m] of this.namedModules(prefix)) for (const [n, t] of m.bufs) out.push([p ? `${p}.${n}` : n, t]);
+    return out;
+  }
+  numParameters(): number {
+    return this.parameters().reduce((a, t) => a + t.size, 0);
+  }
+
+  /** Training mode (dropout active, batch norm uses and updates batch statistics). */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Parameters and buffers by dotted name (the module's own tensors, not copies). */
+  stateDict(): StateDict {
+    return new Map([...this.namedParameters(), ...this.namedBuffers()]);
+  }
+
+  /** Copy values in from a state dict; strict mode requires exactly the same names. */
+  loadStateDict(sd: StateDict | Record<string, Tensor>, { strict = true } = {}): { missing: string[]; unexpected: string[] } {
+    const given = sd instanceof Map ? sd : new Map(Object.entries(sd));
+    const own = this.stateDict();
+    const missing = [...own.keys()].filter((k) => !given.has(k));
+    const unexpected = [...given.keys()].filter((k) => !own.has(k));
+    if (strict && (missing.length > 0 || unexpected.length > 0)) {
+      throw new Error(
+        `state dict does not match ${this.constructor.name}: ` +
+          (missing.length ? `missing ${missing.join(', ')}` : '') +
+          (missing.length && unexpected.length ? '; ' : '') +
+          (unexpected.length ? `unexpected ${unexpected.join(', ')}` : '') +
+          ' (was it saved from another architecture?)',
+      );
+    }
+    for (const [k, t] of own) {
+      const src = given.get(k);
+      if (src === undefined) continue;
+      const a = t.shape.join(',');
+      const b = src.shape.join(',');
+      if (a !== b) throw new Error(`state dict entry '${k}' has shape [${b}], the module expects [${a}]`);
+    }
+    noGrad(() => {
+      for (const [k, t] of own) {
+        const src = given.get(k);
+        if (src !== undefined) t.copy_(src);
+      }
+    });
+    return { missing, unexpected };
+  }
+
+  /** Move (or cast) every parameter and buffer in place; tensor objects keep their identity. */
+  to(target: Device | DType): this {
+    noGrad(() => {
+      for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
+        if (target === t.device || target === t.dtype) continue;
+        if (!/^(cpu|cuda)/.test(target) && (t.dtype === 'int64' || t.dtype === 'int32')) continue; // keep counters integral
+        const rg = t.requiresGrad;
+        const moved = t.to(target as string).detach().keep();
+        t.replaceWith(moved);
+        if (rg) t.requiresGrad_(true);
+      }
+    });
+    return this;
+  }
+
+  /** Clear parameters' gradients. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Free every parameter and buffer. */
+  dispose(): void {
+    for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) t.dispose();
+  }
+}

@@ -1,0 +1,158 @@
+// The safetensors format (https://github.com/huggingface/safetensors), read and written in
+// TypeScript: 8-byte little-endian header length, a JSON header {name: {dtype, shape,
+// data_offsets}, __metadata__: {string: string}}, then the raw little-endian data.
+import { readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
+import { tensor, Tensor } from '../engine/tensor.js';
+import type { DType } from '../engine/dtype.js';
+
+export class SafetensorsError extends Error {
+  constructor(source: string, detail: string) {
+    super(`${source}: not a valid safetensors file: ${detail}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+const TO_ST: Partial<Record<DType, string>> = { float32: 'F32', float64: 'F64', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
+const FROM_ST: Record<string, { dtype: DType; bytes: number }> = {
+  F32: { dtype: 'float32', bytes: 4 },
+  F64: { dtype: 'float64', bytes: 8 },
+  I32: { dtype: 'int32', bytes: 4 },
+  I64: { dtype: 'int64', bytes: 8 },
+  U8: { dtype: 'uint8', bytes: 1 },
+  BOOL: { dtype: 'bool', bytes: 1 },
+};
+const MAX_HEADER = 100_000_000;
+
+export interface SafetensorsContent {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+/** Serialize tensors (copied to CPU) and string metadata into safetensors bytes. */
+export function serializeSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): Buffer {
+  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))];
+  const names = new Set<string>();
+  const items = entries.map(([name, t]) => {
+    if (name === '__metadata__') throw new Error("a tensor may not be named '__metadata__'");
+    if (names.has(name)) throw new Error(`duplicate tensor name '${name}'`);
+    names.add(name);
+    const st = TO_ST[t.dtype];
+    if (st === undefined) throw new Error(`tensor '${name}': dtype ${t.dtype} cannot be saved (supported: ${Object.keys(TO_ST).join(', ')})`);
+    const data = t.data();
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return { name, st, shape: t.shape, bytes, width: FROM_ST[st].bytes };
+  });
+  // widest elements first keeps every tensor aligned to its element size
+  items.sort((a, b) => b.width - a.width || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
+  }
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const it of items) {
+    header[it.name] = { dtype: it.st, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] };
+    offset += it.bytes.length;
+  }
+  let json = JSON.stringify(header);
+  const raw = Buffer.byteLength(json, 'utf8');
+  json += ' '.repeat((8 - (raw % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  return Buffer.concat([prefix, headerBytes, ...items.map((it) => it.bytes)]);
+}
+
+function typedView(bytes: Buffer, st: string): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array {
+  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength); // aligned copy
+  switch (st) {
+    case 'F32': return new Float32Array(copy);
+    case 'F64': return new Float64Array(copy);
+    case 'I32': return new Int32Array(copy);
+    case 'I64': return new BigInt64Array(copy);
+    default: return new Uint8Array(copy);
+  }
+}
+
+/** Parse safetensors bytes, validating the header against the spec. */
+export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsContent {
+  if (buf.length < 8) throw new SafetensorsError(source, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
+  const n = buf.readBigUInt64LE(0);
+  if (n > BigInt(MAX_HEADER)) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
+  const headerLen = Number(n);
+  if (8 + headerLen > buf.length) throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the ${buf.length}-byte file (truncated?)`);
+  const text = buf.subarray(8, 8 + headerLen).toString('utf8');
+  if (!text.startsWith('{')) throw new SafetensorsError(source, 'header does not start with "{"');
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  const data = buf.subarray(8 + headerLen);
+  const metadata: Record<string, string> = {};
+  const specs: { name: string; st: string; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError(source, '__metadata__ must be an object of strings');
+      for (const [k, s] of Object.entries(v)) {
+        if (typeof s !== 'string') throw new SafetensorsError(source, `__metadata__.${k} is not a string`);
+        metadata[k] = s;
+      }
+      continue;
+    }
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (e === null || typeof e !== 'object') throw new SafetensorsError(source, `entry '${name}' is not an object`);
+    if (typeof e.dtype !== 'string') throw new SafetensorsError(source, `entry '${name}' has no dtype`);
+    const kind = FROM_ST[e.dtype];
+    if (kind === undefined) throw new SafetensorsError(source, `entry '${name}' has dtype ${e.dtype}, which this reader does not support (${Object.keys(FROM_ST).join(', ')})`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(source, `entry '${name}' has an invalid shape`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+      throw new SafetensorsError(source, `entry '${name}' has invalid data_offsets`);
+    }
+    const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
+    if (off[1] - off[0] !== numel * kind.bytes) {
+      throw new SafetensorsError(source, `entry '${name}': shape [${(e.shape as number[]).join(', ')}] needs ${numel * kind.bytes} bytes, data_offsets span ${off[1] - off[0]}`);
+    }
+    specs.push({ name, st: e.dtype, shape: e.shape as number[], begin: off[0], end: off[1] });
+  }
+  // the data section must be covered exactly, without holes or overlaps
+  const sorted = [...specs].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  for (const s of sorted) {
+    if (s.begin !== pos) throw new SafetensorsError(source, `entry '${s.name}' starts at byte ${s.begin}, expected ${pos} (hole or overlap in the data)`);
+    pos = s.end;
+  }
+  if (pos !== data.length) throw new SafetensorsError(source, `the header describes ${pos} data bytes but the file holds ${data.length} (truncated or trailing bytes)`);
+  const tensors = new Map<string, Tensor>();
+  for (const s of specs) {
+    const arr = typedView(data.subarray(s.begin, s.end), s.st);
+    tensors.set(s.name, tensor(arr, s.shape, { dtype: FROM_ST[s.st].dtype }));
+  }
+  return { tensors, metadata };
+}
+
+/** Write atomically (temp file, then rename): a crash never leaves a partial file. */
+export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
+  const bytes = serializeSafetensors(tensors, metadata);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+export function loadSafetensors(path: string): SafetensorsContent {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  return parseSafetensors(buf, path);
+}
