@@ -2,6 +2,8 @@
 // integer code that src/engine/native.ts names; the C++ side only dispatches.
 #include "marshal.h"
 
+#include <cmath>
+
 namespace coded {
 
 static Napi::Value Unary(const Napi::CallbackInfo& info) {
@@ -100,13 +102,24 @@ static Napi::Value Scalar(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), std::move(r));
 }
 
+// A JS number as the Scalar an in-place op on `t` takes: integer-valued numbers become
+// integral Scalars for integral tensors (as Python ints do), so `counter.add_(1)` works on
+// int64 tensors instead of failing on a float -> long cast. Floating tensors get a double.
+static at::Scalar ScalarFor(const at::Tensor& t, double v) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false) && std::nearbyint(v) == v && std::fabs(v) <= 9007199254740992.0)
+    return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
+}
+
 // inplace(op, t, other|null, s1, s2): mutates t, returns nothing
 static Napi::Value Inplace(const Napi::CallbackInfo& info) {
   int64_t op = Int(info[0], "inplace op");
   at::Tensor& t = Unwrap(info[1], "inplace target");
   auto other = [&]() -> at::Tensor& { return Unwrap(info[2], "inplace operand"); };
-  auto s1 = [&]() { return Num(info[3], "inplace scalar"); };
-  auto s2 = [&]() { return Num(info[4], "inplace scalar"); };
+  auto s1 = [&]() { return ScalarFor(t, Num(info[3], "inplace scalar")); };
+  auto s2 = [&]() { return ScalarFor(t, Num(info[4], "inplace scalar")); };
+  auto d1 = [&]() { return Num(info[3], "inplace scalar"); };
+  auto d2 = [&]() { return Num(info[4], "inplace scalar"); };
   switch (op) {
     case 0: t.zero_(); break;
     case 1: t.fill_(s1()); break;
@@ -118,14 +131,14 @@ static Napi::Value Inplace(const Napi::CallbackInfo& info) {
     case 7: t.div_(other()); break;
     case 8: t.sqrt_(); break;
     case 9: t.clamp_min_(s1()); break;
-    case 10: t.normal_(s1(), s2()); break;
-    case 11: t.uniform_(s1(), s2()); break;
+    case 10: t.normal_(d1(), d2()); break;
+    case 11: t.uniform_(d1(), d2()); break;
     case 12: t.sub_(other(), s1()); break;
     case 13: t.div_(s1()); break;
     case 14: t.lerp_(other(), s1()); break;
     case 15: t.relu_(); break;
     case 16: t.clamp_(s1(), s2()); break;
-    case 17: t.bernoulli_(s1()); break;
+    case 17: t.bernoulli_(d1()); break;
     case 18: t.requires_grad_(false); break;
     default: ThrowType(info.Env(), "unknown inplace op code");
   }

@@ -1,7 +1,7 @@
 // Module: the unit of model composition, with PyTorch's vocabulary (named parameters and
 // buffers, children, train/eval, stateDict/loadStateDict, to()).
 import { noGrad } from '../engine/autograd.js';
-import type { Device, DType } from '../engine/dtype.js';
+import { isFloating, type Device, type DType } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
 
 export type StateDict = Map<string, Tensor>;
@@ -72,9 +72,16 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Parameters and buffers by dotted name (the module's own tensors, not copies). */
+  /**
+   * Parameters and buffers by dotted name (the module's own tensors, not copies), in
+   * PyTorch's order: each module's parameters, then its buffers, then its children's.
+   */
   stateDict(): StateDict {
-    return new Map([...this.namedParameters(), ...this.namedBuffers()]);
+    const out: StateDict = new Map();
+    for (const [p, m] of this.namedModules()) {
+      for (const [n, t] of [...m.params, ...m.bufs]) out.set(p ? `${p}.${n}` : n, t);
+    }
+    return out;
   }
 
   /** Copy values in from a state dict; strict mode requires exactly the same names. */
@@ -108,14 +115,24 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
-  /** Move (or cast) every parameter and buffer in place; tensor objects keep their identity. */
+  /**
+   * Move every parameter and buffer to a device, or cast the floating-point ones to a
+   * floating dtype (integer and bool buffers such as num_batches_tracked keep theirs, as
+   * in PyTorch), in place: tensor objects keep their identity and requiresGrad.
+   */
   to(target: Device | DType): this {
+    const isDevice = /^(cpu|cuda)/.test(target);
+    if (!isDevice && !isFloating(target as DType)) {
+      throw new TypeError(`Module.to() casts to floating-point dtypes only, got '${target}'`);
+    }
     noGrad(() => {
       for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
         if (target === t.device || target === t.dtype) continue;
-        if (!/^(cpu|cuda)/.test(target) && (t.dtype === 'int64' || t.dtype === 'int32')) continue; // keep counters integral
+        if (!isDevice && !isFloating(t.dtype)) continue; // keep counters and masks integral
         const rg = t.requiresGrad;
-        const moved = t.to(target as string).detach().keep();
+        const converted = t.to(target as string);
+        const moved = converted.detach().keep();
+        converted.dispose();
         t.replaceWith(moved);
         if (rg) t.requiresGrad_(true);
       }

@@ -1,7 +1,7 @@
 // The safetensors format (https://github.com/huggingface/safetensors), read and written in
 // TypeScript: 8-byte little-endian header length, a JSON header {name: {dtype, shape,
 // data_offsets}, __metadata__: {string: string}}, then the raw little-endian data.
-import { readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tensor, Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
 
@@ -44,17 +44,22 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
   });
   // widest elements first keeps every tensor aligned to its element size
   items.sort((a, b) => b.width - a.width || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
   }
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  // The JSON is assembled entry by entry: __metadata__ first, then the tensors in data
+  // order (as the Python library writes it), and names such as "__proto__" or "0" can
+  // neither vanish into a prototype nor be reordered by JS object-key rules.
+  const parts: string[] = [];
+  if (Object.keys(metadata).length > 0) {
+    parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+  }
   let offset = 0;
   for (const it of items) {
-    header[it.name] = { dtype: it.st, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] };
+    parts.push(`${JSON.stringify(it.name)}:${JSON.stringify({ dtype: it.st, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] })}`);
     offset += it.bytes.length;
   }
-  let json = JSON.stringify(header);
+  let json = `{${parts.join(',')}}`;
   const raw = Buffer.byteLength(json, 'utf8');
   json += ' '.repeat((8 - (raw % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
@@ -81,8 +86,13 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   if (n > BigInt(MAX_HEADER)) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
   const headerLen = Number(n);
   if (8 + headerLen > buf.length) throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the ${buf.length}-byte file (truncated?)`);
-  const text = buf.subarray(8, 8 + headerLen).toString('utf8');
-  if (!text.startsWith('{')) throw new SafetensorsError(source, 'header does not start with "{"');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf.subarray(8, 8 + headerLen));
+  } catch {
+    throw new SafetensorsError(source, 'header is not valid UTF-8');
+  }
+  if (!text.startsWith('{')) throw new SafetensorsError(source, 'header is not a JSON object (it does not start with "{")');
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -98,7 +108,7 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError(source, '__metadata__ must be an object of strings');
       for (const [k, s] of Object.entries(v)) {
         if (typeof s !== 'string') throw new SafetensorsError(source, `__metadata__.${k} is not a string`);
-        metadata[k] = s;
+        Object.defineProperty(metadata, k, { value: s, enumerable: true, writable: true, configurable: true }); // safe for "__proto__"
       }
       continue;
     }
@@ -122,10 +132,12 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   const sorted = [...specs].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
   for (const s of sorted) {
-    if (s.begin !== pos) throw new SafetensorsError(source, `entry '${s.name}' starts at byte ${s.begin}, expected ${pos} (hole or overlap in the data)`);
+    if (s.begin > pos) throw new SafetensorsError(source, `entry '${s.name}' starts at data byte ${s.begin}, leaving a hole after byte ${pos}`);
+    if (s.begin < pos) throw new SafetensorsError(source, `entry '${s.name}' starts at data byte ${s.begin}, overlapping the tensor that ends at byte ${pos}`);
     pos = s.end;
   }
-  if (pos !== data.length) throw new SafetensorsError(source, `the header describes ${pos} data bytes but the file holds ${data.length} (truncated or trailing bytes)`);
+  if (pos < data.length) throw new SafetensorsError(source, `${data.length - pos} trailing bytes after the ${pos} data bytes the header describes`);
+  if (pos > data.length) throw new SafetensorsError(source, `truncated: the header describes ${pos} data bytes but the file holds ${data.length}`);
   const tensors = new Map<string, Tensor>();
   for (const s of specs) {
     const arr = typedView(data.subarray(s.begin, s.end), s.st);
@@ -134,15 +146,29 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   return { tensors, metadata };
 }
 
-/** Write atomically (temp file, then rename): a crash never leaves a partial file. */
+/** Write atomically (temp file, fsync, then rename): a crash never leaves a partial file. */
 export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
   const bytes = serializeSafetensors(tensors, metadata);
   const tmp = `${path}.tmp-${process.pid}`;
+  let created = false;
   try {
-    writeFileSync(tmp, bytes);
+    const fd = openSync(tmp, 'w');
+    created = true;
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    if (created) {
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // the original error matters more than a failed cleanup
+      }
+    }
     throw e;
   }
 }

@@ -1,0 +1,22 @@
+// `coded bench <name>`: benchmarks. `engine` runs W1-W4 through our engine and PyTorch.
+import { UsageError } from '../args.js';
+
+export const usage = `coded bench <benchmark> [options]
+
+Benchmarks:
+  engine    our libtorch engine vs PyTorch (same libtorch, same threads): W1 Base-MLP train
+            step, W2 ConvEncoder fwd+bwd, W3 ResNet-18 fwd+bwd, W4 ResNet-18 batch-1 latency
+            (coded bench engine --help for its options)`;
+
+export async function bench(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') return void console.log(usage);
+  if (name !== 'engine') throw new UsageError(`unknown benchmark '${name}'\n\n${usage}`);
+  const { engineBenchMain, EngineBenchUsageError } = await import('../../bench/engine.js');
+  try {
+    await engineBenchMain(rest);
+  } catch (e) {
+    if (e instanceof EngineBenchUsageError) throw new UsageError(e.message);
+    throw e;
+  }
+}

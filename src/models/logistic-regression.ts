@@ -1,0 +1,20 @@
+// Multinomial logistic regression: one linear map from the flattened image to class logits.
+import type { Tensor } from '../engine/tensor.js';
+import { Linear } from '../nn/linear.js';
+import { Module } from '../nn/module.js';
+
+export class LogisticRegression extends Module {
+  readonly fc: Linear;
+  constructor(readonly inFeatures = 784, readonly numClasses = 10) {
+    super();
+    this.fc = this.registerModule('fc', new Linear(inFeatures, numClasses));
+  }
+  /** x: [N, features] or [N, C, H, W]; returns logits [N, classes]. */
+  forward(x: Tensor): Tensor {
+    if (x.rank === 2) return this.fc.forward(x);
+    const flat = x.flatten(1);
+    const out = this.fc.forward(flat);
+    flat.dispose();
+    return out;
+  }
+}

@@ -1,0 +1,88 @@
+// The model zoo by name. Each entry builds a Module returning raw logits for a given input
+// shape and class count, with the initialisation that reaches its accuracy bar.
+import type { Module } from '../nn/module.js';
+import { BaseMLP } from './base-mlp.js';
+import { LeNet5 } from './lenet5.js';
+import { LogisticRegression } from './logistic-regression.js';
+import { applyPaperInit } from './paper-init.js';
+import { ResNet18, ResNet152 } from './resnet.js';
+import { VGG11 } from './vgg11.js';
+
+export interface InputSpec {
+  channels: number;
+  height: number;
+  width: number;
+  classes: number;
+}
+
+export interface ModelEntry {
+  name: string;
+  description: string;
+  /** which inputs the architecture accepts */
+  accepts: (s: InputSpec) => boolean;
+  build: (s: InputSpec) => Module;
+  init: 'paper' | 'pytorch-default';
+}
+
+const grey28 = (s: InputSpec) => s.channels === 1 && s.height === 28 && s.width === 28;
+const rgb32 = (s: InputSpec) => s.channels === 3 && s.height === 32 && s.width === 32;
+const features = (s: InputSpec) => s.channels * s.height * s.width;
+
+export const MODELS: ModelEntry[] = [
+  {
+    name: 'logistic-regression',
+    description: 'multinomial logistic regression: one linear layer from pixels to logits',
+    accepts: () => true,
+    build: (s) => applyPaperInit(new LogisticRegression(features(s), s.classes)),
+    init: 'paper',
+  },
+  {
+    name: 'base-mlp',
+    description: 'Base-MLP: fully connected 784-200-100-10 with ReLU (the papers\' MNIST-family model)',
+    accepts: () => true,
+    build: (s) => applyPaperInit(new BaseMLP({ inFeatures: features(s), numClasses: s.classes })),
+    init: 'paper',
+  },
+  {
+    name: 'lenet5',
+    description: 'LeNet-5: two 5x5 conv + max-pool stages, then 120-84-classes (28x28 inputs)',
+    accepts: (s) => s.height === 28 && s.width === 28,
+    build: (s) => new LeNet5(s.channels, s.classes),
+    init: 'pytorch-default',
+  },
+  {
+    name: 'vgg11',
+    description: 'VGG-11 with batch norm (CIFAR layout; 28x28 inputs skip the last pooling)',
+    accepts: (s) => s.height === s.width && s.height >= 16,
+    build: (s) => new VGG11(s.channels, s.classes, s.height),
+    init: 'pytorch-default',
+  },
+  {
+    name: 'resnet18',
+    description: 'ResNet-18: 1x28x28 three-stage variant (MNIST family) or 3x32x32 four-stage variant (CIFAR)',
+    accepts: (s) => grey28(s) || rgb32(s),
+    build: (s) => new ResNet18(grey28(s) ? 'mnist' : 'cifar', s.classes),
+    init: 'pytorch-default',
+  },
+  {
+    name: 'resnet152',
+    description: 'ResNet-152 (CIFAR variant, Bottleneck blocks [3, 8, 36, 3])',
+    accepts: rgb32,
+    build: (s) => new ResNet152(s.classes),
+    init: 'pytorch-default',
+  },
+];
+
+export function modelNames(): string[] {
+  return MODELS.map((m) => m.name);
+}
+
+/** Build a model by name for an input spec, with a clear error for unknown names or shapes. */
+export function buildModel(name: string, spec: InputSpec): Module {
+  const e = MODELS.find((m) => m.name === name);
+  if (e === undefined) throw new Error(`unknown model '${name}': choose one of ${modelNames().join(', ')}`);
+  if (!e.accepts(spec)) {
+    throw new Error(`model '${name}' does not take ${spec.channels}x${spec.height}x${spec.width} inputs (${e.description})`);
+  }
+  return e.build(spec);
+}

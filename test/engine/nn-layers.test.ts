@@ -1,0 +1,235 @@
+// nn layers: finite-difference gradient checks of whole modules in float64 (w.r.t. the
+// input and every parameter), plus the modules' bookkeeping (running statistics,
+// dtype casts, naming, intermediate disposal).
+import { beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { liveTensors, manualSeed, nn, noGrad, tensor, tidy } from '../../src/index.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+
+beforeEach(() => manualSeed(20240611));
+
+const close = (actual: number[], expected: number[], tol = 1e-6) => {
+  assert.equal(actual.length, expected.length, `length ${actual.length} vs ${expected.length}`);
+  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol, `[${i}]: ${v} vs ${expected[i]}`));
+};
+
+describe('module gradients (float64)', () => {
+  test('Linear, with and without bias', () => {
+    const m = new nn.Linear(4, 3).to('float64');
+    const nb = new nn.Linear(4, 2, { bias: false }).to('float64');
+    try {
+      tidy(() => {
+        const x = randLeaf([5, 4], 1);
+        gradcheck(() => m.forward(x), [x, ...m.parameters()]);
+        gradcheck(() => nb.forward(x), [x, ...nb.parameters()]);
+      });
+    } finally {
+      m.dispose();
+      nb.dispose();
+    }
+  });
+
+  test('Conv2d: plain, strided + padded, dilated, grouped', () => {
+    const layers = [
+      new nn.Conv2d(2, 3, 3),
+      new nn.Conv2d(2, 2, [3, 2], { stride: 2, padding: 1 }),
+      new nn.Conv2d(2, 2, 2, { dilation: 2, padding: 'same', bias: false }),
+      new nn.Conv2d(4, 4, 3, { groups: 2, padding: 1, stride: [1, 2] }),
+    ].map((m) => m.to('float64'));
+    try {
+      tidy(() => {
+        for (const m of layers) {
+          const x = randLeaf([2, m.inChannels, 5, 5], 2);
+          gradcheck(() => m.forward(x), [x, ...m.parameters()]);
+        }
+      });
+    } finally {
+      for (const m of layers) m.dispose();
+    }
+  });
+
+  test('BatchNorm2d in train mode and in eval mode', () => {
+    const bn = new nn.BatchNorm2d(3).to('float64');
+    try {
+      tidy(() => {
+        // non-trivial affine parameters and running statistics
+        noGrad(() => {
+          bn.weight!.copy_(tensor([0.5, 1.5, -2], undefined, { dtype: 'float64' }));
+          bn.bias!.copy_(tensor([0.1, -0.3, 0.7], undefined, { dtype: 'float64' }));
+          bn.runningMean!.copy_(tensor([0.2, -0.1, 0.4], undefined, { dtype: 'float64' }));
+          bn.runningVar!.copy_(tensor([0.8, 1.3, 2.1], undefined, { dtype: 'float64' }));
+        });
+        const x = randLeaf([4, 3, 3, 2], 3, { scale: 1.5, shift: 0.3 });
+        bn.train();
+        gradcheck(() => bn.forward(x), [x, ...bn.parameters()]);
+        bn.eval();
+        gradcheck(() => bn.forward(x), [x, ...bn.parameters()]);
+        const noAffine = new nn.BatchNorm2d(3, { affine: false, trackRunningStats: false }).to('float64');
+        gradcheck(() => noAffine.forward(x), [x]);
+      });
+    } finally {
+      bn.dispose();
+    }
+  });
+
+  test('Sequential: Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d -> Flatten -> Linear', () => {
+    const net = new nn.Sequential(
+      new nn.Conv2d(2, 4, 3, { padding: 1 }),
+      new nn.BatchNorm2d(4),
+      new nn.ReLU(),
+      new nn.MaxPool2d(2),
+      new nn.Flatten(),
+      new nn.Linear(16, 3),
+    ).to('float64');
+    try {
+      tidy(() => {
+        const x = randLeaf([3, 2, 4, 4], 4);
+        net.train();
+        // the conv bias is a per-channel constant that train-mode batch norm subtracts
+        // again: its gradient is exactly zero here (non-zero in eval mode below)
+        gradcheck(() => net.forward(x), [x, ...net.parameters()], { allowZeroGrad: true });
+        const convBias = net.parameters()[1];
+        gradcheck(() => net.forward(x), [x, ...net.parameters().filter((p) => p !== convBias)]);
+        net.eval();
+        gradcheck(() => net.forward(x), [x, ...net.parameters()]);
+      });
+    } finally {
+      net.dispose();
+    }
+  });
+
+  test('parameter-free layers: AvgPool2d, AdaptiveAvgPool2d, Identity, Flatten, Dropout (eval)', () => {
+    tidy(() => {
+      const x = randLeaf([2, 3, 4, 6], 5);
+      const mods: nn.Module[] = [
+        new nn.AvgPool2d(2, { stride: 1 }),
+        new nn.AdaptiveAvgPool2d([3, 2]),
+        new nn.Identity(),
+        new nn.Flatten(),
+        new nn.Flatten(0, 2),
+        new nn.Dropout(0.3).eval(),
+        new nn.Sequential(new nn.AvgPool2d(2), new nn.Identity(), new nn.Flatten()),
+      ];
+      for (const m of mods) gradcheck(() => m.forward(x), [x]);
+    });
+  });
+});
+
+describe('module behaviour', () => {
+  test('BatchNorm2d train mode updates running statistics (momentum, unbiased variance) and the batch counter', () => {
+    const bn = new nn.BatchNorm2d(1, { momentum: 0.25 });
+    try {
+      tidy(() => {
+        // channel values 1, 2, 3, 6: mean 3, biased var 3.5, unbiased var 14/3
+        const x = tensor([1, 2, 3, 6], [2, 1, 1, 2]);
+        const y = bn.forward(x);
+        const sd = Math.sqrt(3.5 + 1e-5);
+        close(y.toList(), [(1 - 3) / sd, (2 - 3) / sd, 0, 3 / sd], 1e-5);
+        close(bn.runningMean!.toList(), [0.75 * 0 + 0.25 * 3]);
+        close(bn.runningVar!.toList(), [0.75 * 1 + 0.25 * (14 / 3)], 1e-6);
+        assert.equal(bn.numBatchesTracked!.item(), 1);
+        bn.forward(x);
+        assert.equal(bn.numBatchesTracked!.item(), 2);
+        close(bn.runningMean!.toList(), [0.75 * 0.75 + 0.25 * 3]);
+        // eval mode uses (and does not change) the running statistics
+        bn.eval();
+        const rm = bn.runningMean!.item();
+        const rv = bn.runningVar!.item();
+        const z = bn.forward(tensor([5], [1, 1, 1, 1]));
+        close(z.toList(), [(5 - rm) / Math.sqrt(rv + 1e-5)], 1e-5);
+        assert.equal(bn.runningMean!.item(), rm);
+        assert.equal(bn.numBatchesTracked!.item(), 2);
+      });
+    } finally {
+      bn.dispose();
+    }
+  });
+
+  test("to('float64') casts parameters and float buffers in place, keeps identity, leaves and requiresGrad", () => {
+    const net = new nn.Sequential(new nn.Linear(3, 2), new nn.BatchNorm2d(2));
+    try {
+      const before = net.parameters();
+      const values = before.map((p) => p.toList());
+      const live = liveTensors();
+      net.to('float64');
+      assert.equal(liveTensors(), live, 'to() must not leak handles');
+      const after = net.parameters();
+      after.forEach((p, i) => {
+        assert.equal(p, before[i]);
+        assert.equal(p.dtype, 'float64');
+        assert.ok(p.requiresGrad);
+        assert.ok(p.isLeaf);
+        close(p.toList(), values[i], 1e-7);
+      });
+      const bufs = new Map(net.namedBuffers());
+      assert.equal(bufs.get('1.running_mean')!.dtype, 'float64');
+      assert.equal(bufs.get('1.num_batches_tracked')!.dtype, 'int64');
+      net.to('float32');
+      assert.equal(net.parameters()[0].dtype, 'float32');
+    } finally {
+      net.dispose();
+    }
+  });
+
+  test('names of parameters and buffers follow PyTorch', () => {
+    const net = new nn.Sequential(new nn.Conv2d(1, 2, 3), new nn.BatchNorm2d(2), new nn.ReLU(), new nn.Linear(2, 1));
+    try {
+      assert.deepEqual(
+        net.namedParameters().map(([n]) => n),
+        ['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias'],
+      );
+      assert.deepEqual(net.namedBuffers().map(([n]) => n), ['1.running_mean', '1.running_var', '1.num_batches_tracked']);
+      assert.equal(net.numParameters(), 2 * 9 + 2 + 2 + 2 + 2 + 1);
+      assert.deepEqual(net.parameters()[0].shape, [2, 1, 3, 3]);
+    } finally {
+      net.dispose();
+    }
+  });
+
+  test('train() / eval() reach every submodule', () => {
+    const net = new nn.Sequential(new nn.Dropout(0.5), new nn.Sequential(new nn.BatchNorm2d(1)));
+    try {
+      net.eval();
+      assert.ok(net.namedModules().every(([, m]) => !m.training));
+      net.train();
+      assert.ok(net.namedModules().every(([, m]) => m.training));
+    } finally {
+      net.dispose();
+    }
+  });
+
+  test('Sequential frees its intermediates; the result is the only new handle', () => {
+    const net = new nn.Sequential(new nn.Linear(4, 8), new nn.ReLU(), new nn.Linear(8, 2));
+    try {
+      const x = tensor(new Float32Array(12).fill(0.5), [3, 4]);
+      const live = liveTensors();
+      const y = net.forward(x);
+      assert.equal(liveTensors(), live + 1);
+      assert.deepEqual(y.shape, [3, 2]);
+      assert.ok(!x.isDisposed, 'the input belongs to the caller');
+      y.dispose();
+      const empty = new nn.Sequential();
+      const z = empty.forward(x);
+      assert.notEqual(z, x);
+      assert.deepEqual(z.toList(), x.toList());
+      z.dispose();
+      x.dispose();
+      assert.equal(liveTensors(), live - 1);
+    } finally {
+      net.dispose();
+    }
+  });
+
+  test('Dropout: identity in eval mode, zeroes and rescales in train mode', () => {
+    tidy(() => {
+      const d = new nn.Dropout(0.5);
+      const x = tensor(new Float32Array(1000).fill(1), [1000]);
+      const y = d.forward(x).toList();
+      assert.ok(y.every((v) => v === 0 || v === 2), 'kept values are scaled by 1 / (1 - p)');
+      const kept = y.filter((v) => v === 2).length;
+      assert.ok(kept > 400 && kept < 600, `kept ${kept} of 1000`);
+      d.eval();
+      assert.deepEqual(d.forward(x).toList(), x.toList());
+    });
+  });
+});
