@@ -13,9 +13,8 @@
 
 namespace coded {
 
-// A JS tensor handle is an External owning a heap torch::Tensor. dispose() resets the
-// tensor (drops this handle's reference to the storage); the finalizer deletes the
-// holder as a backstop when JS forgets to dispose.
+// A JS tensor handle is a type-tagged JS object wrapping a heap torch::Tensor (see
+// marshal.cc). dispose() frees it at once; a GC finalizer is the backstop when JS forgets.
 using Holder = at::Tensor;
 
 std::atomic<int64_t>& LiveHandles();
@@ -24,6 +23,10 @@ Napi::Value Wrap(Napi::Env env, at::Tensor t);
 Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
 
 at::Tensor& Unwrap(const Napi::Value& v, const char* what);
+// The holder behind a handle, nullptr once disposed (throws for a value that is no handle).
+Holder* HolderOf(const Napi::Value& v, const char* what);
+// Free a handle's tensor reference and native bookkeeping now (idempotent).
+void DisposeHandle(const Napi::Value& v, const char* what);
 at::Tensor UnwrapOptional(const Napi::Value& v, const char* what);  // undefined tensor for null
 c10::optional<at::Tensor> OptionalTensor(const Napi::Value& v, const char* what);
 std::vector<at::Tensor> UnwrapList(const Napi::Value& v, const char* what);

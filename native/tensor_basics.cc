@@ -114,18 +114,12 @@ static Napi::Value Item(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) ThrowType(info.Env(), "isDisposed: expected a tensor handle");
-  Holder* h = info[0].As<Napi::External<Holder>>().Data();
+  Holder* h = HolderOf(info[0], "isDisposed");
   return Napi::Boolean::New(info.Env(), h == nullptr || !h->defined());
 }
 
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) ThrowType(info.Env(), "dispose: expected a tensor handle");
-  Holder* h = info[0].As<Napi::External<Holder>>().Data();
-  if (h != nullptr && h->defined()) {
-    h->reset();
-    LiveHandles().fetch_sub(1, std::memory_order_relaxed);
-  }
+  DisposeHandle(info[0], "dispose");
   return info.Env().Undefined();
 }
 

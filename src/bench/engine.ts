@@ -12,7 +12,7 @@
 // every single run (median over all runs). CUDA work is synchronised before clocks are read.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { availableParallelism, cpus, arch, platform } from 'node:os';
+import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +53,7 @@ export interface EngineBenchOptions {
   workloads?: readonly WorkloadName[];
   /** Python interpreter with torch (default $CODED_PYTHON or /usr/bin/python3) */
   python?: string;
-  /** timed blocks per side (default 9, quick 3) */
+  /** timed blocks per side (default 11, quick 3) */
   reps?: number;
   /** target seconds per timed block (default 1.0, quick 0.15) */
   blockSeconds?: number;
@@ -86,6 +86,8 @@ export interface EngineBenchReport {
   libtorch: string;
   pytorch: string | null;
   glibcTunables: { ours: string | null; pytorch: string | null };
+  /** 1-minute load average before and after the run (other processes make numbers noisy) */
+  loadAverage: { start: number; end: number };
   method: string;
 }
 
@@ -254,8 +256,10 @@ export function defaultPython(): string {
 
 type Reply = { ok: boolean; error?: string; [k: string]: unknown };
 
+const HELLO_TIMEOUT_S = 120;
+
 export class Peer {
-  private readonly child: ChildProcessWithoutNullStreams;
+  readonly child: ChildProcessWithoutNullStreams;
   private readonly waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   private stderr = '';
   private exited: Error | null = null;
@@ -293,7 +297,18 @@ export class Peer {
   static async start(o: { python: string; device: string; threads: number; env: NodeJS.ProcessEnv }): Promise<Peer> {
     if (!existsSync(o.python)) throw new PeerUnavailableError(`${o.python} does not exist`);
     const p = new Peer(o.python, ['--device', o.device, '--threads', String(o.threads)], o.env);
-    p.hello = await p.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`PyTorch peer: ${o.python} did not start within ${HELLO_TIMEOUT_S} s`)), HELLO_TIMEOUT_S * 1000);
+    });
+    try {
+      p.hello = await Promise.race([p.next(), timeout]);
+    } catch (e) {
+      p.child.kill('SIGKILL');
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     if (!p.hello.ok) throw new Error(`PyTorch peer: ${p.hello.error ?? 'failed to start'}`);
     return p;
   }
@@ -338,6 +353,14 @@ export class Peer {
 // ---------------------------------------------------------------------------
 // the driver
 
+/** Seconds per step, from doubling runs until one lasts at least `minSeconds`. */
+async function secondsPerStep(side: Side, minSeconds: number): Promise<number> {
+  for (let n = 1; ; n *= 2) {
+    const s = await side.run(n);
+    if (s >= minSeconds || n >= 1024) return s / n;
+  }
+}
+
 function machineDescription(): string {
   const model = cpus()[0]?.model?.trim() ?? 'unknown CPU';
   return `${model}, ${availableParallelism()} logical cores, ${platform()} ${arch()}, node ${process.version}`;
@@ -354,23 +377,27 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
   const threads = o.threads ?? availableParallelism();
   if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`engine bench: threads must be a positive integer, got ${threads}`);
   const quick = o.quick ?? false;
-  const reps = o.reps ?? (quick ? 3 : 9);
+  const reps = o.reps ?? (quick ? 3 : 11);
   const blockSeconds = o.blockSeconds ?? (quick ? 0.15 : 1.0);
   const names = o.workloads ?? WORKLOAD_NAMES;
   const log = o.log ?? (() => {});
   const usePeer = o.peer ?? true;
 
-  const threadsBefore = getNumThreads();
-  setNumThreads(threads);
+  const loadStart = loadavg()[0];
   // The peer gets the stock environment: PyTorch as users run it (no malloc tuning, no
   // thread variables that would override --threads).
+  // CODED_BENCH_PEER_GLIBC_TUNABLES sets the peer's malloc tunables (to compare like with like).
   const peerEnv: NodeJS.ProcessEnv = { ...process.env };
   delete peerEnv.GLIBC_TUNABLES;
+  const peerTunables = process.env.CODED_BENCH_PEER_GLIBC_TUNABLES || null;
+  if (peerTunables !== null) peerEnv.GLIBC_TUNABLES = peerTunables;
   delete peerEnv.OMP_NUM_THREADS;
   delete peerEnv.MKL_NUM_THREADS;
   const peer = usePeer ? await Peer.start({ python: o.python ?? defaultPython(), device, threads, env: peerEnv }) : null;
   const results: WorkloadResult[] = [];
+  const threadsBefore = getNumThreads();
   try {
+    setNumThreads(threads);
     for (const name of names) {
       log(`${name}: ${WORKLOAD_DESCRIPTIONS[name]}`);
       const w = makeOurs(name, device);
@@ -384,8 +411,8 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
         // warm-up (first-call allocations, oneDNN primitive caches), then calibration
         await ours.run(1);
         if (theirs) await theirs.run(1);
-        const stepOurs = await ours.run(1);
-        const stepTheirs = theirs ? await theirs.run(1) : 0;
+        const stepOurs = await secondsPerStep(ours, blockSeconds / 8);
+        const stepTheirs = theirs ? await secondsPerStep(theirs, blockSeconds / 8) : 0;
         const step = Math.max(stepOurs, stepTheirs, 1e-6);
         const iters = Math.max(1, Math.min(2000, Math.round(blockSeconds / step)));
         const warm = Math.max(1, Math.round(iters / 4));
@@ -441,9 +468,10 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
     device,
     libtorch: torchVersion(),
     pytorch: peer?.hello ? String(peer.hello.torch) : null,
-    glibcTunables: { ours: process.env.GLIBC_TUNABLES || null, pytorch: null },
+    glibcTunables: { ours: process.env.GLIBC_TUNABLES || null, pytorch: peerTunables },
+    loadAverage: { start: loadStart, end: loadavg()[0] },
     method:
-      `${reps} timed blocks per side of ${quick ? 'about 0.15' : 'about ' + blockSeconds} s, ABBA-interleaved with the PyTorch peer; ` +
+      `${reps} timed blocks per side of about ${blockSeconds} s` + (usePeer ? ', ABBA-interleaved with the PyTorch peer; ' : ' (no PyTorch peer); ') +
       'median per block (W4: median over every run); ratio > 1 means ours is better',
   };
 }
@@ -469,6 +497,8 @@ export function formatEngineBench(r: EngineBenchReport): string {
   out.push('ratio: ours/pytorch for throughput (W1-W3), pytorch/ours for latency (W4); > 1 means ours is better.');
   out.push(`device ${r.device}, ${r.threads} threads, libtorch ${r.libtorch}, PyTorch ${r.pytorch ?? '(not run)'}; ${r.machine}`);
   out.push(`GLIBC_TUNABLES ours: ${r.glibcTunables.ours ?? '(unset)'}; pytorch: ${r.glibcTunables.pytorch ?? '(unset)'}`);
+  out.push(`load average (1 min) ${r.loadAverage.start.toFixed(2)} at start, ${r.loadAverage.end.toFixed(2)} at end` +
+    (r.loadAverage.start > 0.5 * r.threads || r.loadAverage.end > 0.5 * r.threads ? ' (busy machine: expect noise)' : ''));
   out.push(`method: ${r.method}`);
   return out.join('\n');
 }

@@ -2,13 +2,9 @@
 // rank 32-bit dimensions, then the data. Files may be gzip-compressed.
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { DataFileError } from './errors.js';
 
-export class DataFileError extends Error {
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
-    this.name = 'DataFileError';
-  }
-}
+export { DataFileError };
 
 export interface IdxArray {
   /** unsigned bytes (the only element type the MNIST family uses) */
@@ -18,16 +14,21 @@ export interface IdxArray {
 
 const UBYTE = 0x08;
 
-/** Parse IDX bytes (gzip-compressed or not). */
-export function parseIdx(raw: Buffer, file = 'buffer'): IdxArray {
-  let buf = raw;
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+/** The bytes, gunzipped when they start with the gzip magic. */
+export function maybeGunzip(raw: Buffer, file = 'buffer'): Buffer {
+  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
-      buf = gunzipSync(buf);
+      return gunzipSync(raw);
     } catch (e) {
       throw new DataFileError(file, `corrupt gzip data (${(e as Error).message}); delete the file and fetch it again`);
     }
   }
+  return raw;
+}
+
+/** Parse IDX bytes (gzip-compressed or not). */
+export function parseIdx(raw: Buffer, file = 'buffer'): IdxArray {
+  const buf = maybeGunzip(raw, file);
   if (buf.length < 4) throw new DataFileError(file, `only ${buf.length} bytes: not an IDX file`);
   if (buf[0] !== 0 || buf[1] !== 0) throw new DataFileError(file, `bad IDX magic ${buf.subarray(0, 4).toString('hex')} (expected 0000 08 NN)`);
   const type = buf[2];
@@ -46,12 +47,15 @@ export function parseIdx(raw: Buffer, file = 'buffer'): IdxArray {
   return { data: new Uint8Array(buf.buffer, buf.byteOffset + headerLen, n), shape };
 }
 
-export function readIdx(file: string): IdxArray {
-  let raw: Buffer;
+/** A file's bytes, with a DataFileError naming the file when it cannot be read. */
+export function readBytes(file: string): Buffer {
   try {
-    raw = readFileSync(file);
+    return readFileSync(file);
   } catch (e) {
     throw new DataFileError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message);
   }
-  return parseIdx(raw, file);
+}
+
+export function readIdx(file: string): IdxArray {
+  return parseIdx(readBytes(file), file);
 }

@@ -57,6 +57,10 @@ export function tidy<T>(fn: () => T): T {
   const created = scopes.pop()!;
   if (result instanceof Promise) {
     for (const t of created) if (!t.kept) t.dispose();
+    // Nobody can await this promise any more (the caller gets the TypeError below), so its
+    // rejection (typically a tensor used after this scope freed it) must not surface later
+    // as an unhandled rejection that kills the process.
+    result.catch(() => undefined);
     throw new TypeError('tidy() takes a synchronous function: tensors cannot outlive an await inside a scope');
   }
   const returned = new Set<unknown>();

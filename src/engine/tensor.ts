@@ -40,6 +40,7 @@ export class Tensor implements Disposable {
     if (this.handleOrNull !== null) {
       native.dispose(this.handleOrNull);
       this.handleOrNull = null;
+      this.cachedShape = null; // metadata must not outlive the tensor
     }
   }
 
@@ -53,6 +54,7 @@ export class Tensor implements Disposable {
   replaceWith(other: Tensor): void {
     const h = other.handle;
     other.handleOrNull = null;
+    other.cachedShape = null;
     if (this.handleOrNull !== null) native.dispose(this.handleOrNull);
     this.handleOrNull = h;
     this.cachedShape = null;
@@ -413,8 +415,12 @@ export class Tensor implements Disposable {
 // ---------------------------------------------------------------------------
 // factories
 
+function device(o: TensorOptions | undefined): string | null {
+  return o?.device === undefined ? null : checkDevice(o.device);
+}
+
 function opts(o: TensorOptions | undefined, fallback: DType = 'float32'): [number, string | null] {
-  return [dtypeCode(o?.dtype ?? fallback), o?.device === undefined ? null : checkDevice(o.device)];
+  return [dtypeCode(o?.dtype ?? fallback), device(o)];
 }
 
 function finish(t: Tensor, o: TensorOptions | undefined): Tensor {
@@ -443,7 +449,7 @@ export function tensor(data: TensorData | Nested, shape?: Shape, o?: TensorOptio
     const arr = data as TensorData;
     const s = shape ?? [arr.length];
     const dtype = o?.dtype ?? dtypeOfArray(arr);
-    return finish(new Tensor(native.fromArray(arr, [...s], dtypeCode(dtype), o?.device ?? null)), o);
+    return finish(new Tensor(native.fromArray(arr, [...s], dtypeCode(dtype), device(o))), o);
   }
   const inferred = inferShape(data);
   const flat = (Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data]) as (number | boolean)[];
@@ -453,7 +459,7 @@ export function tensor(data: TensorData | Nested, shape?: Shape, o?: TensorOptio
   const s = shape ?? inferred;
   const values = Float64Array.from(flat, (v) => Number(v));
   const dtype = o?.dtype ?? 'float32';
-  return finish(new Tensor(native.fromArray(values, [...s], dtypeCode(dtype), o?.device ?? null)), o);
+  return finish(new Tensor(native.fromArray(values, [...s], dtypeCode(dtype), device(o))), o);
 }
 
 /** A 0-d tensor. */
@@ -501,5 +507,5 @@ export function randint(low: number, high: number, shape: Shape, o?: TensorOptio
 }
 /** A random permutation of 0..n-1 (int64). */
 export function randperm(n: number, o?: { device?: Device }): Tensor {
-  return new Tensor(native.randperm(n, o?.device ?? null));
+  return new Tensor(native.randperm(n, o?.device === undefined ? null : checkDevice(o.device)));
 }

@@ -1,8 +1,9 @@
-// Test accuracy of a classifier, overall and per class.
+// Accuracy of a classifier on a split, overall and per class, and its predictions.
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
+import type { Device } from '../engine/dtype.js';
 import type { Module } from '../nn/module.js';
-import type { Split } from '../data/mnist-family.js';
+import type { Split } from '../data/split.js';
 
 export interface AccuracyResult {
   accuracy: number;
@@ -11,19 +12,25 @@ export interface AccuracyResult {
   perClass: { correct: number; total: number; accuracy: number }[];
 }
 
-export function classifierAccuracy(model: Module, data: Split, { batchSize = 1000, flatten = false, numClasses = 10 } = {}): AccuracyResult {
+export function classifierAccuracy(
+  model: Module,
+  data: Split,
+  { batchSize = 1000, flatten = false, numClasses = 10, device = 'cpu' as Device } = {},
+): AccuracyResult {
   model.eval();
   const perClass = Array.from({ length: numClasses }, () => ({ correct: 0, total: 0, accuracy: 0 }));
   noGrad(() => {
     for (let start = 0; start < data.size; start += batchSize) {
       const len = Math.min(batchSize, data.size - start);
       const [pred, labels] = tidy(() => {
-        const x0 = data.images.narrow(0, start, len);
-        const x = flatten ? x0.flatten(1) : x0;
+        let x = data.images.narrow(0, start, len);
+        if (flatten) x = x.flatten(1);
+        if (device !== 'cpu') x = x.to(device);
         return [model.forward(x).argmax(1).toList(), data.labels.narrow(0, start, len).toList()];
       });
       for (let i = 0; i < len; i++) {
         const c = perClass[labels[i]];
+        if (c === undefined) throw new RangeError(`label ${labels[i]} is outside the ${numClasses} classes`);
         c.total++;
         if (pred[i] === labels[i]) c.correct++;
       }
@@ -34,5 +41,5 @@ export function classifierAccuracy(model: Module, data: Split, { batchSize = 100
     c.accuracy = c.total ? c.correct / c.total : 0;
     correct += c.correct;
   }
-  return { accuracy: correct / data.size, correct, total: data.size, perClass };
+  return { accuracy: data.size ? correct / data.size : 0, correct, total: data.size, perClass };
 }

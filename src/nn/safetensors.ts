@@ -21,6 +21,8 @@ const FROM_ST: Record<string, { dtype: DType; bytes: number }> = {
   U8: { dtype: 'uint8', bytes: 1 },
   BOOL: { dtype: 'bool', bytes: 1 },
 };
+/** Rank of each dtype in the Rust crate's Dtype enum (the writer sorts by it, descending). */
+const ST_RANK: Record<string, number> = { BOOL: 0, U8: 1, I32: 2, F32: 3, F64: 4, I64: 5 };
 const MAX_HEADER = 100_000_000;
 
 export interface SafetensorsContent {
@@ -40,10 +42,12 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
     if (st === undefined) throw new Error(`tensor '${name}': dtype ${t.dtype} cannot be saved (supported: ${Object.keys(TO_ST).join(', ')})`);
     const data = t.data();
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return { name, st, shape: t.shape, bytes, width: FROM_ST[st].bytes };
+    return { name, st, shape: t.shape, bytes, key: Buffer.from(name, 'utf8') };
   });
-  // widest elements first keeps every tensor aligned to its element size
-  items.sort((a, b) => b.width - a.width || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // The Python library's order: dtype descending (I64, F64, F32, I32, U8, BOOL: widest
+  // first, so every tensor is aligned to its element size), then name by UTF-8 bytes.
+  // Same tensors and metadata (one key) give the same bytes as safetensors.torch.save.
+  items.sort((a, b) => ST_RANK[b.st] - ST_RANK[a.st] || Buffer.compare(a.key, b.key));
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
   }

@@ -1,10 +1,13 @@
 // Finite-difference gradient checks (float64) for element-wise and matrix ops,
 // including broadcasting and the scalar forms.
-import { beforeEach, describe, test } from 'node:test';
+import { before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { add, div, manualSeed, matmul, mul, sub, tidy, type Tensor } from '../../src/index.js';
+import { add, div, manualSeed, matmul, mul, setNumThreads, sub, tidy, type Tensor } from '../../src/index.js';
 import { awayFromZeroLeaf, gradcheck, leaf, prng, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
+// Finite differences run thousands of tiny float64 ops: intra-op threads only add
+// synchronisation there (and crawl when other processes hold the cores).
+before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
 
 describe('the gradcheck helper', () => {

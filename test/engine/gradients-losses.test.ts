@@ -1,8 +1,11 @@
 // Finite-difference gradient checks (float64) for the losses, every reduction.
-import { beforeEach, describe, test } from 'node:test';
-import { bceWithLogits, crossEntropy, klDiv, l1Loss, manualSeed, mseLoss, nllLoss, tensor, tidy, type Reduction } from '../../src/index.js';
+import { before, beforeEach, describe, test } from 'node:test';
+import { bceWithLogits, crossEntropy, klDiv, l1Loss, manualSeed, mseLoss, nllLoss, setNumThreads, tensor, tidy, type Reduction } from '../../src/index.js';
 import { gradcheck, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
+// Finite differences run thousands of tiny float64 ops: intra-op threads only add
+// synchronisation there (and crawl when other processes hold the cores).
+before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
 
 const reductions: Reduction[] = ['mean', 'sum', 'none'];

@@ -1,6 +1,6 @@
 // Finite-difference gradient checks (float64) for the functional layer ops: linear,
 // convolutions, normalisation, pooling, interpolation and dropout.
-import { beforeEach, describe, test } from 'node:test';
+import { before, beforeEach, describe, test } from 'node:test';
 import {
   adaptiveAvgPool2d,
   avgPool2d,
@@ -13,11 +13,15 @@ import {
   linear,
   manualSeed,
   maxPool2d,
+  setNumThreads,
   tidy,
   type Conv2dOptions,
 } from '../../src/index.js';
 import { distinctLeaf, gradcheck, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
+// Finite differences run thousands of tiny float64 ops: intra-op threads only add
+// synchronisation there (and crawl when other processes hold the cores).
+before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
 
 describe('linear', () => {

@@ -1,9 +1,12 @@
 // Finite-difference gradient checks (float64) for shape / indexing ops, reductions and
 // softmax-type functions.
-import { beforeEach, describe, test } from 'node:test';
-import { cat, logSoftmax, manualSeed, maskedFill, pad, scatter, softmax, stack, tensor, tidy, where } from '../../src/index.js';
+import { before, beforeEach, describe, test } from 'node:test';
+import { cat, logSoftmax, manualSeed, maskedFill, pad, scatter, setNumThreads, softmax, stack, tensor, tidy, where } from '../../src/index.js';
 import { distinctLeaf, gradcheck, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
+// Finite differences run thousands of tiny float64 ops: intra-op threads only add
+// synchronisation there (and crawl when other processes hold the cores).
+before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
 
 const idx = (v: number[], shape?: number[]) => tensor(v, shape, { dtype: 'int64' });

@@ -1,11 +1,14 @@
 // nn layers: finite-difference gradient checks of whole modules in float64 (w.r.t. the
 // input and every parameter), plus the modules' bookkeeping (running statistics,
 // dtype casts, naming, intermediate disposal).
-import { beforeEach, describe, test } from 'node:test';
+import { before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { liveTensors, manualSeed, nn, noGrad, tensor, tidy } from '../../src/index.js';
+import { liveTensors, manualSeed, nn, noGrad, setNumThreads, tensor, tidy } from '../../src/index.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
 
+// Finite differences run thousands of tiny float64 ops: intra-op threads only add
+// synchronisation there (and crawl when other processes hold the cores).
+before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
 
 const close = (actual: number[], expected: number[], tol = 1e-6) => {

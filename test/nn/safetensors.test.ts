@@ -257,6 +257,36 @@ test('reads a hand-built reference file, and writes the same bytes', () => {
   });
 });
 
+test('mixed dtypes are laid out as the Python library lays them out, byte for byte', () => {
+  // safetensors 0.8 `save()` of these tensors: dtype descending (I64, F64, F32, I32, U8,
+  // BOOL), then by name; 6 spaces of padding
+  const pyHeader =
+    '{"d_i64":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"c_f64":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},' +
+    '"g_f64":{"dtype":"F64","shape":[1],"data_offsets":[16,24]},"0":{"dtype":"F32","shape":[1],"data_offsets":[24,28]},' +
+    '"e_f32":{"dtype":"F32","shape":[1],"data_offsets":[28,32]},"f_i32":{"dtype":"I32","shape":[1],"data_offsets":[32,36]},' +
+    '"a_u8":{"dtype":"U8","shape":[1],"data_offsets":[36,37]},"b_bool":{"dtype":"BOOL","shape":[1],"data_offsets":[37,38]}}      ';
+  const data = Buffer.concat([
+    leBytes('int64', [1n]), leBytes('float64', [1]), leBytes('float64', [2]), leBytes('float32', [1]),
+    leBytes('float32', [1]), leBytes('int32', [1]), leBytes('uint8', [1]), leBytes('bool', [1]),
+  ]);
+  const expected = raw(pyHeader, data, { pad: false });
+  assert.equal(pyHeader.length % 8, 0);
+  tidy(() => {
+    const ours = serializeSafetensors({
+      a_u8: make('uint8', [1], [1]),
+      b_bool: make('bool', [1], [1]),
+      c_f64: make('float64', [1], [1]),
+      d_i64: make('int64', [1n], [1]),
+      e_f32: make('float32', [1], [1]),
+      f_i32: make('int32', [1], [1]),
+      g_f64: make('float64', [2], [1]),
+      0: make('float32', [1], [1]),
+    });
+    assert.equal(header(ours).text, pyHeader);
+    assert.ok(ours.equals(expected));
+  });
+});
+
 test('a file written with different but valid choices still parses (unsorted offsets, no padding, extra whitespace)', () => {
   tidy(() => {
     // tensors listed out of data order, header not padded, JSON with spaces and newlines
