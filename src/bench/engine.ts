@@ -57,6 +57,11 @@ export interface EngineBenchOptions {
   reps?: number;
   /** target seconds per timed block (default 1.0, quick 0.15) */
   blockSeconds?: number;
+  /**
+   * give the PyTorch peer our GLIBC_TUNABLES too (default false: the peer runs as PyTorch
+   * users run it, without malloc tuning; CODED_BENCH_PEER_GLIBC_TUNABLES sets its own)
+   */
+  sameMalloc?: boolean;
   /** progress lines (default: none) */
   log?: (line: string) => void;
 }
@@ -386,10 +391,10 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
   const loadStart = loadavg()[0];
   // The peer gets the stock environment: PyTorch as users run it (no malloc tuning, no
   // thread variables that would override --threads).
-  // CODED_BENCH_PEER_GLIBC_TUNABLES sets the peer's malloc tunables (to compare like with like).
+  // With sameMalloc the peer gets our GLIBC_TUNABLES (like-for-like allocator settings).
   const peerEnv: NodeJS.ProcessEnv = { ...process.env };
   delete peerEnv.GLIBC_TUNABLES;
-  const peerTunables = process.env.CODED_BENCH_PEER_GLIBC_TUNABLES || null;
+  const peerTunables = (o.sameMalloc ? process.env.GLIBC_TUNABLES : process.env.CODED_BENCH_PEER_GLIBC_TUNABLES) || null;
   if (peerTunables !== null) peerEnv.GLIBC_TUNABLES = peerTunables;
   delete peerEnv.OMP_NUM_THREADS;
   delete peerEnv.MKL_NUM_THREADS;
@@ -508,7 +513,7 @@ export function engineBenchJson(r: EngineBenchReport): string {
   return JSON.stringify(r);
 }
 
-export const ENGINE_BENCH_USAGE = `coded bench engine [--json] [--device cpu|cuda] [--threads N] [--quick] [--no-peer] [--workloads W1,W2,...]
+export const ENGINE_BENCH_USAGE = `coded bench engine [--json] [--device cpu|cuda] [--threads N] [--quick] [--no-peer] [--same-malloc] [--workloads W1,W2,...]
 
 Runs the engine workloads through our engine and through PyTorch (same libtorch, same
 shapes, same thread count) in one invocation, interleaved, and prints medians and ratios
@@ -523,8 +528,12 @@ Options:
   --threads N     intra-op threads for both sides (default: every core)
   --quick         short blocks and 3 repetitions (smoke test)
   --no-peer       measure our engine only
+  --same-malloc   give PyTorch our GLIBC_TUNABLES too (default: PyTorch runs untuned, as
+                  users run it; bin/coded always tunes ours, see GLIBC_TUNABLES below)
   --workloads L   comma-separated subset of W1,W2,W3,W4
-The PyTorch side runs with $CODED_PYTHON or /usr/bin/python3 (Debian: apt-get install python3-torch).`;
+The PyTorch side runs with $CODED_PYTHON or /usr/bin/python3 (Debian: apt-get install python3-torch).
+GLIBC_TUNABLES (set by bin/coded to keep freed tensor memory in the heap) applies to our side;
+set it empty to measure ours untuned.`;
 
 export class EngineBenchUsageError extends Error {
   constructor(message: string) {
@@ -545,6 +554,7 @@ export function parseEngineBenchArgs(argv: string[]): (EngineBenchOptions & { js
         threads: { type: 'string' },
         quick: { type: 'boolean' },
         'no-peer': { type: 'boolean' },
+        'same-malloc': { type: 'boolean' },
         workloads: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -568,7 +578,7 @@ export function parseEngineBenchArgs(argv: string[]): (EngineBenchOptions & { js
     const bad = workloads.filter((n) => !(WORKLOAD_NAMES as readonly string[]).includes(n));
     if (bad.length > 0 || workloads.length === 0) throw new EngineBenchUsageError(`--workloads: unknown ${bad.join(', ') || '(empty)'}; use W1,W2,W3,W4`);
   }
-  return { json: values.json ?? false, device, threads, quick: values.quick ?? false, peer: !(values['no-peer'] ?? false), workloads };
+  return { json: values.json ?? false, device, threads, quick: values.quick ?? false, peer: !(values['no-peer'] ?? false), sameMalloc: values['same-malloc'] ?? false, workloads };
 }
 
 /** The command: parse argv, run, print the table (progress on stderr) or JSON. */

@@ -81,7 +81,7 @@ test('statistics and argument parsing', () => {
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.equal(quantile([0, 10], 0.25), 2.5);
   assert.deepEqual(parseEngineBenchArgs(['--json', '--threads', '3', '--quick', '--no-peer']), {
-    json: true, device: 'cpu', threads: 3, quick: true, peer: false, workloads: undefined,
+    json: true, device: 'cpu', threads: 3, quick: true, peer: false, sameMalloc: false, workloads: undefined,
   });
   assert.deepEqual(parseEngineBenchArgs(['--workloads', 'w1,W4'])?.workloads, ['W1', 'W4']);
   assert.equal(parseEngineBenchArgs(['--help']), null);
