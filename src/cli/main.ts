@@ -4,10 +4,11 @@ import { UsageError } from './args.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
   demo: { summary: 'train Base-MLP on Fashion-MNIST end to end (the engine demo)', load: async () => (await import('./commands/demo.js')).demo },
-  train: { summary: 'train models: `coded train base --dataset D --model M`', load: async () => (await import('./commands/train.js')).train },
-  eval: { summary: 'evaluate checkpoints: `coded eval base CKPT`', load: async () => (await import('./commands/evaluate.js')).evaluate },
+  train: { summary: 'train models: `coded train base --dataset D --model M`, `coded train parity --base CKPT --code C --k K`', load: async () => (await import('./commands/parity.js')).trainRouter },
+  eval: { summary: 'evaluate checkpoints: `coded eval base CKPT`, `coded eval CODE_CKPT`', load: async () => (await import('./commands/parity.js')).evalRouter },
   datasets: { summary: 'list datasets and whether each is present locally', load: async () => (await import('./commands/catalog.js')).datasets },
   models: { summary: 'list the base models', load: async () => (await import('./commands/catalog.js')).models },
+  serve: { summary: 'Open Inference Protocol servers: `coded serve instance|frontend`', load: async () => (await import('./commands/serve.js')).serve },
   bench: { summary: 'benchmarks: `coded bench engine` compares the engine with PyTorch', load: async () => (await import('./commands/bench.js')).bench },
   info: { summary: 'libtorch version, threads, CUDA availability', load: async () => (await import('./commands/info.js')).info },
 };

@@ -6,11 +6,14 @@ export const usage = `coded bench <benchmark> [options]
 Benchmarks:
   engine    our libtorch engine vs PyTorch (same libtorch, same threads): W1 Base-MLP train
             step, W2 ConvEncoder fwd+bwd, W3 ResNet-18 fwd+bwd, W4 ResNet-18 batch-1 latency
-            (coded bench engine --help for its options)`;
+            (coded bench engine --help for its options)
+  serve     coded serving latency: open-loop Poisson load through the frontend with
+            stragglers, modes compared at equal resources (coded bench serve --help)`;
 
 export async function bench(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') return void console.log(usage);
+  if (name === 'serve') return (await import('../../bench/serve.js')).serveBenchMain(rest);
   if (name !== 'engine') throw new UsageError(`unknown benchmark '${name}'\n\n${usage}`);
   const { engineBenchMain, EngineBenchUsageError } = await import('../../bench/engine.js');
   try {

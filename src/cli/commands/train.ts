@@ -44,7 +44,9 @@ const DEFAULT_EPOCHS: Record<string, number> = { 'logistic-regression': 20, 'bas
 export async function train(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
   if (what === undefined || what === '--help' || what === '-h') return void console.log(usage);
-  if (what !== 'base') throw new UsageError(`unknown training target '${what}' (available: base)\n\n${usage}`);
+  if (what === 'learned') return (await import('./train-learned.js')).trainLearnedCommand(rest);
+  if (what === 'polynomial') return (await import('./train-polynomial.js')).trainPolynomialCommand(rest);
+  if (what !== 'base') throw new UsageError(`unknown training target '${what}' (available: base, learned, polynomial)\n\n${usage}`);
   const { values } = parse(rest, {
     dataset: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' },

@@ -1,0 +1,106 @@
+// `coded serve instance|frontend`: Open Inference Protocol servers (see src/serve).
+import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
+
+export const usage = `coded serve <instance|frontend> [options]
+
+  coded serve instance --model MODEL [--name NAME] [--port P] [--grpc-port P] [--host H]
+                       [--device cpu|cuda] [--threads N] [--max-batch N]
+                       [--latency DIST] [--slow-prob P --slow-ms MS] [--fail-prob P]
+                       [--crash-after N] [--seed S] [--log-level L]
+      One model behind the V2 (KServe / Open Inference Protocol) REST and gRPC APIs.
+      MODEL: a base checkpoint (models/*.safetensors), linear:D:C[:SEED] (seeded random
+      linear map, for tests), or noop:D (identity, no libtorch: measures serving overhead).
+      Ports default to 8000 (REST) and 8001 (gRPC); 0 picks a free port; -1 disables one.
+      Fault injection: --latency none|const:MS|uniform:LO:HI|exp:MEAN|lognormal:MU:SIGMA
+      added to every request; with probability --slow-prob a request is delayed a further
+      --slow-ms; with probability --fail-prob it fails (UNAVAILABLE / 503); --crash-after N
+      exits the process when the N-th inference request arrives.
+      Prints one JSON line {"event":"listening",...} with the bound ports on stdout.
+
+  coded serve frontend --config FILE
+      The coded-serving frontend (V2 REST + gRPC, Clipper-style POST /{app}/predict,
+      Prometheus /metrics). FILE is JSON; see src/serve/config.ts and docs/SERVING.md.`;
+
+export async function serve(argv: string[]): Promise<void> {
+  const [what, ...rest] = argv;
+  if (what === undefined || what === '--help' || what === '-h') return void console.log(usage);
+  if (what === 'instance') return instance(rest);
+  if (what === 'frontend') return frontend(rest);
+  throw new UsageError(`unknown server '${what}' (instance or frontend)\n\n${usage}`);
+}
+
+function port(v: string | undefined, name: string, fallback: number): number | null {
+  const n = intOption(v, name, fallback, { min: -1 });
+  if (n > 65535) throw new UsageError(`--${name} must be a port number, got ${n}`);
+  return n === -1 ? null : n;
+}
+
+async function instance(argv: string[]): Promise<void> {
+  const { values } = parse(
+    argv,
+    {
+      model: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
+      device: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' },
+      latency: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'fail-prob': { type: 'string' },
+      'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
+    },
+    usage,
+  );
+  if (values.help) return void console.log(usage);
+  if (values.model === undefined) throw new UsageError(`--model is required\n\n${usage}`);
+  const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
+  const level = choiceOption(values['log-level'], 'log-level', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info');
+  const { parseLatency } = await import('../../serve/faults.js');
+  const prob = (v: string | undefined, n: string) => {
+    const p = numberOption(v, n, 0);
+    if (p < 0 || p > 1) throw new UsageError(`--${n} must be a probability in [0, 1], got ${p}`);
+    return p;
+  };
+  let latency;
+  try {
+    latency = parseLatency(values.latency ?? 'none');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const faults = {
+    latency, slowProb: prob(values['slow-prob'], 'slow-prob'), slowMs: numberOption(values['slow-ms'], 'slow-ms', 0), failProb: prob(values['fail-prob'], 'fail-prob'),
+    crashAfter: intOption(values['crash-after'], 'crash-after', 0, { min: 0 }), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+  };
+  if (faults.slowMs < 0) throw new UsageError('--slow-ms must be >= 0');
+  const { servedModelFrom } = await import('../../serve/served-model.js');
+  const { InstanceServer } = await import('../../serve/instance.js');
+  const { pino } = await import('pino');
+  const log = pino({ level }, process.stderr);
+  const model = servedModelFrom(values.model, values.name);
+  const s = await InstanceServer.start({
+    model, host: values.host, httpPort: port(values.port, 'port', 8000), grpcPort: port(values['grpc-port'], 'grpc-port', 8001),
+    device, threads: intOption(values.threads, 'threads', 1), maxBatch: intOption(values['max-batch'], 'max-batch', 256), faults, logger: log,
+  });
+  console.log(JSON.stringify({ event: 'listening', model: s.meta.name, http: s.httpPort, grpc: s.grpcPort, pid: process.pid }));
+  await untilSignal(() => s.close());
+}
+
+async function frontend(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { config: { type: 'string' } }, usage);
+  if (values.help) return void console.log(usage);
+  if (values.config === undefined) throw new UsageError(`--config is required\n\n${usage}`);
+  const { readFrontendConfig } = await import('../../serve/config.js');
+  const { Frontend } = await import('../../serve/frontend.js');
+  const config = readFrontendConfig(values.config);
+  const f = await Frontend.start({ config });
+  console.log(JSON.stringify({ event: 'listening', name: config.name, mode: f.mode, http: f.httpPort, grpc: f.grpcPort, pid: process.pid }));
+  await untilSignal(() => f.close());
+}
+
+/** Run until SIGINT/SIGTERM, then shut down cleanly. */
+function untilSignal(shutdown: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      shutdown().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,276 @@
+// `coded train learned`: train a learned code (encoder + decoder) through a frozen base model,
+// or run a sweep of such trainings from a JSON config and write one results table.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
+import { Progress } from '../progress.js';
+import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
+import { buildModel } from '../../models/registry.js';
+import { readCheckpoint } from '../../nn/checkpoint.js';
+import type { Module } from '../../nn/module.js';
+import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
+import '../../codes/index.js';
+import { LOSSES, baseIdentity, learnedCodeConfig, trainLearned, type LearnedLoss, type LearnedTrainingConfig, type LearnedTrainingResult } from '../../train/learned-training.js';
+
+export const usage = `coded train learned --base CKPT --k K [options]
+coded train learned --config SWEEP.json [--data-dir DIR] [--device D]
+
+Trains a learned code (seed 000, "Learning a Code"): an encoder makes r parity queries from k
+queries, the frozen base model F runs on all k + r, and a decoder reconstructs the missing
+outputs. Every erasure pattern of 1..r missing outputs (except all-parity ones) is trained in
+one vectorised pass; the loss is taken on the erased slots only. The checkpoint with the best
+validation recovery accuracy is kept and evaluated on the test set (\`coded eval\` reads it).
+
+Options:
+  --base CKPT        base-model checkpoint from \`coded train base\` (names dataset and model)
+  --k K              queries per coding group
+  --r R              parity queries (default 1)
+  --encoder E        ${encoderNames().join(' | ')} (default mlp)
+  --decoder D        ${decoderNames().join(' | ')} (default mlp)
+  --loss L           ${LOSSES.join(' | ')} (default kl-base)
+  --epochs N         (default 20)
+  --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
+  --lr X             Adam learning rate (default 1e-3)
+  --weight-decay X   L2 penalty (default 1e-5)
+  --optimizers O     joint | separate: one Adam for encoder and decoder, or one each (default joint)
+  --train P          both | encoder | decoder: which parts are trained (default both)
+  --device D         cpu | cuda (default cpu)
+  --seed N           (default 1)
+  --out DIR          (default runs/learned/<base>-k<K>-r<R>-<encoder>-<loss>)
+  --resume           continue from DIR/last.safetensors
+  --data-dir DIR     where datasets live
+  --time-limit S     stop after the epoch during which S seconds have passed, then evaluate as usual
+  --json             one JSON object with the result on stdout
+  --config FILE      a sweep (see docs/CODES.md): the grid's combinations are trained in turn and
+                     FILE's "out" directory gets results.md and results.json
+
+Writes DIR/best.safetensors (a code checkpoint: config, encoder/decoder weights, the base
+checkpoint's path and sha256, validation and test metrics), DIR/last.safetensors (resumable)
+and DIR/log.jsonl (one line per epoch).`;
+
+// typebox is loaded only for sweeps, so single runs need no node_modules at run time
+async function sweepSchema() {
+  const { Type } = await import('@sinclair/typebox');
+  return Type.Object({
+  out: Type.String({ minLength: 1 }),
+  dataDir: Type.Optional(Type.String()),
+  device: Type.Optional(Type.Union([Type.Literal('cpu'), Type.Literal('cuda')])),
+  seed: Type.Optional(Type.Integer({ minimum: 0 })),
+  epochs: Type.Integer({ minimum: 1 }),
+  base: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  k: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }),
+  r: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
+  encoder: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+  decoder: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+  loss: Type.Optional(Type.Array(Type.Union(LOSSES.map((l) => Type.Literal(l))), { minItems: 1 })),
+  train: Type.Optional(Type.Array(Type.Union([Type.Literal('both'), Type.Literal('encoder'), Type.Literal('decoder')]), { minItems: 1 })),
+  optimizers: Type.Optional(Type.Union([Type.Literal('joint'), Type.Literal('separate')])),
+  lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
+  timeLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  }, { additionalProperties: false });
+}
+
+export interface Sweep {
+  out: string;
+  dataDir?: string;
+  device?: 'cpu' | 'cuda';
+  seed?: number;
+  epochs: number;
+  timeLimit?: number;
+  base: string[];
+  k: number[];
+  r?: number[];
+  encoder?: string[];
+  decoder?: string[];
+  loss?: LearnedLoss[];
+  train?: ('both' | 'encoder' | 'decoder')[];
+  optimizers?: 'joint' | 'separate';
+  lr?: number;
+  weightDecay?: number;
+}
+
+/** Parse and validate a sweep config, with every schema error listed. */
+export async function parseSweep(text: string, path = 'sweep config'): Promise<Sweep> {
+  const schema = await sweepSchema();
+  const { Value } = await import('@sinclair/typebox/value');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Value.Check(schema, raw)) {
+    const errs = [...Value.Errors(schema, raw)].slice(0, 10).map((e) => `  ${e.path || '/'}: ${e.message}`);
+    throw new Error(`${path} does not match the sweep schema:\n${errs.join('\n')}`);
+  }
+  const s = raw as Sweep;
+  for (const e of s.encoder ?? []) if (!encoderNames().includes(e)) throw new Error(`${path}: unknown encoder '${e}' (${encoderNames().join(', ')})`);
+  for (const d of s.decoder ?? []) if (!decoderNames().includes(d)) throw new Error(`${path}: unknown decoder '${d}' (${decoderNames().join(', ')})`);
+  return s;
+}
+
+interface BaseMeta {
+  kind?: string;
+  dataset?: string;
+  model?: string;
+  input?: { channels: number; height: number; width: number };
+  classes?: string[];
+  testAccuracy?: number;
+  config?: { seed?: number };
+}
+
+/** Rebuild a base model from a `coded train base` checkpoint. */
+export function loadBase(path: string): { model: Module; meta: BaseMeta & { dataset: string; model: string; input: { channels: number; height: number; width: number }; classes: string[] } } {
+  const ck = readCheckpoint(path);
+  const meta = ck.metadata as BaseMeta;
+  if (meta.kind !== 'base' || !meta.dataset || !meta.model || !meta.input || !meta.classes) {
+    for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
+    throw new Error(`${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`);
+  }
+  const model = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
+  try {
+    model.loadStateDict(ck.state);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${path}: ${(e as Error).message}`);
+  } finally {
+    for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
+  }
+  return { model, meta: meta as never };
+}
+
+export interface RunOptions {
+  cfg: Omit<LearnedTrainingConfig, 'dataset'>;
+  outDir: string;
+  dataDir?: string;
+  resume: boolean;
+  command: string;
+  quiet: boolean;
+}
+
+/** Train one learned code; returns the result and a one-line summary. */
+export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult & { dataset: string; model: string }> {
+  const say = (s: string) => process.stderr.write(s + '\n');
+  const { model: base, meta } = loadBase(o.cfg.base);
+  if (!isDatasetName(meta.dataset)) throw new Error(`${o.cfg.base}: unknown dataset '${meta.dataset}' in metadata`);
+  const cfg: LearnedTrainingConfig = { ...o.cfg, dataset: meta.dataset };
+  const id = baseIdentity(cfg.base, meta);
+  manualSeed(cfg.seed);
+  // the same validation hold-out as base training (seed 1 by default), so F never saw it
+  const baseSeed = meta.config?.seed ?? 1;
+  const ds = await loadDataset(meta.dataset, { dataDir: o.dataDir, seed: baseSeed, log: say });
+  let code: LearnedCode | null = null;
+  try {
+    if (ds.validation === null) throw new Error('internal: no validation split');
+    const data = { train: ds.train, validation: ds.validation, test: ds.test, classes: meta.classes, input: meta.input };
+    manualSeed(cfg.seed);
+    code = new LearnedCode(learnedCodeConfig(cfg, data));
+    const params = [...code.modules().values()].reduce((a, m) => a + m.numParameters(), 0);
+    say(`training ${code.name} (${params.toLocaleString('en')} parameters) for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
+      `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
+    let bar: Progress | null = null;
+    let smooth = NaN;
+    const r = trainLearned(cfg, code, base, id, data, o.outDir, { resume: o.resume }, {
+      command: o.command,
+      onBatch: (epoch, b, batches, loss) => {
+        if (b === 0) {
+          bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch', enabled: !o.quiet });
+          smooth = NaN;
+        }
+        smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+        bar!.tick(1, { loss: smooth });
+      },
+      onEpoch: (e) => {
+        (bar as Progress | null)?.finish();
+        say(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val recovery ${(100 * e.valRecovery).toFixed(2)}%, val A_d ${(100 * e.valAccuracy).toFixed(2)}%` +
+          `${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
+      },
+    });
+    return { ...r, dataset: meta.dataset, model: meta.model };
+  } finally {
+    disposeDataset(ds);
+    base.dispose();
+    if (code) for (const [, m] of code.modules()) m.dispose();
+  }
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+
+async function runSweep(path: string, dataDirFlag: string | undefined, deviceFlag: string | undefined, json: boolean): Promise<void> {
+  const s = await parseSweep(readFileSync(path, 'utf8'), path);
+  const device = choiceOption(deviceFlag, 'device', ['cpu', 'cuda'] as const, s.device ?? 'cpu');
+  const rows: Record<string, unknown>[] = [];
+  mkdirSync(s.out, { recursive: true });
+  const combos: Omit<LearnedTrainingConfig, 'dataset'>[] = [];
+  for (const base of s.base) for (const k of s.k) for (const r of s.r ?? [1]) for (const encoder of s.encoder ?? ['mlp'])
+    for (const decoder of s.decoder ?? ['mlp']) for (const loss of s.loss ?? ['kl-base']) for (const trainParts of s.train ?? ['both']) {
+      combos.push({
+        base, k, r, encoder, decoder, loss, trainParts, epochs: s.epochs, batchSize: k === 2 ? 64 : 32, lr: s.lr ?? 1e-3,
+        weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
+      });
+    }
+  process.stderr.write(`sweep ${path}: ${combos.length} runs\n`);
+  for (const [i, c] of combos.entries()) {
+    const name = `${basename(c.base).replace(/\.safetensors$/, '')}-k${c.k}-r${c.r}-${c.encoder}-${c.decoder}-${c.loss}-${c.trainParts}`;
+    process.stderr.write(`[${i + 1}/${combos.length}] ${name}\n`);
+    const res = await runLearned({ cfg: c, outDir: join(s.out, name), dataDir: dataDirFlag ?? s.dataDir, resume: false, command: `coded train learned --config ${path}`, quiet: true });
+    rows.push({
+      run: name, dataset: res.dataset, model: res.model, k: c.k, r: c.r, encoder: c.encoder, decoder: c.decoder, loss: c.loss, train: c.trainParts,
+      epochs: c.epochs, bestEpoch: res.bestEpoch, valRecovery: res.bestValRecovery, testRecovery: res.test.degraded.recovery,
+      testDegradedAccuracy: res.test.degraded.accuracy, baseAccuracy: res.test.baseAccuracy, seconds: res.seconds, checkpoint: res.bestCheckpoint,
+    });
+    writeFileSync(join(s.out, 'results.json'), JSON.stringify(rows, null, 2) + '\n');
+    const md = ['| run | dataset | model | k | r | encoder | loss | epochs (best) | val recovery | test recovery | test A_d | A_a | seconds |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...rows.map((x) => `| ${x.run} | ${x.dataset} | ${x.model} | ${x.k} | ${x.r} | ${x.encoder} | ${x.loss} | ${x.epochs} (${x.bestEpoch}) | ${pct(x.valRecovery as number)} | ` +
+        `${pct(x.testRecovery as number)} | ${pct(x.testDegradedAccuracy as number)} | ${pct(x.baseAccuracy as number)} | ${(x.seconds as number).toFixed(0)} |`)];
+    writeFileSync(join(s.out, 'results.md'), md.join('\n') + '\n');
+  }
+  if (json) console.log(JSON.stringify(rows));
+  else console.log(`sweep done: ${join(s.out, 'results.md')}`);
+}
+
+export async function trainLearnedCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    base: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, encoder: { type: 'string' }, decoder: { type: 'string' },
+    loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
+    optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' },
+  }, usage);
+  if (values.help) return void console.log(usage);
+  if (values.device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
+  if (values.config !== undefined) return runSweep(values.config, values['data-dir'], values.device, values.json ?? false);
+  if (values.base === undefined) throw new UsageError(`--base is required (a checkpoint from \`coded train base\`, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${usage}`);
+  if (values.k === undefined) throw new UsageError('--k is required');
+  const k = intOption(values.k, 'k', 2);
+  const r = intOption(values.r, 'r', 1);
+  const encoder = choiceOption(values.encoder, 'encoder', encoderNames(), 'mlp');
+  const decoder = choiceOption(values.decoder, 'decoder', decoderNames(), 'mlp');
+  const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
+  const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
+    base: values.base, k, r, encoder, decoder, loss,
+    epochs: intOption(values.epochs, 'epochs', 20),
+    batchSize: intOption(values['batch-size'], 'batch-size', k === 2 ? 64 : 32),
+    lr: numberOption(values.lr, 'lr', 1e-3),
+    weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
+    optimizers: choiceOption(values.optimizers, 'optimizers', ['joint', 'separate'] as const, 'joint'),
+    trainParts: choiceOption(values.train, 'train', ['both', 'encoder', 'decoder'] as const, 'both'),
+    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    device: choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu'),
+  };
+  if (values['time-limit'] !== undefined) {
+    cfg.timeLimit = numberOption(values['time-limit'], 'time-limit', 0);
+    if (!(cfg.timeLimit > 0)) throw new UsageError(`--time-limit must be a positive number of seconds, got ${values['time-limit']}`);
+  }
+  if (!(cfg.lr > 0)) throw new UsageError(`--lr must be positive, got ${cfg.lr}`);
+  if (!(cfg.weightDecay >= 0)) throw new UsageError(`--weight-decay must be >= 0, got ${cfg.weightDecay}`);
+  const outDir = values.out ?? join('runs', 'learned', `${basename(values.base).replace(/\.safetensors$/, '')}-k${k}-r${r}-${encoder}-${loss}`);
+  const r0 = await runLearned({ cfg, outDir, dataDir: values['data-dir'], resume: values.resume ?? false, command: ['coded', 'train', 'learned', ...argv].join(' '), quiet: false });
+  const t = r0.test;
+  if (values.json) console.log(JSON.stringify({ config: cfg, dataset: r0.dataset, model: r0.model, bestEpoch: r0.bestEpoch, stoppedEarly: r0.stoppedEarly, bestValRecovery: r0.bestValRecovery, seconds: r0.seconds, checkpoint: r0.bestCheckpoint, epochs: r0.epochs, test: t }));
+  else {
+    console.log(`${r0.stoppedEarly !== null ? `time limit: stopped after epoch ${r0.stoppedEarly}; ` : ''}best epoch ${r0.bestEpoch}: validation recovery ${pct(r0.bestValRecovery)}; test recovery ${pct(t.degraded.recovery)}, A_d ${pct(t.degraded.accuracy)}, ` +
+      `A_a ${pct(t.baseAccuracy)} (${t.degraded.count} reconstructions over ${t.patterns.length} patterns); ${r0.seconds.toFixed(0)} s; checkpoint ${r0.bestCheckpoint}`);
+  }
+}

@@ -1,0 +1,165 @@
+// Parity models (ParM) and their checkpoints. A parity-code checkpoint is a code checkpoint
+// (saveCode) whose extra tensors hold the r parity models' weights under "parity.<j>.", and
+// whose metadata names the parity architecture, its input spec, and the identity of the base
+// checkpoint it was trained for (path, SHA-256 of the file, dataset, model). Loading refuses a
+// checkpoint whose tensors do not fit the recorded architecture (corrupt or edited) and a
+// base checkpoint other than the one the parity models were trained for.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Tensor } from '../engine/tensor.js';
+import type { Module } from '../nn/module.js';
+import { readCheckpoint } from '../nn/checkpoint.js';
+import { buildModel, type InputSpec } from '../models/registry.js';
+import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
+import type { Code } from './code.js';
+import type { WorkerSet } from './computation.js';
+
+export interface BaseCheckpointMeta {
+  kind: 'base';
+  dataset: string;
+  model: string;
+  input: { channels: number; height: number; width: number };
+  classes: string[];
+  normalization?: { mean: number[]; std: number[] };
+  testAccuracy?: number;
+  [key: string]: unknown;
+}
+
+export interface BaseIdentity {
+  path: string;
+  sha256: string;
+  dataset: string;
+  model: string;
+  input: BaseCheckpointMeta['input'];
+  classes: number;
+}
+
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** Load a base-model checkpoint written by `coded train base`: the model (weights loaded) and its metadata. */
+export function loadBaseCheckpoint(path: string): { model: Module; meta: BaseCheckpointMeta; identity: BaseIdentity } {
+  const ck = readCheckpoint(path);
+  const all = [...ck.state.values(), ...ck.extra.values()];
+  try {
+    const meta = ck.metadata as Partial<BaseCheckpointMeta>;
+    if (meta.kind !== 'base' || !meta.dataset || !meta.model || !meta.input || !Array.isArray(meta.classes)) {
+      throw new Error(`${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`);
+    }
+    const model = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
+    try {
+      model.loadStateDict(ck.state);
+    } catch (e) {
+      model.dispose();
+      throw new Error(`${path}: ${(e as Error).message}`);
+    }
+    model.eval();
+    const m = meta as BaseCheckpointMeta;
+    return {
+      model,
+      meta: m,
+      identity: { path, sha256: fileSha256(path), dataset: m.dataset, model: m.model, input: m.input, classes: m.classes.length },
+    };
+  } finally {
+    for (const t of all) t.dispose();
+  }
+}
+
+export interface ParityMeta {
+  /** parity architecture (a model-zoo name; by default the base model's) */
+  model: string;
+  input: InputSpec;
+  count: number;
+}
+
+export interface ParityCheckpointMeta extends CodeCheckpointMeta {
+  parity: ParityMeta;
+  base: BaseIdentity;
+}
+
+/** Build r fresh parity models. */
+export function buildParityModels(meta: ParityMeta): Module[] {
+  return Array.from({ length: meta.count }, () => buildModel(meta.model, meta.input));
+}
+
+/** Save a parity code: code config + parity weights + base identity + extra metadata/tensors. */
+export function saveParityCode(path: string, code: Code, parity: Module[], meta: { parity: ParityMeta; base: BaseIdentity } & Record<string, unknown>, extra: Map<string, Tensor> = new Map()): void {
+  const tensors = new Map(extra);
+  parity.forEach((m, j) => {
+    for (const [k, t] of m.stateDict()) tensors.set(`parity.${j}.${k}`, t);
+  });
+  saveCode(path, code, meta, tensors);
+}
+
+export interface LoadedParityCode {
+  code: Code;
+  parity: Module[];
+  metadata: ParityCheckpointMeta;
+  /** tensors that are neither module nor parity weights (e.g. optimizer state), owned by the caller */
+  extra: Map<string, Tensor>;
+}
+
+/** Load a parity-code checkpoint; the parity models' tensors must match the recorded architecture exactly. */
+export function loadParityCode(path: string): LoadedParityCode {
+  const { code, metadata, extra } = loadCode(path);
+  const meta = metadata as Partial<ParityCheckpointMeta>;
+  const parity: Module[] = [];
+  try {
+    if (meta.parity === undefined || meta.base === undefined || typeof meta.parity.model !== 'string' || typeof meta.base.sha256 !== 'string') {
+      throw new Error(`${path} is a code checkpoint without parity models (no "parity"/"base" metadata)`);
+    }
+    if (meta.parity.count !== code.r) throw new Error(`${path}: metadata says ${meta.parity.count} parity models but the code has r = ${code.r}`);
+    parity.push(...buildParityModels(meta.parity));
+    parity.forEach((m, j) => {
+      const prefix = `parity.${j}.`;
+      const sd = new Map<string, Tensor>();
+      for (const [k, t] of extra) if (k.startsWith(prefix)) sd.set(k.slice(prefix.length), t);
+      try {
+        m.loadStateDict(sd);
+      } catch (e) {
+        throw new Error(`${path}: parity model ${j} does not fit its recorded architecture '${meta.parity!.model}': ${(e as Error).message}`);
+      }
+      for (const [k, t] of sd) {
+        t.dispose();
+        extra.delete(prefix + k);
+      }
+      for (const t of m.parameters()) {
+        if (!(t.isfinite().all().item() > 0)) throw new Error(`${path}: parity model ${j} has non-finite weights (corrupt checkpoint)`);
+      }
+      m.eval();
+    });
+    for (const k of extra.keys()) {
+      if (k.startsWith('parity.')) throw new Error(`${path}: unexpected tensor '${k}' (parity models 0..${code.r - 1} only)`);
+    }
+  } catch (e) {
+    for (const m of parity) m.dispose();
+    for (const t of extra.values()) t.dispose();
+    throw e instanceof Error && e.message.startsWith(path) ? e : new Error(`${path}: ${(e as Error).message}`);
+  }
+  return { code, parity, metadata: meta as ParityCheckpointMeta, extra };
+}
+
+/**
+ * Load a parity code together with its base model: the base checkpoint is the recorded path
+ * unless `basePath` is given; either way its SHA-256 must equal the recorded one.
+ */
+export function loadParityWorkers(path: string, basePath?: string): { code: Code; workers: WorkerSet; metadata: ParityCheckpointMeta; base: ReturnType<typeof loadBaseCheckpoint> } {
+  const lp = loadParityCode(path);
+  for (const t of lp.extra.values()) t.dispose();
+  const rec = lp.metadata.base;
+  const bp = basePath ?? rec.path;
+  let base: ReturnType<typeof loadBaseCheckpoint>;
+  try {
+    const sha = fileSha256(bp);
+    if (sha !== rec.sha256) {
+      throw new Error(`${path}: its parity models were trained for base checkpoint ${rec.path} (${rec.model} on ${rec.dataset}, sha256 ${rec.sha256.slice(0, 12)}…), ` +
+        `but ${bp} differs (sha256 ${sha.slice(0, 12)}…); retrain the parity models for this base model`);
+    }
+    base = loadBaseCheckpoint(bp);
+  } catch (e) {
+    for (const m of lp.parity) m.dispose();
+    throw e;
+  }
+  return { code: lp.code, workers: { base: base.model, parity: lp.parity }, metadata: lp.metadata, base };
+}

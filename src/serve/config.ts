@@ -1,0 +1,100 @@
+// The frontend's configuration file (JSON), validated with TypeBox.
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { readFileSync } from 'node:fs';
+
+const PoolSchema = Type.Object(
+  {
+    /** the V2 model name the instances serve */
+    model: Type.String({ minLength: 1 }),
+    /** gRPC addresses host:port of the instances */
+    instances: Type.Array(Type.String({ minLength: 3 }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const FrontendConfigSchema = Type.Object(
+  {
+    /** the name clients use (V2 model name) and the Clipper application name */
+    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$' }),
+    app: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$' })),
+    host: Type.Optional(Type.String()),
+    /** REST port (0 = any free port); omitted = no REST */
+    httpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** gRPC port (0 = any free port); omitted = no gRPC */
+    grpcPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    mode: Type.Union([Type.Literal('coded'), Type.Literal('equal-resources'), Type.Literal('replication'), Type.Literal('none')]),
+    /** the code for mode coded: a code config ({family, k, r, ...}) */
+    code: Type.Optional(Type.Object({ family: Type.String(), k: Type.Integer({ minimum: 1 }), r: Type.Integer({ minimum: 0 }) }, { additionalProperties: true })),
+    /** or a code checkpoint written by training (config + learned modules) */
+    codeCheckpoint: Type.Optional(Type.String()),
+    pools: Type.Object(
+      {
+        base: PoolSchema,
+        /** parity pools by parity index j (ParM) */
+        parity: Type.Optional(Type.Array(PoolSchema)),
+        /** family-specific worker pools by name, then index */
+        workers: Type.Optional(Type.Record(Type.String(), Type.Array(PoolSchema))),
+      },
+      { additionalProperties: false },
+    ),
+    /** a partial coding group is flushed this long after its first query arrived */
+    maxWaitMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
+    sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** a data output is "late" this long after its query arrived; then decoding may replace it (default sloMs * 0.02) */
+    decodeDeadlineMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** what a query gets when nothing is available by the SLO */
+    onMiss: Type.Optional(Type.Union([Type.Literal('default'), Type.Literal('error')])),
+    /** the default output (default: zeros) */
+    defaultOutput: Type.Optional(Type.Array(Type.Number())),
+    /** how queued work reaches instances */
+    dispatch: Type.Optional(Type.Union([Type.Literal('single-queue'), Type.Literal('round-robin')])),
+    /** requests in flight per instance (1 = an instance pulls work only when idle) */
+    instanceConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** queries accepted and not yet answered, over all clients; beyond it: 429 / RESOURCE_EXHAUSTED */
+    maxPendingQueries: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** tasks waiting in one pool's queue; beyond it new queries are refused */
+    maxPoolQueue: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** attempts per task when an instance fails (>= 1) */
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 5 })),
+    maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
+    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+    health: Type.Optional(
+      Type.Object(
+        { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })), failures: Type.Optional(Type.Integer({ minimum: 1 })) },
+        { additionalProperties: false },
+      ),
+    ),
+    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  },
+  { additionalProperties: false },
+);
+
+export type FrontendConfig = Static<typeof FrontendConfigSchema>;
+
+/** Validate a parsed config, with every problem listed by JSON path. */
+export function validateFrontendConfig(doc: unknown, source = 'config'): FrontendConfig {
+  if (!Value.Check(FrontendConfigSchema, doc)) {
+    const errs = [...Value.Errors(FrontendConfigSchema, doc)].slice(0, 10).map((e) => `  ${e.path || '/'}: ${e.message}`);
+    throw new Error(`${source} is not a valid frontend config:\n${errs.join('\n')}`);
+  }
+  const c = doc as FrontendConfig;
+  if (c.mode === 'coded' && (c.code === undefined) === (c.codeCheckpoint === undefined)) throw new Error(`${source}: mode "coded" needs exactly one of "code" and "codeCheckpoint"`);
+  if (c.mode !== 'coded' && (c.code !== undefined || c.codeCheckpoint !== undefined)) throw new Error(`${source}: "code"/"codeCheckpoint" only apply to mode "coded" (mode is "${c.mode}")`);
+  if (c.mode !== 'coded' && (c.pools.parity !== undefined || c.pools.workers !== undefined)) {
+    throw new Error(`${source}: mode "${c.mode}" uses base instances only; list the extra instances under pools.base (they serve as base replicas)`);
+  }
+  if (c.httpPort === undefined && c.grpcPort === undefined) throw new Error(`${source}: give httpPort and/or grpcPort`);
+  return c;
+}
+
+export function readFrontendConfig(path: string): FrontendConfig {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read frontend config ${path}: ${(e as Error).message}`);
+  }
+  return validateFrontendConfig(doc, path);
+}

@@ -1,0 +1,27 @@
+// Runs inside an AsyncForward worker thread: builds the model an instance serves.
+import { manualSeed } from '../engine/runtime.js';
+import { buildModel } from '../models/registry.js';
+import { readCheckpoint } from '../nn/checkpoint.js';
+import type { Module } from '../nn/module.js';
+
+export type BuildOptions =
+  | { kind: 'checkpoint'; path: string }
+  | { kind: 'linear'; inFeatures: number; classes: number; seed: number };
+
+export default function build(o: BuildOptions): Module {
+  if (o.kind === 'linear') {
+    manualSeed(o.seed);
+    return buildModel('logistic-regression', { channels: 1, height: 1, width: o.inFeatures, classes: o.classes });
+  }
+  const ck = readCheckpoint(o.path);
+  const meta = ck.metadata as { model?: string; input?: { channels: number; height: number; width: number }; classes?: string[] };
+  const all = [...ck.state.values(), ...ck.extra.values()];
+  try {
+    if (!meta.model || !meta.input || !meta.classes) throw new Error(`${o.path} is not a base-model checkpoint`);
+    const m = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
+    m.loadStateDict(ck.state);
+    return m;
+  } finally {
+    for (const t of all) t.dispose();
+  }
+}

@@ -1,0 +1,128 @@
+// What a model instance serves, from its --model argument:
+//   a base checkpoint (models/*.safetensors from `coded train base`), run on a worker thread;
+//   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
+//   noop:D             identity on D floats computed in the event loop (no libtorch), for
+//                      measuring serving overheads.
+// Only the checkpoint's JSON header is read here, so the main thread never loads weights.
+import { openSync, readSync, closeSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AsyncForward } from '../engine/async-forward.js';
+import type { BuildOptions } from './model-builder.js';
+
+export interface ServedModel {
+  /** V2 model name */
+  name: string;
+  platform: string;
+  inputShape: number[];
+  outputShape: number[];
+  /** what the model is, for logs and metadata */
+  description: string;
+  /** set up (start the worker thread); idempotent */
+  load(device: string, threads: number): Promise<void>;
+  /** forward a batch [B, ...inputShape] -> [B, ...outputShape] */
+  forward(data: Float32Array, batch: number): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+/** Read a safetensors file's "coded" JSON metadata without loading tensors. */
+export function readCheckpointMetadata(path: string): Record<string, unknown> {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`${path} is not a safetensors file (too short)`);
+    const n = Number(head.readBigUInt64LE(0));
+    if (!(n > 0 && n < 100 * 1024 * 1024)) throw new Error(`${path} is not a safetensors file (header length ${n})`);
+    const json = Buffer.alloc(n);
+    if (readSync(fd, json, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(json.toString('utf8'));
+    } catch {
+      throw new Error(`${path}: safetensors header is not valid JSON`);
+    }
+    const coded = header.__metadata__?.coded;
+    if (coded === undefined) return {};
+    try {
+      return JSON.parse(coded) as Record<string, unknown>;
+    } catch {
+      throw new Error(`${path}: the checkpoint's "coded" metadata is not valid JSON`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+class WorkerModel implements ServedModel {
+  private af: AsyncForward | null = null;
+  constructor(
+    readonly name: string,
+    readonly platform: string,
+    readonly inputShape: number[],
+    readonly outputShape: number[],
+    readonly description: string,
+    private readonly build: BuildOptions,
+  ) {}
+  async load(device: string, threads: number): Promise<void> {
+    if (this.af !== null) return;
+    const { AsyncForward } = await import('../engine/async-forward.js');
+    const module = fileURLToPath(new URL('./model-builder.js', import.meta.url));
+    this.af = await AsyncForward.create({ module, options: this.build, device, threads });
+  }
+  async forward(data: Float32Array, batch: number): Promise<Float32Array> {
+    if (this.af === null) throw new Error('model not loaded');
+    const r = await this.af.forward(data, [batch, ...this.inputShape]);
+    return r.data;
+  }
+  async close(): Promise<void> {
+    const af = this.af;
+    this.af = null;
+    if (af !== null) await af.close();
+  }
+}
+
+class NoopModel implements ServedModel {
+  readonly platform = 'coded-noop';
+  readonly description: string;
+  constructor(readonly name: string, readonly inputShape: number[], readonly outputShape: number[]) {
+    this.description = `identity on ${inputShape[0]} floats (no-op)`;
+  }
+  async load(): Promise<void> {}
+  async forward(data: Float32Array): Promise<Float32Array> {
+    return data.slice();
+  }
+  async close(): Promise<void> {}
+}
+
+function positiveInts(parts: string[], what: string): number[] {
+  const n = parts.map(Number);
+  if (!n.every((x) => Number.isInteger(x) && x >= 1)) throw new Error(`bad --model '${what}': dimensions must be positive integers`);
+  return n;
+}
+
+/** Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model name. */
+export function servedModelFrom(spec: string, name?: string): ServedModel {
+  if (spec.startsWith('noop:')) {
+    const [d] = positiveInts(spec.slice(5).split(':'), spec);
+    if (spec.split(':').length !== 2) throw new Error(`bad --model '${spec}': use noop:D`);
+    return new NoopModel(name ?? 'noop', [d], [d]);
+  }
+  if (spec.startsWith('linear:')) {
+    const parts = spec.slice(7).split(':');
+    if (parts.length < 2 || parts.length > 3) throw new Error(`bad --model '${spec}': use linear:D:C[:SEED]`);
+    const [d, c] = positiveInts(parts.slice(0, 2), spec);
+    const seed = parts[2] === undefined ? 1 : Number(parts[2]);
+    if (!Number.isInteger(seed)) throw new Error(`bad --model '${spec}': SEED must be an integer`);
+    return new WorkerModel(name ?? 'linear', 'coded-libtorch', [d], [c], `random linear map ${d} -> ${c} (seed ${seed})`, { kind: 'linear', inFeatures: d, classes: c, seed });
+  }
+  const meta = readCheckpointMetadata(spec) as { kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[] };
+  if (meta.kind === 'code') {
+    throw new Error(`${spec} is a code checkpoint; serve a parity model from it once parity checkpoints define their layout (serving base checkpoints, linear:D:C and noop:D for now)`);
+  }
+  if (meta.kind !== 'base' || !meta.model || !meta.input || !meta.classes) {
+    throw new Error(`${spec} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED] or noop:D`);
+  }
+  const { channels, height, width } = meta.input;
+  const n = name ?? basename(spec).replace(/\.safetensors$/, '');
+  return new WorkerModel(n, 'coded-libtorch', [channels, height, width], [meta.classes.length], `${meta.model} on ${meta.dataset ?? '?'} (${spec})`, { kind: 'checkpoint', path: spec });
+}

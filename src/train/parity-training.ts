@@ -1,0 +1,220 @@
+// Training parity models (ParM) for a linear-family code (addition, linear, concat): the
+// base model F is frozen and its outputs on every training and validation image are
+// computed once and cached; each epoch cuts the training set into fresh coding groups of k
+// (GroupSampler), encodes them, and trains parity model j with MSE towards what the decoder
+// expects from it (code.parityTarget: sum_i a_ji F(X_i); or the same combination of one-hot
+// true labels). Adam with L2, the papers' initialisation (from the model zoo); after every
+// epoch the validation degraded-mode accuracy A_d decides the best checkpoint; a JSONL log
+// and a resumable last checkpoint (parity weights + optimizer state) are written.
+import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Adam } from '../engine/optim/adam.js';
+import type { OptimizerState } from '../engine/optim/optimizer.js';
+import { noGrad } from '../engine/autograd.js';
+import { manualSeed } from '../engine/runtime.js';
+import { tidy } from '../engine/scope.js';
+import { cat, mseLoss, oneHot } from '../engine/ops.js';
+import type { Device } from '../engine/dtype.js';
+import { tensor, type Tensor } from '../engine/tensor.js';
+import type { Module } from '../nn/module.js';
+import type { Split } from '../data/split.js';
+import { GroupSampler } from '../data/group-sampler.js';
+import type { LinearCode } from '../codes/linear.js';
+import { buildParityModels, loadParityCode, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
+import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
+
+export interface ParityTrainingConfig {
+  code: string;
+  k: number;
+  r: number;
+  parityModel: string;
+  epochs: number;
+  /** coding groups per batch */
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  schedule: 'constant' | 'cosine';
+  /** 'base': targets from the base model's outputs; 'labels': from one-hot true labels */
+  target: 'base' | 'labels';
+  seed: number;
+  device: Device;
+}
+
+export interface ParityEpochRecord {
+  epoch: number;
+  trainLoss: number;
+  valDegradedAccuracy: number;
+  valRecovery: number;
+  lr: number;
+  seconds: number;
+  best: boolean;
+}
+
+export interface ParityTrainingData {
+  train: Split;
+  validation: Split;
+  test: Split;
+  classes: string[];
+}
+
+export interface ParityTrainingResult {
+  bestCheckpoint: string;
+  bestEpoch: number;
+  bestValDegradedAccuracy: number;
+  test: CodeEvaluation;
+  epochs: ParityEpochRecord[];
+  seconds: number;
+  resumedFrom: number;
+}
+
+export interface ParityTrainingHooks {
+  onBatch?: (epoch: number, batch: number, batches: number, loss: number) => void;
+  onEpoch?: (r: ParityEpochRecord) => void;
+  command?: string;
+}
+
+export const parityFiles = (outDir: string) => ({
+  best: join(outDir, 'best.safetensors'),
+  last: join(outDir, 'last.safetensors'),
+  log: join(outDir, 'log.jsonl'),
+});
+
+/** The base model's outputs on a whole split [N, classes], computed once without gradients. */
+export function baseOutputs(base: Module, split: Split, device: Device, batch = 1000): Tensor {
+  base.eval();
+  return noGrad(() => tidy(() => {
+    const parts: Tensor[] = [];
+    for (let s = 0; s < split.size; s += batch) {
+      const x = split.images.narrow(0, s, Math.min(batch, split.size - s));
+      parts.push(base.forward(device === 'cpu' ? x : x.to(device)));
+    }
+    return parts.length === 1 ? parts[0] : cat(parts, 0);
+  }));
+}
+
+export function trainParity(
+  cfg: ParityTrainingConfig, code: LinearCode, base: Module, baseIdentity: BaseIdentity, input: ParityMeta['input'],
+  data: ParityTrainingData, outDir: string, { resume = false } = {}, hooks: ParityTrainingHooks = {},
+): ParityTrainingResult {
+  const t0 = performance.now();
+  if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
+  mkdirSync(outDir, { recursive: true });
+  const f = parityFiles(outDir);
+  const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
+  manualSeed(cfg.seed);
+  const parity = buildParityModels(parityMeta);
+  for (const m of parity) m.to(cfg.device);
+  base.to(cfg.device).eval();
+  const params = parity.flatMap((m) => m.parameters());
+  const opt = new Adam(params, { lr: cfg.lr, weightDecay: cfg.weightDecay });
+  let startEpoch = 1;
+  let best = { epoch: 0, valDegradedAccuracy: -1 };
+  const history: ParityEpochRecord[] = [];
+  const meta = { parity: parityMeta, base: baseIdentity, config: cfg, classes: data.classes, command: hooks.command ?? null };
+
+  if (resume) {
+    if (!existsSync(f.last)) throw new Error(`--resume: ${f.last} does not exist (nothing to resume in ${outDir})`);
+    const lp = loadParityCode(f.last);
+    const m = lp.metadata as unknown as { config?: ParityTrainingConfig; epoch?: number; best?: typeof best; optimizer?: Omit<OptimizerState, 'tensors'>; history?: ParityEpochRecord[]; base: BaseIdentity };
+    try {
+      if (m.config?.code !== cfg.code || m.config?.k !== cfg.k || m.config?.r !== cfg.r || m.config?.parityModel !== cfg.parityModel || m.base.sha256 !== baseIdentity.sha256) {
+        throw new Error(`--resume: ${f.last} was trained as ${m.config?.code} k=${m.config?.k} r=${m.config?.r} (${m.config?.parityModel}) for base ${m.base.path}; not this configuration`);
+      }
+      parity.forEach((p, j) => p.loadStateDict(lp.parity[j].stateDict()));
+      const optTensors: Record<string, Tensor> = {};
+      for (const [k, t] of lp.extra) if (k.startsWith('optim.')) optTensors[k.slice(6)] = t;
+      if (m.optimizer) opt.loadStateDict({ ...m.optimizer, tensors: optTensors });
+      startEpoch = (m.epoch ?? 0) + 1;
+      best = m.best ?? best;
+      history.push(...(m.history ?? []));
+    } finally {
+      for (const p of lp.parity) p.dispose();
+      for (const t of lp.extra.values()) t.dispose();
+    }
+  } else {
+    rmSync(f.log, { force: true });
+  }
+
+  const say = hooks.onEpoch;
+  // cached base outputs (or one-hot labels) on the training split: the parity targets' source
+  const trainOut = cfg.target === 'base'
+    ? baseOutputs(base, data.train, cfg.device).keep()
+    : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
+  const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
+  const batches = sampler.batchesPerEpoch;
+  const total = cfg.epochs * batches;
+  const lrAt = (epoch: number, b: number) =>
+    cfg.schedule === 'constant' ? cfg.lr : 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batches + b)) / total));
+  try {
+    for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
+      const te = performance.now();
+      manualSeed(cfg.seed * 100003 + epoch);
+      for (const m of parity) m.train();
+      let lossSum = 0;
+      for (const batch of sampler.batches(epoch)) {
+        opt.lr = lrAt(epoch, batch.index);
+        const loss = tidy(() => {
+          const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64' });
+          const xs = data.train.images.indexSelect(0, idx);
+          const [, ...rest] = xs.shape;
+          let x = xs.reshape([batch.groups, cfg.k, ...rest]);
+          if (cfg.device !== 'cpu') x = x.to(cfg.device);
+          const outs = trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
+          const queries = code.encode(x);
+          opt.zeroGrad();
+          let l: Tensor | null = null;
+          for (let j = 0; j < cfg.r; j++) {
+            const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
+            const target = code.parityTarget(outs, j);
+            const lj = mseLoss(pred, target);
+            l = l === null ? lj : l.add(lj);
+          }
+          l!.backward();
+          opt.step();
+          return l!.item();
+        });
+        lossSum += loss;
+        hooks.onBatch?.(epoch, batch.index, batches, loss);
+      }
+      const val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
+      const isBest = val.degraded.accuracy > best.valDegradedAccuracy;
+      const rec: ParityEpochRecord = {
+        epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
+        lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: isBest,
+      };
+      history.push(rec);
+      if (isBest) {
+        best = { epoch, valDegradedAccuracy: val.degraded.accuracy };
+        saveParityCode(f.best, code, parity, { ...meta, epoch, valDegradedAccuracy: val.degraded.accuracy, valBaseAccuracy: val.baseAccuracy, created: new Date().toISOString() });
+      }
+      const os = opt.stateDict();
+      const optTensors = new Map(Object.entries(os.tensors).map(([k, t]) => [`optim.${k}`, t] as [string, Tensor]));
+      saveParityCode(f.last, code, parity, { ...meta, epoch, best, history, optimizer: { steps: os.steps, hyper: os.hyper } }, optTensors);
+      appendFileSync(f.log, JSON.stringify({ ...rec, time: new Date().toISOString() }) + '\n');
+      say?.(rec);
+    }
+  } finally {
+    opt.dispose();
+    trainOut.dispose();
+  }
+  if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
+  // test evaluation of the best-validation parity models
+  const lp = loadParityCode(f.best);
+  for (const t of lp.extra.values()) t.dispose();
+  try {
+    for (const m of lp.parity) m.to(cfg.device);
+    const test = evaluateCode({ code: lp.code, workers: { base, parity: lp.parity }, test: data.test, classes: data.classes, device: cfg.device, seed: cfg.seed });
+    const bestMeta = lp.metadata as unknown as Record<string, unknown>;
+    saveParityCode(f.best, lp.code, lp.parity, {
+      ...(bestMeta as { parity: ParityMeta; base: BaseIdentity }),
+      testDegradedAccuracy: test.degraded.accuracy, testRecovery: test.degraded.recovery, testBaseAccuracy: test.baseAccuracy,
+    });
+    return {
+      bestCheckpoint: f.best, bestEpoch: best.epoch, bestValDegradedAccuracy: best.valDegradedAccuracy, test,
+      epochs: history, seconds: (performance.now() - t0) / 1000, resumedFrom: startEpoch,
+    };
+  } finally {
+    for (const m of lp.parity) m.dispose();
+    for (const m of parity) m.dispose();
+  }
+}

@@ -1,0 +1,324 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tensor, tidy, randn, manualSeed, dispose, type Tensor } from '../../src/index.js';
+import {
+  LearnedCode, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
+  UndecodableError, type LearnedCodeConfig,
+} from '../../src/codes/index.js';
+import { Module, Linear } from '../../src/nn/index.js';
+import { BaseMLP } from '../../src/models/base-mlp.js';
+import { Adam } from '../../src/engine/optim/adam.js';
+import { loadDataset, disposeDataset } from '../../src/data/registry.js';
+import { erasedMask, erasedSlotLoss, freeze, learnedLoss, trainLearned, LOSSES, type LearnedTrainingConfig } from '../../src/train/learned-training.js';
+
+const choose = (n: number, m: number): number => (m < 0 || m > n ? 0 : m === 0 ? 1 : (choose(n - 1, m - 1) * n) / m);
+
+const cfg = (o: Partial<LearnedCodeConfig> = {}): LearnedCodeConfig => ({
+  family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input: { channels: 1, height: 4, width: 4 }, outputs: 3, ...o,
+});
+
+// a decoder that records what it was given and returns zeros of the right shape (a user coder)
+let recorded: number[][] = [];
+class RecordingDecoder extends Module {
+  readonly lin: Linear;
+  constructor(readonly k: number, readonly m: number) {
+    super();
+    this.lin = this.registerModule('lin', new Linear(1, 1));
+  }
+  forward(y: Tensor): Tensor {
+    recorded = [y.shape, Array.from(y.contiguous().data() as Float32Array)];
+    return y.narrow(1, 0, this.k).mul(0);
+  }
+}
+registerDecoder('test-recording', { description: 'records its input', build: (s) => new RecordingDecoder(s.k, s.m) });
+
+// an encoder that returns, per parity j, (j + 1) * the sum of the k inputs (a user coder)
+class SumEncoder extends Module {
+  readonly dummy: Linear;
+  constructor(readonly r: number) {
+    super();
+    this.dummy = this.registerModule('dummy', new Linear(1, 1));
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      const s = x.sum(1, true);
+      return s.repeat([1, this.r, 1, 1]).mul(tensor(Array.from({ length: this.r }, (_, j) => j + 1), [1, this.r, 1, 1]));
+    });
+  }
+}
+registerEncoder('test-sum', { description: 'sum of inputs', build: (s) => new SumEncoder(s.r) });
+
+test('evaluation and training patterns: every pattern of 1..r missing outputs except the all-parity ones', () => {
+  for (const [k, r] of [[2, 1], [2, 2], [5, 1], [3, 2], [2, 3]]) {
+    const code = new LearnedCode(cfg({ k, r }));
+    const ps = code.evaluationPatterns();
+    let expected = 0;
+    for (let m = 1; m <= r; m++) expected += choose(k + r, m) - choose(r, m);
+    assert.equal(ps.length, expected, `k=${k} r=${r}`);
+    // exactly r missing: C(k + r, r) minus the single all-parity pattern
+    assert.equal(ps.filter((p) => p.filter((a) => !a).length === r).length, choose(k + r, r) - 1);
+    for (const p of ps) assert.ok(p.slice(0, k).some((a) => !a));
+    assert.equal(new Set(ps.map((p) => p.join())).size, ps.length);
+    const mask = erasedMask(ps, k);
+    assert.deepEqual(mask.shape, [ps.length, k]);
+    mask.dispose();
+    for (const [, m] of code.modules()) m.dispose();
+  }
+});
+
+test('decoder input: unavailable outputs are zeros at their own positions, the rest kept in place', () => {
+  tidy(() => {
+    const code = new LearnedCode(cfg({ k: 3, r: 2, decoder: 'test-recording' }));
+    const G = 2;
+    const m = 3;
+    const outs = Array.from({ length: 5 }, (_, i) => tensor(Array.from({ length: G * m }, (_, j) => 10 * (i + 1) + j + 1), [G, m]));
+    const avail = [true, false, true, true, false];
+    const d = code.decode(outs.map((o, i) => (avail[i] ? o : null)));
+    assert.deepEqual(d.reconstructed, [false, true, false]);
+    const [shape, values] = recorded;
+    assert.deepEqual(shape, [G, 5, m]);
+    for (let g = 0; g < G; g++) {
+      for (let i = 0; i < 5; i++) {
+        for (let c = 0; c < m; c++) {
+          const v = values[(g * 5 + i) * m + c];
+          assert.equal(v, avail[i] ? 10 * (i + 1) + g * m + c + 1 : 0, `group ${g} slot ${i} class ${c}`);
+        }
+      }
+    }
+    // available data outputs are passed through untouched
+    assert.deepEqual(d.outputs[0].toList(), outs[0].toList());
+    assert.deepEqual(d.outputs[2].toList(), outs[2].toList());
+    // the vectorised path zeroes the same positions for every pattern
+    const all = tidy(() => tensor(outs.flatMap((o) => o.toList()), [5, G, m]).permute(1, 0, 2).contiguous());
+    const ps = code.evaluationPatterns();
+    code.decodePatterns(all, ps);
+    const [s2, v2] = recorded;
+    assert.deepEqual(s2, [ps.length * G, 5, m]);
+    ps.forEach((p, pi) => {
+      for (let g = 0; g < G; g++) for (let i = 0; i < 5; i++) for (let c = 0; c < m; c++) {
+        const v = v2[((pi * G + g) * 5 + i) * m + c];
+        assert.equal(v, p[i] ? 10 * (i + 1) + g * m + c + 1 : 0);
+      }
+    });
+    for (const [, mod] of code.modules()) mod.dispose();
+  });
+});
+
+test('decode: no data missing passes through; more than r missing is undecodable; wrong shapes are refused', () => {
+  tidy(() => {
+    const code = new LearnedCode(cfg());
+    const o = [randn([4, 3]), randn([4, 3]), randn([4, 3])];
+    const d = code.decode([o[0], o[1], null]);
+    assert.deepEqual(d.reconstructed, [false, false]);
+    assert.deepEqual(d.outputs[1].toList(), o[1].toList());
+    const r = code.decode([null, o[1], o[2]]);
+    assert.deepEqual(r.reconstructed, [true, false]);
+    assert.deepEqual(r.outputs[0].shape, [4, 3]);
+    assert.equal(code.canDecode([false, false, true]), false);
+    assert.throws(() => code.decode([null, null, o[2]]), UndecodableError);
+    assert.throws(() => code.decode([o[0], o[1]]), /takes 3 outputs/);
+    assert.throws(() => code.decode([null, randn([4, 5]), o[2]]), /must be \[G, 3\]/);
+    assert.throws(() => code.encode(randn([4, 2, 1, 5, 5])), /expected coding groups shaped \[G, 2, 1, 4, 4\]/);
+    for (const [, mod] of code.modules()) mod.dispose();
+  });
+});
+
+test('bad configs give clear errors', () => {
+  assert.throws(() => codeFromConfig(cfg({ encoder: 'nope' })), /unknown encoder 'nope'.*registerEncoder/);
+  assert.throws(() => codeFromConfig(cfg({ decoder: 'nope' })), /unknown decoder 'nope'/);
+  assert.throws(() => codeFromConfig(cfg({ r: 0 })), /r must be >= 1/);
+  assert.throws(() => codeFromConfig(cfg({ input: { channels: 1, height: 0, width: 4 } })), /input must be/);
+  assert.throws(() => codeFromConfig(cfg({ outputs: 0 })), /outputs/);
+  assert.throws(() => registerEncoder('mlp', { description: '', build: () => new Linear(1, 1) }), /already registered/);
+});
+
+test('multi-channel queries are encoded channel by channel: channels never mix', () => {
+  tidy(() => {
+    for (const enc of ['conv', 'mlp', 'test-sum']) {
+      manualSeed(3);
+      const code = new LearnedCode(cfg({ k: 2, r: 2, encoder: enc, input: { channels: 3, height: 5, width: 5 } }));
+      const x = randn([4, 2, 3, 5, 5]);
+      const p = code.parities(x);
+      assert.deepEqual(p.shape, [4, 2, 3, 5, 5]);
+      // parity channel c equals the encoder applied to the k inputs' channel c alone
+      for (let c = 0; c < 3; c++) {
+        const direct = code.encoder.forward(x.select(2, c));
+        const got = p.select(2, c);
+        assert.ok(direct.sub(got).abs().max().item() < 1e-5, `${enc}: channel ${c}`);
+      }
+      // perturbing the green channel changes only green parities
+      const x2 = x.clone();
+      x2.select(2, 1).add_(1);
+      const p2 = code.parities(x2);
+      const diff = p2.sub(p).abs().sum([0, 1, 3, 4]).toList();
+      assert.equal(diff[0], 0, enc);
+      assert.equal(diff[2], 0, enc);
+      assert.ok(diff[1] > 0, enc);
+      // coded queries: k originals then r parities, all for the base model
+      const q = code.encode(x);
+      assert.equal(q.length, 4);
+      for (const cq of q) assert.deepEqual(cq.fn, { kind: 'base' });
+      assert.deepEqual(q[1].inputs[0].toList(), x.select(1, 1).toList());
+      assert.deepEqual(q[3].inputs[0].toList(), p.select(1, 1).toList());
+      for (const [, mod] of code.modules()) mod.dispose();
+    }
+  });
+});
+
+test('the gradient reaches the encoder through F while F stays bit-identical', () => {
+  for (const encoder of ['mlp', 'conv']) {
+    manualSeed(1);
+    const base = new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 });
+    freeze(base);
+    const before = base.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
+    const code = new LearnedCode(cfg({ k: 2, r: 1, encoder }));
+    const params = [...code.encoder.parameters(), ...code.decoder.parameters()];
+    const opt = new Adam(params, { lr: 1e-3, weightDecay: 1e-5 });
+    const encBefore = Float32Array.from(code.encoder.parameters()[0].data() as Float32Array);
+    const patterns = code.evaluationPatterns();
+    const erased = erasedMask(patterns, 2);
+    for (let step = 0; step < 3; step++) {
+      tidy(() => {
+        opt.zeroGrad();
+        const x = randn([6, 2, 1, 4, 4]);
+        const y = tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], [6, 2], { dtype: 'int64' });
+        const loss = learnedLoss(code, base, x, y, patterns, erased, 'kl-base');
+        loss.backward();
+        for (const p of code.encoder.parameters()) {
+          assert.ok(p.grad !== null, `${encoder}: encoder gradient missing`);
+          assert.ok(p.grad.abs().sum().item() > 0 || p.shape.length === 1, `${encoder}: encoder gradient is zero`);
+        }
+        for (const p of base.parameters()) assert.equal(p.grad, null, 'F accumulated a gradient');
+        opt.step();
+      });
+    }
+    base.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], 'F changed'));
+    assert.notDeepEqual(Float32Array.from(code.encoder.parameters()[0].data() as Float32Array), encBefore, 'the encoder did not move');
+    opt.dispose();
+    erased.dispose();
+    base.dispose();
+    for (const [, m] of code.modules()) m.dispose();
+  }
+});
+
+test('losses are taken on erased slots only (value and gradient)', () => {
+  tidy(() => {
+    // k = 2, r = 1: patterns 011 (slot 0 erased) and 101 (slot 1 erased)
+    const code = new LearnedCode(cfg());
+    const ps = code.evaluationPatterns();
+    assert.deepEqual(ps, [[false, true, true], [true, false, true]]);
+    const erased = erasedMask(ps, 2);
+    const G = 3;
+    const target = randn([G, 2, 3]);
+    const labels = tensor([0, 1, 2, 2, 1, 0], [G, 2], { dtype: 'int64' });
+    for (const loss of LOSSES) {
+      const rec = randn([2, G, 2, 3]).requiresGrad_(true);
+      const l = erasedSlotLoss(rec, target, labels, erased, loss);
+      l.backward();
+      const g = rec.grad!;
+      // pattern 0 erased slot 0 only, pattern 1 slot 1 only
+      assert.equal(g.select(0, 0).select(1, 1).abs().sum().item(), 0, `${loss}: gradient on an available slot`);
+      assert.equal(g.select(0, 1).select(1, 0).abs().sum().item(), 0, `${loss}: gradient on an available slot`);
+      assert.ok(g.select(0, 0).select(1, 0).abs().sum().item() > 0, loss);
+      assert.ok(g.select(0, 1).select(1, 1).abs().sum().item() > 0, loss);
+      // the value depends only on the erased slots: changing available ones changes nothing
+      const rec2 = rec.detach().clone();
+      rec2.select(0, 0).select(1, 1).add_(5);
+      rec2.select(0, 1).select(1, 0).add_(5);
+      assert.ok(Math.abs(erasedSlotLoss(rec2, target, labels, erased, loss).item() - l.item()) < 1e-6, loss);
+      if (loss === 'mse-base') {
+        // mean over erased slots of the per-slot mean squared error
+        const a = rec.detach().select(0, 0).select(1, 0).sub(target.select(1, 0)).square().mean().item();
+        const b = rec.detach().select(0, 1).select(1, 1).sub(target.select(1, 1)).square().mean().item();
+        assert.ok(Math.abs(l.item() - (a + b) / 2) < 1e-5);
+      }
+      if (loss === 'xent-label') {
+        const lp0 = rec.detach().select(0, 0).select(1, 0).logSoftmax(-1).toList();
+        const lp1 = rec.detach().select(0, 1).select(1, 1).logSoftmax(-1).toList();
+        const lab = labels.toList();
+        let s = 0;
+        for (let gi = 0; gi < G; gi++) s -= lp0[gi * 3 + lab[gi * 2]] + lp1[gi * 3 + lab[gi * 2 + 1]];
+        assert.ok(Math.abs(l.item() - s / (2 * G)) < 1e-5);
+      }
+    }
+    assert.throws(() => erasedSlotLoss(randn([2, G, 2, 3]), target, labels, erased, 'bogus' as never), /unknown loss/);
+    for (const [, mod] of code.modules()) mod.dispose();
+  });
+});
+
+test('save/load round trip: the same code decodes identically; computeAll runs it on the base model', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'learned-'));
+  try {
+    manualSeed(2);
+    const code = new LearnedCode(cfg({ k: 2, r: 2, encoder: 'conv', encoderOptions: { hidden: 6 } }));
+    const base = new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 });
+    saveCode(join(dir, 'c.safetensors'), code, { base: { sha256: 'x' } });
+    const { code: back, metadata, extra } = loadCode(join(dir, 'c.safetensors'));
+    assert.equal(back.name, code.name);
+    assert.deepEqual((metadata as unknown as { base: unknown }).base, { sha256: 'x' });
+    assert.equal(extra.size, 0);
+    tidy(() => {
+      const x = randn([3, 2, 1, 4, 4]);
+      const a = computeAll(code, { base }, x);
+      const b = computeAll(back, { base }, x);
+      for (const p of code.evaluationPatterns()) {
+        const da = code.decode(a.map((t, i) => (p[i] ? t : null)));
+        const db = back.decode(b.map((t, i) => (p[i] ? t : null)));
+        da.outputs.forEach((t, i) => assert.deepEqual(t.toList(), db.outputs[i].toList()));
+      }
+    });
+    base.dispose();
+    for (const c of [code, back]) for (const [, m] of c.modules()) m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('trainLearned: trains through a frozen base, keeps the best checkpoint, resumes to the same result', async () => {
+  const ds = await loadDataset('synthetic', { synthetic: { trainSize: 600, testSize: 200, height: 6, width: 6, classes: 4 }, validation: 100 });
+  const dir = mkdtempSync(join(tmpdir(), 'learned-train-'));
+  try {
+    manualSeed(5);
+    const base = new BaseMLP({ inFeatures: 36, hidden: [16], numClasses: 4 });
+    const baseBefore = base.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
+    const data = { train: ds.train, validation: ds.validation!, test: ds.test, classes: ds.info.classes, input: { channels: 1, height: 6, width: 6 } };
+    const tc: LearnedTrainingConfig = {
+      dataset: 'synthetic', base: 'none', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', loss: 'kl-base', epochs: 2, batchSize: 16,
+      lr: 1e-3, weightDecay: 1e-5, optimizers: 'joint', trainParts: 'both', seed: 1, device: 'cpu',
+    };
+    const id = { path: 'none', sha256: 'abc', dataset: 'synthetic', model: 'base-mlp' };
+    const mk = () => new LearnedCode({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input: data.input, outputs: 4 });
+    manualSeed(7);
+    const c1 = mk();
+    const full = trainLearned(tc, c1, base, id, data, join(dir, 'full'));
+    assert.equal(full.epochs.length, 2);
+    assert.ok(full.test.degraded.count > 0);
+    base.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), baseBefore[i], 'F changed during training'));
+    const { metadata } = loadCode(full.bestCheckpoint);
+    assert.equal((metadata as unknown as { base: { sha256: string } }).base.sha256, 'abc');
+    // one epoch, then resume to two: the same weights as two epochs straight
+    manualSeed(7);
+    const c2 = mk();
+    trainLearned({ ...tc, epochs: 1 }, c2, base, id, data, join(dir, 'resumed'));
+    const c3 = mk();
+    const resumed = trainLearned(tc, c3, base, id, data, join(dir, 'resumed'), { resume: true });
+    assert.equal(resumed.resumedFrom, 2);
+    const last = (d: string) => loadCode(join(dir, d, 'last.safetensors'));
+    const a = last('full');
+    const b = last('resumed');
+    for (const [name, m] of a.code.modules()) {
+      const other = b.code.modules().get(name)!.stateDict();
+      for (const [key, t] of m.stateDict()) assert.deepEqual(t.toList(), other.get(key)!.toList(), `${name}.${key}`);
+    }
+    assert.throws(() => trainLearned(tc, mk(), base, { ...id, sha256: 'other' }, data, join(dir, 'resumed'), { resume: true }), /trained for base model/);
+    for (const c of [c1, c2, c3, a.code, b.code]) for (const [, m] of c.modules()) m.dispose();
+    dispose([...a.extra.values(), ...b.extra.values()]);
+    base.dispose();
+  } finally {
+    disposeDataset(ds);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

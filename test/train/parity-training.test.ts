@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tensor, tidy, randn, manualSeed } from '../../src/index.js';
+import { AdditionCode } from '../../src/codes/index.js';
+import { fileSha256, loadParityWorkers } from '../../src/codes/parity-models.js';
+import { saveCheckpoint } from '../../src/nn/checkpoint.js';
+import { LogisticRegression } from '../../src/models/logistic-regression.js';
+import { trainParity, type ParityTrainingConfig } from '../../src/train/parity-training.js';
+import type { Split } from '../../src/data/split.js';
+
+function split(n: number, seed: number): Split {
+  manualSeed(seed);
+  return tidy(() => {
+    const images = randn([n, 1, 4, 4]).keep();
+    const labels = tensor(Array.from({ length: n }, (_, i) => i % 3), [n], { dtype: 'int64' }).keep();
+    return { images, labels, size: n };
+  });
+}
+
+test('parity training: best checkpoint, JSONL log, resume, and a loadable code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
+  const base = new LogisticRegression(16, 3);
+  const data = { train: split(120, 1), validation: split(40, 2), test: split(40, 3), classes: ['a', 'b', 'c'] };
+  try {
+    const basePath = join(dir, 'base.safetensors');
+    const input = { channels: 1, height: 4, width: 4 };
+    saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'logistic-regression', input, classes: data.classes });
+    const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'synthetic', model: 'logistic-regression', input, classes: 3 };
+    const cfg: ParityTrainingConfig = {
+      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 1e-2, weightDecay: 1e-5,
+      schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
+    };
+    const out = join(dir, 'run');
+    const r1 = trainParity(cfg, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, out);
+    assert.equal(r1.epochs.length, 2);
+    assert.ok(r1.epochs[1].trainLoss < r1.epochs[0].trainLoss, 'the MSE goes down');
+    assert.equal(readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').length, 2);
+    assert.ok(existsSync(r1.bestCheckpoint));
+    assert.equal(r1.test.samples, 40);
+    const r2 = trainParity({ ...cfg, epochs: 3 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, out, { resume: true });
+    assert.equal(r2.resumedFrom, 3);
+    assert.equal(r2.epochs.length, 3);
+    assert.equal(readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').length, 3);
+    assert.throws(() => trainParity({ ...cfg, k: 3, epochs: 4 }, new AdditionCode(3), base, identity, { ...input, classes: 3 }, data, out, { resume: true }), /not this configuration/);
+    const lw = loadParityWorkers(r2.bestCheckpoint);
+    assert.equal(lw.code.name, 'addition(k=2, r=1)');
+    assert.equal(typeof (lw.metadata as unknown as { testDegradedAccuracy: number }).testDegradedAccuracy, 'number');
+    lw.workers.base.dispose();
+    for (const m of lw.workers.parity!) m.dispose();
+  } finally {
+    base.dispose();
+    for (const s of [data.train, data.validation, data.test]) {
+      s.images.dispose();
+      s.labels.dispose();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
