@@ -37,6 +37,7 @@ the default noop model, F(P) is exact for the linear/addition code).
   --slow-ms MS       straggler delay (default 100)
   --slo MS           frontend SLO (default 1000); --deadline MS decode deadline (default 10)
   --concurrency N    requests in flight per instance (default 1: pull when idle)
+  --rounds R         the measured queries run in R interleaved rounds of all modes (default 5)
   --seed S           schedule and fault seeds (default 1)
   --out DIR          output directory (default bench-results/serve)
   --json             print the JSON report on stdout`;
@@ -58,7 +59,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess; grpc: number; stop: () => Promise<void> }> {
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  const proc = spawn(process.execPath, [main, 'serve', 'frontend', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // one OpenMP thread: idle OpenMP workers spinning in the frontend starve everything else on a small CPU
+  const proc = spawn(process.execPath, [main, 'serve', 'frontend', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' } });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     if (err.length < 8192) err += d.toString();
@@ -97,34 +99,37 @@ export function poissonSchedule(n: number, rate: number, seed: number): Float64A
   return t;
 }
 
-/** Replay a schedule against a frontend; latency from intended send time, in microseconds. */
-async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, warmup: number, inputs: Float32Array[], shape: number[], timeoutMs: number) {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
-  let errors = 0;
-  let rejected = 0;
-  let reconstructed = 0;
-  let defaults = 0;
+interface Stats {
+  h: ReturnType<typeof hdr.build>;
+  errors: number;
+  rejected: number;
+  reconstructed: number;
+  defaults: number;
+  measured: number;
+  spanMs: number;
+}
+
+/** Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up). */
+async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, st: Stats | null, inputs: Float32Array[], shape: number[], timeoutMs: number): Promise<void> {
   let done = 0;
   const n = schedule.length;
   let next = 0;
-  const start = performance.now() + 50;
+  const start = performance.now() + 20;
   let finish: () => void = () => {};
   const all = new Promise<void>((r) => (finish = r));
   const send = (i: number) => {
     const intended = start + schedule[i];
     client.infer(name, 'input', inputs[i % inputs.length], [1, ...shape], timeoutMs).then(
       (r) => {
-        if (i >= warmup) {
-          h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
-          if (r.parameters.reconstructed === true) reconstructed++;
-          if (r.parameters.default === true) defaults++;
-        }
+        if (st === null) return;
+        st.h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        if (r.parameters.reconstructed === true) st.reconstructed++;
+        if (r.parameters.default === true) st.defaults++;
       },
       (e: { code?: number }) => {
-        if (i >= warmup) {
-          if (e.code === 8) rejected++;
-          else errors++;
-        }
+        if (st === null) return;
+        if (e.code === 8) st.rejected++;
+        else st.errors++;
       },
     ).finally(() => {
       if (++done === n) finish();
@@ -139,16 +144,20 @@ async function replay(client: V2GrpcClient, name: string, schedule: Float64Array
       else setImmediate(tick);
     }
   };
-  setTimeout(tick, 50);
+  setTimeout(tick, 20);
   await all;
-  const measured = n - warmup;
-  const span = (schedule[n - 1] - schedule[warmup]) / 1000;
+  if (st !== null) {
+    st.measured += n;
+    st.spanMs += schedule[n - 1];
+  }
+}
+
+function summarize(st: Stats) {
+  const h = st.h;
   const p = (q: number) => h.getValueAtPercentile(q) / 1000;
   const cdf: { latencyMs: number; percentile: number }[] = [];
   for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100]) cdf.push({ percentile: q, latencyMs: p(q) });
-  const res = { errors, rejected, reconstructed, defaults, measured, achievedRate: measured / span, latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 }, cdf };
-  h.destroy();
-  return res;
+  return { latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 }, cdf, achievedRate: st.measured / (st.spanMs / 1000) };
 }
 
 /** Time the frontend's encode + decode path for one coding group of 1000-value outputs. */
@@ -201,7 +210,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     {
       model: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' },
-      slo: { type: 'string' }, deadline: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -248,38 +257,53 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     const per = shape.reduce((a, b) => a * b, 1);
     const rand = mulberry32(seed + 7);
     const inputs = Array.from({ length: 64 }, () => Float32Array.from({ length: per }, () => rand()));
-    const schedule = poissonSchedule(N + warmup, rate, seed);
-    for (const mode of modes) {
-      // every instance serves the model under one name: the parity instances can then act as
-      // base replicas in the uncoded modes (valid for noop/linear models, whose parity model
-      // for the linear/addition code is F itself)
-      const common = { name: 'bench', grpcPort: 0, sloMs: slo, decodeDeadlineMs: deadline, maxWaitMs: 5, instanceConcurrency: conc, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000 };
-      let cfg: FrontendConfig;
-      let desc: string;
-      if (mode === 'coded') {
-        cfg = { ...common, mode, code: { family, k, r: 1 }, pools: { base: { model: 'model', instances: baseAddrs }, parity: [{ model: 'model', instances: parityAddrs }] } };
-        desc = `${B} base + ${P} parity, ${family} k=${k}`;
-      } else if (mode === 'none') {
-        cfg = { ...common, mode, pools: { base: { model: 'model', instances: baseAddrs } } };
-        desc = `${B} base`;
-      } else {
-        cfg = { ...common, mode, pools: { base: { model: 'model', instances: [...baseAddrs, ...parityAddrs] } } };
-        desc = `${B + P} base replicas${mode === 'replication' ? ', 2 copies per query' : ''}`;
+    const rounds = intOption(values.rounds, 'rounds', 5);
+    const per_round = Math.ceil(N / rounds);
+    const fes: { mode: string; desc: string; fe: Awaited<ReturnType<typeof startFrontendProcess>>; client: V2GrpcClient; st: Stats }[] = [];
+    try {
+      for (const mode of modes) {
+        // every instance serves the model under one name: the parity instances can then act as
+        // base replicas in the uncoded modes (valid for noop/linear models, whose parity model
+        // for the linear/addition code is F itself)
+        const common = { name: 'bench', grpcPort: 0, sloMs: slo, decodeDeadlineMs: deadline, maxWaitMs: 5, instanceConcurrency: conc, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
+        let cfg: FrontendConfig;
+        let desc: string;
+        if (mode === 'coded') {
+          cfg = { ...common, mode, code: { family, k, r: 1 }, pools: { base: { model: 'model', instances: baseAddrs }, parity: [{ model: 'model', instances: parityAddrs }] } };
+          desc = `${B} base + ${P} parity, ${family} k=${k}`;
+        } else if (mode === 'none') {
+          cfg = { ...common, mode, pools: { base: { model: 'model', instances: baseAddrs } } };
+          desc = `${B} base`;
+        } else {
+          cfg = { ...common, mode, pools: { base: { model: 'model', instances: [...baseAddrs, ...parityAddrs] } } };
+          desc = `${B + P} base replicas${mode === 'replication' ? ', 2 copies per query' : ''}`;
+        }
+        const path = join(tmp, `${mode}.json`);
+        writeFileSync(path, JSON.stringify(cfg));
+        const fe = await startFrontendProcess(path);
+        const st: Stats = { h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0 };
+        fes.push({ mode, desc, fe, client: new V2GrpcClient(`127.0.0.1:${fe.grpc}`), st });
       }
-      const path = join(tmp, `${mode}.json`);
-      writeFileSync(path, JSON.stringify(cfg));
-      const fe = await startFrontendProcess(path);
-      const client = new V2GrpcClient(`127.0.0.1:${fe.grpc}`);
-      try {
-        await sleep(300);
-        log(`mode ${mode} (${desc}): ${N} queries at ${rate}/s ...`);
-        const r = await replay(client, 'bench', schedule, warmup, inputs, shape, slo * 4);
-        results.push({ mode, config: desc, queries: r.measured, errors: r.errors, rejected: r.rejected, reconstructed: r.reconstructed, defaults: r.defaults, achievedRate: r.achievedRate, latencyMs: r.latencyMs, cdf: r.cdf });
-        const l = r.latencyMs;
-        log(`  p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms, max ${fmt(l.max)} ms; reconstructed ${r.reconstructed}, default ${r.defaults}, errors ${r.errors}, rejected ${r.rejected}`);
-      } finally {
-        client.close();
-        await fe.stop();
+      // warm-up, then interleaved rounds: a noisy shared CPU affects every mode alike
+      for (const f of fes) await replay(f.client, 'bench', poissonSchedule(warmup, rate, seed + 1000), null, inputs, shape, slo * 4);
+      for (let r = 0; r < rounds; r++) {
+        const schedule = poissonSchedule(per_round, rate, seed + r);
+        for (const f of fes) {
+          log(`round ${r + 1}/${rounds}: mode ${f.mode} (${f.desc}), ${per_round} queries at ${rate}/s`);
+          await replay(f.client, 'bench', schedule, f.st, inputs, shape, slo * 4);
+        }
+      }
+      for (const f of fes) {
+        const sm = summarize(f.st);
+        results.push({ mode: f.mode, config: f.desc, queries: f.st.measured, errors: f.st.errors, rejected: f.st.rejected, reconstructed: f.st.reconstructed, defaults: f.st.defaults, achievedRate: sm.achievedRate, latencyMs: sm.latencyMs, cdf: sm.cdf });
+        const l = sm.latencyMs;
+        log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms, max ${fmt(l.max)} ms; reconstructed ${f.st.reconstructed}, default ${f.st.defaults}, errors ${f.st.errors}, rejected ${f.st.rejected}`);
+      }
+    } finally {
+      for (const f of fes) {
+        f.client.close();
+        f.st.h.destroy();
+        await f.fe.stop();
       }
     }
   } finally {
@@ -301,7 +325,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     benchmark: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, instanceConcurrency: conc, seed },
+    settings: { rounds: intOption(values.rounds, 'rounds', 5), model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, instanceConcurrency: conc, seed },
     coding,
     modes: results,
     comparisons,

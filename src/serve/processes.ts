@@ -19,7 +19,7 @@ export function startInstanceProcess(args: string[], opts: { timeoutMs?: number;
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
   const proc = spawn(process.execPath, [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' },
+    env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' },
   });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
