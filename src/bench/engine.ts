@@ -126,11 +126,17 @@ const iqr = (xs: readonly number[]): [number, number] => [quantile(xs, 0.25), qu
 // ---------------------------------------------------------------------------
 // our side
 
+/** Steps done and the seconds they took (a block stops early once it passes its time cap). */
+interface Timed {
+  steps: number;
+  seconds: number;
+}
+
 interface Side {
-  /** seconds for `iters` steps timed together */
-  run(iters: number): Promise<number>;
-  /** milliseconds of each of `iters` steps */
-  samples(iters: number): Promise<number[]>;
+  /** `iters` steps timed together, stopping early after `capSeconds` */
+  run(iters: number, capSeconds?: number): Promise<Timed>;
+  /** milliseconds of each of up to `iters` steps, stopping early after `capSeconds` */
+  samples(iters: number, capSeconds?: number): Promise<number[]>;
   teardown(): Promise<void>;
 }
 
@@ -216,16 +222,24 @@ function makeOurs(name: WorkloadName, device: string): OurWorkload {
 
 class OurSide implements Side {
   constructor(private readonly w: OurWorkload, private readonly cuda: boolean) {}
-  async run(iters: number): Promise<number> {
+  async run(iters: number, capSeconds = Infinity): Promise<Timed> {
+    const capMs = capSeconds * 1e3;
     if (this.cuda) synchronize();
     const t0 = performance.now();
-    for (let i = 0; i < iters; i++) this.w.step();
+    let steps = 0;
+    while (steps < iters) {
+      this.w.step();
+      steps++;
+      if (performance.now() - t0 > capMs) break;  // (CUDA: queued work is waited for below)
+    }
     if (this.cuda) synchronize();
-    return (performance.now() - t0) / 1e3;
+    return { steps, seconds: (performance.now() - t0) / 1e3 };
   }
-  async samples(iters: number): Promise<number[]> {
+  async samples(iters: number, capSeconds = Infinity): Promise<number[]> {
+    const capMs = capSeconds * 1e3;
+    const start = performance.now();
     const out: number[] = [];
-    for (let i = 0; i < iters; i++) {
+    for (let i = 0; i < iters && performance.now() - start <= capMs; i++) {
       if (this.cuda) synchronize();
       const t0 = performance.now();
       this.w.step();
@@ -348,8 +362,11 @@ export class Peer {
 
   side(): Side {
     return {
-      run: async (iters) => (await this.request({ cmd: 'run', iters })).seconds as number,
-      samples: async (iters) => (await this.request({ cmd: 'samples', iters })).ms as number[],
+      run: async (iters, cap) => {
+        const r = await this.request({ cmd: 'run', iters, cap: cap ?? null });
+        return { steps: r.steps as number, seconds: r.seconds as number };
+      },
+      samples: async (iters, cap) => (await this.request({ cmd: 'samples', iters, cap: cap ?? null })).ms as number[],
       teardown: async () => void (await this.request({ cmd: 'teardown' })),
     };
   }
@@ -361,8 +378,8 @@ export class Peer {
 /** Seconds per step, from doubling runs until one lasts at least `minSeconds`. */
 async function secondsPerStep(side: Side, minSeconds: number): Promise<number> {
   for (let n = 1; ; n *= 2) {
-    const s = await side.run(n);
-    if (s >= minSeconds || n >= 1024) return s / n;
+    const t = await side.run(n, minSeconds * 4);
+    if (t.seconds >= minSeconds || n >= 1024) return t.seconds / t.steps;
   }
 }
 
@@ -421,14 +438,21 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
         const step = Math.max(stepOurs, stepTheirs, 1e-6);
         const iters = Math.max(1, Math.min(2000, Math.round(blockSeconds / step)));
         const warm = Math.max(1, Math.round(iters / 4));
-        await ours.run(warm);
-        if (theirs) await theirs.run(warm);
+        await ours.run(warm, blockSeconds);
+        if (theirs) await theirs.run(warm, blockSeconds);
 
         const oursVals: number[] = [];
         const theirVals: number[] = [];
+        // a block that runs past 3x its planned length (another process took the cores)
+        // stops early: its rate still counts, the run stays within its time budget
+        const cap = 3 * blockSeconds;
         const measure = async (side: Side, into: number[]) => {
-          if (w.latency) into.push(...(await side.samples(iters)));
-          else into.push((iters * w.items) / (await side.run(iters)));
+          if (w.latency) {
+            into.push(...(await side.samples(iters, cap)));
+          } else {
+            const t = await side.run(iters, cap);
+            into.push((t.steps * w.items) / t.seconds);
+          }
         };
         for (let r = 0; r < reps; r++) {
           // ABBA: ours first on even reps, PyTorch first on odd ones

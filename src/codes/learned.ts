@@ -190,8 +190,7 @@ export class LearnedCode implements Code {
     this.k = this.cfg.k;
     this.r = this.cfg.r;
     this.n = this.k + this.r;
-    const { channels, height, width } = this.cfg.input;
-    void channels;
+    const { height, width } = this.cfg.input;
     this.encoder = encoders.get(this.cfg.encoder)!.build({ k: this.k, r: this.r, height, width, options: this.cfg.encoderOptions ?? {} });
     this.decoder = decoders.get(this.cfg.decoder)!.build({ k: this.k, r: this.r, m: this.cfg.outputs, options: this.cfg.decoderOptions ?? {} });
     this.patterns = systematicEvaluationPatterns(this.k, this.r);

@@ -4,9 +4,9 @@
 // all-parity ones) in one vectorised decoder pass. The loss is computed only on the erased
 // data slots. Gradients flow through F into the encoder; F's parameters are frozen
 // (requiresGrad off, never given to an optimizer, evaluation mode).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { Adam } from '../engine/optim/adam.js';
 import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
@@ -59,9 +59,36 @@ export interface BaseIdentity {
   testAccuracy?: number;
 }
 
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** The base checkpoint's identity recorded in a code checkpoint (path as given, as parity checkpoints do). */
 export function baseIdentity(path: string, meta: { dataset?: string; model?: string; testAccuracy?: number }): BaseIdentity {
-  const sha256 = createHash('sha256').update(readFileSync(path)).digest('hex');
-  return { path: resolve(path), sha256, dataset: String(meta.dataset), model: String(meta.model), testAccuracy: meta.testAccuracy };
+  return { path, sha256: fileSha256(path), dataset: String(meta.dataset), model: String(meta.model), testAccuracy: meta.testAccuracy };
+}
+
+/** Whether a safetensors file holds a learned code (reads only its JSON header). */
+export function isLearnedCheckpoint(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const len = Buffer.alloc(8);
+      readSync(fd, len, 0, 8, 0);
+      const n = Number(len.readBigUInt64LE(0));
+      if (!(n > 0 && n < 100_000_000)) return false;
+      const head = Buffer.alloc(n);
+      readSync(fd, head, 0, n, 8);
+      const coded = (JSON.parse(head.toString('utf8')) as { __metadata__?: { coded?: string } }).__metadata__?.coded;
+      if (coded === undefined) return false;
+      const meta = JSON.parse(coded) as { kind?: string; code?: { family?: string } };
+      return meta.kind === 'code' && meta.code?.family === 'learned';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -71,7 +98,7 @@ export function baseIdentity(path: string, meta: { dataset?: string; model?: str
  */
 export function erasedSlotLoss(rec: Tensor, target: Tensor, labels: Tensor, erased: Tensor, loss: LearnedLoss): Tensor {
   return tidy(() => {
-    const [P, G, k, m] = rec.shape;
+    const [P, G, k] = rec.shape;
     let perSlot: Tensor; // [P, G, k]
     if (loss === 'mse-base') {
       perSlot = rec.sub(target.unsqueeze(0)).square().mean(3);
@@ -86,7 +113,6 @@ export function erasedSlotLoss(rec: Tensor, target: Tensor, labels: Tensor, eras
     } else {
       throw new RangeError(`unknown loss '${String(loss)}' (use ${LOSSES.join(', ')})`);
     }
-    void m;
     const w = erased.reshape([P, 1, k]).to(rec.dtype);
     const count = w.sum().mul(G);
     return perSlot.mul(w).sum().div(count);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tensor, tidy, randn, manualSeed, dispose, type Tensor } from '../../src/index.js';
+import { tensor, tidy, randn, manualSeed, dispose, empty, type Tensor } from '../../src/index.js';
+import { normal_ } from '../../src/engine/init.js';
 import {
   LearnedCode, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
   UndecodableError, type LearnedCodeConfig,
@@ -321,4 +322,40 @@ test('trainLearned: trains through a frozen base, keeps the best checkpoint, res
     disposeDataset(ds);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// the worked example of src/codes/README.md ("Your own coder")
+class WeightedSumEncoder extends Module {
+  readonly weights: Tensor;
+  constructor(k: number, r: number) {
+    super();
+    this.weights = this.registerParameter('weights', normal_(empty([r, k]), 1 / k, 0.01));
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      const [n, k, h, w] = x.shape;
+      return this.weights.matmul(x.reshape([n, k, h * w])).reshape([n, this.weights.shape[0], h, w]);
+    });
+  }
+}
+
+test('the README worked example: a user encoder trains through F with the built-in decoder', () => {
+  registerEncoder('weighted-sum', { description: 'parity j = sum_i w_ji X_i with trainable w', build: ({ k, r }) => new WeightedSumEncoder(k, r) });
+  manualSeed(4);
+  const code = new LearnedCode(cfg({ k: 3, r: 2, encoder: 'weighted-sum', input: { channels: 2, height: 4, width: 4 } }));
+  const base = new BaseMLP({ inFeatures: 32, hidden: [8], numClasses: 3 });
+  freeze(base);
+  const ps = code.evaluationPatterns();
+  const erased = erasedMask(ps, 3);
+  tidy(() => {
+    const x = randn([5, 3, 2, 4, 4]);
+    const y = tensor(Array.from({ length: 15 }, (_, i) => i % 3), [5, 3], { dtype: 'int64' });
+    const loss = learnedLoss(code, base, x, y, ps, erased, 'xent-label');
+    loss.backward();
+    const g = (code.encoder as WeightedSumEncoder).weights.grad;
+    assert.ok(g !== null && g.abs().sum().item() > 0);
+  });
+  erased.dispose();
+  base.dispose();
+  for (const [, m] of code.modules()) m.dispose();
 });

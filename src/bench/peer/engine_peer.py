@@ -9,10 +9,10 @@ Standalone:  engine_peer.py [--json] [--device cpu|cuda] [--threads N] [--quick]
 Served:      engine_peer.py --serve [--device ...] [--threads N]
              reads one JSON command per line on stdin and answers one JSON line on stdout:
                {"cmd": "setup", "workload": "W1"}          -> {"ok": true, ...}
-               {"cmd": "run", "iters": n}                  -> {"ok": true, "seconds": s}
-                 (throughput workloads: n steps timed together)
-               {"cmd": "samples", "iters": n}              -> {"ok": true, "ms": [...]}
-                 (latency workloads: n runs, each timed)
+               {"cmd": "run", "iters": n, "cap": s|null}   -> {"ok": true, "steps": k, "seconds": t}
+                 (throughput workloads: n steps timed together, stopping after cap seconds)
+               {"cmd": "samples", "iters": n, "cap": s|null} -> {"ok": true, "ms": [...]}
+                 (latency workloads: up to n runs, each timed)
                {"cmd": "teardown"} / {"cmd": "quit"}
              The benchmark driver uses this to interleave our measurements with PyTorch's.
 
@@ -198,19 +198,28 @@ class Runner:
         self.w.setup()
         self.sync()
 
-    def run(self, iters):
-        """Seconds for `iters` steps timed together."""
+    def run(self, iters, cap=None):
+        """(steps, seconds) for `iters` steps timed together, stopping early after `cap` seconds."""
+        cap = float("inf") if cap is None else cap
         self.sync()
         t0 = time.perf_counter()
-        for _ in range(iters):
+        steps = 0
+        while steps < iters:
             self.w.step()
+            steps += 1
+            if time.perf_counter() - t0 > cap:
+                break
         self.sync()
-        return time.perf_counter() - t0
+        return steps, time.perf_counter() - t0
 
-    def samples(self, iters):
-        """Milliseconds of each of `iters` steps."""
+    def samples(self, iters, cap=None):
+        """Milliseconds of each of up to `iters` steps, stopping early after `cap` seconds."""
+        cap = float("inf") if cap is None else cap
+        start = time.perf_counter()
         out = []
         for _ in range(iters):
+            if time.perf_counter() - start > cap:
+                break
             self.sync()
             t0 = time.perf_counter()
             self.w.step()
@@ -249,9 +258,10 @@ def serve(args):
                 runner.setup(msg["workload"])
                 reply = {"ok": True}
             elif cmd == "run":
-                reply = {"ok": True, "seconds": runner.run(int(msg["iters"]))}
+                steps, seconds = runner.run(int(msg["iters"]), msg.get("cap"))
+                reply = {"ok": True, "steps": steps, "seconds": seconds}
             elif cmd == "samples":
-                reply = {"ok": True, "ms": runner.samples(int(msg["iters"]))}
+                reply = {"ok": True, "ms": runner.samples(int(msg["iters"]), msg.get("cap"))}
             elif cmd == "teardown":
                 runner.teardown()
                 reply = {"ok": True}
@@ -278,16 +288,25 @@ def standalone(args):
     for name in names:
         runner.setup(name)
         w = runner.w
-        one = runner.run(1)  # warm-up and calibration
-        iters = max(1, min(1000, round(target / max(one, 1e-6))))
-        runner.run(max(1, iters // 4))
+        runner.run(1)  # warm-up
+        n = 1
+        while True:  # calibration: double until a run lasts target / 8
+            steps, seconds = runner.run(n)
+            if seconds >= target / 8 or n >= 1024:
+                break
+            n *= 2
+        iters = max(1, min(2000, round(target * steps / max(seconds, 1e-9))))
+        runner.run(max(1, iters // 4), target)
         if w.latency:
             ms = []
             for _ in range(reps):
-                ms += runner.samples(iters)
+                ms += runner.samples(iters, 3 * target)
             results.append({"name": name, "pytorch": statistics.median(ms), "unit": "ms (median latency)"})
         else:
-            rates = [iters * w.items / runner.run(iters) for _ in range(reps)]
+            rates = []
+            for _ in range(reps):
+                steps, seconds = runner.run(iters, 3 * target)
+                rates.append(steps * w.items / seconds)
             results.append({"name": name, "pytorch": statistics.median(rates), "unit": "items/s"})
         runner.teardown()
     report = {"workloads": results, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),

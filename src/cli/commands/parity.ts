@@ -177,6 +177,9 @@ export async function evalRouter(argv: string[]): Promise<void> {
     return;
   }
   if (what === 'base') return (await import('./evaluate.js')).evaluate(argv);
-  if (what === 'code') return evalCodeCommand(argv.slice(1));
-  return evalCodeCommand(argv);
+  const rest = what === 'code' ? argv.slice(1) : argv;
+  // learned codes (coded train learned) have no parity models: their own loader
+  const learned = await import('./eval-learned.js');
+  if (rest.some((a) => learned.isLearnedCheckpoint(a))) return learned.evalLearnedCommand(rest);
+  return evalCodeCommand(rest);
 }
