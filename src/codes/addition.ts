@@ -2,7 +2,7 @@
 // sum of the k queries, its parity model is trained towards the sum of their outputs, and a
 // missing output is F_P(P) minus the sum of the other k - 1 outputs. It is the linear code
 // with an all-ones coefficient row.
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import type { CodeConfig } from './code.js';
 import { LinearCode } from './linear.js';
 

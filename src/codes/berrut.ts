@@ -17,7 +17,7 @@
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,
   type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,

@@ -9,7 +9,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { zeros } from '../engine/tensor.js';
 import { tidy } from '../engine/scope.js';
 import { cat, interpolate, pad } from '../engine/ops.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import type { CodeConfig } from './code.js';
 import { LinearCode } from './linear.js';
 

@@ -26,7 +26,7 @@ import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { ConvEncoder } from '../models/conv-encoder.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import type { MultiInputModule, WorkerSet } from './computation.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,

@@ -20,7 +20,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { ConvEncoder } from '../models/conv-encoder.js';
 import { applyPaperInit } from '../models/paper-init.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
   type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,

@@ -13,7 +13,7 @@
 // this is exactly the addition code (all-ones).
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
   type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,

@@ -5,27 +5,15 @@ import { readCheckpoint } from '../nn/checkpoint.js';
 import { saveSafetensors } from '../nn/safetensors.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Code, CodeConfig } from './code.js';
+import { codeFamilies, familyFactory } from './family-table.js';
+import './families.js';
 
-export type CodeFactory = (config: CodeConfig) => Code;
-
-const families = new Map<string, CodeFactory>();
-
-/** Register a code family (each family's module calls this once at import). */
-export function registerCodeFamily(family: string, factory: CodeFactory): void {
-  if (families.has(family)) throw new Error(`code family '${family}' is already registered`);
-  families.set(family, factory);
-}
-
-export function codeFamilies(): string[] {
-  return [...families.keys()].sort();
-}
+export { registerCodeFamily, codeFamilies, type CodeFactory } from './family-table.js';
 
 /** Build a code from its config (modules freshly initialised; see loadCode for weights). */
 export function codeFromConfig(config: CodeConfig): Code {
-  const f = families.get(config.family);
-  if (f === undefined) {
-    throw new Error(`unknown code family '${config.family}' (known: ${codeFamilies().join(', ') || 'none registered: import src/codes/index.js'})`);
-  }
+  const f = familyFactory(config.family);
+  if (f === undefined) throw new Error(`unknown code family '${config.family}' (known: ${codeFamilies().join(', ')})`);
   if (!Number.isInteger(config.k) || config.k < 1) throw new RangeError(`code config: k must be a positive integer, got ${config.k}`);
   if (!Number.isInteger(config.r) || config.r < 0) throw new RangeError(`code config: r must be a non-negative integer, got ${config.r}`);
   return f(config);

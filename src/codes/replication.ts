@@ -3,7 +3,7 @@
 // that arrived. Nothing is ever reconstructed.
 import { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
-import { registerCodeFamily } from './registry.js';
+import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs,
   type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
