@@ -16,7 +16,7 @@ import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { startInstanceProcess, type ChildInstance } from '../serve/processes.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { packageRoot } from '../serve/v2.js';
-import { mulberry32 } from '../serve/rng.js';
+import { Rng } from '../data/rng.js';
 import type { FrontendConfig } from '../serve/config.js';
 
 export const usage = `coded bench serve [options]
@@ -89,7 +89,8 @@ function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess;
 
 /** Exponential inter-arrival times (ms) for `n` queries at `rate` per second. */
 export function poissonSchedule(n: number, rate: number, seed: number): Float64Array {
-  const rand = mulberry32(seed);
+  const rng = new Rng(seed);
+  const rand = () => rng.float();
   const t = new Float64Array(n);
   let now = 0;
   for (let i = 0; i < n; i++) {
@@ -255,7 +256,8 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     info.close();
     const shape = meta.inputs[0].shape.slice(1).map(Number);
     const per = shape.reduce((a, b) => a * b, 1);
-    const rand = mulberry32(seed + 7);
+    const rng = new Rng(seed + 7);
+    const rand = () => rng.float();
     const inputs = Array.from({ length: 64 }, () => Float32Array.from({ length: per }, () => rand()));
     const rounds = intOption(values.rounds, 'rounds', 5);
     const per_round = Math.ceil(N / rounds);

@@ -4,8 +4,6 @@
 // checkpoint it was trained for (path, SHA-256 of the file, dataset, model). Loading refuses a
 // checkpoint whose tensors do not fit the recorded architecture (corrupt or edited) and a
 // base checkpoint other than the one the parity models were trained for.
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
@@ -13,58 +11,9 @@ import { buildModel, type InputSpec } from '../models/registry.js';
 import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
 import type { Code } from './code.js';
 import type { WorkerSet } from './computation.js';
+import { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
 
-export interface BaseCheckpointMeta {
-  kind: 'base';
-  dataset: string;
-  model: string;
-  input: { channels: number; height: number; width: number };
-  classes: string[];
-  normalization?: { mean: number[]; std: number[] };
-  testAccuracy?: number;
-  [key: string]: unknown;
-}
-
-export interface BaseIdentity {
-  path: string;
-  sha256: string;
-  dataset: string;
-  model: string;
-  input: BaseCheckpointMeta['input'];
-  classes: number;
-}
-
-export function fileSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-/** Load a base-model checkpoint written by `coded train base`: the model (weights loaded) and its metadata. */
-export function loadBaseCheckpoint(path: string): { model: Module; meta: BaseCheckpointMeta; identity: BaseIdentity } {
-  const ck = readCheckpoint(path);
-  const all = [...ck.state.values(), ...ck.extra.values()];
-  try {
-    const meta = ck.metadata as Partial<BaseCheckpointMeta>;
-    if (meta.kind !== 'base' || !meta.dataset || !meta.model || !meta.input || !Array.isArray(meta.classes)) {
-      throw new Error(`${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`);
-    }
-    const model = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
-    try {
-      model.loadStateDict(ck.state);
-    } catch (e) {
-      model.dispose();
-      throw new Error(`${path}: ${(e as Error).message}`);
-    }
-    model.eval();
-    const m = meta as BaseCheckpointMeta;
-    return {
-      model,
-      meta: m,
-      identity: { path, sha256: fileSha256(path), dataset: m.dataset, model: m.model, input: m.input, classes: m.classes.length },
-    };
-  } finally {
-    for (const t of all) t.dispose();
-  }
-}
+export { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity };
 
 export interface ParityMeta {
   /** parity architecture (a model-zoo name; by default the base model's) */

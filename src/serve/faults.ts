@@ -1,6 +1,6 @@
 // Fault injection for experiments on model instances: an added-latency distribution, a
 // slow-down probability (a straggler), a failure probability, and crash-after-N.
-import { mulberry32 } from './rng.js';
+import { Rng } from '../data/rng.js';
 
 export type LatencyDist =
   | { kind: 'none' }
@@ -53,7 +53,8 @@ export class FaultInjector {
     }
     if (!(spec.slowMs >= 0)) throw new RangeError(`slowMs must be >= 0, got ${spec.slowMs}`);
     if (!Number.isInteger(spec.crashAfter) || spec.crashAfter < 0) throw new RangeError(`crashAfter must be a non-negative integer, got ${spec.crashAfter}`);
-    this.rand = mulberry32(spec.seed);
+    const rng = new Rng(spec.seed);
+    this.rand = () => rng.float();
   }
 
   get active(): boolean {

@@ -5,6 +5,7 @@
 // central differences of <w, f()> in float64, element by element. f is a closure that
 // reads the inputs (plain tensors or a module's parameters); the helper perturbs the
 // inputs in place, so the same closure serves ops and modules.
+import { Rng } from '../../src/data/rng.js';
 import assert from 'node:assert/strict';
 import { grad, liveTensors, noGrad, tensor, tidy, type Tensor } from '../../src/index.js';
 
@@ -23,16 +24,10 @@ export interface GradcheckOptions {
   checkLeaks?: boolean;
 }
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32), independent of libtorch's generator. */
+/** Deterministic uniform numbers in [0, 1), independent of libtorch's generator. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.float();
 }
 
 function float64Data(t: Tensor, what: string): Float64Array {
