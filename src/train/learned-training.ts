@@ -4,8 +4,8 @@
 // all-parity ones) in one vectorised decoder pass. The loss is computed only on the erased
 // data slots. Gradients flow through F into the encoder; F's parameters are frozen
 // (requiresGrad off, never given to an optimizer, evaluation mode).
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
+import { fileSha256 } from '../models/base-checkpoint.js';
 import { join } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { Adam } from '../engine/optim/adam.js';
@@ -59,9 +59,7 @@ export interface BaseIdentity {
   testAccuracy?: number;
 }
 
-export function fileSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
+export { fileSha256 };
 
 /** The base checkpoint's identity recorded in a code checkpoint (path as given, as parity checkpoints do). */
 export function baseIdentity(path: string, meta: { dataset?: string; model?: string; testAccuracy?: number }): BaseIdentity {

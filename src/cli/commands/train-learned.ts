@@ -5,8 +5,7 @@ import { basename, join } from 'node:path';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
-import { buildModel } from '../../models/registry.js';
-import { readCheckpoint } from '../../nn/checkpoint.js';
+import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
@@ -121,23 +120,9 @@ interface BaseMeta {
   config?: { seed?: number };
 }
 
-/** Rebuild a base model from a `coded train base` checkpoint. */
+/** Rebuild a base model from a `coded train base` checkpoint (the shared loader). */
 export function loadBase(path: string): { model: Module; meta: BaseMeta & { dataset: string; model: string; input: { channels: number; height: number; width: number }; classes: string[] } } {
-  const ck = readCheckpoint(path);
-  const meta = ck.metadata as BaseMeta;
-  if (meta.kind !== 'base' || !meta.dataset || !meta.model || !meta.input || !meta.classes) {
-    for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
-    throw new Error(`${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`);
-  }
-  const model = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
-  try {
-    model.loadStateDict(ck.state);
-  } catch (e) {
-    model.dispose();
-    throw new Error(`${path}: ${(e as Error).message}`);
-  } finally {
-    for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
-  }
+  const { model, meta } = loadBaseCheckpoint(path);
   return { model, meta: meta as never };
 }
 
