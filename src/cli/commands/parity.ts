@@ -163,11 +163,6 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** `coded train ...`: parity training here, everything else to the base-model command. */
-export async function trainRouter(argv: string[]): Promise<void> {
-  if (argv[0] === 'parity') return trainParityCommand(argv.slice(1));
-  return (await import('./train.js')).train(argv);
-}
 
 /** `coded eval ...`: `eval base CKPT` to the base-model command, `eval CODE_CKPT` (or `eval code CODE_CKPT`) here. */
 export async function evalRouter(argv: string[]): Promise<void> {

@@ -11,6 +11,14 @@ import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { trainBase, type BaseTrainingConfig } from '../../train/base-training.js';
 import type { Tensor } from '../../engine/tensor.js';
 
+export const overview = `coded train <target> [options]   (coded train <target> --help for its options)
+
+Targets:
+  base        a base model F on a dataset (cross-entropy, best-validation checkpoint)
+  parity      the parity models of a ParM code (addition, linear, concat) for a trained base model
+  learned     a learned encoder/decoder through the frozen base model
+  polynomial  a Lagrange (AICC) code with learned coefficient networks, or a centralized baseline`;
+
 export const usage = `coded train base --model M [options]
 
 Trains a base model F (raw logits out) with cross-entropy, keeps the checkpoint with the
@@ -43,10 +51,11 @@ const DEFAULT_EPOCHS: Record<string, number> = { 'logistic-regression': 20, 'bas
 
 export async function train(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what === undefined || what === '--help' || what === '-h') return void console.log(usage);
+  if (what === undefined || what === '--help' || what === '-h') return void console.log(overview);
+  if (what === 'parity') return (await import('./parity.js')).trainParityCommand(rest);
   if (what === 'learned') return (await import('./train-learned.js')).trainLearnedCommand(rest);
   if (what === 'polynomial') return (await import('./train-polynomial.js')).trainPolynomialCommand(rest);
-  if (what !== 'base') throw new UsageError(`unknown training target '${what}' (available: base, learned, polynomial)\n\n${usage}`);
+  if (what !== 'base') throw new UsageError(`unknown training target '${what}'\n\n${overview}`);
   const { values } = parse(rest, {
     dataset: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' },
