@@ -475,6 +475,14 @@ export class Frontend implements V2Model {
       g.slotQuery.push(q);
       if (code.systematic) this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.sloMs);
     }
+    // encode and send the coded queries after this turn of the event loop, so that the
+    // originals just dispatched go out first and encoding never delays them
+    setImmediate(() => this.encodeGroup(g));
+  }
+
+  private encodeGroup(g: Group): void {
+    if (g.closed) return;
+    const code = this.code!;
     let coded: { key: string; data: Float32Array }[];
     const t0 = process.hrtime.bigint();
     try {
