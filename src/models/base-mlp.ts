@@ -3,6 +3,7 @@
 import type { Tensor } from '../engine/tensor.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
+import { pipe } from '../nn/pipe.js';
 
 export interface BaseMLPOptions {
   /** input features (default 784 = 28 x 28) */
@@ -32,18 +33,11 @@ export class BaseMLP extends Module {
 
   /** x: [N, inFeatures] or [N, C, H, W] with C*H*W = inFeatures (flattened); returns logits [N, numClasses]. */
   forward(x: Tensor): Tensor {
-    let h = x.rank === 2 ? x : x.flatten(1);
     const last = this.layers.length - 1;
-    this.layers.forEach((layer, i) => {
-      const z = layer.forward(h);
-      if (h !== x) h.dispose();
-      if (i < last) {
-        h = z.relu();
-        z.dispose();
-      } else {
-        h = z;
-      }
-    });
-    return h;
+    return pipe(
+      x,
+      ...(x.rank === 2 ? [] : [(t: Tensor) => t.flatten(1)]),
+      ...this.layers.flatMap((layer, i) => (i < last ? [(t: Tensor) => layer.forward(t), (t: Tensor) => t.relu()] : [(t: Tensor) => layer.forward(t)])),
+    );
   }
 }

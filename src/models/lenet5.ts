@@ -6,6 +6,7 @@ import { Linear } from '../nn/linear.js';
 import { Flatten, MaxPool2d, ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import { pipe } from '../nn/pipe.js';
 
 export class LeNet5 extends Module {
   readonly features: Sequential;
@@ -22,9 +23,6 @@ export class LeNet5 extends Module {
   }
   /** x: [N, C, 28, 28]; returns logits [N, classes]. */
   forward(x: Tensor): Tensor {
-    const f = this.features.forward(x);
-    const out = this.classifier.forward(f);
-    f.dispose();
-    return out;
+    return pipe(x, (t) => this.features.forward(t), (t) => this.classifier.forward(t));
   }
 }

@@ -2,6 +2,7 @@
 import type { Tensor } from '../engine/tensor.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
+import { pipe } from '../nn/pipe.js';
 
 export class LogisticRegression extends Module {
   readonly fc: Linear;
@@ -12,9 +13,6 @@ export class LogisticRegression extends Module {
   /** x: [N, features] or [N, C, H, W]; returns logits [N, classes]. */
   forward(x: Tensor): Tensor {
     if (x.rank === 2) return this.fc.forward(x);
-    const flat = x.flatten(1);
-    const out = this.fc.forward(flat);
-    flat.dispose();
-    return out;
+    return pipe(x, (t) => t.flatten(1), (t) => this.fc.forward(t));
   }
 }

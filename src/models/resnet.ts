@@ -16,6 +16,9 @@ import { Conv2d } from '../nn/conv2d.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import { pipe } from '../nn/pipe.js';
+
+const relu = (t: Tensor): Tensor => t.relu();
 
 export type ResNetVariant = 'cifar' | 'mnist';
 
@@ -65,16 +68,8 @@ export class BasicBlock extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    let a = this.conv1.forward(x);
-    let b = this.bn1.forward(a);
-    a.dispose();
-    a = b.relu();
-    b.dispose();
-    b = this.conv2.forward(a);
-    a.dispose();
-    a = this.bn2.forward(b);
-    b.dispose();
-    return addShortcutRelu(a, x, this.shortcut);
+    const residual = pipe(x, (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu, (t) => this.conv2.forward(t), (t) => this.bn2.forward(t));
+    return addShortcutRelu(residual, x, this.shortcut);
   }
 }
 
@@ -104,22 +99,13 @@ export class Bottleneck extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    let a = this.conv1.forward(x);
-    let b = this.bn1.forward(a);
-    a.dispose();
-    a = b.relu();
-    b.dispose();
-    b = this.conv2.forward(a);
-    a.dispose();
-    a = this.bn2.forward(b);
-    b.dispose();
-    b = a.relu();
-    a.dispose();
-    a = this.conv3.forward(b);
-    b.dispose();
-    b = this.bn3.forward(a);
-    a.dispose();
-    return addShortcutRelu(b, x, this.shortcut);
+    const residual = pipe(
+      x,
+      (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu,
+      (t) => this.conv2.forward(t), (t) => this.bn2.forward(t), relu,
+      (t) => this.conv3.forward(t), (t) => this.bn3.forward(t),
+    );
+    return addShortcutRelu(residual, x, this.shortcut);
   }
 }
 
@@ -173,23 +159,12 @@ export class ResNet extends Module {
 
   /** x: [N, inChannels, H, W] -> logits [N, numClasses]. */
   forward(x: Tensor): Tensor {
-    let a = this.conv1.forward(x);
-    let b = this.bn1.forward(a);
-    a.dispose();
-    a = b.relu();
-    b.dispose();
-    for (const stage of this.stages) {
-      b = stage.forward(a);
-      a.dispose();
-      a = b;
-    }
-    b = adaptiveAvgPool2d(a, 1);
-    a.dispose();
-    a = b.flatten(1);
-    b.dispose();
-    b = this.linear.forward(a);
-    a.dispose();
-    return b;
+    return pipe(
+      x,
+      (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu,
+      ...this.stages.map((stage) => (t: Tensor) => stage.forward(t)),
+      (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), (t) => this.linear.forward(t),
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import { Linear } from '../nn/linear.js';
 import { AdaptiveAvgPool2d, Flatten, MaxPool2d, ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import { pipe } from '../nn/pipe.js';
 
 const CONFIG: (number | 'M')[] = [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'];
 
@@ -35,9 +36,6 @@ export class VGG11 extends Module {
     this.classifier = this.registerModule('classifier', new Sequential(new AdaptiveAvgPool2d(1), new Flatten(), new Linear(512, numClasses)));
   }
   forward(x: Tensor): Tensor {
-    const f = this.features.forward(x);
-    const out = this.classifier.forward(f);
-    f.dispose();
-    return out;
+    return pipe(x, (t) => this.features.forward(t), (t) => this.classifier.forward(t));
   }
 }

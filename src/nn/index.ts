@@ -6,3 +6,4 @@ export * from './layers.js';
 export * from './sequential.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
+export * from './pipe.js';

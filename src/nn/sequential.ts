@@ -1,5 +1,6 @@
 import type { Tensor } from '../engine/tensor.js';
 import { Module } from './module.js';
+import { pipe } from './pipe.js';
 
 /** Runs its children in order; children are named "0", "1", ... as in PyTorch. */
 export class Sequential extends Module {
@@ -19,12 +20,6 @@ export class Sequential extends Module {
   }
   /** Intermediate tensors are freed as soon as the next layer has consumed them. */
   forward(x: Tensor): Tensor {
-    let h = x;
-    for (const m of this.layers) {
-      const next = m.forward(h);
-      if (h !== x) h.dispose();
-      h = next;
-    }
-    return h === x ? x.share() : h;
+    return pipe(x, ...this.layers.map((m) => (t: Tensor) => m.forward(t)));
   }
 }
