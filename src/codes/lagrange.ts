@@ -20,6 +20,7 @@
 import { tidy } from '../engine/scope.js';
 import { stack } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
+import { kaimingNormal_, zeros_ } from '../engine/init.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { ReLU } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -338,6 +339,16 @@ export class CnnBaseline extends Module {
     const [c, h, w] = input;
     this.conv = this.registerModule('conv', new ConvEncoder({ k: c, hidden: convHidden, outChannels: c, dilations: DILATIONS }));
     this.mlp = this.registerModule('mlp', new PlainMLP([c * h * w, ...hidden, classes], true));
+    // Every conv here feeds a ReLU (the last one the ReLU before the MLP), so He init with zero
+    // biases. The default (Kaiming-uniform a = sqrt(5)) shrinks the signal ~0.6x per layer: after
+    // the 7 layers the C-channel output was its last bias (std ~1e-3 around it), so for a negative
+    // bias the ReLU was closed on every pixel, no gradient reached the convs or the first Linear,
+    // and training stayed at chance.
+    for (const [, m] of this.conv.namedModules()) {
+      if (!(m instanceof Conv2d)) continue;
+      kaimingNormal_(m.weight, { nonlinearity: 'relu' });
+      if (m.bias !== null) zeros_(m.bias);
+    }
   }
   forward(x: Tensor): Tensor {
     return tidy(() => this.mlp.forward(this.conv.forward(x).relu()));

@@ -3,15 +3,27 @@ import { manualSeed } from '../engine/runtime.js';
 import { buildModel } from '../models/registry.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
+import { loadParityCode } from '../codes/parity-models.js';
 
 export type BuildOptions =
   | { kind: 'checkpoint'; path: string }
+  /** the index-th parity model of a parity-code checkpoint (`coded train parity`) */
+  | { kind: 'parity'; path: string; index: number }
   | { kind: 'linear'; inFeatures: number; classes: number; seed: number };
 
 export default function build(o: BuildOptions): Module {
   if (o.kind === 'linear') {
     manualSeed(o.seed);
     return buildModel('logistic-regression', { channels: 1, height: 1, width: o.inFeatures, classes: o.classes });
+  }
+  if (o.kind === 'parity') {
+    const lp = loadParityCode(o.path);
+    for (const t of lp.extra.values()) t.dispose();
+    for (const m of lp.code.modules().values()) m.dispose();
+    const keep = lp.parity[o.index];
+    for (const m of lp.parity) if (m !== keep) m.dispose();
+    if (keep === undefined) throw new Error(`${o.path} has ${lp.parity.length} parity model(s); no parity index ${o.index}`);
+    return keep;
   }
   const ck = readCheckpoint(o.path);
   const meta = ck.metadata as { model?: string; input?: { channels: number; height: number; width: number }; classes?: string[] };

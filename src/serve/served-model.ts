@@ -1,5 +1,7 @@
 // What a model instance serves, from its --model argument:
 //   a base checkpoint (models/*.safetensors from `coded train base`), run on a worker thread;
+//   a parity-code checkpoint (`coded train parity`): its parity model j (parityIndex, default 0),
+//                      loaded with loadParityCode on a worker thread;
 //   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
 //   noop:D             identity on D floats computed in the event loop (no libtorch), for
 //                      measuring serving overheads.
@@ -9,6 +11,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AsyncForward } from '../engine/async-forward.js';
 import type { BuildOptions } from './model-builder.js';
+import type { ParityMeta } from '../codes/parity-models.js';
 
 export interface ServedModel {
   /** V2 model name */
@@ -100,14 +103,23 @@ function positiveInts(parts: string[], what: string): number[] {
   return n;
 }
 
-/** Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model name. */
-export function servedModelFrom(spec: string, name?: string): ServedModel {
+/**
+ * Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model
+ * name; `parityIndex` picks the parity model of a parity-code checkpoint (only for those).
+ */
+export function servedModelFrom(spec: string, name?: string, parityIndex?: number): ServedModel {
+  if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0)) throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
+  const notParity = () => {
+    if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);
+  };
   if (spec.startsWith('noop:')) {
+    notParity();
     const [d] = positiveInts(spec.slice(5).split(':'), spec);
     if (spec.split(':').length !== 2) throw new Error(`bad --model '${spec}': use noop:D`);
     return new NoopModel(name ?? 'noop', [d], [d]);
   }
   if (spec.startsWith('linear:')) {
+    notParity();
     const parts = spec.slice(7).split(':');
     if (parts.length < 2 || parts.length > 3) throw new Error(`bad --model '${spec}': use linear:D:C[:SEED]`);
     const [d, c] = positiveInts(parts.slice(0, 2), spec);
@@ -115,12 +127,26 @@ export function servedModelFrom(spec: string, name?: string): ServedModel {
     if (!Number.isInteger(seed)) throw new Error(`bad --model '${spec}': SEED must be an integer`);
     return new WorkerModel(name ?? 'linear', 'coded-libtorch', [d], [c], `random linear map ${d} -> ${c} (seed ${seed})`, { kind: 'linear', inFeatures: d, classes: c, seed });
   }
-  const meta = readCheckpointMetadata(spec) as { kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[] };
+  const meta = readCheckpointMetadata(spec) as {
+    kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[];
+    parity?: Partial<ParityMeta>; code?: { family?: string; k?: number; r?: number };
+  };
   if (meta.kind === 'code') {
-    throw new Error(`${spec} is a code checkpoint; serve a parity model from it once parity checkpoints define their layout (serving base checkpoints, linear:D:C and noop:D for now)`);
+    // Only the header here; the worker thread loads the weights with loadParityCode, which checks them.
+    const p = meta.parity;
+    if (p === undefined || typeof p.model !== 'string' || p.input === undefined || !Number.isInteger(p.count)) {
+      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED] or noop:D`);
+    }
+    const j = parityIndex ?? 0;
+    if (j >= p.count!) throw new Error(`${spec} has ${p.count} parity model(s) (indices 0..${p.count! - 1}); --parity-index ${j} is out of range`);
+    const { channels, height, width, classes } = p.input;
+    const n = name ?? `${basename(spec).replace(/\.safetensors$/, '')}-parity${j}`;
+    const code = meta.code ? `${meta.code.family}(k=${meta.code.k}, r=${meta.code.r})` : 'code';
+    return new WorkerModel(n, 'coded-libtorch', [channels, height, width], [classes], `parity model ${j} (${p.model}) of ${code} for ${meta.dataset ?? (meta as { base?: { dataset?: string } }).base?.dataset ?? '?'} (${spec})`, { kind: 'parity', path: spec, index: j });
   }
+  notParity();
   if (meta.kind !== 'base' || !meta.model || !meta.input || !meta.classes) {
-    throw new Error(`${spec} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED] or noop:D`);
+    throw new Error(`${spec} is neither a base-model checkpoint from \`coded train base\` nor a parity-code checkpoint from \`coded train parity\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED] or noop:D`);
   }
   const { channels, height, width } = meta.input;
   const n = name ?? basename(spec).replace(/\.safetensors$/, '');

@@ -213,3 +213,54 @@ test('Berrut code: robust decoding locates injected corrupt outputs and excludes
   assert.throws(() => new BerrutCode({ k: 2, n: 4, threshold: 1 }), /threshold/);
   f.dispose();
 });
+
+test('CNN baseline: no dead-ReLU start (its 1-channel conv output is image-dependent, both signs) and a few Adam steps on the synthetic set beat chance', async () => {
+  const { loadDataset, disposeDataset } = await import('../../src/data/registry.js');
+  const { GroupSampler, gatherGroups } = await import('../../src/data/group-sampler.js');
+  const { crossEntropy } = await import('../../src/engine/ops.js');
+  const { Adam } = await import('../../src/engine/optim/adam.js');
+  const { CnnBaseline } = await import('../../src/codes/lagrange.js');
+  const ds = await loadDataset('synthetic', { seed: 1 });
+  const input = [ds.info.channels, ds.info.height, ds.info.width];
+  try {
+    const x = ds.train.images.narrow(0, 0, 64).reshape([-1, ...input]);
+    // several seeds: with the old init the conv output was its last bias (std ~1e-3), so the
+    // ReLU after it was all-off for a negative bias (seed 1) and nothing could train
+    for (const seed of [1, 2, 3, 5]) {
+      manualSeed(seed);
+      const net = new CnnBaseline(input, ds.info.classes.length);
+      const [std, open] = tidy(() => { const c = net.conv.forward(x); return [c.std().item(), c.gt(0).float().mean().item()]; });
+      net.dispose();
+      assert.ok(std > 0.02, `seed ${seed}: conv output std ${std} (signal vanished)`);
+      assert.ok(open > 0.05 && open < 0.95, `seed ${seed}: ${(100 * open).toFixed(1)}% of the ReLU after the conv stack is open`);
+    }
+    manualSeed(1);
+    const net = new CnnBaseline(input, ds.info.classes.length);
+    const opt = new Adam(net.parameters(), { lr: 1e-3 });
+    const sampler = new GroupSampler({ size: ds.train.size, k: 1, groupsPerBatch: 32, seed: 1 });
+    const losses: number[] = [];
+    for (const batch of sampler.batches(1)) {
+      losses.push(tidy(() => {
+        const g = gatherGroups(ds.train, batch);
+        opt.zeroGrad();
+        const loss = crossEntropy(net.forward(g.images.reshape([-1, ...input])), g.labels.reshape([-1]));
+        loss.backward();
+        opt.step();
+        return loss.item();
+      }));
+      if (losses.length === 40) break;
+    }
+    net.eval();
+    const acc = tidy(() => {
+      const xv = ds.validation!.images.reshape([-1, ...input]);
+      return net.forward(xv).argmax(1).eq(ds.validation!.labels).float().mean().item();
+    });
+    opt.dispose();
+    net.dispose();
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+    assert.ok(mean(losses.slice(-10)) < 0.8 * mean(losses.slice(0, 5)), `loss did not fall: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+    assert.ok(acc > 0.5, `validation accuracy ${acc} after 40 steps (chance 0.1)`);
+  } finally {
+    disposeDataset(ds);
+  }
+});
