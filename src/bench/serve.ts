@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { startInstanceProcess, type ChildInstance } from '../serve/processes.js';
-import { V2GrpcClient } from '../serve/client.js';
+import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import { packageRoot } from '../serve/v2.js';
 import { Rng } from '../data/rng.js';
 import type { FrontendConfig } from '../serve/config.js';
@@ -57,7 +57,7 @@ interface ModeResult {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess; grpc: number; stop: () => Promise<void> }> {
+export function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess; grpc: number; stop: () => Promise<void> }> {
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
   // one OpenMP thread: idle OpenMP workers spinning in the frontend starve everything else on a small CPU
   const proc = spawn(process.execPath, [main, 'serve', 'frontend', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' } });
@@ -100,7 +100,7 @@ export function poissonSchedule(n: number, rate: number, seed: number): Float64A
   return t;
 }
 
-interface Stats {
+export interface Stats {
   h: ReturnType<typeof hdr.build>;
   errors: number;
   rejected: number;
@@ -110,8 +110,11 @@ interface Stats {
   spanMs: number;
 }
 
-/** Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up). */
-async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, st: Stats | null, inputs: Float32Array[], shape: number[], timeoutMs: number): Promise<void> {
+/**
+ * Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up).
+ * Query i sends inputs[i % inputs.length]; `onResult(i, r)` (measured queries only) sees each answer.
+ */
+export async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, st: Stats | null, inputs: Float32Array[], shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
   let done = 0;
   const n = schedule.length;
   let next = 0;
@@ -126,6 +129,7 @@ async function replay(client: V2GrpcClient, name: string, schedule: Float64Array
         st.h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
         if (r.parameters.reconstructed === true) st.reconstructed++;
         if (r.parameters.default === true) st.defaults++;
+        onResult?.(i, r);
       },
       (e: { code?: number }) => {
         if (st === null) return;
@@ -153,7 +157,7 @@ async function replay(client: V2GrpcClient, name: string, schedule: Float64Array
   }
 }
 
-function summarize(st: Stats) {
+export function summarize(st: Stats) {
   const h = st.h;
   const p = (q: number) => h.getValueAtPercentile(q) / 1000;
   const cdf: { latencyMs: number; percentile: number }[] = [];
@@ -189,7 +193,7 @@ async function timeCoding(family: string, k: number, size: number): Promise<{ co
   return { code: code.name, encodeUs, decodeUs, totalUs: encodeUs + decodeUs };
 }
 
-function fmt(x: number): string {
+export function fmt(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 

@@ -33,9 +33,13 @@ Options:
   --threads N                     libtorch intra-op threads (default: all cores)
   --no-coded                      skip part 2
   --json                          print one JSON object instead of text
-  -h, --help`;
+  -h, --help
+
+coded demo serve [options]: coded serving end to end (instances, frontends, live accuracy
+and latency); see \`coded demo serve --help\`.`;
 
 export async function demo(argv: string[]): Promise<void> {
+  if (argv[0] === 'serve') return (await import('./demo-serve.js')).demoServe(argv.slice(1));
   const { values } = parse(argv, {
     dataset: { type: 'string' },
     'data-dir': { type: 'string' },

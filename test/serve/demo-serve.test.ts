@@ -1,0 +1,36 @@
+// `coded demo serve` end to end with real processes on loopback (short: 100 queries per frontend).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/serve/v2.js';
+import { ensureDataset } from '../../src/data/registry.js';
+
+async function haveFashionMnist(): Promise<boolean> {
+  try {
+    await ensureDataset('fashion-mnist', { download: false });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('coded demo serve --json: live accuracy and latency for coded vs equal-resources', async (t) => {
+  if (!(await haveFashionMnist())) return t.skip('Fashion-MNIST is not available locally');
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  const r = spawnSync(process.execPath, [main, 'demo', 'serve', '--queries', '100', '--warmup', '20', '--rounds', '2', '--rate', '100', '--json'], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    settings: { code: { family: string; k: number; r: number } };
+    modes: { mode: string; queries: number; answered: number; errors: number; accuracy: { overall: number; originals: { count: number }; reconstructed: { count: number } }; latencyMs: { p50: number; p99: number; p999: number } }[];
+  };
+  assert.deepEqual(rep.settings.code, { family: 'concat', k: 2, r: 1 });
+  assert.deepEqual(rep.modes.map((m) => m.mode), ['coded', 'equal-resources']);
+  for (const m of rep.modes) {
+    assert.equal(m.queries, 100);
+    assert.equal(m.answered + m.errors, 100);
+    assert.ok(m.accuracy.overall > 0.6, `${m.mode} accuracy ${m.accuracy.overall}`);
+    assert.ok(m.latencyMs.p50 > 0 && m.latencyMs.p50 <= m.latencyMs.p99 && m.latencyMs.p99 <= m.latencyMs.p999);
+  }
+  assert.equal(rep.modes[1].accuracy.reconstructed.count, 0);
+});
