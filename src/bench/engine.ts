@@ -11,7 +11,7 @@
 // block as a whole (items / s per block, median over blocks); the latency workload times
 // every single run (median over all runs). CUDA work is synchronised before clocks are read.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -91,8 +91,14 @@ export interface EngineBenchReport {
   libtorch: string;
   pytorch: string | null;
   glibcTunables: { ours: string | null; pytorch: string | null };
-  /** 1-minute load average before and after the run (other processes make numbers noisy) */
-  loadAverage: { start: number; end: number };
+  /**
+   * Share of the machine's CPU time that other processes (not ours, not the peer) used
+   * during the run, 0..1 (null where /proc is unavailable). Above ~0.05 the numbers are
+   * noisy: OpenMP teams slow down badly when a core is taken from them.
+   */
+  otherCpuShare: number | null;
+  /** 1-minute load average at the start (includes any run just before this one) */
+  loadAverage: number;
   method: string;
 }
 
@@ -373,6 +379,47 @@ export class Peer {
 }
 
 // ---------------------------------------------------------------------------
+// how busy the machine was (Linux /proc; clock ticks of USER_HZ = 100)
+
+const TICKS_PER_S = 100;
+interface CpuSnapshot {
+  /** all CPUs: busy and total ticks */
+  busy: number;
+  total: number;
+  /** this process's CPU time, in ticks */
+  own: number;
+}
+
+function cpuSnapshot(): CpuSnapshot | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const v = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+    const total = v.reduce((a, b) => a + b, 0);
+    const u = process.cpuUsage();
+    return { busy: total - v[3] - v[4], total, own: ((u.user + u.system) / 1e6) * TICKS_PER_S };
+  } catch {
+    return null;
+  }
+}
+
+function processTicks(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+  } catch {
+    return null;
+  }
+}
+
+function otherShare(a: CpuSnapshot | null, b: CpuSnapshot | null, peerTicks: number | null): number | null {
+  if (a === null || b === null || peerTicks === null || b.total <= a.total) return null;
+  const other = b.busy - a.busy - (b.own - a.own) - peerTicks;
+  return Math.min(1, Math.max(0, other / (b.total - a.total)));
+}
+
+// ---------------------------------------------------------------------------
 // the driver
 
 /** Seconds per step, from doubling runs until one lasts at least `minSeconds`. */
@@ -406,6 +453,7 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
   const usePeer = o.peer ?? true;
 
   const loadStart = loadavg()[0];
+  const cpuStart = cpuSnapshot();
   // The peer gets the stock environment: PyTorch as users run it (no malloc tuning, no
   // thread variables that would override --threads).
   // With sameMalloc the peer gets our GLIBC_TUNABLES (like-for-like allocator settings).
@@ -418,6 +466,7 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
   const peer = usePeer ? await Peer.start({ python: o.python ?? defaultPython(), device, threads, env: peerEnv }) : null;
   const results: WorkloadResult[] = [];
   const threadsBefore = getNumThreads();
+  let peerTicks: number | null = 0;
   try {
     setNumThreads(threads);
     for (const name of names) {
@@ -487,9 +536,13 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
       }
     }
   } finally {
-    if (peer) await peer.close();
+    if (peer) {
+      peerTicks = processTicks(peer.child.pid);
+      await peer.close();
+    }
     setNumThreads(threadsBefore);
   }
+  const cpuEnd = cpuSnapshot();
   return {
     workloads: results,
     machine: machineDescription() + (peer?.hello?.gpu ? `, ${String(peer.hello.gpu)}` : ''),
@@ -498,7 +551,8 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
     libtorch: torchVersion(),
     pytorch: peer?.hello ? String(peer.hello.torch) : null,
     glibcTunables: { ours: process.env.GLIBC_TUNABLES || null, pytorch: peerTunables },
-    loadAverage: { start: loadStart, end: loadavg()[0] },
+    otherCpuShare: otherShare(cpuStart, cpuEnd, peer ? peerTicks : 0),
+    loadAverage: loadStart,
     method:
       `${reps} timed blocks per side of about ${blockSeconds} s` + (usePeer ? ', ABBA-interleaved with the PyTorch peer; ' : ' (no PyTorch peer); ') +
       'median per block (W4: median over every run); ratio > 1 means ours is better',
@@ -526,8 +580,10 @@ export function formatEngineBench(r: EngineBenchReport): string {
   out.push('ratio: ours/pytorch for throughput (W1-W3), pytorch/ours for latency (W4); > 1 means ours is better.');
   out.push(`device ${r.device}, ${r.threads} threads, libtorch ${r.libtorch}, PyTorch ${r.pytorch ?? '(not run)'}; ${r.machine}`);
   out.push(`GLIBC_TUNABLES ours: ${r.glibcTunables.ours ?? '(unset)'}; pytorch: ${r.glibcTunables.pytorch ?? '(unset)'}`);
-  out.push(`load average (1 min) ${r.loadAverage.start.toFixed(2)} at start, ${r.loadAverage.end.toFixed(2)} at end` +
-    (r.loadAverage.start > 0.5 * r.threads || r.loadAverage.end > 0.5 * r.threads ? ' (busy machine: expect noise)' : ''));
+  if (r.otherCpuShare !== null) {
+    out.push(`other processes used ${(100 * r.otherCpuShare).toFixed(1)}% of the CPU during the run` +
+      (r.otherCpuShare > 0.05 ? ' (busy machine: expect noise, rerun when idle)' : ''));
+  }
   out.push(`method: ${r.method}`);
   return out.join('\n');
 }
