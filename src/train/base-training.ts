@@ -1,8 +1,8 @@
 // Training a base model F: epochs over the train split, validation after each epoch, the
 // best-validation checkpoint kept, a JSONL log, and resumable state (model, optimizer,
 // epoch) after every epoch. Deterministic for a seed, also across a resume.
+import { runFiles } from './run-files.js';
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Adam } from '../engine/optim/adam.js';
 import { SGD } from '../engine/optim/sgd.js';
 import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
@@ -72,11 +72,7 @@ export interface BaseTrainingResult {
   resumedFrom: number;
 }
 
-export const files = (outDir: string) => ({
-  best: join(outDir, 'best.safetensors'),
-  last: join(outDir, 'last.safetensors'),
-  log: join(outDir, 'log.jsonl'),
-});
+export const files = runFiles;
 
 function makeOptimizer(cfg: BaseTrainingConfig, params: Tensor[]): Optimizer {
   return cfg.optimizer === 'adam'

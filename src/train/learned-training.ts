@@ -4,9 +4,9 @@
 // all-parity ones) in one vectorised decoder pass. The loss is computed only on the erased
 // data slots. Gradients flow through F into the encoder; F's parameters are frozen
 // (requiresGrad off, never given to an optimizer, evaluation mode).
+import { runFiles } from './run-files.js';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { fileSha256 } from '../models/base-checkpoint.js';
-import { join } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { Adam } from '../engine/optim/adam.js';
 import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
@@ -171,11 +171,7 @@ export interface LearnedTrainingHooks {
   command?: string;
 }
 
-export const learnedFiles = (outDir: string) => ({
-  best: join(outDir, 'best.safetensors'),
-  last: join(outDir, 'last.safetensors'),
-  log: join(outDir, 'log.jsonl'),
-});
+export const learnedFiles = runFiles;
 
 export interface LearnedTrainingData {
   train: Split;

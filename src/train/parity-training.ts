@@ -6,8 +6,8 @@
 // true labels). Adam with L2, the papers' initialisation (from the model zoo); after every
 // epoch the validation degraded-mode accuracy A_d decides the best checkpoint; a JSONL log
 // and a resumable last checkpoint (parity weights + optimizer state) are written.
+import { runFiles } from './run-files.js';
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Adam } from '../engine/optim/adam.js';
 import type { OptimizerState } from '../engine/optim/optimizer.js';
 import { noGrad } from '../engine/autograd.js';
@@ -73,11 +73,7 @@ export interface ParityTrainingHooks {
   command?: string;
 }
 
-export const parityFiles = (outDir: string) => ({
-  best: join(outDir, 'best.safetensors'),
-  last: join(outDir, 'last.safetensors'),
-  log: join(outDir, 'log.jsonl'),
-});
+export const parityFiles = runFiles;
 
 /** The base model's outputs on a whole split [N, classes], computed once without gradients. */
 export function baseOutputs(base: Module, split: Split, device: Device, batch = 1000): Tensor {
