@@ -40,6 +40,8 @@ export interface LearnedTrainingConfig {
   /** coding groups per batch (paper: 64 for k = 2, 32 for k = 5) */
   batchSize: number;
   lr: number;
+  /** learning-rate schedule over the whole run (default constant, as in the paper) */
+  schedule?: 'constant' | 'cosine';
   weightDecay: number;
   /** 'joint': one Adam over encoder and decoder; 'separate': one Adam each */
   optimizers: 'joint' | 'separate';
@@ -220,6 +222,9 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
 
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
+  const totalSteps = cfg.epochs * batches;
+  const lrAt = (epoch: number, b: number): number =>
+    cfg.schedule === 'cosine' ? 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batches + b)) / totalSteps)) : cfg.lr;
   const workers = { base };
   try {
     if (resume) {
@@ -258,7 +263,10 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
           const g = gatherGroups(data.train, batch);
           const x = cfg.device === 'cpu' ? g.images : g.images.to(cfg.device);
           const y = cfg.device === 'cpu' ? g.labels : g.labels.to(cfg.device);
-          for (const o of opts) o.zeroGrad();
+          for (const o of opts) {
+            o.lr = lrAt(epoch, batch.index);
+            o.zeroGrad();
+          }
           const loss = learnedLoss(code, base, x, y, patterns, erased, cfg.loss);
           loss.backward();
           for (const o of opts) o.step();

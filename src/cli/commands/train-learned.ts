@@ -31,6 +31,7 @@ Options:
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
   --lr X             Adam learning rate (default 1e-3)
+  --schedule S       constant | cosine: learning rate over the run (default constant, as in the paper)
   --weight-decay X   L2 penalty (default 1e-5)
   --optimizers O     joint | separate: one Adam for encoder and decoder, or one each (default joint)
   --train P          both | encoder | decoder: which parts are trained (default both)
@@ -66,6 +67,7 @@ async function sweepSchema() {
   train: Type.Optional(Type.Array(Type.Union([Type.Literal('both'), Type.Literal('encoder'), Type.Literal('decoder')]), { minItems: 1 })),
   optimizers: Type.Optional(Type.Union([Type.Literal('joint'), Type.Literal('separate')])),
   lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
   weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
   timeLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   }, { additionalProperties: false });
@@ -87,6 +89,7 @@ export interface Sweep {
   train?: ('both' | 'encoder' | 'decoder')[];
   optimizers?: 'joint' | 'separate';
   lr?: number;
+  schedule?: 'constant' | 'cosine';
   weightDecay?: number;
 }
 
@@ -154,7 +157,7 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
     code = new LearnedCode(learnedCodeConfig(cfg, data));
     const params = [...code.modules().values()].reduce((a, m) => a + m.numParameters(), 0);
     say(`training ${code.name} (${params.toLocaleString('en')} parameters) for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
-      `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
+      `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr}${cfg.schedule === 'cosine' ? ' (cosine)' : ''} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
     let bar: Progress | null = null;
     let smooth = NaN;
     const r = trainLearned(cfg, code, base, id, data, o.outDir, { resume: o.resume }, {
@@ -192,7 +195,7 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
   for (const base of s.base) for (const k of s.k) for (const r of s.r ?? [1]) for (const encoder of s.encoder ?? ['mlp'])
     for (const decoder of s.decoder ?? ['mlp']) for (const loss of s.loss ?? ['kl-base']) for (const trainParts of s.train ?? ['both']) {
       combos.push({
-        base, k, r, encoder, decoder, loss, trainParts, epochs: s.epochs, batchSize: k === 2 ? 64 : 32, lr: s.lr ?? 1e-3,
+        base, k, r, encoder, decoder, loss, trainParts, epochs: s.epochs, batchSize: k === 2 ? 64 : 32, lr: s.lr ?? 1e-3, schedule: s.schedule ?? 'constant',
         weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
       });
     }
@@ -219,7 +222,7 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
 export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, encoder: { type: 'string' }, decoder: { type: 'string' },
-    loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
+    loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, schedule: { type: 'string' },
     optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' },
   }, usage);
@@ -238,6 +241,7 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     epochs: intOption(values.epochs, 'epochs', 20),
     batchSize: intOption(values['batch-size'], 'batch-size', k === 2 ? 64 : 32),
     lr: numberOption(values.lr, 'lr', 1e-3),
+    schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'constant'),
     weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
     optimizers: choiceOption(values.optimizers, 'optimizers', ['joint', 'separate'] as const, 'joint'),
     trainParts: choiceOption(values.train, 'train', ['both', 'encoder', 'decoder'] as const, 'both'),
