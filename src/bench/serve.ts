@@ -36,6 +36,8 @@ the default noop model, F(P) is exact for the linear/addition code).
   --slow-prob P      per-request straggler probability on every instance (default 0.01)
   --slow-ms MS       straggler delay (default 100)
   --slo MS           frontend SLO (default 1000); --deadline MS decode deadline (default 10)
+  --parity-delay MS  coded mode: send a group's parity queries MS after it closed, and none
+                     if its originals are all back by then (a hedge; default 0: at once)
   --concurrency N    requests in flight per instance (default 1: pull when idle)
   --rounds R         the measured queries run in R interleaved rounds of all modes (default 5)
   --seed S           schedule and fault seeds (default 1)
@@ -215,7 +217,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     {
       model: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' },
-      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, 'parity-delay': { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -234,6 +236,8 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const slowMs = numberOption(values['slow-ms'], 'slow-ms', 100);
   const slo = numberOption(values.slo, 'slo', 1000);
   const deadline = numberOption(values.deadline, 'deadline', 10);
+  const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 0);
+  if (!(parityDelay >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const conc = intOption(values.concurrency, 'concurrency', 1);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   const outDir = values.out ?? 'bench-results/serve';
@@ -275,8 +279,8 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
         let cfg: FrontendConfig;
         let desc: string;
         if (mode === 'coded') {
-          cfg = { ...common, mode, code: { family, k, r: 1 }, pools: { base: { model: 'model', instances: baseAddrs }, parity: [{ model: 'model', instances: parityAddrs }] } };
-          desc = `${B} base + ${P} parity, ${family} k=${k}`;
+          cfg = { ...common, mode, code: { family, k, r: 1 }, parityDelayMs: parityDelay, pools: { base: { model: 'model', instances: baseAddrs }, parity: [{ model: 'model', instances: parityAddrs }] } };
+          desc = `${B} base + ${P} parity, ${family} k=${k}${parityDelay > 0 ? `, parity after ${parityDelay} ms` : ''}`;
         } else if (mode === 'none') {
           cfg = { ...common, mode, pools: { base: { model: 'model', instances: baseAddrs } } };
           desc = `${B} base`;
@@ -331,7 +335,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     benchmark: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { rounds: intOption(values.rounds, 'rounds', 5), model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, instanceConcurrency: conc, seed },
+    settings: { rounds: intOption(values.rounds, 'rounds', 5), model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, parityDelayMs: parityDelay, instanceConcurrency: conc, seed },
     coding,
     modes: results,
     comparisons,

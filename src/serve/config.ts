@@ -40,6 +40,10 @@ export const FrontendConfigSchema = Type.Object(
     ),
     /** a partial coding group is flushed this long after its first query arrived */
     maxWaitMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** systematic codes: parity queries are sent this long after their group closed (a hedge: a group
+     * whose originals all answered by then sends none; a failed or late original sends them at once).
+     * Default 0: at once, as ParM does. */
+    parityDelayMs: Type.Optional(Type.Number({ minimum: 0 })),
     /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
     sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     /** a data output is "late" this long after its query arrived; then decoding may replace it (default sloMs * 0.02) */

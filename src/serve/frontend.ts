@@ -67,6 +67,9 @@ interface Group {
   tasks: (Task | null)[];
   deadline: number;
   timer: NodeJS.Timeout | null;
+  /** the coded queries were encoded and sent (or found unnecessary) */
+  paritySent: boolean;
+  parityTimer: NodeJS.Timeout | null;
   closed: boolean;
 }
 
@@ -98,7 +101,7 @@ export class Frontend implements V2Model {
   private queryCounter = 0;
   readonly sloMs: number;
   readonly decodeDeadlineMs: number;
-  private readonly c: Required<Pick<FrontendConfig, 'maxWaitMs' | 'onMiss' | 'maxPendingQueries' | 'maxAttempts'>>;
+  private readonly c: Required<Pick<FrontendConfig, 'maxWaitMs' | 'onMiss' | 'maxPendingQueries' | 'maxAttempts' | 'parityDelayMs'>>;
   private defaultOutput: Float32Array | null = null;
 
   readonly registry = new Registry();
@@ -108,6 +111,7 @@ export class Frontend implements V2Model {
   private readonly mEncode: Histogram<'code'>;
   private readonly mDecode: Histogram<'code'>;
   private readonly mTaskFailures: Counter<'pool'>;
+  private readonly mParitySkipped: Counter<'code'>;
   /** counts by outcome, for tests and reports */
   readonly counts = { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0 };
 
@@ -116,7 +120,7 @@ export class Frontend implements V2Model {
     this.mode = c.mode;
     this.log = o.logger ?? pino({ level: c.logLevel ?? 'info' });
     this.sloMs = c.sloMs ?? 1000;
-    this.c = { maxWaitMs: c.maxWaitMs ?? 5, onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2 };
+    this.c = { maxWaitMs: c.maxWaitMs ?? 5, onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2, parityDelayMs: c.parityDelayMs ?? 0 };
     if (c.mode === 'replication') this.code = codeFromConfig({ family: 'replication', k: 1, r: 1 });
     else if (c.mode === 'coded') {
       if (c.codeCheckpoint !== undefined) {
@@ -138,6 +142,7 @@ export class Frontend implements V2Model {
     this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused (overload) or invalid', labelNames: ['mode', 'reason'], registers: [reg] });
     this.mEncode = new Histogram({ name: 'coded_encode_seconds', help: 'time to encode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
+    this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
     this.mTaskFailures = new Counter({ name: 'coded_task_failures_total', help: 'instance requests that failed', labelNames: ['pool'], registers: [reg] });
     const self = this;
     new Gauge({
@@ -422,7 +427,7 @@ export class Frontend implements V2Model {
     if (g === null) {
       g = {
         queries: [], slotQuery: [], outputs: Array(code.n).fill(null), failed: Array(code.n).fill(false), tasks: Array(code.n).fill(null),
-        deadline: q.arrival + this.decodeDeadlineMs, timer: null, closed: false,
+        deadline: q.arrival + this.decodeDeadlineMs, timer: null, paritySent: false, parityTimer: null, closed: false,
       };
       this.openGroup = g;
       const group = g;
@@ -447,6 +452,8 @@ export class Frontend implements V2Model {
       (out) => this.slotArrived(g, i, out),
       () => {
         g.failed[i] = true;
+        // a failed original: its group's parity queries are needed now, whatever parityDelayMs says
+        if (!g.paritySent && this.openGroup !== g) this.encodeGroup(g);
         this.tryDecode(g);
       },
       () => !g.closed,
@@ -476,13 +483,26 @@ export class Frontend implements V2Model {
       if (code.systematic) this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.sloMs);
     }
     // encode and send the coded queries after this turn of the event loop, so that the
-    // originals just dispatched go out first and encoding never delays them
-    setImmediate(() => this.encodeGroup(g));
+    // originals just dispatched go out first and encoding never delays them; with
+    // parityDelayMs (systematic codes only) after that delay, unless every original is back
+    const delay = this.c.parityDelayMs;
+    if (code.systematic && delay > 0) g.parityTimer = setTimeout(() => this.encodeGroup(g), delay);
+    else setImmediate(() => this.encodeGroup(g));
   }
 
   private encodeGroup(g: Group): void {
-    if (g.closed) return;
+    if (g.closed || g.paritySent) return;
+    g.paritySent = true;
+    if (g.parityTimer !== null) {
+      clearTimeout(g.parityTimer);
+      g.parityTimer = null;
+    }
     const code = this.code!;
+    if (code.systematic && g.queries.every((q) => q.answered)) {
+      // every original already answered: the parity queries would protect nothing
+      g.paritySent = false;
+      return this.cancelIfDone(g);
+    }
     let coded: { key: string; data: Float32Array }[];
     const t0 = process.hrtime.bigint();
     try {
@@ -537,6 +557,8 @@ export class Frontend implements V2Model {
     const late = Date.now() >= g.deadline;
     const anyFailed = g.slotQuery.some((q, i) => !q.answered && g.failed[i]);
     if (code.systematic && !late && !anyFailed) return;
+    // late or failed before a delayed parity went out: send it now (encodeGroup decodes when it can)
+    if (!g.paritySent && this.openGroup !== g) return this.encodeGroup(g);
     const avail = g.outputs.map((o) => o !== null);
     if (!code.canDecode(avail)) return;
     const t0 = process.hrtime.bigint();
@@ -562,6 +584,8 @@ export class Frontend implements V2Model {
     if (g.closed || this.openGroup === g || g.queries.some((q) => !q.answered)) return;
     g.closed = true;
     if (g.timer !== null) clearTimeout(g.timer);
+    if (g.parityTimer !== null) clearTimeout(g.parityTimer);
+    if (!g.paritySent) this.mParitySkipped.inc({ code: this.code!.name });
     for (const t of g.tasks) if (t !== null) t.cancelled = true;
   }
 

@@ -152,3 +152,41 @@ test('frontend: malformed requests get 400 while serving continues; overload get
     await inst.close();
   }
 });
+
+test('frontend parityDelayMs: no parity query is sent for groups whose originals answer within the delay; a late original still gets a reconstruction', async () => {
+  const faults = (ms: number) => ({ latency: { kind: 'const' as const, ms }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 });
+  const fast = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: null, grpcPort: 0, faults: faults(0) });
+  const slow = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: null, grpcPort: 0, faults: faults(300) });
+  const parity = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: null, grpcPort: 0, faults: faults(0) });
+  const addr = (s: InstanceServer) => `127.0.0.1:${s.grpcPort}`;
+  const cfg = (base: InstanceServer[]) => validateFrontendConfig({
+    name: 'h', mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, grpcPort: 0, sloMs: 5000, decodeDeadlineMs: 50, maxWaitMs: 1, parityDelayMs: 30,
+    instanceConcurrency: 1, pools: { base: { model: 'm', instances: base.map(addr) }, parity: [{ model: 'm', instances: [addr(parity)] }] },
+  });
+  const quick = await Frontend.start({ config: cfg([fast]), logger: silent });
+  const late = await Frontend.start({ config: cfg([fast, slow]), logger: silent });
+  try {
+    const served = () => (quick.poolStats()['parity:0'].served[0] ?? 0) + (late.poolStats()['parity:0'].served[0] ?? 0);
+    // fast originals: every group's parity is skipped
+    for (let i = 0; i < 10; i++) {
+      const rs = await Promise.all(quick.submit([Float32Array.of(i, 1, 2, 3), Float32Array.of(4, 5, 6, i)]));
+      assert.deepEqual(rs.map((r) => [r.reconstructed, r.defaulted]), [[false, false], [false, false]]);
+      assert.deepEqual([...rs[1].data], [4, 5, 6, i]);
+    }
+    assert.equal(served(), 0, 'parity queries were sent although every original answered within parityDelayMs');
+    assert.match(await quick.registry.metrics(), /coded_parity_skipped_total\{code="addition\(k=2, r=1\)"\} 10/);
+    // one original on a 300 ms instance: the parity goes out after 30 ms and the late query is
+    // reconstructed at its 50 ms deadline, long before the original would arrive
+    const t0 = Date.now();
+    const rs = await Promise.all(late.submit([Float32Array.of(1, 2, 3, 4), Float32Array.of(10, 20, 30, 40)]));
+    const ms = Date.now() - t0;
+    assert.equal(rs.filter((r) => r.reconstructed).length, 1);
+    assert.ok(ms < 250, `answered after ${ms} ms`);
+    assert.deepEqual(rs.map((r) => [...r.data]), [[1, 2, 3, 4], [10, 20, 30, 40]]);
+    assert.ok(served() >= 1);
+  } finally {
+    await quick.close();
+    await late.close();
+    await Promise.all([fast.close(), slow.close(), parity.close()]);
+  }
+});
