@@ -42,7 +42,7 @@ Options:
   --data-dir DIR     where datasets live
   --time-limit S     stop after the epoch during which S seconds have passed, then evaluate as usual
   --json             one JSON object with the result on stdout
-  --config FILE      a sweep (see docs/CODES.md): the grid's combinations are trained in turn and
+  --config FILE      a sweep (see src/codes/README.md): the grid's combinations are trained in turn and
                      FILE's "out" directory gets results.md and results.json
 
 Writes DIR/best.safetensors (a code checkpoint: config, encoder/decoder weights, the base
