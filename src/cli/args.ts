@@ -16,8 +16,19 @@ export type Parsed<O extends Options> = {
 };
 
 export function parse<O extends Options>(argv: string[], options: O, usage: string): Parsed<O> {
+  // a negative number after a string option is its value (`--grpc-port -1`), not an option
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    if (name !== null && !name.includes('=') && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   try {
-    return parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true }) as unknown as Parsed<O>;
+    return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true }) as unknown as Parsed<O>;
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n\n${usage}`);
   }

@@ -81,6 +81,13 @@ export interface Code {
   /** Trainable or stateful parts by name (encoders, decoders, coefficient networks); empty for fixed codes. */
   modules(): Map<string, Module>;
 
+  /**
+   * Family-specific worker networks by name, then index: what a coded query whose function is
+   * { kind: 'worker', name, index } runs (e.g. the Lagrange codes' H). Absent when the code's
+   * workers are only the base model and parity models. Model instances serve these.
+   */
+  workerModules?(): Map<string, Module[]>;
+
   /** JSON-serialisable parameters that rebuild this code with codeFromConfig(). */
   config(): CodeConfig;
 }

@@ -303,9 +303,14 @@ export class LagrangeCode implements Code {
     for (const m of this.modules().values()) m.dispose();
   }
 
+  /** The worker computation H, as worker 'H'[0] (every worker runs the same H). */
+  workerModules(): Map<string, Module[]> {
+    return new Map([['H', [this.worker as Module]]]);
+  }
+
   /** The worker set evaluation and serving need: H as worker 'H'[0], plus the given base model. */
   workerSet(base: Module): WorkerSet {
-    return { base, workers: new Map([['H', [this.worker as Module]]]) };
+    return { base, workers: this.workerModules() };
   }
 
   config(): CodeConfig {

@@ -21,6 +21,8 @@ export interface ForwardRequest {
   id: number;
   data: Float32Array;
   shape: number[];
+  /** side inputs: the model's forwardInputs([main, ...side]) runs instead of forward(main) */
+  side?: { data: Float32Array; shape: number[] }[];
 }
 
 export type WorkerReply =
@@ -72,17 +74,22 @@ export class AsyncForward {
     return new AsyncForward(worker);
   }
 
-  /** Run the model on float32 input of the given shape; the data are copied. */
-  forward(data: Float32Array, shape: number[]): Promise<ForwardResult> {
+  /**
+   * Run the model on float32 input of the given shape; the data are copied. With side inputs
+   * the model must implement forwardInputs([main, ...side]) (multi-input workers).
+   */
+  forward(data: Float32Array, shape: number[], side?: { data: Float32Array; shape: number[] }[]): Promise<ForwardResult> {
     if (this.closed) return Promise.reject(new Error('AsyncForward is closed'));
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (!shape.every((d) => Number.isInteger(d) && d >= 0) || n !== data.length) {
-      return Promise.reject(new RangeError(`input of ${data.length} values does not match shape [${shape.join(', ')}]`));
+    for (const [i, t] of [{ data, shape }, ...(side ?? [])].entries()) {
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      if (!t.shape.every((d) => Number.isInteger(d) && d >= 0) || n !== t.data.length) {
+        return Promise.reject(new RangeError(`${i === 0 ? 'input' : `side input ${i - 1}`} of ${t.data.length} values does not match shape [${t.shape.join(', ')}]`));
+      }
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      const req: ForwardRequest = { type: 'forward', id, data, shape };
+      const req: ForwardRequest = side !== undefined && side.length > 0 ? { type: 'forward', id, data, shape, side } : { type: 'forward', id, data, shape };
       this.worker.postMessage(req);
     });
   }

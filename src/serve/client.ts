@@ -52,13 +52,20 @@ export class V2GrpcClient {
     return this.call('ModelMetadata', { name, version: '' }, timeoutMs);
   }
 
-  /** ModelInfer with one FP32 input sent as raw bytes; `onCall` receives the call (for cancel()). */
-  async infer(model: string, inputName: string, data: Float32Array, shape: number[], timeoutMs: number, opts: { id?: string; onCall?: (c: grpc.ClientUnaryCall) => void } = {}): Promise<ClientResult> {
+  /**
+   * ModelInfer with one FP32 input (plus optional side inputs) sent as raw bytes; `onCall`
+   * receives the call (for cancel()).
+   */
+  async infer(
+    model: string, inputName: string, data: Float32Array, shape: number[], timeoutMs: number,
+    opts: { id?: string; onCall?: (c: grpc.ClientUnaryCall) => void; side?: { name: string; data: Float32Array; shape: number[] }[] } = {},
+  ): Promise<ClientResult> {
+    const all = [{ name: inputName, data, shape }, ...(opts.side ?? [])];
     const req = {
       model_name: model,
       id: opts.id ?? '',
-      inputs: [{ name: inputName, datatype: 'FP32', shape }],
-      raw_input_contents: [Buffer.from(data.buffer, data.byteOffset, data.byteLength)],
+      inputs: all.map((t) => ({ name: t.name, datatype: 'FP32', shape: t.shape })),
+      raw_input_contents: all.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
     };
     const r = await this.call<GrpcInferResponse>('ModelInfer', req, timeoutMs, opts.onCall);
     const o = r.outputs[0];

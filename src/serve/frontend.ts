@@ -30,6 +30,7 @@ import { Registry, Histogram, Counter, Gauge } from 'prom-client';
 import '../codes/index.js';
 import { codeFromConfig, loadCode } from '../codes/registry.js';
 import type { Code, CodeConfig, WorkerFunction } from '../codes/code.js';
+import { workerSignatures, type WorkerSignature } from '../codes/worker-signature.js';
 import { tensor } from '../engine/tensor.js';
 import { tidy } from '../engine/scope.js';
 import { setNumThreads } from '../engine/runtime.js';
@@ -103,6 +104,8 @@ export class Frontend implements V2Model {
   readonly decodeDeadlineMs: number;
   private readonly c: Required<Pick<FrontendConfig, 'maxWaitMs' | 'onMiss' | 'maxPendingQueries' | 'maxAttempts' | 'parityDelayMs'>>;
   private defaultOutput: Float32Array | null = null;
+  /** the code's family-specific workers (names of their side inputs) */
+  private readonly signatures: WorkerSignature[];
 
   readonly registry = new Registry();
   private readonly mLatency: Histogram<'mode' | 'outcome'>;
@@ -129,6 +132,7 @@ export class Frontend implements V2Model {
         this.code = l.code;
       } else this.code = codeFromConfig(c.code as CodeConfig);
     } else this.code = null;
+    this.signatures = this.code === null ? [] : workerSignatures(this.code.config() as { family: string } & Record<string, unknown>);
     // encode/decode are tiny tensor ops on the event loop: one libtorch thread avoids
     // intra-op thread pools spinning against the instances for the CPU
     if (this.code !== null) setNumThreads(1);
@@ -386,9 +390,13 @@ export class Frontend implements V2Model {
     if (q.group !== null) this.cancelIfDone(q.group);
   }
 
-  private taskFor(pool: Pool, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean): Task {
+  private taskFor(
+    pool: Pool, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean,
+    input?: { shape: number[]; side?: Task['side'] },
+  ): Task {
     const t: Task = {
-      data, shape: this.meta.input.shape, expiresAt, attempts: 0, cancelled: false,
+      data, shape: input?.shape ?? this.meta.input.shape, expiresAt, attempts: 0, cancelled: false,
+      ...(input?.side !== undefined ? { side: input.side } : {}),
       done,
       fail: (e, retryable) => {
         this.mTaskFailures.inc({ pool: pool.o.name });
@@ -445,7 +453,7 @@ export class Frontend implements V2Model {
     if (g.queries.length >= code.k) this.closeGroup(g);
   }
 
-  private dispatchSlot(g: Group, i: number, key: string, data: Float32Array, expiresAt: number): void {
+  private dispatchSlot(g: Group, i: number, key: string, data: Float32Array, expiresAt: number, input?: { shape: number[]; side?: Task['side'] }): void {
     const pool = this.pools.get(key)!;
     const t = this.taskFor(
       pool, data, expiresAt,
@@ -457,6 +465,7 @@ export class Frontend implements V2Model {
         this.tryDecode(g);
       },
       () => !g.closed,
+      input,
     );
     g.tasks[i] = t;
     try {
@@ -503,7 +512,7 @@ export class Frontend implements V2Model {
       g.paritySent = false;
       return this.cancelIfDone(g);
     }
-    let coded: { key: string; data: Float32Array }[];
+    let coded: { key: string; data: Float32Array; shape?: number[]; side?: Task['side'] }[];
     const t0 = process.hrtime.bigint();
     try {
       const per = this.inputSize();
@@ -512,8 +521,13 @@ export class Frontend implements V2Model {
       coded = tidy(() =>
         code.encode(tensor(x, [1, code.k, ...this.meta.input.shape])).map((cq, i) => {
           if (code.systematic && i < code.k) return { key: 'base', data: new Float32Array(0) }; // already dispatched
-          if (cq.inputs.length !== 1) throw new Error(`${code.name}: coded queries with side inputs are not supported by the frontend yet`);
-          return { key: poolKey(cq.fn), data: cq.inputs[0].contiguous().dataFloat32() };
+          const main = { key: poolKey(cq.fn), data: cq.inputs[0].contiguous().dataFloat32(), shape: cq.inputs[0].shape.slice(1) };
+          if (cq.inputs.length === 1) return main;
+          // side inputs go by the names the worker instance expects (src/codes/worker-signature.ts)
+          const fn = cq.fn;
+          const sig = fn.kind === 'worker' ? this.signatures.find((s) => s.name === fn.name && s.index === fn.index) : undefined;
+          if (sig === undefined || sig.sideInputs.length !== cq.inputs.length - 1) throw new Error(`${code.name}: coded query ${i} has ${cq.inputs.length - 1} side input(s) that no worker signature names`);
+          return { ...main, side: cq.inputs.slice(1).map((t, j) => ({ name: sig.sideInputs[j].name, data: t.contiguous().dataFloat32(), shape: t.shape.slice(1) })) };
         }),
       );
     } catch (e) {
@@ -529,10 +543,10 @@ export class Frontend implements V2Model {
     }
     this.mEncode.observe({ code: code.name }, Number(process.hrtime.bigint() - t0) / 1e9);
     const expiresAt = Math.max(...g.queries.map((q) => q.arrival)) + this.sloMs;
-    coded.forEach(({ key, data }, i) => {
+    coded.forEach(({ key, data, shape, side }, i) => {
       if (code.systematic && i < code.k) return;
       if (g.queries.every((q) => q.answered)) return; // every original already answered: the parity is not needed
-      this.dispatchSlot(g, i, key, data, expiresAt);
+      this.dispatchSlot(g, i, key, data, expiresAt, { shape: shape ?? this.meta.input.shape, side });
     });
     this.tryDecode(g);
   }

@@ -49,6 +49,7 @@ export class InstanceServer implements V2Model {
       platform: m.platform,
       versions: ['1'],
       input: { name: 'input', datatype: 'FP32', shape: m.inputShape },
+      ...(m.sideInputs.length > 0 ? { sideInputs: m.sideInputs.map((t) => ({ name: t.name, datatype: 'FP32' as const, shape: t.shape })) } : {}),
       output: { name: 'output', datatype: 'FP32', shape: m.outputShape },
       maxBatch: opts.maxBatch ?? 256,
     };
@@ -110,7 +111,7 @@ export class InstanceServer implements V2Model {
     const batch = x.shape[0];
     let y: Float32Array;
     try {
-      y = await this.opts.model.forward(x.data, batch);
+      y = await this.opts.model.forward(x.data, batch, req.inputs.length > 1 ? req.inputs.slice(1).map((t) => t.data) : undefined);
     } catch (e) {
       throw new ServeError('internal', `forward pass failed: ${(e as Error).message}`);
     }

@@ -4,17 +4,29 @@ import { buildModel } from '../models/registry.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { loadParityCode } from '../codes/parity-models.js';
+import { loadCode } from '../codes/registry.js';
+import '../codes/index.js';
 
 export type BuildOptions =
   | { kind: 'checkpoint'; path: string }
   /** the index-th parity model of a parity-code checkpoint (`coded train parity`) */
   | { kind: 'parity'; path: string; index: number }
-  | { kind: 'linear'; inFeatures: number; classes: number; seed: number };
+  | { kind: 'linear'; inFeatures: number; classes: number; seed: number }
+  /** a family-specific worker network of a code checkpoint (e.g. a Lagrange code's H) */
+  | { kind: 'code-worker'; path: string; name: string; index: number };
 
 export default function build(o: BuildOptions): Module {
   if (o.kind === 'linear') {
     manualSeed(o.seed);
     return buildModel('logistic-regression', { channels: 1, height: 1, width: o.inFeatures, classes: o.classes });
+  }
+  if (o.kind === 'code-worker') {
+    const { code, extra } = loadCode(o.path);
+    for (const t of extra.values()) t.dispose();
+    const keep = code.workerModules?.().get(o.name)?.[o.index];
+    for (const m of code.modules().values()) if (m !== keep) m.dispose();
+    if (keep === undefined) throw new Error(`${o.path} (${code.name}) has no worker ${o.name}[${o.index}]`);
+    return keep;
   }
   if (o.kind === 'parity') {
     const lp = loadParityCode(o.path);

@@ -14,6 +14,8 @@ export interface Task {
   data: Float32Array;
   /** per-sample input shape (without batch) */
   shape: number[];
+  /** side inputs sent with the main one (multi-input workers, e.g. Lagrange H_S), by name */
+  side?: { name: string; data: Float32Array; shape: number[] }[];
   /** absolute time (ms since epoch, Date.now) after which the result is useless */
   expiresAt: number;
   attempts: number;
@@ -173,7 +175,7 @@ export class Pool {
     conn.inflight++;
     t.attempts++;
     const timeout = Math.max(1, t.expiresAt - Date.now());
-    conn.client.infer(this.o.model, this.o.inputName, t.data, [1, ...t.shape], timeout).then(
+    conn.client.infer(this.o.model, this.o.inputName, t.data, [1, ...t.shape], timeout, t.side === undefined ? {} : { side: t.side.map((s) => ({ ...s, shape: [1, ...s.shape] })) }).then(
       (r) => {
         conn.inflight--;
         conn.served++;

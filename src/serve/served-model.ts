@@ -3,6 +3,9 @@
 //   a parity-code checkpoint (`coded train parity`): its parity model j (parityIndex, default 0),
 //                      loaded with loadParityCode on a worker thread;
 //   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
+//   a code checkpoint with family-specific workers (e.g. `coded train polynomial`, Lagrange):
+//                      its worker network NAME[INDEX] (default the first, H[0]); multi-input
+//                      workers (H_S) take side inputs next to the main input;
 //   noop:D             identity on D floats computed in the event loop (no libtorch), for
 //                      measuring serving overheads.
 // Only the checkpoint's JSON header is read here, so the main thread never loads weights.
@@ -12,19 +15,22 @@ import { fileURLToPath } from 'node:url';
 import type { AsyncForward } from '../engine/async-forward.js';
 import type { BuildOptions } from './model-builder.js';
 import type { ParityMeta } from '../codes/parity-models.js';
+import { workerSignatures } from '../codes/worker-signature.js';
 
 export interface ServedModel {
   /** V2 model name */
   name: string;
   platform: string;
   inputShape: number[];
+  /** inputs after the main one (empty for single-input models), same batch */
+  sideInputs: { name: string; shape: number[] }[];
   outputShape: number[];
   /** what the model is, for logs and metadata */
   description: string;
   /** set up (start the worker thread); idempotent */
   load(device: string, threads: number): Promise<void>;
-  /** forward a batch [B, ...inputShape] -> [B, ...outputShape] */
-  forward(data: Float32Array, batch: number): Promise<Float32Array>;
+  /** forward a batch [B, ...inputShape] (and side inputs [B, ...shape], in order) -> [B, ...outputShape] */
+  forward(data: Float32Array, batch: number, side?: Float32Array[]): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
@@ -65,6 +71,7 @@ class WorkerModel implements ServedModel {
     readonly outputShape: number[],
     readonly description: string,
     private readonly build: BuildOptions,
+    readonly sideInputs: { name: string; shape: number[] }[] = [],
   ) {}
   async load(device: string, threads: number): Promise<void> {
     if (this.af !== null) return;
@@ -72,9 +79,11 @@ class WorkerModel implements ServedModel {
     const module = fileURLToPath(new URL('./model-builder.js', import.meta.url));
     this.af = await AsyncForward.create({ module, options: this.build, device, threads });
   }
-  async forward(data: Float32Array, batch: number): Promise<Float32Array> {
+  async forward(data: Float32Array, batch: number, side?: Float32Array[]): Promise<Float32Array> {
     if (this.af === null) throw new Error('model not loaded');
-    const r = await this.af.forward(data, [batch, ...this.inputShape]);
+    if ((side?.length ?? 0) !== this.sideInputs.length) throw new Error(`${this.name} takes ${this.sideInputs.length} side input(s), got ${side?.length ?? 0}`);
+    const s = this.sideInputs.map((t, i) => ({ data: side![i], shape: [batch, ...t.shape] }));
+    const r = await this.af.forward(data, [batch, ...this.inputShape], s.length > 0 ? s : undefined);
     return r.data;
   }
   async close(): Promise<void> {
@@ -87,6 +96,7 @@ class WorkerModel implements ServedModel {
 class NoopModel implements ServedModel {
   readonly platform = 'coded-noop';
   readonly description: string;
+  readonly sideInputs = [];
   constructor(readonly name: string, readonly inputShape: number[], readonly outputShape: number[]) {
     this.description = `identity on ${inputShape[0]} floats (no-op)`;
   }
@@ -107,11 +117,14 @@ function positiveInts(parts: string[], what: string): number[] {
  * Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model
  * name; `parityIndex` picks the parity model of a parity-code checkpoint (only for those).
  */
-export function servedModelFrom(spec: string, name?: string, parityIndex?: number): ServedModel {
+export function servedModelFrom(spec: string, name?: string, parityIndex?: number, worker?: string): ServedModel {
   if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0)) throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
   const notParity = () => {
     if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);
   };
+  if (worker !== undefined && (spec.startsWith('noop:') || spec.startsWith('linear:'))) {
+    throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
+  }
   if (spec.startsWith('noop:')) {
     notParity();
     const [d] = positiveInts(spec.slice(5).split(':'), spec);
@@ -129,8 +142,24 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   }
   const meta = readCheckpointMetadata(spec) as {
     kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[];
-    parity?: Partial<ParityMeta>; code?: { family?: string; k?: number; r?: number };
+    parity?: Partial<ParityMeta>; code?: { family?: string; k?: number; r?: number } & Record<string, unknown>;
   };
+  if (meta.kind === 'code' && meta.parity === undefined && meta.code !== undefined) {
+    // a code with family-specific workers (Lagrange: H); only the header is read here
+    notParity();
+    const sigs = workerSignatures(meta.code as { family: string } & Record<string, unknown>);
+    if (sigs.length === 0) throw new Error(`${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED] or noop:D`);
+    let sig = sigs[0];
+    if (worker !== undefined) {
+      const m = /^([A-Za-z_][\w-]*)(?:\[(\d+)\])?$/.exec(worker);
+      const found = m === null ? undefined : sigs.find((s) => s.name === m[1] && s.index === Number(m[2] ?? 0));
+      if (found === undefined) throw new Error(`--worker '${worker}': ${spec} has worker(s) ${sigs.map((s) => `${s.name}[${s.index}]`).join(', ')}`);
+      sig = found;
+    }
+    const n = name ?? `${basename(spec).replace(/\.safetensors$/, '')}-${sig.name}${sig.index}`;
+    return new WorkerModel(n, 'coded-libtorch', sig.input, [sig.outputs], `${sig.description} (${spec})`, { kind: 'code-worker', path: spec, name: sig.name, index: sig.index }, sig.sideInputs);
+  }
+  if (worker !== undefined) throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
   if (meta.kind === 'code') {
     // Only the header here; the worker thread loads the weights with loadParityCode, which checks them.
     const p = meta.parity;

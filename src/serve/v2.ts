@@ -79,6 +79,8 @@ export interface ModelMeta {
   platform: string;
   versions: string[];
   input: TensorMeta;
+  /** further inputs the model needs with the main one (e.g. a Lagrange H_S worker's coefficient maps); same batch */
+  sideInputs?: TensorMeta[];
   output: TensorMeta;
   /** largest batch one request may carry */
   maxBatch: number;
@@ -89,24 +91,46 @@ export interface V2Model {
   meta: ModelMeta;
   live(): boolean;
   ready(): boolean;
-  /** inputs already validated against meta (one tensor, FP32, [B, ...input.shape]) */
+  /** inputs already validated against meta and in its order: the main input, then the side inputs (FP32, [B, ...shape]) */
   infer(req: InferRequest): Promise<InferResponse>;
 }
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** Validate a request's inputs against the model: one FP32 input of shape [B, ...shape], 1 <= B <= maxBatch. */
-export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: string; shape: number[]; length: number }[]): void {
-  if (inputs.length !== 1) throw badRequest(`model '${meta.name}' takes exactly one input ('${meta.input.name}'), got ${inputs.length}`);
-  const t = inputs[0];
-  if (t.name !== meta.input.name) throw badRequest(`unknown input '${t.name}': model '${meta.name}' takes '${meta.input.name}'`);
-  if (t.datatype !== 'FP32') throw badRequest(`input '${t.name}' must have datatype FP32, got '${t.datatype}'`);
-  const want = [-1, ...meta.input.shape];
-  const shapeOk = t.shape.length === want.length && t.shape.every((d, i) => Number.isInteger(d) && (i === 0 ? d >= 1 : d === want[i]));
-  if (!shapeOk) throw badRequest(`input '${t.name}' must have shape [batch, ${meta.input.shape.join(', ')}], got [${t.shape.join(', ')}]`);
-  if (t.shape[0] > meta.maxBatch) throw badRequest(`batch ${t.shape[0]} exceeds this server's limit of ${meta.maxBatch}`);
-  const n = prod(t.shape);
-  if (t.length !== n) throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
+/** Every input the model takes, the main one first. */
+export const modelInputs = (meta: ModelMeta): TensorMeta[] => [meta.input, ...(meta.sideInputs ?? [])];
+
+/**
+ * Validate a request's inputs against the model: each of its FP32 inputs (the main one and any
+ * side inputs, in any order, by name) shaped [B, ...shape] with one B, 1 <= B <= maxBatch.
+ * Returns the positions of the request's inputs in the model's order (main input first).
+ */
+export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: string; shape: number[]; length: number }[]): number[] {
+  const wanted = modelInputs(meta);
+  const names = wanted.map((w) => `'${w.name}'`).join(', ');
+  if (inputs.length !== wanted.length) {
+    throw badRequest(wanted.length === 1 ? `model '${meta.name}' takes exactly one input ('${meta.input.name}'), got ${inputs.length}` : `model '${meta.name}' takes ${wanted.length} inputs (${names}), got ${inputs.length}`);
+  }
+  const order: number[] = [];
+  for (const w of wanted) {
+    const i = inputs.findIndex((t) => t.name === w.name);
+    if (i < 0) {
+      const unknown = inputs.find((t) => !wanted.some((x) => x.name === t.name));
+      throw badRequest(unknown !== undefined ? `unknown input '${unknown.name}': model '${meta.name}' takes ${names}` : `input '${w.name}' is missing: model '${meta.name}' takes ${names}`);
+    }
+    if (order.includes(i) || inputs.filter((t) => t.name === w.name).length > 1) throw badRequest(`input '${w.name}' is given more than once`);
+    order.push(i);
+    const t = inputs[i];
+    if (t.datatype !== 'FP32') throw badRequest(`input '${t.name}' must have datatype FP32, got '${t.datatype}'`);
+    const want = [-1, ...w.shape];
+    const shapeOk = t.shape.length === want.length && t.shape.every((d, j) => Number.isInteger(d) && (j === 0 ? d >= 1 : d === want[j]));
+    if (!shapeOk) throw badRequest(`input '${t.name}' must have shape [batch, ${w.shape.join(', ')}], got [${t.shape.join(', ')}]`);
+    if (t.shape[0] > meta.maxBatch) throw badRequest(`batch ${t.shape[0]} exceeds this server's limit of ${meta.maxBatch}`);
+    if (t.shape[0] !== inputs[order[0]].shape[0]) throw badRequest(`input '${t.name}' has batch ${t.shape[0]}, input '${meta.input.name}' has ${inputs[order[0]].shape[0]}: every input needs the same batch`);
+    const n = prod(t.shape);
+    if (t.length !== n) throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
+  }
+  return order;
 }
 
 // ---------------------------------------------------------------------------
@@ -170,7 +194,7 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
     parsed.push({ name: raw.name, datatype: raw.datatype, shape, data });
   }
   if (offset !== body.length) throw badRequest(`${body.length - offset} bytes after the JSON header and binary inputs are not claimed by any binary_data_size`);
-  checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
+  const order = checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
   let binaryOutput = d.parameters?.binary_data_output === true;
   if (Array.isArray(d.outputs)) {
     for (const o of d.outputs as { name?: unknown; parameters?: Record<string, unknown> }[]) {
@@ -180,7 +204,7 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
     }
   }
   const id = typeof d.id === 'string' ? d.id : '';
-  return { req: { id, inputs: parsed.map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, binaryOutput };
+  return { req: { id, inputs: order.map((i) => parsed[i]).map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, binaryOutput };
 }
 
 /** Build a REST infer response body (JSON, or JSON header + binary outputs). */
@@ -202,7 +226,7 @@ function metadataJson(meta: ModelMeta) {
     name: meta.name,
     versions: meta.versions,
     platform: meta.platform,
-    inputs: [{ name: meta.input.name, datatype: meta.input.datatype, shape: [-1, ...meta.input.shape] }],
+    inputs: modelInputs(meta).map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
     outputs: [{ name: meta.output.name, datatype: meta.output.datatype, shape: [-1, ...meta.output.shape] }],
   };
 }
@@ -424,9 +448,9 @@ export function parseGrpcInfer(meta: ModelMeta, r: GrpcInferRequest): { req: Inf
     }
     return { name: t.name, datatype: t.datatype, shape: t.shape.map(Number), data };
   });
-  checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
+  const order = checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
   for (const o of r.outputs) if (o.name !== meta.output.name) throw badRequest(`unknown requested output '${o.name}': model '${meta.name}' returns '${meta.output.name}'`);
-  return { req: { id: r.id, inputs: parsed.map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, raw };
+  return { req: { id: r.id, inputs: order.map((i) => parsed[i]).map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, raw };
 }
 
 export function buildGrpcResponse(meta: ModelMeta, res: InferResponse, raw: boolean): GrpcInferResponse {

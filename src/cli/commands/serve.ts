@@ -3,15 +3,17 @@ import { parse, intOption, numberOption, choiceOption, UsageError } from '../arg
 
 export const usage = `coded serve <instance|frontend> [options]
 
-  coded serve instance --model MODEL [--parity-index J] [--name NAME] [--port P] [--grpc-port P] [--host H]
+  coded serve instance --model MODEL [--parity-index J | --worker NAME[I]] [--name NAME] [--port P] [--grpc-port P] [--host H]
                        [--device cpu|cuda] [--threads N] [--max-batch N]
                        [--latency DIST] [--slow-prob P --slow-ms MS] [--fail-prob P]
                        [--crash-after N] [--seed S] [--log-level L]
       One model behind the V2 (KServe / Open Inference Protocol) REST and gRPC APIs.
       MODEL: a base checkpoint (models/*.safetensors), a parity-code checkpoint from
       \`coded train parity\` (serves its parity model J, --parity-index, default 0; the
-      default name is <file>-parity<J>), linear:D:C[:SEED] (seeded random linear map, for
-      tests), or noop:D (identity, no libtorch: measures serving overhead).
+      default name is <file>-parity<J>), a code checkpoint with worker networks from
+      \`coded train polynomial\` (serves its worker H[0], or --worker NAME[I]; H_S workers take
+      side inputs v0..vP next to 'input'; default name <file>-H0), linear:D:C[:SEED] (seeded
+      random linear map, for tests), or noop:D (identity, no libtorch: measures serving overhead).
       Ports default to 8000 (REST) and 8001 (gRPC); 0 picks a free port; -1 disables one.
       Fault injection: --latency none|const:MS|uniform:LO:HI|exp:MEAN|lognormal:MU:SIGMA
       added to every request; with probability --slow-prob a request is delayed a further
@@ -41,7 +43,7 @@ async function instance(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, 'parity-index': { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
+      model: { type: 'string' }, 'parity-index': { type: 'string' }, worker: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
       device: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' },
       latency: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'fail-prob': { type: 'string' },
       'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
@@ -74,7 +76,12 @@ async function instance(argv: string[]): Promise<void> {
   const { pino } = await import('pino');
   const log = pino({ level }, process.stderr);
   const parityIndex = values['parity-index'] === undefined ? undefined : intOption(values['parity-index'], 'parity-index', 0, { min: 0 });
-  const model = servedModelFrom(values.model, values.name, parityIndex);
+  let model;
+  try {
+    model = servedModelFrom(values.model, values.name, parityIndex, values.worker);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const s = await InstanceServer.start({
     model, host: values.host, httpPort: port(values.port, 'port', 8000), grpcPort: port(values['grpc-port'], 'grpc-port', 8001),
     device, threads: intOption(values.threads, 'threads', 1), maxBatch: intOption(values['max-batch'], 'max-batch', 256), faults, logger: log,
