@@ -36,6 +36,10 @@ the default noop model, F(P) is exact for the linear/addition code).
   --slow-prob P      per-request straggler probability on every instance (default 0.01)
   --slow-ms MS       straggler delay (default 100)
   --slo MS           frontend SLO (default 1000); --deadline MS decode deadline (default 10)
+  --background-cpu N[:DUTY]
+                     N background processes that burn CPU in bursts (busy DUTY of every 10 ms,
+                     default 0.5) while the measured rounds run: interference from co-located
+                     jobs, as on shared hosts (default none)
   --parity-delay MS  coded mode: send a group's parity queries MS after it closed, and none
                      if its originals are all back by then (a hedge; default 0: at once)
   --concurrency N    requests in flight per instance (default 1: pull when idle)
@@ -211,13 +215,34 @@ async function render(spec: Record<string, unknown>, svgPath: string, pngPath: s
   writeFileSync(pngPath, new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, background: 'white' }).render().asPng());
 }
 
+interface Background {
+  processes: number;
+  duty: number;
+}
+
+function parseBackground(v: string | undefined): Background {
+  if (v === undefined) return { processes: 0, duty: 0 };
+  const m = /^(\d+)(?::([0-9.]+))?$/.exec(v);
+  const processes = m === null ? NaN : Number(m[1]);
+  const duty = m?.[2] === undefined ? 0.5 : Number(m[2]);
+  if (!Number.isInteger(processes) || !(duty > 0 && duty <= 1)) throw new UsageError(`--background-cpu must be N or N:DUTY with DUTY in (0, 1], got '${v}'`);
+  return { processes, duty };
+}
+
+/** Child processes that keep a CPU busy `duty` of every 10 ms (killed by the caller). */
+function startBackgroundLoad(b: Background): ChildProcess[] {
+  const busy = Math.round(10 * b.duty * 1000) / 1000;
+  const script = `const busy=${busy},idle=${10 - busy};function burst(){const t=performance.now();while(performance.now()-t<busy){}setTimeout(burst,idle)}burst()`;
+  return Array.from({ length: b.processes }, () => spawn(process.execPath, ['-e', script], { stdio: 'ignore' }));
+}
+
 export async function serveBenchMain(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
       model: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' },
-      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, 'parity-delay': { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, 'parity-delay': { type: 'string' }, 'background-cpu': { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -239,6 +264,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 0);
   if (!(parityDelay >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const conc = intOption(values.concurrency, 'concurrency', 1);
+  const background = parseBackground(values['background-cpu']);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   const outDir = values.out ?? 'bench-results/serve';
   if (rate <= 0) throw new UsageError('--rate must be > 0');
@@ -250,6 +276,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'coded-bench-serve-'));
   const insts: ChildInstance[] = [];
   const results: ModeResult[] = [];
+  const bg: ChildProcess[] = [];
   try {
     const faults = ['--slow-prob', String(slowProb), '--slow-ms', String(slowMs)];
     const started = await Promise.all(
@@ -296,6 +323,10 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       }
       // warm-up, then interleaved rounds: a noisy shared CPU affects every mode alike
       for (const f of fes) await replay(f.client, 'bench', poissonSchedule(warmup, rate, seed + 1000), null, inputs, shape, slo * 4);
+      if (background.processes > 0) {
+        bg.push(...startBackgroundLoad(background));
+        log(`background load: ${background.processes} process(es) busy ${Math.round(100 * background.duty)}% of every 10 ms`);
+      }
       for (let r = 0; r < rounds; r++) {
         const schedule = poissonSchedule(per_round, rate, seed + r);
         for (const f of fes) {
@@ -310,6 +341,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
         log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms, max ${fmt(l.max)} ms; reconstructed ${f.st.reconstructed}, default ${f.st.defaults}, errors ${f.st.errors}, rejected ${f.st.rejected}`);
       }
     } finally {
+      for (const b of bg) b.kill('SIGKILL');
       for (const f of fes) {
         f.client.close();
         f.st.h.destroy();
@@ -335,7 +367,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     benchmark: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { rounds: intOption(values.rounds, 'rounds', 5), model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, parityDelayMs: parityDelay, instanceConcurrency: conc, seed },
+    settings: { rounds: intOption(values.rounds, 'rounds', 5), model, base: B, parity: P, code: family, k, rate, queries: N, warmup, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, parityDelayMs: parityDelay, backgroundCpu: background, instanceConcurrency: conc, seed },
     coding,
     modes: results,
     comparisons,
@@ -345,7 +377,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const md = [
     `# coded bench serve`,
     '',
-    `${N} queries per mode (after ${warmup} warm-up), Poisson ${rate}/s, every instance delays ${100 * slowProb}% of requests by ${slowMs} ms; model ${model}; SLO ${slo} ms, decode deadline ${deadline} ms.`,
+    `${N} queries per mode (after ${warmup} warm-up), Poisson ${rate}/s, every instance delays ${100 * slowProb}% of requests by ${slowMs} ms; model ${model}; SLO ${slo} ms, decode deadline ${deadline} ms${parityDelay > 0 ? `, parity delay ${parityDelay} ms` : ''}${background.processes > 0 ? `; background load: ${background.processes} process(es) busy ${Math.round(100 * background.duty)}% of the time` : ''}.`,
     '',
     '| mode | instances | p50 ms | p99 ms | p99.9 ms | max ms | reconstructed | default | errors | rejected |',
     '|---|---|---|---|---|---|---|---|---|---|',
