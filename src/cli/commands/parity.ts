@@ -1,20 +1,24 @@
-// `coded train parity ...` (parity-model training for the addition, linear and concat codes)
-// and `coded eval CODE_CKPT` (the shared code evaluation of a parity-code checkpoint). The
-// `train` and `eval` entries of the command table route here for these forms and to the
-// base-model commands otherwise.
-import { join } from 'node:path';
+// `coded train parity ...` (parity-model training for the addition, linear and concat codes:
+// one run, or a sweep of runs from a JSON config) and `coded eval CODE_CKPT` (the shared code
+// evaluation of a parity-code checkpoint). The `train` and `eval` entries of the command table
+// route here for these forms and to the base-model commands otherwise.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
+import { checkpointStem, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
 import { loadBaseCheckpoint, loadParityWorkers } from '../../codes/parity-models.js';
-import { trainParity, type ParityTrainingConfig } from '../../train/parity-training.js';
+import { trainParity, type ParityTrainingConfig, type ParityTrainingResult } from '../../train/parity-training.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 
 export const trainUsage = `coded train parity --base CKPT --code addition|linear|concat --k K [options]
+coded train parity --config SWEEP.json [--data-dir DIR] [--device D] [--json]
 
 Trains the r parity models of a ParM code for a trained base model (frozen): targets are what
 the decoder expects (sum_i a_ji F(X_i), from base outputs computed once), MSE loss, Adam; the
@@ -38,89 +42,352 @@ Options:
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
   --resume           continue from DIR/last.safetensors
   --data-dir DIR     where datasets live
-  --json             one JSON object with the result on stdout
+  --json             one JSON object with the result on stdout (with --config: the results rows)
+  --config FILE      a sweep (see src/codes/README.md, examples/parity-sweep.json): every
+                     combination of base x code x k x r x parity model x target is trained in
+                     turn into OUT/<run>; combinations a code cannot take (addition or concat
+                     with r > 1) are skipped; a failed run is recorded and the sweep goes on;
+                     the config's "out" directory gets results.md and results.json after every run
 
 Writes DIR/best.safetensors (code + parity weights + base identity), DIR/last.safetensors
 (resumable), DIR/log.jsonl, DIR/test-eval.json, DIR/test-eval.md and DIR/overall-accuracy.{svg,png}.`;
+
+export const PARITY_CODES = ['addition', 'linear', 'concat'] as const;
+export type ParityCodeName = (typeof PARITY_CODES)[number];
+
+export interface ParityRunOptions {
+  /** base checkpoint from `coded train base` */
+  base: string;
+  /** parityModel undefined: the base model's architecture */
+  cfg: Omit<ParityTrainingConfig, 'parityModel'> & { parityModel?: string };
+  /** default runs/parity/<dataset>-<model>-<code>-k<K>-r<R> */
+  outDir?: string;
+  dataDir?: string;
+  resume: boolean;
+  command: string;
+  /** no progress bars */
+  quiet: boolean;
+  log?: (s: string) => void;
+}
+
+export interface ParityRunResult extends ParityTrainingResult {
+  config: ParityTrainingConfig;
+  dataset: string;
+  baseModel: string;
+  outDir: string;
+}
+
+/** Train the parity models of one code for one base checkpoint; writes DIR/test-eval.{json,md} and the A_o plot too. */
+export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
+  const say = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const base = loadBaseCheckpoint(o.base);
+  try {
+    const parityModel = o.cfg.parityModel ?? base.meta.model;
+    if (!modelNames().includes(parityModel)) throw new UsageError(`--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
+    const cfg: ParityTrainingConfig = { ...o.cfg, parityModel };
+    const { code: codeName, k, r } = cfg;
+    const code = codeFromConfig({ family: codeName, k, r });
+    if (!(code instanceof LinearCode)) throw new Error(`internal: ${codeName} is not a parity-model code`);
+    const dataset = base.meta.dataset;
+    if (!isDatasetName(dataset)) throw new Error(`${o.base}: unknown dataset '${dataset}' in metadata`);
+    const outDir = o.outDir ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
+    manualSeed(cfg.seed);
+    const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: cfg.seed, log: say });
+    let bar: Progress | null = null;
+    let smooth = NaN;
+    try {
+      if (ds.validation === null) throw new Error('internal: no validation split');
+      say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
+        `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}; output ${outDir}`);
+      const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
+        { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes }, outDir, { resume: o.resume }, {
+          command: o.command,
+          onBatch: (epoch, b, batches, loss) => {
+            if (b === 0) {
+              bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch', enabled: !o.quiet });
+              smooth = NaN;
+            }
+            smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+            bar!.tick(1, { mse: smooth });
+          },
+          onEpoch: (e) => {
+            (bar as Progress | null)?.finish();
+            say(`epoch ${e.epoch}: train mse ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
+              `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
+          },
+        });
+      writeFileSync(join(outDir, 'test-eval.json'), JSON.stringify(res.test, null, 2) + '\n');
+      writeFileSync(join(outDir, 'test-eval.md'), formatCodeEvaluation(res.test) + '\n');
+      try {
+        await writeOverallAccuracyPlot(res.test, join(outDir, 'overall-accuracy'));
+      } catch (e) {
+        // the plot is a convenience: a missing renderer must not lose a finished run's result
+        process.stderr.write(`warning: the A_o(f) plot was not written (${(e as Error).message}); the results are in ${join(outDir, 'test-eval.json')}\n`);
+      }
+      return { ...res, config: cfg, dataset, baseModel: base.meta.model, outDir };
+    } finally {
+      disposeDataset(ds);
+    }
+  } finally {
+    base.model.dispose();
+  }
+}
 
 export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
+  if (values.config !== undefined) {
+    const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json'].includes(f));
+    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
+    const rows = await runParitySweep(values.config, { dataDir: values['data-dir'], device: values.device });
+    if (values.json) console.log(JSON.stringify(rows));
+    else console.log(`sweep done: ${rows.filter((x) => x.error === undefined).length} of ${rows.length} runs trained; ${join(rows.out, 'results.md')}`);
+    return;
+  }
   if (values.base === undefined) throw new UsageError(`--base is required\n\n${trainUsage}`);
   if (values.code === undefined) throw new UsageError(`--code is required (addition, linear, concat)\n\n${trainUsage}`);
-  const codeName = choiceOption(values.code, 'code', ['addition', 'linear', 'concat'] as const, 'addition');
+  const codeName = choiceOption(values.code, 'code', PARITY_CODES, 'addition');
   if (values.k === undefined) throw new UsageError('--k is required');
   const k = intOption(values.k, 'k', 2, { min: 2 });
   const r = intOption(values.r, 'r', 1, { min: 1 });
   if (codeName !== 'linear' && r !== 1) throw new UsageError(`--code ${codeName} has r = 1; use --code linear for r = ${r}`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
-  const say = (s: string) => process.stderr.write(s + '\n');
-  const base = loadBaseCheckpoint(values.base);
-  const parityModel = values['parity-model'] ?? base.meta.model;
-  if (!modelNames().includes(parityModel)) {
-    base.model.dispose();
-    throw new UsageError(`--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
+  const res = await runParity({
+    base: values.base,
+    cfg: {
+      code: codeName, k, r, parityModel: values['parity-model'],
+      epochs: intOption(values.epochs, 'epochs', 20),
+      batchSize: intOption(values['batch-size'], 'batch-size', defaultBatchSize(k)),
+      lr: numberOption(values.lr, 'lr', 1e-3),
+      weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
+      schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'cosine'),
+      target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
+      seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+      device,
+    },
+    outDir: values.out, dataDir: values['data-dir'], resume: values.resume ?? false,
+    command: ['coded', 'train', 'parity', ...argv].join(' '), quiet: false,
+  });
+  const { config, dataset: _d, baseModel: _m, outDir: _o, ...result } = res;
+  if (values.json) console.log(JSON.stringify({ config, base: values.base, ...result }));
+  else {
+    console.log(`best epoch ${res.bestEpoch}: validation A_d ${pct(res.bestValDegradedAccuracy)}; test A_a ${pct(res.test.baseAccuracy)}, ` +
+      `A_d ${pct(res.test.degraded.accuracy)}, recovery ${pct(res.test.degraded.recovery)}; ${res.seconds.toFixed(0)} s; checkpoint ${res.bestCheckpoint}`);
   }
-  const cfg: ParityTrainingConfig = {
-    code: codeName, k, r, parityModel,
-    epochs: intOption(values.epochs, 'epochs', 20),
-    batchSize: intOption(values['batch-size'], 'batch-size', k === 2 ? 64 : 32),
-    lr: numberOption(values.lr, 'lr', 1e-3),
-    weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
-    schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'cosine'),
-    target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
-    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
-    device,
-  };
-  const code = codeFromConfig({ family: codeName, k, r });
-  if (!(code instanceof LinearCode)) throw new Error(`internal: ${codeName} is not a parity-model code`);
-  const dataset = base.meta.dataset;
-  if (!isDatasetName(dataset)) throw new Error(`${values.base}: unknown dataset '${dataset}' in metadata`);
-  const outDir = values.out ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
-  manualSeed(cfg.seed);
-  const ds = await loadDataset(dataset, { dataDir: values['data-dir'], seed: cfg.seed, log: say });
-  let bar: Progress | null = null;
-  let smooth = NaN;
-  try {
-    if (ds.validation === null) throw new Error('internal: no validation split');
-    say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${values.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
-      `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}; output ${outDir}`);
-    const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
-      { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes }, outDir, { resume: values.resume ?? false }, {
-        command: ['coded', 'train', 'parity', ...argv].join(' '),
-        onBatch: (epoch, b, batches, loss) => {
-          if (b === 0) {
-            bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch', enabled: true });
-            smooth = NaN;
-          }
-          smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-          bar!.tick(1, { mse: smooth });
-        },
-        onEpoch: (e) => {
-          (bar as Progress | null)?.finish();
-          say(`epoch ${e.epoch}: train mse ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
-            `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
-        },
-      });
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(join(outDir, 'test-eval.json'), JSON.stringify(res.test, null, 2) + '\n');
-    writeFileSync(join(outDir, 'test-eval.md'), formatCodeEvaluation(res.test) + '\n');
-    await writeOverallAccuracyPlot(res.test, join(outDir, 'overall-accuracy'));
-    if (values.json) console.log(JSON.stringify({ config: cfg, base: values.base, ...res }));
-    else {
-      console.log(`best epoch ${res.bestEpoch}: validation A_d ${(100 * res.bestValDegradedAccuracy).toFixed(2)}%; test A_a ${(100 * res.test.baseAccuracy).toFixed(2)}%, ` +
-        `A_d ${(100 * res.test.degraded.accuracy).toFixed(2)}%, recovery ${(100 * res.test.degraded.recovery).toFixed(2)}%; ${res.seconds.toFixed(0)} s; checkpoint ${res.bestCheckpoint}`);
+}
+
+const defaultBatchSize = (k: number) => (k === 2 ? 64 : 32);
+
+// ---- sweeps: `coded train parity --config SWEEP.json`
+
+/** A parity sweep config (JSON); see paritySweepSchema for the rules. */
+export interface ParitySweep {
+  out: string;
+  dataDir?: string;
+  device?: 'cpu' | 'cuda';
+  seed?: number;
+  epochs: number;
+  /** base checkpoints: each names its dataset and model, so this list is the datasets x models axis */
+  base: string[];
+  code: ParityCodeName[];
+  k: number[];
+  /** default [1]; only linear takes r > 1 (other combinations are skipped) */
+  r?: number[];
+  /** parity architectures (default: each base's own) */
+  parityModel?: string[];
+  target?: ('base' | 'labels')[];
+  lr?: number;
+  weightDecay?: number;
+  schedule?: 'constant' | 'cosine';
+  /** coding groups per batch (default 64 for k = 2, 32 otherwise) */
+  batchSize?: number;
+}
+
+function paritySweepSchema(Type: TypeBuilder) {
+  const list = <T extends TSchema>(item: T) => Type.Array(item, { minItems: 1 });
+  return Type.Object({
+    out: Type.String({ minLength: 1 }),
+    dataDir: Type.Optional(Type.String()),
+    device: Type.Optional(Type.Union([Type.Literal('cpu'), Type.Literal('cuda')])),
+    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+    epochs: Type.Integer({ minimum: 1 }),
+    base: list(Type.String({ minLength: 1 })),
+    code: list(Type.Union(PARITY_CODES.map((c) => Type.Literal(c)))),
+    k: list(Type.Integer({ minimum: 2 })),
+    r: Type.Optional(list(Type.Integer({ minimum: 1 }))),
+    parityModel: Type.Optional(list(Type.String({ minLength: 1 }))),
+    target: Type.Optional(list(Type.Union([Type.Literal('base'), Type.Literal('labels')]))),
+    lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
+    schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
+  }, { additionalProperties: false });
+}
+
+/** Parse and validate a parity sweep config, with the schema errors listed. */
+export async function parseParitySweep(text: string, path = 'sweep config'): Promise<ParitySweep> {
+  const s = await parseSweepConfig<ParitySweep>(text, path, paritySweepSchema);
+  for (const m of s.parityModel ?? []) if (!modelNames().includes(m)) throw new Error(`${path}: unknown parity model '${m}' (${modelNames().join(', ')})`);
+  return s;
+}
+
+/** One combination of a parity sweep. */
+export interface ParitySweepRun {
+  /** the run's directory name under the sweep's out */
+  name: string;
+  base: string;
+  code: ParityCodeName;
+  k: number;
+  r: number;
+  parityModel: string;
+  target: 'base' | 'labels';
+}
+
+/** A name for a base checkpoint in run names: its file name, or its run directory's for `coded train base` outputs (best/last.safetensors). */
+export function baseStem(path: string): string {
+  const stem = checkpointStem(path);
+  if (stem !== 'best' && stem !== 'last') return stem;
+  const dir = basename(dirname(resolve(path)));
+  return stem === 'best' ? dir : `${dir}-last`;
+}
+
+/**
+ * The grid of a sweep in order (base, code, k, r, parity model, target), and the combinations
+ * skipped because the code cannot take them (addition and concat have r = 1), with the reason.
+ * `baseModel(path)` names a base's architecture (the default parity model).
+ */
+export function paritySweepRuns(s: ParitySweep, baseModel: (base: string) => string): { runs: ParitySweepRun[]; skipped: { name: string; reason: string }[] } {
+  const runs: ParitySweepRun[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  for (const base of s.base) for (const code of s.code) for (const k of s.k) for (const r of s.r ?? [1])
+    for (const parityModel of s.parityModel ?? [baseModel(base)]) for (const target of s.target ?? ['base' as const]) {
+      const name = `${baseStem(base)}-${code}-k${k}-r${r}-${parityModel}-${target}`;
+      let reason: string | null = null;
+      if (code !== 'linear' && r !== 1) reason = `${code} codes have r = 1 (only linear takes r > 1)`;
+      else {
+        try {
+          codeFromConfig({ family: code, k, r });
+        } catch (e) {
+          reason = (e as Error).message;
+        }
+      }
+      if (reason !== null) skipped.push({ name, reason });
+      else runs.push({ name, base, code, k, r, parityModel, target });
     }
-  } finally {
-    disposeDataset(ds);
-    base.model.dispose();
+  const seen = new Map<string, ParitySweepRun>();
+  for (const x of runs) {
+    const o = seen.get(x.name);
+    if (o !== undefined) throw new Error(`two runs of the sweep would both write to ${join(s.out, x.name)} (bases ${o.base} and ${x.base}): give the base checkpoints distinct file names`);
+    seen.set(x.name, x);
   }
+  return { runs, skipped };
+}
+
+/** One run of a parity sweep as results.json records it; a failed run has `error` and null metrics. */
+export interface ParitySweepRow {
+  run: string;
+  base: string;
+  dataset: string;
+  baseModel: string;
+  code: ParityCodeName;
+  k: number;
+  r: number;
+  parityModel: string;
+  target: 'base' | 'labels';
+  epochs: number;
+  bestEpoch: number | null;
+  valDegradedAccuracy: number | null;
+  testBaseAccuracy: number | null;
+  testDegradedAccuracy: number | null;
+  testRecovery: number | null;
+  seconds: number;
+  checkpoint: string | null;
+  error?: string;
+}
+
+const metric = (v: number | null) => (v === null ? '—' : pct(v));
+const firstLine = (s: string) => {
+  const l = s.split('\n')[0];
+  return l.length > 200 ? `${l.slice(0, 200)}...` : l;
+};
+
+/** results.md of a parity sweep */
+const PARITY_COLUMNS: SweepColumn<ParitySweepRow>[] = [
+  { header: 'run', cell: (x) => tableCell(x.run) }, { header: 'dataset', cell: (x) => x.dataset }, { header: 'base model', cell: (x) => x.baseModel },
+  { header: 'code', cell: (x) => x.code }, { header: 'k', cell: (x) => `${x.k}` }, { header: 'r', cell: (x) => `${x.r}` }, { header: 'parity model', cell: (x) => x.parityModel },
+  { header: 'epochs (best)', cell: (x) => (x.error !== undefined ? `${x.epochs} (failed: ${tableCell(firstLine(x.error))})` : `${x.epochs} (${x.bestEpoch})`) },
+  { header: 'val A_d', cell: (x) => metric(x.valDegradedAccuracy) }, { header: 'test A_a', cell: (x) => metric(x.testBaseAccuracy) },
+  { header: 'test A_d', cell: (x) => metric(x.testDegradedAccuracy) }, { header: 'test recovery', cell: (x) => metric(x.testRecovery) },
+  { header: 'seconds', cell: (x) => x.seconds.toFixed(0) },
+];
+
+export interface ParitySweepOptions {
+  /** overrides the config's dataDir */
+  dataDir?: string;
+  /** overrides the config's device */
+  device?: string;
+  /** progress messages (default: stderr) */
+  log?: (s: string) => void;
+}
+
+/**
+ * Run a parity sweep: every combination in turn into OUT/<name>, results.json and results.md
+ * rewritten in OUT after each. Returns the rows (with the out directory).
+ */
+export async function runParitySweep(path: string, o: ParitySweepOptions = {}): Promise<ParitySweepRow[] & { out: string }> {
+  const say = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const s = await parseParitySweep(readFileSync(path, 'utf8'), path);
+  const device = choiceOption(o.device, 'device', ['cpu', 'cuda'] as const, s.device ?? 'cpu');
+  if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
+  // every base checkpoint is read before anything is trained: a wrong path fails at once
+  const bases = new Map<string, { dataset: string; model: string }>();
+  for (const b of new Set(s.base)) {
+    const { model, meta } = loadBaseCheckpoint(b);
+    model.dispose();
+    bases.set(b, { dataset: meta.dataset, model: meta.model });
+  }
+  const { runs, skipped } = paritySweepRuns(s, (b) => bases.get(b)!.model);
+  for (const x of skipped) say(`sweep ${path}: skipping ${x.name}: ${x.reason}`);
+  if (runs.length === 0) throw new Error(`${path}: no combination of the sweep can be trained (${skipped.length} skipped: addition and concat codes have r = 1, only linear takes r > 1)`);
+  say(`sweep ${path}: ${runs.length} runs${skipped.length ? ` (${skipped.length} combinations skipped)` : ''}`);
+  mkdirSync(s.out, { recursive: true });
+  const rows = Object.assign([] as ParitySweepRow[], { out: s.out });
+  for (const [i, x] of runs.entries()) {
+    say(`[${i + 1}/${runs.length}] ${x.name}`);
+    const t0 = performance.now();
+    const b = bases.get(x.base)!;
+    const row: ParitySweepRow = {
+      run: x.name, base: x.base, dataset: b.dataset, baseModel: b.model, code: x.code, k: x.k, r: x.r, parityModel: x.parityModel, target: x.target,
+      epochs: s.epochs, bestEpoch: null, valDegradedAccuracy: null, testBaseAccuracy: null, testDegradedAccuracy: null, testRecovery: null, seconds: 0, checkpoint: null,
+    };
+    try {
+      const res = await runParity({
+        base: x.base,
+        cfg: {
+          code: x.code, k: x.k, r: x.r, parityModel: x.parityModel, epochs: s.epochs, batchSize: s.batchSize ?? defaultBatchSize(x.k),
+          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, seed: s.seed ?? 1, device,
+        },
+        outDir: join(s.out, x.name), dataDir: o.dataDir ?? s.dataDir, resume: false, command: `coded train parity --config ${path}`, quiet: true, log: say,
+      });
+      Object.assign(row, {
+        bestEpoch: res.bestEpoch, valDegradedAccuracy: res.bestValDegradedAccuracy, testBaseAccuracy: res.test.baseAccuracy,
+        testDegradedAccuracy: res.test.degraded.accuracy, testRecovery: res.test.degraded.recovery, seconds: res.seconds, checkpoint: res.bestCheckpoint,
+      });
+    } catch (e) {
+      row.error = (e as Error).message;
+      row.seconds = (performance.now() - t0) / 1000;
+      say(`[${i + 1}/${runs.length}] ${x.name} failed: ${row.error}`);
+    }
+    rows.push(row);
+    writeSweepResults(s.out, rows, PARITY_COLUMNS);
+  }
+  return rows;
 }
 
 export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]

@@ -1,9 +1,10 @@
 // `coded train learned`: train a learned code (encoder + decoder) through a frozen base model,
 // or run a sweep of such trainings from a JSON config and write one results table.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
+import { checkpointStem, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
 import type { Module } from '../../nn/module.js';
@@ -49,9 +50,8 @@ Writes DIR/best.safetensors (a code checkpoint: config, encoder/decoder weights,
 checkpoint's path and sha256, validation and test metrics), DIR/last.safetensors (resumable)
 and DIR/log.jsonl (one line per epoch).`;
 
-// typebox is loaded only for sweeps, so single runs need no node_modules at run time
-async function sweepSchema() {
-  const { Type } = await import('@sinclair/typebox');
+// the sweep schema (typebox is loaded only for sweeps, so single runs need no node_modules at run time)
+function sweepSchema(Type: TypeBuilder) {
   return Type.Object({
   out: Type.String({ minLength: 1 }),
   dataDir: Type.Optional(Type.String()),
@@ -95,19 +95,7 @@ export interface Sweep {
 
 /** Parse and validate a sweep config, with every schema error listed. */
 export async function parseSweep(text: string, path = 'sweep config'): Promise<Sweep> {
-  const schema = await sweepSchema();
-  const { Value } = await import('@sinclair/typebox/value');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!Value.Check(schema, raw)) {
-    const errs = [...Value.Errors(schema, raw)].slice(0, 10).map((e) => `  ${e.path || '/'}: ${e.message}`);
-    throw new Error(`${path} does not match the sweep schema:\n${errs.join('\n')}`);
-  }
-  const s = raw as Sweep;
+  const s = await parseSweepConfig<Sweep>(text, path, sweepSchema);
   for (const e of s.encoder ?? []) if (!encoderNames().includes(e)) throw new Error(`${path}: unknown encoder '${e}' (${encoderNames().join(', ')})`);
   for (const d of s.decoder ?? []) if (!decoderNames().includes(d)) throw new Error(`${path}: unknown decoder '${d}' (${decoderNames().join(', ')})`);
   return s;
@@ -184,12 +172,25 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
   }
 }
 
-const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+/** One run of a learned sweep, as results.json records it. */
+export interface LearnedSweepRow {
+  run: string; dataset: string; model: string; k: number; r: number; encoder: string; decoder: string; loss: LearnedLoss; train: string;
+  epochs: number; bestEpoch: number; valRecovery: number; testRecovery: number; testDegradedAccuracy: number; baseAccuracy: number; seconds: number; checkpoint: string;
+}
+
+/** results.md of a learned sweep */
+const LEARNED_COLUMNS: SweepColumn<LearnedSweepRow>[] = [
+  { header: 'run', cell: (x) => x.run }, { header: 'dataset', cell: (x) => x.dataset }, { header: 'model', cell: (x) => x.model },
+  { header: 'k', cell: (x) => `${x.k}` }, { header: 'r', cell: (x) => `${x.r}` }, { header: 'encoder', cell: (x) => x.encoder }, { header: 'loss', cell: (x) => x.loss },
+  { header: 'epochs (best)', cell: (x) => `${x.epochs} (${x.bestEpoch})` }, { header: 'val recovery', cell: (x) => pct(x.valRecovery) },
+  { header: 'test recovery', cell: (x) => pct(x.testRecovery) }, { header: 'test A_d', cell: (x) => pct(x.testDegradedAccuracy) },
+  { header: 'A_a', cell: (x) => pct(x.baseAccuracy) }, { header: 'seconds', cell: (x) => x.seconds.toFixed(0) },
+];
 
 async function runSweep(path: string, dataDirFlag: string | undefined, deviceFlag: string | undefined, json: boolean): Promise<void> {
   const s = await parseSweep(readFileSync(path, 'utf8'), path);
   const device = choiceOption(deviceFlag, 'device', ['cpu', 'cuda'] as const, s.device ?? 'cpu');
-  const rows: Record<string, unknown>[] = [];
+  const rows: LearnedSweepRow[] = [];
   mkdirSync(s.out, { recursive: true });
   const combos: Omit<LearnedTrainingConfig, 'dataset'>[] = [];
   for (const base of s.base) for (const k of s.k) for (const r of s.r ?? [1]) for (const encoder of s.encoder ?? ['mlp'])
@@ -201,7 +202,7 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
     }
   process.stderr.write(`sweep ${path}: ${combos.length} runs\n`);
   for (const [i, c] of combos.entries()) {
-    const name = `${basename(c.base).replace(/\.safetensors$/, '')}-k${c.k}-r${c.r}-${c.encoder}-${c.decoder}-${c.loss}-${c.trainParts}`;
+    const name = `${checkpointStem(c.base)}-k${c.k}-r${c.r}-${c.encoder}-${c.decoder}-${c.loss}-${c.trainParts}`;
     process.stderr.write(`[${i + 1}/${combos.length}] ${name}\n`);
     const res = await runLearned({ cfg: c, outDir: join(s.out, name), dataDir: dataDirFlag ?? s.dataDir, resume: false, command: `coded train learned --config ${path}`, quiet: true });
     rows.push({
@@ -209,11 +210,7 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
       epochs: c.epochs, bestEpoch: res.bestEpoch, valRecovery: res.bestValRecovery, testRecovery: res.test.degraded.recovery,
       testDegradedAccuracy: res.test.degraded.accuracy, baseAccuracy: res.test.baseAccuracy, seconds: res.seconds, checkpoint: res.bestCheckpoint,
     });
-    writeFileSync(join(s.out, 'results.json'), JSON.stringify(rows, null, 2) + '\n');
-    const md = ['| run | dataset | model | k | r | encoder | loss | epochs (best) | val recovery | test recovery | test A_d | A_a | seconds |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-      ...rows.map((x) => `| ${x.run} | ${x.dataset} | ${x.model} | ${x.k} | ${x.r} | ${x.encoder} | ${x.loss} | ${x.epochs} (${x.bestEpoch}) | ${pct(x.valRecovery as number)} | ` +
-        `${pct(x.testRecovery as number)} | ${pct(x.testDegradedAccuracy as number)} | ${pct(x.baseAccuracy as number)} | ${(x.seconds as number).toFixed(0)} |`)];
-    writeFileSync(join(s.out, 'results.md'), md.join('\n') + '\n');
+    writeSweepResults(s.out, rows, LEARNED_COLUMNS);
   }
   if (json) console.log(JSON.stringify(rows));
   else console.log(`sweep done: ${join(s.out, 'results.md')}`);
