@@ -80,6 +80,9 @@ export class BerrutCode implements Code {
     return coded.map((t) => ({ fn: { kind: 'base' as const }, inputs: [t] }));
   }
 
+  /** more worker outputs give a better approximation: servers wait for them until the deadline */
+  readonly approximateDecoding = true;
+
   canDecode(available: Availability): boolean {
     return available.length === this.n && available.some(Boolean);
   }

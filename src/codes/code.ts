@@ -57,6 +57,12 @@ export interface Code {
   readonly n: number;
   /** the first k coded queries are the originals for base-model workers */
   readonly systematic: boolean;
+  /**
+   * Decoding is approximate and improves with every further output (Berrut): a server waits
+   * for all n outputs until its decode deadline instead of decoding from the first decodable
+   * subset. Absent/false: any decodable subset decodes equally well (Lagrange: exact from R).
+   */
+  readonly approximateDecoding?: boolean;
 
   /** Encode G coding groups x [G, k, ...queryShape] into n coded queries. */
   encode(x: Tensor): CodedQuery[];

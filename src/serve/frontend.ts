@@ -571,6 +571,8 @@ export class Frontend implements V2Model {
     const late = Date.now() >= g.deadline;
     const anyFailed = g.slotQuery.some((q, i) => !q.answered && g.failed[i]);
     if (code.systematic && !late && !anyFailed) return;
+    // approximate codes (Berrut): decode early only once every output that can still come is in
+    if (!code.systematic && code.approximateDecoding === true && !late && g.outputs.some((o, i) => o === null && !g.failed[i])) return;
     // late or failed before a delayed parity went out: send it now (encodeGroup decodes when it can)
     if (!g.paritySent && this.openGroup !== g) return this.encodeGroup(g);
     const avail = g.outputs.map((o) => o !== null);

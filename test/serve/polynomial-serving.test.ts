@@ -82,3 +82,42 @@ test('an instance refuses --worker for models without worker networks, and unkno
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('serving a Berrut code: base instances run F on the coded queries; the frontend waits for every output until the decode deadline, then decodes from what arrived', async () => {
+  const code = codeFromConfig({ family: 'berrut', k: 2, r: 1 });
+  const servers: InstanceServer[] = [];
+  const fes: Frontend[] = [];
+  try {
+    for (const ms of [0, 0, 0, 300]) servers.push(await InstanceServer.start({ model: servedModelFrom('noop:6', 'm'), httpPort: null, grpcPort: 0, faults: faults(ms) }));
+    const addr = (s: InstanceServer) => `127.0.0.1:${s.grpcPort}`;
+    const start = (insts: InstanceServer[], deadline: number) => Frontend.start({
+      config: validateFrontendConfig({ name: 'b', mode: 'coded', code: { family: 'berrut', k: 2, r: 1 }, grpcPort: 0, sloMs: 5000, decodeDeadlineMs: deadline, maxWaitMs: 1, instanceConcurrency: 1, pools: { base: { model: 'm', instances: insts.map(addr) } } }),
+      logger: silent,
+    });
+    const fast = await start(servers.slice(0, 3), 250);
+    fes.push(fast);
+    const withSlow = await start([servers[0], servers[1], servers[3]], 60);
+    fes.push(withSlow);
+    const xs = [Float32Array.of(1, 2, 3, 4, 5, 6), Float32Array.of(-3, 0, 2, 8, 1, 1)];
+    // local reference: F = identity on the coded queries, decoded from a subset
+    const local = (avail: boolean[]) => tidy(() => {
+      const outs = code.encode(tensor(Float32Array.from([...xs[0], ...xs[1]]), [1, 2, 6])).map((q, i) => (avail[i] ? q.inputs[0] : null));
+      return code.decode(outs).outputs.map((t) => [...t.dataFloat32()]);
+    });
+    const close = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+    const all = await Promise.all(fast.submit(xs));
+    assert.ok(all.every((r) => r.reconstructed && !r.defaulted));
+    const want = local([true, true, true]);
+    assert.ok(all.every((r, q) => close([...r.data], want[q])), 'with every worker fast, the answer is decoded from all 3 outputs');
+    const t0 = Date.now();
+    const some = await Promise.all(withSlow.submit(xs));
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 55 && ms < 250, `answered after ${ms} ms (deadline 60 ms, straggler 300 ms)`);
+    const subsets = [[false, true, true], [true, false, true], [true, true, false]].map(local);
+    assert.ok(subsets.some((w) => some.every((r, q) => close([...r.data], w[q]))), 'decoded from the two outputs that arrived by the deadline');
+  } finally {
+    for (const f of fes) await f.close();
+    await Promise.all(servers.map((s) => s.close()));
+    (code as { dispose?: () => void }).dispose?.();
+  }
+});
