@@ -3,7 +3,11 @@
 // reconstructs unavailable outputs F(X_i) from whatever of the k + r outputs arrived.
 //
 // The code is systematic: the k originals go to base-model workers untouched; the r parity
-// queries are also sent to base-model workers (WorkerFunction 'base'). Encoders and decoders
+// queries are also sent to base-model workers (WorkerFunction 'base'), unless the config names
+// a parity-model architecture (`parityModel`, joint training of encoder, decoder and parity
+// models, seed 002 section VI-C): then parity query j goes to parity model F_P[j]
+// (WorkerFunction {kind: 'parity', index: j}, one parity model per parity slot, as in ParM),
+// whose weights the code checkpoint holds under "parity.<j>.". Encoders and decoders
 // are pluggable "coders", registered by name (see registerEncoder / registerDecoder and the
 // worked example in src/codes/README.md); the built-in ones are the paper's MLPEncoder,
 // ConvEncoder and MLPDecoder.
@@ -20,10 +24,11 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { ConvEncoder } from '../models/conv-encoder.js';
 import { applyPaperInit } from '../models/paper-init.js';
+import { modelNames } from '../models/registry.js';
 import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded, type WorkerFunction,
 } from './code.js';
 
 // ---------------------------------------------------------------------------
@@ -151,6 +156,11 @@ export interface LearnedCodeConfig extends CodeConfig {
   outputs: number;
   encoderOptions?: Record<string, unknown>;
   decoderOptions?: Record<string, unknown>;
+  /**
+   * Architecture (a model-zoo name) of the parity models that compute on the parity queries,
+   * one per parity slot (F_P[j] runs parity query j). Absent: the base model F runs them.
+   */
+  parityModel?: string;
 }
 
 const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1;
@@ -171,6 +181,9 @@ export function checkLearnedConfig(c: CodeConfig): LearnedCodeConfig {
     throw new RangeError(`learned code: input must be {channels, height, width} of positive integers, got ${JSON.stringify(i)}`);
   }
   if (!posInt(l.outputs)) throw new RangeError(`learned code: outputs (length of a base-model output) must be a positive integer, got ${String(l.outputs)}`);
+  if (l.parityModel !== undefined && (typeof l.parityModel !== 'string' || !modelNames().includes(l.parityModel))) {
+    throw new Error(`learned code: unknown parityModel '${String(l.parityModel)}' (an architecture: ${modelNames().join(', ')}; leave it out to run the base model on the parities)`);
+  }
   return l as LearnedCodeConfig;
 }
 
@@ -197,7 +210,18 @@ export class LearnedCode implements Code {
   }
 
   get name(): string {
-    return `learned(k=${this.k}, r=${this.r}, encoder=${this.cfg.encoder}, decoder=${this.cfg.decoder})`;
+    const pm = this.cfg.parityModel === undefined ? '' : `, parity=${this.cfg.parityModel}`;
+    return `learned(k=${this.k}, r=${this.r}, encoder=${this.cfg.encoder}, decoder=${this.cfg.decoder}${pm})`;
+  }
+
+  /** Whether parity queries go to parity models F_P[j] (true) or to the base model F (false). */
+  get usesParityModels(): boolean {
+    return this.cfg.parityModel !== undefined;
+  }
+
+  /** The worker function of parity slot j: F_P[j] with parity models, else F. */
+  parityFunction(j: number): WorkerFunction {
+    return this.usesParityModels ? { kind: 'parity', index: j } : { kind: 'base' };
   }
 
   /**
@@ -226,7 +250,7 @@ export class LearnedCode implements Code {
     const p = this.parities(x);
     const out: CodedQuery[] = [];
     for (let i = 0; i < this.k; i++) out.push({ fn: { kind: 'base' }, inputs: [x.select(1, i)] });
-    for (let j = 0; j < this.r; j++) out.push({ fn: { kind: 'base' }, inputs: [p.select(1, j)] });
+    for (let j = 0; j < this.r; j++) out.push({ fn: this.parityFunction(j), inputs: [p.select(1, j)] });
     p.dispose();
     return out;
   }

@@ -35,10 +35,17 @@ export function buildParityModels(meta: ParityMeta): Module[] {
 /** Save a parity code: code config + parity weights + base identity + extra metadata/tensors. */
 export function saveParityCode(path: string, code: Code, parity: Module[], meta: { parity: ParityMeta; base: BaseIdentity } & Record<string, unknown>, extra: Map<string, Tensor> = new Map()): void {
   const tensors = new Map(extra);
+  for (const [k, t] of parityTensors(parity)) tensors.set(k, t);
+  saveCode(path, code, meta, tensors);
+}
+
+/** The parity models' state as checkpoint tensors "parity.<j>.<name>" (the modules' own tensors, not copies). */
+export function parityTensors(parity: readonly Module[]): Map<string, Tensor> {
+  const tensors = new Map<string, Tensor>();
   parity.forEach((m, j) => {
     for (const [k, t] of m.stateDict()) tensors.set(`parity.${j}.${k}`, t);
   });
-  saveCode(path, code, meta, tensors);
+  return tensors;
 }
 
 export interface LoadedParityCode {

@@ -1,7 +1,8 @@
 // What a model instance serves, from its --model argument:
 //   a base checkpoint (models/*.safetensors from `coded train base`), run on a worker thread;
-//   a parity-code checkpoint (`coded train parity`): its parity model j (parityIndex, default 0),
-//                      loaded with loadParityCode on a worker thread;
+//   a parity-code checkpoint (`coded train parity`, or `coded train learned --parity-model`):
+//                      its parity model j (parityIndex, default 0), loaded with loadParityCode
+//                      on a worker thread;
 //   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
 //   a code checkpoint with family-specific workers (e.g. `coded train polynomial`, Lagrange):
 //                      its worker network NAME[INDEX] (default the first, H[0]); multi-input
@@ -146,8 +147,8 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   };
   if (meta.kind === 'code' && meta.parity === undefined && meta.code !== undefined) {
     // a code with family-specific workers (Lagrange: H); only the header is read here
-    notParity();
     const sigs = workerSignatures(meta.code as { family: string } & Record<string, unknown>);
+    if (sigs.length > 0) notParity();
     if (sigs.length === 0) throw new Error(`${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED] or noop:D`);
     let sig = sigs[0];
     if (worker !== undefined) {
@@ -164,7 +165,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     // Only the header here; the worker thread loads the weights with loadParityCode, which checks them.
     const p = meta.parity;
     if (p === undefined || typeof p.model !== 'string' || p.input === undefined || !Number.isInteger(p.count)) {
-      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED] or noop:D`);
+      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED] or noop:D`);
     }
     const j = parityIndex ?? 0;
     if (j >= p.count!) throw new Error(`${spec} has ${p.count} parity model(s) (indices 0..${p.count! - 1}); --parity-index ${j} is out of range`);

@@ -4,10 +4,19 @@
 // all-parity ones) in one vectorised decoder pass. The loss is computed only on the erased
 // data slots. Gradients flow through F into the encoder; F's parameters are frozen
 // (requiresGrad off, never given to an optimizer, evaluation mode).
+//
+// Joint mode (cfg.parityModel, seed 002 section VI-C): r parity models F_P[0..r-1], one per
+// parity slot, compute on the parity queries instead of F and are trained together with the
+// encoder and decoder (F still runs, frozen, on the k originals). 'base' builds them with F's
+// architecture and copies F's weights into them (F itself is untouched); an architecture name
+// builds them freshly initialised from the model zoo. Checkpoints hold them as a parity code
+// does ("parity.<j>." tensors, "parity" metadata), so loadParityCode, `coded eval` and
+// `coded serve instance --parity-index J` read them.
 import { runFiles } from './run-files.js';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { fileSha256 } from '../models/base-checkpoint.js';
 import { noGrad } from '../engine/autograd.js';
+import { stack } from '../engine/ops.js';
 import { Adam } from '../engine/optim/adam.js';
 import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
 import { manualSeed } from '../engine/runtime.js';
@@ -19,6 +28,8 @@ import type { Split } from '../data/split.js';
 import { GroupSampler, gatherGroups } from '../data/group-sampler.js';
 import { allOutputs, LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
 import { loadCode, saveCode } from '../codes/registry.js';
+import { loadParityCode, parityTensors, type ParityMeta } from '../codes/parity-models.js';
+import { MODELS, buildModel, modelNames } from '../models/registry.js';
 import type { Availability } from '../codes/code.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
 
@@ -51,6 +62,33 @@ export interface LearnedTrainingConfig {
   device: Device;
   /** stop after the epoch during which this many seconds of training have passed (then evaluate as usual) */
   timeLimit?: number;
+  /**
+   * Joint training with parity models F_P (one per parity slot) run on the parity queries
+   * instead of F: 'base' (F's architecture, initialised with a copy of F's weights) or a
+   * model-zoo architecture (fresh initialisation). Absent: F runs on the parities.
+   */
+  parityModel?: string;
+}
+
+/** Values of --parity-model: none (F on the parities), base (a copy of F), or an architecture. */
+export function parityModelChoices(): string[] {
+  return ['none', 'base', ...modelNames()];
+}
+
+/**
+ * The architecture of the parity models for a --parity-model value (undefined for none), with
+ * clear errors for unknown names and for architectures that do not take the base model's inputs.
+ */
+export function resolveParityModel(choice: string | undefined, baseModel: string, input?: { channels: number; height: number; width: number }): string | undefined {
+  if (choice === undefined || choice === 'none') return undefined;
+  if (!parityModelChoices().includes(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
+  const arch = choice === 'base' ? baseModel : choice;
+  const e = MODELS.find((m) => m.name === arch);
+  if (e === undefined) throw new Error(`parity model 'base': the base model's architecture '${baseModel}' is not in the model zoo (${modelNames().join(', ')})`);
+  if (input !== undefined && !e.accepts({ ...input, classes: 2 })) {
+    throw new Error(`parity model '${arch}' does not take the base model's ${input.channels}x${input.height}x${input.width} inputs (${e.description})`);
+  }
+  return arch;
 }
 
 export interface BaseIdentity {
@@ -134,13 +172,20 @@ export function freeze(base: Module): void {
  * One training step's forward pass: the loss over every pattern for G groups.
  * images [G, k, C, H, W], labels [G, k]; base frozen.
  */
-export function learnedLoss(code: LearnedCode, base: Module, images: Tensor, labels: Tensor, patterns: readonly Availability[], erased: Tensor, loss: LearnedLoss): Tensor {
+export function learnedLoss(code: LearnedCode, base: Module, images: Tensor, labels: Tensor, patterns: readonly Availability[], erased: Tensor, loss: LearnedLoss, parity: readonly Module[] = []): Tensor {
+  if (code.usesParityModels && parity.length !== code.r) {
+    throw new Error(`${code.name} runs its parity queries on ${code.r} parity model(s); learnedLoss was given ${parity.length}`);
+  }
+  if (!code.usesParityModels && parity.length > 0) throw new Error(`${code.name} runs its parity queries on the base model; learnedLoss was given parity models`);
   return tidy(() => {
     const [G, k, C, H, W] = images.shape;
     // F on the originals: nothing trainable upstream, so no graph
     const data = noGrad(() => base.forward(images.reshape([G * k, C, H, W])).reshape([G, k, -1]));
     const parities = code.parities(images); // [G, r, C, H, W], differentiable
-    const par = base.forward(parities.reshape([G * code.r, C, H, W])).reshape([G, code.r, -1]);
+    // F on the parities (gradients flow through it into the encoder), or F_P[j] on parity j
+    const par = parity.length === 0
+      ? base.forward(parities.reshape([G * code.r, C, H, W])).reshape([G, code.r, -1])
+      : stack(parity.map((m, j) => m.forward(parities.select(1, j))), 1);
     const rec = code.decodePatterns(allOutputs(data, par), patterns);
     return erasedSlotLoss(rec, data, labels, erased, loss);
   });
@@ -183,49 +228,96 @@ export interface LearnedTrainingData {
   input: { channels: number; height: number; width: number };
 }
 
-export function learnedCodeConfig(cfg: LearnedTrainingConfig, data: LearnedTrainingData): LearnedCodeConfig {
+/** The code config of a training run; baseModel (the base architecture) resolves --parity-model base. */
+export function learnedCodeConfig(cfg: LearnedTrainingConfig, data: LearnedTrainingData, baseModel?: string): LearnedCodeConfig {
   const c: LearnedCodeConfig = {
     family: 'learned', k: cfg.k, r: cfg.r, encoder: cfg.encoder, decoder: cfg.decoder,
     input: data.input, outputs: data.classes.length,
   };
   if (cfg.encoderOptions) c.encoderOptions = cfg.encoderOptions;
   if (cfg.decoderOptions) c.decoderOptions = cfg.decoderOptions;
+  if (cfg.parityModel !== undefined && cfg.parityModel !== 'none') {
+    if (cfg.parityModel === 'base' && baseModel === undefined) throw new Error(`learnedCodeConfig: parity model 'base' needs the base model's architecture`);
+    const arch = resolveParityModel(cfg.parityModel, baseModel ?? '', data.input);
+    if (arch !== undefined) c.parityModel = arch;
+  }
   return c;
 }
 
-function optimizersFor(cfg: LearnedTrainingConfig, code: LearnedCode): Optimizer[] {
+/**
+ * The r parity models of a joint run, freshly built for the code's parity architecture; with
+ * --parity-model base, each gets a copy of F's weights (F is only read).
+ */
+export function buildJointParityModels(cfg: Pick<LearnedTrainingConfig, 'parityModel'>, code: LearnedCode, base: Module): { parity: Module[]; meta: ParityMeta | null } {
+  const arch = code.cfg.parityModel;
+  if (arch === undefined) {
+    if (cfg.parityModel !== undefined && cfg.parityModel !== 'none') throw new Error(`--parity-model ${cfg.parityModel}: the code ${code.name} has no parity models (build it with learnedCodeConfig)`);
+    return { parity: [], meta: null };
+  }
+  if (cfg.parityModel === undefined || cfg.parityModel === 'none') throw new Error(`${code.name} runs parity models; the training config must name them (parityModel)`);
+  if (cfg.parityModel !== 'base' && cfg.parityModel !== arch) throw new Error(`--parity-model ${cfg.parityModel} does not match the code's parity models (${arch})`);
+  const meta: ParityMeta = { model: arch, input: { ...code.cfg.input, classes: code.cfg.outputs }, count: code.r };
+  const parity: Module[] = [];
+  try {
+    for (let j = 0; j < code.r; j++) {
+      const m = buildModel(arch, meta.input);
+      parity.push(m);
+      if (cfg.parityModel === 'base') {
+        try {
+          m.loadStateDict(base.stateDict());
+        } catch (e) {
+          throw new Error(`--parity-model base: the base model's weights do not fit a fresh '${arch}': ${(e as Error).message}`);
+        }
+      }
+      for (const p of m.parameters()) p.requiresGrad_(true);
+    }
+  } catch (e) {
+    for (const m of parity) m.dispose();
+    throw e;
+  }
+  return { parity, meta };
+}
+
+function optimizersFor(cfg: LearnedTrainingConfig, code: LearnedCode, parity: readonly Module[]): Optimizer[] {
   const enc = cfg.trainParts !== 'decoder' ? code.encoder.parameters() : [];
   const dec = cfg.trainParts !== 'encoder' ? code.decoder.parameters() : [];
+  // parity models are trained whenever there are any (whatever --train says)
+  const par = parity.flatMap((m) => m.parameters());
   const o = { lr: cfg.lr, weightDecay: cfg.weightDecay };
-  if (cfg.optimizers === 'joint') return [new Adam([...enc, ...dec], o)];
-  return [enc, dec].filter((p) => p.length > 0).map((p) => new Adam(p, o));
+  if (cfg.optimizers === 'joint') return [new Adam([...enc, ...dec, ...par], o)];
+  return [enc, dec, par].filter((p) => p.length > 0).map((p) => new Adam(p, o));
 }
 
 export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base: Module, baseId: BaseIdentity, data: LearnedTrainingData, outDir: string, { resume = false } = {}, hooks: LearnedTrainingHooks = {}): LearnedTrainingResult {
   const t0 = performance.now();
   mkdirSync(outDir, { recursive: true });
   const f = learnedFiles(outDir);
+  // joint mode: the parity models (built before F is frozen and moved; F is only read)
+  const { parity, meta: parityMeta } = buildJointParityModels(cfg, code, base);
   base.to(cfg.device);
   freeze(base);
   for (const [, m] of code.modules()) m.to(cfg.device);
+  for (const m of parity) m.to(cfg.device);
   // parts that are not trained stay fixed
   if (cfg.trainParts === 'decoder') for (const p of code.encoder.parameters()) p.requiresGrad_(false);
   if (cfg.trainParts === 'encoder') for (const p of code.decoder.parameters()) p.requiresGrad_(false);
-  const opts = optimizersFor(cfg, code);
+  const opts = optimizersFor(cfg, code, parity);
   const patterns = code.evaluationPatterns();
   const erased = erasedMask(patterns, code.k, cfg.device).keep();
   let startEpoch = 1;
   let stoppedEarly: number | null = null;
   let best = { epoch: 0, valRecovery: -1 };
   const history: LearnedEpochRecord[] = [];
-  const meta = { base: baseId, dataset: cfg.dataset, classes: data.classes, training: cfg, command: hooks.command ?? null };
+  // with parity models, the metadata a parity-code checkpoint carries (loadParityCode, serving)
+  const meta = { base: baseId, dataset: cfg.dataset, classes: data.classes, training: cfg, command: hooks.command ?? null, ...(parityMeta ? { parity: parityMeta } : {}) };
 
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
   const totalSteps = cfg.epochs * batches;
   const lrAt = (epoch: number, b: number): number =>
     cfg.schedule === 'cosine' ? 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batches + b)) / totalSteps)) : cfg.lr;
-  const workers = { base };
+  const workers = parity.length > 0 ? { base, parity } : { base };
+  let test: CodeEvaluation;
   try {
     if (resume) {
       if (!existsSync(f.last)) throw new Error(`--resume: ${f.last} does not exist (nothing to resume in ${outDir})`);
@@ -235,6 +327,16 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
         if (m.base?.sha256 !== baseId.sha256) throw new Error(`--resume: ${f.last} was trained for base model ${m.base?.path} (sha256 ${m.base?.sha256?.slice(0, 12)}), not ${baseId.path}`);
         if (JSON.stringify(saved.config()) !== JSON.stringify(code.config())) throw new Error(`--resume: ${f.last} holds ${saved.name}, not ${code.name}`);
         for (const [name, mod] of saved.modules()) code.modules().get(name)!.loadStateDict(mod.stateDict());
+        parity.forEach((pm, j) => {
+          const prefix = `parity.${j}.`;
+          const sd = new Map<string, Tensor>();
+          for (const [key, t] of extra) if (key.startsWith(prefix)) sd.set(key.slice(prefix.length), t);
+          try {
+            pm.loadStateDict(sd);
+          } catch (e) {
+            throw new Error(`--resume: ${f.last}: parity model ${j}: ${(e as Error).message}`);
+          }
+        });
         (m.optimizers ?? []).forEach((os, i) => {
           const prefix = `optim${i}.`;
           const tensors: Record<string, Tensor> = {};
@@ -256,6 +358,7 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
       manualSeed(cfg.seed * 100003 + epoch);
       const te = performance.now();
       for (const [, m] of code.modules()) m.train();
+      for (const m of parity) m.train();
       let lossSum = 0;
       let n = 0;
       for (const batch of sampler.batches(epoch)) {
@@ -267,7 +370,7 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
             o.lr = lrAt(epoch, batch.index);
             o.zeroGrad();
           }
-          const loss = learnedLoss(code, base, x, y, patterns, erased, cfg.loss);
+          const loss = learnedLoss(code, base, x, y, patterns, erased, cfg.loss, parity);
           loss.backward();
           for (const o of opts) o.step();
           return loss.item();
@@ -286,9 +389,9 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
       history.push(rec);
       if (isBest) {
         best = { epoch, valRecovery: val.degraded.recovery };
-        saveCode(f.best, code, { ...meta, epoch, valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy, created: new Date().toISOString() });
+        saveCode(f.best, code, { ...meta, epoch, valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy, created: new Date().toISOString() }, parityTensors(parity));
       }
-      const extra = new Map<string, Tensor>();
+      const extra = parityTensors(parity);
       const optMeta = opts.map((o, i) => {
         const s = o.stateDict();
         for (const [key, t] of Object.entries(s.tensors)) extra.set(`optim${i}.${key}`, t);
@@ -302,26 +405,35 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
         break;
       }
     }
+    if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
+    test = testBest(f.best, cfg, base, data, parity.length > 0);
   } finally {
     for (const o of opts) o.dispose();
+    for (const m of parity) m.dispose();
     erased.dispose();
   }
-  if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
-  // test metrics of the best-validation code, recorded in its checkpoint
-  const { code: bestCode, metadata } = loadCode(f.best);
-  let test: CodeEvaluation;
+  return { bestCheckpoint: f.best, bestEpoch: best.epoch, bestValRecovery: best.valRecovery, test, epochs: history, seconds: (performance.now() - t0) / 1000, resumedFrom: startEpoch, stoppedEarly };
+}
+
+/** Test metrics of the best-validation code (with its own parity models, if any), recorded in its checkpoint. */
+function testBest(path: string, cfg: LearnedTrainingConfig, base: Module, data: LearnedTrainingData, withParity: boolean): CodeEvaluation {
+  const loaded = withParity ? loadParityCode(path) : { ...loadCode(path), parity: [] as Module[] };
+  const { code: bestCode, metadata, parity } = loaded;
   try {
+    for (const t of loaded.extra.values()) t.dispose();
     for (const [, m] of bestCode.modules()) m.to(cfg.device);
-    test = evaluateCode({ code: bestCode, workers, test: data.test, classes: data.classes, device: cfg.device });
+    for (const m of parity) m.to(cfg.device);
+    const test = evaluateCode({ code: bestCode, workers: parity.length > 0 ? { base, parity } : { base }, test: data.test, classes: data.classes, device: cfg.device });
     const { kind: _k, code: _c, ...rest } = metadata;
     void _k;
     void _c;
-    saveCode(f.best, bestCode, {
+    saveCode(path, bestCode, {
       ...rest,
       test: { recovery: test.degraded.recovery, degradedAccuracy: test.degraded.accuracy, baseAccuracy: test.baseAccuracy, reconstructions: test.degraded.count },
-    });
+    }, parityTensors(parity));
+    return test;
   } finally {
     for (const [, m] of bestCode.modules()) m.dispose();
+    for (const m of parity) m.dispose();
   }
-  return { bestCheckpoint: f.best, bestEpoch: best.epoch, bestValRecovery: best.valRecovery, test, epochs: history, seconds: (performance.now() - t0) / 1000, resumedFrom: startEpoch, stoppedEarly };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tensor, tidy, randn, manualSeed, dispose, empty, type Tensor } from '../../src/index.js';
+import { tensor, tidy, randn, manualSeed, dispose, empty, noGrad, type Tensor } from '../../src/index.js';
 import { normal_ } from '../../src/engine/init.js';
 import {
   LearnedCode, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
@@ -13,7 +13,8 @@ import { Module, Linear } from '../../src/nn/index.js';
 import { BaseMLP } from '../../src/models/base-mlp.js';
 import { Adam } from '../../src/engine/optim/adam.js';
 import { loadDataset, disposeDataset } from '../../src/data/registry.js';
-import { erasedMask, erasedSlotLoss, freeze, learnedLoss, trainLearned, LOSSES, type LearnedTrainingConfig } from '../../src/train/learned-training.js';
+import { buildJointParityModels, erasedMask, erasedSlotLoss, freeze, learnedLoss, trainLearned, LOSSES, type LearnedTrainingConfig } from '../../src/train/learned-training.js';
+import { buildModel } from '../../src/models/registry.js';
 
 const choose = (n: number, m: number): number => (m < 0 || m > n ? 0 : m === 0 ? 1 : (choose(n - 1, m - 1) * n) / m);
 
@@ -169,39 +170,66 @@ test('multi-channel queries are encoded channel by channel: channels never mix',
   });
 });
 
-test('the gradient reaches the encoder through F while F stays bit-identical', () => {
-  for (const encoder of ['mlp', 'conv']) {
-    manualSeed(1);
-    const base = new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 });
-    freeze(base);
-    const before = base.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
-    const code = new LearnedCode(cfg({ k: 2, r: 1, encoder }));
-    const params = [...code.encoder.parameters(), ...code.decoder.parameters()];
-    const opt = new Adam(params, { lr: 1e-3, weightDecay: 1e-5 });
-    const encBefore = Float32Array.from(code.encoder.parameters()[0].data() as Float32Array);
-    const patterns = code.evaluationPatterns();
-    const erased = erasedMask(patterns, 2);
-    for (let step = 0; step < 3; step++) {
-      tidy(() => {
-        opt.zeroGrad();
-        const x = randn([6, 2, 1, 4, 4]);
-        const y = tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], [6, 2], { dtype: 'int64' });
-        const loss = learnedLoss(code, base, x, y, patterns, erased, 'kl-base');
-        loss.backward();
-        for (const p of code.encoder.parameters()) {
-          assert.ok(p.grad !== null, `${encoder}: encoder gradient missing`);
-          assert.ok(p.grad.abs().sum().item() > 0 || p.shape.length === 1, `${encoder}: encoder gradient is zero`);
-        }
-        for (const p of base.parameters()) assert.equal(p.grad, null, 'F accumulated a gradient');
-        opt.step();
-      });
+test('the gradient reaches the encoder through F (or F_P in joint mode) while F stays bit-identical; F_P moves', () => {
+  const snap = (ps: Tensor[]) => ps.map((p) => Float32Array.from(p.data() as Float32Array));
+  const moved = (ps: Tensor[], before: Float32Array[]) => ps.some((p, i) => Float32Array.from(p.data() as Float32Array).some((v, j) => v !== before[i][j]));
+  for (const mode of ['F', 'joint'] as const) {
+    for (const encoder of ['mlp', 'conv']) {
+      const what = `${mode}/${encoder}`;
+      manualSeed(1);
+      // joint mode copies F into its parity models, so F must be the zoo's base-mlp there
+      // (with O(1) weights: the paper init's ~0.01 make outputs so flat that kl-base gradients round to zero)
+      const base = mode === 'F' ? new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 }) : buildModel('base-mlp', { channels: 1, height: 4, width: 4, classes: 3 });
+      if (mode === 'joint') noGrad(() => { for (const t of base.parameters()) t.uniform_(-0.3, 0.3); });
+      freeze(base);
+      const before = snap(base.parameters());
+      const code = new LearnedCode(cfg({ k: 2, r: mode === 'joint' ? 2 : 1, encoder, parityModel: mode === 'joint' ? 'base-mlp' : undefined }));
+      const { parity } = buildJointParityModels({ parityModel: mode === 'joint' ? 'base' : undefined }, code, base);
+      assert.equal(parity.length, mode === 'joint' ? 2 : 0);
+      // 'base': each parity model starts as a copy of F (separate storage)
+      for (const pm of parity) pm.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], `${what}: F_P is not a copy of F`));
+      const parityParams = parity.flatMap((m) => m.parameters());
+      const params = [...code.encoder.parameters(), ...code.decoder.parameters(), ...parityParams];
+      const opt = new Adam(params, { lr: 1e-3, weightDecay: 1e-5 });
+      const encBefore = snap(code.encoder.parameters());
+      const decBefore = snap(code.decoder.parameters());
+      const parBefore = snap(parityParams);
+      const patterns = code.evaluationPatterns();
+      const erased = erasedMask(patterns, 2);
+      for (let step = 0; step < 3; step++) {
+        tidy(() => {
+          opt.zeroGrad();
+          const x = randn([6, 2, 1, 4, 4]);
+          const y = tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], [6, 2], { dtype: 'int64' });
+          const loss = learnedLoss(code, base, x, y, patterns, erased, 'kl-base', parity);
+          loss.backward();
+          for (const p of code.encoder.parameters()) {
+            assert.ok(p.grad !== null, `${what}: encoder gradient missing`);
+            assert.ok(p.grad.abs().sum().item() > 0 || p.shape.length === 1, `${what}: encoder gradient is zero`);
+          }
+          for (const pm of parity) {
+            assert.ok(pm.parameters().every((p) => p.grad !== null), `${what}: F_P gradient missing`);
+            assert.ok(pm.parameters().some((p) => p.grad!.abs().sum().item() > 0), `${what}: F_P gradient is zero`);
+          }
+          for (const p of base.parameters()) assert.equal(p.grad, null, 'F accumulated a gradient');
+          opt.step();
+        });
+      }
+      base.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], `${what}: F changed`));
+      assert.ok(moved(code.encoder.parameters(), encBefore), `${what}: the encoder did not move`);
+      assert.ok(moved(code.decoder.parameters(), decBefore), `${what}: the decoder did not move`);
+      if (mode === 'joint') {
+        assert.ok(moved(parityParams, parBefore), `${what}: F_P did not move`);
+        for (const pm of parity) assert.ok(moved(pm.parameters(), before), `${what}: a parity model still equals F`);
+        // a joint code must be given its parity models
+        assert.throws(() => learnedLoss(code, base, randn([2, 2, 1, 4, 4]), tensor([0, 1, 2, 0], [2, 2], { dtype: 'int64' }), patterns, erased, 'kl-base'), /2 parity model\(s\); learnedLoss was given 0/);
+      }
+      opt.dispose();
+      erased.dispose();
+      base.dispose();
+      for (const m of parity) m.dispose();
+      for (const [, m] of code.modules()) m.dispose();
     }
-    base.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], 'F changed'));
-    assert.notDeepEqual(Float32Array.from(code.encoder.parameters()[0].data() as Float32Array), encBefore, 'the encoder did not move');
-    opt.dispose();
-    erased.dispose();
-    base.dispose();
-    for (const [, m] of code.modules()) m.dispose();
   }
 });
 

@@ -1,19 +1,97 @@
 // `coded eval CODE_CKPT` for learned-code checkpoints (from `coded train learned`): the shared
 // code evaluation on the base model's test set. The base checkpoint is the recorded one unless
-// --base is given; either way its SHA-256 must equal the one recorded at training time.
+// --base is given; either way its SHA-256 must equal the one recorded at training time. A code
+// trained jointly with parity models (--parity-model) is evaluated with its own parity models
+// (loaded from the checkpoint, as a parity code's) on the parity queries.
 import { existsSync } from 'node:fs';
 import { parse, choiceOption, intOption, UsageError } from '../args.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadCode } from '../../codes/registry.js';
+import { loadParityCode } from '../../codes/parity-models.js';
+import type { Code } from '../../codes/code.js';
+import type { WorkerSet } from '../../codes/computation.js';
+import type { Module } from '../../nn/module.js';
 import '../../codes/index.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 import { fileSha256 } from '../../train/learned-training.js';
+import { readCheckpointMetadata } from '../../serve/served-model.js';
 import { loadBase } from './train-learned.js';
 
 export const usage = `coded eval LEARNED_CODE_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]`;
 
 interface LearnedMeta {
   base?: { path?: string; sha256?: string; model?: string; dataset?: string };
+  parity?: { model?: string; count?: number };
+}
+
+export interface LoadedLearned {
+  code: Code;
+  /** F and, for jointly trained codes, the parity models F_P[j] */
+  workers: WorkerSet;
+  base: ReturnType<typeof loadBase>;
+  /** the base checkpoint used */
+  basePath: string;
+  metadata: Record<string, unknown>;
+  /** dispose the code's modules, the base model and any parity models */
+  dispose(): void;
+}
+
+/**
+ * Load a learned-code checkpoint with everything evaluating it needs: the code, its base model
+ * (the recorded checkpoint unless basePath is given; the SHA-256 must match) and, when the code
+ * was trained with parity models, those parity models.
+ */
+export function loadLearnedWorkers(path: string, basePath?: string): LoadedLearned {
+  // the header first (no weights), to check the base checkpoint before loading anything
+  const header = readCheckpointMetadata(path) as LearnedMeta & { kind?: string; code?: { family?: string } };
+  const rec = header.base;
+  const joint = header.parity !== undefined;
+  if (header.kind !== 'code' || header.code?.family !== 'learned' || rec?.sha256 === undefined || rec.path === undefined) {
+    throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
+  }
+  const bp = basePath ?? rec.path;
+  if (!existsSync(bp)) {
+    throw new Error(`${path}: its base checkpoint ${bp} does not exist here; pass --base CKPT (the same file, e.g. models/${rec.dataset}-${rec.model}.safetensors)`);
+  }
+  const sha = fileSha256(bp);
+  if (sha !== rec.sha256) {
+    throw new Error(`${path}: it was trained for base checkpoint ${rec.path} (sha256 ${rec.sha256.slice(0, 12)}…), but ${bp} differs (sha256 ${sha.slice(0, 12)}…)`);
+  }
+  // the weights: with parity models through the parity-code loader (checks them against their architecture)
+  let code: Code;
+  let parity: Module[] = [];
+  let metadata: Record<string, unknown>;
+  if (joint) {
+    const lp = loadParityCode(path);
+    for (const t of lp.extra.values()) t.dispose();
+    code = lp.code;
+    parity = lp.parity;
+    metadata = lp.metadata;
+  } else {
+    const l = loadCode(path);
+    for (const t of l.extra.values()) t.dispose();
+    code = l.code;
+    metadata = l.metadata;
+  }
+  const disposeCode = () => {
+    for (const [, m] of code.modules()) m.dispose();
+    for (const m of parity) m.dispose();
+  };
+  let base: ReturnType<typeof loadBase>;
+  try {
+    base = loadBase(bp);
+  } catch (e) {
+    disposeCode();
+    throw e;
+  }
+  const workers: WorkerSet = parity.length > 0 ? { base: base.model, parity } : { base: base.model };
+  return {
+    code, workers, base, basePath: bp, metadata,
+    dispose: () => {
+      disposeCode();
+      base.model.dispose();
+    },
+  };
 }
 
 export async function evalLearnedCommand(argv: string[]): Promise<void> {
@@ -25,47 +103,30 @@ export async function evalLearnedCommand(argv: string[]): Promise<void> {
   if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${usage}`);
   const path = positionals[0];
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
-  const { code, metadata, extra } = loadCode(path);
-  for (const t of extra.values()) t.dispose();
-  const disposeCode = () => { for (const [, m] of code.modules()) m.dispose(); };
-  const rec = (metadata as unknown as LearnedMeta).base;
-  if (code.family !== 'learned' || rec?.sha256 === undefined || rec.path === undefined) {
-    disposeCode();
-    throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
-  }
-  const bp = values.base ?? rec.path;
-  if (!existsSync(bp)) {
-    disposeCode();
-    throw new Error(`${path}: its base checkpoint ${bp} does not exist here; pass --base CKPT (the same file, e.g. models/${rec.dataset}-${rec.model}.safetensors)`);
-  }
-  const sha = fileSha256(bp);
-  if (sha !== rec.sha256) {
-    disposeCode();
-    throw new Error(`${path}: it was trained for base checkpoint ${rec.path} (sha256 ${rec.sha256.slice(0, 12)}…), but ${bp} differs (sha256 ${sha.slice(0, 12)}…)`);
-  }
-  let base;
-  try {
-    base = loadBase(bp);
-  } catch (e) {
-    disposeCode();
-    throw e;
-  }
+  const seed = intOption(values.seed, 'seed', 1, { min: 0 });
+  const l = loadLearnedWorkers(path, values.base);
+  const { code, workers, base } = l;
   try {
     if (!isDatasetName(base.meta.dataset)) throw new Error(`unknown dataset '${base.meta.dataset}' in the base checkpoint`);
     base.model.to(device).eval();
     for (const [, m] of code.modules()) m.to(device);
+    for (const m of workers.parity ?? []) m.to(device);
     const ds = await loadDataset(base.meta.dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
     try {
-      const e = evaluateCode({ code, workers: { base: base.model }, test: ds.test, classes: base.meta.classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
+      const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed });
       if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
-      if (values.json) console.log(JSON.stringify({ checkpoint: path, base: rec, ...e }));
-      else console.log(`${path}: learned code for base ${bp} (${base.meta.model} on ${base.meta.dataset})\n\n${formatCodeEvaluation(e)}`);
+      const rec = (l.metadata as LearnedMeta).base;
+      const pm = (l.metadata as LearnedMeta).parity;
+      if (values.json) console.log(JSON.stringify({ checkpoint: path, base: rec, parity: pm ?? null, ...e }));
+      else {
+        const with_ = pm ? `, with ${pm.count} ${pm.model} parity model(s) on the parity queries` : '';
+        console.log(`${path}: learned code for base ${l.basePath} (${base.meta.model} on ${base.meta.dataset})${with_}\n\n${formatCodeEvaluation(e)}`);
+      }
     } finally {
       disposeDataset(ds);
     }
   } finally {
-    base.model.dispose();
-    disposeCode();
+    l.dispose();
   }
 }
 

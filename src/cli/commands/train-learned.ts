@@ -1,5 +1,6 @@
-// `coded train learned`: train a learned code (encoder + decoder) through a frozen base model,
-// or run a sweep of such trainings from a JSON config and write one results table.
+// `coded train learned`: train a learned code (encoder + decoder, optionally jointly with parity
+// models run on the parity queries) through a frozen base model, or run a sweep of such
+// trainings from a JSON config and write one results table.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
@@ -11,7 +12,10 @@ import type { Module } from '../../nn/module.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
 import '../../codes/index.js';
-import { LOSSES, baseIdentity, learnedCodeConfig, trainLearned, type LearnedLoss, type LearnedTrainingConfig, type LearnedTrainingResult } from '../../train/learned-training.js';
+import {
+  LOSSES, baseIdentity, learnedCodeConfig, parityModelChoices, resolveParityModel, trainLearned,
+  type LearnedLoss, type LearnedTrainingConfig, type LearnedTrainingResult,
+} from '../../train/learned-training.js';
 
 export const usage = `coded train learned --base CKPT --k K [options]
 coded train learned --config SWEEP.json [--data-dir DIR] [--device D]
@@ -21,6 +25,11 @@ queries, the frozen base model F runs on all k + r, and a decoder reconstructs t
 outputs. Every erasure pattern of 1..r missing outputs (except all-parity ones) is trained in
 one vectorised pass; the loss is taken on the erased slots only. The checkpoint with the best
 validation recovery accuracy is kept and evaluated on the test set (\`coded eval\` reads it).
+
+With --parity-model, the parity queries are run by r parity models F_P[0..r-1] (one per parity
+slot, as in ParM) instead of F, trained jointly with the encoder and decoder (seed 002, section
+VI-C); F stays frozen on the k originals. The checkpoint then holds the parity models too, so
+\`coded eval\` uses them and \`coded serve instance --model CKPT --parity-index J\` serves F_P[J].
 
 Options:
   --base CKPT        base-model checkpoint from \`coded train base\` (names dataset and model)
@@ -34,11 +43,17 @@ Options:
   --lr X             Adam learning rate (default 1e-3)
   --schedule S       constant | cosine: learning rate over the run (default constant, as in the paper)
   --weight-decay X   L2 penalty (default 1e-5)
-  --optimizers O     joint | separate: one Adam for encoder and decoder, or one each (default joint)
-  --train P          both | encoder | decoder: which parts are trained (default both)
+  --optimizers O     joint | separate: one Adam for everything trained, or one per part (default joint)
+  --train P          both | encoder | decoder: which parts are trained (default both; parity
+                     models, if any, are always trained)
+  --parity-model M   none (default: F runs the parity queries) | base (F's architecture,
+                     initialised with a copy of F's weights; F itself stays frozen) | an
+                     architecture, freshly initialised:
+                     ${parityModelChoices().slice(2).join(' | ')}
+                     (with --optimizers separate the parity models get their own Adam)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
-  --out DIR          (default runs/learned/<base>-k<K>-r<R>-<encoder>-<loss>)
+  --out DIR          (default runs/learned/<base>-k<K>-r<R>-<encoder>-<loss>[-fp-<M>])
   --resume           continue from DIR/last.safetensors
   --data-dir DIR     where datasets live
   --time-limit S     stop after the epoch during which S seconds have passed, then evaluate as usual
@@ -46,9 +61,9 @@ Options:
   --config FILE      a sweep (see src/codes/README.md): the grid's combinations are trained in turn and
                      FILE's "out" directory gets results.md and results.json
 
-Writes DIR/best.safetensors (a code checkpoint: config, encoder/decoder weights, the base
-checkpoint's path and sha256, validation and test metrics), DIR/last.safetensors (resumable)
-and DIR/log.jsonl (one line per epoch).`;
+Writes DIR/best.safetensors (a code checkpoint: config, encoder/decoder weights, parity models'
+weights if any, the base checkpoint's path and sha256, validation and test metrics),
+DIR/last.safetensors (resumable, optimizer state included) and DIR/log.jsonl (one line per epoch).`;
 
 // the sweep schema (typebox is loaded only for sweeps, so single runs need no node_modules at run time)
 function sweepSchema(Type: TypeBuilder) {
@@ -65,6 +80,7 @@ function sweepSchema(Type: TypeBuilder) {
   decoder: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
   loss: Type.Optional(Type.Array(Type.Union(LOSSES.map((l) => Type.Literal(l))), { minItems: 1 })),
   train: Type.Optional(Type.Array(Type.Union([Type.Literal('both'), Type.Literal('encoder'), Type.Literal('decoder')]), { minItems: 1 })),
+  parityModel: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
   optimizers: Type.Optional(Type.Union([Type.Literal('joint'), Type.Literal('separate')])),
   lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
@@ -87,6 +103,8 @@ export interface Sweep {
   decoder?: string[];
   loss?: LearnedLoss[];
   train?: ('both' | 'encoder' | 'decoder')[];
+  /** --parity-model values to compare: none, base or an architecture (default [none]) */
+  parityModel?: string[];
   optimizers?: 'joint' | 'separate';
   lr?: number;
   schedule?: 'constant' | 'cosine';
@@ -98,6 +116,7 @@ export async function parseSweep(text: string, path = 'sweep config'): Promise<S
   const s = await parseSweepConfig<Sweep>(text, path, sweepSchema);
   for (const e of s.encoder ?? []) if (!encoderNames().includes(e)) throw new Error(`${path}: unknown encoder '${e}' (${encoderNames().join(', ')})`);
   for (const d of s.decoder ?? []) if (!decoderNames().includes(d)) throw new Error(`${path}: unknown decoder '${d}' (${decoderNames().join(', ')})`);
+  for (const p of s.parityModel ?? []) if (!parityModelChoices().includes(p)) throw new Error(`${path}: unknown parityModel '${p}' (${parityModelChoices().join(', ')})`);
   return s;
 }
 
@@ -132,6 +151,14 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
   const { model: base, meta } = loadBase(o.cfg.base);
   if (!isDatasetName(meta.dataset)) throw new Error(`${o.cfg.base}: unknown dataset '${meta.dataset}' in metadata`);
   const cfg: LearnedTrainingConfig = { ...o.cfg, dataset: meta.dataset };
+  if (cfg.parityModel === 'none') delete cfg.parityModel;
+  let parityArch: string | undefined;
+  try {
+    parityArch = resolveParityModel(cfg.parityModel, meta.model, meta.input);
+  } catch (e) {
+    base.dispose();
+    throw new UsageError(`--parity-model: ${(e as Error).message}`);
+  }
   const id = baseIdentity(cfg.base, meta);
   manualSeed(cfg.seed);
   // the same validation hold-out as base training (seed 1 by default), so F never saw it
@@ -142,9 +169,10 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
     if (ds.validation === null) throw new Error('internal: no validation split');
     const data = { train: ds.train, validation: ds.validation, test: ds.test, classes: meta.classes, input: meta.input };
     manualSeed(cfg.seed);
-    code = new LearnedCode(learnedCodeConfig(cfg, data));
+    code = new LearnedCode(learnedCodeConfig(cfg, data, meta.model));
     const params = [...code.modules().values()].reduce((a, m) => a + m.numParameters(), 0);
-    say(`training ${code.name} (${params.toLocaleString('en')} parameters) for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
+    const pm = parityArch === undefined ? '' : ` with ${cfg.r} ${parityArch} parity model(s) (${cfg.parityModel === 'base' ? "initialised from F's weights" : 'fresh'})`;
+    say(`training ${code.name} (${params.toLocaleString('en')} encoder/decoder parameters)${pm} for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
       `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr}${cfg.schedule === 'cosine' ? ' (cosine)' : ''} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
     let bar: Progress | null = null;
     let smooth = NaN;
@@ -174,7 +202,7 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
 
 /** One run of a learned sweep, as results.json records it. */
 export interface LearnedSweepRow {
-  run: string; dataset: string; model: string; k: number; r: number; encoder: string; decoder: string; loss: LearnedLoss; train: string;
+  run: string; dataset: string; model: string; k: number; r: number; encoder: string; decoder: string; loss: LearnedLoss; train: string; parityModel: string;
   epochs: number; bestEpoch: number; valRecovery: number; testRecovery: number; testDegradedAccuracy: number; baseAccuracy: number; seconds: number; checkpoint: string;
 }
 
@@ -182,7 +210,7 @@ export interface LearnedSweepRow {
 const LEARNED_COLUMNS: SweepColumn<LearnedSweepRow>[] = [
   { header: 'run', cell: (x) => x.run }, { header: 'dataset', cell: (x) => x.dataset }, { header: 'model', cell: (x) => x.model },
   { header: 'k', cell: (x) => `${x.k}` }, { header: 'r', cell: (x) => `${x.r}` }, { header: 'encoder', cell: (x) => x.encoder }, { header: 'loss', cell: (x) => x.loss },
-  { header: 'epochs (best)', cell: (x) => `${x.epochs} (${x.bestEpoch})` }, { header: 'val recovery', cell: (x) => pct(x.valRecovery) },
+  { header: 'parity model', cell: (x) => x.parityModel }, { header: 'epochs (best)', cell: (x) => `${x.epochs} (${x.bestEpoch})` }, { header: 'val recovery', cell: (x) => pct(x.valRecovery) },
   { header: 'test recovery', cell: (x) => pct(x.testRecovery) }, { header: 'test A_d', cell: (x) => pct(x.testDegradedAccuracy) },
   { header: 'A_a', cell: (x) => pct(x.baseAccuracy) }, { header: 'seconds', cell: (x) => x.seconds.toFixed(0) },
 ];
@@ -194,19 +222,22 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
   mkdirSync(s.out, { recursive: true });
   const combos: Omit<LearnedTrainingConfig, 'dataset'>[] = [];
   for (const base of s.base) for (const k of s.k) for (const r of s.r ?? [1]) for (const encoder of s.encoder ?? ['mlp'])
-    for (const decoder of s.decoder ?? ['mlp']) for (const loss of s.loss ?? ['kl-base']) for (const trainParts of s.train ?? ['both']) {
-      combos.push({
-        base, k, r, encoder, decoder, loss, trainParts, epochs: s.epochs, batchSize: k === 2 ? 64 : 32, lr: s.lr ?? 1e-3, schedule: s.schedule ?? 'constant',
-        weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
-      });
-    }
+    for (const decoder of s.decoder ?? ['mlp']) for (const loss of s.loss ?? ['kl-base']) for (const trainParts of s.train ?? ['both'])
+      for (const parityModel of s.parityModel ?? ['none']) {
+        const c: Omit<LearnedTrainingConfig, 'dataset'> = {
+          base, k, r, encoder, decoder, loss, trainParts, epochs: s.epochs, batchSize: k === 2 ? 64 : 32, lr: s.lr ?? 1e-3, schedule: s.schedule ?? 'constant',
+          weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
+        };
+        if (parityModel !== 'none') c.parityModel = parityModel;
+        combos.push(c);
+      }
   process.stderr.write(`sweep ${path}: ${combos.length} runs\n`);
   for (const [i, c] of combos.entries()) {
-    const name = `${checkpointStem(c.base)}-k${c.k}-r${c.r}-${c.encoder}-${c.decoder}-${c.loss}-${c.trainParts}`;
+    const name = `${checkpointStem(c.base)}-k${c.k}-r${c.r}-${c.encoder}-${c.decoder}-${c.loss}-${c.trainParts}${c.parityModel ? `-fp-${c.parityModel}` : ''}`;
     process.stderr.write(`[${i + 1}/${combos.length}] ${name}\n`);
     const res = await runLearned({ cfg: c, outDir: join(s.out, name), dataDir: dataDirFlag ?? s.dataDir, resume: false, command: `coded train learned --config ${path}`, quiet: true });
     rows.push({
-      run: name, dataset: res.dataset, model: res.model, k: c.k, r: c.r, encoder: c.encoder, decoder: c.decoder, loss: c.loss, train: c.trainParts,
+      run: name, dataset: res.dataset, model: res.model, k: c.k, r: c.r, encoder: c.encoder, decoder: c.decoder, loss: c.loss, train: c.trainParts, parityModel: c.parityModel ?? 'none',
       epochs: c.epochs, bestEpoch: res.bestEpoch, valRecovery: res.bestValRecovery, testRecovery: res.test.degraded.recovery,
       testDegradedAccuracy: res.test.degraded.accuracy, baseAccuracy: res.test.baseAccuracy, seconds: res.seconds, checkpoint: res.bestCheckpoint,
     });
@@ -222,6 +253,7 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, schedule: { type: 'string' },
     optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' },
+    'parity-model': { type: 'string' },
   }, usage);
   if (values.help) return void console.log(usage);
   if (values.device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
@@ -233,6 +265,7 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const encoder = choiceOption(values.encoder, 'encoder', encoderNames(), 'mlp');
   const decoder = choiceOption(values.decoder, 'decoder', decoderNames(), 'mlp');
   const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
+  const parityModel = choiceOption(values['parity-model'], 'parity-model', parityModelChoices(), 'none');
   const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
     base: values.base, k, r, encoder, decoder, loss,
     epochs: intOption(values.epochs, 'epochs', 20),
@@ -245,13 +278,14 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     device: choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu'),
   };
+  if (parityModel !== 'none') cfg.parityModel = parityModel;
   if (values['time-limit'] !== undefined) {
     cfg.timeLimit = numberOption(values['time-limit'], 'time-limit', 0);
     if (!(cfg.timeLimit > 0)) throw new UsageError(`--time-limit must be a positive number of seconds, got ${values['time-limit']}`);
   }
   if (!(cfg.lr > 0)) throw new UsageError(`--lr must be positive, got ${cfg.lr}`);
   if (!(cfg.weightDecay >= 0)) throw new UsageError(`--weight-decay must be >= 0, got ${cfg.weightDecay}`);
-  const outDir = values.out ?? join('runs', 'learned', `${basename(values.base).replace(/\.safetensors$/, '')}-k${k}-r${r}-${encoder}-${loss}`);
+  const outDir = values.out ?? join('runs', 'learned', `${basename(values.base).replace(/\.safetensors$/, '')}-k${k}-r${r}-${encoder}-${loss}${parityModel !== 'none' ? `-fp-${parityModel}` : ''}`);
   const r0 = await runLearned({ cfg, outDir, dataDir: values['data-dir'], resume: values.resume ?? false, command: ['coded', 'train', 'learned', ...argv].join(' '), quiet: false });
   const t = r0.test;
   if (values.json) console.log(JSON.stringify({ config: cfg, dataset: r0.dataset, model: r0.model, bestEpoch: r0.bestEpoch, stoppedEarly: r0.stoppedEarly, bestValRecovery: r0.bestValRecovery, seconds: r0.seconds, checkpoint: r0.bestCheckpoint, epochs: r0.epochs, test: t }));
