@@ -37,6 +37,8 @@ Options:
   --weight-decay X   L2 penalty (default 1e-5)
   --schedule S       constant | cosine (default cosine)
   --target T         base (default: the base model's outputs) | labels (one-hot true labels)
+  --loss L           mse (default, ParM: F_P(P) vs its target) | kl-decoded (KL between the base
+                     output and the subtraction decoder's reconstruction from F_P(P); target base)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
@@ -137,7 +139,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
@@ -168,6 +170,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
       schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'cosine'),
       target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
+      loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded'] as const, 'mse'),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
@@ -205,6 +208,7 @@ export interface ParitySweep {
   lr?: number;
   weightDecay?: number;
   schedule?: 'constant' | 'cosine';
+  loss?: 'mse' | 'kl-decoded';
   /** coding groups per batch (default 64 for k = 2, 32 otherwise) */
   batchSize?: number;
 }
@@ -226,6 +230,7 @@ function paritySweepSchema(Type: TypeBuilder) {
     lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
     schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
+    loss: Type.Optional(Type.Union([Type.Literal('mse'), Type.Literal('kl-decoded')])),
     batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false });
 }
@@ -371,7 +376,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
         base: x.base,
         cfg: {
           code: x.code, k: x.k, r: x.r, parityModel: x.parityModel, epochs: s.epochs, batchSize: s.batchSize ?? defaultBatchSize(x.k),
-          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, seed: s.seed ?? 1, device,
+          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, loss: s.loss ?? 'mse', seed: s.seed ?? 1, device,
         },
         outDir: join(s.out, x.name), dataDir: o.dataDir ?? s.dataDir, resume: false, command: `coded train parity --config ${path}`, quiet: true, log: say,
       });
