@@ -114,7 +114,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
           },
           onEpoch: (e) => {
             (bar as Progress | null)?.finish();
-            say(`epoch ${e.epoch}: train mse ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
+            say(`epoch ${e.epoch}: train ${cfg.loss === 'kl-decoded' ? 'kl' : 'mse'} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
               `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
           },
         });
