@@ -71,3 +71,26 @@ export class Progress {
     else if (this.lastLine < 10) this.stream.write(this.line() + '\n');
   }
 }
+
+/**
+ * Progress bars for a training loop, one per epoch: `onBatch` opens the epoch's bar at its
+ * first batch and shows an exponentially smoothed loss under `metric`; `finish` closes it
+ * (call it before printing the epoch's summary line).
+ */
+export function epochBars(epochs: number, { enabled = true, metric = 'loss' }: { enabled?: boolean; metric?: string } = {}) {
+  let bar: Progress | null = null;
+  let smooth = NaN;
+  return {
+    onBatch(epoch: number, b: number, batches: number, loss: number): void {
+      if (b === 0) {
+        bar = new Progress(`epoch ${epoch}/${epochs}`, batches, { unit: 'batch', enabled });
+        smooth = NaN;
+      }
+      smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+      bar?.tick(1, { [metric]: smooth });
+    },
+    finish(): void {
+      bar?.finish();
+    },
+  };
+}

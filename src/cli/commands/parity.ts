@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
-import { Progress } from '../progress.js';
+import { epochBars } from '../progress.js';
 import { checkpointStem, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
@@ -95,8 +95,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
     const outDir = o.outDir ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
     manualSeed(cfg.seed);
     const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: cfg.seed, log: say });
-    let bar: Progress | null = null;
-    let smooth = NaN;
+    const bars = epochBars(o.cfg.epochs, { enabled: !o.quiet, metric: o.cfg.loss === 'kl-decoded' ? 'kl' : 'mse' });
     try {
       if (ds.validation === null) throw new Error('internal: no validation split');
       say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
@@ -104,16 +103,9 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
       const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
         { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes }, outDir, { resume: o.resume }, {
           command: o.command,
-          onBatch: (epoch, b, batches, loss) => {
-            if (b === 0) {
-              bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch', enabled: !o.quiet });
-              smooth = NaN;
-            }
-            smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-            bar!.tick(1, { mse: smooth });
-          },
+          onBatch: bars.onBatch,
           onEpoch: (e) => {
-            (bar as Progress | null)?.finish();
+            bars.finish();
             say(`epoch ${e.epoch}: train ${cfg.loss === 'kl-decoded' ? 'kl' : 'mse'} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
               `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
           },

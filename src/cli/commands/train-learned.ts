@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
-import { Progress } from '../progress.js';
+import { epochBars } from '../progress.js';
 import { checkpointStem, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
@@ -174,20 +174,12 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
     const pm = parityArch === undefined ? '' : ` with ${cfg.r} ${parityArch} parity model(s) (${cfg.parityModel === 'base' ? "initialised from F's weights" : 'fresh'})`;
     say(`training ${code.name} (${params.toLocaleString('en')} encoder/decoder parameters)${pm} for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
       `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr}${cfg.schedule === 'cosine' ? ' (cosine)' : ''} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
-    let bar: Progress | null = null;
-    let smooth = NaN;
+    const bars = epochBars(cfg.epochs, { enabled: !o.quiet });
     const r = trainLearned(cfg, code, base, id, data, o.outDir, { resume: o.resume }, {
       command: o.command,
-      onBatch: (epoch, b, batches, loss) => {
-        if (b === 0) {
-          bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch', enabled: !o.quiet });
-          smooth = NaN;
-        }
-        smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-        bar!.tick(1, { loss: smooth });
-      },
+      onBatch: bars.onBatch,
       onEpoch: (e) => {
-        (bar as Progress | null)?.finish();
+        bars.finish();
         say(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val recovery ${(100 * e.valRecovery).toFixed(2)}%, val A_d ${(100 * e.valAccuracy).toFixed(2)}%` +
           `${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
       },
