@@ -13,7 +13,7 @@ import type { OptimizerState } from '../engine/optim/optimizer.js';
 import { noGrad } from '../engine/autograd.js';
 import { manualSeed } from '../engine/runtime.js';
 import { tidy } from '../engine/scope.js';
-import { cat, klDiv, mseLoss, oneHot } from '../engine/ops.js';
+import { cat, crossEntropy, klDiv, mseLoss, oneHot } from '../engine/ops.js';
 import type { Device } from '../engine/dtype.js';
 import { tensor, type Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
@@ -41,8 +41,10 @@ export interface ParityTrainingConfig {
    * on what the decoder makes of F_P(P_j): for every data slot i, the reconstruction of F(X_i)
    * from parity j and the other outputs, scored by KL(softmax F(X_i) || softmax reconstruction)
    * (the learned codes' KL-Base, applied to the subtraction decoder); needs target 'base'.
+   * 'xent-decoded': the same reconstructions scored by cross-entropy against the true labels
+   * (the learned codes' XENT-Label).
    */
-  loss?: 'mse' | 'kl-decoded';
+  loss?: 'mse' | 'kl-decoded' | 'xent-decoded';
   seed: number;
   device: Device;
 }
@@ -103,7 +105,7 @@ export function trainParity(
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
   mkdirSync(outDir, { recursive: true });
   const f = parityFiles(outDir);
-  if (cfg.loss === 'kl-decoded' && cfg.target !== 'base') throw new Error("loss 'kl-decoded' scores reconstructions against the base model's outputs: it needs target 'base'");
+  if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
   manualSeed(cfg.seed);
   const parity = buildParityModels(parityMeta);
@@ -171,14 +173,17 @@ export function trainParity(
             const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
             const target = code.parityTarget(outs, j);
             let lj: Tensor;
-            if (cfg.loss === 'kl-decoded') {
+            if (cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') {
+              const labels = cfg.loss === 'xent-decoded' ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]) : null;
               // reconstruction of slot i from parity j: F(X_i) + (F_P(P_j) - target_j) / a_ji
               const err = pred.sub(target);
               let kl: Tensor | null = null;
               for (let i = 0; i < cfg.k; i++) {
                 const out = outs.select(1, i);
                 const rec = out.add(err.mul(1 / code.coefficients[j][i]));
-                const li = klDiv(rec.logSoftmax(-1), out.softmax(-1));
+                const li = labels === null
+                  ? klDiv(rec.logSoftmax(-1), out.softmax(-1))
+                  : crossEntropy(rec, (cfg.device === 'cpu' ? labels : labels.to(cfg.device)).select(1, i).contiguous());
                 kl = kl === null ? li : kl.add(li);
               }
               lj = kl!.mul(1 / cfg.k);

@@ -59,3 +59,32 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('parity training with decoder-aware losses (kl-decoded, xent-decoded): the loss on reconstructions goes down; target labels is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
+  const base = new LogisticRegression(16, 3);
+  const data = { train: split(160, 4), validation: split(40, 5), test: split(40, 6), classes: ['a', 'b', 'c'] };
+  try {
+    const basePath = join(dir, 'base.safetensors');
+    const input = { channels: 1, height: 4, width: 4 };
+    saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'logistic-regression', input, classes: data.classes });
+    const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'synthetic', model: 'logistic-regression', input, classes: 3 };
+    const cfg: ParityTrainingConfig = {
+      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 4, batchSize: 8, lr: 2e-2, weightDecay: 0,
+      schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
+    };
+    for (const loss of ['kl-decoded', 'xent-decoded'] as const) {
+      const r = trainParity({ ...cfg, loss }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, loss));
+      const l = r.epochs.map((e) => e.trainLoss);
+      assert.ok(l.every(Number.isFinite) && l[3] < l[0], `${loss}: ${l.join(', ')}`);
+    }
+    assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad')), /needs target 'base'/);
+  } finally {
+    base.dispose();
+    for (const s of [data.train, data.validation, data.test]) {
+      s.images.dispose();
+      s.labels.dispose();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

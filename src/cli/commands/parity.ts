@@ -38,7 +38,8 @@ Options:
   --schedule S       constant | cosine (default cosine)
   --target T         base (default: the base model's outputs) | labels (one-hot true labels)
   --loss L           mse (default, ParM: F_P(P) vs its target) | kl-decoded (KL between the base
-                     output and the subtraction decoder's reconstruction from F_P(P); target base)
+                     output and the subtraction decoder's reconstruction from F_P(P)) |
+                     xent-decoded (cross-entropy of that reconstruction vs the true label); target base
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
@@ -95,7 +96,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
     const outDir = o.outDir ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
     manualSeed(cfg.seed);
     const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: cfg.seed, log: say });
-    const bars = epochBars(o.cfg.epochs, { enabled: !o.quiet, metric: o.cfg.loss === 'kl-decoded' ? 'kl' : 'mse' });
+    const bars = epochBars(o.cfg.epochs, { enabled: !o.quiet, metric: o.cfg.loss === 'kl-decoded' ? 'kl' : o.cfg.loss === 'xent-decoded' ? 'xent' : 'mse' });
     try {
       if (ds.validation === null) throw new Error('internal: no validation split');
       say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
@@ -106,7 +107,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
           onBatch: bars.onBatch,
           onEpoch: (e) => {
             bars.finish();
-            say(`epoch ${e.epoch}: train ${cfg.loss === 'kl-decoded' ? 'kl' : 'mse'} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
+            say(`epoch ${e.epoch}: train ${cfg.loss === 'kl-decoded' ? 'kl' : cfg.loss === 'xent-decoded' ? 'xent' : 'mse'} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
               `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
           },
         });
@@ -162,7 +163,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       weightDecay: numberOption(values['weight-decay'], 'weight-decay', 1e-5),
       schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'cosine'),
       target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
-      loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded'] as const, 'mse'),
+      loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded', 'xent-decoded'] as const, 'mse'),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
@@ -200,7 +201,7 @@ export interface ParitySweep {
   lr?: number;
   weightDecay?: number;
   schedule?: 'constant' | 'cosine';
-  loss?: 'mse' | 'kl-decoded';
+  loss?: 'mse' | 'kl-decoded' | 'xent-decoded';
   /** coding groups per batch (default 64 for k = 2, 32 otherwise) */
   batchSize?: number;
 }
@@ -222,7 +223,7 @@ function paritySweepSchema(Type: TypeBuilder) {
     lr: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
     schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
-    loss: Type.Optional(Type.Union([Type.Literal('mse'), Type.Literal('kl-decoded')])),
+    loss: Type.Optional(Type.Union([Type.Literal('mse'), Type.Literal('kl-decoded'), Type.Literal('xent-decoded')])),
     batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false });
 }
