@@ -19,6 +19,8 @@ import { tensor, type Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { Split } from '../data/split.js';
 import { GroupSampler } from '../data/group-sampler.js';
+import { randomCropFlip } from '../data/augment.js';
+import { Rng, deriveSeed } from '../data/rng.js';
 import type { LinearCode } from '../codes/linear.js';
 import { buildParityModels, loadParityCode, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
@@ -45,6 +47,12 @@ export interface ParityTrainingConfig {
    * (the learned codes' XENT-Label).
    */
   loss?: 'mse' | 'kl-decoded' | 'xent-decoded';
+  /**
+   * Random 2-pixel-padded crops (and horizontal flips) of the training queries before they are
+   * encoded; the base outputs are then computed on the augmented queries (not cached).
+   * Default 'none'. Needs target 'base'.
+   */
+  augment?: 'none' | 'crop' | 'crop-flip';
   seed: number;
   device: Device;
 }
@@ -64,6 +72,8 @@ export interface ParityTrainingData {
   validation: Split;
   test: Split;
   classes: string[];
+  /** what padded pixels are in the images' (normalised) units, per channel; default 0 */
+  paddingFill?: number | readonly number[];
 }
 
 export interface ParityTrainingResult {
@@ -105,6 +115,7 @@ export function trainParity(
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
   mkdirSync(outDir, { recursive: true });
   const f = parityFiles(outDir);
+  if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base') throw new Error('augmented training queries need target \'base\' (their base outputs are computed on the fly)');
   if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
   manualSeed(cfg.seed);
@@ -156,16 +167,20 @@ export function trainParity(
       const te = performance.now();
       manualSeed(cfg.seed * 100003 + epoch);
       for (const m of parity) m.train();
+      const augRng = (cfg.augment ?? 'none') === 'none' ? null : new Rng(deriveSeed(cfg.seed, 'parity-augment', epoch));
       let lossSum = 0;
       for (const batch of sampler.batches(epoch)) {
         opt.lr = lrAt(epoch, batch.index);
         const loss = tidy(() => {
           const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64' });
-          const xs = data.train.images.indexSelect(0, idx);
+          let xs = data.train.images.indexSelect(0, idx);
+          if (augRng !== null) xs = randomCropFlip(xs, augRng, { padding: 2, flip: cfg.augment === 'crop-flip', fill: data.paddingFill ?? 0 });
           const [, ...rest] = xs.shape;
           let x = xs.reshape([batch.groups, cfg.k, ...rest]);
           if (cfg.device !== 'cpu') x = x.to(cfg.device);
-          const outs = trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
+          const outs = augRng !== null
+            ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
+            : trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
           const queries = code.encode(x);
           opt.zeroGrad();
           let l: Tensor | null = null;

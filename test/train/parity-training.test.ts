@@ -60,7 +60,7 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
   }
 });
 
-test('parity training with decoder-aware losses (kl-decoded, xent-decoded): the loss on reconstructions goes down; target labels is refused', () => {
+test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and augmented queries: the loss goes down; target labels is refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
   const base = new LogisticRegression(16, 3);
   const data = { train: split(160, 4), validation: split(40, 5), test: split(40, 6), classes: ['a', 'b', 'c'] };
@@ -79,6 +79,10 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded): the 
       assert.ok(l.every(Number.isFinite) && l[3] < l[0], `${loss}: ${l.join(', ')}`);
     }
     assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad')), /needs target 'base'/);
+    // augmented queries: base outputs computed on the fly; the loss still goes down
+    const ra = trainParity({ ...cfg, loss: 'kl-decoded', augment: 'crop-flip' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, { ...data, paddingFill: 0 }, join(dir, 'aug'));
+    assert.ok(ra.epochs[3].trainLoss < ra.epochs[0].trainLoss);
+    assert.throws(() => trainParity({ ...cfg, augment: 'crop', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad2')), /need target 'base'/);
   } finally {
     base.dispose();
     for (const s of [data.train, data.validation, data.test]) {

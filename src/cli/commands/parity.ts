@@ -40,6 +40,8 @@ Options:
   --loss L           mse (default, ParM: F_P(P) vs its target) | kl-decoded (KL between the base
                      output and the subtraction decoder's reconstruction from F_P(P)) |
                      xent-decoded (cross-entropy of that reconstruction vs the true label); target base
+  --augment A        none (default) | crop | crop-flip: random 2-pixel-padded crops (and flips) of
+                     the training queries; base outputs computed on them (target base)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
@@ -102,7 +104,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
       say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
         `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}; output ${outDir}`);
       const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
-        { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes }, outDir, { resume: o.resume }, {
+        { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes, paddingFill: ds.paddingFill }, outDir, { resume: o.resume }, {
           command: o.command,
           onBatch: bars.onBatch,
           onEpoch: (e) => {
@@ -132,7 +134,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
@@ -164,6 +166,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       schedule: choiceOption(values.schedule, 'schedule', ['constant', 'cosine'] as const, 'cosine'),
       target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
       loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded', 'xent-decoded'] as const, 'mse'),
+      augment: choiceOption(values.augment, 'augment', ['none', 'crop', 'crop-flip'] as const, 'none'),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
