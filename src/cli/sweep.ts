@@ -9,6 +9,18 @@ import type { TSchema } from '@sinclair/typebox';
 /** TypeBox's `Type` builder (a type only: typebox itself is loaded when a sweep is parsed). */
 export type TypeBuilder = typeof import('@sinclair/typebox')['Type'];
 
+/** The fields every training sweep has: where results go, data, device, seed, epochs and the base checkpoints. */
+export function commonSweepFields(Type: TypeBuilder) {
+  return {
+    out: Type.String({ minLength: 1 }),
+    dataDir: Type.Optional(Type.String()),
+    device: Type.Optional(Type.Union([Type.Literal('cpu'), Type.Literal('cuda')])),
+    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+    epochs: Type.Integer({ minimum: 1 }),
+    base: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  };
+}
+
 /**
  * Parse `text` as JSON and check it against the schema `build(Type)` makes; on mismatch the
  * error lists the problems (up to 10), one per line with its JSON path. TypeBox is imported

@@ -20,15 +20,30 @@ function split(n: number, seed: number): Split {
   });
 }
 
-test('parity training: best checkpoint, JSONL log, resume, and a loadable code', () => {
+
+/** A logistic-regression base checkpoint on random 4x4 images, and the data for parity training. */
+function withFixture(sizes: [number, number], seeds: [number, number, number], body: (f: { dir: string; base: LogisticRegression; data: { train: Split; validation: Split; test: Split; classes: string[] }; identity: Parameters<typeof trainParity>[3]; input: { channels: number; height: number; width: number } }) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
   const base = new LogisticRegression(16, 3);
-  const data = { train: split(120, 1), validation: split(40, 2), test: split(40, 3), classes: ['a', 'b', 'c'] };
+  const data = { train: split(sizes[0], seeds[0]), validation: split(sizes[1], seeds[1]), test: split(sizes[1], seeds[2]), classes: ['a', 'b', 'c'] };
   try {
     const basePath = join(dir, 'base.safetensors');
     const input = { channels: 1, height: 4, width: 4 };
     saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'logistic-regression', input, classes: data.classes });
     const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'synthetic', model: 'logistic-regression', input, classes: 3 };
+    body({ dir, base, data, identity, input });
+  } finally {
+    base.dispose();
+    for (const s of [data.train, data.validation, data.test]) {
+      s.images.dispose();
+      s.labels.dispose();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('parity training: best checkpoint, JSONL log, resume, and a loadable code', () => {
+  withFixture([120, 40], [1, 2, 3], ({ dir, base, data, identity, input }) => {
     const cfg: ParityTrainingConfig = {
       code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 1e-2, weightDecay: 1e-5,
       schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
@@ -50,25 +65,11 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
     assert.equal(typeof (lw.metadata as unknown as { testDegradedAccuracy: number }).testDegradedAccuracy, 'number');
     lw.workers.base.dispose();
     for (const m of lw.workers.parity!) m.dispose();
-  } finally {
-    base.dispose();
-    for (const s of [data.train, data.validation, data.test]) {
-      s.images.dispose();
-      s.labels.dispose();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and augmented queries: the loss goes down; target labels is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
-  const base = new LogisticRegression(16, 3);
-  const data = { train: split(160, 4), validation: split(40, 5), test: split(40, 6), classes: ['a', 'b', 'c'] };
-  try {
-    const basePath = join(dir, 'base.safetensors');
-    const input = { channels: 1, height: 4, width: 4 };
-    saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'logistic-regression', input, classes: data.classes });
-    const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'synthetic', model: 'logistic-regression', input, classes: 3 };
+  withFixture([160, 40], [4, 5, 6], ({ dir, base, data, identity, input }) => {
     const cfg: ParityTrainingConfig = {
       code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 4, batchSize: 8, lr: 2e-2, weightDecay: 0,
       schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
@@ -83,12 +84,5 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and a
     const ra = trainParity({ ...cfg, loss: 'kl-decoded', augment: 'crop-flip' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, { ...data, paddingFill: 0 }, join(dir, 'aug'));
     assert.ok(ra.epochs[3].trainLoss < ra.epochs[0].trainLoss);
     assert.throws(() => trainParity({ ...cfg, augment: 'crop', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad2')), /need target 'base'/);
-  } finally {
-    base.dispose();
-    for (const s of [data.train, data.validation, data.test]) {
-      s.images.dispose();
-      s.labels.dispose();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

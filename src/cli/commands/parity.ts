@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { epochBars } from '../progress.js';
-import { checkpointStem, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
+import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { modelNames } from '../../models/registry.js';
@@ -212,12 +212,7 @@ export interface ParitySweep {
 function paritySweepSchema(Type: TypeBuilder) {
   const list = <T extends TSchema>(item: T) => Type.Array(item, { minItems: 1 });
   return Type.Object({
-    out: Type.String({ minLength: 1 }),
-    dataDir: Type.Optional(Type.String()),
-    device: Type.Optional(Type.Union([Type.Literal('cpu'), Type.Literal('cuda')])),
-    seed: Type.Optional(Type.Integer({ minimum: 0 })),
-    epochs: Type.Integer({ minimum: 1 }),
-    base: list(Type.String({ minLength: 1 })),
+    ...commonSweepFields(Type),
     code: list(Type.Union(PARITY_CODES.map((c) => Type.Literal(c)))),
     k: list(Type.Integer({ minimum: 2 })),
     r: Type.Optional(list(Type.Integer({ minimum: 1 }))),

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { epochBars } from '../progress.js';
-import { checkpointStem, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
+import { checkpointStem, commonSweepFields, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
 import type { Module } from '../../nn/module.js';
@@ -68,12 +68,7 @@ DIR/last.safetensors (resumable, optimizer state included) and DIR/log.jsonl (on
 // the sweep schema (typebox is loaded only for sweeps, so single runs need no node_modules at run time)
 function sweepSchema(Type: TypeBuilder) {
   return Type.Object({
-  out: Type.String({ minLength: 1 }),
-  dataDir: Type.Optional(Type.String()),
-  device: Type.Optional(Type.Union([Type.Literal('cpu'), Type.Literal('cuda')])),
-  seed: Type.Optional(Type.Integer({ minimum: 0 })),
-  epochs: Type.Integer({ minimum: 1 }),
-  base: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  ...commonSweepFields(Type),
   k: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }),
   r: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })),
   encoder: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
