@@ -53,6 +53,8 @@ export interface ParityTrainingConfig {
    * Default 'none'. Needs target 'base'.
    */
   augment?: 'none' | 'crop' | 'crop-flip';
+  /** kl-decoded only: distillation temperature T (both sides divided by T, loss scaled by T^2; default 1) */
+  temperature?: number;
   seed: number;
   device: Device;
 }
@@ -115,6 +117,7 @@ export function trainParity(
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
   mkdirSync(outDir, { recursive: true });
   const f = parityFiles(outDir);
+  if (cfg.temperature !== undefined && !(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
   if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base') throw new Error('augmented training queries need target \'base\' (their base outputs are computed on the fly)');
   if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
@@ -196,8 +199,9 @@ export function trainParity(
               for (let i = 0; i < cfg.k; i++) {
                 const out = outs.select(1, i);
                 const rec = out.add(err.mul(1 / code.coefficients[j][i]));
+                const T = cfg.temperature ?? 1;
                 const li = labels === null
-                  ? klDiv(rec.logSoftmax(-1), out.softmax(-1))
+                  ? (T === 1 ? klDiv(rec.logSoftmax(-1), out.softmax(-1)) : klDiv(rec.mul(1 / T).logSoftmax(-1), out.mul(1 / T).softmax(-1)).mul(T * T))
                   : crossEntropy(rec, (cfg.device === 'cpu' ? labels : labels.to(cfg.device)).select(1, i).contiguous());
                 kl = kl === null ? li : kl.add(li);
               }

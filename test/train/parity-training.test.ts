@@ -74,11 +74,12 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and a
       code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 4, batchSize: 8, lr: 2e-2, weightDecay: 0,
       schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
     };
-    for (const loss of ['kl-decoded', 'xent-decoded'] as const) {
-      const r = trainParity({ ...cfg, loss }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, loss));
+    for (const [loss, temperature] of [['kl-decoded', 1], ['kl-decoded', 2], ['xent-decoded', 1]] as const) {
+      const r = trainParity({ ...cfg, loss, temperature }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, `${loss}-${temperature}`));
       const l = r.epochs.map((e) => e.trainLoss);
-      assert.ok(l.every(Number.isFinite) && l[3] < l[0], `${loss}: ${l.join(', ')}`);
+      assert.ok(l.every(Number.isFinite) && l[3] < l[0], `${loss} (T ${temperature}): ${l.join(', ')}`);
     }
+    assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', temperature: 0 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad0')), /temperature must be > 0/);
     assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad')), /needs target 'base'/);
     // augmented queries: base outputs computed on the fly; the loss still goes down
     const ra = trainParity({ ...cfg, loss: 'kl-decoded', augment: 'crop-flip' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, { ...data, paddingFill: 0 }, join(dir, 'aug'));

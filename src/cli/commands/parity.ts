@@ -40,6 +40,7 @@ Options:
   --loss L           mse (default, ParM: F_P(P) vs its target) | kl-decoded (KL between the base
                      output and the subtraction decoder's reconstruction from F_P(P)) |
                      xent-decoded (cross-entropy of that reconstruction vs the true label); target base
+  --temperature T    kl-decoded: distillation temperature (default 1)
   --augment A        none (default) | crop | crop-flip: random 2-pixel-padded crops (and flips) of
                      the training queries; base outputs computed on them (target base)
   --device D         cpu | cuda (default cpu)
@@ -134,7 +135,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
@@ -167,6 +168,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       target: choiceOption(values.target, 'target', ['base', 'labels'] as const, 'base'),
       loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded', 'xent-decoded'] as const, 'mse'),
       augment: choiceOption(values.augment, 'augment', ['none', 'crop', 'crop-flip'] as const, 'none'),
+      temperature: numberOption(values.temperature, 'temperature', 1),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
@@ -205,6 +207,7 @@ export interface ParitySweep {
   weightDecay?: number;
   schedule?: 'constant' | 'cosine';
   loss?: 'mse' | 'kl-decoded' | 'xent-decoded';
+  temperature?: number;
   /** coding groups per batch (default 64 for k = 2, 32 otherwise) */
   batchSize?: number;
 }
@@ -222,6 +225,7 @@ function paritySweepSchema(Type: TypeBuilder) {
     weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
     schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
     loss: Type.Optional(Type.Union([Type.Literal('mse'), Type.Literal('kl-decoded'), Type.Literal('xent-decoded')])),
+    temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false });
 }
@@ -367,7 +371,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
         base: x.base,
         cfg: {
           code: x.code, k: x.k, r: x.r, parityModel: x.parityModel, epochs: s.epochs, batchSize: s.batchSize ?? defaultBatchSize(x.k),
-          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, loss: s.loss ?? 'mse', seed: s.seed ?? 1, device,
+          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, loss: s.loss ?? 'mse', temperature: s.temperature ?? 1, seed: s.seed ?? 1, device,
         },
         outDir: join(s.out, x.name), dataDir: o.dataDir ?? s.dataDir, resume: false, command: `coded train parity --config ${path}`, quiet: true, log: say,
       });
