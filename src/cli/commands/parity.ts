@@ -98,7 +98,9 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
     if (!isDatasetName(dataset)) throw new Error(`${o.base}: unknown dataset '${dataset}' in metadata`);
     const outDir = o.outDir ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
     manualSeed(cfg.seed);
-    const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: cfg.seed, log: say });
+    // the validation hold-out of the base model's own training (its seed), so F never saw it
+    const splitSeed = (base.meta.config as { seed?: number } | undefined)?.seed ?? 1;
+    const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: splitSeed, log: say });
     const bars = epochBars(o.cfg.epochs, { enabled: !o.quiet, metric: o.cfg.loss === 'kl-decoded' ? 'kl' : o.cfg.loss === 'xent-decoded' ? 'xent' : 'mse' });
     try {
       if (ds.validation === null) throw new Error('internal: no validation split');
