@@ -55,6 +55,11 @@ export interface ParityTrainingConfig {
   augment?: 'none' | 'crop' | 'crop-flip';
   /** kl-decoded only: distillation temperature T (both sides divided by T, loss scaled by T^2; default 1) */
   temperature?: number;
+  /**
+   * Exponential moving average of the parity weights (Polyak averaging) with this decay, e.g.
+   * 0.999: validation, the best checkpoint and the test use the averaged weights. Default off.
+   */
+  ema?: number;
   seed: number;
   device: Device;
 }
@@ -117,6 +122,8 @@ export function trainParity(
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
   mkdirSync(outDir, { recursive: true });
   const f = parityFiles(outDir);
+  if (cfg.ema !== undefined && !(cfg.ema > 0 && cfg.ema < 1)) throw new Error(`ema must be a decay in (0, 1), got ${cfg.ema}`);
+  if (cfg.ema !== undefined && resume) throw new Error('--resume does not restore the weight average (--ema): start the run again');
   if (cfg.temperature !== undefined && !(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
   if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base') throw new Error('augmented training queries need target \'base\' (their base outputs are computed on the fly)');
   if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
@@ -156,6 +163,8 @@ export function trainParity(
   }
 
   const say = hooks.onEpoch;
+  // the weight average (--ema), started from the initial (or resumed) weights
+  const ema: Tensor[] | null = cfg.ema === undefined ? null : tidy(() => noGrad(() => params.map((p) => p.detach().clone().keep())));
   // cached base outputs (or one-hot labels) on the training split: the parity targets' source
   const trainOut = cfg.target === 'base'
     ? baseOutputs(base, data.train, cfg.device).keep()
@@ -211,11 +220,18 @@ export function trainParity(
           }
           l!.backward();
           opt.step();
+          if (ema !== null) noGrad(() => ema!.forEach((e, i) => e.lerp_(params[i], 1 - cfg.ema!)));
           return l!.item();
         });
         lossSum += loss;
         hooks.onBatch?.(epoch, batch.index, batches, loss);
       }
+      // with --ema, validate (and save as best) the averaged weights, then put the trained ones back
+      const trained = ema === null ? null : noGrad(() => params.map((p, i) => {
+        const keep = p.clone().keep();
+        p.copy_(ema![i]);
+        return keep;
+      }));
       const val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
       const isBest = val.degraded.accuracy > best.valDegradedAccuracy;
       const rec: ParityEpochRecord = {
@@ -227,6 +243,10 @@ export function trainParity(
         best = { epoch, valDegradedAccuracy: val.degraded.accuracy };
         saveParityCode(f.best, code, parity, { ...meta, epoch, valDegradedAccuracy: val.degraded.accuracy, valBaseAccuracy: val.baseAccuracy, created: new Date().toISOString() });
       }
+      if (trained !== null) {
+        noGrad(() => params.forEach((p, i) => p.copy_(trained[i])));
+        for (const t of trained) t.dispose();
+      }
       const os = opt.stateDict();
       const optTensors = new Map(Object.entries(os.tensors).map(([k, t]) => [`optim.${k}`, t] as [string, Tensor]));
       saveParityCode(f.last, code, parity, { ...meta, epoch, best, history, optimizer: { steps: os.steps, hyper: os.hyper } }, optTensors);
@@ -236,6 +256,7 @@ export function trainParity(
   } finally {
     opt.dispose();
     trainOut.dispose();
+    for (const e of ema ?? []) e.dispose();
   }
   if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
   // test evaluation of the best-validation parity models

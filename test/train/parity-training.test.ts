@@ -68,7 +68,7 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
   });
 });
 
-test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and augmented queries: the loss goes down; target labels is refused', () => {
+test('parity training with decoder-aware losses (kl-decoded, xent-decoded) augmented queries and weight averaging (--ema): the loss goes down; target labels is refused', () => {
   withFixture([160, 40], [4, 5, 6], ({ dir, base, data, identity, input }) => {
     const cfg: ParityTrainingConfig = {
       code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 4, batchSize: 8, lr: 2e-2, weightDecay: 0,
@@ -81,6 +81,15 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded) and a
     }
     assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', temperature: 0 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad0')), /temperature must be > 0/);
     assert.throws(() => trainParity({ ...cfg, loss: 'kl-decoded', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad')), /needs target 'base'/);
+    // --ema: validation sees the weight average; with a decay of ~1 the average stays at the initial
+    // weights, so every epoch validates the same model while training moves the raw weights
+    const still = trainParity({ ...cfg, ema: 1 - 1e-12 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'ema'));
+    assert.equal(new Set(still.epochs.map((e) => e.valDegradedAccuracy)).size, 1, 'validation did not use the averaged weights');
+    assert.ok(still.epochs[3].trainLoss < still.epochs[0].trainLoss);
+    const moving = trainParity({ ...cfg, ema: 0.5 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'ema2'));
+    assert.ok(new Set(moving.epochs.map((e) => e.valDegradedAccuracy)).size > 1);
+    assert.throws(() => trainParity({ ...cfg, ema: 0.5 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'ema2'), { resume: true }), /does not restore the weight average/);
+    assert.throws(() => trainParity({ ...cfg, ema: 1 }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'ema3')), /ema must be a decay in \(0, 1\)/);
     // augmented queries: base outputs computed on the fly; the loss still goes down
     const ra = trainParity({ ...cfg, loss: 'kl-decoded', augment: 'crop-flip' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, { ...data, paddingFill: 0 }, join(dir, 'aug'));
     assert.ok(ra.epochs[3].trainLoss < ra.epochs[0].trainLoss);

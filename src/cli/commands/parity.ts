@@ -41,6 +41,8 @@ Options:
                      output and the subtraction decoder's reconstruction from F_P(P)) |
                      xent-decoded (cross-entropy of that reconstruction vs the true label); target base
   --temperature T    kl-decoded: distillation temperature (default 1)
+  --ema D            validate, keep and test an exponential moving average of the parity
+                     weights with decay D (e.g. 0.999); default off
   --augment A        none (default) | crop | crop-flip: random 2-pixel-padded crops (and flips) of
                      the training queries; base outputs computed on them (target base)
   --device D         cpu | cuda (default cpu)
@@ -137,7 +139,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
@@ -171,6 +173,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded', 'xent-decoded'] as const, 'mse'),
       augment: choiceOption(values.augment, 'augment', ['none', 'crop', 'crop-flip'] as const, 'none'),
       temperature: numberOption(values.temperature, 'temperature', 1),
+      ...(values.ema !== undefined ? { ema: numberOption(values.ema, 'ema', 0.999) } : {}),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
