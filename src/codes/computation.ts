@@ -2,13 +2,10 @@
 // parity models F_P, or family-specific worker networks. Evaluation and training use this;
 // the server dispatches the same CodedQuery list to remote instances instead.
 import type { Tensor } from '../engine/tensor.js';
-import type { Module } from '../nn/module.js';
+import { forwardInputs, type Module } from '../nn/module.js';
 import type { Code, CodedQuery, WorkerFunction } from './code.js';
 
-/** A worker that takes more than one input (main input plus side inputs). */
-export interface MultiInputModule extends Module {
-  forwardInputs(inputs: Tensor[]): Tensor;
-}
+export type { MultiInputModule } from '../nn/module.js';
 
 export interface WorkerSet {
   /** the base model F */
@@ -34,12 +31,7 @@ export function moduleFor(ws: WorkerSet, fn: WorkerFunction): Module {
 
 /** Run one coded query on the module its function names. */
 export function runQuery(ws: WorkerSet, q: CodedQuery): Tensor {
-  const m = moduleFor(ws, q.fn);
-  if (q.inputs.length === 1) return m.forward(q.inputs[0]);
-  if (!('forwardInputs' in m) || typeof (m as MultiInputModule).forwardInputs !== 'function') {
-    throw new Error(`${describeFunction(q.fn)} receives ${q.inputs.length} inputs but its module has no forwardInputs()`);
-  }
-  return (m as MultiInputModule).forwardInputs(q.inputs);
+  return forwardInputs(moduleFor(ws, q.fn), q.inputs, describeFunction(q.fn));
 }
 
 /** Encode G groups x [G, k, ...] and compute all n worker outputs locally. */

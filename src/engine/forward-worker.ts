@@ -3,11 +3,11 @@
 import { parentPort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
-import { tensor, type Tensor } from './tensor.js';
+import { tensor } from './tensor.js';
 import { tidy } from './scope.js';
 import { noGrad } from './autograd.js';
 import { setNumThreads } from './runtime.js';
-import { Module } from '../nn/module.js';
+import { Module, forwardInputs } from '../nn/module.js';
 import { loadCheckpointInto } from '../nn/checkpoint.js';
 import type { ForwardRequest, ModelSpec, WorkerReply } from './async-forward.js';
 
@@ -47,14 +47,8 @@ port.on('message', (m: { type: 'init'; spec: ModelSpec } | ForwardRequest) => {
     const m0 = model;
     const { data, shape } = tidy(() =>
       noGrad(() => {
-        const x = tensor(m.data, m.shape, { dtype: 'float32', device });
-        let y;
-        if (m.side === undefined) y = m0.forward(x);
-        else {
-          const mi = m0 as Module & { forwardInputs?: (inputs: Tensor[]) => Tensor };
-          if (typeof mi.forwardInputs !== 'function') throw new Error(`the model takes one input; got ${m.side.length} side input(s)`);
-          y = mi.forwardInputs([x, ...m.side.map((s) => tensor(s.data, s.shape, { dtype: 'float32', device }))]);
-        }
+        const inputs = [{ data: m.data, shape: m.shape }, ...(m.side ?? [])].map((t) => tensor(t.data, t.shape, { dtype: 'float32', device }));
+        const y = forwardInputs(m0, inputs, 'the model');
         return { data: y.dataFloat32(), shape: y.shape };
       }),
     );

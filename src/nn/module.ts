@@ -150,3 +150,17 @@ export abstract class Module {
     for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) t.dispose();
   }
 }
+
+/** A module that takes more than one input (a main input plus side inputs). */
+export interface MultiInputModule extends Module {
+  forwardInputs(inputs: Tensor[]): Tensor;
+}
+
+/** Run `m` on its inputs: forward() for one, forwardInputs() (multi-input modules) for several. */
+export function forwardInputs(m: Module, inputs: Tensor[], what = 'the module'): Tensor {
+  if (inputs.length === 1) return m.forward(inputs[0]);
+  if (typeof (m as { forwardInputs?: unknown }).forwardInputs !== 'function') {
+    throw new Error(`${what} receives ${inputs.length} inputs but takes one (it has no forwardInputs())`);
+  }
+  return (m as MultiInputModule).forwardInputs(inputs);
+}

@@ -460,8 +460,6 @@ export class Frontend implements V2Model {
       (out) => this.slotArrived(g, i, out),
       () => {
         g.failed[i] = true;
-        // a failed original: its group's parity queries are needed now, whatever parityDelayMs says
-        if (!g.paritySent && this.openGroup !== g) this.encodeGroup(g);
         this.tryDecode(g);
       },
       () => !g.closed,
@@ -501,17 +499,14 @@ export class Frontend implements V2Model {
 
   private encodeGroup(g: Group): void {
     if (g.closed || g.paritySent) return;
-    g.paritySent = true;
     if (g.parityTimer !== null) {
       clearTimeout(g.parityTimer);
       g.parityTimer = null;
     }
     const code = this.code!;
-    if (code.systematic && g.queries.every((q) => q.answered)) {
-      // every original already answered: the parity queries would protect nothing
-      g.paritySent = false;
-      return this.cancelIfDone(g);
-    }
+    // every original already answered: the parity queries would protect nothing
+    if (code.systematic && g.queries.every((q) => q.answered)) return this.cancelIfDone(g);
+    g.paritySent = true;
     let coded: { key: string; data: Float32Array; shape?: number[]; side?: Task['side'] }[];
     const t0 = process.hrtime.bigint();
     try {
@@ -545,7 +540,6 @@ export class Frontend implements V2Model {
     const expiresAt = Math.max(...g.queries.map((q) => q.arrival)) + this.sloMs;
     coded.forEach(({ key, data, shape, side }, i) => {
       if (code.systematic && i < code.k) return;
-      if (g.queries.every((q) => q.answered)) return; // every original already answered: the parity is not needed
       this.dispatchSlot(g, i, key, data, expiresAt, { shape: shape ?? this.meta.input.shape, side });
     });
     this.tryDecode(g);
@@ -573,7 +567,8 @@ export class Frontend implements V2Model {
     if (code.systematic && !late && !anyFailed) return;
     // approximate codes (Berrut): decode early only once every output that can still come is in
     if (!code.systematic && code.approximateDecoding === true && !late && g.outputs.some((o, i) => o === null && !g.failed[i])) return;
-    // late or failed before a delayed parity went out: send it now (encodeGroup decodes when it can)
+    // late or failed (an original's instance failed it) before a delayed parity went out: send it
+    // now, whatever parityDelayMs says (encodeGroup decodes when it can)
     if (!g.paritySent && this.openGroup !== g) return this.encodeGroup(g);
     const avail = g.outputs.map((o) => o !== null);
     if (!code.canDecode(avail)) return;

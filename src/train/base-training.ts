@@ -1,6 +1,7 @@
 // Training a base model F: epochs over the train split, validation after each epoch, the
 // best-validation checkpoint kept, a JSONL log, and resumable state (model, optimizer,
 // epoch) after every epoch. Deterministic for a seed, also across a resume.
+import { learningRate } from './lr-schedule.js';
 import { runFiles } from './run-files.js';
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { Adam } from '../engine/optim/adam.js';
@@ -80,11 +81,6 @@ function makeOptimizer(cfg: BaseTrainingConfig, params: Tensor[]): Optimizer {
     : new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, nesterov: cfg.momentum > 0, weightDecay: cfg.weightDecay });
 }
 
-function lrSchedule(cfg: BaseTrainingConfig, batchesPerEpoch: number, epoch: number): (b: number) => number {
-  if (cfg.schedule === 'constant') return () => cfg.lr;
-  const total = cfg.epochs * batchesPerEpoch;
-  return (b) => 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batchesPerEpoch + b)) / total));
-}
 
 export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrainingData, outDir: string, { resume = false } = {}, hooks: BaseTrainingHooks = {}): BaseTrainingResult {
   const t0 = performance.now();
@@ -125,20 +121,20 @@ export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrai
   }
 
   const batches = Math.ceil(data.train.size / cfg.batchSize);
+  const lrOf = learningRate(cfg, batches);
   try {
     for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
       manualSeed(cfg.seed * 100003 + epoch);
-      const lrAt = lrSchedule(cfg, batches, epoch);
       const r = trainEpoch(model, opt, data.train, {
         batchSize: cfg.batchSize,
         device: cfg.device,
         augment: data.augmentFor?.(epoch),
-        lrAt,
+        lrAt: (b) => lrOf(epoch, b),
         onBatch: (b, loss) => hooks.onBatch?.(epoch, b, batches, loss),
       });
       const val = classifierAccuracy(model, data.validation, { numClasses: data.classes.length, device: cfg.device });
       const isBest = val.accuracy > best.valAccuracy;
-      const rec: EpochRecord = { epoch, trainLoss: r.meanLoss, trainAccuracy: r.accuracy, valAccuracy: val.accuracy, lr: lrAt(0), seconds: r.seconds, best: isBest };
+      const rec: EpochRecord = { epoch, trainLoss: r.meanLoss, trainAccuracy: r.accuracy, valAccuracy: val.accuracy, lr: lrOf(epoch, 0), seconds: r.seconds, best: isBest };
       history.push(rec);
       if (isBest) {
         best = { epoch, valAccuracy: val.accuracy };

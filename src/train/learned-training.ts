@@ -13,6 +13,7 @@
 // does ("parity.<j>." tensors, "parity" metadata), so loadParityCode, `coded eval` and
 // `coded serve instance --parity-index J` read them.
 import { runFiles } from './run-files.js';
+import { learningRate } from './lr-schedule.js';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { fileSha256 } from '../models/base-checkpoint.js';
 import { noGrad } from '../engine/autograd.js';
@@ -313,9 +314,7 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
 
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
-  const totalSteps = cfg.epochs * batches;
-  const lrAt = (epoch: number, b: number): number =>
-    cfg.schedule === 'cosine' ? 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batches + b)) / totalSteps)) : cfg.lr;
+  const lrAt = learningRate(cfg, batches);
   const workers = parity.length > 0 ? { base, parity } : { base };
   let test: CodeEvaluation;
   try {

@@ -7,6 +7,7 @@
 // epoch the validation degraded-mode accuracy A_d decides the best checkpoint; a JSONL log
 // and a resumable last checkpoint (parity weights + optimizer state) are written.
 import { runFiles } from './run-files.js';
+import { learningRate } from './lr-schedule.js';
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { Adam } from '../engine/optim/adam.js';
 import type { OptimizerState } from '../engine/optim/optimizer.js';
@@ -114,6 +115,27 @@ export function baseOutputs(base: Module, split: Split, device: Device, batch = 
   }));
 }
 
+/**
+ * The decoder-aware losses: for each data slot i, the reconstruction the subtraction decoder
+ * makes of F(X_i) from parity j, F(X_i) + (F_P(P_j) - target_j) / a_ji, scored by KL against
+ * softmax F(X_i) at temperature T (scaled by T^2), or, given labels [G, k], by cross-entropy;
+ * averaged over the k slots.
+ */
+function decodedLoss(code: LinearCode, j: number, pred: Tensor, target: Tensor, outs: Tensor, labels: Tensor | null, T: number): Tensor {
+  const err = pred.sub(target);
+  const soft = (t: Tensor) => (T === 1 ? t : t.mul(1 / T));
+  let sum: Tensor | null = null;
+  for (let i = 0; i < code.k; i++) {
+    const out = outs.select(1, i);
+    const rec = out.add(err.mul(1 / code.coefficients[j][i]));
+    const li = labels === null
+      ? klDiv(soft(rec).logSoftmax(-1), soft(out).softmax(-1)).mul(T * T)
+      : crossEntropy(rec, labels.select(1, i).contiguous());
+    sum = sum === null ? li : sum.add(li);
+  }
+  return sum!.mul(1 / code.k);
+}
+
 export function trainParity(
   cfg: ParityTrainingConfig, code: LinearCode, base: Module, baseIdentity: BaseIdentity, input: ParityMeta['input'],
   data: ParityTrainingData, outDir: string, { resume = false } = {}, hooks: ParityTrainingHooks = {},
@@ -166,20 +188,21 @@ export function trainParity(
   // the weight average (--ema), started from the initial (or resumed) weights
   const ema: Tensor[] | null = cfg.ema === undefined ? null : tidy(() => noGrad(() => params.map((p) => p.detach().clone().keep())));
   // cached base outputs (or one-hot labels) on the training split: the parity targets' source
-  const trainOut = cfg.target === 'base'
+  // (none with --augment: the base outputs of augmented queries are computed per batch)
+  const augment = (cfg.augment ?? 'none') !== 'none';
+  const trainOut = augment ? null : cfg.target === 'base'
     ? baseOutputs(base, data.train, cfg.device).keep()
     : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
+  const decoded = cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded';
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
-  const total = cfg.epochs * batches;
-  const lrAt = (epoch: number, b: number) =>
-    cfg.schedule === 'constant' ? cfg.lr : 0.5 * cfg.lr * (1 + Math.cos((Math.PI * ((epoch - 1) * batches + b)) / total));
+  const lrAt = learningRate(cfg, batches);
   try {
     for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
       const te = performance.now();
       manualSeed(cfg.seed * 100003 + epoch);
       for (const m of parity) m.train();
-      const augRng = (cfg.augment ?? 'none') === 'none' ? null : new Rng(deriveSeed(cfg.seed, 'parity-augment', epoch));
+      const augRng = augment ? new Rng(deriveSeed(cfg.seed, 'parity-augment', epoch)) : null;
       let lossSum = 0;
       for (const batch of sampler.batches(epoch)) {
         opt.lr = lrAt(epoch, batch.index);
@@ -190,32 +213,17 @@ export function trainParity(
           const [, ...rest] = xs.shape;
           let x = xs.reshape([batch.groups, cfg.k, ...rest]);
           if (cfg.device !== 'cpu') x = x.to(cfg.device);
-          const outs = augRng !== null
+          const outs = trainOut === null
             ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
             : trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
+          const labels = cfg.loss === 'xent-decoded' ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
           const queries = code.encode(x);
           opt.zeroGrad();
           let l: Tensor | null = null;
           for (let j = 0; j < cfg.r; j++) {
             const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
             const target = code.parityTarget(outs, j);
-            let lj: Tensor;
-            if (cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') {
-              const labels = cfg.loss === 'xent-decoded' ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]) : null;
-              // reconstruction of slot i from parity j: F(X_i) + (F_P(P_j) - target_j) / a_ji
-              const err = pred.sub(target);
-              let kl: Tensor | null = null;
-              for (let i = 0; i < cfg.k; i++) {
-                const out = outs.select(1, i);
-                const rec = out.add(err.mul(1 / code.coefficients[j][i]));
-                const T = cfg.temperature ?? 1;
-                const li = labels === null
-                  ? (T === 1 ? klDiv(rec.logSoftmax(-1), out.softmax(-1)) : klDiv(rec.mul(1 / T).logSoftmax(-1), out.mul(1 / T).softmax(-1)).mul(T * T))
-                  : crossEntropy(rec, (cfg.device === 'cpu' ? labels : labels.to(cfg.device)).select(1, i).contiguous());
-                kl = kl === null ? li : kl.add(li);
-              }
-              lj = kl!.mul(1 / cfg.k);
-            } else lj = mseLoss(pred, target);
+            const lj = decoded ? decodedLoss(code, j, pred, target, outs, labels, cfg.temperature ?? 1) : mseLoss(pred, target);
             l = l === null ? lj : l.add(lj);
           }
           l!.backward();
@@ -255,7 +263,7 @@ export function trainParity(
     }
   } finally {
     opt.dispose();
-    trainOut.dispose();
+    trainOut?.dispose();
     for (const e of ema ?? []) e.dispose();
   }
   if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');

@@ -103,18 +103,19 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
     // the validation hold-out of the base model's own training (its seed), so F never saw it
     const splitSeed = (base.meta.config as { seed?: number } | undefined)?.seed ?? 1;
     const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: splitSeed, log: say });
-    const bars = epochBars(o.cfg.epochs, { enabled: !o.quiet, metric: o.cfg.loss === 'kl-decoded' ? 'kl' : o.cfg.loss === 'xent-decoded' ? 'xent' : 'mse' });
+    const lossName = { mse: 'mse', 'kl-decoded': 'kl', 'xent-decoded': 'xent' }[cfg.loss ?? 'mse'];
+    const bars = epochBars(cfg.epochs, { enabled: !o.quiet, metric: lossName });
     try {
       if (ds.validation === null) throw new Error('internal: no validation split');
       say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
-        `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}; output ${outDir}`);
+        `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}, loss ${cfg.loss ?? 'mse'}; output ${outDir}`);
       const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
         { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes, paddingFill: ds.paddingFill }, outDir, { resume: o.resume }, {
           command: o.command,
           onBatch: bars.onBatch,
           onEpoch: (e) => {
             bars.finish();
-            say(`epoch ${e.epoch}: train ${cfg.loss === 'kl-decoded' ? 'kl' : cfg.loss === 'xent-decoded' ? 'xent' : 'mse'} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
+            say(`epoch ${e.epoch}: train ${lossName} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
               `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
           },
         });
