@@ -73,14 +73,57 @@ export const MODELS: ModelEntry[] = [
   },
 ];
 
+/**
+ * The parametric MLP family: `mlp:W1,W2,...` is a fully connected classifier with those hidden
+ * widths (ReLU between layers, the papers' init), `mlp:W1,W2,...:dropout=P` adds dropout with
+ * probability P after every hidden layer (training only). `mlp:200,100` is Base-MLP's shape.
+ */
+export const MLP_FAMILY = 'mlp:W1,W2,...[:dropout=P]';
+const MLP_PATTERN = /^mlp:(\d+(?:,\d+)*)(?::dropout=(0(?:\.\d+)?|1(?:\.0*)?|\.\d+))?$/;
+
+function mlpEntry(name: string): ModelEntry | undefined {
+  const m = MLP_PATTERN.exec(name);
+  if (m === null) return undefined;
+  const hidden = m[1].split(',').map(Number);
+  if (hidden.some((w) => w < 1 || w > 1 << 16)) throw new Error(`model '${name}': hidden widths must be between 1 and 65536 (${MLP_FAMILY})`);
+  const dropout = m[2] === undefined ? 0 : Number(m[2]);
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`model '${name}': dropout must be in [0, 1), got ${m[2]} (${MLP_FAMILY})`);
+  return {
+    name,
+    description: `fully connected input-${hidden.join('-')}-classes with ReLU${dropout > 0 ? `, dropout ${dropout} after each hidden layer` : ''}`,
+    accepts: () => true,
+    build: (s) => applyPaperInit(new BaseMLP({ inFeatures: features(s), hidden, numClasses: s.classes, dropout })),
+    init: 'paper',
+  };
+}
+
+/** The zoo entry for a model name (a fixed name or a member of the mlp:... family), or undefined. */
+export function findModel(name: string): ModelEntry | undefined {
+  if (name.startsWith('mlp:')) return mlpEntry(name);
+  return MODELS.find((m) => m.name === name);
+}
+
+/** Whether a name is a buildable model (a zoo name or a well-formed mlp:... name). */
+export function isModelName(name: string): boolean {
+  try {
+    return findModel(name) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The fixed zoo names, then the parametric MLP family's pattern (for help texts and errors). */
 export function modelNames(): string[] {
-  return MODELS.map((m) => m.name);
+  return [...MODELS.map((m) => m.name), MLP_FAMILY];
 }
 
 /** Build a model by name for an input spec, with a clear error for unknown names or shapes. */
 export function buildModel(name: string, spec: InputSpec): Module {
-  const e = MODELS.find((m) => m.name === name);
-  if (e === undefined) throw new Error(`unknown model '${name}': choose one of ${modelNames().join(', ')}`);
+  const e = findModel(name);
+  if (e === undefined) {
+    const hint = name.startsWith('mlp') ? ` (an MLP is written ${MLP_FAMILY}, e.g. mlp:1024,512:dropout=0.2)` : '';
+    throw new Error(`unknown model '${name}': choose one of ${modelNames().join(', ')}${hint}`);
+  }
   if (!e.accepts(spec)) {
     throw new Error(`model '${name}' does not take ${spec.channels}x${spec.height}x${spec.width} inputs (${e.description})`);
   }

@@ -30,7 +30,7 @@ import { GroupSampler, gatherGroups } from '../data/group-sampler.js';
 import { allOutputs, LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
 import { loadCode, saveCode } from '../codes/registry.js';
 import { loadParityCode, parityTensors, type ParityMeta } from '../codes/parity-models.js';
-import { MODELS, buildModel, modelNames } from '../models/registry.js';
+import { buildModel, findModel, isModelName, modelNames } from '../models/registry.js';
 import type { Availability } from '../codes/code.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
 
@@ -82,9 +82,9 @@ export function parityModelChoices(): string[] {
  */
 export function resolveParityModel(choice: string | undefined, baseModel: string, input?: { channels: number; height: number; width: number }): string | undefined {
   if (choice === undefined || choice === 'none') return undefined;
-  if (!parityModelChoices().includes(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
+  if (choice !== 'base' && !isModelName(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
   const arch = choice === 'base' ? baseModel : choice;
-  const e = MODELS.find((m) => m.name === arch);
+  const e = findModel(arch);
   if (e === undefined) throw new Error(`parity model 'base': the base model's architecture '${baseModel}' is not in the model zoo (${modelNames().join(', ')})`);
   if (input !== undefined && !e.accepts({ ...input, classes: 2 })) {
     throw new Error(`parity model '${arch}' does not take the base model's ${input.channels}x${input.height}x${input.width} inputs (${e.description})`);

@@ -96,3 +96,22 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded) augme
     assert.throws(() => trainParity({ ...cfg, augment: 'crop', target: 'labels' }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'bad2')), /need target 'base'/);
   });
 });
+
+test('parity training with a parametric MLP parity model (mlp:W:dropout=P): the checkpoint records the architecture and loads back', () => {
+  withFixture([120, 40], [7, 8, 9], ({ dir, base, data, identity, input }) => {
+    const cfg: ParityTrainingConfig = {
+      code: 'addition', k: 2, r: 1, parityModel: 'mlp:12,6:dropout=0.2', epochs: 3, batchSize: 8, lr: 1e-2, weightDecay: 1e-5,
+      schedule: 'constant', target: 'base', seed: 1, device: 'cpu', loss: 'kl-decoded', temperature: 2,
+    };
+    const r = trainParity(cfg, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'mlp'));
+    assert.ok(r.epochs.every((e) => Number.isFinite(e.trainLoss)));
+    const lw = loadParityWorkers(r.bestCheckpoint);
+    try {
+      assert.equal(lw.metadata.parity!.model, 'mlp:12,6:dropout=0.2');
+      assert.equal(lw.workers.parity![0].numParameters(), 16 * 12 + 12 + 12 * 6 + 6 + 6 * 3 + 3);
+    } finally {
+      lw.workers.base.dispose();
+      for (const m of lw.workers.parity!) m.dispose();
+    }
+  });
+});

@@ -10,7 +10,7 @@ import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
-import { modelNames } from '../../models/registry.js';
+import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
 import { loadBaseCheckpoint, loadParityWorkers } from '../../codes/parity-models.js';
@@ -91,7 +91,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
   const base = loadBaseCheckpoint(o.base);
   try {
     const parityModel = o.cfg.parityModel ?? base.meta.model;
-    if (!modelNames().includes(parityModel)) throw new UsageError(`--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
+    if (!isModelName(parityModel)) throw new UsageError(`--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
     const cfg: ParityTrainingConfig = { ...o.cfg, parityModel };
     const { code: codeName, k, r } = cfg;
     const code = codeFromConfig({ family: codeName, k, r });
@@ -239,7 +239,7 @@ function paritySweepSchema(Type: TypeBuilder) {
 /** Parse and validate a parity sweep config, with the schema errors listed. */
 export async function parseParitySweep(text: string, path = 'sweep config'): Promise<ParitySweep> {
   const s = await parseSweepConfig<ParitySweep>(text, path, paritySweepSchema);
-  for (const m of s.parityModel ?? []) if (!modelNames().includes(m)) throw new Error(`${path}: unknown parity model '${m}' (${modelNames().join(', ')})`);
+  for (const m of s.parityModel ?? []) if (!isModelName(m)) throw new Error(`${path}: unknown parity model '${m}' (${modelNames().join(', ')})`);
   return s;
 }
 

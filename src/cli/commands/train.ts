@@ -6,7 +6,7 @@ import { Progress } from '../progress.js';
 import { DATASET_NAMES, DEFAULT_DATASET, datasetInfo, isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { Rng, deriveSeed } from '../../data/rng.js';
 import { randomCropFlip } from '../../data/augment.js';
-import { MODELS, buildModel, modelNames } from '../../models/registry.js';
+import { buildModel, isModelName, modelNames } from '../../models/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { trainBase, type BaseTrainingConfig } from '../../train/base-training.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -67,15 +67,15 @@ export async function train(argv: string[]): Promise<void> {
   if (!isDatasetName(datasetName)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${datasetName}'`);
   if (values.model === undefined) throw new UsageError(`--model is required (${modelNames().join(', ')})`);
   const model = values.model;
-  if (!MODELS.some((m) => m.name === model)) throw new UsageError(`--model must be one of ${modelNames().join(', ')}, got '${model}'`);
-  const adam = ADAM_MODELS.has(model);
+  if (!isModelName(model)) throw new UsageError(`--model must be one of ${modelNames().join(', ')}, got '${model}'`);
+  const adam = ADAM_MODELS.has(model) || model.startsWith('mlp:');
   const optimizer = choiceOption(values.optimizer, 'optimizer', ['adam', 'sgd'] as const, adam ? 'adam' : 'sgd');
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA (build against a CUDA libtorch with LIBTORCH=...)');
   const cfg: BaseTrainingConfig = {
     dataset: datasetName,
     model,
-    epochs: intOption(values.epochs, 'epochs', DEFAULT_EPOCHS[model] ?? 20),
+    epochs: intOption(values.epochs, 'epochs', DEFAULT_EPOCHS[model] ?? (model.startsWith('mlp:') ? 40 : 20)),
     batchSize: intOption(values['batch-size'], 'batch-size', optimizer === 'adam' ? 64 : 128),
     optimizer,
     lr: numberOption(values.lr, 'lr', optimizer === 'adam' ? 1e-3 : 0.05),
