@@ -57,6 +57,12 @@ export interface ParityTrainingConfig {
   /** kl-decoded only: distillation temperature T (both sides divided by T, loss scaled by T^2; default 1) */
   temperature?: number;
   /**
+   * kl-decoded only: weight A in [0, 1] of the true labels in the loss, as in knowledge
+   * distillation: (1 - A) T^2 KL + A cross-entropy(reconstruction, label). Default 0 (pure KL);
+   * A = 1 is xent-decoded.
+   */
+  labelWeight?: number;
+  /**
    * Exponential moving average of the parity weights (Polyak averaging) with this decay, e.g.
    * 0.999: validation, the best checkpoint and the test use the averaged weights. Default off.
    */
@@ -121,16 +127,16 @@ export function baseOutputs(base: Module, split: Split, device: Device, batch = 
  * softmax F(X_i) at temperature T (scaled by T^2), or, given labels [G, k], by cross-entropy;
  * averaged over the k slots.
  */
-function decodedLoss(code: LinearCode, j: number, pred: Tensor, target: Tensor, outs: Tensor, labels: Tensor | null, T: number): Tensor {
+function decodedLoss(code: LinearCode, j: number, pred: Tensor, target: Tensor, outs: Tensor, labels: Tensor | null, T: number, labelWeight: number): Tensor {
   const err = pred.sub(target);
   const soft = (t: Tensor) => (T === 1 ? t : t.mul(1 / T));
   let sum: Tensor | null = null;
   for (let i = 0; i < code.k; i++) {
     const out = outs.select(1, i);
     const rec = out.add(err.mul(1 / code.coefficients[j][i]));
-    const li = labels === null
-      ? klDiv(soft(rec).logSoftmax(-1), soft(out).softmax(-1)).mul(T * T)
-      : crossEntropy(rec, labels.select(1, i).contiguous());
+    const kl = labelWeight < 1 ? klDiv(soft(rec).logSoftmax(-1), soft(out).softmax(-1)).mul(T * T * (1 - labelWeight)) : null;
+    const xent = labelWeight > 0 ? crossEntropy(rec, labels!.select(1, i).contiguous()).mul(labelWeight) : null;
+    const li = kl === null ? xent! : xent === null ? kl : kl.add(xent);
     sum = sum === null ? li : sum.add(li);
   }
   return sum!.mul(1 / code.k);
@@ -147,6 +153,8 @@ export function trainParity(
   if (cfg.ema !== undefined && !(cfg.ema > 0 && cfg.ema < 1)) throw new Error(`ema must be a decay in (0, 1), got ${cfg.ema}`);
   if (cfg.ema !== undefined && resume) throw new Error('--resume does not restore the weight average (--ema): start the run again');
   if (cfg.temperature !== undefined && !(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
+  if (cfg.labelWeight !== undefined && !(cfg.labelWeight >= 0 && cfg.labelWeight <= 1)) throw new Error(`label weight must be in [0, 1], got ${cfg.labelWeight}`);
+  if ((cfg.labelWeight ?? 0) > 0 && cfg.loss !== 'kl-decoded') throw new Error(`a label weight mixes the true labels into the kl-decoded loss: use --loss kl-decoded (got ${cfg.loss ?? 'mse'})`);
   if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base') throw new Error('augmented training queries need target \'base\' (their base outputs are computed on the fly)');
   if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
@@ -216,14 +224,15 @@ export function trainParity(
           const outs = trainOut === null
             ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
             : trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
-          const labels = cfg.loss === 'xent-decoded' ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
+          const labelWeight = cfg.loss === 'xent-decoded' ? 1 : cfg.labelWeight ?? 0;
+          const labels = labelWeight > 0 ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
           const queries = code.encode(x);
           opt.zeroGrad();
           let l: Tensor | null = null;
           for (let j = 0; j < cfg.r; j++) {
             const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
             const target = code.parityTarget(outs, j);
-            const lj = decoded ? decodedLoss(code, j, pred, target, outs, labels, cfg.temperature ?? 1) : mseLoss(pred, target);
+            const lj = decoded ? decodedLoss(code, j, pred, target, outs, labels, cfg.temperature ?? 1, labelWeight) : mseLoss(pred, target);
             l = l === null ? lj : l.add(lj);
           }
           l!.backward();

@@ -115,3 +115,23 @@ test('parity training with a parametric MLP parity model (mlp:W:dropout=P): the 
     }
   });
 });
+
+test('--label-weight mixes the true labels into kl-decoded: weight 0 is kl-decoded, weight 1 is xent-decoded, in between differs; misuse is refused', () => {
+  withFixture([96, 32], [10, 11, 12], ({ dir, base, data, identity, input }) => {
+    const cfg: ParityTrainingConfig = {
+      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 2e-2, weightDecay: 0,
+      schedule: 'constant', target: 'base', seed: 1, device: 'cpu', loss: 'kl-decoded', temperature: 2,
+    };
+    const run = (c: Partial<ParityTrainingConfig>, name: string) =>
+      trainParity({ ...cfg, ...c }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, name)).epochs.map((e) => e.trainLoss);
+    const kl = run({}, 'kl');
+    const xent = run({ loss: 'xent-decoded', temperature: 1 }, 'xent');
+    assert.deepEqual(run({ labelWeight: 0 }, 'w0'), kl);
+    const w1 = run({ labelWeight: 1 }, 'w1');
+    w1.forEach((l, i) => assert.ok(Math.abs(l - xent[i]) < 1e-9 * Math.max(1, Math.abs(l)), `weight 1 ${l} vs xent ${xent[i]}`));
+    const half = run({ labelWeight: 0.5 }, 'w05');
+    assert.ok(half.every(Number.isFinite) && Math.abs(half[0] - kl[0]) > 1e-6 && Math.abs(half[0] - xent[0]) > 1e-6);
+    assert.throws(() => run({ labelWeight: 1.5 }, 'bad1'), /label weight must be in \[0, 1\]/);
+    assert.throws(() => run({ loss: 'mse', labelWeight: 0.5 }, 'bad2'), /use --loss kl-decoded/);
+  });
+});

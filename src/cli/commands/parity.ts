@@ -41,6 +41,7 @@ Options:
                      output and the subtraction decoder's reconstruction from F_P(P)) |
                      xent-decoded (cross-entropy of that reconstruction vs the true label); target base
   --temperature T    kl-decoded: distillation temperature (default 1)
+  --label-weight A   kl-decoded: mix in the true labels, (1 - A) T^2 KL + A cross-entropy (default 0)
   --ema D            validate, keep and test an exponential moving average of the parity
                      weights with decay D (e.g. 0.999); default off
   --augment A        none (default) | crop | crop-flip: random 2-pixel-padded crops (and flips) of
@@ -140,7 +141,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
@@ -174,6 +175,7 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       loss: choiceOption(values.loss, 'loss', ['mse', 'kl-decoded', 'xent-decoded'] as const, 'mse'),
       augment: choiceOption(values.augment, 'augment', ['none', 'crop', 'crop-flip'] as const, 'none'),
       temperature: numberOption(values.temperature, 'temperature', 1),
+      ...(values['label-weight'] !== undefined ? { labelWeight: numberOption(values['label-weight'], 'label-weight', 0) } : {}),
       ...(values.ema !== undefined ? { ema: numberOption(values.ema, 'ema', 0.999) } : {}),
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
@@ -214,6 +216,8 @@ export interface ParitySweep {
   schedule?: 'constant' | 'cosine';
   loss?: 'mse' | 'kl-decoded' | 'xent-decoded';
   temperature?: number;
+  /** kl-decoded: weight of the true labels (default 0) */
+  labelWeight?: number;
   /** coding groups per batch (default 64 for k = 2, 32 otherwise) */
   batchSize?: number;
 }
@@ -232,6 +236,7 @@ function paritySweepSchema(Type: TypeBuilder) {
     schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
     loss: Type.Optional(Type.Union([Type.Literal('mse'), Type.Literal('kl-decoded'), Type.Literal('xent-decoded')])),
     temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    labelWeight: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     batchSize: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false });
 }
@@ -377,7 +382,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
         base: x.base,
         cfg: {
           code: x.code, k: x.k, r: x.r, parityModel: x.parityModel, epochs: s.epochs, batchSize: s.batchSize ?? defaultBatchSize(x.k),
-          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, loss: s.loss ?? 'mse', temperature: s.temperature ?? 1, seed: s.seed ?? 1, device,
+          lr: s.lr ?? 1e-3, weightDecay: s.weightDecay ?? 1e-5, schedule: s.schedule ?? 'cosine', target: x.target, loss: s.loss ?? 'mse', temperature: s.temperature ?? 1, ...(s.labelWeight !== undefined ? { labelWeight: s.labelWeight } : {}), seed: s.seed ?? 1, device,
         },
         outDir: join(s.out, x.name), dataDir: o.dataDir ?? s.dataDir, resume: false, command: `coded train parity --config ${path}`, quiet: true, log: say,
       });
