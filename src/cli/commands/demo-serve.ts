@@ -35,6 +35,8 @@ Options:
   --slow-prob P    per-request straggler probability on every instance (default 0.02)
   --slow-ms MS     straggler delay (default 100)
   --deadline MS    decode deadline: an original later than this may be reconstructed (default 10)
+  --parity-delay MS  hedged parity: a group's parity query goes out MS ms after the group
+                   closed, and only if an original is still missing (default: at once, as ParM)
   --rounds R       interleaved rounds of both frontends (default 4)
   --warmup W       unmeasured queries per frontend first (default 100)
   --seed S         schedule and fault seeds (default 1)
@@ -65,7 +67,7 @@ const newStats = (): Stats => ({ h: hdr.build({ lowestDiscernibleValue: 1, highe
 
 export async function demoServe(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
-    queries: { type: 'string' }, rate: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, deadline: { type: 'string' },
+    queries: { type: 'string' }, rate: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, deadline: { type: 'string' }, 'parity-delay': { type: 'string' },
     rounds: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
@@ -74,6 +76,8 @@ export async function demoServe(argv: string[]): Promise<void> {
   const slowProb = numberOption(values['slow-prob'], 'slow-prob', 0.02);
   const slowMs = numberOption(values['slow-ms'], 'slow-ms', 100);
   const deadline = numberOption(values.deadline, 'deadline', 10);
+  const parityDelay = values['parity-delay'] === undefined ? undefined : numberOption(values['parity-delay'], 'parity-delay', 0);
+  if (parityDelay !== undefined && !(parityDelay >= 0)) throw new UsageError('--parity-delay must be >= 0 (milliseconds)');
   const rounds = intOption(values.rounds, 'rounds', 4);
   const warmup = intOption(values.warmup, 'warmup', 100, { min: 0 });
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
@@ -150,7 +154,7 @@ export async function demoServe(argv: string[]): Promise<void> {
 
     const common = { name: 'fmnist', grpcPort: 0, sloMs: slo, decodeDeadlineMs: deadline, maxWaitMs: 5, instanceConcurrency: 1, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
     const modes: { mode: 'coded' | 'equal-resources'; desc: string; cfg: FrontendConfig }[] = [
-      { mode: 'coded', desc: `2 base + 1 parity, ${pc.code.name}`, cfg: { ...common, mode: 'coded', code: codeConfig as FrontendConfig['code'], pools: { base: { model: 'base', instances: bases.slice(0, 2) }, parity: [{ model: 'parity', instances: parity }] } } },
+      { mode: 'coded', desc: `2 base + 1 parity, ${pc.code.name}`, cfg: { ...common, mode: 'coded', ...(parityDelay !== undefined ? { parityDelayMs: parityDelay } : {}), code: codeConfig as FrontendConfig['code'], pools: { base: { model: 'base', instances: bases.slice(0, 2) }, parity: [{ model: 'parity', instances: parity }] } } },
       { mode: 'equal-resources', desc: '3 base replicas', cfg: { ...common, mode: 'equal-resources', pools: { base: { model: 'base', instances: bases } } } },
     ];
     const tallies = modes.map(() => newTally());
@@ -215,7 +219,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       demo: 'serve',
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-      settings: { dataset: 'fashion-mnist', base: 'models/fashion-mnist-base-mlp.safetensors', parity: 'models/fashion-mnist-base-mlp-concat-k2.safetensors', code: codeConfig, queries: N, rate, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, rounds, warmup, seed },
+      settings: { dataset: 'fashion-mnist', base: 'models/fashion-mnist-base-mlp.safetensors', parity: 'models/fashion-mnist-base-mlp-concat-k2.safetensors', code: codeConfig, queries: N, rate, slowProb, slowMs, sloMs: slo, decodeDeadlineMs: deadline, parityDelayMs: parityDelay ?? null, rounds, warmup, seed },
       modes: results,
       comparison: { codedOverEqualP50: coded.latencyMs.p50 / eq.latencyMs.p50, codedOverEqualP99: coded.latencyMs.p99 / eq.latencyMs.p99, codedOverEqualP999: coded.latencyMs.p999 / eq.latencyMs.p999 },
       seconds: (performance.now() - started) / 1000,
@@ -224,7 +228,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     else {
       const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(2)}%`);
       const lines = [
-        `coded serving demo: Fashion-MNIST test images, ${N} queries per frontend, Poisson ${rate}/s, every instance delays ${100 * slowProb}% of requests by ${slowMs} ms (decode deadline ${deadline} ms, SLO ${slo} ms)`,
+        `coded serving demo: Fashion-MNIST test images, ${N} queries per frontend, Poisson ${rate}/s, every instance delays ${100 * slowProb}% of requests by ${slowMs} ms (decode deadline ${deadline} ms, ${parityDelay === undefined ? 'parity sent at once' : `parity hedged after ${parityDelay} ms`}, SLO ${slo} ms)`,
         '',
         '| frontend | instances | overall acc | originals (acc) | reconstructed (acc) | defaults | errors | p50 ms | p99 ms | p99.9 ms |',
         '|---|---|---|---|---|---|---|---|---|---|',

@@ -107,7 +107,8 @@ async function codedPart(dataset: MnistFamily, dataDir: string | undefined, log:
     return null;
   }
   log(`\ncoded inference: shipped Base-MLP + parity model (${checkpoint.split('/').pop()}) on the ${dataset} test set ...`);
-  const { code, workers } = loadParityWorkers(checkpoint);
+  const { code, workers, metadata } = loadParityWorkers(checkpoint);
+  log(`  parity model: ${metadata.parity?.model ?? '(none)'} (the base model is ${metadata.base.model})`);
   const ds = await loadDataset(dataset, { dataDir, validation: 0 });
   try {
     const e = evaluateCode({ code, workers, test: ds.test, classes: ds.info.classes });
