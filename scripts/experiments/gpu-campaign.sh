@@ -10,7 +10,9 @@
 # JOBFILE: one job per line, `name|coded arguments|arguments for evaluation if cut` (the third
 # field optional, e.g. `train polynomial ... --eval-only`); `#` starts a comment. Every job gets
 # `--device cuda --out /tmp/campaign/runs/NAME --json` appended. Needs dist/, .gpu/ (node
-# binary + headers) and .gpu-data/ or .gpu-data-xz/ carried. PACK=paths (space-separated, relative to
+# binary + headers) and .gpu-data/ or .gpu-data-xz/ carried (the tree + dist + .gpu + both
+# xz datasets exceed the 64 MiB carry limit: carry only the datasets the jobs use, e.g.
+# ".gpu-data-xz/fashion-mnist"). PACK=paths (space-separated, relative to
 # /tmp/campaign/runs) are packed too, split into 15 MB parts.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
