@@ -24,7 +24,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { ConvEncoder } from '../models/conv-encoder.js';
 import { applyPaperInit } from '../models/paper-init.js';
-import { modelNames } from '../models/registry.js';
+import { isModelName, modelNames } from '../models/registry.js';
 import { registerCodeFamily } from './family-table.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
@@ -181,7 +181,7 @@ export function checkLearnedConfig(c: CodeConfig): LearnedCodeConfig {
     throw new RangeError(`learned code: input must be {channels, height, width} of positive integers, got ${JSON.stringify(i)}`);
   }
   if (!posInt(l.outputs)) throw new RangeError(`learned code: outputs (length of a base-model output) must be a positive integer, got ${String(l.outputs)}`);
-  if (l.parityModel !== undefined && (typeof l.parityModel !== 'string' || !modelNames().includes(l.parityModel))) {
+  if (l.parityModel !== undefined && (typeof l.parityModel !== 'string' || !isModelName(l.parityModel))) {
     throw new Error(`learned code: unknown parityModel '${String(l.parityModel)}' (an architecture: ${modelNames().join(', ')}; leave it out to run the base model on the parities)`);
   }
   return l as LearnedCodeConfig;

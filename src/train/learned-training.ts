@@ -76,6 +76,11 @@ export function parityModelChoices(): string[] {
   return ['none', 'base', ...modelNames()];
 }
 
+/** Whether a --parity-model value is valid: none, base, a zoo name or an mlp:... name. */
+export function isParityModelChoice(choice: string): boolean {
+  return choice === 'none' || choice === 'base' || isModelName(choice);
+}
+
 /**
  * The architecture of the parity models for a --parity-model value (undefined for none), with
  * clear errors for unknown names and for architectures that do not take the base model's inputs.

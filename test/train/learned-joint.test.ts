@@ -256,8 +256,11 @@ test('bad --parity-model values give clear errors listing the valid ones', async
   assert.throws(() => resolveParityModel('base', 'my-own-net'), /architecture 'my-own-net' is not in the model zoo/);
   assert.equal(resolveParityModel('base', 'lenet5'), 'lenet5');
   assert.equal(resolveParityModel('none', 'lenet5'), undefined);
+  assert.equal(resolveParityModel('mlp:64,32:dropout=0.1', 'base-mlp'), 'mlp:64,32:dropout=0.1', 'the mlp:... family is a valid parity architecture');
+  assert.throws(() => resolveParityModel('mlp:64,x', 'base-mlp'), /unknown parity model 'mlp:64,x'/);
   await assert.rejects(parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['none', 'nonsense'] })), /unknown parityModel 'nonsense' \(none, base, logistic-regression/);
   const s = await parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['none', 'base', 'lenet5'] }));
   assert.deepEqual(s.parityModel, ['none', 'base', 'lenet5']);
+  assert.deepEqual((await parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['mlp:32,16'] }))).parityModel, ['mlp:32,16']);
   assert.throws(() => new LearnedCode({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input, outputs: CLASSES, parityModel: 'nope' }), /unknown parityModel 'nope' \(an architecture: logistic-regression/);
 });

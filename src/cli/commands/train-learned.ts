@@ -13,7 +13,7 @@ import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
 import '../../codes/index.js';
 import {
-  LOSSES, baseIdentity, learnedCodeConfig, parityModelChoices, resolveParityModel, trainLearned,
+  LOSSES, baseIdentity, learnedCodeConfig, isParityModelChoice, parityModelChoices, resolveParityModel, trainLearned,
   type LearnedLoss, type LearnedTrainingConfig, type LearnedTrainingResult,
 } from '../../train/learned-training.js';
 
@@ -111,7 +111,7 @@ export async function parseSweep(text: string, path = 'sweep config'): Promise<S
   const s = await parseSweepConfig<Sweep>(text, path, sweepSchema);
   for (const e of s.encoder ?? []) if (!encoderNames().includes(e)) throw new Error(`${path}: unknown encoder '${e}' (${encoderNames().join(', ')})`);
   for (const d of s.decoder ?? []) if (!decoderNames().includes(d)) throw new Error(`${path}: unknown decoder '${d}' (${decoderNames().join(', ')})`);
-  for (const p of s.parityModel ?? []) if (!parityModelChoices().includes(p)) throw new Error(`${path}: unknown parityModel '${p}' (${parityModelChoices().join(', ')})`);
+  for (const p of s.parityModel ?? []) if (!isParityModelChoice(p)) throw new Error(`${path}: unknown parityModel '${p}' (${parityModelChoices().join(', ')})`);
   return s;
 }
 
@@ -252,7 +252,8 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const encoder = choiceOption(values.encoder, 'encoder', encoderNames(), 'mlp');
   const decoder = choiceOption(values.decoder, 'decoder', decoderNames(), 'mlp');
   const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
-  const parityModel = choiceOption(values['parity-model'], 'parity-model', parityModelChoices(), 'none');
+  const parityModel = values['parity-model'] ?? 'none';
+  if (!isParityModelChoice(parityModel)) throw new UsageError(`--parity-model must be one of ${parityModelChoices().join(', ')}, got '${parityModel}'`);
   const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
     base: values.base, k, r, encoder, decoder, loss,
     epochs: intOption(values.epochs, 'epochs', 20),
