@@ -22,7 +22,7 @@ import { Linear } from '../nn/linear.js';
 import { ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
-import { ConvEncoder } from '../models/conv-encoder.js';
+import { ConvEncoder, ENCODER_INITS, type EncoderInit } from '../models/conv-encoder.js';
 import { applyPaperInit } from '../models/paper-init.js';
 import { isModelName, modelNames } from '../models/registry.js';
 import { registerCodeFamily } from './family-table.js';
@@ -129,13 +129,16 @@ registerEncoder('mlp', {
   build: (s) => applyPaperInit(new MLPEncoder(s.k, s.r, s.height, s.width)),
 });
 registerEncoder('conv', {
-  description: "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (Xavier-uniform, zero biases)",
+  description: "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (Xavier-uniform, zero biases; options.init 'kaiming': He init)",
   build: (s) => {
-    const hidden = s.options.hidden;
+    const { hidden, init } = s.options;
     if (hidden !== undefined && !(Number.isInteger(hidden) && (hidden as number) >= 1)) {
       throw new RangeError(`conv encoder: options.hidden must be a positive integer, got ${String(hidden)}`);
     }
-    return applyPaperInit(new ConvEncoder({ k: s.k, outChannels: s.r, hidden: hidden as number | undefined }));
+    if (init !== undefined && !(ENCODER_INITS as readonly unknown[]).includes(init)) {
+      throw new RangeError(`conv encoder: options.init must be one of ${ENCODER_INITS.join(', ')}, got ${String(init)}`);
+    }
+    return new ConvEncoder({ k: s.k, outChannels: s.r, hidden: hidden as number | undefined }).initialise((init ?? 'paper') as EncoderInit);
   },
 });
 registerDecoder('mlp', {

@@ -2,11 +2,23 @@
 // one parity image [N, outChannels, H, W]. Six 3x3 convolutions with dilations
 // 1, 1, 2, 4, 8, 1 and 'same' padding (the receptive field grows to 35 x 35 without
 // losing resolution), then a 1x1 convolution; ReLU between layers, none after the last.
+//
+// Initialisation (ENCODER_INITS): 'paper' is the papers' Xavier-uniform (applyPaperInit);
+// 'kaiming' is He-normal (fan in, ReLU gain sqrt 2) for every convolution, biases zero. With Xavier
+// the first layer (fan in 9k, fan out 180k) keeps ~1/10 of the input's variance and each
+// hidden layer halves it, so at initialisation the parity's std is ~3% of the input's; He
+// keeps every layer's activation std at the input's scale.
+import { kaimingNormal_, zeros_ } from '../engine/init.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import { applyPaperInit } from './paper-init.js';
+
+/** Initialisations of the ConvEncoder: the papers' Xavier-uniform, or He (Kaiming) for ReLU. */
+export const ENCODER_INITS = ['paper', 'kaiming'] as const;
+export type EncoderInit = (typeof ENCODER_INITS)[number];
 
 export interface ConvEncoderOptions {
   /** input images coded together (input channels) */
@@ -44,5 +56,22 @@ export class ConvEncoder extends Module {
   /** x: [N, k, H, W] -> [N, outChannels, H, W]. */
   forward(x: Tensor): Tensor {
     return this.net.forward(x);
+  }
+
+  /** (Re)initialise the weights in place: 'paper' (Xavier-uniform) or 'kaiming' (He); biases zero. */
+  initialise(init: EncoderInit = 'paper'): this {
+    if (init === 'paper') {
+      applyPaperInit(this);
+      return this;
+    }
+    if (init !== 'kaiming') throw new RangeError(`ConvEncoder: unknown init '${String(init)}' (${ENCODER_INITS.join(', ')})`);
+    const convs = [...this.namedModules()].map(([, m]) => m).filter((m): m is Conv2d => m instanceof Conv2d);
+    for (const c of convs) {
+      // fan in, ReLU gain sqrt 2: each layer after the first reads ReLU outputs (the final 1x1
+      // convolution included), so its input has half the second moment of the previous layer's
+      kaimingNormal_(c.weight, { mode: 'fanIn', nonlinearity: 'relu' });
+      if (c.bias !== null) zeros_(c.bias);
+    }
+    return this;
   }
 }

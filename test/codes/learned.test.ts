@@ -11,6 +11,8 @@ import {
 } from '../../src/codes/index.js';
 import { Module, Linear } from '../../src/nn/index.js';
 import { BaseMLP } from '../../src/models/base-mlp.js';
+import { ConvEncoder } from '../../src/models/conv-encoder.js';
+import { Conv2d } from '../../src/nn/conv2d.js';
 import { Adam } from '../../src/engine/optim/adam.js';
 import { loadDataset, disposeDataset } from '../../src/data/registry.js';
 import { buildJointParityModels, erasedMask, erasedSlotLoss, freeze, learnedLoss, trainLearned, LOSSES, type LearnedTrainingConfig } from '../../src/train/learned-training.js';
@@ -276,6 +278,54 @@ test('losses are taken on erased slots only (value and gradient)', () => {
     assert.throws(() => erasedSlotLoss(randn([2, G, 2, 3]), target, labels, erased, 'bogus' as never), /unknown loss/);
     for (const [, mod] of code.modules()) mod.dispose();
   });
+});
+
+test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 2x of the input's ('paper' Xavier shrinks the parity ~30x); recorded in the config, rebuilt on load", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'learned-init-'));
+  try {
+    const input = { channels: 1, height: 28, width: 28 };
+    // std of the input and of every convolution's output (pre-ReLU; the last is the parity)
+    manualSeed(4);
+    const x0 = randn([8, 4, 28, 28]);
+    const layerStds = (code: LearnedCode): number[] => tidy(() => noGrad(() => {
+      let x = x0;
+      const out = [x.std().item()];
+      const net = (code.encoder as ConvEncoder).net;
+      for (let i = 0; i < net.length; i++) {
+        const m = net.at(i);
+        x = m.forward(x);
+        if (m instanceof Conv2d) out.push(x.std().item());
+      }
+      return out;
+    }));
+    manualSeed(3);
+    const he = new LearnedCode(cfg({ k: 4, input, encoder: 'conv', encoderOptions: { init: 'kaiming' } }));
+    manualSeed(3);
+    const paper = new LearnedCode(cfg({ k: 4, input, encoder: 'conv' }));
+    const sh = layerStds(he);
+    const sp = layerStds(paper);
+    assert.equal(sh.length, 8); // input + 6 dilated 3x3 convs + the 1x1 conv
+    // the six 3x3 convolutions (the 1x1 parity has one output channel and 'same' padding eats
+    // into the dilated layers, so it is only checked to stay within 4x)
+    for (const [i, s] of sh.slice(1, 7).entries()) assert.ok(s > sh[0] / 2 && s < sh[0] * 2, `kaiming: layer ${i} std ${s} vs input ${sh[0]} (${sh.join(', ')})`);
+    assert.ok(sh[7] > sh[0] / 4 && sh[7] < sh[0] * 4, `kaiming: parity std ${sh[7]} vs input ${sh[0]}`);
+    // the papers' init: every layer shrinks, the parity ends far below the input
+    assert.ok(sp[6] < sp[0] / 2 && sp[7] < sp[0] / 10, `paper init: stds ${sp.join(', ')}`);
+    // biases zero with both
+    for (const c of [he, paper]) for (const [n, p] of c.encoder.namedParameters()) if (n.endsWith('bias')) assert.equal(p.abs().max().item(), 0);
+    // the init is part of the code config: saved, and a loaded checkpoint rebuilds (then loads) the same encoder
+    assert.deepEqual(he.config().encoderOptions, { init: 'kaiming' });
+    assert.equal(paper.config().encoderOptions, undefined);
+    saveCode(join(dir, 'he.safetensors'), he, {});
+    const { code: back } = loadCode(join(dir, 'he.safetensors'));
+    assert.deepEqual((back as LearnedCode).config().encoderOptions, { init: 'kaiming' });
+    assert.deepEqual(layerStds(back as LearnedCode), sh);
+    assert.throws(() => codeFromConfig(cfg({ encoder: 'conv', encoderOptions: { init: 'he' } })), /options.init must be one of paper, kaiming/);
+    x0.dispose();
+    for (const c of [he, paper, back]) for (const [, m] of c.modules()) m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('save/load round trip: the same code decodes identically; computeAll runs it on the base model', () => {

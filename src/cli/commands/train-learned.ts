@@ -8,6 +8,7 @@ import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
+import { ENCODER_INITS } from '../../models/conv-encoder.js';
 import type { Module } from '../../nn/module.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
@@ -37,6 +38,10 @@ Options:
   --r R              parity queries (default 1)
   --encoder E        ${encoderNames().join(' | ')} (default mlp)
   --decoder D        ${decoderNames().join(' | ')} (default mlp)
+  --encoder-init I   ${ENCODER_INITS.join(' | ')}: ConvEncoder initialisation (default paper: Xavier-uniform,
+                     as in the papers; kaiming: He init for the ReLU convolutions, which keeps the
+                     activations' scale through the layers). Recorded in the checkpoint's code config
+                     (encoderOptions.init), so --resume and eval rebuild the same encoder.
   --loss L           ${LOSSES.join(' | ')} (default kl-base)
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
@@ -81,6 +86,7 @@ function sweepSchema(Type: TypeBuilder) {
   schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
   weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
   timeLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  encoderInit: Type.Optional(Type.Union(ENCODER_INITS.map((i) => Type.Literal(i)))),
   }, { additionalProperties: false });
 }
 
@@ -104,6 +110,8 @@ export interface Sweep {
   lr?: number;
   schedule?: 'constant' | 'cosine';
   weightDecay?: number;
+  /** ConvEncoder initialisation for the conv runs (default paper) */
+  encoderInit?: 'paper' | 'kaiming';
 }
 
 /** Parse and validate a sweep config, with every schema error listed. */
@@ -216,6 +224,7 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
           weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
         };
         if (parityModel !== 'none') c.parityModel = parityModel;
+        if (encoder === 'conv' && s.encoderInit !== undefined && s.encoderInit !== 'paper') c.encoderOptions = { init: s.encoderInit };
         combos.push(c);
       }
   process.stderr.write(`sweep ${path}: ${combos.length} runs\n`);
@@ -239,7 +248,7 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     base: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, encoder: { type: 'string' }, decoder: { type: 'string' },
     loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, schedule: { type: 'string' },
     optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' },
+    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' }, 'encoder-init': { type: 'string' },
     'parity-model': { type: 'string' },
   }, usage);
   if (values.help) return void console.log(usage);
@@ -254,6 +263,8 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
   const parityModel = values['parity-model'] ?? 'none';
   if (!isParityModelChoice(parityModel)) throw new UsageError(`--parity-model must be one of ${parityModelChoices().join(', ')}, got '${parityModel}'`);
+  const encoderInit = choiceOption(values['encoder-init'], 'encoder-init', ENCODER_INITS, 'paper');
+  if (values['encoder-init'] !== undefined && encoder !== 'conv') throw new UsageError(`--encoder-init applies to --encoder conv, not '${encoder}'`);
   const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
     base: values.base, k, r, encoder, decoder, loss,
     epochs: intOption(values.epochs, 'epochs', 20),
@@ -267,6 +278,8 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     device: choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu'),
   };
   if (parityModel !== 'none') cfg.parityModel = parityModel;
+  // the papers' init leaves the config as before (no encoderOptions), so old checkpoints resume
+  if (encoderInit !== 'paper') cfg.encoderOptions = { init: encoderInit };
   if (values['time-limit'] !== undefined) {
     cfg.timeLimit = numberOption(values['time-limit'], 'time-limit', 0);
     if (!(cfg.timeLimit > 0)) throw new UsageError(`--time-limit must be a positive number of seconds, got ${values['time-limit']}`);
