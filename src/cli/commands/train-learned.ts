@@ -42,6 +42,8 @@ Options:
                      as in the papers; kaiming: He init for the ReLU convolutions, which keeps the
                      activations' scale through the layers). Recorded in the checkpoint's code config
                      (encoderOptions.init), so --resume and eval rebuild the same encoder.
+                     Recommended: kaiming (with the papers' init 2 of 5 k >= 4 runs did not train;
+                     with kaiming 0 of 6: docs/RESULTS.md).
   --loss L           ${LOSSES.join(' | ')} (default kl-base)
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
