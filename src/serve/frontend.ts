@@ -15,6 +15,9 @@
 // repeating its own queries (X_1, X_2, X_1, ...): the padding copies are computed like any
 // other query and their outputs are discarded, so a partial group is protected exactly like a
 // full one (at the cost of the padding's base-model work) and no output is ever guessed.
+// With parityDelayMs the padding copies are redundancy too: they go out with the delayed
+// parity queries, and only if an original is still missing (otherwise a partial group would
+// double the base pool's load, and with it the base instances' exposure to stragglers).
 //
 // Deadlines, per query, measured from its arrival: after decodeDeadlineMs its original output
 // is "late", and as soon as the code can decode from what has arrived (or at once if an
@@ -70,6 +73,8 @@ interface Group {
   timer: NodeJS.Timeout | null;
   /** the coded queries were encoded and sent (or found unnecessary) */
   paritySent: boolean;
+  /** padding slots [from, k) not dispatched yet (hedged: they go out with the parity) */
+  paddingFrom: number | null;
   parityTimer: NodeJS.Timeout | null;
   closed: boolean;
 }
@@ -435,7 +440,7 @@ export class Frontend implements V2Model {
     if (g === null) {
       g = {
         queries: [], slotQuery: [], outputs: Array(code.n).fill(null), failed: Array(code.n).fill(false), tasks: Array(code.n).fill(null),
-        deadline: q.arrival + this.decodeDeadlineMs, timer: null, paritySent: false, parityTimer: null, closed: false,
+        deadline: q.arrival + this.decodeDeadlineMs, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
       };
       this.openGroup = g;
       const group = g;
@@ -483,17 +488,19 @@ export class Frontend implements V2Model {
     }
     const code = this.code!;
     const real = g.queries.length;
-    // pad a partial group by repeating its own queries; padding copies are computed like any query
-    for (let i = real; i < code.k; i++) {
-      const q = g.queries[i % real];
-      g.slotQuery.push(q);
-      if (code.systematic) this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.sloMs);
+    const delay = this.c.parityDelayMs;
+    const hedged = code.systematic && delay > 0;
+    // pad a partial group by repeating its own queries; padding copies are computed like any
+    // query (hedged: later, with the parity queries, see dispatchPadding)
+    for (let i = real; i < code.k; i++) g.slotQuery.push(g.queries[i % real]);
+    if (real < code.k && code.systematic) {
+      g.paddingFrom = real;
+      if (!hedged) this.dispatchPadding(g);
     }
     // encode and send the coded queries after this turn of the event loop, so that the
     // originals just dispatched go out first and encoding never delays them; with
     // parityDelayMs (systematic codes only) after that delay, unless every original is back
-    const delay = this.c.parityDelayMs;
-    if (code.systematic && delay > 0) g.parityTimer = setTimeout(() => this.encodeGroup(g), delay);
+    if (hedged) g.parityTimer = setTimeout(() => this.encodeGroup(g), delay);
     else setImmediate(() => this.encodeGroup(g));
   }
 
@@ -507,6 +514,7 @@ export class Frontend implements V2Model {
     // every original already answered: the parity queries would protect nothing
     if (code.systematic && g.queries.every((q) => q.answered)) return this.cancelIfDone(g);
     g.paritySent = true;
+    this.dispatchPadding(g);
     let coded: { key: string; data: Float32Array; shape?: number[]; side?: Task['side'] }[];
     const t0 = process.hrtime.bigint();
     try {
@@ -543,6 +551,17 @@ export class Frontend implements V2Model {
       this.dispatchSlot(g, i, key, data, expiresAt, { shape: shape ?? this.meta.input.shape, side });
     });
     this.tryDecode(g);
+  }
+
+  /** Send a partial group's padding copies (systematic codes) if they have not gone out yet. */
+  private dispatchPadding(g: Group): void {
+    if (g.paddingFrom === null) return;
+    const from = g.paddingFrom;
+    g.paddingFrom = null;
+    for (let i = from; i < this.code!.k; i++) {
+      const q = g.slotQuery[i];
+      this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.sloMs);
+    }
   }
 
   private slotArrived(g: Group, i: number, out: Float32Array): void {

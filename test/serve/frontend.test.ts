@@ -175,6 +175,15 @@ test('frontend parityDelayMs: no parity query is sent for groups whose originals
     }
     assert.equal(served(), 0, 'parity queries were sent although every original answered within parityDelayMs');
     assert.match(await quick.registry.metrics(), /coded_parity_skipped_total\{code="addition\(k=2, r=1\)"\} 10/);
+    // a partial group (one query, closed after maxWaitMs): its padding copy is redundancy too and
+    // is not sent when the original answers within the delay
+    const baseServed = () => quick.poolStats().base.served[0] ?? 0;
+    const before = baseServed();
+    const [one] = await Promise.all(quick.submit([Float32Array.of(7, 7, 7, 7)]));
+    assert.deepEqual([...one.data], [7, 7, 7, 7]);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(baseServed() - before, 1, 'the padding copy of a partial group was sent although its original answered within parityDelayMs');
+    assert.equal(served(), 0);
     // one original on a 300 ms instance: the parity goes out after 30 ms and the late query is
     // reconstructed at its 50 ms deadline, long before the original would arrive
     const t0 = Date.now();
@@ -184,6 +193,20 @@ test('frontend parityDelayMs: no parity query is sent for groups whose originals
     assert.ok(ms < 250, `answered after ${ms} ms`);
     assert.deepEqual(rs.map((r) => [...r.data]), [[1, 2, 3, 4], [10, 20, 30, 40]]);
     assert.ok(served() >= 1);
+    // a partial group (one query) whose original goes to the slow instance (first in the pool,
+    // so it takes the query): the hedged padding copy goes to the fast one after 30 ms and
+    // answers it long before the 300 ms original (without the copy no decode is possible)
+    const partial = await Frontend.start({ config: cfg([slow, fast]), logger: silent });
+    try {
+      const t1 = Date.now();
+      const [r] = await Promise.all(partial.submit([Float32Array.of(5, 9, 9, 9)]));
+      const took = Date.now() - t1;
+      assert.deepEqual([...r.data], [5, 9, 9, 9]);
+      assert.ok(took < 250, `partial group answered after ${took} ms`);
+      assert.equal(partial.poolStats().base.served[1], 1, 'the hedged padding copy did not go to the fast instance');
+    } finally {
+      await partial.close();
+    }
   } finally {
     await quick.close();
     await late.close();
