@@ -87,7 +87,7 @@ export function isParityModelChoice(choice: string): boolean {
  */
 export function resolveParityModel(choice: string | undefined, baseModel: string, input?: { channels: number; height: number; width: number }): string | undefined {
   if (choice === undefined || choice === 'none') return undefined;
-  if (choice !== 'base' && !isModelName(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
+  if (!isParityModelChoice(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
   const arch = choice === 'base' ? baseModel : choice;
   const e = findModel(arch);
   if (e === undefined) throw new Error(`parity model 'base': the base model's architecture '${baseModel}' is not in the model zoo (${modelNames().join(', ')})`);

@@ -202,6 +202,8 @@ export function trainParity(
     ? baseOutputs(base, data.train, cfg.device).keep()
     : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
   const decoded = cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded';
+  // weight of the true labels in the decoded loss (xent-decoded: labels only)
+  const labelWeight = cfg.loss === 'xent-decoded' ? 1 : cfg.labelWeight ?? 0;
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
   const lrAt = learningRate(cfg, batches);
@@ -224,7 +226,6 @@ export function trainParity(
           const outs = trainOut === null
             ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
             : trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
-          const labelWeight = cfg.loss === 'xent-decoded' ? 1 : cfg.labelWeight ?? 0;
           const labels = labelWeight > 0 ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
           const queries = code.encode(x);
           opt.zeroGrad();
@@ -249,21 +250,26 @@ export function trainParity(
         p.copy_(ema![i]);
         return keep;
       }));
-      const val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
-      const isBest = val.degraded.accuracy > best.valDegradedAccuracy;
-      const rec: ParityEpochRecord = {
-        epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
-        lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: isBest,
-      };
+      let isBest: boolean;
+      let rec: ParityEpochRecord;
+      try {
+        const val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
+        isBest = val.degraded.accuracy > best.valDegradedAccuracy;
+        rec = {
+          epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
+          lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: isBest,
+        };
+        if (isBest) {
+          best = { epoch, valDegradedAccuracy: val.degraded.accuracy };
+          saveParityCode(f.best, code, parity, { ...meta, epoch, valDegradedAccuracy: val.degraded.accuracy, valBaseAccuracy: val.baseAccuracy, created: new Date().toISOString() });
+        }
+      } finally {
+        if (trained !== null) {
+          noGrad(() => params.forEach((p, i) => p.copy_(trained[i])));
+          for (const t of trained) t.dispose();
+        }
+      }
       history.push(rec);
-      if (isBest) {
-        best = { epoch, valDegradedAccuracy: val.degraded.accuracy };
-        saveParityCode(f.best, code, parity, { ...meta, epoch, valDegradedAccuracy: val.degraded.accuracy, valBaseAccuracy: val.baseAccuracy, created: new Date().toISOString() });
-      }
-      if (trained !== null) {
-        noGrad(() => params.forEach((p, i) => p.copy_(trained[i])));
-        for (const t of trained) t.dispose();
-      }
       const os = opt.stateDict();
       const optTensors = new Map(Object.entries(os.tensors).map(([k, t]) => [`optim.${k}`, t] as [string, Tensor]));
       saveParityCode(f.last, code, parity, { ...meta, epoch, best, history, optimizer: { steps: os.steps, hyper: os.hyper } }, optTensors);

@@ -21,6 +21,14 @@ function split(n: number, seed: number): Split {
 }
 
 
+/** A small addition-code parity configuration on the fixture, with per-test overrides. */
+function config(over: Partial<ParityTrainingConfig>): ParityTrainingConfig {
+  return {
+    code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 2e-2, weightDecay: 0,
+    schedule: 'constant', target: 'base', seed: 1, device: 'cpu', ...over,
+  };
+}
+
 /** A logistic-regression base checkpoint on random 4x4 images, and the data for parity training. */
 function withFixture(sizes: [number, number], seeds: [number, number, number], body: (f: { dir: string; base: LogisticRegression; data: { train: Split; validation: Split; test: Split; classes: string[] }; identity: Parameters<typeof trainParity>[3]; input: { channels: number; height: number; width: number } }) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'coded-ptrain-'));
@@ -44,10 +52,7 @@ function withFixture(sizes: [number, number], seeds: [number, number, number], b
 
 test('parity training: best checkpoint, JSONL log, resume, and a loadable code', () => {
   withFixture([120, 40], [1, 2, 3], ({ dir, base, data, identity, input }) => {
-    const cfg: ParityTrainingConfig = {
-      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 1e-2, weightDecay: 1e-5,
-      schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
-    };
+    const cfg = config({ lr: 1e-2, weightDecay: 1e-5 });
     const out = join(dir, 'run');
     const r1 = trainParity(cfg, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, out);
     assert.equal(r1.epochs.length, 2);
@@ -70,10 +75,7 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
 
 test('parity training with decoder-aware losses (kl-decoded, xent-decoded) augmented queries and weight averaging (--ema): the loss goes down; target labels is refused', () => {
   withFixture([160, 40], [4, 5, 6], ({ dir, base, data, identity, input }) => {
-    const cfg: ParityTrainingConfig = {
-      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 4, batchSize: 8, lr: 2e-2, weightDecay: 0,
-      schedule: 'constant', target: 'base', seed: 1, device: 'cpu',
-    };
+    const cfg = config({ epochs: 4 });
     for (const [loss, temperature] of [['kl-decoded', 1], ['kl-decoded', 2], ['xent-decoded', 1]] as const) {
       const r = trainParity({ ...cfg, loss, temperature }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, `${loss}-${temperature}`));
       const l = r.epochs.map((e) => e.trainLoss);
@@ -99,10 +101,7 @@ test('parity training with decoder-aware losses (kl-decoded, xent-decoded) augme
 
 test('parity training with a parametric MLP parity model (mlp:W:dropout=P): the checkpoint records the architecture and loads back', () => {
   withFixture([120, 40], [7, 8, 9], ({ dir, base, data, identity, input }) => {
-    const cfg: ParityTrainingConfig = {
-      code: 'addition', k: 2, r: 1, parityModel: 'mlp:12,6:dropout=0.2', epochs: 3, batchSize: 8, lr: 1e-2, weightDecay: 1e-5,
-      schedule: 'constant', target: 'base', seed: 1, device: 'cpu', loss: 'kl-decoded', temperature: 2,
-    };
+    const cfg = config({ parityModel: 'mlp:12,6:dropout=0.2', epochs: 3, lr: 1e-2, weightDecay: 1e-5, loss: 'kl-decoded', temperature: 2 });
     const r = trainParity(cfg, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'mlp'));
     assert.ok(r.epochs.every((e) => Number.isFinite(e.trainLoss)));
     const lw = loadParityWorkers(r.bestCheckpoint);
@@ -118,10 +117,7 @@ test('parity training with a parametric MLP parity model (mlp:W:dropout=P): the 
 
 test('--label-weight mixes the true labels into kl-decoded: weight 0 is kl-decoded, weight 1 is xent-decoded, in between differs; misuse is refused', () => {
   withFixture([96, 32], [10, 11, 12], ({ dir, base, data, identity, input }) => {
-    const cfg: ParityTrainingConfig = {
-      code: 'addition', k: 2, r: 1, parityModel: 'logistic-regression', epochs: 2, batchSize: 8, lr: 2e-2, weightDecay: 0,
-      schedule: 'constant', target: 'base', seed: 1, device: 'cpu', loss: 'kl-decoded', temperature: 2,
-    };
+    const cfg = config({ loss: 'kl-decoded', temperature: 2 });
     const run = (c: Partial<ParityTrainingConfig>, name: string) =>
       trainParity({ ...cfg, ...c }, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, name)).epochs.map((e) => e.trainLoss);
     const kl = run({}, 'kl');

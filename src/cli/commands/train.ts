@@ -68,14 +68,16 @@ export async function train(argv: string[]): Promise<void> {
   if (values.model === undefined) throw new UsageError(`--model is required (${modelNames().join(', ')})`);
   const model = values.model;
   if (!isModelName(model)) throw new UsageError(`--model must be one of ${modelNames().join(', ')}, got '${model}'`);
-  const adam = ADAM_MODELS.has(model) || model.startsWith('mlp:');
+  // the mlp:... family trains with Base-MLP's defaults
+  const defaultsOf = model.startsWith('mlp:') ? 'base-mlp' : model;
+  const adam = ADAM_MODELS.has(defaultsOf);
   const optimizer = choiceOption(values.optimizer, 'optimizer', ['adam', 'sgd'] as const, adam ? 'adam' : 'sgd');
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA (build against a CUDA libtorch with LIBTORCH=...)');
   const cfg: BaseTrainingConfig = {
     dataset: datasetName,
     model,
-    epochs: intOption(values.epochs, 'epochs', DEFAULT_EPOCHS[model] ?? (model.startsWith('mlp:') ? 40 : 20)),
+    epochs: intOption(values.epochs, 'epochs', DEFAULT_EPOCHS[defaultsOf] ?? 20),
     batchSize: intOption(values['batch-size'], 'batch-size', optimizer === 'adam' ? 64 : 128),
     optimizer,
     lr: numberOption(values.lr, 'lr', optimizer === 'adam' ? 1e-3 : 0.05),
