@@ -25,6 +25,7 @@ Open-loop Poisson load through the coded-serving frontend, modes compared at equ
 in one run. Instances: B base + P parity processes (the parity pool runs the same model: with
 the default noop model, F(P) is exact for the linear/addition code).
   --model M          instance model (default noop:1000; or linear:D:C, or a base checkpoint)
+  --device D         where instances compute: cpu (default) or cuda
   --modes LIST       comma list of coded, equal-resources, replication, none
                      (default coded,equal-resources,replication,none)
   --base B           base instances for coded / none (default 4)
@@ -240,7 +241,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' },
+      model: { type: 'string' }, device: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' },
       slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, 'parity-delay': { type: 'string' }, 'background-cpu': { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
@@ -250,6 +251,8 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const modes = (values.modes ?? 'coded,equal-resources,replication,none').split(',') as FrontendConfig['mode'][];
   for (const m of modes) if (!['coded', 'equal-resources', 'replication', 'none'].includes(m)) throw new UsageError(`unknown mode '${m}'\n\n${usage}`);
   const model = values.model ?? 'noop:1000';
+  const device = values.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
   const B = intOption(values.base, 'base', 4);
   const P = intOption(values.parity, 'parity', 2);
   const k = intOption(values.k, 'k', 2);
@@ -280,7 +283,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   try {
     const faults = ['--slow-prob', String(slowProb), '--slow-ms', String(slowMs)];
     const started = await Promise.all(
-      Array.from({ length: B + P }, (_, i) => startInstanceProcess(['--model', model, '--name', 'model', '--seed', String(seed * 100 + i), ...faults])),
+      Array.from({ length: B + P }, (_, i) => startInstanceProcess(['--model', model, '--device', device, '--name', 'model', '--seed', String(seed * 100 + i), ...faults])),
     );
     insts.push(...started);
     log(`started ${B} base + ${P} parity instances (${model}; every instance delays ${100 * slowProb}% of requests by ${slowMs} ms)`);
