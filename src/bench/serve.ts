@@ -17,6 +17,9 @@ import { startInstanceProcess, type ChildInstance } from '../serve/processes.js'
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import { packageRoot } from '../serve/v2.js';
 import { Rng } from '../data/rng.js';
+import { poissonSchedule } from './arrivals.js';
+
+export { poissonSchedule };
 import type { FrontendConfig } from '../serve/config.js';
 
 export const usage = `coded bench serve [options]
@@ -92,19 +95,6 @@ export function startFrontendProcess(configPath: string): Promise<{ proc: ChildP
     });
     proc.once('exit', (code) => reject(new Error(`frontend exited (${code}) before listening: ${err}`)));
   });
-}
-
-/** Exponential inter-arrival times (ms) for `n` queries at `rate` per second. */
-export function poissonSchedule(n: number, rate: number, seed: number): Float64Array {
-  const rng = new Rng(seed);
-  const rand = () => rng.float();
-  const t = new Float64Array(n);
-  let now = 0;
-  for (let i = 0; i < n; i++) {
-    now += (-Math.log(1 - rand()) / rate) * 1000;
-    t[i] = now;
-  }
-  return t;
 }
 
 export interface Stats {

@@ -26,6 +26,8 @@ export interface ModelEntry {
 
 const grey28 = (s: InputSpec) => s.channels === 1 && s.height === 28 && s.width === 28;
 const rgb32 = (s: InputSpec) => s.channels === 3 && s.height === 32 && s.width === 32;
+/** 3-channel images other than 32x32 that the ImageNet stem takes (224x224 is the standard; at least 32x32) */
+const rgbLarge = (s: InputSpec) => s.channels === 3 && s.height >= 32 && s.width >= 32 && !rgb32(s);
 const features = (s: InputSpec) => s.channels * s.height * s.width;
 
 export const MODELS: ModelEntry[] = [
@@ -59,16 +61,16 @@ export const MODELS: ModelEntry[] = [
   },
   {
     name: 'resnet18',
-    description: 'ResNet-18: 1x28x28 three-stage variant (MNIST family) or 3x32x32 four-stage variant (CIFAR)',
-    accepts: (s) => grey28(s) || rgb32(s),
-    build: (s) => new ResNet18(grey28(s) ? 'mnist' : 'cifar', s.classes),
+    description: 'ResNet-18: 1x28x28 three-stage variant (MNIST family), 3x32x32 four-stage variant (CIFAR), or torchvision\'s ImageNet architecture (7x7 stride-2 stem + max-pool) for other 3xHxW inputs, e.g. 3x224x224',
+    accepts: (s) => grey28(s) || rgb32(s) || rgbLarge(s),
+    build: (s) => new ResNet18(grey28(s) ? 'mnist' : rgb32(s) ? 'cifar' : 'imagenet', s.classes),
     init: 'pytorch-default',
   },
   {
     name: 'resnet152',
-    description: 'ResNet-152 (CIFAR variant, Bottleneck blocks [3, 8, 36, 3])',
-    accepts: rgb32,
-    build: (s) => new ResNet152(s.classes),
+    description: 'ResNet-152 (Bottleneck blocks [3, 8, 36, 3]): CIFAR variant for 3x32x32, torchvision\'s ImageNet architecture for other 3xHxW inputs, e.g. 3x224x224',
+    accepts: (s) => rgb32(s) || rgbLarge(s),
+    build: (s) => new ResNet152(s.classes, rgb32(s) ? 'cifar' : 'imagenet'),
     init: 'pytorch-default',
   },
 ];

@@ -9,8 +9,13 @@
 // Variants:
 //   'cifar': 3 x 32 x 32 input, four stages of 64/128/256/512 planes.
 //   'mnist': 1 x 28 x 28 input, three stages of 64/128/256 planes (28 -> 28, 14, 7).
+//   'imagenet': torchvision's architecture for 3 x 224 x 224 (any 3 x H x W, H, W >= 32): a 7x7
+//              stride-2 stem conv and a 3x3 stride-2 max-pool (224 -> 112 -> 56), then the four
+//              stages of 'cifar' (56, 28, 14, 7). Same parameter count as torchvision's
+//              resnet18/resnet152 (11,689,512 / 60,192,808 with 1000 classes); the state-dict
+//              names are still kuangliu's (shortcut, linear), not torchvision's (downsample, fc).
 import type { Tensor } from '../engine/tensor.js';
-import { adaptiveAvgPool2d } from '../engine/ops.js';
+import { adaptiveAvgPool2d, maxPool2d } from '../engine/ops.js';
 import { BatchNorm2d } from '../nn/batchnorm2d.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { Linear } from '../nn/linear.js';
@@ -20,7 +25,7 @@ import { pipe } from '../nn/pipe.js';
 
 const relu = (t: Tensor): Tensor => t.relu();
 
-export type ResNetVariant = 'cifar' | 'mnist';
+export type ResNetVariant = 'cifar' | 'mnist' | 'imagenet';
 
 interface Block extends Module {
   readonly outPlanes: number;
@@ -132,16 +137,17 @@ export class ResNet extends Module {
 
   constructor({ block, numBlocks, variant = 'cifar', numClasses = 10 }: ResNetOptions) {
     super();
-    const stages = variant === 'cifar' ? 4 : 3;
+    const stages = variant === 'mnist' ? 3 : 4;
     if (numBlocks.length !== stages) {
       throw new RangeError(`ResNet '${variant}' has ${stages} stages, got ${numBlocks.length} block counts [${numBlocks.join(', ')}]`);
     }
     if (numBlocks.some((n) => !(Number.isInteger(n) && n >= 1))) throw new RangeError(`ResNet: block counts must be positive integers, got [${numBlocks.join(', ')}]`);
     this.variant = variant;
-    this.inChannels = variant === 'cifar' ? 3 : 1;
+    this.inChannels = variant === 'mnist' ? 1 : 3;
     this.numClasses = numClasses;
     const Block = block === 'basic' ? BasicBlock : Bottleneck;
-    this.conv1 = this.registerModule('conv1', new Conv2d(this.inChannels, 64, 3, { stride: 1, padding: 1, bias: false }));
+    const stem = variant === 'imagenet' ? { kernel: 7, stride: 2, padding: 3 } : { kernel: 3, stride: 1, padding: 1 };
+    this.conv1 = this.registerModule('conv1', new Conv2d(this.inChannels, 64, stem.kernel, { stride: stem.stride, padding: stem.padding, bias: false }));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(64));
     let inPlanes = 64;
     this.stages = [];
@@ -162,32 +168,33 @@ export class ResNet extends Module {
     return pipe(
       x,
       (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu,
+      ...(this.variant === 'imagenet' ? [(t: Tensor) => maxPool2d(t, 3, { stride: 2, padding: 1 })] : []),
       ...this.stages.map((stage) => (t: Tensor) => stage.forward(t)),
       (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), (t) => this.linear.forward(t),
     );
   }
 }
 
-/** ResNet-18: BasicBlocks [2, 2, 2, 2] ('cifar') or [2, 2, 2] ('mnist'). */
+/** ResNet-18: BasicBlocks [2, 2, 2, 2] ('cifar', 'imagenet') or [2, 2, 2] ('mnist'). */
 export function resnet18(variant: ResNetVariant = 'cifar', numClasses = 10): ResNet {
   return new ResNet18(variant, numClasses);
 }
 
-/** ResNet-152 (CIFAR): Bottleneck blocks [3, 8, 36, 3]. */
-export function resnet152(numClasses = 10): ResNet {
-  return new ResNet152(numClasses);
+/** ResNet-152 ('cifar' or 'imagenet'): Bottleneck blocks [3, 8, 36, 3]. */
+export function resnet152(numClasses = 10, variant: 'cifar' | 'imagenet' = 'cifar'): ResNet {
+  return new ResNet152(numClasses, variant);
 }
 
 /** ResNet-18 as a class: `new ResNet18('cifar')`. */
 export class ResNet18 extends ResNet {
   constructor(variant: ResNetVariant = 'cifar', numClasses = 10) {
-    super({ block: 'basic', numBlocks: variant === 'cifar' ? [2, 2, 2, 2] : [2, 2, 2], variant, numClasses });
+    super({ block: 'basic', numBlocks: variant === 'mnist' ? [2, 2, 2] : [2, 2, 2, 2], variant, numClasses });
   }
 }
 
-/** ResNet-152 (CIFAR variant) as a class. */
+/** ResNet-152 (CIFAR or ImageNet variant) as a class. */
 export class ResNet152 extends ResNet {
-  constructor(numClasses = 10) {
-    super({ block: 'bottleneck', numBlocks: [3, 8, 36, 3], variant: 'cifar', numClasses });
+  constructor(numClasses = 10, variant: 'cifar' | 'imagenet' = 'cifar') {
+    super({ block: 'bottleneck', numBlocks: [3, 8, 36, 3], variant, numClasses });
   }
 }

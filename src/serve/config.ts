@@ -44,6 +44,12 @@ export const FrontendConfigSchema = Type.Object(
      * whose originals all answered by then sends none; a failed or late original sends them at once).
      * Default 0: at once, as ParM does. */
     parityDelayMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** uncoded modes (none, equal-resources): a query still unanswered after hedgeMs is sent again to another
+     * instance (a hedged request, as in "The Tail at Scale"); first answer wins. Omitted: no hedging. */
+    hedgeMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** coded mode: when a late query's group cannot be decoded by its decode deadline (the partner or the
+     * parity is late too), re-issue the missing originals to the base pool as hedged requests (default true) */
+    fallback: Type.Optional(Type.Boolean()),
     /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
     sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     /** a data output is "late" this long after its query arrived; then decoding may replace it (default sloMs * 0.02) */
@@ -89,6 +95,8 @@ export function validateFrontendConfig(doc: unknown, source = 'config'): Fronten
   if (c.mode !== 'coded' && (c.pools.parity !== undefined || c.pools.workers !== undefined)) {
     throw new Error(`${source}: mode "${c.mode}" uses base instances only; list the extra instances under pools.base (they serve as base replicas)`);
   }
+  if (c.hedgeMs !== undefined && (c.mode === 'coded' || c.mode === 'replication')) throw new Error(`${source}: "hedgeMs" applies to modes "none" and "equal-resources" (coded mode has "fallback", replication sends two copies anyway)`);
+  if (c.fallback !== undefined && c.mode !== 'coded') throw new Error(`${source}: "fallback" applies to mode "coded" only (mode is "${c.mode}")`);
   if (c.httpPort === undefined && c.grpcPort === undefined) throw new Error(`${source}: give httpPort and/or grpcPort`);
   return c;
 }

@@ -4,6 +4,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
+import { performance } from 'node:perf_hooks';
 import { FaultInjector, NO_FAULTS, type FaultSpec } from './faults.js';
 import type { ServedModel } from './served-model.js';
 import { ServeError, mountV2Rest, startV2Grpc, stopGrpc, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2.js';
@@ -110,11 +111,14 @@ export class InstanceServer implements V2Model {
     const x = req.inputs[0];
     const batch = x.shape[0];
     let y: Float32Array;
+    const t0 = performance.now();
     try {
       y = await this.opts.model.forward(x.data, batch, req.inputs.length > 1 ? req.inputs.slice(1).map((t) => t.data) : undefined);
     } catch (e) {
       throw new ServeError('internal', `forward pass failed: ${(e as Error).message}`);
     }
+    // a slow period: the compute took computeFactor times as long
+    if (f.computeFactor > 1) await sleep((f.computeFactor - 1) * (performance.now() - t0));
     this.served++;
     return { id: req.id, outputs: [{ name: this.meta.output.name, shape: [batch, ...this.meta.output.shape], data: y }], parameters: {} };
   }

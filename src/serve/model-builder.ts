@@ -12,6 +12,8 @@ export type BuildOptions =
   /** the index-th parity model of a parity-code checkpoint (`coded train parity`) */
   | { kind: 'parity'; path: string; index: number }
   | { kind: 'linear'; inFeatures: number; classes: number; seed: number }
+  /** a zoo model with seeded random weights (`random:MODEL:CxHxW:CLASSES[:SEED]`) */
+  | { kind: 'random'; model: string; input: { channels: number; height: number; width: number }; classes: number; seed: number }
   /** a family-specific worker network of a code checkpoint (e.g. a Lagrange code's H) */
   | { kind: 'code-worker'; path: string; name: string; index: number };
 
@@ -19,6 +21,10 @@ export default function build(o: BuildOptions): Module {
   if (o.kind === 'linear') {
     manualSeed(o.seed);
     return buildModel('logistic-regression', { channels: 1, height: 1, width: o.inFeatures, classes: o.classes });
+  }
+  if (o.kind === 'random') {
+    manualSeed(o.seed);
+    return buildModel(o.model, { ...o.input, classes: o.classes });
   }
   if (o.kind === 'code-worker') {
     const { code, extra } = loadCode(o.path);

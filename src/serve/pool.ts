@@ -4,11 +4,19 @@
 // each task to the next healthy instance's own queue at submission. Instances are health
 // checked: one that fails a request or misses `failures` checks in a row is taken out until
 // a check succeeds again. Queued tasks whose owner no longer needs them are dropped
-// (best-effort cancellation); in-flight requests are left to finish.
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+// (best-effort cancellation); in-flight requests are left to finish. Hedged copies (a late
+// query sent again) go to the front of the queue and, where another instance could take them,
+// not to the instance that runs the first copy.
+//
+// The pool reaches instances through an InstanceClient (V2 gRPC in the server; simulated
+// instances in the planner and in tests) and reads time from a Clock, so the same dispatch
+// code runs in the server, the tests and the simulator.
 import type { Logger } from 'pino';
-import { V2GrpcClient } from './client.js';
 import { ServeError } from './v2.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
+import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
+
+const defaultConnect = grpcInstanceClient;
 
 export interface Task {
   data: Float32Array;
@@ -21,6 +29,12 @@ export interface Task {
   attempts: number;
   /** true once nobody needs the result: queued copies are skipped */
   cancelled: boolean;
+  /** a hedged copy: queued first, and kept off `avoid` (the instance running the first copy) when another can take it */
+  hedge?: boolean;
+  avoid?: string;
+  /** the instance that ran the last attempt, and when it started (clock ms; set by the pool) */
+  ranOn?: string;
+  startedAt?: number;
   done(out: Float32Array): void;
   /** `retryable`: the failure was the instance's (the task may be resubmitted) */
   fail(e: Error, retryable: boolean): void;
@@ -38,6 +52,9 @@ export interface PoolOptions {
   healthTimeoutMs: number;
   healthFailures: number;
   log: Logger;
+  /** how to reach an instance (default: V2 gRPC) */
+  connect?: (address: string) => InstanceClient;
+  clock?: Clock;
 }
 
 class Deque<T> {
@@ -48,6 +65,10 @@ class Deque<T> {
   }
   push(x: T): void {
     this.items.push(x);
+  }
+  unshift(x: T): void {
+    if (this.head > 0) this.items[--this.head] = x;
+    else this.items.unshift(x);
   }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -68,27 +89,32 @@ class Deque<T> {
 }
 
 export class InstanceConn {
-  readonly client: V2GrpcClient;
   healthy = false;
   inflight = 0;
   failures = 0;
   served = 0;
   readonly queue = new Deque<Task>();
-  constructor(readonly address: string) {
-    this.client = new V2GrpcClient(address);
-  }
+  constructor(readonly address: string, readonly client: InstanceClient) {}
 }
 
 export class Pool {
   readonly instances: InstanceConn[];
   private readonly queue = new Deque<Task>();
   private rr = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private closed = false;
   private checking = false;
+  private readonly clock: Clock;
 
   constructor(readonly o: PoolOptions) {
-    this.instances = o.addresses.map((a) => new InstanceConn(a));
+    this.clock = o.clock ?? systemClock;
+    const connect = o.connect ?? defaultConnect;
+    this.instances = o.addresses.map((a) => new InstanceConn(a, connect(a)));
+  }
+
+  /** Healthy instances with a free slot right now. */
+  get idleCount(): number {
+    return this.instances.filter((i) => i.healthy && i.inflight < this.o.concurrency).length;
   }
 
   /** Tasks waiting (not yet sent), including cancelled ones not yet skipped. */
@@ -121,7 +147,14 @@ export class Pool {
           break;
         }
       }
-      target.queue.push(t);
+      if (t.hedge === true && t.avoid === target.address) {
+        const other = this.instances.find((c) => c.healthy && c !== target && c.address !== t.avoid);
+        if (other !== undefined) target = other;
+      }
+      if (t.hedge === true) target.queue.unshift(t);
+      else target.queue.push(t);
+    } else if (t.hedge === true) {
+      this.queue.unshift(t);
     } else {
       this.queue.push(t);
     }
@@ -130,15 +163,25 @@ export class Pool {
 
   private next(conn: InstanceConn): Task | undefined {
     const q = this.o.policy === 'round-robin' ? conn.queue : this.queue;
-    for (;;) {
-      const t = q.shift();
-      if (t === undefined) return undefined;
-      if (t.cancelled) continue;
-      if (Date.now() >= t.expiresAt) {
-        t.fail(new ServeError('deadline', 'expired in queue'), false);
-        continue;
+    let skipped: Task | null = null;
+    try {
+      for (;;) {
+        const t = q.shift();
+        if (t === undefined) return undefined;
+        if (t.cancelled) continue;
+        if (this.clock.now() >= t.expiresAt) {
+          t.fail(new ServeError('deadline', 'expired in queue'), false);
+          continue;
+        }
+        // a hedged copy stays off the instance that runs its first copy while another could take it
+        if (skipped === null && t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) {
+          skipped = t;
+          continue;
+        }
+        return t;
       }
-      return t;
+    } finally {
+      if (skipped !== null) q.unshift(skipped);
     }
   }
 
@@ -174,22 +217,24 @@ export class Pool {
   private run(conn: InstanceConn, t: Task): void {
     conn.inflight++;
     t.attempts++;
-    const timeout = Math.max(1, t.expiresAt - Date.now());
-    conn.client.infer(this.o.model, this.o.inputName, t.data, [1, ...t.shape], timeout, t.side === undefined ? {} : { side: t.side.map((s) => ({ ...s, shape: [1, ...s.shape] })) }).then(
-      (r) => {
+    t.ranOn = conn.address;
+    t.startedAt = this.clock.now();
+    const timeout = Math.max(1, t.expiresAt - this.clock.now());
+    conn.client.infer(
+      { model: this.o.model, inputName: this.o.inputName, data: t.data, shape: [1, ...t.shape], side: t.side?.map((s) => ({ ...s, shape: [1, ...s.shape] })), timeoutMs: timeout },
+      (out) => {
         conn.inflight--;
         conn.served++;
-        t.done(r.data);
+        t.done(out);
         this.pump();
       },
-      (e: ServiceError) => {
+      (e) => {
         conn.inflight--;
-        const instanceFault = e.code === GrpcStatus.UNAVAILABLE || e.code === GrpcStatus.INTERNAL || e.code === GrpcStatus.UNKNOWN || e.code === GrpcStatus.CANCELLED;
-        if (e.code === GrpcStatus.UNAVAILABLE && conn.healthy && !/injected failure/.test(e.details ?? '')) {
+        if (e.instanceDown && conn.healthy) {
           conn.healthy = false;
-          this.o.log.warn({ pool: this.o.name, instance: conn.address, error: e.details }, 'instance out (request failed)');
+          this.o.log.warn({ pool: this.o.name, instance: conn.address, error: e.message }, 'instance out (request failed)');
         }
-        t.fail(new Error(`${conn.address}: ${e.details || e.message}`), instanceFault);
+        t.fail(new Error(`${conn.address}: ${e.message}`), e.retryable);
         this.pump();
       },
     );
@@ -198,8 +243,17 @@ export class Pool {
   /** Start health checking (the first round runs now); resolves after the first round. */
   async startHealth(): Promise<void> {
     await this.checkAll();
-    this.timer = setInterval(() => void this.checkAll(), this.o.healthIntervalMs);
-    this.timer.unref();
+    const again = () => {
+      if (this.closed) return;
+      this.timer = this.clock.after(this.o.healthIntervalMs, () => void this.checkAll().finally(again));
+    };
+    again();
+  }
+
+  /** Mark every instance healthy without checking (simulated instances that never go down). */
+  assumeHealthy(): void {
+    for (const i of this.instances) i.healthy = true;
+    this.pump();
   }
 
   private async checkAll(): Promise<void> {
@@ -235,7 +289,7 @@ export class Pool {
   /** Stop: queued tasks fail (unavailable), clients close. */
   close(): void {
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) this.timer.cancel();
     const all = [...this.queue.drain(), ...this.instances.flatMap((i) => i.queue.drain())];
     for (const t of all) if (!t.cancelled) t.fail(new ServeError('unavailable', 'frontend is shutting down'), false);
     for (const i of this.instances) i.client.close();

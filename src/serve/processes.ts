@@ -14,10 +14,24 @@ export interface ChildInstance {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Start `coded serve instance ARGS` on loopback with free ports; resolves when it listens. */
-export function startInstanceProcess(args: string[], opts: { timeoutMs?: number; http?: boolean } = {}): Promise<ChildInstance> {
+export interface InstanceProcessOptions {
+  timeoutMs?: number;
+  http?: boolean;
+  /** command prefix to run the instance under, e.g. a network lab's `ip netns exec NAME` */
+  wrap?: string[];
+  /** the address the instance is reachable at (e.g. a lab host's): it listens on 0.0.0.0 and `address` is HOST:grpcPort */
+  host?: string;
+}
+
+/**
+ * Start `coded serve instance ARGS` with free ports (on loopback unless `opts.host` is set);
+ * resolves when it listens.
+ */
+export function startInstanceProcess(args: string[], opts: InstanceProcessOptions = {}): Promise<ChildInstance> {
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  const proc = spawn(process.execPath, [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...args], {
+  const argv = [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
+  const wrap = opts.wrap ?? [];
+  const proc = spawn(wrap.length > 0 ? wrap[0] : process.execPath, wrap.length > 0 ? [...wrap.slice(1), process.execPath, ...argv] : argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' },
   });
@@ -41,11 +55,15 @@ export function startInstanceProcess(args: string[], opts: { timeoutMs?: number;
         const m = JSON.parse(line) as { event?: string; grpc?: number; http?: number };
         if (m.event === 'listening') {
           clearTimeout(timer);
-          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, address: `127.0.0.1:${m.grpc}`, stop });
+          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, address: `${opts.host ?? '127.0.0.1'}:${m.grpc}`, stop });
         }
       } catch {
         // not our line
       }
+    });
+    proc.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`instance ${args.join(' ')} could not be started${wrap.length > 0 ? ` under ${wrap.join(' ')}` : ''}: ${e.message}`));
     });
     proc.once('exit', (code, sig) => {
       clearTimeout(timer);

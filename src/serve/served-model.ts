@@ -4,6 +4,13 @@
 //                      its parity model j (parityIndex, default 0), loaded with loadParityCode
 //                      on a worker thread;
 //   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
+//   random:MODEL:CxHxW:CLASSES[:SEED]
+//                      a zoo model (src/models/registry.ts: resnet18, vgg11, mlp:..., ...) with
+//                      seeded random weights for C x H x W inputs and CLASSES logits, worker
+//                      thread; for latency experiments at a model's real size, e.g.
+//                      random:resnet18:3x224x224:1000 (torchvision's ImageNet ResNet-18). The
+//                      worker checks that the zoo has MODEL and that it takes C x H x W inputs;
+//                      here only the syntax is checked (no libtorch on the main thread);
 //   a code checkpoint with family-specific workers (e.g. `coded train polynomial`, Lagrange):
 //                      its worker network NAME[INDEX] (default the first, H[0]); multi-input
 //                      workers (H_S) take side inputs next to the main input;
@@ -108,6 +115,35 @@ class NoopModel implements ServedModel {
   async close(): Promise<void> {}
 }
 
+/** The syntax of a random-weight zoo model spec (for help texts and errors). */
+export const RANDOM_MODEL_SPEC = 'random:MODEL:CxHxW:CLASSES[:SEED]';
+
+export interface RandomModelSpec {
+  model: string;
+  input: { channels: number; height: number; width: number };
+  classes: number;
+  seed: number;
+}
+
+/**
+ * Parse `random:MODEL:CxHxW:CLASSES[:SEED]` (SEED default 1). MODEL may itself contain colons
+ * (mlp:200,100:dropout=0.2); the CxHxW part after it ends the name. Throws an error naming the
+ * syntax when the spec is malformed. Whether the zoo has MODEL is checked when it is built.
+ */
+export function parseRandomModelSpec(spec: string): RandomModelSpec {
+  const bad = (why: string) => new Error(`bad --model '${spec}': ${why}; use ${RANDOM_MODEL_SPEC}, e.g. random:resnet18:3x224x224:1000 or random:mlp:200,100:1x28x28:10:7 (MODEL from \`coded models\`)`);
+  if (!spec.startsWith('random:')) throw bad('not a random:... spec');
+  const m = /^random:(.+):([^:]*x[^:]*):([^:]+)(?::([^:]+))?$/.exec(spec);
+  if (m === null) throw bad('expected a model name, an input shape CxHxW and a class count');
+  const [, model, shape, classesText, seedText] = m;
+  const dims = shape.split('x');
+  const n = dims.map(Number);
+  if (dims.length !== 3 || !n.every((x) => Number.isInteger(x) && x >= 1) || dims.some((d) => !/^\d+$/.test(d))) throw bad(`the input shape '${shape}' must be three positive integers CxHxW`);
+  if (!/^\d+$/.test(classesText) || !(Number(classesText) >= 1)) throw bad(`CLASSES must be a positive integer, got '${classesText}'`);
+  if (seedText !== undefined && !/^-?\d+$/.test(seedText)) throw bad(`SEED must be an integer, got '${seedText}'`);
+  return { model, input: { channels: n[0], height: n[1], width: n[2] }, classes: Number(classesText), seed: seedText === undefined ? 1 : Number(seedText) };
+}
+
 function positiveInts(parts: string[], what: string): number[] {
   const n = parts.map(Number);
   if (!n.every((x) => Number.isInteger(x) && x >= 1)) throw new Error(`bad --model '${what}': dimensions must be positive integers`);
@@ -123,7 +159,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   const notParity = () => {
     if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);
   };
-  if (worker !== undefined && (spec.startsWith('noop:') || spec.startsWith('linear:'))) {
+  if (worker !== undefined && (spec.startsWith('noop:') || spec.startsWith('linear:') || spec.startsWith('random:'))) {
     throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
   }
   if (spec.startsWith('noop:')) {
@@ -141,6 +177,12 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     if (!Number.isInteger(seed)) throw new Error(`bad --model '${spec}': SEED must be an integer`);
     return new WorkerModel(name ?? 'linear', 'coded-libtorch', [d], [c], `random linear map ${d} -> ${c} (seed ${seed})`, { kind: 'linear', inFeatures: d, classes: c, seed });
   }
+  if (spec.startsWith('random:')) {
+    notParity();
+    const r = parseRandomModelSpec(spec);
+    const { channels, height, width } = r.input;
+    return new WorkerModel(name ?? r.model.replace(/[^\w.-]/g, '_'), 'coded-libtorch', [channels, height, width], [r.classes], `${r.model} with random weights (seed ${r.seed}) on ${channels}x${height}x${width} inputs, ${r.classes} classes`, { kind: 'random', ...r });
+  }
   const meta = readCheckpointMetadata(spec) as {
     kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[];
     parity?: Partial<ParityMeta>; code?: { family?: string; k?: number; r?: number } & Record<string, unknown>;
@@ -149,7 +191,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     // a code with family-specific workers (Lagrange: H); only the header is read here
     const sigs = workerSignatures(meta.code as { family: string } & Record<string, unknown>);
     if (sigs.length > 0) notParity();
-    if (sigs.length === 0) throw new Error(`${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED] or noop:D`);
+    if (sigs.length === 0) throw new Error(`${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
     let sig = sigs[0];
     if (worker !== undefined) {
       const m = /^([A-Za-z_][\w-]*)(?:\[(\d+)\])?$/.exec(worker);
@@ -165,7 +207,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     // Only the header here; the worker thread loads the weights with loadParityCode, which checks them.
     const p = meta.parity;
     if (p === undefined || typeof p.model !== 'string' || p.input === undefined || !Number.isInteger(p.count)) {
-      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED] or noop:D`);
+      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
     }
     const j = parityIndex ?? 0;
     if (j >= p.count!) throw new Error(`${spec} has ${p.count} parity model(s) (indices 0..${p.count! - 1}); --parity-index ${j} is out of range`);
@@ -176,7 +218,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   }
   notParity();
   if (meta.kind !== 'base' || !meta.model || !meta.input || !meta.classes) {
-    throw new Error(`${spec} is neither a base-model checkpoint from \`coded train base\` nor a parity-code checkpoint from \`coded train parity\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED] or noop:D`);
+    throw new Error(`${spec} is neither a base-model checkpoint from \`coded train base\` nor a parity-code checkpoint from \`coded train parity\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
   }
   const { channels, height, width } = meta.input;
   const n = name ?? basename(spec).replace(/\.safetensors$/, '');

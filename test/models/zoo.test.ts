@@ -31,6 +31,29 @@ for (const [name, spec, params] of cases) {
   });
 }
 
+test('ResNet-18 on 3x224x224 is torchvision\'s ImageNet architecture: 11,689,512 parameters, [1, 3, 224, 224] -> [1, 1000]', () => {
+  manualSeed(0);
+  const m = buildModel('resnet18', { channels: 3, height: 224, width: 224, classes: 1000 });
+  try {
+    assert.equal(m.numParameters(), 11689512);
+    const conv1 = m.stateDict().get('conv1.weight')!;
+    assert.deepEqual(conv1.shape, [64, 3, 7, 7], 'the 7x7 stem');
+    const shape = tidy(() => noGrad(() => m.eval().forward(randn([1, 3, 224, 224])).shape));
+    assert.deepEqual(shape, [1, 1000]);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('ResNet-152 on 3x224x224 has torchvision\'s 60,192,808 parameters', () => {
+  const m = buildModel('resnet152', { channels: 3, height: 224, width: 224, classes: 1000 });
+  try {
+    assert.equal(m.numParameters(), 60192808);
+  } finally {
+    m.dispose();
+  }
+});
+
 test('the paper init gives linear weights std 0.01 and zero biases', () => {
   manualSeed(0);
   const m = buildModel('base-mlp', grey);

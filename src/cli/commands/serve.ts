@@ -5,7 +5,8 @@ export const usage = `coded serve <instance|frontend> [options]
 
   coded serve instance --model MODEL [--parity-index J | --worker NAME[I]] [--name NAME] [--port P] [--grpc-port P] [--host H]
                        [--device cpu|cuda] [--threads N] [--max-batch N]
-                       [--latency DIST] [--slow-prob P --slow-ms MS] [--fail-prob P]
+                       [--latency DIST] [--slow-prob P --slow-ms MS] [--slow-periods SPEC]
+                       [--latency-trace FILE] [--fail-prob P]
                        [--crash-after N] [--seed S] [--log-level L]
       One model behind the V2 (KServe / Open Inference Protocol) REST and gRPC APIs.
       MODEL: a base checkpoint (models/*.safetensors), a parity-code checkpoint from
@@ -13,11 +14,19 @@ export const usage = `coded serve <instance|frontend> [options]
       default name is <file>-parity<J>), a code checkpoint with worker networks from
       \`coded train polynomial\` (serves its worker H[0], or --worker NAME[I]; H_S workers take
       side inputs v0..vP next to 'input'; default name <file>-H0), linear:D:C[:SEED] (seeded
-      random linear map, for tests), or noop:D (identity, no libtorch: measures serving overhead).
+      random linear map, for tests), random:MODEL:CxHxW:CLASSES[:SEED] (a zoo model from
+      \`coded models\` with seeded random weights, for latency at a model's real size, e.g.
+      random:resnet18:3x224x224:1000, torchvision's ImageNet ResNet-18), or noop:D (identity,
+      no libtorch: measures serving overhead).
       Ports default to 8000 (REST) and 8001 (gRPC); 0 picks a free port; -1 disables one.
       Fault injection: --latency none|const:MS|uniform:LO:HI|exp:MEAN|lognormal:MU:SIGMA
       added to every request; with probability --slow-prob a request is delayed a further
-      --slow-ms; with probability --fail-prob it fails (UNAVAILABLE / 503); --crash-after N
+      --slow-ms; --slow-periods ON_MS:OFF_MS:FACTOR[:ADD_MS] makes the instance slow for
+      periods (exponential lengths, means ON_MS slow and OFF_MS normal): compute takes FACTOR
+      times as long and each request waits ADD_MS more; --latency-trace FILE adds the trace's
+      milliseconds to successive requests (one number per line, or a JSON array; replayed
+      cyclically from a seeded offset); with probability --fail-prob a request fails
+      (UNAVAILABLE / 503); --crash-after N
       exits the process when the N-th inference request arrives.
       Prints one JSON line {"event":"listening",...} with the bound ports on stdout.
 
@@ -46,7 +55,7 @@ async function instance(argv: string[]): Promise<void> {
       model: { type: 'string' }, 'parity-index': { type: 'string' }, worker: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
       device: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' },
       latency: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'fail-prob': { type: 'string' },
-      'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
+      'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' }, 'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
     },
     usage,
   );
@@ -54,7 +63,7 @@ async function instance(argv: string[]): Promise<void> {
   if (values.model === undefined) throw new UsageError(`--model is required\n\n${usage}`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   const level = choiceOption(values['log-level'], 'log-level', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info');
-  const { parseLatency } = await import('../../serve/faults.js');
+  const { parseLatency, parseSlowPeriods, readLatencyTrace } = await import('../../serve/faults.js');
   const prob = (v: string | undefined, n: string) => {
     const p = numberOption(v, n, 0);
     if (p < 0 || p > 1) throw new UsageError(`--${n} must be a probability in [0, 1], got ${p}`);
@@ -66,7 +75,16 @@ async function instance(argv: string[]): Promise<void> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  let slowPeriods;
+  let trace;
+  try {
+    if (values['slow-periods'] !== undefined) slowPeriods = parseSlowPeriods(values['slow-periods']);
+    if (values['latency-trace'] !== undefined) trace = readLatencyTrace(values['latency-trace']);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const faults = {
+    ...(slowPeriods !== undefined ? { slowPeriods } : {}), ...(trace !== undefined ? { trace } : {}),
     latency, slowProb: prob(values['slow-prob'], 'slow-prob'), slowMs: numberOption(values['slow-ms'], 'slow-ms', 0), failProb: prob(values['fail-prob'], 'fail-prob'),
     crashAfter: intOption(values['crash-after'], 'crash-after', 0, { min: 0 }), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
   };

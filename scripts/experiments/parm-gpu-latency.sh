@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# ParM's latency experiment at its own scale, on the lent GPU machine: ResNet-18 (torchvision's
+# ImageNet architecture, random weights) on 3x224x224 inputs, 1000 classes, batch 1, every
+# instance a `coded serve instance --device cuda` process sharing the one GPU; 12 base + 6
+# parity instances, addition code k=2, against Equal-Resources (18 base instances), Poisson
+# 270 queries/s, through `coded bench serve`.
+#
+# Run ON the device machine, in the repository root (one `run` call, carry: ["dist", ".gpu"]):
+#
+#   scripts/experiments/parm-gpu-latency.sh [coded bench serve options...]
+#
+# The options are appended to the defaults below and override them (the last one wins), e.g.
+#   ... --base 12 --parity 4 --k 3         k=3 (ParM: 12 base + 4 parity vs 16 replicas)
+#   ... --base 12 --parity 3 --k 4         k=4
+#   ... --modes coded,equal-resources,none --queries 20000
+# Defaults: --model random:resnet18:3x224x224:1000 --device cuda --base 12 --parity 6 --k 2
+#           --code addition --modes coded,equal-resources --rate 270 --out RESULTS
+# Env: MPS=1 (default: start CUDA MPS when the machine has it, so the instances' kernels share
+#      the GPU instead of time-slicing contexts; MPS=0: without), PREFLIGHT_INSTANCES=1 (before
+#      the benchmark, time closed-loop batch-1 requests on that many instances at once, a comma
+#      list such as 1,18, with GPU memory per process; 0: skip), RESULTS_DIR (default $OUT when
+#      set, else runs/parm-gpu-latency), SAMPLE_S=5 (GPU utilisation/memory sampling period).
+# Results (8 files, within what a `run` call brings back from $OUT): serve.json, serve.md,
+# latency-cdf.svg/png, latency-percentiles.svg/png (coded bench serve), run.log (everything
+# printed, timestamped), gpu.csv (samples: utilisation, memory, instance processes).
+#
+# Prepare here first: `npx tsc -p tsconfig.json` (dist/) and scripts/experiments/prepare-gpu-carry.sh
+# (.gpu/: node binary, N-API headers, production node_modules).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+W=/tmp/parm-gpu
+mkdir -p $W /tmp/nodebin
+RESULTS=${RESULTS_DIR:-${OUT:-runs/parm-gpu-latency}}
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+exec > >(while IFS= read -r l; do printf '[%s] %s\n' "$(date -u +%T)" "$l"; done | tee -a "$RESULTS/run.log") 2>&1
+logger_pid=$!
+t_start=$(date +%s)
+
+# --- node, dependencies, dist ---
+[ -f .gpu/node.xz ] || { echo "no .gpu/node.xz: run scripts/experiments/prepare-gpu-carry.sh here and carry .gpu"; exit 2; }
+[ -f dist/src/cli/main.js ] || { echo "no dist/: build with npx tsc -p tsconfig.json and carry dist"; exit 2; }
+[ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node.tmp && chmod +x /tmp/nodebin/node.tmp && mv /tmp/nodebin/node.tmp /tmp/nodebin/node; }
+export PATH=/tmp/nodebin:$PATH
+if [ ! -f node_modules/@grpc/grpc-js/package.json ]; then
+  [ -f .gpu/node_modules.tar.xz ] || { echo "no node_modules and no .gpu/node_modules.tar.xz (prepare-gpu-carry.sh makes it)"; exit 2; }
+  python3 -c 'import tarfile; tarfile.open(".gpu/node_modules.tar.xz").extractall(".")'
+fi
+echo "node $(node --version)"
+
+# --- the CUDA addon, compiled with g++ against python3's torch ---
+export CODED_ADDON=$W/coded_torch.node
+newest_src=$(ls -t native/*.cc native/*.h 2>/dev/null | head -1)
+if [ ! -f $CODED_ADDON ] || [ "$newest_src" -nt $CODED_ADDON ]; then
+  t0=$(date +%s)
+  LIBTORCH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+  ABI=$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+  mkdir -p $W/build
+  flags=(-O2 -std=c++17 -fPIC -fexceptions -frtti -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
+    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Wno-deprecated-declarations -I.gpu/include/node -I.gpu/napi -I"$LIBTORCH/include" -I"$LIBTORCH/include/torch/csrc/api/include")
+  pids=()
+  for f in native/*.cc; do g++ "${flags[@]}" -c "$f" -o "$W/build/$(basename "$f" .cc).o" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || { echo "compiling the addon failed"; exit 3; }; done
+  g++ -shared -o $CODED_ADDON.tmp $W/build/*.o -L"$LIBTORCH/lib" -Wl,-rpath,"$LIBTORCH/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch -ltorch_cpu -lc10 -Wl,--as-needed || exit 3
+  mv $CODED_ADDON.tmp $CODED_ADDON
+  echo "built the CUDA addon in $(( $(date +%s) - t0 )) s (torch $(python3 -c 'import torch; print(torch.__version__)'))"
+fi
+node -e "import('./dist/src/engine/runtime.js').then(r => { console.log('libtorch', r.torchVersion(), 'cuda', r.cudaAvailable(), 'devices', r.cudaDeviceCount()); if (!r.cudaAvailable()) process.exit(3); })" || { echo "the addon sees no CUDA device"; exit 3; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader
+
+# --- CUDA MPS (optional) ---
+mps=off
+if [ "${MPS:-1}" = 1 ]; then
+  if ! command -v nvidia-cuda-mps-control >/dev/null; then
+    echo "MPS: nvidia-cuda-mps-control is not on this machine; instances time-slice the GPU"
+  else
+    export CUDA_MPS_PIPE_DIRECTORY=${CUDA_MPS_PIPE_DIRECTORY:-/tmp/nvidia-mps} CUDA_MPS_LOG_DIRECTORY=${CUDA_MPS_LOG_DIRECTORY:-/tmp/nvidia-log}
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    pgrep -x nvidia-cuda-mps-control >/dev/null || nvidia-cuda-mps-control -d
+    sleep 1
+    if python3 -c 'import torch; torch.zeros(1).cuda(); torch.cuda.synchronize()' 2>/dev/null; then mps=on; echo "MPS: on"; else
+      echo quit | nvidia-cuda-mps-control; echo "MPS: started but a CUDA client failed under it; off"; fi
+  fi
+fi
+
+# --- GPU sampling ---
+SAMPLE_S=${SAMPLE_S:-5}
+echo "time,gpu_util_pct,gpu_mem_used_mib,processes,processes_mem_mib,max_process_mem_mib" > "$RESULTS/gpu.csv"
+( while :; do
+    g=$(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits | head -1 | tr -d ' ')
+    a=$(nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits | awk '$1 ~ /^[0-9]+$/ {n++; s+=$1; if ($1>m) m=$1} END {printf "%d,%d,%d", n, s, m}')
+    echo "$(date -u +%T),$g,$a" >> "$RESULTS/gpu.csv"
+    sleep "$SAMPLE_S"
+  done ) &
+sampler=$!
+cleanup() {
+  kill $sampler 2>/dev/null
+  [ $mps = on ] && echo quit | nvidia-cuda-mps-control
+  echo "results: $RESULTS (serve.json, serve.md, latency-*.svg/png; run.log; gpu.csv)"
+  exec >&- 2>&-
+  wait $logger_pid 2>/dev/null
+}
+trap cleanup EXIT
+
+# --- the model (the last --model among the defaults and the options) ---
+model=random:resnet18:3x224x224:1000
+prev=
+for a in "$@"; do
+  [ "$prev" = --model ] && model=$a
+  case $a in --model=*) model=${a#--model=} ;; esac
+  prev=$a
+done
+
+# --- preflight: closed-loop service time of M instances at once ---
+if [ "${PREFLIGHT_INSTANCES:-1}" != 0 ]; then
+  echo "preflight: closed-loop batch-1 service time, $model on cuda, instances ${PREFLIGHT_INSTANCES:-1}"
+  node scripts/experiments/instance-service-time.mjs --model "$model" --device cuda --instances "${PREFLIGHT_INSTANCES:-1}" --requests 300 --warmup 30 --gpu-memory || echo "preflight failed (rc $?)"
+fi
+
+# --- the benchmark ---
+cmd=(bin/coded bench serve --model random:resnet18:3x224x224:1000 --device cuda --base 12 --parity 6 --k 2 --code addition
+  --modes coded,equal-resources --rate 270 --out "$RESULTS" "$@")
+echo "MPS $mps; running: ${cmd[*]}"
+t0=$(date +%s)
+"${cmd[@]}"
+rc=$?
+echo "coded bench serve: rc $rc after $(( $(date +%s) - t0 )) s (whole script $(( $(date +%s) - t_start )) s)"
+exit $rc

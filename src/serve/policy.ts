@@ -1,0 +1,499 @@
+// The serving policy: every decision the frontend makes about a query, driven by events
+// (a query arrives, an instance answers or fails, a timer fires) and nothing else. The
+// frontend runs it on the system clock with V2 gRPC instances; the tests and the planner's
+// simulator run the very same code on a VirtualClock with simulated instances.
+//
+// Modes:
+//   none / equal-resources  every query goes to the base pool once; with hedgeMs a query still
+//                           unanswered after hedgeMs is sent again (a hedged request, "The Tail
+//                           at Scale"): first answer wins, the other copy is dropped if queued;
+//   replication             the replication code (k = 1, r = 1): two copies, first one wins;
+//   coded                   groups of k queries are encoded with the code, each coded query goes
+//                           to the pool its worker function names, and the code decodes outputs
+//                           that are late or lost.
+//
+// Coding groups: queries join the open group in arrival order; a group is closed when it has
+// k queries, or maxWaitMs after its first query arrived. With systematic codes each original
+// is dispatched to the base pool the moment it arrives; only the parity queries wait for the
+// group to close (then it is encoded). A group closed early is padded by repeating its own
+// queries (X_1, X_2, X_1, ...): the padding copies are computed like any other query and their
+// outputs are discarded, so a partial group is protected exactly like a full one and no output
+// is ever guessed. With parityDelayMs the padding copies are redundancy too: they go out with
+// the delayed parity queries, and only if an original is still missing.
+//
+// Deadlines, per query, measured from its arrival: after decodeDeadlineMs its original output
+// is "late", and as soon as the code can decode from what has arrived (or at once if an
+// instance failed the query) the reconstruction is returned, marked reconstructed. If at that
+// point the group cannot be decoded (the partner or the parity is late too), the fallback (on
+// by default) re-issues each missing original to the base pool as a hedged request, ahead of
+// the queue and away from the instance that holds the first copy: first useful answer wins.
+// At sloMs a query with no answer gets the default output (marked default) or an error, as
+// configured. Every accepted query is answered exactly once.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Clock, Timer } from './clock.js';
+import type { GroupCodec } from './group-codec.js';
+import type { Pool, Task } from './pool.js';
+import { ServeError } from './v2.js';
+
+export type ServingMode = 'coded' | 'equal-resources' | 'replication' | 'none';
+export type Outcome = 'original' | 'reconstructed' | 'default';
+
+export interface QueryResult {
+  data: Float32Array;
+  reconstructed: boolean;
+  defaulted: boolean;
+  /** the answer came from a hedged copy (uncoded hedging or the coded fallback) */
+  hedged: boolean;
+}
+
+/** What the policy reports as it works (metrics in the server, statistics in the simulator). */
+export interface PolicyEvents {
+  answered?(outcome: Outcome, latencyMs: number, hedged: boolean): void;
+  failed?(latencyMs: number): void;
+  rejected?(reason: 'pending' | 'queue', n: number): void;
+  encoded?(seconds: number): void;
+  decoded?(seconds: number): void;
+  paritySkipped?(): void;
+  taskFailed?(pool: string): void;
+  hedgeSent?(kind: 'hedge' | 'fallback'): void;
+}
+
+export interface PolicyOptions {
+  mode: ServingMode;
+  /** the code (coded and replication modes) */
+  codec: GroupCodec | null;
+  /** by key: 'base', 'parity:J', 'worker:NAME:I' */
+  pools: ReadonlyMap<string, Pool>;
+  clock: Clock;
+  log: Logger;
+  inputShape: number[];
+  defaultOutput: Float32Array;
+  sloMs: number;
+  decodeDeadlineMs: number;
+  maxWaitMs: number;
+  parityDelayMs: number;
+  onMiss: 'default' | 'error';
+  maxPendingQueries: number;
+  maxAttempts: number;
+  /** uncoded modes: send a second copy of a query unanswered after this long (null: never) */
+  hedgeMs: number | null;
+  /** coded mode: re-issue late originals whose group cannot decode by the decode deadline */
+  fallback: boolean;
+  events?: PolicyEvents;
+}
+
+interface Query {
+  data: Float32Array;
+  arrival: number;
+  answered: boolean;
+  settle: (r: QueryResult | Error) => void;
+  sloTimer: Timer | null;
+  /** pending hedge / fallback check */
+  copyTimer: Timer | null;
+  group: Group | null;
+  /** tasks that carry this query alone (the uncoded copy, hedged copies, fallback copies) */
+  tasks: Task[];
+  /** a hedged / fallback copy was sent */
+  copied: boolean;
+}
+
+interface Group {
+  queries: Query[];
+  /** for each of the k slots, the query it carries (padding repeats queries) */
+  slotQuery: Query[];
+  outputs: (Float32Array | null)[];
+  failed: boolean[];
+  tasks: (Task | null)[];
+  deadline: number;
+  timer: Timer | null;
+  /** the coded queries were encoded and sent (or found unnecessary) */
+  paritySent: boolean;
+  /** padding slots [from, k) not dispatched yet (hedged: they go out with the parity) */
+  paddingFrom: number | null;
+  parityTimer: Timer | null;
+  closed: boolean;
+}
+
+export interface PolicyCounts {
+  original: number;
+  reconstructed: number;
+  default: number;
+  error: number;
+  rejected: number;
+  /** answers that came from a hedged or fallback copy (also counted under their outcome) */
+  hedgedAnswers: number;
+  /** hedged / fallback copies sent */
+  copies: number;
+  /** requests handed to instance pools (every coded query, copy and retry) */
+  tasks: number;
+}
+
+export class ServingPolicy {
+  readonly counts: PolicyCounts = { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, tasks: 0 };
+  private openGroup: Group | null = null;
+  private openTimer: Timer | null = null;
+  private readonly live = new Set<Query>();
+  private closing = false;
+  private readonly base: Pool;
+  private readonly ev: PolicyEvents;
+
+  constructor(readonly o: PolicyOptions) {
+    const base = o.pools.get('base');
+    if (base === undefined) throw new Error('the serving policy needs a base pool');
+    this.base = base;
+    this.ev = o.events ?? {};
+    if ((o.mode === 'coded' || o.mode === 'replication') && o.codec === null) throw new Error(`mode ${o.mode} needs a code`);
+    if (o.codec !== null) {
+      for (const k of new Set(o.codec.pools)) if (!o.pools.has(k)) throw new Error(`code ${o.codec.name} sends coded queries to pool '${k}', which the config does not define (pools: ${[...o.pools.keys()].join(', ')})`);
+    }
+  }
+
+  get pending(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Accept queries (all or none) and call `answer` exactly once for each, with its result or an
+   * Error. Throws a ServeError ('overloaded' / 'unavailable') when they are refused.
+   */
+  submit(samples: Float32Array[], answer: (i: number, r: QueryResult | Error) => void): void {
+    if (this.closing) throw new ServeError('unavailable', 'frontend is shutting down');
+    const n = samples.length;
+    if (this.live.size + n > this.o.maxPendingQueries) {
+      this.counts.rejected += n;
+      this.ev.rejected?.('pending', n);
+      throw new ServeError('overloaded', `overloaded: ${this.live.size} queries pending (limit ${this.o.maxPendingQueries}); retry later`);
+    }
+    const c = this.o.codec;
+    const tasksPerQuery = c === null ? 1 : Math.ceil(c.n / c.k) + 1;
+    for (const p of this.o.pools.values()) {
+      if (!p.hasRoom(n * tasksPerQuery)) {
+        this.counts.rejected += n;
+        this.ev.rejected?.('queue', n);
+        throw new ServeError('overloaded', `overloaded: pool ${p.o.name} queue is full; retry later`);
+      }
+    }
+    const now = this.o.clock.now();
+    samples.forEach((data, i) => {
+      const q: Query = {
+        data, arrival: now, answered: false, sloTimer: null, copyTimer: null, group: null, tasks: [], copied: false,
+        settle: (r) => {
+          if (q.answered) return;
+          q.answered = true;
+          this.live.delete(q);
+          q.sloTimer?.cancel();
+          q.copyTimer?.cancel();
+          for (const t of q.tasks) t.cancelled = true;
+          const ms = this.o.clock.now() - q.arrival;
+          if (r instanceof Error) {
+            this.counts.error++;
+            this.ev.failed?.(ms);
+          } else {
+            const outcome: Outcome = r.defaulted ? 'default' : r.reconstructed ? 'reconstructed' : 'original';
+            this.counts[outcome]++;
+            if (r.hedged) this.counts.hedgedAnswers++;
+            this.ev.answered?.(outcome, ms, r.hedged);
+          }
+          answer(i, r);
+        },
+      };
+      this.live.add(q);
+      q.sloTimer = this.o.clock.after(this.o.sloMs, () => this.miss(q));
+      if (c === null) this.dispatchUncoded(q);
+      else this.enqueueCoded(q);
+    });
+  }
+
+  private miss(q: Query): void {
+    if (q.answered) return;
+    if (this.o.onMiss === 'error') q.settle(new ServeError('deadline', `no output within the SLO of ${this.o.sloMs} ms`));
+    else q.settle({ data: this.o.defaultOutput.slice(), reconstructed: false, defaulted: true, hedged: false });
+    if (q.group !== null) this.cancelIfDone(q.group);
+  }
+
+  private taskFor(pool: Pool, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean, input?: { shape: number[]; side?: Task['side'] }): Task {
+    const t: Task = {
+      data, shape: input?.shape ?? this.o.inputShape, expiresAt, attempts: 0, cancelled: false,
+      ...(input?.side !== undefined ? { side: input.side } : {}),
+      done,
+      fail: (e, retryable) => {
+        this.ev.taskFailed?.(pool.o.name);
+        if (retryable && t.attempts < this.o.maxAttempts && this.o.clock.now() < expiresAt && isNeeded() && !this.closing) {
+          try {
+            this.send(pool, t);
+            return;
+          } catch {
+            // queue full: give up on this task
+          }
+        }
+        failed(e);
+      },
+    };
+    return t;
+  }
+
+  private send(pool: Pool, t: Task): void {
+    this.counts.tasks++;
+    pool.submit(t);
+  }
+
+  private dispatchUncoded(q: Query): void {
+    const t = this.taskFor(
+      this.base, q.data, q.arrival + this.o.sloMs,
+      (out) => q.settle({ data: out, reconstructed: false, defaulted: false, hedged: false }),
+      // out of attempts: the SLO timer (or a hedged copy) answers the query
+      (e) => this.o.log.debug({ error: e.message }, 'query failed; the SLO timer will answer it'),
+      () => !q.answered,
+    );
+    q.tasks.push(t);
+    this.send(this.base, t);
+    const h = this.o.hedgeMs;
+    if (h !== null) q.copyTimer = this.o.clock.after(h, () => {
+      q.copyTimer = null;
+      this.considerCopy(q, 'hedge', h);
+    });
+  }
+
+  /** The task that carries a query's original (uncoded: its only task; coded: its slot). */
+  private originalTask(q: Query): Task | undefined {
+    if (q.group === null) return q.tasks[0];
+    return q.group.tasks[q.group.slotQuery.indexOf(q)] ?? undefined;
+  }
+
+  /**
+   * Send a second copy of a query once its original has been *running* for `delayMs` (a query
+   * that is late only because it waited in the queue is not a straggler: a copy would queue
+   * behind the same backlog and only add load). Re-checks until then.
+   */
+  private considerCopy(q: Query, kind: 'hedge' | 'fallback', delayMs: number): void {
+    if (q.answered || q.copied || this.closing || q.copyTimer !== null) return;
+    const first = this.originalTask(q);
+    const now = this.o.clock.now();
+    // never started (queued, or never dispatched) vs. running since startedAt
+    const due = first === undefined || first.startedAt === undefined ? (first === undefined ? now : now + delayMs) : first.startedAt + delayMs;
+    if (due <= now) return this.sendCopy(q, kind);
+    q.copyTimer = this.o.clock.after(due - now, () => {
+      q.copyTimer = null;
+      this.considerCopy(q, kind, delayMs);
+    });
+  }
+
+  /** A second copy of a late query to the base pool, ahead of the queue and away from the first copy's instance. */
+  private sendCopy(q: Query, kind: 'hedge' | 'fallback'): void {
+    if (q.answered || q.copied || this.closing) return;
+    q.copied = true;
+    const first = this.originalTask(q);
+    const t = this.taskFor(
+      this.base, q.data, q.arrival + this.o.sloMs,
+      (out) => {
+        q.settle({ data: out, reconstructed: false, defaulted: false, hedged: true });
+        if (q.group !== null) this.cancelIfDone(q.group);
+      },
+      (e) => this.o.log.debug({ error: e.message }, `${kind} copy failed`),
+      () => !q.answered,
+    );
+    t.hedge = true;
+    if (first?.ranOn !== undefined) t.avoid = first.ranOn;
+    q.tasks.push(t);
+    this.counts.copies++;
+    this.ev.hedgeSent?.(kind);
+    try {
+      this.send(this.base, t);
+    } catch (e) {
+      this.o.log.warn({ error: (e as Error).message }, `${kind} copy not dispatched`);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // coding groups
+
+  private get decodeDeadlineMs(): number {
+    // replication: first copy wins, no waiting for the original
+    return this.o.mode === 'replication' ? 0 : this.o.decodeDeadlineMs;
+  }
+
+  private enqueueCoded(q: Query): void {
+    const code = this.o.codec!;
+    let g = this.openGroup;
+    if (g === null) {
+      g = {
+        queries: [], slotQuery: [], outputs: Array(code.n).fill(null), failed: Array(code.n).fill(false), tasks: Array(code.n).fill(null),
+        deadline: q.arrival + this.decodeDeadlineMs, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
+      };
+      this.openGroup = g;
+      const group = g;
+      this.openTimer = this.o.clock.after(this.o.maxWaitMs, () => this.closeGroup(group));
+      g.timer = this.o.clock.after(Math.max(0, g.deadline - this.o.clock.now()), () => this.tryDecode(group));
+    }
+    q.group = g;
+    g.queries.push(q);
+    const slot = g.slotQuery.length;
+    g.slotQuery.push(q);
+    // systematic codes pass originals through unchanged: dispatch each at once, so only the
+    // parity queries wait for the group to fill
+    if (code.systematic) this.dispatchSlot(g, slot, 'base', q.data, q.arrival + this.o.sloMs);
+    if (g.queries.length >= code.k) this.closeGroup(g);
+  }
+
+  private dispatchSlot(g: Group, i: number, key: string, data: Float32Array, expiresAt: number, input?: { shape: number[]; side?: Task['side'] }): void {
+    const pool = this.o.pools.get(key)!;
+    const t = this.taskFor(
+      pool, data, expiresAt,
+      (out) => this.slotArrived(g, i, out),
+      () => {
+        g.failed[i] = true;
+        this.tryDecode(g);
+      },
+      () => !g.closed,
+      input,
+    );
+    g.tasks[i] = t;
+    try {
+      this.send(pool, t);
+    } catch (e) {
+      g.failed[i] = true;
+      this.o.log.warn({ pool: key, error: (e as Error).message }, 'coded query not dispatched');
+    }
+  }
+
+  private closeGroup(g: Group): void {
+    if (this.openGroup !== g) return;
+    this.openGroup = null;
+    this.openTimer?.cancel();
+    this.openTimer = null;
+    const code = this.o.codec!;
+    const real = g.queries.length;
+    const delay = this.o.parityDelayMs;
+    const hedged = code.systematic && delay > 0;
+    // pad a partial group by repeating its own queries; padding copies are computed like any
+    // query (hedged: later, with the parity queries, see dispatchPadding)
+    for (let i = real; i < code.k; i++) g.slotQuery.push(g.queries[i % real]);
+    if (real < code.k && code.systematic) {
+      g.paddingFrom = real;
+      if (!hedged) this.dispatchPadding(g);
+    }
+    // encode and send the coded queries after this event's work, so that the originals just
+    // dispatched go out first and encoding never delays them; with parityDelayMs (systematic
+    // codes only) after that delay, unless every original is back
+    if (hedged) g.parityTimer = this.o.clock.after(delay, () => this.encodeGroup(g));
+    else this.o.clock.soon(() => this.encodeGroup(g));
+  }
+
+  private encodeGroup(g: Group): void {
+    if (g.closed || g.paritySent) return;
+    g.parityTimer?.cancel();
+    g.parityTimer = null;
+    const code = this.o.codec!;
+    // every original already answered: the parity queries would protect nothing
+    if (code.systematic && g.queries.every((q) => q.answered)) return this.cancelIfDone(g);
+    g.paritySent = true;
+    this.dispatchPadding(g);
+    let coded;
+    const t0 = performance.now();
+    try {
+      coded = code.encode(g.slotQuery.map((q) => q.data));
+    } catch (e) {
+      this.o.log.error({ error: (e as Error).message }, 'encode failed; the group runs without redundancy');
+      if (!code.systematic) {
+        g.closed = true;
+        for (const q of g.queries) {
+          q.group = null;
+          this.dispatchUncoded(q);
+        }
+      }
+      return;
+    }
+    this.ev.encoded?.((performance.now() - t0) / 1000);
+    const expiresAt = Math.max(...g.queries.map((q) => q.arrival)) + this.o.sloMs;
+    coded.forEach((cq, i) => {
+      if (code.systematic && i < code.k) return;
+      this.dispatchSlot(g, i, code.pools[i], cq.data, expiresAt, { shape: cq.shape, side: cq.side });
+    });
+    this.tryDecode(g);
+  }
+
+  /** Send a partial group's padding copies (systematic codes) if they have not gone out yet. */
+  private dispatchPadding(g: Group): void {
+    if (g.paddingFrom === null) return;
+    const from = g.paddingFrom;
+    g.paddingFrom = null;
+    for (let i = from; i < this.o.codec!.k; i++) {
+      const q = g.slotQuery[i];
+      this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.o.sloMs);
+    }
+  }
+
+  private slotArrived(g: Group, i: number, out: Float32Array): void {
+    if (g.closed) return;
+    g.outputs[i] = out;
+    const code = this.o.codec!;
+    if (code.systematic && i < code.k) {
+      const q = g.slotQuery[i];
+      if (!q.answered) q.settle({ data: out, reconstructed: false, defaulted: false, hedged: false });
+    }
+    this.tryDecode(g);
+  }
+
+  /** Decode if some query is still unanswered, it is late or failed, and the code can decode; else fall back. */
+  private tryDecode(g: Group): void {
+    if (g.closed) return;
+    const code = this.o.codec!;
+    const unanswered = g.queries.filter((q) => !q.answered);
+    if (unanswered.length === 0) return this.cancelIfDone(g);
+    const late = this.o.clock.now() >= g.deadline;
+    const anyFailed = g.slotQuery.some((q, i) => !q.answered && g.failed[i]);
+    if (code.systematic && !late && !anyFailed) return;
+    // approximate codes (Berrut): decode early only once every output that can still come is in
+    if (!code.systematic && code.approximateDecoding && !late && g.outputs.some((o, i) => o === null && !g.failed[i])) return;
+    // late or failed before a delayed parity went out: send it now, whatever parityDelayMs says
+    // (encodeGroup comes back here)
+    if (!g.paritySent && this.openGroup !== g) return this.encodeGroup(g);
+    const avail = g.outputs.map((o) => o !== null);
+    if (!code.canDecode(avail)) {
+      // the second line of defense: the group cannot decode by the deadline (partner or parity
+      // late too): each missing original goes out again, first useful answer wins
+      if (this.o.fallback && (late || anyFailed) && this.openGroup !== g) {
+        for (const q of unanswered) {
+          const i = g.slotQuery.indexOf(q);
+          // a failed original goes out again at once; a late one once it has run for the decode deadline
+          if (g.failed[i]) this.sendCopy(q, 'fallback');
+          else this.considerCopy(q, 'fallback', this.decodeDeadlineMs);
+        }
+      }
+      return;
+    }
+    const t0 = performance.now();
+    let decoded: { data: Float32Array[]; reconstructed: boolean[] };
+    try {
+      decoded = code.decode(g.outputs);
+    } catch (e) {
+      this.o.log.error({ error: (e as Error).message, available: avail }, 'decode failed');
+      return;
+    }
+    this.ev.decoded?.((performance.now() - t0) / 1000);
+    g.slotQuery.forEach((q, i) => {
+      if (!q.answered) q.settle({ data: decoded.data[i], reconstructed: decoded.reconstructed[i], defaulted: false, hedged: false });
+    });
+    this.cancelIfDone(g);
+  }
+
+  /** When every query of the group is answered, drop its queued coded queries (best-effort cancellation). */
+  private cancelIfDone(g: Group): void {
+    if (g.closed || this.openGroup === g || g.queries.some((q) => !q.answered)) return;
+    g.closed = true;
+    g.timer?.cancel();
+    g.parityTimer?.cancel();
+    if (!g.paritySent) this.ev.paritySkipped?.();
+    for (const t of g.tasks) if (t !== null) t.cancelled = true;
+  }
+
+  /** Stop: every open query is answered with an 'unavailable' error (exactly once). */
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.openTimer?.cancel();
+    for (const q of [...this.live]) q.settle(new ServeError('unavailable', 'frontend is shutting down'));
+    this.openGroup = null;
+  }
+}

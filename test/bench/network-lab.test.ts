@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, spawn } from 'node:child_process';
+import { NetworkLab, networkLabUnavailable } from '../../src/bench/network-lab.js';
+import { startInstanceProcess } from '../../src/serve/processes.js';
+import { V2GrpcClient } from '../../src/serve/client.js';
+
+const unavailable = networkLabUnavailable();
+const skip = unavailable === null ? false : `skipped: ${unavailable}`;
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function labObjects(prefix: string): string[] {
+  const ns = sh('ip', ['netns', 'list']).split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((n) => n && n.startsWith(prefix));
+  const links = sh('ip', ['-o', 'link', 'show']).split('\n').map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).filter((n): n is string => n !== undefined && n.startsWith(prefix));
+  return [...ns, ...links];
+}
+
+test('network lab: a noop instance in host 0\'s namespace answers V2 gRPC from the root namespace at lab.address(0)', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 2, rateMbit: 100 });
+  try {
+    const inst = await startInstanceProcess(['--model', 'noop:16'], { wrap: lab.wrap(0), host: lab.address(0) });
+    const client = new V2GrpcClient(inst.address);
+    try {
+      assert.equal(inst.address, `${lab.address(0)}:${inst.grpc}`);
+      // the instance really runs in host 0's namespace
+      assert.equal(sh('ip', ['netns', 'identify', String(inst.proc.pid)]).trim(), lab.link(0).ns);
+      const x = Float32Array.from({ length: 16 }, (_, i) => i * 0.5 - 3);
+      const r = await client.infer('noop', 'input', x, [1, 16], 10000);
+      assert.deepEqual(r.shape, [1, 16]);
+      assert.deepEqual([...r.data], [...x]);
+    } finally {
+      client.close();
+      await inst.stop();
+    }
+  } finally {
+    await lab.stop();
+  }
+});
+
+test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue)', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 2, rateMbit: 37, queuePackets: 500 });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const l = lab.link(i);
+      for (const [ns, dev] of [[[], l.outside], [['-n', l.ns], l.inside]] as const) {
+        const classes = sh('tc', [...ns, 'class', 'show', 'dev', dev]);
+        assert.match(classes, /class htb 1:1 .*rate 37Mbit ceil 37Mbit/, `${dev}: ${classes}`);
+        const qdiscs = sh('tc', [...ns, 'qdisc', 'show', 'dev', dev]);
+        assert.match(qdiscs, /qdisc htb 1: root/, qdiscs);
+        assert.match(qdiscs, /qdisc pfifo 10: parent 1:1 limit 500p/, qdiscs);
+      }
+    }
+    // the namespaces have no route out of the lab subnet
+    const routes = sh('ip', ['-n', lab.link(0).ns, '-4', 'route', 'show']);
+    assert.doesNotMatch(routes, /default/);
+    assert.match(lab.address(1), /^10\.213\.\d+\.3$/);
+  } finally {
+    await lab.stop();
+  }
+});
+
+test('network lab: bulk transfers complete between random pairs, each finished one starts the next, and stats() counts the bytes exactly', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 3, rateMbit: 1000 });
+  try {
+    const bulk = await lab.startBulkTransfers({ pairs: 2, minBytes: 300_000, maxBytes: 300_000, seed: 5 });
+    const s = await bulk.waitFor(4);
+    await bulk.stop();
+    const after = bulk.stats();
+    assert.ok(s.transfers >= 4);
+    assert.equal(after.failures, 0);
+    assert.equal(after.bytes, after.transfers * 300_000);
+    assert.equal(bulk.completed.length, after.transfers);
+    for (const t of bulk.completed) {
+      assert.notEqual(t.from, t.to);
+      assert.ok(t.from >= 0 && t.from < 3 && t.to >= 0 && t.to < 3);
+    }
+    await assert.rejects(bulk.waitFor(after.transfers + 1), /stopped/);
+  } finally {
+    await lab.stop();
+  }
+});
+
+test('network lab: stop() removes every namespace, veth and bridge of the lab (and kills processes in it); it is idempotent', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 2, rateMbit: 100 });
+  const bulk = await lab.startBulkTransfers({ pairs: 1, minBytes: 1 << 30, maxBytes: 1 << 30, seed: 1 });
+  // a process started through wrap() that the lab does not own
+  const stray = spawn(lab.wrap(1)[0], [...lab.wrap(1).slice(1), process.execPath, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const strayExit = new Promise((resolve) => stray.once('exit', resolve));
+  assert.ok(labObjects(`${lab.name}-`).length >= 2 * 3 + 1);
+  await lab.stop();
+  await lab.stop();
+  await strayExit;
+  assert.deepEqual(labObjects(`${lab.name}-`), []);
+  assert.equal(bulk.stats().running, 0);
+});
+
+test('network lab: cleanupStale removes the namespaces and interfaces of a lab whose process is gone', { skip }, async () => {
+  // a pid that no longer runs
+  const p = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((resolve) => p.once('exit', resolve));
+  const name = `ciltest${p.pid!.toString(36)}-0`;
+  sh('ip', ['netns', 'add', `${name}-n0`]);
+  sh('ip', ['link', 'add', `${name}-b`, 'type', 'bridge']);
+  try {
+    assert.equal(labObjects(`${name}-`).length, 2);
+    const removed = NetworkLab.cleanupStale('ciltest');
+    assert.deepEqual(removed, { namespaces: [`${name}-n0`], links: [`${name}-b`] });
+    assert.deepEqual(labObjects(`${name}-`), []);
+  } finally {
+    spawnSync('ip', ['netns', 'del', `${name}-n0`]);
+    spawnSync('ip', ['link', 'del', `${name}-b`]);
+  }
+});
