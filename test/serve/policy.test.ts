@@ -1,0 +1,208 @@
+// The serving policy on a virtual clock with scripted instances: every decision (decode,
+// fallback, hedge, parity delay, SLO) is checked at exact simulated times, never with sleeps.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import '../../src/codes/index.js';
+import { codeFromConfig } from '../../src/codes/registry.js';
+import { VirtualClock } from '../../src/serve/clock.js';
+import { Pool } from '../../src/serve/pool.js';
+import { tensorCodec } from '../../src/serve/group-codec.js';
+import { ServingPolicy, type PolicyOptions, type QueryResult } from '../../src/serve/policy.js';
+import { FaultInjector } from '../../src/serve/faults.js';
+import { SimulatedInstance } from '../../src/plan/simulated-instance.js';
+import { Rng } from '../../src/data/rng.js';
+
+const silent = pino({ level: 'silent' });
+const D = 4;
+
+/** Instances whose k-th request takes script[k] ms (then `rest` ms); they compute F(x) = 2x (linear: the addition code decodes exactly). */
+function scripted(clock: VirtualClock, script: number[], rest = 1, faults?: FaultInjector) {
+  let n = 0;
+  return new SimulatedInstance({ clock, serviceMs: () => script[n++] ?? rest, compute: (x) => x.map((v) => 2 * v), ...(faults ? { faults } : {}) });
+}
+
+interface Harness {
+  clock: VirtualClock;
+  policy: ServingPolicy;
+  pools: Map<string, Pool>;
+  answers: Map<number, { at: number; r: QueryResult | Error }[]>;
+  /** submit one query at the current time */
+  ask(id: number, x: Float32Array): void;
+}
+
+interface Setup extends Partial<PolicyOptions> {
+  mode: PolicyOptions['mode'];
+  family?: string;
+  /** instances are built on the harness' clock */
+  base: (c: VirtualClock) => SimulatedInstance[];
+  parity?: (c: VirtualClock) => SimulatedInstance[][];
+}
+
+function setup(o: Setup): Harness {
+  const clock = new VirtualClock();
+  const make = (name: string, insts: SimulatedInstance[]) => {
+    const byAddr = new Map(insts.map((s, i) => [`${name}-${i}`, s]));
+    const p = new Pool({ name, model: 'm', addresses: [...byAddr.keys()], inputName: 'input', policy: 'single-queue', concurrency: 1, maxQueue: 1000, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock, connect: (a) => byAddr.get(a)! });
+    p.assumeHealthy();
+    return p;
+  };
+  const pools = new Map<string, Pool>([['base', make('base', o.base(clock))]]);
+  (o.parity?.(clock) ?? []).forEach((insts, j) => pools.set(`parity:${j}`, make(`parity:${j}`, insts)));
+  const code = o.mode === 'coded' ? codeFromConfig({ family: o.family ?? 'addition', k: 2, r: 1 }) : o.mode === 'replication' ? codeFromConfig({ family: 'replication', k: 1, r: 1 }) : null;
+  const policy = new ServingPolicy({
+    mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
+    sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
+    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true,
+  });
+  const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
+  return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
+}
+
+function only(h: Harness, id: number): { at: number; r: QueryResult } {
+  const a = h.answers.get(id) ?? [];
+  assert.equal(a.length, 1, `query ${id} answered ${a.length} times`);
+  assert.ok(!(a[0].r instanceof Error), `query ${id} failed: ${(a[0].r as Error).message}`);
+  return a[0] as { at: number; r: QueryResult };
+}
+
+const x1 = Float32Array.of(1, 2, 3, 4);
+const x2 = Float32Array.of(10, 20, 30, 40);
+const twice = (x: Float32Array) => [...x].map((v) => 2 * v);
+
+test('a late original is reconstructed from its partner and the parity at the decode deadline, flagged, and exact for a linear F', () => {
+  const h = setup({ mode: 'coded', base: (c) => [scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  const a1 = only(h, 1);
+  const a2 = only(h, 2);
+  assert.equal(a2.at, 1);
+  assert.deepEqual([a2.r.reconstructed, a2.r.hedged], [false, false]);
+  assert.equal(a1.at, 10, 'reconstructed at the decode deadline');
+  assert.equal(a1.r.reconstructed, true);
+  assert.deepEqual([...a1.r.data], twice(x1));
+  assert.equal(h.policy.counts.copies, 0, 'a decodable group needs no fallback');
+  assert.equal(h.policy.pending, 0);
+});
+
+test('when the partner is late too, the fallback re-issues both originals to a free instance once they have run for the deadline; first answer wins, flagged hedged', () => {
+  const h = setup({ mode: 'coded', base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  const a1 = only(h, 1);
+  const a2 = only(h, 2);
+  // both originals started at t=0 on the two slow instances; at t=10 the group cannot decode
+  // (only the parity is in): both go out again, ahead of the queue, to the free third instance
+  assert.deepEqual([a1.at, a2.at], [11, 12]);
+  for (const [a, x] of [[a1, x1], [a2, x2]] as const) {
+    assert.deepEqual([a.r.reconstructed, a.r.hedged, a.r.defaulted], [false, true, false]);
+    assert.deepEqual([...a.r.data], twice(x));
+  }
+  assert.equal(h.policy.counts.copies, 2);
+  assert.equal(h.policy.counts.hedgedAnswers, 2);
+});
+
+test('without the fallback the same undecodable group waits for its stalled originals', () => {
+  const h = setup({ mode: 'coded', fallback: false, base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  assert.deepEqual([only(h, 1).at, only(h, 2).at], [1000, 1000]);
+  assert.equal(h.policy.counts.copies, 0);
+});
+
+test('a copy goes out only once the original has *run* for the delay: a query late only from queueing gets none', () => {
+  // two instances, both busy for 30 ms with queries 1 and 2; query 3 waits in the queue until
+  // t=30. Queries 1 and 2 are copied at t=10 (running for 10 ms); query 3, although unanswered
+  // at t=10 and t=20, never ran that long and gets no copy: it starts at 30 and answers at 31.
+  const h = setup({ mode: 'equal-resources', hedgeMs: 10, base: (c) => [scripted(c, [30]), scripted(c, [30])] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.ask(3, x1);
+  h.clock.run();
+  assert.deepEqual([only(h, 1).at, only(h, 2).at, only(h, 3).at], [30, 30, 31]);
+  assert.equal(only(h, 3).r.hedged, false);
+  assert.equal(h.policy.counts.copies, 2);
+});
+
+test('equal-resources with hedging: a query whose instance stalls is sent again after hedgeMs to another instance; the stalled copy is discarded', () => {
+  const h = setup({ mode: 'equal-resources', hedgeMs: 10, base: (c) => [scripted(c, [1000]), scripted(c, [])] });
+  h.ask(1, x1);
+  h.clock.advance(3);
+  h.ask(2, x2);
+  h.clock.run();
+  const a1 = only(h, 1);
+  assert.equal(a1.at, 11);
+  assert.deepEqual([a1.r.hedged, a1.r.reconstructed], [true, false]);
+  assert.deepEqual([...a1.r.data], twice(x1));
+  const a2 = only(h, 2);
+  assert.equal(a2.at, 4);
+  assert.equal(a2.r.hedged, false);
+  assert.equal(h.policy.counts.copies, 1);
+  assert.equal(h.policy.counts.tasks, 3);
+});
+
+test('equal-resources without hedging waits for the straggler', () => {
+  const h = setup({ mode: 'equal-resources', base: (c) => [scripted(c, [1000]), scripted(c, [])] });
+  h.ask(1, x1);
+  h.clock.run();
+  assert.equal(only(h, 1).at, 1000);
+});
+
+test('parityDelayMs: no parity query goes out for groups whose originals answer within the delay; a late original makes it go out and is reconstructed', () => {
+  const h = setup({ mode: 'coded', parityDelayMs: 3, decodeDeadlineMs: 5, base: (c) => [scripted(c, [1, 1, 50]), scripted(c, [1, 1])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  assert.deepEqual([only(h, 1).at, only(h, 2).at], [1, 1]);
+  const parity = h.pools.get('parity:0')!;
+  assert.equal(parity.instances[0].served, 0, 'parity sent although both originals answered within the delay');
+  // a partial group: its padding copy is redundancy too and stays home
+  h.ask(3, x1);
+  h.clock.run();
+  assert.equal(only(h, 3).at, h.answers.get(3)![0].at);
+  assert.equal(h.pools.get('base')!.instances.reduce((s, i) => s + i.served, 0), 3, 'the padding copy was sent although its original answered in time');
+  // now a group whose first original stalls (50 ms on instance 0): the parity goes out at the
+  // delay, and the query is reconstructed at its deadline
+  const t0 = h.clock.now();
+  h.ask(4, x2);
+  h.ask(5, x1);
+  h.clock.run();
+  const a4 = only(h, 4);
+  assert.equal(a4.r.reconstructed, true);
+  assert.equal(a4.at - t0, 5);
+  assert.deepEqual([...a4.r.data], twice(x2));
+  assert.equal(parity.instances[0].served, 1);
+});
+
+test('every accepted query is answered exactly once under random stalls, slow periods and failures, in every mode', () => {
+  for (const mode of ['coded', 'equal-resources', 'replication', 'none'] as const) {
+    for (const seed of [1, 2, 3]) {
+      const rng = new Rng(seed);
+      const f = (i: number) => new FaultInjector({ latency: { kind: 'none' }, slowProb: 0.1, slowMs: 40, failProb: 0.05, crashAfter: 0, seed: seed * 10 + i, slowPeriods: { meanOnMs: 30, meanOffMs: 200, factor: 5, addMs: 3 } });
+      const h = setup({
+        mode, hedgeMs: mode === 'equal-resources' ? 4 : undefined, sloMs: 120, decodeDeadlineMs: 6,
+        base: (c) => [0, 1, 2].map((i) => scripted(c, [], 1 + i, f(i))), parity: mode === 'coded' ? (c) => [[scripted(c, [], 2, f(7))]] : undefined,
+      });
+      const N = 400;
+      let t = 0;
+      for (let i = 0; i < N; i++) {
+        t += -Math.log(1 - rng.float()) * 3;
+        h.clock.runUntil(t);
+        h.ask(i, Float32Array.of(i, 1, 2, 3));
+      }
+      h.clock.run();
+      for (let i = 0; i < N; i++) {
+        const a = h.answers.get(i) ?? [];
+        assert.equal(a.length, 1, `${mode} seed ${seed}: query ${i} answered ${a.length} times`);
+        const r = a[0].r as QueryResult;
+        if (!r.defaulted) assert.deepEqual([...r.data], [2 * i, 2, 4, 6], `${mode} seed ${seed}: query ${i} got another query's output`);
+      }
+      assert.equal(h.policy.pending, 0);
+      const c = h.policy.counts;
+      assert.equal(c.original + c.reconstructed + c.default + c.error, N);
+    }
+  }
+});
