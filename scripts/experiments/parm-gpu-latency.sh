@@ -24,6 +24,15 @@
 # latency-cdf.svg/png, latency-percentiles.svg/png (coded bench serve), run.log (everything
 # printed, timestamped), gpu.csv (samples: utilisation, memory, instance processes).
 #
+# Measured on the lent H200 (16 cores; torch 2.11.0+cu130; frontend and bench as of 22b82ee):
+# the CUDA addon builds in ~25 s; 18 instances listen ~4 s after they are started, 788 MiB of
+# GPU memory each (14.2 GiB together); one instance serves a batch-1 request in 7.5 ms p50
+# closed loop (its forward in-process: 1.5 ms; the rest is moving the 602 KB input), 18 at
+# once in 27 ms p50, ~630 requests/s together, GPU ~30% busy, with or without MPS. The full
+# default run at 3000 queries per mode overloaded the serving path (GPU 15-28% busy, load
+# average ~3.5 of 16 cores: a single process, most likely the frontend, is the limit):
+# coded p50 536 ms, equal-resources p50 59 ms. Find the knee with lower --rate first.
+#
 # Prepare here first: `npx tsc -p tsconfig.json` (dist/) and scripts/experiments/prepare-gpu-carry.sh
 # (.gpu/: node binary, N-API headers, production node_modules).
 set -uo pipefail
@@ -76,7 +85,7 @@ if [ "${MPS:-1}" = 1 ]; then
   else
     export CUDA_MPS_PIPE_DIRECTORY=${CUDA_MPS_PIPE_DIRECTORY:-/tmp/nvidia-mps} CUDA_MPS_LOG_DIRECTORY=${CUDA_MPS_LOG_DIRECTORY:-/tmp/nvidia-log}
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-    pgrep -x nvidia-cuda-mps-control >/dev/null || nvidia-cuda-mps-control -d
+    nvidia-cuda-mps-control -d 2>/dev/null || true   # fails harmlessly when a daemon already runs
     sleep 1
     if python3 -c 'import torch; torch.zeros(1).cuda(); torch.cuda.synchronize()' 2>/dev/null; then mps=on; echo "MPS: on"; else
       echo quit | nvidia-cuda-mps-control; echo "MPS: started but a CUDA client failed under it; off"; fi
@@ -85,17 +94,20 @@ fi
 
 # --- GPU sampling ---
 SAMPLE_S=${SAMPLE_S:-5}
-echo "time,gpu_util_pct,gpu_mem_used_mib,processes,processes_mem_mib,max_process_mem_mib" > "$RESULTS/gpu.csv"
+echo "time,gpu_util_pct,gpu_mem_used_mib,processes,processes_mem_mib,max_process_mem_mib,loadavg_1min" > "$RESULTS/gpu.csv"
 ( while :; do
     g=$(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits | head -1 | tr -d ' ')
     a=$(nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits | awk '$1 ~ /^[0-9]+$/ {n++; s+=$1; if ($1>m) m=$1} END {printf "%d,%d,%d", n, s, m}')
-    echo "$(date -u +%T),$g,$a" >> "$RESULTS/gpu.csv"
+    echo "$(date -u +%T),$g,$a,$(cut -d' ' -f1 /proc/loadavg)" >> "$RESULTS/gpu.csv"
     sleep "$SAMPLE_S"
   done ) &
 sampler=$!
 cleanup() {
   kill $sampler 2>/dev/null
-  [ $mps = on ] && echo quit | nvidia-cuda-mps-control
+  if [ $mps = on ]; then
+    echo "MPS servers that served this run (pids): $(echo get_server_list | nvidia-cuda-mps-control | tr '\n' ' ')"
+    echo quit | nvidia-cuda-mps-control
+  fi
   echo "results: $RESULTS (serve.json, serve.md, latency-*.svg/png; run.log; gpu.csv)"
   exec >&- 2>&-
   wait $logger_pid 2>/dev/null

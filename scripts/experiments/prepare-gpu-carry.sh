@@ -42,4 +42,5 @@ if [ $with_modules = 1 ] && { [ ! -f $G/node_modules.tar.xz ] || [ package-lock.
   tar cf - -T $G/node_modules.list | xz -T0 -6 > $G/node_modules.tar.xz.tmp && mv $G/node_modules.tar.xz.tmp $G/node_modules.tar.xz
   rm -f $G/node_modules.list
 fi
-du -sh $G $G/* | sed 's/^/[prepare-gpu-carry] /'
+du -sh $G/* | sed 's/^/[prepare-gpu-carry] /'
+du -sh $G | sed 's/^/[prepare-gpu-carry] total /'
