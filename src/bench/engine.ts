@@ -12,6 +12,7 @@
 // every single run (median over all runs). CUDA work is synchronised before clocks are read.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { cpuSnapshot, processTicks, otherShare } from './cpu-load.js';
 import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -376,47 +377,6 @@ export class Peer {
       teardown: async () => void (await this.request({ cmd: 'teardown' })),
     };
   }
-}
-
-// ---------------------------------------------------------------------------
-// how busy the machine was (Linux /proc; clock ticks of USER_HZ = 100)
-
-const TICKS_PER_S = 100;
-interface CpuSnapshot {
-  /** all CPUs: busy and total ticks */
-  busy: number;
-  total: number;
-  /** this process's CPU time, in ticks */
-  own: number;
-}
-
-function cpuSnapshot(): CpuSnapshot | null {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-    const v = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
-    const total = v.reduce((a, b) => a + b, 0);
-    const u = process.cpuUsage();
-    return { busy: total - v[3] - v[4], total, own: ((u.user + u.system) / 1e6) * TICKS_PER_S };
-  } catch {
-    return null;
-  }
-}
-
-function processTicks(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-  } catch {
-    return null;
-  }
-}
-
-function otherShare(a: CpuSnapshot | null, b: CpuSnapshot | null, peerTicks: number | null): number | null {
-  if (a === null || b === null || peerTicks === null || b.total <= a.total) return null;
-  const other = b.busy - a.busy - (b.own - a.own) - peerTicks;
-  return Math.min(1, Math.max(0, other / (b.total - a.total)));
 }
 
 // ---------------------------------------------------------------------------

@@ -63,6 +63,8 @@ export class Frontend implements V2Model {
   private readonly mTaskFailures: Counter<'pool'>;
   private readonly mParitySkipped: Counter<'code'>;
   private readonly mCopies: Counter<'mode' | 'kind'>;
+  private readonly mRequests: Counter<'pool'>;
+  private readonly mByCopy: Counter<'mode'>;
 
   constructor(private readonly o: FrontendOptions) {
     const c = o.config;
@@ -92,6 +94,8 @@ export class Frontend implements V2Model {
     this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
     this.mCopies = new Counter({ name: 'coded_copies_total', help: 'second copies of late queries sent: hedge (uncoded hedged requests) or fallback (coded groups that could not decode by the deadline)', labelNames: ['mode', 'kind'], registers: [reg] });
+    this.mByCopy = new Counter({ name: 'coded_answered_by_copy_total', help: 'queries answered by a hedged or fallback copy (also counted as original in coded_queries_total)', labelNames: ['mode'], registers: [reg] });
+    this.mRequests = new Counter({ name: 'coded_instance_requests_total', help: 'requests handed to instance pools (originals, coded queries, copies, retries): the work redundancy costs', labelNames: ['pool'], registers: [reg] });
     this.mTaskFailures = new Counter({ name: 'coded_task_failures_total', help: 'instance requests that failed', labelNames: ['pool'], registers: [reg] });
     const self = this;
     new Gauge({
@@ -189,7 +193,8 @@ export class Frontend implements V2Model {
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
       hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true,
       events: {
-        answered: (outcome, ms) => {
+        answered: (outcome, ms, hedged) => {
+          if (hedged) this.mByCopy.inc({ mode });
           this.mOutcomes.inc({ mode, outcome, code: outcome === 'reconstructed' ? codeName : '' });
           this.mLatency.observe({ mode, outcome }, ms / 1000);
         },
@@ -203,6 +208,7 @@ export class Frontend implements V2Model {
         paritySkipped: () => this.mParitySkipped.inc({ code: codeName }),
         taskFailed: (pool) => this.mTaskFailures.inc({ pool }),
         hedgeSent: (kind) => this.mCopies.inc({ mode, kind }),
+        taskSent: (pool) => this.mRequests.inc({ pool }),
       },
     });
     await Promise.all([...this.pools.values()].map((p) => p.startHealth()));

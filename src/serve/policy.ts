@@ -57,6 +57,8 @@ export interface PolicyEvents {
   paritySkipped?(): void;
   taskFailed?(pool: string): void;
   hedgeSent?(kind: 'hedge' | 'fallback'): void;
+  /** a request was handed to a pool (coded query, copy or retry) */
+  taskSent?(pool: string): void;
 }
 
 export interface PolicyOptions {
@@ -234,8 +236,9 @@ export class ServingPolicy {
   }
 
   private send(pool: Pool, t: Task): void {
-    this.counts.tasks++;
     pool.submit(t);
+    this.counts.tasks++;
+    this.ev.taskSent?.(pool.o.name);
   }
 
   private dispatchUncoded(q: Query): void {

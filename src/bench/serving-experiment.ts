@@ -1,0 +1,404 @@
+// One serving experiment, as `coded bench serve` and `coded demo serve` run it: model instances
+// as local processes (every one with the same straggler model), one frontend process per
+// serving mode over them at equal resources, and one open-loop Poisson schedule replayed
+// through every frontend in interleaved rounds (a noisy shared CPU affects every mode alike).
+// Latency is measured from each query's *intended* send time (no coordinated omission). It
+// also measures the instances' service time (a fault-free probe instance), reads each
+// frontend's counters (copies, instance requests) from its /metrics, watches how much CPU
+// other processes took, and predicts every mode with the planner's simulator (the frontend's
+// own policy on a virtual clock) from the measured service times, for a side-by-side check.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
+import { startInstanceProcess, type ChildInstance } from '../serve/processes.js';
+import { V2GrpcClient, type ClientResult } from '../serve/client.js';
+import { packageRoot } from '../serve/v2.js';
+import type { FrontendConfig } from '../serve/config.js';
+import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
+import { poissonSchedule } from './arrivals.js';
+import { CpuShareWatch } from './cpu-load.js';
+
+export const SERVING_MODES = ['coded', 'equal-resources', 'equal-resources-hedged', 'replication', 'none'] as const;
+export type ServingModeName = (typeof SERVING_MODES)[number];
+
+export interface Stragglers {
+  /** independent per-request stalls */
+  slowProb: number;
+  slowMs: number;
+  /** time-correlated slow periods (ON_MS:OFF_MS:FACTOR[:ADD_MS]) */
+  slowPeriods?: string;
+  /** a latency trace file replayed by every instance */
+  latencyTrace?: string;
+  /** co-located CPU-burning processes: count and busy share of every 10 ms */
+  backgroundCpu?: { processes: number; duty: number };
+}
+
+export function describeStragglers(s: Stragglers): string {
+  const parts: string[] = [];
+  if (s.slowProb > 0) parts.push(`independent stalls: ${+(100 * s.slowProb).toFixed(3)}% of requests +${s.slowMs} ms`);
+  if (s.slowPeriods !== undefined) {
+    const p = parseSlowPeriods(s.slowPeriods);
+    parts.push(`correlated slow periods: mean ${p.meanOnMs} ms slow every ~${p.meanOffMs + p.meanOnMs} ms, compute x${p.factor}${p.addMs > 0 ? ` +${p.addMs} ms per request` : ''}`);
+  }
+  if (s.latencyTrace !== undefined) parts.push(`latency trace ${s.latencyTrace}`);
+  if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0) parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
+  return parts.length === 0 ? 'no stragglers injected' : parts.join('; ');
+}
+
+function stragglerArgs(s: Stragglers): string[] {
+  return [
+    '--slow-prob', String(s.slowProb), '--slow-ms', String(s.slowMs),
+    ...(s.slowPeriods !== undefined ? ['--slow-periods', s.slowPeriods] : []),
+    ...(s.latencyTrace !== undefined ? ['--latency-trace', s.latencyTrace] : []),
+  ];
+}
+
+export interface ExperimentSpec {
+  /** instance arguments for the base model F (model, name, device ...) */
+  baseArgs: string[];
+  baseModel: string;
+  /** instance arguments for parity pool j's model, and its V2 name */
+  parityArgs: (j: number) => string[];
+  parityModel: (j: number) => string;
+  /** the parity instances compute F itself (noop / linear models): the uncoded modes reuse them as base replicas */
+  parityIsBase: boolean;
+  /** coded mode's code (a frontend code config) and its parity pools */
+  code: NonNullable<FrontendConfig['code']>;
+  parityPools: number;
+  base: number;
+  parity: number;
+  modes: ServingModeName[];
+  stragglers: Stragglers;
+  sloMs: number;
+  decodeDeadlineMs: number;
+  /** hedged requests' delay for equal-resources-hedged */
+  hedgeMs: number;
+  fallback: boolean;
+  parityDelayMs: number;
+  maxWaitMs: number;
+  concurrency: number;
+  rate: number;
+  queries: number;
+  warmup: number;
+  rounds: number;
+  seed: number;
+  /** the i-th measured query's input (and the warm-up's), its per-sample shape */
+  input: (i: number) => Float32Array;
+  shape: number[];
+  /** service-time probe requests (0: none, and no prediction) */
+  probe: number;
+  log: (s: string) => void;
+  onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
+}
+
+export interface Stats {
+  h: ReturnType<typeof hdr.build>;
+  errors: number;
+  rejected: number;
+  reconstructed: number;
+  defaults: number;
+  measured: number;
+  spanMs: number;
+}
+
+export const newStats = (): Stats => ({ h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0 });
+
+export interface ModeResult {
+  mode: ServingModeName;
+  config: string;
+  instances: number;
+  queries: number;
+  errors: number;
+  rejected: number;
+  reconstructed: number;
+  defaults: number;
+  /** answers that came from a hedged or fallback copy */
+  answeredByCopy: number;
+  copies: number;
+  /** requests handed to instances per query (1: no redundancy) */
+  requestsPerQuery: number;
+  achievedRate: number;
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  cdf: { latencyMs: number; percentile: number }[];
+}
+
+export interface ExperimentResult {
+  modes: ModeResult[];
+  /** sorted round-trip times (ms) of a fault-free instance at rest */
+  serviceTimesMs: number[];
+  /** share of all CPUs used by other processes during the measured rounds (null: unknown) */
+  otherCpuShare: number | null;
+  stragglers: string;
+  seconds: number;
+}
+
+export function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess; grpc: number; http: number; stop: () => Promise<void> }> {
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  // one OpenMP thread: idle OpenMP workers spinning in the frontend starve everything else on a small CPU
+  const proc = spawn(process.execPath, [main, 'serve', 'frontend', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' } });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    if (err.length < 8192) err += d.toString();
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (line) => {
+      try {
+        const m = JSON.parse(line) as { event?: string; grpc?: number; http?: number };
+        if (m.event === 'listening') resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
+        else if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
+      } catch {
+        // pino log lines are JSON too; ignore the rest
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`frontend exited (${code}) before listening: ${err}`)));
+  });
+}
+
+/**
+ * Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up).
+ * Query i sends input(i); `onResult(i, r)` (measured queries only) sees each answer.
+ */
+export async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, st: Stats | null, input: (i: number) => Float32Array, shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
+  let done = 0;
+  const n = schedule.length;
+  let next = 0;
+  const start = performance.now() + 20;
+  let finish: () => void = () => {};
+  const all = new Promise<void>((r) => (finish = r));
+  const send = (i: number) => {
+    const intended = start + schedule[i];
+    client.infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
+      (r) => {
+        if (st === null) return;
+        st.h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        if (r.parameters.reconstructed === true) st.reconstructed++;
+        if (r.parameters.default === true) st.defaults++;
+        onResult?.(i, r);
+      },
+      (e: { code?: number }) => {
+        if (st === null) return;
+        if (e.code === 8) st.rejected++;
+        else st.errors++;
+      },
+    ).finally(() => {
+      if (++done === n) finish();
+    });
+  };
+  const tick = () => {
+    const now = performance.now();
+    while (next < n && start + schedule[next] <= now) send(next++);
+    if (next < n) {
+      const wait = start + schedule[next] - performance.now();
+      if (wait > 1) setTimeout(tick, Math.min(wait - 0.5, 50));
+      else setImmediate(tick);
+    }
+  };
+  setTimeout(tick, 20);
+  await all;
+  if (st !== null) {
+    st.measured += n;
+    st.spanMs += schedule[n - 1];
+  }
+}
+
+export function summarize(st: Stats) {
+  const h = st.h;
+  const p = (q: number) => h.getValueAtPercentile(q) / 1000;
+  const cdf: { latencyMs: number; percentile: number }[] = [];
+  for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100]) cdf.push({ percentile: q, latencyMs: p(q) });
+  return { latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 }, cdf, achievedRate: st.measured / (st.spanMs / 1000) };
+}
+
+export function fmt(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+/** Sum of a Prometheus counter over all its label sets. */
+export function counterTotal(metrics: string, name: string): number {
+  let total = 0;
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) total += v;
+  }
+  return total;
+}
+
+interface Counters {
+  requests: number;
+  copies: number;
+  byCopy: number;
+  queries: number;
+}
+
+async function scrape(port: number): Promise<Counters> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return {
+    requests: counterTotal(text, 'coded_instance_requests_total'), copies: counterTotal(text, 'coded_copies_total'),
+    byCopy: counterTotal(text, 'coded_answered_by_copy_total'), queries: counterTotal(text, 'coded_queries_total'),
+  };
+}
+
+/** Child processes that keep a CPU busy `duty` of every 10 ms (killed by the caller). */
+export function startBackgroundLoad(processes: number, duty: number): ChildProcess[] {
+  const busy = Math.round(10 * duty * 1000) / 1000;
+  const script = `const busy=${busy},idle=${10 - busy};function burst(){const t=performance.now();while(performance.now()-t<busy){}setTimeout(burst,idle)}burst()`;
+  return Array.from({ length: processes }, () => spawn(process.execPath, ['-e', script], { stdio: 'ignore' }));
+}
+
+/** Sequential round trips to a fault-free instance: the service time the planner starts from. */
+async function probeServiceTimes(address: string, model: string, input: Float32Array, shape: number[], n: number): Promise<number[]> {
+  const c = new V2GrpcClient(address);
+  try {
+    for (let i = 0; i < Math.min(50, n); i++) await c.infer(model, 'input', input, [1, ...shape], 10000);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await c.infer(model, 'input', input, [1, ...shape], 10000);
+      out.push(performance.now() - t0);
+    }
+    return out.sort((a, b) => a - b);
+  } finally {
+    c.close();
+  }
+}
+
+/** Validate the straggler options early, with the option's name in the message. */
+export function checkStragglers(s: Stragglers): void {
+  if (!(s.slowProb >= 0 && s.slowProb <= 1)) throw new Error(`--slow-prob must be in [0, 1], got ${s.slowProb}`);
+  if (!(s.slowMs >= 0)) throw new Error(`--slow-ms must be >= 0, got ${s.slowMs}`);
+  if (s.slowPeriods !== undefined) parseSlowPeriods(s.slowPeriods);
+  if (s.latencyTrace !== undefined) readLatencyTrace(s.latencyTrace);
+}
+
+export function slowPeriodsOf(s: Stragglers): SlowPeriods | undefined {
+  return s.slowPeriods === undefined ? undefined : parseSlowPeriods(s.slowPeriods);
+}
+
+export async function runServingExperiment(x: ExperimentSpec): Promise<ExperimentResult> {
+  checkStragglers(x.stragglers);
+  const log = x.log;
+  const started = performance.now();
+  const tmp = mkdtempSync(join(tmpdir(), 'coded-serving-'));
+  const insts: ChildInstance[] = [];
+  const bg: ChildProcess[] = [];
+  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>; client: V2GrpcClient; st: Stats; before?: Counters }[] = [];
+  const killAll = () => {
+    for (const c of [...insts.map((i) => i.proc), ...fes.map((f) => f.fe.proc), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  try {
+    const faults = stragglerArgs(x.stragglers);
+    const needExtraBase = !x.parityIsBase && x.modes.some((m) => m !== 'coded' && m !== 'none');
+    const specs: { role: 'base' | 'parity' | 'extra' | 'probe'; pool: number; args: string[] }[] = [
+      ...Array.from({ length: x.base }, () => ({ role: 'base' as const, pool: 0, args: x.baseArgs })),
+      ...Array.from({ length: x.parity }, (_, i) => ({ role: 'parity' as const, pool: i % x.parityPools, args: x.parityArgs(i % x.parityPools) })),
+      ...(needExtraBase ? Array.from({ length: x.parity }, () => ({ role: 'extra' as const, pool: 0, args: x.baseArgs })) : []),
+    ];
+    // all settled first, so a failure still stops the ones that did start
+    const settled = await Promise.allSettled([
+      ...specs.map((s, i) => startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000 })),
+      ...(x.probe > 0 ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000 })] : []),
+    ]);
+    for (const s of settled) if (s.status === 'fulfilled') insts.push(s.value);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    const role = (r: string) => insts.slice(0, specs.length).filter((_, i) => specs[i].role === r);
+    const bases = role('base').map((i) => i.address);
+    const parities = Array.from({ length: x.parityPools }, (_, j) => insts.slice(0, specs.length).filter((_, i) => specs[i].role === 'parity' && specs[i].pool === j).map((c) => c.address));
+    const replicas = [...bases, ...(x.parityIsBase ? parities.flat() : role('extra').map((i) => i.address))];
+    log(`started ${x.base} base + ${x.parity} parity${needExtraBase ? ` + ${x.parity} extra base (for the uncoded modes)` : ''} instances; stragglers: ${describeStragglers(x.stragglers)}`);
+
+    let serviceTimesMs: number[] = [];
+    if (x.probe > 0) {
+      const probe = insts[insts.length - 1];
+      serviceTimesMs = await probeServiceTimes(probe.address, x.baseModel, x.input(0), x.shape, x.probe);
+      await probe.stop('SIGTERM');
+      insts.pop();
+      log(`service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`);
+    }
+
+    const common = { name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
+    for (const mode of x.modes) {
+      let cfg: FrontendConfig;
+      let desc: string;
+      let instances: number;
+      if (mode === 'coded') {
+        cfg = { ...common, mode, code: x.code, fallback: x.fallback, parityDelayMs: x.parityDelayMs, pools: { base: { model: x.baseModel, instances: bases }, parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })) } };
+        desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}`;
+        instances = x.base + x.parity;
+      } else if (mode === 'none') {
+        cfg = { ...common, mode, pools: { base: { model: x.baseModel, instances: bases } } };
+        desc = `${x.base} base`;
+        instances = x.base;
+      } else {
+        const hedged = mode === 'equal-resources-hedged';
+        cfg = { ...common, mode: hedged ? 'equal-resources' : mode, ...(hedged ? { hedgeMs: x.hedgeMs } : {}), pools: { base: { model: x.baseModel, instances: replicas } } };
+        desc = `${replicas.length} base replicas${mode === 'replication' ? ', 2 copies per query' : hedged ? `, hedged after ${x.hedgeMs} ms` : ''}`;
+        instances = replicas.length;
+      }
+      const path = join(tmp, `${mode}.json`);
+      writeFileSync(path, JSON.stringify(cfg));
+      const fe = await startFrontendProcess(path);
+      fes.push({ mode, desc, instances, fe, client: new V2GrpcClient(`127.0.0.1:${fe.grpc}`), st: newStats() });
+    }
+    const timeout = x.sloMs * 4;
+    const warmInput = (i: number) => x.input(x.queries + i);
+    for (const f of fes) if (x.warmup > 0) await replay(f.client, 'bench', poissonSchedule(x.warmup, x.rate, x.seed + 1000), null, warmInput, x.shape, timeout);
+    for (const f of fes) f.before = await scrape(f.fe.http);
+    const bgc = x.stragglers.backgroundCpu;
+    if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
+    const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.map((f) => f.fe.proc.pid), ...bg.map((b) => b.pid)]);
+    const perRound = Math.ceil(x.queries / x.rounds);
+    for (let r = 0; r < x.rounds; r++) {
+      const n = Math.min(perRound, x.queries - r * perRound);
+      if (n <= 0) break;
+      const offset = r * perRound;
+      const schedule = poissonSchedule(n, x.rate, x.seed + r);
+      for (const f of fes) {
+        log(`round ${r + 1}/${x.rounds}: ${f.mode} (${f.desc}), ${n} queries at ${x.rate}/s`);
+        await replay(f.client, 'bench', schedule, f.st, (i) => x.input(offset + i), x.shape, timeout, x.onResult === undefined ? undefined : (i, res) => x.onResult!(f.mode, offset + i, res));
+      }
+    }
+    const otherCpuShare = watch.otherShare();
+    for (const b of bg.splice(0)) b.kill('SIGKILL');
+    const modes: ModeResult[] = [];
+    for (const f of fes) {
+      const after = await scrape(f.fe.http);
+      const b = f.before!;
+      const d = { requests: after.requests - b.requests, copies: after.copies - b.copies, byCopy: after.byCopy - b.byCopy, queries: after.queries - b.queries };
+      const sm = summarize(f.st);
+      const st = f.st;
+      modes.push({
+        mode: f.mode, config: f.desc, instances: f.instances, queries: st.measured, errors: st.errors, rejected: st.rejected, reconstructed: st.reconstructed, defaults: st.defaults,
+        answeredByCopy: d.byCopy, copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
+        achievedRate: sm.achievedRate, latencyMs: sm.latencyMs, cdf: sm.cdf,
+      });
+      const l = sm.latencyMs;
+      log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);
+    }
+    return { modes, serviceTimesMs, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
+  } finally {
+    for (const b of bg) b.kill('SIGKILL');
+    for (const f of fes) {
+      f.client.close();
+      f.st.h.destroy();
+    }
+    await Promise.all([...fes.map((f) => f.fe.stop()), ...insts.map((i) => i.stop('SIGTERM'))]);
+    process.off('exit', killAll);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

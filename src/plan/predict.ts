@@ -1,0 +1,29 @@
+// The planner's prediction for a serving experiment: every mode of a `coded bench serve` /
+// `coded demo serve` run simulated with the same instances, code, policy settings and
+// straggler model, from the service times measured in that run.
+import type { ExperimentSpec, ServingModeName } from '../bench/serving-experiment.js';
+import { slowPeriodsOf } from '../bench/serving-experiment.js';
+import { readLatencyTrace } from '../serve/faults.js';
+import { simulate, type Scenario, type SimResult } from './simulator.js';
+import type { ServiceTime } from './service-time.js';
+
+export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime): Scenario {
+  const s = x.stragglers;
+  const slowPeriods = slowPeriodsOf(s);
+  return {
+    mode: mode === 'equal-resources-hedged' ? 'equal-resources' : mode,
+    ...(mode === 'coded' ? { code: x.code } : {}),
+    base: x.base, parity: x.parity, rate: x.rate, queries: Math.max(x.queries, 20000), warmup: Math.min(x.warmup, 1000), seed: x.seed,
+    service,
+    stragglers: { latency: { kind: 'none' }, slowProb: s.slowProb, slowMs: s.slowMs, failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}) },
+    sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, parityDelayMs: x.parityDelayMs,
+    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, concurrency: x.concurrency, inputShape: x.shape,
+  };
+}
+
+/** Simulated percentiles per mode (null when no service times were measured). */
+export function predictExperiment(x: ExperimentSpec, serviceTimesMs: number[]): Map<ServingModeName, SimResult> | null {
+  if (serviceTimesMs.length === 0) return null;
+  const service: ServiceTime = { kind: 'empirical', samplesMs: serviceTimesMs, label: `${serviceTimesMs.length} measured round trips` };
+  return new Map(x.modes.map((m) => [m, simulate(scenarioFor(x, m, service))]));
+}
