@@ -28,6 +28,12 @@ export interface NetworkLabOptions {
   subnet?: number;
   /** packets in each link's queue (pfifo limit; default 1000, Linux's default txqueuelen) */
   queuePackets?: number;
+  /**
+   * TCP congestion control of connections from the namespaces (set on their route; e.g.
+   * 'cubic', Linux's usual default, or 'bbr'); default: whatever new namespaces inherit on
+   * this machine. It matters: a cubic bulk sender fills the link's queue, bbr keeps it short.
+   */
+  congestionControl?: string;
 }
 
 export interface BulkTransferOptions {
@@ -159,7 +165,10 @@ export class NetworkLab {
   private readonly bulks = new Set<BulkTransfers>();
   private stopping: Promise<void> | null = null;
 
-  private constructor(o: Required<Omit<NetworkLabOptions, 'subnet'>> & { subnet: number }) {
+  readonly congestionControl: string | undefined;
+
+  private constructor(o: Required<Omit<NetworkLabOptions, 'subnet' | 'congestionControl'>> & { subnet: number; congestionControl?: string }) {
+    this.congestionControl = o.congestionControl;
     this.name = `${o.prefix}${process.pid.toString(36)}-${(sequence++).toString(36)}`;
     this.bridge = `${this.name}-b`;
     this.hosts = o.hosts;
@@ -181,6 +190,7 @@ export class NetworkLab {
     if (!(o.rateMbit > 0)) throw new Error(`network lab: rateMbit must be positive, got ${o.rateMbit}`);
     const queuePackets = o.queuePackets ?? 1000;
     if (!Number.isInteger(queuePackets) || queuePackets < 1) throw new Error(`network lab: queuePackets must be a positive integer, got ${queuePackets}`);
+    if (o.congestionControl !== undefined && !/^[a-z0-9_]+$/.test(o.congestionControl)) throw new Error(`network lab: bad congestionControl ${JSON.stringify(o.congestionControl)}`);
     const why = networkLabUnavailable();
     if (why !== null) throw new Error(why);
     NetworkLab.cleanupStale(prefix);
@@ -189,7 +199,7 @@ export class NetworkLab {
     const mine = `${SUBNET_BASE[0]}.${SUBNET_BASE[1]}.${subnet}.0/24`;
     const clash = prefixesInUse().find((p) => overlaps(p, mine));
     if (clash !== undefined) throw new Error(`network lab: subnet ${mine} overlaps ${clash}, which is in use on this machine`);
-    const lab = new NetworkLab({ hosts: o.hosts, rateMbit: o.rateMbit, prefix, subnet, queuePackets });
+    const lab = new NetworkLab({ hosts: o.hosts, rateMbit: o.rateMbit, prefix, subnet, queuePackets, congestionControl: o.congestionControl });
     labs.add(lab);
     installExitHook();
     try {
@@ -239,6 +249,11 @@ export class NetworkLab {
       await runCmd('ip', ['-n', h.ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', h.inside]);
       for (const a of shape(h.inside)) await runCmd('tc', ['-n', h.ns, ...a]);
       await runCmd('ip', ['-n', h.ns, 'link', 'set', 'dev', h.inside, 'up']);
+      if (this.congestionControl !== undefined) {
+        // per route (the namespace's only one): a namespace's default may only be set to an
+        // algorithm in the root's tcp_allowed_congestion_control, a route's to any available one
+        await runCmd('ip', ['-n', h.ns, 'route', 'replace', this.subnet, 'dev', h.inside, 'proto', 'kernel', 'scope', 'link', 'src', this.address(i), 'congctl', this.congestionControl]);
+      }
     }
   }
 
@@ -387,7 +402,9 @@ const net = require('net');
 const [host, port] = [process.argv[1], Number(process.argv[2])];
 const s = net.createServer({ allowHalfOpen: true }, (c) => {
   let n = 0;
-  c.on('data', (d) => { n += d.length; });
+  // read in batches (pause, resume 2 ms later): far fewer wake-ups than one per packet, so
+  // the receivers take little CPU from the processes under test
+  c.on('data', (d) => { n += d.length; c.pause(); setTimeout(() => c.resume(), 2); });
   c.on('end', () => c.end(String(n) + '\\n'));
   c.on('error', () => {});
 });

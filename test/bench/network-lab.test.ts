@@ -42,8 +42,8 @@ test('network lab: a noop instance in host 0\'s namespace answers V2 gRPC from t
   }
 });
 
-test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue)', { skip }, async () => {
-  const lab = await NetworkLab.start({ hosts: 2, rateMbit: 37, queuePackets: 500 });
+test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue); the hosts have no default route and use the chosen congestion control', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 2, rateMbit: 37, queuePackets: 500, congestionControl: 'reno' });
   try {
     for (let i = 0; i < 2; i++) {
       const l = lab.link(i);
@@ -58,6 +58,7 @@ test('network lab: both ends of every host link are rate-limited (htb at rateMbi
     // the namespaces have no route out of the lab subnet
     const routes = sh('ip', ['-n', lab.link(0).ns, '-4', 'route', 'show']);
     assert.doesNotMatch(routes, /default/);
+    assert.match(routes, /congctl reno/);
     assert.match(lab.address(1), /^10\.213\.\d+\.3$/);
   } finally {
     await lab.stop();
@@ -87,16 +88,21 @@ test('network lab: bulk transfers complete between random pairs, each finished o
 
 test('network lab: stop() removes every namespace, veth and bridge of the lab (and kills processes in it); it is idempotent', { skip }, async () => {
   const lab = await NetworkLab.start({ hosts: 2, rateMbit: 100 });
-  const bulk = await lab.startBulkTransfers({ pairs: 1, minBytes: 1 << 30, maxBytes: 1 << 30, seed: 1 });
-  // a process started through wrap() that the lab does not own
-  const stray = spawn(lab.wrap(1)[0], [...lab.wrap(1).slice(1), process.execPath, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-  const strayExit = new Promise((resolve) => stray.once('exit', resolve));
-  assert.ok(labObjects(`${lab.name}-`).length >= 2 * 3 + 1);
-  await lab.stop();
-  await lab.stop();
-  await strayExit;
-  assert.deepEqual(labObjects(`${lab.name}-`), []);
-  assert.equal(bulk.stats().running, 0);
+  try {
+    const bulk = await lab.startBulkTransfers({ pairs: 1, minBytes: 1 << 30, maxBytes: 1 << 30, seed: 1 });
+    // a process started through wrap() that the lab does not own
+    const stray = spawn(lab.wrap(1)[0], [...lab.wrap(1).slice(1), process.execPath, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const strayExit = new Promise((resolve) => stray.once('exit', resolve));
+    // in the root namespace: 2 namespaces, the bridge, the 2 outer veth ends
+    assert.equal(labObjects(`${lab.name}-`).length, 5);
+    await lab.stop();
+    await lab.stop();
+    await strayExit;
+    assert.deepEqual(labObjects(`${lab.name}-`), []);
+    assert.equal(bulk.stats().running, 0);
+  } finally {
+    await lab.stop();
+  }
 });
 
 test('network lab: cleanupStale removes the namespaces and interfaces of a lab whose process is gone', { skip }, async () => {
