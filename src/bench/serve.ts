@@ -12,7 +12,7 @@ import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { Rng } from '../data/rng.js';
 import { poissonSchedule } from './arrivals.js';
-import { runServingExperiment, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
+import { runServingExperiment, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
 
 export { poissonSchedule, fmt };
@@ -44,6 +44,10 @@ Stragglers (every instance; combine freely):
   --latency-trace F  replay a latency trace (ms per request, one per line or a JSON array)
   --background-cpu N[:DUTY]
                      N co-located processes burning CPU DUTY of every 10 ms (default 0.5)
+  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]]
+                     each instance in its own network namespace behind a RATE_MBIT link (veth +
+                     tc), with PAIRS background bulk transfers (default 4, of 16-64 MB) between
+                     random pairs of instances, as in ParM (needs root and iproute2)
 Policy:
   --slo MS           frontend SLO (default 1000); --deadline MS decode deadline (default 10)
   --hedge MS         equal-resources-hedged: re-issue a query still running after MS (default:
@@ -62,13 +66,21 @@ Run:
   --json             print the JSON report on stdout`;
 
 
-function parseBackground(v: string | undefined): Stragglers['backgroundCpu'] {
+export function parseBackground(v: string | undefined): Stragglers['backgroundCpu'] {
   if (v === undefined) return undefined;
   const m = /^(\d+)(?::([0-9.]+))?$/.exec(v);
   const processes = m === null ? NaN : Number(m[1]);
   const duty = m?.[2] === undefined ? 0.5 : Number(m[2]);
   if (!Number.isInteger(processes) || !(duty > 0 && duty <= 1)) throw new UsageError(`--background-cpu must be N or N:DUTY with DUTY in (0, 1], got '${v}'`);
   return { processes, duty };
+}
+
+export function parseNetworkOption(v: string) {
+  try {
+    return parseNetwork(v);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export function parseModes(v: string | undefined, fallback: ServingModeName[]): ServingModeName[] {
@@ -109,7 +121,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       model: { type: 'string' }, device: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
       slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'max-wait': { type: 'string' },
-      'background-cpu': { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -132,6 +144,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     ...(values['slow-periods'] !== undefined ? { slowPeriods: values['slow-periods'] } : {}),
     ...(values['latency-trace'] !== undefined ? { latencyTrace: values['latency-trace'] } : {}),
     ...(values['background-cpu'] !== undefined ? { backgroundCpu: parseBackground(values['background-cpu']) } : {}),
+    ...(values.network !== undefined ? { network: parseNetworkOption(values.network) } : {}),
   };
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 0);
   if (!(parityDelay >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
@@ -178,6 +191,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     otherCpuShare: result.otherCpuShare,
     warning,
     coding,
+    transfers: result.transfers,
     serviceTimesMs: result.serviceTimesMs,
     modes: rows,
     comparisons,
@@ -195,7 +209,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     '',
     `Ratios coded / X (< 1: coded is faster): ${Object.entries(comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
     `Encode + decode of one ${coding.code} group of 1000-value outputs: ${fmt(coding.encodeUs)} + ${fmt(coding.decodeUs)} = ${fmt(coding.totalUs)} us.`,
-    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, measured service times${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}).`,
+    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, measured service times${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
     '',
   ].join('\n');
   writeFileSync(join(outDir, 'serve.md'), md);

@@ -21,6 +21,7 @@ import type { FrontendConfig } from '../serve/config.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
 import { poissonSchedule } from './arrivals.js';
 import { CpuShareWatch } from './cpu-load.js';
+import { NetworkLab, type BulkTransfers } from './network-lab.js';
 
 export const SERVING_MODES = ['coded', 'equal-resources', 'equal-resources-hedged', 'replication', 'none'] as const;
 export type ServingModeName = (typeof SERVING_MODES)[number];
@@ -35,6 +36,24 @@ export interface Stragglers {
   latencyTrace?: string;
   /** co-located CPU-burning processes: count and busy share of every 10 ms */
   backgroundCpu?: { processes: number; duty: number };
+  /** every instance in its own network namespace behind a rate-limited link, with background bulk transfers between random pairs */
+  network?: NetworkInterference;
+}
+
+export interface NetworkInterference {
+  rateMbit: number;
+  /** transfers running at once */
+  pairs: number;
+  minMB: number;
+  maxMB: number;
+}
+
+/** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]] (default 4 pairs of 16-64 MB). */
+export function parseNetwork(v: string): NetworkInterference {
+  const n = v.split(':').map(Number);
+  const ok = (n.length === 1 || n.length === 2 || n.length === 4) && n.every((x) => Number.isFinite(x) && x > 0) && (n.length < 2 || Number.isInteger(n[1])) && (n.length < 4 || n[2] <= n[3]);
+  if (!ok) throw new Error(`bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time)`);
+  return { rateMbit: n[0], pairs: n[1] ?? 4, minMB: n[2] ?? 16, maxMB: n[3] ?? 64 };
 }
 
 export function describeStragglers(s: Stragglers): string {
@@ -45,6 +64,7 @@ export function describeStragglers(s: Stragglers): string {
     parts.push(`correlated slow periods: mean ${p.meanOnMs} ms slow every ~${p.meanOffMs + p.meanOnMs} ms, compute x${p.factor}${p.addMs > 0 ? ` +${p.addMs} ms per request` : ''}`);
   }
   if (s.latencyTrace !== undefined) parts.push(`latency trace ${s.latencyTrace}`);
+  if (s.network !== undefined) parts.push(`network: each instance behind a ${s.network.rateMbit} Mbit link (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`);
   if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0) parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
   return parts.length === 0 ? 'no stragglers injected' : parts.join('; ');
 }
@@ -130,6 +150,8 @@ export interface ExperimentResult {
   modes: ModeResult[];
   /** sorted round-trip times (ms) of a fault-free instance at rest */
   serviceTimesMs: number[];
+  /** background transfers completed during the measured rounds (network interference) */
+  transfers: { count: number; megabytes: number; failures: number } | null;
   /** share of all CPUs used by other processes during the measured rounds (null: unknown) */
   otherCpuShare: number | null;
   stragglers: string;
@@ -297,6 +319,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const insts: ChildInstance[] = [];
   const bg: ChildProcess[] = [];
   const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>; client: V2GrpcClient; st: Stats; before?: Counters }[] = [];
+  let lab: NetworkLab | null = null;
+  let transfers: BulkTransfers | null = null;
   const killAll = () => {
     for (const c of [...insts.map((i) => i.proc), ...fes.map((f) => f.fe.proc), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   };
@@ -309,10 +333,17 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       ...Array.from({ length: x.parity }, (_, i) => ({ role: 'parity' as const, pool: i % x.parityPools, args: x.parityArgs(i % x.parityPools) })),
       ...(needExtraBase ? Array.from({ length: x.parity }, () => ({ role: 'extra' as const, pool: 0, args: x.baseArgs })) : []),
     ];
+    const net = x.stragglers.network;
+    if (net !== undefined) {
+      // one namespace per instance (and one for the probe), TCP cubic like a stock Linux sender
+      lab = await NetworkLab.start({ hosts: specs.length + 1, rateMbit: net.rateMbit, congestionControl: 'cubic' });
+      log(`network lab: ${specs.length + 1} hosts on ${lab.subnet}, links shaped to ${net.rateMbit} Mbit`);
+    }
+    const where = (i: number) => (lab === null ? {} : { wrap: lab.wrap(i), host: lab.address(i) });
     // all settled first, so a failure still stops the ones that did start
     const settled = await Promise.allSettled([
-      ...specs.map((s, i) => startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000 })),
-      ...(x.probe > 0 ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000 })] : []),
+      ...specs.map((s, i) => startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000, ...where(i) })),
+      ...(x.probe > 0 ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000, ...where(specs.length) })] : []),
     ]);
     for (const s of settled) if (s.status === 'fulfilled') insts.push(s.value);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
@@ -361,6 +392,9 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     for (const f of fes) f.before = await scrape(f.fe.http);
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
+    if (lab !== null && net !== undefined) {
+      transfers = await lab.startBulkTransfers({ pairs: net.pairs, minBytes: net.minMB * 1e6, maxBytes: net.maxMB * 1e6, seed: x.seed, among: specs.map((_, i) => i) });
+    }
     const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.map((f) => f.fe.proc.pid), ...bg.map((b) => b.pid)]);
     const perRound = Math.ceil(x.queries / x.rounds);
     for (let r = 0; r < x.rounds; r++) {
@@ -375,6 +409,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     }
     const otherCpuShare = watch.otherShare();
     for (const b of bg.splice(0)) b.kill('SIGKILL');
+    let moved: ExperimentResult['transfers'] = null;
+    if (transfers !== null) {
+      const t = transfers.stats();
+      moved = { count: t.transfers, megabytes: t.bytes / 1e6, failures: t.failures };
+      await transfers.stop();
+      transfers = null;
+      log(`background transfers during the measured rounds: ${t.transfers} completed, ${(t.bytes / 1e6).toFixed(0)} MB`);
+    }
     const modes: ModeResult[] = [];
     for (const f of fes) {
       const after = await scrape(f.fe.http);
@@ -390,7 +432,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const l = sm.latencyMs;
       log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);
     }
-    return { modes, serviceTimesMs, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
+    return { modes, serviceTimesMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
   } finally {
     for (const b of bg) b.kill('SIGKILL');
     for (const f of fes) {
@@ -398,6 +440,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       f.st.h.destroy();
     }
     await Promise.all([...fes.map((f) => f.fe.stop()), ...insts.map((i) => i.stop('SIGTERM'))]);
+    await transfers?.stop();
+    await lab?.stop();
     process.off('exit', killAll);
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -21,7 +21,7 @@ import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../serve/v2.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, fmt, type ExperimentSpec, type ServingModeName, type Stragglers } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable } from '../../bench/serve.js';
+import { parseModes, onOff, ratios, busyWarning, markdownTable, parseBackground, parseNetworkOption } from '../../bench/serve.js';
 import { predictExperiment } from '../../plan/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -46,6 +46,9 @@ Options:
   --slow-periods S time-correlated slow periods ON_MS:OFF_MS:FACTOR[:ADD_MS] (e.g. 300:15000:1:60;
                    combine with --slow-prob 0 for correlated slowdowns only)
   --latency-trace F  replay a latency trace (ms per request) on every instance
+  --background-cpu N[:DUTY]  N co-located processes burning CPU DUTY of every 10 ms
+  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]]  each instance behind a rate-limited link in its own
+                   network namespace, with background bulk transfers between instances (root)
   --deadline MS    decode deadline: an original later than this may be reconstructed (default 10)
   --hedge MS       equal-resources-hedged re-issues a query running longer than MS (default: --deadline)
   --fallback on|off  coded: re-issue late originals whose group cannot decode (default on)
@@ -81,7 +84,7 @@ export async function demoServe(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     queries: { type: 'string' }, rate: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, modes: { type: 'string' },
     'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
-    deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' },
+    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' },
     rounds: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
@@ -96,6 +99,8 @@ export async function demoServe(argv: string[]): Promise<void> {
     slowProb: numberOption(values['slow-prob'], 'slow-prob', 0.02), slowMs: numberOption(values['slow-ms'], 'slow-ms', 100),
     ...(values['slow-periods'] !== undefined ? { slowPeriods: values['slow-periods'] } : {}),
     ...(values['latency-trace'] !== undefined ? { latencyTrace: values['latency-trace'] } : {}),
+    ...(values['background-cpu'] !== undefined ? { backgroundCpu: parseBackground(values['background-cpu']) } : {}),
+    ...(values.network !== undefined ? { network: parseNetworkOption(values.network) } : {}),
   };
   const json = values.json ?? false;
   const log = (s: string) => process.stderr.write(s + '\n');
