@@ -177,7 +177,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     if (/must be|bad slow periods|latency trace/.test((e as Error).message)) throw new UsageError((e as Error).message);
     throw e;
   }
-  const predicted = predictExperiment(spec, result.serviceTimesMs);
+  const predicted = predictExperiment(spec, result.serviceTimesMs, result.frontendOverheadMs);
   const warning = busyWarning(result.otherCpuShare);
   if (warning !== null) log(warning);
   const rows = result.modes.map((m) => ({ ...m, predictedMs: predicted?.get(m.mode)?.latencyMs ?? null, predictedRequestsPerQuery: predicted?.get(m.mode)?.requestsPerQuery ?? null }));
@@ -192,6 +192,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     warning,
     coding,
     transfers: result.transfers,
+    frontendOverheadMs: result.frontendOverheadMs,
     serviceTimesMs: result.serviceTimesMs,
     modes: rows,
     comparisons,
@@ -209,7 +210,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     '',
     `Ratios coded / X (< 1: coded is faster): ${Object.entries(comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
     `Encode + decode of one ${coding.code} group of 1000-value outputs: ${fmt(coding.encodeUs)} + ${fmt(coding.decodeUs)} = ${fmt(coding.totalUs)} us.`,
-    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, measured service times${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
+    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, measured service times plus the measured frontend hop of ${fmt(result.frontendOverheadMs)} ms${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
     '',
   ].join('\n');
   writeFileSync(join(outDir, 'serve.md'), md);

@@ -150,6 +150,8 @@ export interface ExperimentResult {
   modes: ModeResult[];
   /** sorted round-trip times (ms) of a fault-free instance at rest */
   serviceTimesMs: number[];
+  /** median round trip through a frontend at rest minus the instances' median service time: the frontend hop */
+  frontendOverheadMs: number;
   /** background transfers completed during the measured rounds (network interference) */
   transfers: { count: number; megabytes: number; failures: number } | null;
   /** share of all CPUs used by other processes during the measured rounds (null: unknown) */
@@ -389,6 +391,20 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     const timeout = x.sloMs * 4;
     const warmInput = (i: number) => x.input(x.queries + i);
     for (const f of fes) if (x.warmup > 0) await replay(f.client, 'bench', poissonSchedule(x.warmup, x.rate, x.seed + 1000), null, warmInput, x.shape, timeout);
+    // the frontend hop: sequential queries through an uncoded frontend (or the first) at rest
+    let frontendOverheadMs = 0;
+    if (serviceTimesMs.length > 0) {
+      const f = fes.find((g) => g.mode === 'equal-resources' || g.mode === 'none') ?? fes[0];
+      const rtt: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t0 = performance.now();
+        await f.client.infer('bench', 'input', x.input(i), [1, ...x.shape], timeout).catch(() => undefined);
+        rtt.push(performance.now() - t0);
+      }
+      rtt.sort((a, b) => a - b);
+      frontendOverheadMs = Math.max(0, rtt[100] - serviceTimesMs[Math.floor(serviceTimesMs.length / 2)]);
+      log(`frontend hop: median ${fmt(rtt[100])} ms through ${f.mode}'s frontend at rest, ${fmt(frontendOverheadMs)} ms over the instances' service time`);
+    }
     for (const f of fes) f.before = await scrape(f.fe.http);
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
@@ -432,7 +448,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const l = sm.latencyMs;
       log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);
     }
-    return { modes, serviceTimesMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
+    return { modes, serviceTimesMs, frontendOverheadMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
   } finally {
     for (const b of bg) b.kill('SIGKILL');
     for (const f of fes) {

@@ -7,7 +7,7 @@ import { readLatencyTrace } from '../serve/faults.js';
 import { simulate, type Scenario, type SimResult } from './simulator.js';
 import type { ServiceTime } from './service-time.js';
 
-export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime): Scenario {
+export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime, overheadMs = 0): Scenario {
   const s = x.stragglers;
   const slowPeriods = slowPeriodsOf(s);
   return {
@@ -17,13 +17,16 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
     service,
     stragglers: { latency: { kind: 'none' }, slowProb: s.slowProb, slowMs: s.slowMs, failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}) },
     sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, parityDelayMs: x.parityDelayMs,
-    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, concurrency: x.concurrency, inputShape: x.shape,
+    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, concurrency: x.concurrency, inputShape: x.shape, overheadMs,
   };
 }
 
-/** Simulated percentiles per mode (null when no service times were measured). */
-export function predictExperiment(x: ExperimentSpec, serviceTimesMs: number[]): Map<ServingModeName, SimResult> | null {
+/**
+ * Simulated percentiles per mode (null when no service times were measured), from the
+ * instances' measured service times plus the measured frontend overhead.
+ */
+export function predictExperiment(x: ExperimentSpec, serviceTimesMs: number[], frontendOverheadMs = 0): Map<ServingModeName, SimResult> | null {
   if (serviceTimesMs.length === 0) return null;
   const service: ServiceTime = { kind: 'empirical', samplesMs: serviceTimesMs, label: `${serviceTimesMs.length} measured round trips` };
-  return new Map(x.modes.map((m) => [m, simulate(scenarioFor(x, m, service))]));
+  return new Map(x.modes.map((m) => [m, simulate(scenarioFor(x, m, service, frontendOverheadMs))]));
 }

@@ -45,6 +45,8 @@ export interface Scenario {
   concurrency: number;
   /** per-query input shape (only used to route a code's queries) */
   inputShape?: number[];
+  /** a constant added to every latency: the client-to-frontend hop and the frontend's own work, which the simulated instances' service times do not include (default 0) */
+  overheadMs?: number;
 }
 
 export interface Percentiles {
@@ -138,7 +140,7 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
         opts.onAnswer?.(i, arrival, clock.now() - arrival, r);
         if (i < s.warmup) return;
         measured++;
-        h.recordValue(Math.max(1, Math.round((clock.now() - arrival) * 1000)));
+        h.recordValue(Math.max(1, Math.round((clock.now() - arrival + (s.overheadMs ?? 0)) * 1000)));
       });
     });
   }
