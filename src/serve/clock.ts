@@ -1,5 +1,7 @@
-// Time for the serving policy. The frontend runs on the system clock (Date.now and Node
-// timers); tests and the planner's discrete-event simulator run the very same policy on a
+import { performance } from 'node:perf_hooks';
+
+// Time for the serving policy. The frontend runs on the system clock (performance.now and
+// Node timers); tests and the planner's discrete-event simulator run the very same policy on a
 // VirtualClock, whose time moves only when they advance it: no sleeps, no timing races.
 
 export interface Timer {
@@ -15,8 +17,9 @@ export interface Clock {
   soon(fn: () => void): void;
 }
 
+/** Monotonic milliseconds (performance.now: sub-millisecond, never jumps with the wall clock) and Node timers. */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.now(),
   after(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));
     return { cancel: () => clearTimeout(t) };

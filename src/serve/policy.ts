@@ -108,6 +108,8 @@ interface Group {
   failed: boolean[];
   tasks: (Task | null)[];
   deadline: number;
+  /** the deadline timer fired (authoritative: a system timer may fire a fraction of a millisecond before clock.now() reaches the deadline) */
+  deadlinePassed: boolean;
   timer: Timer | null;
   /** the coded queries were encoded and sent (or found unnecessary) */
   paritySent: boolean;
@@ -322,12 +324,15 @@ export class ServingPolicy {
     if (g === null) {
       g = {
         queries: [], slotQuery: [], outputs: Array(code.n).fill(null), failed: Array(code.n).fill(false), tasks: Array(code.n).fill(null),
-        deadline: q.arrival + this.decodeDeadlineMs, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
+        deadline: q.arrival + this.decodeDeadlineMs, deadlinePassed: false, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
       };
       this.openGroup = g;
       const group = g;
       this.openTimer = this.o.clock.after(this.o.maxWaitMs, () => this.closeGroup(group));
-      g.timer = this.o.clock.after(Math.max(0, g.deadline - this.o.clock.now()), () => this.tryDecode(group));
+      g.timer = this.o.clock.after(Math.max(0, g.deadline - this.o.clock.now()), () => {
+        group.deadlinePassed = true;
+        this.tryDecode(group);
+      });
     }
     q.group = g;
     g.queries.push(q);
@@ -444,7 +449,7 @@ export class ServingPolicy {
     const code = this.o.codec!;
     const unanswered = g.queries.filter((q) => !q.answered);
     if (unanswered.length === 0) return this.cancelIfDone(g);
-    const late = this.o.clock.now() >= g.deadline;
+    const late = g.deadlinePassed || this.o.clock.now() >= g.deadline;
     const anyFailed = g.slotQuery.some((q, i) => !q.answered && g.failed[i]);
     if (code.systematic && !late && !anyFailed) return;
     // approximate codes (Berrut): decode early only once every output that can still come is in

@@ -24,7 +24,7 @@ export interface Task {
   shape: number[];
   /** side inputs sent with the main one (multi-input workers, e.g. Lagrange H_S), by name */
   side?: { name: string; data: Float32Array; shape: number[] }[];
-  /** absolute time (ms since epoch, Date.now) after which the result is useless */
+  /** the pool clock's time (ms) after which the result is useless */
   expiresAt: number;
   attempts: number;
   /** true once nobody needs the result: queued copies are skipped */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import '../../src/codes/index.js';
 import { codeFromConfig } from '../../src/codes/registry.js';
-import { VirtualClock } from '../../src/serve/clock.js';
+import { VirtualClock, type Clock } from '../../src/serve/clock.js';
 import { Pool } from '../../src/serve/pool.js';
 import { tensorCodec } from '../../src/serve/group-codec.js';
 import { ServingPolicy, type PolicyOptions, type QueryResult } from '../../src/serve/policy.js';
@@ -33,6 +33,8 @@ interface Harness {
 
 interface Setup extends Partial<PolicyOptions> {
   mode: PolicyOptions['mode'];
+  /** timers fire this many ms before the clock reads their time (as Node timers may, against performance.now) */
+  early?: number;
   family?: string;
   /** instances are built on the harness' clock */
   base: (c: VirtualClock) => SimulatedInstance[];
@@ -49,9 +51,11 @@ function setup(o: Setup): Harness {
   };
   const pools = new Map<string, Pool>([['base', make('base', o.base(clock))]]);
   (o.parity?.(clock) ?? []).forEach((insts, j) => pools.set(`parity:${j}`, make(`parity:${j}`, insts)));
+  const early = o.early ?? 0;
+  const policyClock: Clock = early === 0 ? clock : { now: () => clock.now(), soon: (fn) => clock.soon(fn), after: (ms, fn) => clock.after(Math.max(0, ms - early), fn) };
   const code = o.mode === 'coded' ? codeFromConfig({ family: o.family ?? 'addition', k: 2, r: 1 }) : o.mode === 'replication' ? codeFromConfig({ family: 'replication', k: 1, r: 1 }) : null;
   const policy = new ServingPolicy({
-    mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
+    mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
     sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
     onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true,
   });
@@ -84,6 +88,16 @@ test('a late original is reconstructed from its partner and the parity at the de
   assert.deepEqual([...a1.r.data], twice(x1));
   assert.equal(h.policy.counts.copies, 0, 'a decodable group needs no fallback');
   assert.equal(h.policy.pending, 0);
+});
+
+test('a decode-deadline timer that fires a fraction of a millisecond early still reconstructs (the timer, not the clock reading, says the deadline passed)', () => {
+  const h = setup({ mode: 'coded', early: 0.5, base: (c) => [scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  const a1 = only(h, 1);
+  assert.equal(a1.r.reconstructed, true);
+  assert.equal(a1.at, 9.5);
 });
 
 test('when the partner is late too, the fallback re-issues both originals to a free instance once they have run for the deadline; first answer wins, flagged hedged', () => {
