@@ -177,7 +177,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     if (/must be|bad slow periods|latency trace/.test((e as Error).message)) throw new UsageError((e as Error).message);
     throw e;
   }
-  const predicted = predictExperiment(spec, result.serviceTimesMs, result.frontendOverheadMs);
+  const predicted = predictExperiment(spec, result.serviceTimesUnderLoadMs, result.frontendOverheadMs);
   const warning = busyWarning(result.otherCpuShare);
   if (warning !== null) log(warning);
   const rows = result.modes.map((m) => ({ ...m, predictedMs: predicted?.get(m.mode)?.latencyMs ?? null, predictedRequestsPerQuery: predicted?.get(m.mode)?.requestsPerQuery ?? null }));
@@ -194,6 +194,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     transfers: result.transfers,
     frontendOverheadMs: result.frontendOverheadMs,
     serviceTimesMs: result.serviceTimesMs,
+    serviceTimesUnderLoadMs: result.serviceTimesUnderLoadMs,
     modes: rows,
     comparisons,
     seconds: result.seconds,
@@ -210,7 +211,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     '',
     `Ratios coded / X (< 1: coded is faster): ${Object.entries(comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
     `Encode + decode of one ${coding.code} group of 1000-value outputs: ${fmt(coding.encodeUs)} + ${fmt(coding.decodeUs)} = ${fmt(coding.totalUs)} us.`,
-    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, measured service times plus the measured frontend hop of ${fmt(result.frontendOverheadMs)} ms${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
+    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(result.frontendOverheadMs)} ms${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
     '',
   ].join('\n');
   writeFileSync(join(outDir, 'serve.md'), md);
@@ -220,13 +221,13 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   else console.log(md);
 }
 
-export function markdownTable(rows: { mode: string; config: string; queries: number; latencyMs: { p50: number; p99: number; p999: number; max: number }; predictedMs: { p50: number; p99: number; p999: number } | null; requestsPerQuery: number; reconstructed: number; answeredByCopy: number; defaults: number; errors: number; rejected: number }[]): string {
+export function markdownTable(rows: { mode: string; config: string; queries: number; latencyMs: { p50: number; p99: number; p999: number; max: number }; predictedMs: { p50: number; p99: number; p999: number } | null; requestsPerQuery: number; reconstructed: number; answeredByCopy: number; defaults: number; lost: number; duplicates: number; rejected: number }[]): string {
   const pct = (n: number, d: number) => `${(100 * n / Math.max(1, d)).toFixed(2)}%`;
   const pred = (r: (typeof rows)[number]) => (r.predictedMs === null ? '-' : `${fmt(r.predictedMs.p50)} / ${fmt(r.predictedMs.p99)} / ${fmt(r.predictedMs.p999)}`);
   return [
-    '| mode | instances | p50 ms | p99 ms | p99.9 ms | predicted p50 / p99 / p99.9 | requests per query | reconstructed | answered by a copy | default | errors | rejected |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.mode} | ${r.config} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.p999)} | ${pred(r)} | ${r.requestsPerQuery.toFixed(2)} | ${pct(r.reconstructed, r.queries)} | ${pct(r.answeredByCopy, r.queries)} | ${pct(r.defaults, r.queries)} | ${r.errors} | ${r.rejected} |`),
+    '| mode | instances | p50 ms | p99 ms | p99.9 ms | predicted p50 / p99 / p99.9 | requests per query | reconstructed | answered by a copy | default | lost | duplicated | rejected |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.mode} | ${r.config} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.p999)} | ${pred(r)} | ${r.requestsPerQuery.toFixed(2)} | ${pct(r.reconstructed, r.queries)} | ${pct(r.answeredByCopy, r.queries)} | ${pct(r.defaults, r.queries)} | ${r.lost} | ${r.duplicates} | ${r.rejected} |`),
   ].join('\n');
 }
 

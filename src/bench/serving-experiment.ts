@@ -3,7 +3,8 @@
 // serving mode over them at equal resources, and one open-loop Poisson schedule replayed
 // through every frontend in interleaved rounds (a noisy shared CPU affects every mode alike).
 // Latency is measured from each query's *intended* send time (no coordinated omission). It
-// also measures the instances' service time (a fault-free probe instance), reads each
+// also measures the instances' service time (a fault-free probe instance, at rest and while
+// the measured rounds load the machine), reads each
 // frontend's counters (copies, instance requests) from its /metrics, watches how much CPU
 // other processes took, and predicts every mode with the planner's simulator (the frontend's
 // own policy on a virtual clock) from the measured service times, for a side-by-side check.
@@ -138,6 +139,10 @@ export interface ModeResult {
   defaults: number;
   /** answers that came from a hedged or fallback copy */
   answeredByCopy: number;
+  /** queries the client got no answer for (errors other than a refusal) */
+  lost: number;
+  /** answers the frontend counted beyond one per accepted query (must be 0) */
+  duplicates: number;
   copies: number;
   /** requests handed to instances per query (1: no redundancy) */
   requestsPerQuery: number;
@@ -150,6 +155,8 @@ export interface ExperimentResult {
   modes: ModeResult[];
   /** sorted round-trip times (ms) of a fault-free instance at rest */
   serviceTimesMs: number[];
+  /** the same instance's round trips during the measured rounds (the machine loaded as the modes load it; what the prediction uses) */
+  serviceTimesUnderLoadMs: number[];
   /** median round trip through a frontend at rest minus the instances' median service time: the frontend hop */
   frontendOverheadMs: number;
   /** background transfers completed during the measured rounds (network interference) */
@@ -176,17 +183,27 @@ export function startFrontendProcess(configPath: string): Promise<{ proc: ChildP
     clearTimeout(t);
   };
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`frontend ${configPath} did not start within 60 s: ${err}`));
+    }, 60_000);
     const rl = createInterface({ input: proc.stdout! });
     rl.on('line', (line) => {
       try {
         const m = JSON.parse(line) as { event?: string; grpc?: number; http?: number };
-        if (m.event === 'listening') resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
+        if (m.event === 'listening') {
+          clearTimeout(timer);
+          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
+        }
         else if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
       } catch {
         // pino log lines are JSON too; ignore the rest
       }
     });
-    proc.once('exit', (code) => reject(new Error(`frontend exited (${code}) before listening: ${err}`)));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`frontend exited (${code}) before listening: ${err}`));
+    });
   });
 }
 
@@ -326,8 +343,23 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const killAll = () => {
     for (const c of [...insts.map((i) => i.proc), ...fes.map((f) => f.fe.proc), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   };
+  // Ctrl-C / SIGTERM: every child goes too (the 'exit' hook SIGKILLs what is left)
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`\n${sig}: stopping the experiment's processes ...`);
+    killAll();
+    void lab?.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    if (lab === null) process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
   process.on('exit', killAll);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let probing = false;
   try {
+    // a busy machine makes every comparison meaningless: say so before spending minutes on it
+    const pre = new CpuShareWatch(() => []);
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = pre.otherShare();
+    if (before !== null && before >= 0.25) log(`WARNING: other processes are using ${Math.round(100 * before)}% of the CPUs right now; latencies measured on a busy machine are not comparable (the report will say how busy it was)`);
     const faults = stragglerArgs(x.stragglers);
     const needExtraBase = !x.parityIsBase && x.modes.some((m) => m !== 'coded' && m !== 'none');
     const specs: { role: 'base' | 'parity' | 'extra' | 'probe'; pool: number; args: string[] }[] = [
@@ -356,11 +388,9 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     log(`started ${x.base} base + ${x.parity} parity${needExtraBase ? ` + ${x.parity} extra base (for the uncoded modes)` : ''} instances; stragglers: ${describeStragglers(x.stragglers)}`);
 
     let serviceTimesMs: number[] = [];
-    if (x.probe > 0) {
-      const probe = insts[insts.length - 1];
+    const probe = x.probe > 0 ? insts[insts.length - 1] : null;
+    if (probe !== null) {
       serviceTimesMs = await probeServiceTimes(probe.address, x.baseModel, x.input(0), x.shape, x.probe);
-      await probe.stop('SIGTERM');
-      insts.pop();
       log(`service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`);
     }
 
@@ -411,6 +441,25 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     if (lab !== null && net !== undefined) {
       transfers = await lab.startBulkTransfers({ pairs: net.pairs, minBytes: net.minMB * 1e6, maxBytes: net.maxMB * 1e6, seed: x.seed, among: specs.map((_, i) => i) });
     }
+    // the probe instance keeps answering sequential requests (about 20/s) while the rounds run
+    const underLoad: number[] = [];
+    probing = probe !== null;
+    const probeLoop = (async () => {
+      if (probe === null) return;
+      const c = new V2GrpcClient(probe.address);
+      try {
+        while (probing) {
+          const t0 = performance.now();
+          await c.infer(x.baseModel, 'input', x.input(0), [1, ...x.shape], 10000);
+          underLoad.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } catch (e) {
+        log(`service-time probe under load stopped: ${(e as Error).message}`);
+      } finally {
+        c.close();
+      }
+    })();
     const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.map((f) => f.fe.proc.pid), ...bg.map((b) => b.pid)]);
     const perRound = Math.ceil(x.queries / x.rounds);
     for (let r = 0; r < x.rounds; r++) {
@@ -424,6 +473,10 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       }
     }
     const otherCpuShare = watch.otherShare();
+    probing = false;
+    await probeLoop;
+    underLoad.sort((a, b) => a - b);
+    if (underLoad.length > 0) log(`service time of the fault-free instance during the rounds (${underLoad.length} requests): p50 ${fmt(underLoad[Math.floor(underLoad.length / 2)])} ms, p99 ${fmt(underLoad[Math.floor(underLoad.length * 0.99)])} ms`);
     for (const b of bg.splice(0)) b.kill('SIGKILL');
     let moved: ExperimentResult['transfers'] = null;
     if (transfers !== null) {
@@ -442,14 +495,15 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const st = f.st;
       modes.push({
         mode: f.mode, config: f.desc, instances: f.instances, queries: st.measured, errors: st.errors, rejected: st.rejected, reconstructed: st.reconstructed, defaults: st.defaults,
-        answeredByCopy: d.byCopy, copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
+        answeredByCopy: d.byCopy, lost: st.errors, duplicates: d.queries - (st.measured - st.rejected), copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
         achievedRate: sm.achievedRate, latencyMs: sm.latencyMs, cdf: sm.cdf,
       });
       const l = sm.latencyMs;
       log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);
     }
-    return { modes, serviceTimesMs, frontendOverheadMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
+    return { modes, serviceTimesMs, serviceTimesUnderLoadMs: underLoad.length >= 50 ? underLoad : serviceTimesMs, frontendOverheadMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
   } finally {
+    probing = false;
     for (const b of bg) b.kill('SIGKILL');
     for (const f of fes) {
       f.client.close();
@@ -459,6 +513,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     await transfers?.stop();
     await lab?.stop();
     process.off('exit', killAll);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
 // Service-time models for the planner: how long one instance takes for one request when
 // nothing goes wrong (stragglers come on top, from the fault injector). Either a parametric
 // distribution (the instances' --latency syntax) or an empirical one: measured round trips,
-// e.g. the `serviceTimesMs` a `coded bench serve` report records.
+// e.g. the service times a `coded bench serve` report records.
 import { readFileSync } from 'node:fs';
 import { parseLatency, type LatencyDist } from '../serve/faults.js';
 
@@ -25,8 +25,9 @@ export function readServiceTimes(path: string): ServiceTime {
   }
   let samples: unknown;
   if (text.trimStart().startsWith('{')) {
-    const doc = JSON.parse(text) as { serviceTimesMs?: unknown };
-    samples = doc.serviceTimesMs;
+    const doc = JSON.parse(text) as { serviceTimesMs?: unknown; serviceTimesUnderLoadMs?: unknown };
+    // a bench report: the round trips measured while its rounds loaded the machine, else those at rest
+    samples = doc.serviceTimesUnderLoadMs ?? doc.serviceTimesMs;
     if (samples === undefined) throw new Error(`${path} has no "serviceTimesMs": use a report of \`coded bench serve\` (which measures them) or a file with one millisecond value per line`);
   } else if (text.trimStart().startsWith('[')) samples = JSON.parse(text);
   else samples = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map(Number);

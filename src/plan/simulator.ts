@@ -132,9 +132,11 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
   const input = new Float32Array(0);
   let measured = 0;
   let tasksAtWarmupEnd = 0;
+  // requests that reached an instance (a task cancelled while queued costs nothing)
+  const requestsSent = () => [...pools.values()].reduce((a, p) => a + p.requests, 0);
   for (let i = 0; i < total; i++) {
     clock.after(schedule[i], () => {
-      if (i === s.warmup) tasksAtWarmupEnd = policy.counts.tasks;
+      if (i === s.warmup) tasksAtWarmupEnd = requestsSent();
       const arrival = clock.now();
       policy.submit([input], (_, r) => {
         opts.onAnswer?.(i, arrival, clock.now() - arrival, r);
@@ -152,7 +154,7 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
   const busy = sims.reduce((a, x) => a + x.busyMs, 0);
   return {
     label: scenarioLabel(s), instances: instancesOf(s), latencyMs, counts: { ...policy.counts }, measured,
-    requestsPerQuery: (policy.counts.tasks - tasksAtWarmupEnd) / Math.max(1, s.queries),
+    requestsPerQuery: (requestsSent() - tasksAtWarmupEnd) / Math.max(1, s.queries),
     utilisation: busy / (sims.length * Math.max(1, span)),
   };
 }

@@ -1,7 +1,7 @@
 // A small V2 gRPC client (raw tensor contents): used by the frontend to reach instances, by
 // the load generator and by tests.
 import * as grpc from '@grpc/grpc-js';
-import { floatsFromBytes, fromGrpcParams, grpcClientClass, type GrpcInferResponse, type ParamValue } from './v2.js';
+import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type ParamValue } from './v2.js';
 
 export interface ClientResult {
   data: Float32Array;
@@ -26,6 +26,7 @@ export class V2GrpcClient {
       'grpc.max_receive_message_length': -1,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      ...(grpcFlowControlWindow() > 65535 ? { 'grpc-node.flow_control_window': grpcFlowControlWindow() } : {}),
     }) as unknown as Raw;
   }
 

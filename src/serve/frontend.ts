@@ -95,7 +95,7 @@ export class Frontend implements V2Model {
     this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
     this.mCopies = new Counter({ name: 'coded_copies_total', help: 'second copies of late queries sent: hedge (uncoded hedged requests) or fallback (coded groups that could not decode by the deadline)', labelNames: ['mode', 'kind'], registers: [reg] });
     this.mByCopy = new Counter({ name: 'coded_answered_by_copy_total', help: 'queries answered by a hedged or fallback copy (also counted as original in coded_queries_total)', labelNames: ['mode'], registers: [reg] });
-    this.mRequests = new Counter({ name: 'coded_instance_requests_total', help: 'requests handed to instance pools (originals, coded queries, copies, retries): the work redundancy costs', labelNames: ['pool'], registers: [reg] });
+    this.mRequests = new Counter({ name: 'coded_instance_requests_total', help: 'requests sent to instances (originals, coded queries, copies, retries; not those cancelled while queued): the work redundancy costs', labelNames: ['pool'], registers: [reg] });
     this.mTaskFailures = new Counter({ name: 'coded_task_failures_total', help: 'instance requests that failed', labelNames: ['pool'], registers: [reg] });
     const self = this;
     new Gauge({
@@ -137,6 +137,7 @@ export class Frontend implements V2Model {
       log: this.log,
       ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
+      onRequest: (pool) => this.mRequests.inc({ pool }),
     });
   }
 
@@ -208,7 +209,6 @@ export class Frontend implements V2Model {
         paritySkipped: () => this.mParitySkipped.inc({ code: codeName }),
         taskFailed: (pool) => this.mTaskFailures.inc({ pool }),
         hedgeSent: (kind) => this.mCopies.inc({ mode, kind }),
-        taskSent: (pool) => this.mRequests.inc({ pool }),
       },
     });
     await Promise.all([...this.pools.values()].map((p) => p.startHealth()));

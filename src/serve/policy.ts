@@ -16,13 +16,13 @@
 // k queries, or maxWaitMs after its first query arrived. With systematic codes each original
 // is dispatched to the base pool the moment it arrives; only the parity queries wait for the
 // group to close (then it is encoded). A group closed early is padded by repeating its own
-// queries (X_1, X_2, X_1, ...): the padding copies are computed like any other query and their
-// outputs are discarded, so a partial group is protected exactly like a full one and no output
-// is ever guessed. With parityDelayMs the padding copies are redundancy too: they go out with
+// queries (X_1, X_2, X_1, ...): the padding copies are computed like any other query (a copy
+// that comes back before its original answers the query, flagged as an answer by a copy), so a
+// partial group is protected exactly like a full one and no output is ever guessed. With parityDelayMs the padding copies are redundancy too: they go out with
 // the delayed parity queries, and only if an original is still missing.
 //
-// Deadlines, per query, measured from its arrival: after decodeDeadlineMs its original output
-// is "late", and as soon as the code can decode from what has arrived (or at once if an
+// Deadlines, per group, measured from its first query's arrival: after decodeDeadlineMs its
+// missing original outputs are "late", and as soon as the code can decode from what has arrived (or at once if an
 // instance failed the query) the reconstruction is returned, marked reconstructed. If at that
 // point the group cannot be decoded (the partner or the parity is late too), the fallback (on
 // by default) re-issues each missing original to the base pool as a hedged request, ahead of
@@ -57,8 +57,6 @@ export interface PolicyEvents {
   paritySkipped?(): void;
   taskFailed?(pool: string): void;
   hedgeSent?(kind: 'hedge' | 'fallback'): void;
-  /** a request was handed to a pool (coded query, copy or retry) */
-  taskSent?(pool: string): void;
 }
 
 export interface PolicyOptions {
@@ -129,7 +127,7 @@ export interface PolicyCounts {
   hedgedAnswers: number;
   /** hedged / fallback copies sent */
   copies: number;
-  /** requests handed to instance pools (every coded query, copy and retry) */
+  /** tasks handed to instance pools (every coded query, copy and retry; those cancelled while queued never reach an instance: Pool.requests counts what did) */
   tasks: number;
 }
 
@@ -141,12 +139,17 @@ export class ServingPolicy {
   private closing = false;
   private readonly base: Pool;
   private readonly ev: PolicyEvents;
+  private readonly fallback: boolean;
+  /** coding groups not yet closed (their timers are cancelled on close) */
+  private readonly liveGroups = new Set<Group>();
 
   constructor(readonly o: PolicyOptions) {
     const base = o.pools.get('base');
     if (base === undefined) throw new Error('the serving policy needs a base pool');
     this.base = base;
     this.ev = o.events ?? {};
+    // the fallback belongs to coded mode (replication's two copies are its own redundancy)
+    this.fallback = o.mode === 'coded' && o.fallback;
     if ((o.mode === 'coded' || o.mode === 'replication') && o.codec === null) throw new Error(`mode ${o.mode} needs a code`);
     if (o.codec !== null) {
       for (const k of new Set(o.codec.pools)) if (!o.pools.has(k)) throw new Error(`code ${o.codec.name} sends coded queries to pool '${k}', which the config does not define (pools: ${[...o.pools.keys()].join(', ')})`);
@@ -224,6 +227,8 @@ export class ServingPolicy {
       fail: (e, retryable) => {
         this.ev.taskFailed?.(pool.o.name);
         if (retryable && t.attempts < this.o.maxAttempts && this.o.clock.now() < expiresAt && isNeeded() && !this.closing) {
+          // the next attempt is a new request: it has not started anywhere yet
+          delete t.startedAt;
           try {
             this.send(pool, t);
             return;
@@ -240,7 +245,6 @@ export class ServingPolicy {
   private send(pool: Pool, t: Task): void {
     pool.submit(t);
     this.counts.tasks++;
-    this.ev.taskSent?.(pool.o.name);
   }
 
   private dispatchUncoded(q: Query): void {
@@ -263,6 +267,8 @@ export class ServingPolicy {
   /** The task that carries a query's original (uncoded: its only task; coded: its slot). */
   private originalTask(q: Query): Task | undefined {
     if (q.group === null) return q.tasks[0];
+    // non-systematic codes send no original: a copy is the first time the query itself goes out
+    if (!this.o.codec!.systematic) return undefined;
     return q.group.tasks[q.group.slotQuery.indexOf(q)] ?? undefined;
   }
 
@@ -300,14 +306,15 @@ export class ServingPolicy {
     );
     t.hedge = true;
     if (first?.ranOn !== undefined) t.avoid = first.ranOn;
-    q.tasks.push(t);
-    this.counts.copies++;
-    this.ev.hedgeSent?.(kind);
     try {
       this.send(this.base, t);
     } catch (e) {
       this.o.log.warn({ error: (e as Error).message }, `${kind} copy not dispatched`);
+      return;
     }
+    q.tasks.push(t);
+    this.counts.copies++;
+    this.ev.hedgeSent?.(kind);
   }
 
   // -------------------------------------------------------------------------
@@ -327,6 +334,7 @@ export class ServingPolicy {
         deadline: q.arrival + this.decodeDeadlineMs, deadlinePassed: false, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
       };
       this.openGroup = g;
+      this.liveGroups.add(g);
       const group = g;
       this.openTimer = this.o.clock.after(this.o.maxWaitMs, () => this.closeGroup(group));
       g.timer = this.o.clock.after(Math.max(0, g.deadline - this.o.clock.now()), () => {
@@ -384,12 +392,13 @@ export class ServingPolicy {
     // encode and send the coded queries after this event's work, so that the originals just
     // dispatched go out first and encoding never delays them; with parityDelayMs (systematic
     // codes only) after that delay, unless every original is back
-    if (hedged) g.parityTimer = this.o.clock.after(delay, () => this.encodeGroup(g));
+    // (a group whose deadline passed while it was open, or with a failed original, waits no longer)
+    if (hedged && !g.deadlinePassed && !g.failed.some(Boolean)) g.parityTimer = this.o.clock.after(delay, () => this.encodeGroup(g));
     else this.o.clock.soon(() => this.encodeGroup(g));
   }
 
   private encodeGroup(g: Group): void {
-    if (g.closed || g.paritySent) return;
+    if (g.closed || g.paritySent || this.closing) return;
     g.parityTimer?.cancel();
     g.parityTimer = null;
     const code = this.o.codec!;
@@ -404,13 +413,15 @@ export class ServingPolicy {
     } catch (e) {
       this.o.log.error({ error: (e as Error).message }, 'encode failed; the group runs without redundancy');
       if (!code.systematic) {
-        g.closed = true;
+        this.closeOut(g);
         for (const q of g.queries) {
           q.group = null;
           this.dispatchUncoded(q);
         }
+        return;
       }
-      return;
+      // systematic: the originals are out; the fallback still covers a late one
+      return this.tryDecode(g);
     }
     this.ev.encoded?.((performance.now() - t0) / 1000);
     const expiresAt = Math.max(...g.queries.map((q) => q.arrival)) + this.o.sloMs;
@@ -438,7 +449,9 @@ export class ServingPolicy {
     const code = this.o.codec!;
     if (code.systematic && i < code.k) {
       const q = g.slotQuery[i];
-      if (!q.answered) q.settle({ data: out, reconstructed: false, defaulted: false, hedged: false });
+      // a padding slot (a partial group repeats its own queries) computed F(X) too: if it comes
+      // first it answers the query, as a copy
+      if (!q.answered) q.settle({ data: out, reconstructed: false, defaulted: false, hedged: i >= g.queries.length });
     }
     this.tryDecode(g);
   }
@@ -458,26 +471,14 @@ export class ServingPolicy {
     // (encodeGroup comes back here)
     if (!g.paritySent && this.openGroup !== g) return this.encodeGroup(g);
     const avail = g.outputs.map((o) => o !== null);
-    if (!code.canDecode(avail)) {
-      // the second line of defense: the group cannot decode by the deadline (partner or parity
-      // late too): each missing original goes out again, first useful answer wins
-      if (this.o.fallback && (late || anyFailed) && this.openGroup !== g) {
-        for (const q of unanswered) {
-          const i = g.slotQuery.indexOf(q);
-          // a failed original goes out again at once; a late one once it has run for the decode deadline
-          if (g.failed[i]) this.sendCopy(q, 'fallback');
-          else this.considerCopy(q, 'fallback', this.decodeDeadlineMs);
-        }
-      }
-      return;
-    }
+    if (!code.canDecode(avail)) return this.fallBack(g, unanswered, late || anyFailed);
     const t0 = performance.now();
     let decoded: { data: Float32Array[]; reconstructed: boolean[] };
     try {
       decoded = code.decode(g.outputs);
     } catch (e) {
       this.o.log.error({ error: (e as Error).message, available: avail }, 'decode failed');
-      return;
+      return this.fallBack(g, unanswered, true);
     }
     this.ev.decoded?.((performance.now() - t0) / 1000);
     g.slotQuery.forEach((q, i) => {
@@ -486,12 +487,32 @@ export class ServingPolicy {
     this.cancelIfDone(g);
   }
 
-  /** When every query of the group is answered, drop its queued coded queries (best-effort cancellation). */
-  private cancelIfDone(g: Group): void {
-    if (g.closed || this.openGroup === g || g.queries.some((q) => !q.answered)) return;
+  /**
+   * The second line of defense: the group cannot decode by the deadline (the partner or the
+   * parity is late too, or decoding failed): each missing original goes out again, first
+   * useful answer wins. A failed original goes out at once; a late one once it has run for the
+   * decode deadline (non-systematic codes: at once, they sent no original).
+   */
+  private fallBack(g: Group, unanswered: Query[], due: boolean): void {
+    if (!this.fallback || !due || this.openGroup === g) return;
+    for (const q of unanswered) {
+      const i = g.slotQuery.indexOf(q);
+      if (this.o.codec!.systematic && g.failed[i]) this.sendCopy(q, 'fallback');
+      else this.considerCopy(q, 'fallback', this.decodeDeadlineMs);
+    }
+  }
+
+  private closeOut(g: Group): void {
     g.closed = true;
     g.timer?.cancel();
     g.parityTimer?.cancel();
+    this.liveGroups.delete(g);
+  }
+
+  /** When every query of the group is answered, drop its queued coded queries (best-effort cancellation). */
+  private cancelIfDone(g: Group): void {
+    if (g.closed || this.openGroup === g || g.queries.some((q) => !q.answered)) return;
+    this.closeOut(g);
     if (!g.paritySent) this.ev.paritySkipped?.();
     for (const t of g.tasks) if (t !== null) t.cancelled = true;
   }
@@ -502,6 +523,7 @@ export class ServingPolicy {
     this.closing = true;
     this.openTimer?.cancel();
     for (const q of [...this.live]) q.settle(new ServeError('unavailable', 'frontend is shutting down'));
+    for (const g of [...this.liveGroups]) this.closeOut(g);
     this.openGroup = null;
   }
 }

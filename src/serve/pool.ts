@@ -55,6 +55,8 @@ export interface PoolOptions {
   /** how to reach an instance (default: V2 gRPC) */
   connect?: (address: string) => InstanceClient;
   clock?: Clock;
+  /** called whenever a request goes out to an instance (metrics: the work redundancy costs) */
+  onRequest?: (pool: string) => void;
 }
 
 class Deque<T> {
@@ -105,6 +107,12 @@ export class Pool {
   private closed = false;
   private checking = false;
   private readonly clock: Clock;
+  private pumping = false;
+  private repump = false;
+  /** tasks found expired while pumping: failed once the pump is done (their handlers may submit again) */
+  private readonly expired: Task[] = [];
+  /** requests sent to instances (tasks cancelled while queued never are) */
+  requests = 0;
 
   constructor(readonly o: PoolOptions) {
     this.clock = o.clock ?? systemClock;
@@ -147,9 +155,10 @@ export class Pool {
           break;
         }
       }
-      if (t.hedge === true && t.avoid === target.address) {
-        const other = this.instances.find((c) => c.healthy && c !== target && c.address !== t.avoid);
-        if (other !== undefined) target = other;
+      if (t.hedge === true) {
+        // a hedged copy: the least busy healthy instance other than the one running the first copy
+        const others = this.instances.filter((c) => c.healthy && c.address !== t.avoid);
+        if (others.length > 0) target = others.reduce((a, b) => (b.inflight + b.queue.length < a.inflight + a.queue.length ? b : a));
       }
       if (t.hedge === true) target.queue.unshift(t);
       else target.queue.push(t);
@@ -170,7 +179,7 @@ export class Pool {
         if (t === undefined) return undefined;
         if (t.cancelled) continue;
         if (this.clock.now() >= t.expiresAt) {
-          t.fail(new ServeError('deadline', 'expired in queue'), false);
+          this.expired.push(t);
           continue;
         }
         // a hedged copy stays off the instance that runs its first copy while another could take it
@@ -188,6 +197,24 @@ export class Pool {
   /** Hand queued tasks to healthy instances with free slots. */
   pump(): void {
     if (this.closed) return;
+    // not re-entrant: a handler run from inside (a failure that submits again) asks for another pass
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.repump = false;
+        this.pumpOnce();
+      } while (this.repump && !this.closed);
+    } finally {
+      this.pumping = false;
+    }
+    for (const t of this.expired.splice(0)) t.fail(new ServeError('deadline', 'expired in queue'), false);
+  }
+
+  private pumpOnce(): void {
     for (const conn of this.instances) {
       while (conn.healthy && conn.inflight < this.o.concurrency) {
         const t = this.next(conn);
@@ -215,6 +242,8 @@ export class Pool {
   }
 
   private run(conn: InstanceConn, t: Task): void {
+    this.requests++;
+    this.o.onRequest?.(this.o.name);
     conn.inflight++;
     t.attempts++;
     t.ranOn = conn.address;

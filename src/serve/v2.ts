@@ -482,9 +482,50 @@ function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Unary {
   };
 }
 
+/**
+ * HTTP/2 flow-control window (bytes) for V2 gRPC connections, client and server side. HTTP/2's
+ * default of 64 KiB makes a 600 KB request (one 3x224x224 FP32 image) wait for about ten
+ * WINDOW_UPDATE round trips through the receiver's event loop; 16 MiB lets it flow at once.
+ * CODED_GRPC_WINDOW overrides it (0: keep the HTTP/2 default).
+ */
+export function grpcFlowControlWindow(): number {
+  const v = process.env.CODED_GRPC_WINDOW;
+  const n = v === undefined || v === '' ? 16 * 1024 * 1024 : Number(v);
+  return Number.isInteger(n) && n >= 0 ? Math.min(n, 2 ** 31 - 1) : 16 * 1024 * 1024;
+}
+
+/**
+ * Give a grpc-js server a larger receive window. grpc-js has no server option for it yet (it has
+ * `grpc-node.flow_control_window` for clients only): this sets the HTTP/2 settings it passes to
+ * http2.createServer, and each new session's connection window, through grpc-js fields that are
+ * not public API; if they are missing (another grpc-js version) it does nothing.
+ */
+function widenServerWindow(server: grpc.Server, bytes: number): void {
+  if (bytes <= 65535) return;
+  const s = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
+  if (s.commonServerOptions !== undefined) s.commonServerOptions.settings = { ...s.commonServerOptions.settings, initialWindowSize: bytes };
+}
+
+function widenSessionWindows(server: grpc.Server, bytes: number): void {
+  if (bytes <= 65535) return;
+  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'session', f: (s: { setLocalWindowSize?: (n: number) => void }) => void): void }, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const h of servers.keys()) {
+    h.on('session', (session) => {
+      try {
+        session.setLocalWindowSize?.(bytes);
+      } catch {
+        // an old Node without setLocalWindowSize: keep the default window
+      }
+    });
+  }
+}
+
 /** Start a gRPC server for the model on host:port (0 = any free port); returns it and the bound port. */
 export async function startV2Grpc(model: V2Model, host: string, port: number, maxMessageBytes: number): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': -1 });
+  const windowBytes = grpcFlowControlWindow();
+  widenServerWindow(server, windowBytes);
   const meta = model.meta;
   const notFound = (name: string) => {
     if (name !== meta.name) throw new ServeError('not-found', `unknown model '${name}' (this server serves '${meta.name}')`);
@@ -509,6 +550,7 @@ export async function startV2Grpc(model: V2Model, host: string, port: number, ma
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
+  widenSessionWindows(server, windowBytes);
   return { server, port: bound };
 }
 

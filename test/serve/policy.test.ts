@@ -220,3 +220,46 @@ test('every accepted query is answered exactly once under random stalls, slow pe
     }
   }
 });
+
+test('replication sends exactly two copies of every query (no fallback copies on top)', () => {
+  const h = setup({ mode: 'replication', base: (c) => [scripted(c, [50]), scripted(c, []), scripted(c, [])] });
+  for (let i = 0; i < 5; i++) h.ask(i, Float32Array.of(i, 0, 0, 0));
+  h.clock.run();
+  for (let i = 0; i < 5; i++) assert.deepEqual([...only(h, i).r.data], [2 * i, 0, 0, 0]);
+  assert.equal(h.policy.counts.copies, 0);
+  assert.equal(h.policy.counts.tasks, 10);
+});
+
+test('a pool never runs more than its concurrency on an instance, even when an expired task\'s failure handler submits new work', () => {
+  const clock = new VirtualClock();
+  let inflight = 0;
+  let maxInflight = 0;
+  const inner = scripted(clock, [20], 1);
+  const counting = {
+    infer: (call: Parameters<SimulatedInstance['infer']>[0], done: (o: Float32Array) => void, failed: Parameters<SimulatedInstance['infer']>[2]) => {
+      maxInflight = Math.max(maxInflight, ++inflight);
+      inner.infer(call, (o) => (inflight--, done(o)), (e) => (inflight--, failed(e)));
+    },
+    modelReady: () => Promise.resolve(true),
+    close: () => {},
+  };
+  const pool = new Pool({ name: 'base', model: 'm', addresses: ['a'], inputName: 'input', policy: 'single-queue', concurrency: 1, maxQueue: 100, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock, connect: () => counting });
+  pool.assumeHealthy();
+  const done: string[] = [];
+  const task = (name: string, expiresAt: number, onFail?: () => void) => ({
+    data: x1, shape: [D], expiresAt, attempts: 0, cancelled: false,
+    done: () => done.push(name),
+    fail: () => {
+      done.push(`${name} expired`);
+      onFail?.();
+    },
+  });
+  pool.submit(task('long', 1000));
+  // expires while 'long' runs; its failure handler submits 'retry' from inside the pump
+  pool.submit(task('short', 10, () => pool.submit(task('retry', 1000))));
+  pool.submit(task('last', 1000));
+  clock.run();
+  assert.equal(maxInflight, 1);
+  assert.deepEqual(done, ['long', 'short expired', 'last', 'retry']);
+  assert.equal(pool.requests, 3);
+});

@@ -166,7 +166,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     if (/must be|bad slow periods|latency trace/.test((e as Error).message)) throw new UsageError((e as Error).message);
     throw e;
   }
-  const predicted = predictExperiment(spec, result.serviceTimesMs, result.frontendOverheadMs);
+  const predicted = predictExperiment(spec, result.serviceTimesUnderLoadMs, result.frontendOverheadMs);
   const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
   const rows = result.modes.map((m) => {
     const t = tallies.get(m.mode)!;
@@ -193,6 +193,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     warning,
     frontendOverheadMs: result.frontendOverheadMs,
     serviceTimesMs: { p50: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length / 2)] ?? null, p99: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length * 0.99)] ?? null },
+    serviceTimesUnderLoadMs: { p50: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length / 2)] ?? null, p99: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length * 0.99)] ?? null },
     modes: rows.map(({ cdf: _cdf, ...r }) => r),
     comparison,
     seconds: result.seconds,
