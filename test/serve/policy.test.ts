@@ -108,8 +108,9 @@ test('when the partner is late too, the fallback re-issues both originals to a f
   const a1 = only(h, 1);
   const a2 = only(h, 2);
   // both originals started at t=0 on the two slow instances; at t=10 the group cannot decode
-  // (only the parity is in): both go out again, ahead of the queue, to the free third instance
-  assert.deepEqual([a1.at, a2.at], [11, 12]);
+  // (only the parity is in): query 1 goes out again to the idle third instance; query 2's copy
+  // waits until an instance is idle (checked every deadline / 4 = 2.5 ms): out at 12.5
+  assert.deepEqual([a1.at, a2.at], [11, 13.5]);
   for (const [a, x] of [[a1, x1], [a2, x2]] as const) {
     assert.deepEqual([a.r.reconstructed, a.r.hedged, a.r.defaulted], [false, true, false]);
     assert.deepEqual([...a.r.data], twice(x));
@@ -127,18 +128,33 @@ test('without the fallback the same undecodable group waits for its stalled orig
   assert.equal(h.policy.counts.copies, 0);
 });
 
-test('a copy goes out only once the original has *run* for the delay: a query late only from queueing gets none', () => {
-  // two instances, both busy for 30 ms with queries 1 and 2; query 3 waits in the queue until
-  // t=30. Queries 1 and 2 are copied at t=10 (running for 10 ms); query 3, although unanswered
-  // at t=10 and t=20, never ran that long and gets no copy: it starts at 30 and answers at 31.
+test('a copy goes out only once the original has *run* for the delay, and only to an idle instance: queueing alone is not straggling', () => {
+  // three instances: 1 and 2 busy for 30 ms with queries 1 and 2, the third busy for 12 ms with
+  // query 3; query 4 waits in the queue. At t=10 queries 1 and 2 have run for 10 ms but no
+  // instance is idle: no copy. At t=12 the third instance takes query 4 (queued until then: not
+  // a straggler, no copy); at t=13 it is idle again and one copy goes out (query 1's), at 14
+  // query 2's. Query 4, unanswered at t=10 like the others, never ran long: no copy.
+  const h = setup({ mode: 'equal-resources', hedgeMs: 10, base: (c) => [scripted(c, [30]), scripted(c, [30]), scripted(c, [12])] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.ask(3, x1);
+  h.ask(4, x2);
+  h.clock.run();
+  assert.deepEqual([only(h, 3).at, only(h, 4).at], [12, 13]);
+  assert.equal(only(h, 4).r.hedged, false);
+  assert.ok(only(h, 1).at < 30 && only(h, 1).r.hedged, `query 1 at ${only(h, 1).at}`);
+  assert.ok(only(h, 2).at < 30 && only(h, 2).r.hedged, `query 2 at ${only(h, 2).at}`);
+  assert.equal(h.policy.counts.copies, 2);
+});
+
+test('no copy while every instance is busy: copies only use idle capacity', () => {
   const h = setup({ mode: 'equal-resources', hedgeMs: 10, base: (c) => [scripted(c, [30]), scripted(c, [30])] });
   h.ask(1, x1);
   h.ask(2, x2);
   h.ask(3, x1);
   h.clock.run();
   assert.deepEqual([only(h, 1).at, only(h, 2).at, only(h, 3).at], [30, 30, 31]);
-  assert.equal(only(h, 3).r.hedged, false);
-  assert.equal(h.policy.counts.copies, 2);
+  assert.equal(h.policy.counts.copies, 0);
 });
 
 test('equal-resources with hedging: a query whose instance stalls is sent again after hedgeMs to another instance; the stalled copy is discarded', () => {
