@@ -428,6 +428,8 @@ export function fromGrpcParams(p: Record<string, GrpcParam> | undefined): Record
 
 /** Copy raw little-endian bytes into a Float32Array (Buffers from grpc may be unaligned). */
 export function floatsFromBytes(b: Buffer): Float32Array {
+  // a view when the bytes are 4-aligned (no copy of a 600 KB image per hop); a copy otherwise
+  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.length >> 2);
   const f = new Float32Array(b.length >> 2);
   new Uint8Array(f.buffer).set(b.subarray(0, f.length * 4));
   return f;
