@@ -83,6 +83,22 @@ export function parseNetworkOption(v: string) {
   }
 }
 
+/** The straggler options every serving experiment takes (--slow-prob, --slow-ms, --slow-periods, --latency-trace, --background-cpu, --network). */
+export function stragglersFrom(values: Record<string, string | boolean | undefined>, defaultSlowProb: number): Stragglers {
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const slowPeriods = str('slow-periods');
+  const latencyTrace = str('latency-trace');
+  const backgroundCpu = str('background-cpu');
+  const network = str('network');
+  return {
+    slowProb: numberOption(str('slow-prob'), 'slow-prob', defaultSlowProb), slowMs: numberOption(str('slow-ms'), 'slow-ms', 100),
+    ...(slowPeriods !== undefined ? { slowPeriods } : {}),
+    ...(latencyTrace !== undefined ? { latencyTrace } : {}),
+    ...(backgroundCpu !== undefined ? { backgroundCpu: parseBackground(backgroundCpu) } : {}),
+    ...(network !== undefined ? { network: parseNetworkOption(network) } : {}),
+  };
+}
+
 export function parseModes(v: string | undefined, fallback: ServingModeName[]): ServingModeName[] {
   if (v === undefined) return fallback;
   const modes = v.split(',').map((m) => m.trim()) as ServingModeName[];
@@ -139,13 +155,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const rate = numberOption(values.rate, 'rate', 300);
   if (!(rate > 0)) throw new UsageError('--rate must be > 0');
   const deadline = numberOption(values.deadline, 'deadline', 10);
-  const stragglers: Stragglers = {
-    slowProb: numberOption(values['slow-prob'], 'slow-prob', 0.01), slowMs: numberOption(values['slow-ms'], 'slow-ms', 100),
-    ...(values['slow-periods'] !== undefined ? { slowPeriods: values['slow-periods'] } : {}),
-    ...(values['latency-trace'] !== undefined ? { latencyTrace: values['latency-trace'] } : {}),
-    ...(values['background-cpu'] !== undefined ? { backgroundCpu: parseBackground(values['background-cpu']) } : {}),
-    ...(values.network !== undefined ? { network: parseNetworkOption(values.network) } : {}),
-  };
+  const stragglers = stragglersFrom(values, 0.01);
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 0);
   if (!(parityDelay >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });

@@ -12,12 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { startInstanceProcess, type ChildInstance } from '../serve/processes.js';
+import { startInstanceProcess, startFrontendProcess, type ChildInstance } from '../serve/processes.js';
+
+export { startFrontendProcess };
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
-import { packageRoot } from '../serve/v2.js';
 import type { FrontendConfig } from '../serve/config.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
 import { poissonSchedule } from './arrivals.js';
@@ -165,46 +165,6 @@ export interface ExperimentResult {
   otherCpuShare: number | null;
   stragglers: string;
   seconds: number;
-}
-
-export function startFrontendProcess(configPath: string): Promise<{ proc: ChildProcess; grpc: number; http: number; stop: () => Promise<void> }> {
-  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  // one OpenMP thread: idle OpenMP workers spinning in the frontend starve everything else on a small CPU
-  const proc = spawn(process.execPath, [main, 'serve', 'frontend', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' } });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => {
-    if (err.length < 8192) err += d.toString();
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(t);
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void stop();
-      reject(new Error(`frontend ${configPath} did not start within 60 s: ${err}`));
-    }, 60_000);
-    const rl = createInterface({ input: proc.stdout! });
-    rl.on('line', (line) => {
-      try {
-        const m = JSON.parse(line) as { event?: string; grpc?: number; http?: number };
-        if (m.event === 'listening') {
-          clearTimeout(timer);
-          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
-        }
-        else if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
-      } catch {
-        // pino log lines are JSON too; ignore the rest
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`frontend exited (${code}) before listening: ${err}`));
-    });
-  });
 }
 
 /**

@@ -23,18 +23,22 @@ export interface InstanceProcessOptions {
   host?: string;
 }
 
+/** A `coded serve ...` child that printed its JSON "listening" line. */
+export interface ListeningChild {
+  proc: ChildProcess;
+  grpc: number;
+  http: number;
+  /** SIGTERM (clean, the default) or SIGKILL (a crash), and wait for exit (SIGKILL after 3 s) */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
 /**
- * Start `coded serve instance ARGS` with free ports (on loopback unless `opts.host` is set);
- * resolves when it listens.
+ * Spawn `command args` (a `coded serve ...` process, possibly under a wrapper) and resolve once
+ * it prints {"event":"listening",...}; reject, with its stderr, if it exits, cannot start or
+ * stays silent for timeoutMs.
  */
-export function startInstanceProcess(args: string[], opts: InstanceProcessOptions = {}): Promise<ChildInstance> {
-  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  const argv = [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
-  const wrap = opts.wrap ?? [];
-  const proc = spawn(wrap.length > 0 ? wrap[0] : process.execPath, wrap.length > 0 ? [...wrap.slice(1), process.execPath, ...argv] : argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1', GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' },
-  });
+function spawnListening(label: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ListeningChild> {
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
     if (stderr.length < 8192) stderr += d.toString();
@@ -42,32 +46,60 @@ export function startInstanceProcess(args: string[], opts: InstanceProcessOption
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
     await exited;
+    clearTimeout(t);
   };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop('SIGKILL');
-      reject(new Error(`instance ${args.join(' ')} did not start within ${opts.timeoutMs ?? 30000} ms: ${stderr}`));
-    }, opts.timeoutMs ?? 30000);
+      reject(new Error(`${label} did not start within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     const rl = createInterface({ input: proc.stdout! });
     rl.on('line', (line) => {
       try {
         const m = JSON.parse(line) as { event?: string; grpc?: number; http?: number };
         if (m.event === 'listening') {
           clearTimeout(timer);
-          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, address: `${opts.host ?? '127.0.0.1'}:${m.grpc}`, stop });
-        }
+          resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
+        } else if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
       } catch {
-        // not our line
+        // not our line (pino log lines are JSON too)
       }
     });
     proc.once('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`instance ${args.join(' ')} could not be started${wrap.length > 0 ? ` under ${wrap.join(' ')}` : ''}: ${e.message}`));
+      reject(new Error(`${label} could not be started: ${e.message}`));
     });
     proc.once('exit', (code, sig) => {
       clearTimeout(timer);
-      reject(new Error(`instance ${args.join(' ')} exited (${code ?? sig}) before listening: ${stderr}`));
+      reject(new Error(`${label} exited (${code ?? sig}) before listening: ${stderr}`));
     });
   });
+}
+
+const childEnv = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  // one OpenMP thread: idle OpenMP workers spinning in a server starve everything else on a small CPU
+  OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
+  GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296',
+});
+
+/**
+ * Start `coded serve instance ARGS` with free ports (on loopback unless `opts.host` is set);
+ * resolves when it listens.
+ */
+export async function startInstanceProcess(args: string[], opts: InstanceProcessOptions = {}): Promise<ChildInstance> {
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  const argv = [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
+  const wrap = opts.wrap ?? [];
+  const label = `instance ${args.join(' ')}${wrap.length > 0 ? ` (under ${wrap.join(' ')})` : ''}`;
+  const c = await spawnListening(label, wrap.length > 0 ? wrap[0] : process.execPath, wrap.length > 0 ? [...wrap.slice(1), process.execPath, ...argv] : argv, childEnv(), opts.timeoutMs ?? 30000);
+  return { ...c, address: `${opts.host ?? '127.0.0.1'}:${c.grpc}` };
+}
+
+/** Start `coded serve frontend --config PATH`; resolves when it listens. */
+export function startFrontendProcess(configPath: string, timeoutMs = 60_000): Promise<ListeningChild> {
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  return spawnListening(`frontend ${configPath}`, process.execPath, [main, 'serve', 'frontend', '--config', configPath], childEnv(), timeoutMs);
 }

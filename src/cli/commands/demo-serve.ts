@@ -20,8 +20,8 @@ import { existsSync } from 'node:fs';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../serve/v2.js';
 import type { ClientResult } from '../../serve/client.js';
-import { runServingExperiment, fmt, type ExperimentSpec, type ServingModeName, type Stragglers } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable, parseBackground, parseNetworkOption } from '../../bench/serve.js';
+import { runServingExperiment, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
+import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
 import { predictExperiment } from '../../plan/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -99,13 +99,7 @@ export async function demoServe(argv: string[]): Promise<void> {
   if (!(deadline >= 0)) throw new UsageError('--deadline must be >= 0');
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 5);
   if (!(parityDelay >= 0)) throw new UsageError('--parity-delay must be >= 0 (milliseconds)');
-  const stragglers: Stragglers = {
-    slowProb: numberOption(values['slow-prob'], 'slow-prob', 0.02), slowMs: numberOption(values['slow-ms'], 'slow-ms', 100),
-    ...(values['slow-periods'] !== undefined ? { slowPeriods: values['slow-periods'] } : {}),
-    ...(values['latency-trace'] !== undefined ? { latencyTrace: values['latency-trace'] } : {}),
-    ...(values['background-cpu'] !== undefined ? { backgroundCpu: parseBackground(values['background-cpu']) } : {}),
-    ...(values.network !== undefined ? { network: parseNetworkOption(values.network) } : {}),
-  };
+  const stragglers = stragglersFrom(values, 0.02);
   const json = values.json ?? false;
   const log = (s: string) => process.stderr.write(s + '\n');
 
