@@ -42,6 +42,13 @@ function list(v: string | undefined, name: string, fallback: number[]): number[]
   return xs;
 }
 
+/** A legend-sized name of a configuration kind. */
+function shortLabel(s: { mode: string; hedgeMs: number | null; fallback: boolean; code?: { k: number; r: number } }): string {
+  if (s.mode === 'coded') return `coded k=${s.code!.k} r=${s.code!.r}${s.fallback ? ' + fallback' : ''}`;
+  if (s.mode === 'replication') return 'replication (2 copies)';
+  return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${s.hedgeMs !== null ? ' + hedging' : ''}`;
+}
+
 function parseTarget(v: string | undefined): { percentile: 'p50' | 'p99' | 'p999'; ms: number } | null {
   if (v === undefined) return null;
   const m = /^(p50|p99|p99\.9):([0-9.]+)$/.exec(v);
@@ -107,13 +114,16 @@ export async function planCommand(argv: string[]): Promise<void> {
   if (values.scale !== undefined) {
     const factors = list(values.scale, 'scale', [1]);
     // the families worth extrapolating: one row of each kind at its smallest setting
-    const kinds = rows.filter((r, i) => rows.findIndex((q) => q.scenario.mode === r.scenario.mode && q.scenario.hedgeMs === r.scenario.hedgeMs && q.scenario.fallback === r.scenario.fallback && (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0)) === i && (r.scenario.mode !== 'equal-resources' || r.scenario.parity === rows.find((q) => q.scenario.mode === 'coded')?.scenario.parity));
+    // (equal resources at the first coded configuration's instance count)
+    const firstCodedParity = rows.find((q) => q.scenario.mode === 'coded')?.scenario.parity;
+    const eligible = rows.filter((r) => r.scenario.mode !== 'equal-resources' || r.scenario.parity === firstCodedParity);
+    const kinds = eligible.filter((r, i) => eligible.findIndex((q) => q.scenario.mode === r.scenario.mode && q.scenario.hedgeMs === r.scenario.hedgeMs && q.scenario.fallback === r.scenario.fallback && (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0)) === i);
     const sbar = new Progress('extrapolating', kinds.length * factors.length, { enabled: !json, unit: 'simulations' });
     const points: { config: string; instances: number; p99: number; p999: number; requestsPerQuery: number }[] = [];
     for (const r of kinds) {
       for (const f of factors) {
         const res = simulate(scaled(r.scenario, f));
-        points.push({ config: describe(r.scenario).replace(/, \d+.*$/, ''), instances: res.instances, p99: res.latencyMs.p99, p999: res.latencyMs.p999, requestsPerQuery: res.requestsPerQuery });
+        points.push({ config: shortLabel(r.scenario), instances: res.instances, p99: res.latencyMs.p99, p999: res.latencyMs.p999, requestsPerQuery: res.requestsPerQuery });
         sbar.tick();
       }
     }
@@ -125,7 +135,7 @@ export async function planCommand(argv: string[]): Promise<void> {
       {
         $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'Predicted p99.9 by deployment size (same load per instance)', width: 460, height: 300, data: { values: points },
         mark: { type: 'line', point: true },
-        encoding: { x: { field: 'instances', type: 'quantitative', scale: { type: 'log' }, title: 'instances' }, y: { field: 'p999', type: 'quantitative', scale: { type: 'log' }, title: 'p99.9 latency (ms)' }, color: { field: 'config', type: 'nominal' } },
+        encoding: { x: { field: 'instances', type: 'quantitative', scale: { type: 'log' }, title: 'instances' }, y: { field: 'p999', type: 'quantitative', scale: { type: 'log' }, title: 'p99.9 latency (ms)' }, color: { field: 'config', type: 'nominal', scale: { scheme: 'tableau20' }, legend: { labelLimit: 400 } } },
       },
       join(outDir, 'scale.svg'), join(outDir, 'scale.png'),
     );
