@@ -34,20 +34,8 @@ DATA=$PWD/.gpu-data; [ -d /tmp/data ] && DATA=/tmp/data
 export PATH=/tmp/nodebin:$PATH CODED_DATA=$DATA CODED_NUM_THREADS=1 OMP_NUM_THREADS=1
 export CODED_ADDON=$C/coded_torch.node
 
-build() {
-  [ -f $CODED_ADDON ] && return
-  local t0=$(date +%s)
-  LIBTORCH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
-  ABI=$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
-  mkdir -p $C/build
-  flags=(-O2 -std=c++17 -fPIC -fexceptions -frtti -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
-    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Wno-deprecated-declarations -I.gpu/include/node -I.gpu/napi -I"$LIBTORCH/include" -I"$LIBTORCH/include/torch/csrc/api/include")
-  pids=()
-  for f in native/*.cc; do g++ "${flags[@]}" -c "$f" -o "$C/build/$(basename "$f" .cc).o" & pids+=($!); done
-  for p in "${pids[@]}"; do wait "$p"; done
-  g++ -shared -o $CODED_ADDON $C/build/*.o -L"$LIBTORCH/lib" -Wl,-rpath,"$LIBTORCH/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
-  echo "built the addon in $(( $(date +%s) - t0 )) s"
-}
+. scripts/experiments/cuda-addon.sh
+build() { build_cuda_addon $CODED_ADDON $C/build; }
 
 # CUDA MPS lets the jobs' kernels share the GPU instead of time-slicing contexts; optional.
 start_mps() {

@@ -59,21 +59,8 @@ echo "node $(node --version)"
 
 # --- the CUDA addon, compiled with g++ against python3's torch ---
 export CODED_ADDON=$W/coded_torch.node
-newest_src=$(ls -t native/*.cc native/*.h 2>/dev/null | head -1)
-if [ ! -f $CODED_ADDON ] || [ "$newest_src" -nt $CODED_ADDON ]; then
-  t0=$(date +%s)
-  LIBTORCH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
-  ABI=$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
-  mkdir -p $W/build
-  flags=(-O2 -std=c++17 -fPIC -fexceptions -frtti -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
-    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Wno-deprecated-declarations -I.gpu/include/node -I.gpu/napi -I"$LIBTORCH/include" -I"$LIBTORCH/include/torch/csrc/api/include")
-  pids=()
-  for f in native/*.cc; do g++ "${flags[@]}" -c "$f" -o "$W/build/$(basename "$f" .cc).o" & pids+=($!); done
-  for p in "${pids[@]}"; do wait "$p" || { echo "compiling the addon failed"; exit 3; }; done
-  g++ -shared -o $CODED_ADDON.tmp $W/build/*.o -L"$LIBTORCH/lib" -Wl,-rpath,"$LIBTORCH/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch -ltorch_cpu -lc10 -Wl,--as-needed || exit 3
-  mv $CODED_ADDON.tmp $CODED_ADDON
-  echo "built the CUDA addon in $(( $(date +%s) - t0 )) s (torch $(python3 -c 'import torch; print(torch.__version__)'))"
-fi
+. scripts/experiments/cuda-addon.sh
+build_cuda_addon $CODED_ADDON $W/build || exit 3
 node -e "import('./dist/src/engine/runtime.js').then(r => { console.log('libtorch', r.torchVersion(), 'cuda', r.cudaAvailable(), 'devices', r.cudaDeviceCount()); if (!r.cudaAvailable()) process.exit(3); })" || { echo "the addon sees no CUDA device"; exit 3; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader
 
