@@ -12,7 +12,7 @@ import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { Rng } from '../data/rng.js';
 import { poissonSchedule } from './arrivals.js';
-import { runServingExperiment, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
+import { runServingExperiment, checkStragglers, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
 
 export { poissonSchedule, fmt };
@@ -156,6 +156,11 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   if (!(rate > 0)) throw new UsageError('--rate must be > 0');
   const deadline = numberOption(values.deadline, 'deadline', 10);
   const stragglers = stragglersFrom(values, 0.01);
+  try {
+    checkStragglers(stragglers);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 0);
   if (!(parityDelay >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });

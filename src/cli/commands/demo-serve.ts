@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../serve/v2.js';
 import type { ClientResult } from '../../serve/client.js';
-import { runServingExperiment, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
+import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
 import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
 import { predictExperiment } from '../../plan/predict.js';
 
@@ -100,6 +100,11 @@ export async function demoServe(argv: string[]): Promise<void> {
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 5);
   if (!(parityDelay >= 0)) throw new UsageError('--parity-delay must be >= 0 (milliseconds)');
   const stragglers = stragglersFrom(values, 0.02);
+  try {
+    checkStragglers(stragglers);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const json = values.json ?? false;
   const log = (s: string) => process.stderr.write(s + '\n');
 
