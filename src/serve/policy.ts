@@ -25,8 +25,9 @@
 // missing original outputs are "late", and as soon as the code can decode from what has arrived (or at once if an
 // instance failed the query) the reconstruction is returned, marked reconstructed. If at that
 // point the group cannot be decoded (the partner or the parity is late too), the fallback (on
-// by default) re-issues each missing original to the base pool as a hedged request, to an idle
-// instance other than the one that holds the first copy: first useful answer wins.
+// by default) re-issues each missing original to the base pool as a hedged request, ahead of
+// the queue but never joining a backlog, away from the instance that holds the first copy:
+// first useful answer wins.
 // At sloMs a query with no answer gets the default output (marked default) or an error, as
 // configured. Every accepted query is answered exactly once.
 import { performance } from 'node:perf_hooks';
@@ -284,9 +285,10 @@ export class ServingPolicy {
     // never started (queued, or never dispatched) vs. running since startedAt
     const due = first === undefined || first.startedAt === undefined ? (first === undefined ? now : now + delayMs) : first.startedAt + delayMs;
     if (due <= now) {
-      // copies only use idle capacity: queued behind a backlog they would only feed it (and under
-      // load, copies of late queries make every query later: a feedback loop)
-      if (this.base.idleCount > 0) return this.sendCopy(q, kind);
+      // copies never join a backlog: queued behind one they would only feed it (under load,
+      // copies of late queries make every query later: a feedback loop). They go out when an
+      // instance is idle, or when nothing waits in the queue (the copy is the next task served)
+      if (this.base.idleCount > 0 || this.base.queued === 0) return this.sendCopy(q, kind);
       q.copyTimer = this.o.clock.after(Math.max(1, delayMs / 4), () => {
         q.copyTimer = null;
         this.considerCopy(q, kind, delayMs);
