@@ -83,7 +83,8 @@ export class Frontend implements V2Model {
     // intra-op thread pools spinning against the instances for the CPU
     if (this.code !== null) setNumThreads(1);
     // replication: first copy wins, no waiting for the original
-    this.decodeDeadlineMs = c.mode === 'replication' ? 0 : (c.decodeDeadlineMs ?? this.sloMs * 0.02);
+    // (replication ignores it: the policy answers with the first copy)
+    this.decodeDeadlineMs = c.decodeDeadlineMs ?? this.sloMs * 0.02;
 
     const reg = this.registry;
     const buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
