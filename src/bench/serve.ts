@@ -14,6 +14,7 @@ import { Rng } from '../data/rng.js';
 import { poissonSchedule } from './arrivals.js';
 import { runServingExperiment, checkStragglers, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
+import { DEFAULT_COPY_BUDGET } from '../serve/policy.js';
 
 export { poissonSchedule, fmt };
 
@@ -59,6 +60,10 @@ Policy:
   --concurrency N    requests in flight per instance (default 1: pull when idle)
 Run:
   --rounds R         the measured queries run in R interleaved rounds of all modes (default 5)
+  --frontends N      frontend processes per mode (default 1), each owning 1/N of every pool's
+                     instances; queries are spread over them in turn (as behind a load
+                     balancer): for inputs so large that one frontend process saturates
+  --copy-budget X    hedged / fallback copies per query at most (default 0.1; 'none': no limit)
   --probe N          service-time probe requests to a fault-free instance (default 500; 0: no
                      probe and no prediction)
   --seed S           schedule and fault seeds (default 1)
@@ -137,7 +142,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       model: { type: 'string' }, device: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
       slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'max-wait': { type: 'string' },
-      'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, frontends: { type: 'string' }, 'copy-budget': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -184,6 +189,8 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     concurrency: intOption(values.concurrency, 'concurrency', 1), rate, queries: intOption(values.queries, 'queries', 10000),
     warmup: intOption(values.warmup, 'warmup', 500, { min: 0 }), rounds: intOption(values.rounds, 'rounds', 5), seed,
     input: (i) => inputs[i % inputs.length], shape: info, probe: intOption(values.probe, 'probe', 500, { min: 0 }), log,
+    frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
+    copyBudget: values['copy-budget'] === 'none' ? null : numberOption(values['copy-budget'], 'copy-budget', DEFAULT_COPY_BUDGET),
   };
   let result;
   try {
@@ -201,7 +208,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     benchmark: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { model, device, base: B, parity: P, code: family, k, r, rate, queries: spec.queries, warmup: spec.warmup, rounds: spec.rounds, stragglers, sloMs: spec.sloMs, decodeDeadlineMs: deadline, hedgeMs: spec.hedgeMs, fallback: spec.fallback, parityDelayMs: parityDelay, maxWaitMs: spec.maxWaitMs, instanceConcurrency: spec.concurrency, seed },
+    settings: { model, device, base: B, parity: P, code: family, k, r, rate, queries: spec.queries, warmup: spec.warmup, rounds: spec.rounds, stragglers, sloMs: spec.sloMs, decodeDeadlineMs: deadline, hedgeMs: spec.hedgeMs, fallback: spec.fallback, parityDelayMs: parityDelay, maxWaitMs: spec.maxWaitMs, instanceConcurrency: spec.concurrency, frontends: spec.frontends, copyBudget: spec.copyBudget, seed },
     stragglers: result.stragglers,
     otherCpuShare: result.otherCpuShare,
     warning,

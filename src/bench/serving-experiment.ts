@@ -112,6 +112,14 @@ export interface ExperimentSpec {
   shape: number[];
   /** service-time probe requests (0: none, and no prediction) */
   probe: number;
+  /**
+   * frontend processes per mode (default 1): each owns an equal share of the mode's instances
+   * (every base, parity and replica list dealt out in turn) and the load is spread over them
+   * in turn, as a load balancer in front of several frontend replicas would
+   */
+  frontends?: number;
+  /** the frontends' copyBudget (undefined: the frontend's default; null: no limit) */
+  copyBudget?: number | null;
   log: (s: string) => void;
   onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
 }
@@ -171,7 +179,8 @@ export interface ExperimentResult {
  * Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up).
  * Query i sends input(i); `onResult(i, r)` (measured queries only) sees each answer.
  */
-export async function replay(client: V2GrpcClient, name: string, schedule: Float64Array, st: Stats | null, input: (i: number) => Float32Array, shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
+export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: string, schedule: Float64Array, st: Stats | null, input: (i: number) => Float32Array, shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
+  const all_ = Array.isArray(clients) ? clients : [clients];
   let done = 0;
   const n = schedule.length;
   let next = 0;
@@ -180,7 +189,7 @@ export async function replay(client: V2GrpcClient, name: string, schedule: Float
   const all = new Promise<void>((r) => (finish = r));
   const send = (i: number) => {
     const intended = start + schedule[i];
-    client.infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
+    all_[i % all_.length].infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
       (r) => {
         if (st === null) return;
         st.h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
@@ -246,12 +255,22 @@ interface Counters {
   queries: number;
 }
 
-async function scrape(port: number): Promise<Counters> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return {
-    requests: counterTotal(text, 'coded_instance_requests_total'), copies: counterTotal(text, 'coded_copies_total'),
-    byCopy: counterTotal(text, 'coded_answered_by_copy_total'), queries: counterTotal(text, 'coded_queries_total'),
-  };
+/** The counters of one or more frontends (summed). */
+async function scrape(ports: number[]): Promise<Counters> {
+  const out: Counters = { requests: 0, copies: 0, byCopy: 0, queries: 0 };
+  for (const port of ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    out.requests += counterTotal(text, 'coded_instance_requests_total');
+    out.copies += counterTotal(text, 'coded_copies_total');
+    out.byCopy += counterTotal(text, 'coded_answered_by_copy_total');
+    out.queries += counterTotal(text, 'coded_queries_total');
+  }
+  return out;
+}
+
+/** Shard s of F: every F-th element of xs, starting at s. */
+export function shardOf<T>(xs: readonly T[], s: number, F: number): T[] {
+  return xs.filter((_, i) => i % F === s);
 }
 
 /** Child processes that keep a CPU busy `duty` of every 10 ms (killed by the caller). */
@@ -297,11 +316,11 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const tmp = mkdtempSync(join(tmpdir(), 'coded-serving-'));
   const insts: ChildInstance[] = [];
   const bg: ChildProcess[] = [];
-  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>; client: V2GrpcClient; st: Stats; before?: Counters }[] = [];
+  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: Counters }[] = [];
   let lab: NetworkLab | null = null;
   let transfers: BulkTransfers | null = null;
   const killAll = () => {
-    for (const c of [...insts.map((i) => i.proc), ...fes.map((f) => f.fe.proc), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const c of [...insts.map((i) => i.proc), ...fes.flatMap((f) => f.fe.map((e) => e.proc)), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   };
   // Ctrl-C / SIGTERM: every child goes too (the 'exit' hook SIGKILLs what is left)
   const onSignal = (sig: NodeJS.Signals) => {
@@ -354,7 +373,11 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       log(`service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`);
     }
 
-    const common = { name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
+    const F = x.frontends ?? 1;
+    if (!Number.isInteger(F) || F < 1) throw new Error(`frontends must be a whole number >= 1, not ${F}`);
+    const tooFew = [['base', x.base], ...parities.map((p, j) => [`parity pool ${j}`, p.length] as const)].filter(([, n]) => (n as number) < F);
+    if (tooFew.length > 0) throw new Error(`${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${tooFew.map(([w, n]) => `${w} has ${n}`).join(', ')}`);
+    const common = { ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
     for (const mode of x.modes) {
       let cfg: FrontendConfig;
       let desc: string;
@@ -373,10 +396,18 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         desc = `${replicas.length} base replicas${mode === 'replication' ? ', 2 copies per query' : hedged ? `, hedged after ${x.hedgeMs} ms` : ''}`;
         instances = replicas.length;
       }
-      const path = join(tmp, `${mode}.json`);
-      writeFileSync(path, JSON.stringify(cfg));
-      const fe = await startFrontendProcess(path);
-      fes.push({ mode, desc, instances, fe, client: new V2GrpcClient(`127.0.0.1:${fe.grpc}`), st: newStats() });
+      // F frontends: each gets every F-th instance of every pool
+      const shards = Array.from({ length: F }, (_, s): FrontendConfig => {
+        const p = cfg.pools;
+        return { ...cfg, pools: { ...p, base: { ...p.base, instances: shardOf(p.base.instances, s, F) }, ...(p.parity !== undefined ? { parity: p.parity.map((q) => ({ ...q, instances: shardOf(q.instances, s, F) })) } : {}) } };
+      });
+      if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances`;
+      const started = await Promise.all(shards.map((c, s) => {
+        const path = join(tmp, `${mode}-${s}.json`);
+        writeFileSync(path, JSON.stringify(c));
+        return startFrontendProcess(path);
+      }));
+      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats() });
     }
     const timeout = x.sloMs * 4;
     const warmInput = (i: number) => x.input(x.queries + i);
@@ -388,14 +419,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const rtt: number[] = [];
       for (let i = 0; i < 200; i++) {
         const t0 = performance.now();
-        await f.client.infer('bench', 'input', x.input(i), [1, ...x.shape], timeout).catch(() => undefined);
+        await f.client[0].infer('bench', 'input', x.input(i), [1, ...x.shape], timeout).catch(() => undefined);
         rtt.push(performance.now() - t0);
       }
       rtt.sort((a, b) => a - b);
       frontendOverheadMs = Math.max(0, rtt[100] - serviceTimesMs[Math.floor(serviceTimesMs.length / 2)]);
       log(`frontend hop: median ${fmt(rtt[100])} ms through ${f.mode}'s frontend at rest, ${fmt(frontendOverheadMs)} ms over the instances' service time`);
     }
-    for (const f of fes) f.before = await scrape(f.fe.http);
+    for (const f of fes) f.before = await scrape(f.fe.map((e) => e.http));
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
     if (lab !== null && net !== undefined) {
@@ -420,7 +451,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         c.close();
       }
     })();
-    const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.map((f) => f.fe.proc.pid), ...bg.map((b) => b.pid)]);
+    const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.flatMap((f) => f.fe.map((e) => e.proc.pid)), ...bg.map((b) => b.pid)]);
     const perRound = Math.ceil(x.queries / x.rounds);
     for (let r = 0; r < x.rounds; r++) {
       const n = Math.min(perRound, x.queries - r * perRound);
@@ -448,7 +479,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     }
     const modes: ModeResult[] = [];
     for (const f of fes) {
-      const after = await scrape(f.fe.http);
+      const after = await scrape(f.fe.map((e) => e.http));
       const b = f.before!;
       const d = { requests: after.requests - b.requests, copies: after.copies - b.copies, byCopy: after.byCopy - b.byCopy, queries: after.queries - b.queries };
       const sm = summarize(f.st);
@@ -466,10 +497,10 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     probing = false;
     for (const b of bg) b.kill('SIGKILL');
     for (const f of fes) {
-      f.client.close();
+      for (const c of f.client) c.close();
       f.st.h.destroy();
     }
-    await Promise.all([...fes.map((f) => f.fe.stop()), ...insts.map((i) => i.stop('SIGTERM'))]);
+    await Promise.all([...fes.flatMap((f) => f.fe.map((e) => e.stop())), ...insts.map((i) => i.stop('SIGTERM'))]);
     await transfers?.stop();
     await lab?.stop();
     process.off('exit', killAll);

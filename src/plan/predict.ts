@@ -10,14 +10,16 @@ import type { ServiceTime } from './service-time.js';
 export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime, overheadMs = 0): Scenario {
   const s = x.stragglers;
   const slowPeriods = slowPeriodsOf(s);
+  // F frontends each serve 1/F of the load on 1/F of the instances: simulate one of them
+  const F = x.frontends ?? 1;
   return {
     mode: mode === 'equal-resources-hedged' ? 'equal-resources' : mode,
     ...(mode === 'coded' ? { code: x.code } : {}),
-    base: x.base, parity: x.parity, rate: x.rate, queries: Math.max(x.queries, 20000), warmup: Math.min(x.warmup, 1000), seed: x.seed,
+    base: Math.round(x.base / F), parity: Math.round(x.parity / F), rate: x.rate / F, queries: Math.max(x.queries, 20000), warmup: Math.min(x.warmup, 1000), seed: x.seed,
     service,
     stragglers: { latency: { kind: 'none' }, slowProb: s.slowProb, slowMs: s.slowMs, failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}) },
     sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, parityDelayMs: x.parityDelayMs,
-    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, concurrency: x.concurrency, inputShape: x.shape, overheadMs,
+    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), concurrency: x.concurrency, inputShape: x.shape, overheadMs,
   };
 }
 

@@ -41,6 +41,8 @@ export interface Scenario {
   /** uncoded modes: hedged requests after this long (null: none) */
   hedgeMs: number | null;
   fallback: boolean;
+  /** hedged / fallback copies per query at most (the frontend's copyBudget; default as the frontend's, null: no limit) */
+  copyBudget?: number | null;
   /** requests in flight per instance (1: pull when idle) */
   concurrency: number;
   /** per-query input shape (only used to route a code's queries) */
@@ -125,6 +127,7 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
     sloMs: s.sloMs, decodeDeadlineMs: s.decodeDeadlineMs, maxWaitMs: s.maxWaitMs, parityDelayMs: s.parityDelayMs,
     onMiss: 'default', maxPendingQueries: Number.MAX_SAFE_INTEGER, maxAttempts: 2,
     hedgeMs: s.mode === 'none' || s.mode === 'equal-resources' ? s.hedgeMs : null, fallback: s.mode === 'coded' && s.fallback,
+    copyBudget: s.copyBudget,
   });
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
   const total = s.warmup + s.queries;

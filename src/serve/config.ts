@@ -50,6 +50,10 @@ export const FrontendConfigSchema = Type.Object(
     /** coded mode: when a late query's group cannot be decoded by its decode deadline (the partner or the
      * parity is late too), re-issue the missing originals to the base pool as hedged requests (default true) */
     fallback: Type.Optional(Type.Boolean()),
+    /** hedged and fallback copies: at most this many per query on average (a token bucket filled by
+     * arrivals; bursts up to max(1, 100 x budget) copies), so copies never multiply the load of an
+     * overloaded frontend or pool (default 0.1; null: no limit) */
+    copyBudget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
     /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
     sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     /** a data output is "late" this long after its query arrived; then decoding may replace it (default sloMs * 0.02) */

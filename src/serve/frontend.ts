@@ -63,6 +63,7 @@ export class Frontend implements V2Model {
   private readonly mTaskFailures: Counter<'pool'>;
   private readonly mParitySkipped: Counter<'code'>;
   private readonly mCopies: Counter<'mode' | 'kind'>;
+  private readonly mCopiesDenied: Counter<'mode' | 'kind'>;
   private readonly mRequests: Counter<'pool'>;
   private readonly mByCopy: Counter<'mode'>;
 
@@ -95,6 +96,7 @@ export class Frontend implements V2Model {
     this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
     this.mCopies = new Counter({ name: 'coded_copies_total', help: 'second copies of late queries sent: hedge (uncoded hedged requests) or fallback (coded groups that could not decode by the deadline)', labelNames: ['mode', 'kind'], registers: [reg] });
+    this.mCopiesDenied = new Counter({ name: 'coded_copies_denied_total', help: 'second copies that were due but not sent because the copy budget (copyBudget copies per query) was spent', labelNames: ['mode', 'kind'], registers: [reg] });
     this.mByCopy = new Counter({ name: 'coded_answered_by_copy_total', help: 'queries answered by a hedged or fallback copy (also counted as original in coded_queries_total)', labelNames: ['mode'], registers: [reg] });
     this.mRequests = new Counter({ name: 'coded_instance_requests_total', help: 'requests sent to instances (originals, coded queries, copies, retries; not those cancelled while queued): the work redundancy costs', labelNames: ['pool'], registers: [reg] });
     this.mTaskFailures = new Counter({ name: 'coded_task_failures_total', help: 'instance requests that failed', labelNames: ['pool'], registers: [reg] });
@@ -193,7 +195,7 @@ export class Frontend implements V2Model {
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
       sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true,
+      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget,
       events: {
         answered: (outcome, ms, hedged) => {
           if (hedged) this.mByCopy.inc({ mode });
@@ -210,6 +212,7 @@ export class Frontend implements V2Model {
         paritySkipped: () => this.mParitySkipped.inc({ code: codeName }),
         taskFailed: (pool) => this.mTaskFailures.inc({ pool }),
         hedgeSent: (kind) => this.mCopies.inc({ mode, kind }),
+        copyDenied: (kind) => this.mCopiesDenied.inc({ mode, kind }),
       },
     });
     await Promise.all([...this.pools.values()].map((p) => p.startHealth()));
@@ -317,7 +320,7 @@ export class Frontend implements V2Model {
 
   /** Counts by outcome (and copies, tasks), for tests and reports. */
   get counts(): PolicyCounts {
-    return this.policy?.counts ?? { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, tasks: 0 };
+    return this.policy?.counts ?? { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, copiesDenied: 0, tasks: 0 };
   }
 
   /** Pool statistics for reports. */

@@ -37,6 +37,9 @@ import type { GroupCodec } from './group-codec.js';
 import type { Pool, Task } from './pool.js';
 import { ServeError } from './v2.js';
 
+/** copies per query that hedging and the fallback may send, by default (see PolicyOptions.copyBudget) */
+export const DEFAULT_COPY_BUDGET = 0.1;
+
 export type ServingMode = 'coded' | 'equal-resources' | 'replication' | 'none';
 export type Outcome = 'original' | 'reconstructed' | 'default';
 
@@ -58,6 +61,8 @@ export interface PolicyEvents {
   paritySkipped?(): void;
   taskFailed?(pool: string): void;
   hedgeSent?(kind: 'hedge' | 'fallback'): void;
+  /** a copy was due but the copy budget was spent */
+  copyDenied?(kind: 'hedge' | 'fallback'): void;
 }
 
 export interface PolicyOptions {
@@ -81,6 +86,14 @@ export interface PolicyOptions {
   hedgeMs: number | null;
   /** coded mode: re-issue late originals whose group cannot decode by the decode deadline */
   fallback: boolean;
+  /**
+   * At most this many hedged / fallback copies per accepted query, on average (a token bucket
+   * filled by arrivals, holding at most max(1, 100 x budget) copies for bursts); null: no limit;
+   * default DEFAULT_COPY_BUDGET.
+   * Copies of late queries protect the tail only while they are rare: when everything is late
+   * (an overloaded frontend or pool) they would multiply the load that made it late.
+   */
+  copyBudget?: number | null;
   events?: PolicyEvents;
 }
 
@@ -128,12 +141,14 @@ export interface PolicyCounts {
   hedgedAnswers: number;
   /** hedged / fallback copies sent */
   copies: number;
+  /** copies that were due but not sent: the copy budget was spent */
+  copiesDenied: number;
   /** tasks handed to instance pools (every coded query, copy and retry; those cancelled while queued never reach an instance: Pool.requests counts what did) */
   tasks: number;
 }
 
 export class ServingPolicy {
-  readonly counts: PolicyCounts = { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, tasks: 0 };
+  readonly counts: PolicyCounts = { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, copiesDenied: 0, tasks: 0 };
   private openGroup: Group | null = null;
   private openTimer: Timer | null = null;
   private readonly live = new Set<Query>();
@@ -143,6 +158,10 @@ export class ServingPolicy {
   private readonly fallback: boolean;
   /** coding groups not yet closed (their timers are cancelled on close) */
   private readonly liveGroups = new Set<Group>();
+  /** copies that may still be sent (see copyBudget) */
+  private copyTokens: number;
+  private readonly copyBurst: number;
+  private readonly copyBudget: number;
 
   constructor(readonly o: PolicyOptions) {
     const base = o.pools.get('base');
@@ -151,6 +170,11 @@ export class ServingPolicy {
     this.ev = o.events ?? {};
     // the fallback belongs to coded mode (replication's two copies are its own redundancy)
     this.fallback = o.mode === 'coded' && o.fallback;
+    const b = o.copyBudget === undefined ? DEFAULT_COPY_BUDGET : o.copyBudget;
+    if (b !== null && !(b >= 0)) throw new Error(`copyBudget must be a number >= 0 (copies per query), not ${b}`);
+    this.copyBudget = b ?? 0;
+    this.copyBurst = b === null ? Infinity : Math.max(1, 100 * b);
+    this.copyTokens = this.copyBurst;
     if ((o.mode === 'coded' || o.mode === 'replication') && o.codec === null) throw new Error(`mode ${o.mode} needs a code`);
     if (o.codec !== null) {
       for (const k of new Set(o.codec.pools)) if (!o.pools.has(k)) throw new Error(`code ${o.codec.name} sends coded queries to pool '${k}', which the config does not define (pools: ${[...o.pools.keys()].join(', ')})`);
@@ -183,6 +207,7 @@ export class ServingPolicy {
       }
     }
     const now = this.o.clock.now();
+    if (this.copyBurst !== Infinity) this.copyTokens = Math.min(this.copyBurst, this.copyTokens + n * this.copyBudget);
     samples.forEach((data, i) => {
       const q: Query = {
         data, arrival: now, answered: false, sloTimer: null, copyTimer: null, group: null, tasks: [], copied: false,
@@ -305,6 +330,12 @@ export class ServingPolicy {
   private sendCopy(q: Query, kind: 'hedge' | 'fallback'): void {
     if (q.answered || q.copied || this.closing) return;
     q.copied = true;
+    if (this.copyTokens < 1) {
+      this.counts.copiesDenied++;
+      this.ev.copyDenied?.(kind);
+      return;
+    }
+    this.copyTokens -= 1;
     const first = this.originalTask(q);
     const t = this.taskFor(
       this.base, q.data, q.arrival + this.o.sloMs,

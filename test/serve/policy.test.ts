@@ -57,7 +57,7 @@ function setup(o: Setup): Harness {
   const policy = new ServingPolicy({
     mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
     sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
-    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true,
+    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
   return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
@@ -172,6 +172,43 @@ test('equal-resources with hedging: a query whose instance stalls is sent again 
   assert.equal(a2.r.hedged, false);
   assert.equal(h.policy.counts.copies, 1);
   assert.equal(h.policy.counts.tasks, 3);
+});
+
+test('the copy budget caps hedged copies when every request is slow (an overload): without it every query is copied', () => {
+  // 10 instances, every request takes 100 ms, a query every 20 ms: instances are often idle, so
+  // hedging after 10 ms would copy every query (doubling the load of a slow system)
+  const run = (copyBudget: number | null) => {
+    const h = setup({ mode: 'equal-resources', hedgeMs: 10, copyBudget, base: (c) => Array.from({ length: 10 }, () => scripted(c, [], 100)) });
+    for (let i = 0; i < 200; i++) {
+      h.ask(i, x1);
+      h.clock.advance(20);
+    }
+    h.clock.run();
+    for (let i = 0; i < 200; i++) only(h, i);
+    return h.policy.counts;
+  };
+  const unlimited = run(null);
+  assert.equal(unlimited.copies, 200, 'no budget: every query gets a copy');
+  assert.equal(unlimited.copiesDenied, 0);
+  const capped = run(0.05);
+  // bursts of max(1, 100 x 0.05) = 5 copies, then 0.05 per arriving query
+  assert.ok(capped.copies <= 5 + 0.05 * 200, `copies ${capped.copies} exceed the budget`);
+  assert.ok(capped.copies >= 10, `copies ${capped.copies}: the budget should still allow some`);
+  assert.equal(capped.copies + capped.copiesDenied, 200, 'every due copy is either sent or counted as denied');
+});
+
+test('the copy budget also caps the coded fallback', () => {
+  // every original and parity query stalls 500 ms: no group can decode by its deadline
+  const slow = (c: VirtualClock) => Array.from({ length: 20 }, () => scripted(c, [], 500));
+  const h = setup({ mode: 'coded', copyBudget: 0.02, base: slow, parity: (c) => [slow(c)] });
+  for (let i = 0; i < 100; i++) {
+    h.ask(i, i % 2 ? x1 : x2);
+    h.clock.advance(30);
+  }
+  h.clock.run();
+  for (let i = 0; i < 100; i++) only(h, i);
+  assert.ok(h.policy.counts.copies <= 2 + 0.02 * 100, `fallback copies ${h.policy.counts.copies} exceed the budget`);
+  assert.ok(h.policy.counts.copiesDenied > 0);
 });
 
 test('equal-resources without hedging waits for the straggler', () => {
