@@ -1,27 +1,82 @@
 #!/usr/bin/env node
-// CPU per query of the frontend path for large inputs (3x224x224 FP32, 602 KB): an in-process
-// frontend (coded addition k=2 over 2 base + 1 parity, or equal-resources over 3) in front of
-// random:mlp:8:3x224x224:1000 instances, driven closed-loop by 4 clients in the same process;
-// prints queries/s, p50 and the process's CPU ms per query (frontend + client).
-//   node scripts/experiments/frontend-cpu-per-query.mjs coded|equal-resources   (after npm run build)
-import { Frontend } from '../../dist/src/serve/frontend.js';
-import { validateFrontendConfig } from '../../dist/src/serve/config.js';
-import { startInstanceProcess } from '../../dist/src/serve/processes.js';
+// CPU per query of the frontend process for large inputs (3x224x224 FP32, 602 KB): a
+// `coded serve frontend` process (coded addition k=2 over 2 base + 1 parity, or
+// equal-resources over 3) in front of random:mlp:8:3x224x224:1000 instances, driven closed-loop
+// by C concurrent requests from this process; prints queries/s, p50 and the CPU milliseconds per
+// query of the frontend process, of this client and of each instance (from /proc), and the
+// frontend's garbage collections per query (from --trace-gc).
+//
+//   node scripts/experiments/frontend-cpu-per-query.mjs [--modes coded,equal-resources]
+//        [--queries 1000] [--concurrency 6] [--repeat 2] [--flags 'default|none|--initial-old-space-size=1024']
+//
+// --flags: the server node flags to compare ('|'-separated; 'default': bin/coded's, 'none': no
+// flags), run in turn, --repeat times, so a noisy machine affects each alike. Build first.
+import { parseArgs } from 'node:util';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startInstanceProcess, startFrontendProcess } from '../../dist/src/serve/processes.js';
 import { V2GrpcClient } from '../../dist/src/serve/client.js';
-import { pino } from 'pino';
-const mode = process.argv[2] ?? 'coded';
+
+const { values } = parseArgs({ options: { modes: { type: 'string', default: 'coded,equal-resources' }, queries: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '6' }, repeat: { type: 'string', default: '2' }, flags: { type: 'string', default: 'default' } } });
+const N = Number(values.queries);
+const C = Number(values.concurrency);
 const model = 'random:mlp:8:3x224x224:1000';
-const insts = await Promise.all(Array.from({ length: 3 }, (_, i) => startInstanceProcess(['--model', model, '--name', 'm'])));
-const cfg = validateFrontendConfig(mode === 'coded' ? { name: 'x', mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, grpcPort: 0, sloMs: 5000, decodeDeadlineMs: 50, maxWaitMs: 5, logLevel: 'warn',
-  pools: { base: { model: 'm', instances: insts.slice(0, 2).map((i) => i.address) }, parity: [{ model: 'm', instances: insts.slice(2).map((i) => i.address) }] }, health: { intervalMs: 1000 } }
-  : { name: 'x', mode: 'equal-resources', grpcPort: 0, sloMs: 5000, logLevel: 'warn', pools: { base: { model: 'm', instances: insts.map((i) => i.address) } }, health: { intervalMs: 1000 } });
-const fe = await Frontend.start({ config: cfg, logger: pino({ level: 'warn' }) });
-const c = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
+const tmp = mkdtempSync(join(tmpdir(), 'fe-cpu-'));
+const cpuMs = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * (1000 / 100); // utime + stime, 100 ticks/s
+};
+const insts = await Promise.all(Array.from({ length: 3 }, () => startInstanceProcess(['--model', model, '--name', 'm'])));
 const x = new Float32Array(3 * 224 * 224).fill(0.5);
-const N = 1500; const lat = [];
-const t0 = performance.now(); const cpu0 = process.cpuUsage();
-await Promise.all(Array.from({ length: 4 }, async (_, w) => { for (let i = w; i < N; i += 4) { const s = performance.now(); await c.infer('x', 'input', x, [1, 3, 224, 224], 10000); lat.push(performance.now() - s); } }));
-const secs = (performance.now() - t0) / 1000; const cpu = process.cpuUsage(cpu0);
-lat.sort((a, b) => a - b);
-console.log(mode, 'qps', (N / secs).toFixed(0), 'p50', lat[N / 2 | 0].toFixed(1), 'cpu ms per query (frontend+client process)', ((cpu.user + cpu.system) / 1000 / N).toFixed(2), 'tasks', fe.counts.tasks);
-c.close(); await fe.close(); await Promise.all(insts.map((i) => i.stop()));
+const rows = [];
+try {
+  for (let rep = 0; rep < Number(values.repeat); rep++) {
+    for (const mode of values.modes.split(',')) {
+      for (const flags of values.flags.split('|')) {
+        const cfg = mode === 'coded'
+          ? { name: 'x', mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, grpcPort: 0, httpPort: 0, sloMs: 5000, decodeDeadlineMs: 50, maxWaitMs: 5, logLevel: 'warn', pools: { base: { model: 'm', instances: insts.slice(0, 2).map((i) => i.address) }, parity: [{ model: 'm', instances: insts.slice(2).map((i) => i.address) }] }, health: { intervalMs: 1000 } }
+          : { name: 'x', mode: 'equal-resources', grpcPort: 0, httpPort: 0, sloMs: 5000, logLevel: 'warn', pools: { base: { model: 'm', instances: insts.map((i) => i.address) } }, health: { intervalMs: 1000 } };
+        const path = join(tmp, 'fe.json');
+        writeFileSync(path, JSON.stringify(cfg));
+        if (flags === 'default') delete process.env.CODED_SERVE_NODE_FLAGS;
+        else process.env.CODED_SERVE_NODE_FLAGS = flags === 'none' ? '' : flags;
+        const fe = await startFrontendProcess(path);
+        const c = new V2GrpcClient(`127.0.0.1:${fe.grpc}`);
+        for (let i = 0; i < 50; i++) await c.infer('x', 'input', x, [1, 3, 224, 224], 10000);
+        const f0 = cpuMs(fe.proc.pid);
+        const i0 = insts.map((i) => cpuMs(i.proc.pid));
+        const c0 = process.cpuUsage();
+        const lat = [];
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: C }, async (_, w) => {
+          for (let i = w; i < N; i += C) {
+            const s = performance.now();
+            await c.infer('x', 'input', x, [1, 3, 224, 224], 10000);
+            lat.push(performance.now() - s);
+          }
+        }));
+        const secs = (performance.now() - t0) / 1000;
+        const fe1 = cpuMs(fe.proc.pid) - f0;
+        const cc = process.cpuUsage(c0);
+        const icpu = insts.map((i, j) => cpuMs(i.proc.pid) - i0[j]);
+        lat.sort((a, b) => a - b);
+        const row = { mode, flags, qps: +(N / secs).toFixed(0), p50: +lat[N >> 1].toFixed(1), frontendCpuMsPerQuery: +(fe1 / N).toFixed(2), clientCpuMsPerQuery: +((cc.user + cc.system) / 1000 / N).toFixed(2), instanceCpuMsPerQuery: icpu.map((v) => +(v / N).toFixed(2)) };
+        rows.push(row);
+        console.log(JSON.stringify(row));
+        c.close();
+        await fe.stop();
+      }
+    }
+  }
+} finally {
+  delete process.env.CODED_SERVE_NODE_FLAGS;
+  await Promise.all(insts.map((i) => i.stop()));
+  rmSync(tmp, { recursive: true, force: true });
+}
+const med = (a) => { const s = [...a].sort((p, q) => p - q); return s[(s.length - 1) >> 1]; };
+console.log('\nmedians (frontend CPU ms per query):');
+for (const mode of values.modes.split(',')) for (const flags of values.flags.split('|')) {
+  const r = rows.filter((q) => q.mode === mode && q.flags === flags);
+  console.log(`${mode.padEnd(16)} ${flags.padEnd(34)} frontend ${med(r.map((q) => q.frontendCpuMsPerQuery))}  client ${med(r.map((q) => q.clientCpuMsPerQuery))}  qps ${med(r.map((q) => q.qps))}`);
+}

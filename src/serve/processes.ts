@@ -78,8 +78,13 @@ function spawnListening(label: string, command: string, args: string[], env: Nod
   });
 }
 
+/** bin/coded: the one place that sets a server's node flags (and GLIBC_TUNABLES) */
+const launcher = (): string => join(packageRoot(), 'bin', 'coded');
+
 const childEnv = (): NodeJS.ProcessEnv => ({
   ...process.env,
+  // the launcher runs this node binary (not whichever is first on PATH)
+  CODED_NODE: process.env.CODED_NODE ?? process.execPath,
   // one OpenMP thread: idle OpenMP workers spinning in a server starve everything else on a small CPU
   OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
   GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296',
@@ -90,16 +95,14 @@ const childEnv = (): NodeJS.ProcessEnv => ({
  * resolves when it listens.
  */
 export async function startInstanceProcess(args: string[], opts: InstanceProcessOptions = {}): Promise<ChildInstance> {
-  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  const argv = [main, 'serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
+  const argv = ['serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
   const wrap = opts.wrap ?? [];
   const label = `instance ${args.join(' ')}${wrap.length > 0 ? ` (under ${wrap.join(' ')})` : ''}`;
-  const c = await spawnListening(label, wrap.length > 0 ? wrap[0] : process.execPath, wrap.length > 0 ? [...wrap.slice(1), process.execPath, ...argv] : argv, childEnv(), opts.timeoutMs ?? 30000);
+  const c = await spawnListening(label, wrap.length > 0 ? wrap[0] : launcher(), wrap.length > 0 ? [...wrap.slice(1), launcher(), ...argv] : argv, childEnv(), opts.timeoutMs ?? 30000);
   return { ...c, address: `${opts.host ?? '127.0.0.1'}:${c.grpc}` };
 }
 
 /** Start `coded serve frontend --config PATH`; resolves when it listens. */
 export function startFrontendProcess(configPath: string, timeoutMs = 60_000): Promise<ListeningChild> {
-  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  return spawnListening(`frontend ${configPath}`, process.execPath, [main, 'serve', 'frontend', '--config', configPath], childEnv(), timeoutMs);
+  return spawnListening(`frontend ${configPath}`, launcher(), ['serve', 'frontend', '--config', configPath], childEnv(), timeoutMs);
 }
