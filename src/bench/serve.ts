@@ -63,6 +63,8 @@ Run:
   --frontends N      frontend processes per mode (default 1), each owning 1/N of every pool's
                      instances; queries are spread over them in turn (as behind a load
                      balancer): for inputs so large that one frontend process saturates
+  --singleton pad|copy  coded: a group closing with one query is padded and encoded (pad,
+                     default) or sent alone with a fallback copy after the deadline (copy)
   --copy-budget X    hedged / fallback copies per query at most (default 0.1; 'none': no limit)
   --probe N          service-time probe requests to a fault-free instance (default 500; 0: no
                      probe and no prediction)
@@ -70,6 +72,11 @@ Run:
   --out DIR          output directory (default bench-results/serve)
   --json             print the JSON report on stdout`;
 
+
+function singletonOption(v: string): 'pad' | 'copy' {
+  if (v !== 'pad' && v !== 'copy') throw new UsageError(`--singleton must be 'pad' or 'copy', not '${v}'`);
+  return v;
+}
 
 export function parseBackground(v: string | undefined): Stragglers['backgroundCpu'] {
   if (v === undefined) return undefined;
@@ -142,7 +149,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       model: { type: 'string' }, device: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
       slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'max-wait': { type: 'string' },
-      'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, frontends: { type: 'string' }, 'copy-budget': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, frontends: { type: 'string' }, 'copy-budget': { type: 'string' }, singleton: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -190,6 +197,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     warmup: intOption(values.warmup, 'warmup', 500, { min: 0 }), rounds: intOption(values.rounds, 'rounds', 5), seed,
     input: (i) => inputs[i % inputs.length], shape: info, probe: intOption(values.probe, 'probe', 500, { min: 0 }), log,
     frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
+    ...(values.singleton !== undefined ? { singletonGroups: singletonOption(values.singleton) } : {}),
     copyBudget: values['copy-budget'] === 'none' ? null : numberOption(values['copy-budget'], 'copy-budget', DEFAULT_COPY_BUDGET),
   };
   let result;
@@ -208,7 +216,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     benchmark: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { model, device, base: B, parity: P, code: family, k, r, rate, queries: spec.queries, warmup: spec.warmup, rounds: spec.rounds, stragglers, sloMs: spec.sloMs, decodeDeadlineMs: deadline, hedgeMs: spec.hedgeMs, fallback: spec.fallback, parityDelayMs: parityDelay, maxWaitMs: spec.maxWaitMs, instanceConcurrency: spec.concurrency, frontends: spec.frontends, copyBudget: spec.copyBudget, seed },
+    settings: { model, device, base: B, parity: P, code: family, k, r, rate, queries: spec.queries, warmup: spec.warmup, rounds: spec.rounds, stragglers, sloMs: spec.sloMs, decodeDeadlineMs: deadline, hedgeMs: spec.hedgeMs, fallback: spec.fallback, parityDelayMs: parityDelay, maxWaitMs: spec.maxWaitMs, instanceConcurrency: spec.concurrency, frontends: spec.frontends, copyBudget: spec.copyBudget, singletonGroups: spec.singletonGroups ?? 'pad', seed },
     stragglers: result.stragglers,
     otherCpuShare: result.otherCpuShare,
     warning,

@@ -120,6 +120,8 @@ export interface ExperimentSpec {
   frontends?: number;
   /** the frontends' copyBudget (undefined: the frontend's default; null: no limit) */
   copyBudget?: number | null;
+  /** coded: what a group closing with one query does (the frontend's singletonGroups) */
+  singletonGroups?: 'pad' | 'copy';
   log: (s: string) => void;
   onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
 }
@@ -383,8 +385,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       let desc: string;
       let instances: number;
       if (mode === 'coded') {
-        cfg = { ...common, mode, code: x.code, fallback: x.fallback, parityDelayMs: x.parityDelayMs, pools: { base: { model: x.baseModel, instances: bases }, parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })) } };
-        desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}`;
+        cfg = { ...common, mode, code: x.code, fallback: x.fallback, ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}), parityDelayMs: x.parityDelayMs, pools: { base: { model: x.baseModel, instances: bases }, parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })) } };
+        desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}${x.singletonGroups === 'copy' ? ', lone queries copied' : ''}`;
         instances = x.base + x.parity;
       } else if (mode === 'none') {
         cfg = { ...common, mode, pools: { base: { model: x.baseModel, instances: bases } } };

@@ -19,7 +19,7 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
     service,
     stragglers: { latency: { kind: 'none' }, slowProb: s.slowProb, slowMs: s.slowMs, failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}) },
     sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, parityDelayMs: x.parityDelayMs,
-    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), concurrency: x.concurrency, inputShape: x.shape, overheadMs,
+    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}), concurrency: x.concurrency, inputShape: x.shape, overheadMs,
   };
 }
 

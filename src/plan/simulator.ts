@@ -43,6 +43,8 @@ export interface Scenario {
   fallback: boolean;
   /** hedged / fallback copies per query at most (the frontend's copyBudget; default as the frontend's, null: no limit) */
   copyBudget?: number | null;
+  /** coded: a group that closes with one query is padded ('pad', default) or protected by a fallback copy ('copy') */
+  singletonGroups?: 'pad' | 'copy';
   /** requests in flight per instance (1: pull when idle) */
   concurrency: number;
   /** per-query input shape (only used to route a code's queries) */
@@ -127,7 +129,7 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
     sloMs: s.sloMs, decodeDeadlineMs: s.decodeDeadlineMs, maxWaitMs: s.maxWaitMs, parityDelayMs: s.parityDelayMs,
     onMiss: 'default', maxPendingQueries: Number.MAX_SAFE_INTEGER, maxAttempts: 2,
     hedgeMs: s.mode === 'none' || s.mode === 'equal-resources' ? s.hedgeMs : null, fallback: s.mode === 'coded' && s.fallback,
-    copyBudget: s.copyBudget,
+    copyBudget: s.copyBudget, singletonGroups: s.singletonGroups ?? 'pad',
   });
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
   const total = s.warmup + s.queries;

@@ -53,6 +53,9 @@ export const FrontendConfigSchema = Type.Object(
     /** hedged and fallback copies: at most this many per query on average (a token bucket filled by
      * arrivals; bursts up to max(1, 100 x budget) copies), so copies never multiply the load of an
      * overloaded frontend or pool (default 0.1; null: no limit) */
+    /** coded mode with the fallback: a coding group that closes with one query is padded and encoded
+     * ('pad', default) or sent alone and protected by a fallback copy after the decode deadline ('copy') */
+    singletonGroups: Type.Optional(Type.Union([Type.Literal('pad'), Type.Literal('copy')])),
     copyBudget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
     /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
     sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),

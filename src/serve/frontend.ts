@@ -195,7 +195,7 @@ export class Frontend implements V2Model {
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
       sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget,
+      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, singletonGroups: c.singletonGroups ?? 'pad',
       events: {
         answered: (outcome, ms, hedged) => {
           if (hedged) this.mByCopy.inc({ mode });

@@ -94,6 +94,15 @@ export interface PolicyOptions {
    * (an overloaded frontend or pool) they would multiply the load that made it late.
    */
   copyBudget?: number | null;
+  /**
+   * coded mode, systematic codes, with the fallback on: what a group that closes with a single
+   * query does. 'pad' (default): padded with copies of that query and encoded like any group
+   * (k + r - 1 extra requests); 'copy': no padding and no parity (there is no partner to code
+   * with), the query is protected by a fallback copy once its original has run for the decode
+   * deadline, as a hedged request. With sparse arrivals (a rate per frontend well below k / maxWaitMs)
+   * most groups close alone and 'pad' costs up to k + r requests per query.
+   */
+  singletonGroups?: 'pad' | 'copy';
   events?: PolicyEvents;
 }
 
@@ -424,6 +433,13 @@ export class ServingPolicy {
     const real = g.queries.length;
     const delay = this.o.parityDelayMs;
     const hedged = code.systematic && delay > 0;
+    if (real === 1 && code.k > 1 && code.systematic && this.fallback && this.o.singletonGroups === 'copy') {
+      // nothing to code with: the original is out; at the decode deadline tryDecode finds the
+      // group undecodable and the fallback sends a copy (if the original is still missing)
+      g.paritySent = true;
+      if (g.deadlinePassed || g.failed.some(Boolean)) this.o.clock.soon(() => this.tryDecode(g));
+      return;
+    }
     // pad a partial group by repeating its own queries; padding copies are computed like any
     // query (hedged: later, with the parity queries, see dispatchPadding)
     for (let i = real; i < code.k; i++) g.slotQuery.push(g.queries[i % real]);

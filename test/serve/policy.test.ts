@@ -57,7 +57,7 @@ function setup(o: Setup): Harness {
   const policy = new ServingPolicy({
     mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
     sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
-    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget,
+    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget, singletonGroups: o.singletonGroups,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
   return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
@@ -209,6 +209,27 @@ test('the copy budget also caps the coded fallback', () => {
   for (let i = 0; i < 100; i++) only(h, i);
   assert.ok(h.policy.counts.copies <= 2 + 0.02 * 100, `fallback copies ${h.policy.counts.copies} exceed the budget`);
   assert.ok(h.policy.counts.copiesDenied > 0);
+});
+
+test("singletonGroups 'copy': a group that closes with one query sends no padding and no parity; a late original gets a fallback copy", () => {
+  const run = (singletonGroups: 'pad' | 'copy') => {
+    const h = setup({ mode: 'coded', singletonGroups, maxWaitMs: 2, decodeDeadlineMs: 10, base: (c) => [scripted(c, [1000]), scripted(c, []), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+    h.ask(1, x1); // alone: its group closes after 2 ms; its original stalls
+    h.clock.advance(50);
+    h.ask(2, x2); // alone too, answered at once
+    h.clock.run();
+    return { h, a1: only(h, 1), a2: only(h, 2) };
+  };
+  const copy = run('copy');
+  assert.equal(copy.a1.at, 11, 'the copy goes out once the original has run for the deadline (10 ms), answers 1 ms later');
+  assert.deepEqual([copy.a1.r.hedged, copy.a1.r.reconstructed], [true, false]);
+  assert.deepEqual([...copy.a1.r.data], twice(x1));
+  assert.equal(copy.a2.r.hedged, false);
+  assert.equal(copy.h.pools.get('parity:0')!.requests, 0, 'no parity query for lone queries');
+  assert.equal(copy.h.pools.get('base')!.requests, 3, 'two originals and one copy');
+  const pad = run('pad');
+  assert.equal(pad.h.pools.get('parity:0')!.requests, 1, 'pad: the stalled lone query is padded and encoded (the other was answered before its group closed)');
+  assert.equal(pad.a1.r.hedged, true, 'pad: the padding copy answers the stalled query');
 });
 
 test('equal-resources without hedging waits for the straggler', () => {
