@@ -13,6 +13,11 @@
 // (probes on the frontend's own V2 health routes, Prometheus scrape annotations for /metrics)
 // and a Service for clients.
 import { createHash } from 'node:crypto';
+// the Kubernetes API types (1.27, from its OpenAPI document): the objects below are typed with
+// them, so a misspelt or misplaced field is a compile error (type-only: nothing at run time)
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { validateFrontendConfig, type FrontendConfig } from '../serve/config.js';
 
 /** Ports of `coded serve instance` and of the frontend in the pods (the CLI's defaults). */
@@ -68,6 +73,8 @@ export interface K8sOptions {
 }
 
 export type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
+
+const k8sObject = (o: IDeployment | IService | IConfigMap): K8sObject => o as unknown as K8sObject;
 
 export interface RenderedK8s {
   /** file name -> objects (one YAML document each) */
@@ -134,7 +141,7 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
   const entries: Record<string, string> = {};
   const meta = (n: string, labels: Record<string, string>, namespace = ns, annotations?: Record<string, string>) => ({ name: n, namespace, labels, ...(annotations !== undefined ? { annotations } : {}) });
   const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } };
-  const podSecurity = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } };
+  const podSecurity = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' as const } };
 
   for (const p of pools) {
     const svcName = name(prefix, p.slug);
@@ -143,10 +150,11 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
       const where = ext.namespace ?? ns;
       const labels = { ...common, 'app.kubernetes.io/component': `${ext.kind}-pool`, 'coded-inference/pool': p.slug };
       for (const [k, v] of Object.entries(ext.selector)) if (!LABEL_VALUE.test(v) || v.length > 63) throw new Error(`pool ${p.key}: selector value '${v}' of '${k}' is not a valid label value`);
-      files.set(`pool-${p.slug}.yaml`, [{
+      const service: IService = {
         apiVersion: 'v1', kind: 'Service', metadata: meta(svcName, labels, where),
         spec: { clusterIP: 'None', selector: ext.selector, ports: [{ name: 'grpc', port: ext.port, targetPort: ext.port, protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] },
-      }]);
+      };
+      files.set(`pool-${p.slug}.yaml`, [k8sObject(service)]);
       entries[p.key] = `dns:///${svcName}.${where}.svc.${domain}:${ext.port}`;
       continue;
     }
@@ -166,7 +174,7 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
       requests: { cpu: inst.cpu, memory: inst.memory, ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
       limits: { memory: inst.memory, ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
     };
-    const deployment: K8sObject = {
+    const deployment: IDeployment = {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(svcName, labels),
       spec: {
         replicas,
@@ -196,7 +204,7 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
         },
       },
     };
-    const service: K8sObject = {
+    const service: IService = {
       apiVersion: 'v1', kind: 'Service', metadata: meta(svcName, labels),
       spec: {
         // headless: the name resolves to one A record per ready pod
@@ -205,7 +213,7 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
         ports: [{ name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }, { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }],
       },
     };
-    files.set(`pool-${p.slug}.yaml`, [deployment, service]);
+    files.set(`pool-${p.slug}.yaml`, [k8sObject(deployment), k8sObject(service)]);
     entries[p.key] = `dns:///${svcName}.${ns}.svc.${domain}:${GRPC_PORT}`;
   }
 
@@ -224,56 +232,56 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
   const feName = name(prefix, 'frontend');
   const feLabels = { ...common, 'app.kubernetes.io/component': 'frontend' };
   const feSelector = { 'app.kubernetes.io/instance': prefix, 'app.kubernetes.io/component': 'frontend' };
-  files.set('frontend-config.yaml', [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(feName, feLabels), data: { [CONFIG_FILE]: json } }]);
-  files.set('frontend.yaml', [
-    {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(feName, feLabels),
-      spec: {
-        replicas: o.frontendReplicas ?? 1,
-        selector: { matchLabels: feSelector },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-        template: {
-          metadata: {
-            labels: feLabels,
-            annotations: {
-              'prometheus.io/scrape': 'true', 'prometheus.io/port': String(HTTP_PORT), 'prometheus.io/path': '/metrics',
-              // a changed config rolls the frontend
-              'coded-inference/config-sha256': createHash('sha256').update(json).digest('hex'),
-            },
+  const configMap: IConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(feName, feLabels), data: { [CONFIG_FILE]: json } };
+  files.set('frontend-config.yaml', [k8sObject(configMap)]);
+  const feDeployment: IDeployment = {
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(feName, feLabels),
+    spec: {
+      replicas: o.frontendReplicas ?? 1,
+      selector: { matchLabels: feSelector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: {
+          labels: feLabels,
+          annotations: {
+            'prometheus.io/scrape': 'true', 'prometheus.io/port': String(HTTP_PORT), 'prometheus.io/path': '/metrics',
+            // a changed config rolls the frontend
+            'coded-inference/config-sha256': createHash('sha256').update(json).digest('hex'),
           },
-          spec: {
-            securityContext: podSecurity,
-            containers: [{
-              name: 'frontend', image: o.image, imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
-              args: ['serve', 'frontend', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
-              env: [{ name: 'OMP_NUM_THREADS', value: '1' }],
-              ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }, { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' }],
-              // ready = a base instance is healthy
-              readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
-              livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-              // the frontend waits for a base instance's metadata before it listens
-              startupProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 60 },
-              resources: { requests: { cpu: feRes.cpu, memory: feRes.memory }, limits: { memory: feRes.memory } },
-              securityContext,
-              volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
-            }],
-            volumes: [{ name: 'config', configMap: { name: feName } }],
-          },
+        },
+        spec: {
+          securityContext: podSecurity,
+          containers: [{
+            name: 'frontend', image: o.image, imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+            args: ['serve', 'frontend', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
+            env: [{ name: 'OMP_NUM_THREADS', value: '1' }],
+            ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }, { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' }],
+            // ready = a base instance is healthy
+            readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
+            livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+            // the frontend waits for a base instance's metadata before it listens
+            startupProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 60 },
+            resources: { requests: { cpu: feRes.cpu, memory: feRes.memory }, limits: { memory: feRes.memory } },
+            securityContext,
+            volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+          }],
+          volumes: [{ name: 'config', configMap: { name: feName } }],
         },
       },
     },
-    {
-      apiVersion: 'v1', kind: 'Service', metadata: meta(feName, feLabels),
-      spec: {
-        type: o.serviceType ?? 'ClusterIP', selector: feSelector,
-        ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }, { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }],
-      },
+  };
+  const feService: IService = {
+    apiVersion: 'v1', kind: 'Service', metadata: meta(feName, feLabels),
+    spec: {
+      type: o.serviceType ?? 'ClusterIP', selector: feSelector,
+      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }, { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }],
     },
-  ]);
+  };
+  files.set('frontend.yaml', [k8sObject(feDeployment), k8sObject(feService)]);
   return { files, config, entries };
 }
 
-/** The HTTP GET paths of every probe in the manifests, by container image role (for checks). */
+/** The HTTP GET paths of every probe in the manifests (for checks). */
 export function probePaths(objects: K8sObject[]): { object: string; container: string; probe: string; path: string }[] {
   const out: { object: string; container: string; probe: string; path: string }[] = [];
   for (const o of objects) {

@@ -1,7 +1,9 @@
 // `coded deploy k8s`: the rendered manifests round-trip through the YAML parser and validate
 // against the Kubernetes API schemas (kubernetes-models: validators generated from the
-// official OpenAPI document of Kubernetes 1.27.1); probes point at routes the instance and the
-// frontend really serve; the ConfigMap's config names the headless Services rendered beside it.
+// official OpenAPI document of Kubernetes 1.27.1: types, required fields, enums, formats; the
+// renderer's objects are typed with the same package's API types, so an unknown field is a
+// compile error); probes point at routes the instance and the frontend really serve; the
+// ConfigMap's config names the headless Services rendered beside it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
