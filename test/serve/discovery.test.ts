@@ -261,7 +261,9 @@ test('frontend with DNS discovery (coded, real instances on 127.0.0.x): instance
   const F = localLinear(7);
   try {
     const started = await Promise.allSettled([
-      ...baseHosts.map(async (h) => procs.set(h, await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'base', '--host', h, '--grpc-port', String(port), '--slow-prob', '0.02', '--slow-ms', '50', '--seed', h.slice(8)]))),
+      // stragglers: 1% of requests stall 600 ms (reconstructed at the 400 ms decode deadline);
+      // 127.0.0.2 answers every request after 250 ms, so it has requests in flight when it is removed and killed
+      ...baseHosts.map(async (h) => procs.set(h, await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'base', '--host', h, '--grpc-port', String(port), '--slow-prob', '0.01', '--slow-ms', '600', '--seed', h.slice(8), ...(h === ip(2) ? ['--latency', 'const:250'] : [])]))),
       ...parityHosts.map(async (h) => procs.set(h, await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'parity0', '--host', h, '--grpc-port', String(port)]))),
     ]);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
@@ -272,7 +274,7 @@ test('frontend with DNS discovery (coded, real instances on 127.0.0.x): instance
       pools: { base: { model: 'base', instances: [`dns:///base.coded.test:${port}`] }, parity: [{ model: 'parity0', instances: [`dns:///parity.coded.test:${port}`] }] },
       // re-resolution is driven by the test (fe.discovery.refresh()), not by time
       discovery: { servers: [dns.address], intervalMs: 3_600_000, timeoutMs: 2000 },
-      sloMs: 20000, decodeDeadlineMs: 20, maxWaitMs: 2, instanceConcurrency: 4, maxAttempts: 1, health: { intervalMs: 200, timeoutMs: 1000, failures: 2 },
+      sloMs: 20000, decodeDeadlineMs: 400, maxWaitMs: 2, instanceConcurrency: 4, maxAttempts: 1, health: { intervalMs: 200, timeoutMs: 1000, failures: 2 },
     });
     fe = await Frontend.start({ config, logger: silent });
     client = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
