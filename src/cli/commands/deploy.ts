@@ -99,7 +99,7 @@ async function k8s(argv: string[]): Promise<void> {
   if (values.config === undefined) throw new UsageError(`--config is required\n\n${usage}`);
   if (values.out === undefined) throw new UsageError(`--out is required\n\n${usage}`);
   const { readFrontendConfig } = await import('../../serve/config.js');
-  const { renderK8s, poolsOf } = await import('../../deploy/k8s.js');
+  const { renderK8s, poolsOf, KSERVE_GRPC_PORT, TRITON_GRPC_PORT } = await import('../../deploy/k8s.js');
   const { writeManifests } = await import('../../deploy/yaml.js');
   const { readCheckpointMetadata } = await import('../../serve/served-model.js');
   const { packageRoot } = await import('../../serve/v2.js');
@@ -113,11 +113,11 @@ async function k8s(argv: string[]): Promise<void> {
   for (const [k, v] of byPool(values['instance-arg'], 'instance-arg')) (instanceArgs[k] ??= []).push(v);
   const external: Record<string, import('../../deploy/k8s.js').ExternalPool> = {};
   for (const [k, v] of byPool(values.kserve, 'kserve')) {
-    const e = splitExternal(v, 'kserve', 8081);
+    const e = splitExternal(v, 'kserve', KSERVE_GRPC_PORT);
     external[k] = { kind: 'kserve', ...(e.namespace !== undefined ? { namespace: e.namespace } : {}), selector: { 'serving.kserve.io/inferenceservice': e.rest }, port: e.port };
   }
   for (const [k, v] of byPool(values.triton, 'triton')) {
-    const e = splitExternal(v, 'triton', 8001);
+    const e = splitExternal(v, 'triton', TRITON_GRPC_PORT);
     const selector: Record<string, string> = {};
     for (const pair of e.rest.split(',')) {
       const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(pair);
