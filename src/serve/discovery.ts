@@ -115,8 +115,8 @@ export class Discovery {
   private timer: Timer | null = null;
   private closed = false;
   private running: Promise<void> | null = null;
-  /** completed refresh rounds, by result */
-  readonly rounds = { ok: 0, failed: 0 };
+  /** refresh rounds begun, and completed by result */
+  readonly rounds = { started: 0, ok: 0, failed: 0 };
   /** instance changes applied, over all pools */
   readonly changes = { added: 0, removed: 0 };
 
@@ -173,6 +173,7 @@ export class Discovery {
    */
   refresh(): Promise<void> {
     if (this.running !== null) return this.running;
+    this.rounds.started++;
     this.running = this.refreshOnce().finally(() => {
       this.running = null;
     });

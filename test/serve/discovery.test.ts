@@ -202,6 +202,7 @@ test('discovery against a DNS server: records follow the table; NXDOMAIN empties
     await d.refresh();
     assert.deepEqual(pool.addresses.sort(), ['10.1.1.1:8001', '127.0.0.2:9000', '127.0.0.4:9000']);
     assert.deepEqual(d.changes, { added: 4, removed: 1 });
+    assert.deepEqual(d.rounds, { started: 2, ok: 2, failed: 0 });
     dns.failing = true;
     await d.refresh();
     assert.deepEqual(pool.addresses.sort(), ['10.1.1.1:8001', '127.0.0.2:9000', '127.0.0.4:9000'], 'a failing DNS keeps the instances');
@@ -211,6 +212,44 @@ test('discovery against a DNS server: records follow the table; NXDOMAIN empties
     await d.refresh();
     assert.deepEqual(pool.addresses, ['10.1.1.1:8001'], 'a name that no longer exists has no instances');
     assert.ok(dns.queries >= 4);
+  } finally {
+    d.close();
+    await dns.close();
+  }
+});
+
+test('discovery re-resolves every intervalMs on its clock (virtual here), only when a pool lists a DNS name, and stops on close', async () => {
+  const dns = await TestDnsServer.start();
+  const clock = new VirtualClock();
+  const { pool } = heldPool('single-queue', []);
+  const staticOnly = new Discovery({ intervalMs: 1000, servers: [dns.address], clock, log: silent });
+  staticOnly.watch(pool, ['10.0.0.1:8001']);
+  staticOnly.start();
+  clock.advance(5000);
+  assert.equal(staticOnly.rounds.started, 0, 'static addresses are not re-resolved');
+  const d = new Discovery({ intervalMs: 1000, servers: [dns.address], timeoutMs: 500, clock, log: silent });
+  try {
+    dns.set('base.coded.test', ['127.0.0.2']);
+    d.watch(pool, ['dns:///base.coded.test:9000']);
+    d.start();
+    clock.advance(999);
+    assert.equal(d.rounds.started, 0);
+    clock.advance(1);
+    assert.equal(d.rounds.started, 1, 'a round begins when the interval has passed');
+    await d.refresh(); // the same round
+    assert.equal(d.rounds.started, 1);
+    assert.deepEqual(pool.addresses, ['127.0.0.2:9000']);
+    // the next round is armed once this one finished
+    dns.set('base.coded.test', ['127.0.0.3']);
+    await new Promise((r) => setImmediate(r));
+    clock.advance(1000);
+    assert.equal(d.rounds.started, 2);
+    await d.refresh();
+    assert.deepEqual(pool.addresses, ['127.0.0.3:9000']);
+    d.close();
+    await new Promise((r) => setImmediate(r));
+    clock.advance(10_000);
+    assert.equal(d.rounds.started, 2, 'no rounds after close');
   } finally {
     d.close();
     await dns.close();
