@@ -2,12 +2,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { readFileSync } from 'node:fs';
+import { checkInstanceEntries } from './discovery.js';
 
 const PoolSchema = Type.Object(
   {
     /** the V2 model name the instances serve */
     model: Type.String({ minLength: 1 }),
-    /** gRPC addresses host:port of the instances */
+    /** gRPC addresses host:port of the instances, or DNS names dns:///NAME:PORT (every A record is an instance; see ./discovery.ts) */
     instances: Type.Array(Type.String({ minLength: 3 }), { minItems: 1 }),
   },
   { additionalProperties: false },
@@ -83,6 +84,14 @@ export const FrontendConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** DNS discovery of instances listed as dns:///NAME:PORT: re-resolved every intervalMs (default 5000);
+     * servers: DNS servers to ask (IP[:PORT]; default: the system resolver); timeoutMs per query (default 2000) */
+    discovery: Type.Optional(
+      Type.Object(
+        { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), servers: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })) },
+        { additionalProperties: false },
+      ),
+    ),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
   },
   { additionalProperties: false },
@@ -105,6 +114,7 @@ export function validateFrontendConfig(doc: unknown, source = 'config'): Fronten
   if (c.hedgeMs !== undefined && (c.mode === 'coded' || c.mode === 'replication')) throw new Error(`${source}: "hedgeMs" applies to modes "none" and "equal-resources" (coded mode has "fallback", replication sends two copies anyway)`);
   if (c.fallback !== undefined && c.mode !== 'coded') throw new Error(`${source}: "fallback" applies to mode "coded" only (mode is "${c.mode}")`);
   if (c.httpPort === undefined && c.grpcPort === undefined) throw new Error(`${source}: give httpPort and/or grpcPort`);
+  checkInstanceEntries(c, source);
   return c;
 }
 

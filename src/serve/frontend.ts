@@ -15,6 +15,7 @@ import type { Code, CodeConfig } from '../codes/code.js';
 import { setNumThreads } from '../engine/runtime.js';
 import type { FrontendConfig } from './config.js';
 import { Pool } from './pool.js';
+import { Discovery, poolInstanceMetrics } from './discovery.js';
 import { V2GrpcClient } from './client.js';
 import { systemClock, type Clock } from './clock.js';
 import type { InstanceClient } from './instance-client.js';
@@ -53,6 +54,8 @@ export class Frontend implements V2Model {
   readonly sloMs: number;
   readonly decodeDeadlineMs: number;
   private defaultOutput: Float32Array | null = null;
+  /** resolves dns:/// instance entries, before start and every discovery.intervalMs */
+  readonly discovery: Discovery;
 
   readonly registry = new Registry();
   private readonly mLatency: Histogram<'mode' | 'outcome'>;
@@ -113,6 +116,11 @@ export class Frontend implements V2Model {
         for (const [k, p] of self.pools) this.set({ pool: k }, p.healthyCount);
       },
     });
+    this.discovery = new Discovery({
+      intervalMs: c.discovery?.intervalMs ?? 5000, ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
+      ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}),
+      clock: o.clock ?? systemClock, log: this.log, events: poolInstanceMetrics(reg, () => self.pools),
+    });
     new Gauge({ name: 'coded_pending_queries', help: 'accepted queries not yet answered', registers: [reg], collect() { this.set(self.pendingQueries); } });
   }
 
@@ -129,8 +137,9 @@ export class Frontend implements V2Model {
 
   private makePool(name: string, p: { model: string; instances: string[] }, inputName: string): Pool {
     const c = this.o.config;
-    return new Pool({
-      name, model: p.model, addresses: p.instances, inputName,
+    // DNS entries: the pool starts empty and discovery fills it (see listen)
+    const pool = new Pool({
+      name, model: p.model, addresses: p.instances.filter((e) => !e.startsWith('dns:')), inputName,
       policy: c.dispatch ?? 'single-queue',
       concurrency: c.instanceConcurrency ?? 1,
       maxQueue: c.maxPoolQueue ?? 8192,
@@ -142,6 +151,8 @@ export class Frontend implements V2Model {
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
       onRequest: (pool) => this.mRequests.inc({ pool }),
     });
+    this.discovery.watch(pool, p.instances);
+    return pool;
   }
 
   /** Learn the served shapes from a base instance (retrying until one answers). */
@@ -150,7 +161,14 @@ export class Frontend implements V2Model {
     const deadline = Date.now() + (this.o.startTimeoutMs ?? 30_000);
     let last = '';
     while (Date.now() < deadline && !this.closing) {
-      for (const addr of c.pools.base.instances) {
+      let addrs: string[] = [];
+      try {
+        addrs = await this.discovery.resolve(c.pools.base.instances);
+        if (addrs.length === 0) last = `${c.pools.base.instances.join(', ')}: no instances found`;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      for (const addr of addrs) {
         const cl = new V2GrpcClient(addr);
         try {
           const m = await cl.modelMetadata(c.pools.base.model, 1000);
@@ -215,7 +233,9 @@ export class Frontend implements V2Model {
         copyDenied: (kind) => this.mCopiesDenied.inc({ mode, kind }),
       },
     });
+    await this.discovery.refresh();
     await Promise.all([...this.pools.values()].map((p) => p.startHealth()));
+    this.discovery.start();
 
     const host = c.host ?? '127.0.0.1';
     const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -240,7 +260,7 @@ export class Frontend implements V2Model {
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }
-    this.log.info({ name: c.name, mode: this.mode, code: this.code?.name, http: this.httpPort, grpc: this.grpcPort, sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, pools: Object.fromEntries([...this.pools].map(([k, p]) => [k, p.o.addresses])) }, 'frontend ready');
+    this.log.info({ name: c.name, mode: this.mode, code: this.code?.name, http: this.httpPort, grpc: this.grpcPort, sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, pools: Object.fromEntries([...this.pools].map(([k, p]) => [k, p.addresses])) }, 'frontend ready');
   }
 
   private inputSize(): number {
@@ -340,6 +360,7 @@ export class Frontend implements V2Model {
     if (this.grpcServer !== null) tasks.push(stopGrpc(this.grpcServer));
     // answer whatever is still open: exactly one response each
     this.policy?.close();
+    this.discovery.close();
     for (const p of this.pools.values()) p.close();
     await Promise.all(tasks);
   }

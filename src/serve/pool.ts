@@ -11,6 +11,13 @@
 // The pool reaches instances through an InstanceClient (V2 gRPC in the server; simulated
 // instances in the planner and in tests) and reads time from a Clock, so the same dispatch
 // code runs in the server, the tests and the simulator.
+//
+// The instance set may change while the pool runs (DNS discovery, ./discovery.ts):
+// setAddresses adds new instances (they take work once a health check passes) and drains
+// removed ones: a draining instance gets no new work, its queued tasks move to the others, its
+// in-flight requests may still answer; one that fails instead is put back at the front of the
+// queue without using up an attempt (the instance went away, not the query), and the instance
+// is closed once nothing is in flight on it.
 import type { Logger } from 'pino';
 import { ServeError } from './v2.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -95,17 +102,25 @@ export class InstanceConn {
   inflight = 0;
   failures = 0;
   served = 0;
+  /** removed from the pool (discovery): no new work; closed once nothing is in flight */
+  draining = false;
   readonly queue = new Deque<Task>();
   constructor(readonly address: string, readonly client: InstanceClient) {}
 }
 
 export class Pool {
-  readonly instances: InstanceConn[];
+  /** the instances taking work (replaced, never mutated in place, when the set changes) */
+  instances: InstanceConn[];
+  /** removed instances with requests still in flight */
+  private draining: InstanceConn[] = [];
+  private readonly connect: (address: string) => InstanceClient;
   private readonly queue = new Deque<Task>();
   private rr = 0;
   private timer: Timer | null = null;
   private closed = false;
   private checking = false;
+  /** how instances become healthy: health checks (startHealth), assumed (simulations), or not yet decided */
+  private health: 'checked' | 'assumed' | 'none' = 'none';
   private readonly clock: Clock;
   private pumping = false;
   private repump = false;
@@ -113,11 +128,64 @@ export class Pool {
   private readonly expired: Task[] = [];
   /** requests sent to instances (tasks cancelled while queued never are) */
   requests = 0;
+  /** tasks whose request failed on a removed (draining) instance and were queued again */
+  requeuedFromRemoved = 0;
 
   constructor(readonly o: PoolOptions) {
     this.clock = o.clock ?? systemClock;
-    const connect = o.connect ?? defaultConnect;
-    this.instances = o.addresses.map((a) => new InstanceConn(a, connect(a)));
+    this.connect = o.connect ?? defaultConnect;
+    this.instances = o.addresses.map((a) => new InstanceConn(a, this.connect(a)));
+  }
+
+  /** Addresses of the instances taking work. */
+  get addresses(): string[] {
+    return this.instances.map((i) => i.address);
+  }
+
+  /** Instances removed and still finishing requests. */
+  get drainingCount(): number {
+    return this.draining.length;
+  }
+
+  /**
+   * Make the instance set `addresses`: new addresses join (unhealthy until a health check
+   * passes; one runs for them now), missing ones are drained. Returns what changed.
+   */
+  setAddresses(addresses: readonly string[]): { added: string[]; removed: string[] } {
+    if (this.closed) return { added: [], removed: [] };
+    const want = new Set(addresses);
+    const have = new Set(this.instances.map((i) => i.address));
+    const added = [...want].filter((a) => !have.has(a));
+    const removed = this.instances.filter((i) => !want.has(i.address));
+    if (added.length === 0 && removed.length === 0) return { added: [], removed: [] };
+    const fresh = added.map((a) => {
+      // an address removed earlier and back before its requests finished: a new connection
+      return new InstanceConn(a, this.connect(a));
+    });
+    this.instances = [...this.instances.filter((i) => want.has(i.address)), ...fresh];
+    for (const conn of removed) {
+      conn.draining = true;
+      // its waiting tasks (round-robin) go back to the pool
+      for (const t of conn.queue.drain()) this.requeue(t);
+      if (conn.inflight === 0) conn.client.close();
+      else this.draining.push(conn);
+      this.o.log.info({ pool: this.o.name, instance: conn.address, inflight: conn.inflight }, 'instance removed (draining)');
+    }
+    for (const conn of fresh) this.o.log.info({ pool: this.o.name, instance: conn.address }, 'instance added');
+    if (this.health === 'assumed') for (const c of fresh) c.healthy = true;
+    else if (fresh.length > 0 && this.health === 'checked') void this.check(fresh).then(() => this.pump());
+    this.pump();
+    return { added, removed: removed.map((i) => i.address) };
+  }
+
+  /** A task taken off a removed instance: first in line again (it waited already). */
+  private requeue(t: Task): void {
+    if (t.cancelled) return;
+    if (this.o.policy === 'round-robin') {
+      const healthy = this.instances.filter((i) => i.healthy);
+      if (healthy.length > 0) healthy[this.rr++ % healthy.length].queue.unshift(t);
+      else this.queue.unshift(t);
+    } else this.queue.unshift(t);
   }
 
   /** Healthy instances with a free slot right now. */
@@ -127,13 +195,14 @@ export class Pool {
 
   /** Tasks waiting (not yet sent), including cancelled ones not yet skipped. */
   get queued(): number {
-    return this.o.policy === 'round-robin' ? this.instances.reduce((s, i) => s + i.queue.length, 0) : this.queue.length;
+    // round-robin parks tasks in the shared queue while the pool has no healthy instance
+    return this.o.policy === 'round-robin' ? this.queue.length + this.instances.reduce((s, i) => s + i.queue.length, 0) : this.queue.length;
   }
   get healthyCount(): number {
     return this.instances.filter((i) => i.healthy).length;
   }
   get inflight(): number {
-    return this.instances.reduce((s, i) => s + i.inflight, 0);
+    return this.instances.reduce((s, i) => s + i.inflight, 0) + this.draining.reduce((s, i) => s + i.inflight, 0);
   }
 
   /** Whether a new task would be accepted. */
@@ -144,7 +213,11 @@ export class Pool {
   submit(t: Task): void {
     if (this.closed) throw new ServeError('unavailable', 'frontend is shutting down');
     if (!this.hasRoom()) throw new ServeError('overloaded', `pool ${this.o.name}: queue full (${this.o.maxQueue} tasks)`);
-    if (this.o.policy === 'round-robin') {
+    if (this.o.policy === 'round-robin' && !this.instances.some((c) => c.healthy)) {
+      // nothing to assign it to now (no instance, or none healthy): parked until one is
+      if (t.hedge === true) this.queue.unshift(t);
+      else this.queue.push(t);
+    } else if (this.o.policy === 'round-robin') {
       const n = this.instances.length;
       let target = this.instances[this.rr % n];
       for (let i = 0; i < n; i++) {
@@ -171,7 +244,8 @@ export class Pool {
   }
 
   private next(conn: InstanceConn): Task | undefined {
-    const q = this.o.policy === 'round-robin' ? conn.queue : this.queue;
+    // round-robin: the instance's own queue, then tasks parked while no instance was healthy
+    const q = this.o.policy === 'round-robin' ? (conn.queue.length > 0 || this.queue.length === 0 ? conn.queue : this.queue) : this.queue;
     let skipped: Task | null = null;
     try {
       for (;;) {
@@ -254,11 +328,27 @@ export class Pool {
       (out) => {
         conn.inflight--;
         conn.served++;
+        if (conn.draining) this.drained(conn);
         t.done(out);
         this.pump();
       },
       (e) => {
         conn.inflight--;
+        if (conn.draining) {
+          this.drained(conn);
+          if (e.retryable && !this.closed && !t.cancelled) {
+            // the instance was removed and its request failed (it went away): the task runs
+            // again on another instance, first in line, without using up an attempt
+            t.attempts--;
+            this.requeuedFromRemoved++;
+            delete t.startedAt;
+            delete t.ranOn;
+            this.o.log.debug({ pool: this.o.name, instance: conn.address, error: e.message }, 'request on a removed instance failed: retried on another');
+            this.requeue(t);
+            this.pump();
+            return;
+          }
+        }
         if (e.instanceDown && conn.healthy) {
           conn.healthy = false;
           this.o.log.warn({ pool: this.o.name, instance: conn.address, error: e.message }, 'instance out (request failed)');
@@ -269,8 +359,16 @@ export class Pool {
     );
   }
 
+  /** A draining instance finished a request: closed once it has none left. */
+  private drained(conn: InstanceConn): void {
+    if (conn.inflight > 0) return;
+    this.draining = this.draining.filter((c) => c !== conn);
+    conn.client.close();
+  }
+
   /** Start health checking (the first round runs now); resolves after the first round. */
   async startHealth(): Promise<void> {
+    this.health = 'checked';
     await this.checkAll();
     const again = () => {
       if (this.closed) return;
@@ -281,6 +379,7 @@ export class Pool {
 
   /** Mark every instance healthy without checking (simulated instances that never go down). */
   assumeHealthy(): void {
+    this.health = 'assumed';
     for (const i of this.instances) i.healthy = true;
     this.pump();
   }
@@ -289,30 +388,35 @@ export class Pool {
     if (this.checking || this.closed) return;
     this.checking = true;
     try {
-      await Promise.all(
-        this.instances.map(async (conn) => {
-          let ok = false;
-          try {
-            ok = await conn.client.modelReady(this.o.model, this.o.healthTimeoutMs);
-          } catch {
-            ok = false;
-          }
-          if (ok) {
-            conn.failures = 0;
-            if (!conn.healthy) {
-              conn.healthy = true;
-              this.o.log.info({ pool: this.o.name, instance: conn.address }, 'instance in (healthy)');
-            }
-          } else if (++conn.failures >= this.o.healthFailures && conn.healthy) {
-            conn.healthy = false;
-            this.o.log.warn({ pool: this.o.name, instance: conn.address }, 'instance out (health check failed)');
-          }
-        }),
-      );
+      await this.check(this.instances);
     } finally {
       this.checking = false;
     }
     this.pump();
+  }
+
+  private async check(conns: readonly InstanceConn[]): Promise<void> {
+    await Promise.all(
+      conns.map(async (conn) => {
+        let ok = false;
+        try {
+          ok = await conn.client.modelReady(this.o.model, this.o.healthTimeoutMs);
+        } catch {
+          ok = false;
+        }
+        if (conn.draining || this.closed) return;
+        if (ok) {
+          conn.failures = 0;
+          if (!conn.healthy) {
+            conn.healthy = true;
+            this.o.log.info({ pool: this.o.name, instance: conn.address }, 'instance in (healthy)');
+          }
+        } else if (++conn.failures >= this.o.healthFailures && conn.healthy) {
+          conn.healthy = false;
+          this.o.log.warn({ pool: this.o.name, instance: conn.address }, 'instance out (health check failed)');
+        }
+      }),
+    );
   }
 
   /** Stop: queued tasks fail (unavailable), clients close. */
@@ -321,6 +425,7 @@ export class Pool {
     if (this.timer !== null) this.timer.cancel();
     const all = [...this.queue.drain(), ...this.instances.flatMap((i) => i.queue.drain())];
     for (const t of all) if (!t.cancelled) t.fail(new ServeError('unavailable', 'frontend is shutting down'), false);
-    for (const i of this.instances) i.client.close();
+    for (const i of [...this.instances, ...this.draining]) i.client.close();
+    this.draining = [];
   }
 }
