@@ -57,6 +57,7 @@ export function candidates(p: PlanInput): Scenario[] {
       const code = { family: r === 1 ? 'addition' : 'linear', k, r };
       out.push({ ...common, mode: 'coded', code, base: B, parity: P, hedgeMs: null, fallback: false });
       out.push({ ...common, mode: 'coded', code, base: B, parity: P, hedgeMs: null, fallback: true });
+      out.push({ ...common, mode: 'coded', code, base: B, parity: P, hedgeMs: null, fallback: true, singletonGroups: 'copy' });
     }
   }
   for (const P of [...extras].sort((a, b) => a - b)) {
@@ -68,7 +69,7 @@ export function candidates(p: PlanInput): Scenario[] {
 
 export function describe(s: Scenario): string {
   const n = s.mode === 'none' ? s.base : s.base + s.parity;
-  if (s.mode === 'coded') return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}, ${s.base} + ${s.parity}`;
+  if (s.mode === 'coded') return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ', lone queries copied' : ''}, ${s.base} + ${s.parity}`;
   if (s.mode === 'replication') return `replication, ${n} (2 copies)`;
   const hedge = s.hedgeMs !== null ? ` + hedging after ${s.hedgeMs} ms` : '';
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${hedge}, ${n}`;

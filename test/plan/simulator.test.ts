@@ -79,3 +79,14 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sparse arrivals: padding lone queries costs well over 1.5 requests per query; copying them instead costs about one, and still bounds stalls', () => {
+  // 4 + 2 instances at 50 queries/s: a group of 2 fills within maxWaitMs = 5 ms only ~22% of the time
+  const s: Scenario = { ...base, mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, base: 4, parity: 2, rate: 50, queries: 20000, stragglers: { ...base.stragglers, slowProb: 0.02, slowMs: 100 } };
+  const pad = simulate({ ...s, singletonGroups: 'pad' });
+  const copy = simulate({ ...s, singletonGroups: 'copy' });
+  assert.ok(pad.requestsPerQuery > 1.6, `pad: ${pad.requestsPerQuery} requests per query`);
+  assert.ok(copy.requestsPerQuery < 1.3, `copy: ${copy.requestsPerQuery} requests per query`);
+  // a stalled lone query is copied after the deadline: done by deadline + service time (+ the copy budget's rare denials)
+  assert.ok(copy.latencyMs.p99 <= 10 + 2 + 1, `copy p99 ${copy.latencyMs.p99}`);
+});

@@ -43,8 +43,8 @@ function list(v: string | undefined, name: string, fallback: number[]): number[]
 }
 
 /** A legend-sized name of a configuration kind. */
-function shortLabel(s: { mode: string; hedgeMs: number | null; fallback: boolean; code?: { k: number; r: number } }): string {
-  if (s.mode === 'coded') return `coded k=${s.code!.k} r=${s.code!.r}${s.fallback ? ' + fallback' : ''}`;
+function shortLabel(s: { mode: string; hedgeMs: number | null; fallback: boolean; singletonGroups?: 'pad' | 'copy'; code?: { k: number; r: number } }): string {
+  if (s.mode === 'coded') return `coded k=${s.code!.k} r=${s.code!.r}${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ' (lone copied)' : ''}`;
   if (s.mode === 'replication') return 'replication (2 copies)';
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${s.hedgeMs !== null ? ' + hedging' : ''}`;
 }
@@ -117,7 +117,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     // (equal resources at the first coded configuration's instance count)
     const firstCodedParity = rows.find((q) => q.scenario.mode === 'coded')?.scenario.parity;
     const eligible = rows.filter((r) => r.scenario.mode !== 'equal-resources' || r.scenario.parity === firstCodedParity);
-    const kinds = eligible.filter((r, i) => eligible.findIndex((q) => q.scenario.mode === r.scenario.mode && q.scenario.hedgeMs === r.scenario.hedgeMs && q.scenario.fallback === r.scenario.fallback && (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0)) === i);
+    const kinds = eligible.filter((r, i) => eligible.findIndex((q) => q.scenario.mode === r.scenario.mode && q.scenario.hedgeMs === r.scenario.hedgeMs && q.scenario.fallback === r.scenario.fallback && q.scenario.singletonGroups === r.scenario.singletonGroups && (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0)) === i);
     const sbar = new Progress('extrapolating', kinds.length * factors.length, { enabled: !json, unit: 'simulations' });
     const points: { config: string; instances: number; p99: number; p999: number; requestsPerQuery: number }[] = [];
     for (const r of kinds) {
