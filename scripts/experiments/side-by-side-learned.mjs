@@ -1,0 +1,54 @@
+// Issue 19, the side-by-side check: runs our learned-code training step (learnedLoss + Adam,
+// the product path) from the initial weights and on the batches that
+// scripts/experiments/reference-peer.py --dump DIR wrote with the reference implementation, and
+// prints our loss and encoder gradient norms next to the reference's, step by step.
+// node scripts/experiments/side-by-side-learned.mjs DIR [--k 2]
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { tidy } from '../../dist/src/engine/scope.js';
+import { tensor } from '../../dist/src/engine/tensor.js';
+import { Adam } from '../../dist/src/engine/optim/adam.js';
+import { loadSafetensors } from '../../dist/src/nn/safetensors.js';
+import { loadDataset, disposeDataset } from '../../dist/src/data/registry.js';
+import { LearnedCode } from '../../dist/src/codes/learned.js';
+import { loadBase } from '../../dist/src/cli/commands/train-learned.js';
+import { learnedCodeConfig, learnedLoss, erasedMask, freeze } from '../../dist/src/train/learned-training.js';
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { k: { type: 'string', default: '2' }, base: { type: 'string', default: 'models/fashion-mnist-base-mlp.safetensors' } } });
+const dir = positionals[0];
+const k = Number(values.k);
+const { model: base, meta } = loadBase(values.base);
+freeze(base);
+const ds = await loadDataset(meta.dataset, { validation: 0, log: () => {} }); // train = the 60000 images in file order
+const data = { train: ds.train, validation: ds.test, test: ds.test, classes: meta.classes, input: meta.input };
+const code = new LearnedCode(learnedCodeConfig({ k, r: 1, encoder: 'conv', decoder: 'mlp', loss: 'mse-base' }, data, meta.model));
+const init = loadSafetensors(`${dir}/init.safetensors`).tensors;
+for (const [name, mod] of code.modules()) {
+  const sd = new Map();
+  for (const [key, t] of init) if (key.startsWith(`${name}.`)) sd.set(key.slice(name.length + 1), t);
+  mod.loadStateDict(sd);
+}
+const batches = JSON.parse(readFileSync(`${dir}/batches.json`, 'utf8'));
+const ref = JSON.parse(readFileSync(`${dir}/reference.json`, 'utf8'));
+const patterns = code.evaluationPatterns();
+const erased = erasedMask(patterns, k).keep();
+const params = [...code.encoder.parameters(), ...code.decoder.parameters()];
+const opt = new Adam(params, { lr: 1e-3, weightDecay: 1e-5 });
+const encParams = [...code.encoder.parameters()];
+const e = (x) => x.toExponential(3);
+batches.forEach((ids, step) => {
+  tidy(() => {
+    const idx = tensor(Int32Array.from(ids), [ids.length], { dtype: 'int64' });
+    const x = ds.train.images.indexSelect(0, idx).reshape([ids.length / k, k, 1, 28, 28]);
+    const y = ds.train.labels.indexSelect(0, idx).reshape([ids.length / k, k]);
+    opt.zeroGrad();
+    const loss = learnedLoss(code, base, x, y, patterns, erased, 'mse-base');
+    loss.backward();
+    const ours = encParams.filter((_, i) => i % 2 === 0).map((p) => p.grad.square().sum().sqrt().item());
+    const theirs = ref[step].encoderGradNorms.filter((_, i) => i % 2 === 0);
+    const worst = Math.max(...ours.map((g, i) => Math.abs(g - theirs[i]) / theirs[i]));
+    console.log(`step ${step + 1}: loss ours ${loss.item().toFixed(4)} reference ${ref[step].loss.toFixed(4)} (rel. diff ${e(Math.abs(loss.item() - ref[step].loss) / ref[step].loss)}); encoder conv grad norms ours ${ours.map(e).join(' ')}; largest rel. diff to the reference's ${e(worst)}`);
+    opt.step();
+  });
+});
+disposeDataset(ds);
