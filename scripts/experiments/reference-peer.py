@@ -132,6 +132,7 @@ amask = torch.zeros(k, k)
 for i in range(k):
     emask[i, i, :] = 0
     amask[i, i] = 1
+emask, amask = emask.to(dev), amask.to(dev)
 
 def forward(x, out):
     """x [G*k, 784] in group order, out [G*k, m] base outputs -> decoded [G*k(scenarios), k, m], labels"""
