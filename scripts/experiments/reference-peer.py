@@ -176,16 +176,18 @@ for epoch in range(1, a.epochs + 1):
             dump_batches.append(ids.tolist())
             gn = lambda mod: [q.grad.norm().item() for q in mod.parameters()]
             dump_log.append({'loss': loss.item(), 'encoderGradNorms': gn(enc), 'decoderGradNorms': gn(dec)})
-            print(f'step {steps + 1}: loss {loss.item():.6f}; encoder grad norms ' + ' '.join(f'{v:.4e}' for v in gn(enc)[0::2]), flush=True)
+            if steps < 5 or (steps + 1) % 50 == 0:
+                print(f'step {steps + 1}: loss {loss.item():.6f}; encoder grad norms ' + ' '.join(f'{v:.4e}' for v in gn(enc)[0::2]), flush=True)
         eo.step(); do.step()
         tot += loss.item(); steps += 1
         if steps == 1 and epoch == 1:
             print(f'step 1 loss {loss.item():.2f}', flush=True)
         if a.steps and steps >= a.steps:
             break
+    ad, rc = test()
     if a.dump:
         json.dump(dump_batches, open(f'{a.dump}/batches.json', 'w'))
         json.dump(dump_log, open(f'{a.dump}/reference.json', 'w'))
+        print(f'RESULT side-by-side reference: {steps} steps, last loss {dump_log[-1]["loss"]:.4f}, test A_d {100 * ad:.2f}% recovery {100 * rc:.2f}% (test images grouped in file order)', flush=True)
         break
-    ad, rc = test()
     print(f'RESULT base={a.base} decoder={a.decoder} k={k} reduction={a.reduction} conv-gain={a.conv_gain} seed={a.seed} epoch {epoch}: train loss {tot / steps:.2f} ({steps} steps), test A_d {100 * ad:.2f}%, recovery {100 * rc:.2f}% ({time.time() - t0:.0f} s)', flush=True)
