@@ -22,8 +22,8 @@ import { Linear } from '../nn/linear.js';
 import { ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
-import { ConvEncoder, ENCODER_INITS, type EncoderInit } from '../models/conv-encoder.js';
-import { applyPaperInit } from '../models/paper-init.js';
+import { ConvEncoder, ENCODER_INITS, encoderInitNamed } from '../models/conv-encoder.js';
+import { applyReferenceInit } from '../models/paper-init.js';
 import { isModelName, modelNames } from '../models/registry.js';
 import { registerCodeFamily } from './family-table.js';
 import {
@@ -109,14 +109,22 @@ export class MLPEncoder extends Module {
   }
 }
 
-/** MLPDecoder: FC (k+r)m -> km, ReLU, FC km -> km, ReLU, FC km -> km, reshaped to [N, k, m]. */
+/**
+ * MLPDecoder: FC (k+r)m -> h1, ReLU, FC h1 -> h2, ReLU, FC h2 -> km, reshaped to [N, k, m].
+ * The reference code's widths (coders/mlp_coder.py MLPDecoder: layer multipliers [k + r, k]) are
+ * h1 = (k+r)m, h2 = km, the default. Before issue 19 ours were h1 = h2 = km; checkpoints of that
+ * layout load with decoderOptions.hidden = [km, km] (recognised from their tensors' shapes).
+ */
 export class MLPDecoder extends Module {
   readonly net: Sequential;
-  constructor(readonly k: number, readonly r: number, readonly m: number) {
+  readonly hidden: readonly [number, number];
+  constructor(readonly k: number, readonly r: number, readonly m: number, hidden?: readonly [number, number]) {
     super();
     const km = k * m;
+    this.hidden = hidden ?? [(k + r) * m, km];
+    const [h1, h2] = this.hidden;
     this.net = this.registerModule('net', new Sequential(
-      new Linear((k + r) * m, km), new ReLU(), new Linear(km, km), new ReLU(), new Linear(km, km),
+      new Linear((k + r) * m, h1), new ReLU(), new Linear(h1, h2), new ReLU(), new Linear(h2, km),
     ));
   }
   forward(y: Tensor): Tensor {
@@ -126,25 +134,46 @@ export class MLPDecoder extends Module {
 
 registerEncoder('mlp', {
   description: 'MLPEncoder: FC kn^2 -> kn^2, ReLU, FC kn^2 -> rn^2 (N(0, 0.01) weights, zero biases)',
-  build: (s) => applyPaperInit(new MLPEncoder(s.k, s.r, s.height, s.width)),
+  build: (s) => applyReferenceInit(new MLPEncoder(s.k, s.r, s.height, s.width)),
 });
 registerEncoder('conv', {
-  description: "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (Xavier-uniform, zero biases; options.init 'kaiming': He init)",
+  description: "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (the reference code's Xavier-uniform with the ReLU gain, zero biases; options.init 'xavier': gain 1, 'kaiming': He init)",
   build: (s) => {
     const { hidden, init } = s.options;
     if (hidden !== undefined && !(Number.isInteger(hidden) && (hidden as number) >= 1)) {
       throw new RangeError(`conv encoder: options.hidden must be a positive integer, got ${String(hidden)}`);
     }
-    if (init !== undefined && !(ENCODER_INITS as readonly unknown[]).includes(init)) {
+    const named = init === undefined ? 'reference' : encoderInitNamed(init);
+    if (named === undefined) {
       throw new RangeError(`conv encoder: options.init must be one of ${ENCODER_INITS.join(', ')}, got ${String(init)}`);
     }
-    return new ConvEncoder({ k: s.k, outChannels: s.r, hidden: hidden as number | undefined }).initialise((init ?? 'paper') as EncoderInit);
+    return new ConvEncoder({ k: s.k, outChannels: s.r, hidden: hidden as number | undefined }).initialise(named);
   },
 });
 registerDecoder('mlp', {
-  description: 'MLPDecoder: FC (k+r)m -> km, ReLU, FC km -> km, ReLU, FC km -> km (N(0, 0.01) weights, zero biases)',
-  build: (s) => applyPaperInit(new MLPDecoder(s.k, s.r, s.m)),
+  description: 'MLPDecoder: FC (k+r)m -> (k+r)m, ReLU, FC (k+r)m -> km, ReLU, FC km -> km (N(0, 0.01) weights, zero biases; options.hidden [h1, h2] other widths)',
+  build: (s) => {
+    const { hidden } = s.options;
+    if (hidden !== undefined && !(Array.isArray(hidden) && hidden.length === 2 && hidden.every((h) => Number.isInteger(h) && h >= 1))) {
+      throw new RangeError(`mlp decoder: options.hidden must be two positive integers [h1, h2], got ${JSON.stringify(hidden)}`);
+    }
+    return applyReferenceInit(new MLPDecoder(s.k, s.r, s.m, hidden as [number, number] | undefined));
+  },
 });
+
+/**
+ * A stored learned-code config as the current code reads it, given the shapes of the checkpoint's
+ * tensors: an MLPDecoder saved before issue 19 (first layer km wide, no options.hidden) gets
+ * decoderOptions.hidden = [km, km], the layout it was trained with.
+ */
+export function upgradeLearnedConfig(config: CodeConfig, shapes: ReadonlyMap<string, readonly number[]>): CodeConfig {
+  const c = config as Partial<LearnedCodeConfig>;
+  if (c.decoder !== 'mlp' || c.decoderOptions?.hidden !== undefined || !posInt(c.k) || !posInt(c.r) || !posInt(c.outputs)) return config;
+  const first = shapes.get('decoder.net.0.weight');
+  const km = c.k * c.outputs;
+  if (first === undefined || first[0] !== km || km === (c.k + c.r) * c.outputs) return config;
+  return { ...config, decoderOptions: { ...(c.decoderOptions ?? {}), hidden: [km, km] } } as CodeConfig;
+}
 
 // ---------------------------------------------------------------------------
 // the code
@@ -330,7 +359,7 @@ export class LearnedCode implements Code {
   }
 }
 
-registerCodeFamily('learned', (c) => new LearnedCode(c));
+registerCodeFamily('learned', (c) => new LearnedCode(c), upgradeLearnedConfig);
 
 /** Concatenate data outputs [G, k, m] and parity outputs [G, r, m] into the decoder's [G, n, m]. */
 export function allOutputs(data: Tensor, parity: Tensor): Tensor {

@@ -5,7 +5,7 @@ import { readCheckpoint } from '../nn/checkpoint.js';
 import { saveSafetensors } from '../nn/safetensors.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Code, CodeConfig } from './code.js';
-import { codeFamilies, familyFactory } from './family-table.js';
+import { codeFamilies, familyFactory, upgradeStoredConfig } from './family-table.js';
 import './families.js';
 
 export { registerCodeFamily, codeFamilies, type CodeFactory } from './family-table.js';
@@ -52,7 +52,7 @@ export function loadCode(path: string): { code: Code; metadata: CodeCheckpointMe
   }
   let code: Code;
   try {
-    code = codeFromConfig(meta.code);
+    code = codeFromConfig(upgradeStoredConfig(meta.code, new Map([...all].map(([k, t]) => [k, t.shape]))));
     for (const [name, m] of code.modules()) {
       const prefix = `${name}.`;
       const sd = new Map<string, Tensor>();

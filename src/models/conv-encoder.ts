@@ -3,22 +3,34 @@
 // 1, 1, 2, 4, 8, 1 and 'same' padding (the receptive field grows to 35 x 35 without
 // losing resolution), then a 1x1 convolution; ReLU between layers, none after the last.
 //
-// Initialisation (ENCODER_INITS): 'paper' is the papers' Xavier-uniform (applyPaperInit);
-// 'kaiming' is He-normal (fan in, ReLU gain sqrt 2) for every convolution, biases zero. With Xavier
-// the first layer (fan in 9k, fan out 180k) keeps ~1/10 of the input's variance and each
-// hidden layer halves it, so at initialisation the parity's std is ~3% of the input's; He
-// keeps every layer's activation std at the input's scale.
+// Initialisation (ENCODER_INITS):
+//   'reference' (default) the reference code's (util/util.py init_weights): Xavier-uniform with
+//               the ReLU gain sqrt 2, biases zero (applyReferenceInit). Each layer then keeps
+//               about the variance of its input (Xavier's 2 / (fan in + fan out) times 2).
+//   'xavier'    Xavier-uniform with gain 1, biases zero: our default before issue 19 (stored
+//               by older configs as 'paper', still read). The first layer (fan in 9k, fan out
+//               180k) keeps ~1/10 of the input's variance and each hidden layer halves it, so
+//               at initialisation the parity's std is ~3% of the input's.
+//   'kaiming'   He-normal (fan in, ReLU gain sqrt 2), biases zero.
 import { kaimingNormal_, zeros_ } from '../engine/init.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { ReLU } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
-import { applyPaperInit } from './paper-init.js';
+import { applyReferenceInit } from './paper-init.js';
 
-/** Initialisations of the ConvEncoder: the papers' Xavier-uniform, or He (Kaiming) for ReLU. */
-export const ENCODER_INITS = ['paper', 'kaiming'] as const;
+/** Initialisations of the ConvEncoder: the reference code's (default), Xavier gain 1, or He (Kaiming). */
+export const ENCODER_INITS = ['reference', 'xavier', 'kaiming'] as const;
 export type EncoderInit = (typeof ENCODER_INITS)[number];
+/** Names older code configs may hold, and what they mean now ('paper' was Xavier gain 1). */
+export const LEGACY_ENCODER_INITS: Readonly<Record<string, EncoderInit>> = { paper: 'xavier' };
+
+/** The init a config value names (a current name, or a legacy one), or undefined if none. */
+export function encoderInitNamed(name: unknown): EncoderInit | undefined {
+  if ((ENCODER_INITS as readonly unknown[]).includes(name)) return name as EncoderInit;
+  return typeof name === 'string' && Object.hasOwn(LEGACY_ENCODER_INITS, name) ? LEGACY_ENCODER_INITS[name] : undefined;
+}
 
 export interface ConvEncoderOptions {
   /** input images coded together (input channels) */
@@ -58,13 +70,18 @@ export class ConvEncoder extends Module {
     return this.net.forward(x);
   }
 
-  /** (Re)initialise the weights in place: 'paper' (Xavier-uniform) or 'kaiming' (He); biases zero. */
-  initialise(init: EncoderInit = 'paper'): this {
-    if (init === 'paper') {
-      applyPaperInit(this);
+  /** (Re)initialise the weights in place ('reference', 'xavier' or 'kaiming'; legacy 'paper' = 'xavier'); biases zero. */
+  initialise(init: EncoderInit | 'paper' = 'reference'): this {
+    const named = encoderInitNamed(init);
+    if (named === undefined) throw new RangeError(`ConvEncoder: unknown init '${String(init)}' (${ENCODER_INITS.join(', ')})`);
+    if (named === 'reference') {
+      applyReferenceInit(this);
       return this;
     }
-    if (init !== 'kaiming') throw new RangeError(`ConvEncoder: unknown init '${String(init)}' (${ENCODER_INITS.join(', ')})`);
+    if (named === 'xavier') {
+      applyReferenceInit(this, { convGain: 1 });
+      return this;
+    }
     const convs = [...this.namedModules()].map(([, m]) => m).filter((m): m is Conv2d => m instanceof Conv2d);
     for (const c of convs) {
       // fan in, ReLU gain sqrt 2: each layer after the first reads ReLU outputs (the final 1x1

@@ -139,13 +139,19 @@ export function isLearnedCheckpoint(path: string): boolean {
  * Per-slot loss of reconstructions rec [P, G, k, m] against the base outputs target [G, k, m]
  * or labels [G, k], weighted by erased [P, k] (1 where the data slot is missing) and averaged
  * over the erased slots only. Available slots contribute nothing (not even gradients).
+ *
+ * As the reference code (loss/masked_loss.py: the base loss with reduction 'none', masked,
+ * summed, divided by the number of erased slots): a slot's loss is summed over the m outputs
+ * for mse-base (squared error, not its mean: before issue 19 we took the mean, a loss m times
+ * smaller, which let Adam's L2 term outweigh the encoder's gradient) and kl-base, and is the
+ * cross-entropy of the slot for xent-label.
  */
 export function erasedSlotLoss(rec: Tensor, target: Tensor, labels: Tensor, erased: Tensor, loss: LearnedLoss): Tensor {
   return tidy(() => {
     const [P, G, k] = rec.shape;
     let perSlot: Tensor; // [P, G, k]
     if (loss === 'mse-base') {
-      perSlot = rec.sub(target.unsqueeze(0)).square().mean(3);
+      perSlot = rec.sub(target.unsqueeze(0)).square().sum(3);
     } else if (loss === 'kl-base') {
       // KL(softmax(F(X)) || softmax(rec)), as kl_div(log_softmax(rec), softmax(F(X)))
       const q = target.softmax(-1).unsqueeze(0);

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed, dispose, empty, noGrad, type Tensor } from '../../src/index.js';
 import { normal_ } from '../../src/engine/init.js';
 import {
-  LearnedCode, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
+  LearnedCode, MLPDecoder, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
   UndecodableError, type LearnedCodeConfig,
 } from '../../src/codes/index.js';
-import { Module, Linear } from '../../src/nn/index.js';
+import { Module, Linear, Sequential, BatchNorm2d, ReLU, saveSafetensors } from '../../src/nn/index.js';
+import { applyReferenceInit } from '../../src/models/paper-init.js';
 import { BaseMLP } from '../../src/models/base-mlp.js';
 import { ConvEncoder } from '../../src/models/conv-encoder.js';
 import { Conv2d } from '../../src/nn/conv2d.js';
@@ -261,10 +262,20 @@ test('losses are taken on erased slots only (value and gradient)', () => {
       rec2.select(0, 1).select(1, 0).add_(5);
       assert.ok(Math.abs(erasedSlotLoss(rec2, target, labels, erased, loss).item() - l.item()) < 1e-6, loss);
       if (loss === 'mse-base') {
-        // mean over erased slots of the per-slot mean squared error
-        const a = rec.detach().select(0, 0).select(1, 0).sub(target.select(1, 0)).square().mean().item();
-        const b = rec.detach().select(0, 1).select(1, 1).sub(target.select(1, 1)).square().mean().item();
-        assert.ok(Math.abs(l.item() - (a + b) / 2) < 1e-5);
+        // as the reference's MaskedLoss(MSELoss): squared error summed over the m outputs of a
+        // slot (not averaged), then averaged over the erased slots (2 patterns x G groups)
+        const a = rec.detach().select(0, 0).select(1, 0).sub(target.select(1, 0)).square().sum().item();
+        const b = rec.detach().select(0, 1).select(1, 1).sub(target.select(1, 1)).square().sum().item();
+        assert.ok(Math.abs(l.item() - (a + b) / (2 * G)) < 1e-4, `mse-base ${l.item()} vs ${(a + b) / (2 * G)}`);
+      }
+      if (loss === 'kl-base') {
+        // KL(softmax(target) || softmax(rec)) summed over the m outputs, averaged over erased slots
+        let s = 0;
+        for (const [pi, slot] of [[0, 0], [1, 1]]) {
+          const q = target.select(1, slot).softmax(-1);
+          s += q.mul(q.log().sub(rec.detach().select(0, pi).select(1, slot).logSoftmax(-1))).sum().item();
+        }
+        assert.ok(Math.abs(l.item() - s / (2 * G)) < 1e-4, `kl-base ${l.item()} vs ${s / (2 * G)}`);
       }
       if (loss === 'xent-label') {
         const lp0 = rec.detach().select(0, 0).select(1, 0).logSoftmax(-1).toList();
@@ -280,7 +291,7 @@ test('losses are taken on erased slots only (value and gradient)', () => {
   });
 });
 
-test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 2x of the input's ('paper' Xavier shrinks the parity ~30x); recorded in the config, rebuilt on load", () => {
+test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 2x of the input's ('xavier' gain 1 shrinks the parity ~30x); recorded in the config, rebuilt on load", () => {
   const dir = mkdtempSync(join(tmpdir(), 'learned-init-'));
   try {
     const input = { channels: 1, height: 28, width: 28 };
@@ -301,28 +312,111 @@ test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 
     manualSeed(3);
     const he = new LearnedCode(cfg({ k: 4, input, encoder: 'conv', encoderOptions: { init: 'kaiming' } }));
     manualSeed(3);
-    const paper = new LearnedCode(cfg({ k: 4, input, encoder: 'conv' }));
+    const xavier = new LearnedCode(cfg({ k: 4, input, encoder: 'conv', encoderOptions: { init: 'xavier' } }));
+    manualSeed(3);
+    const legacy = new LearnedCode(cfg({ k: 4, input, encoder: 'conv', encoderOptions: { init: 'paper' } }));
     const sh = layerStds(he);
-    const sp = layerStds(paper);
+    const sx = layerStds(xavier);
     assert.equal(sh.length, 8); // input + 6 dilated 3x3 convs + the 1x1 conv
     // the six 3x3 convolutions (the 1x1 parity has one output channel and 'same' padding eats
     // into the dilated layers, so it is only checked to stay within 4x)
     for (const [i, s] of sh.slice(1, 7).entries()) assert.ok(s > sh[0] / 2 && s < sh[0] * 2, `kaiming: layer ${i} std ${s} vs input ${sh[0]} (${sh.join(', ')})`);
     assert.ok(sh[7] > sh[0] / 4 && sh[7] < sh[0] * 4, `kaiming: parity std ${sh[7]} vs input ${sh[0]}`);
-    // the papers' init: every layer shrinks, the parity ends far below the input
-    assert.ok(sp[6] < sp[0] / 2 && sp[7] < sp[0] / 10, `paper init: stds ${sp.join(', ')}`);
+    // Xavier gain 1: every layer shrinks, the parity ends far below the input
+    assert.ok(sx[6] < sx[0] / 2 && sx[7] < sx[0] / 10, `xavier init: stds ${sx.join(', ')}`);
+    // a stored legacy 'paper' is Xavier gain 1: the same weights from the same seed
+    assert.deepEqual(layerStds(legacy), sx);
     // biases zero with both
-    for (const c of [he, paper]) for (const [n, p] of c.encoder.namedParameters()) if (n.endsWith('bias')) assert.equal(p.abs().max().item(), 0);
+    for (const c of [he, xavier]) for (const [n, p] of c.encoder.namedParameters()) if (n.endsWith('bias')) assert.equal(p.abs().max().item(), 0);
     // the init is part of the code config: saved, and a loaded checkpoint rebuilds (then loads) the same encoder
     assert.deepEqual(he.config().encoderOptions, { init: 'kaiming' });
-    assert.equal(paper.config().encoderOptions, undefined);
+    assert.equal(new LearnedCode(cfg({ k: 4, input, encoder: 'conv' })).config().encoderOptions, undefined);
     saveCode(join(dir, 'he.safetensors'), he, {});
     const { code: back } = loadCode(join(dir, 'he.safetensors'));
     assert.deepEqual((back as LearnedCode).config().encoderOptions, { init: 'kaiming' });
     assert.deepEqual(layerStds(back as LearnedCode), sh);
-    assert.throws(() => codeFromConfig(cfg({ encoder: 'conv', encoderOptions: { init: 'he' } })), /options.init must be one of paper, kaiming/);
+    assert.throws(() => codeFromConfig(cfg({ encoder: 'conv', encoderOptions: { init: 'he' } })), /options.init must be one of reference, xavier, kaiming/);
     x0.dispose();
-    for (const c of [he, paper, back]) for (const [, m] of c.modules()) m.dispose();
+    for (const c of [he, xavier, legacy, back]) for (const [, m] of c.modules()) m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the default init is the reference code's: conv weights Xavier-uniform with the ReLU gain, linear N(0, 0.01), biases zero", () => {
+  manualSeed(11);
+  const code = new LearnedCode(cfg({ k: 2, input: { channels: 1, height: 28, width: 28 }, outputs: 10, encoder: 'conv' }));
+  try {
+    for (const [name, m] of code.encoder.namedModules()) {
+      if (!(m instanceof Conv2d)) continue;
+      const w = m.weight;
+      const [out, inC, kh, kw] = w.shape;
+      const bound = Math.SQRT2 * Math.sqrt(6 / (inC * kh * kw + out * kh * kw));
+      // U(-b, b): every weight inside, the extremes near b, the std b / sqrt 3
+      assert.ok(w.abs().max().item() <= bound * (1 + 1e-6), `${name}: max |w| ${w.abs().max().item()} > bound ${bound}`);
+      if (out * inC * kh * kw >= 1000) {
+        assert.ok(w.abs().max().item() > 0.95 * bound, `${name}: max |w| ${w.abs().max().item()} far below ${bound}`);
+        const std = w.std().item();
+        assert.ok(Math.abs(std - bound / Math.sqrt(3)) < 0.05 * bound / Math.sqrt(3), `${name}: std ${std}, expected ${bound / Math.sqrt(3)} (ReLU gain; gain 1 would be ${bound / Math.SQRT2 / Math.sqrt(3)})`);
+      }
+      assert.equal(m.bias!.abs().max().item(), 0, `${name}: bias`);
+    }
+    // decoder: the reference widths (k+r)m -> (k+r)m -> km -> km, N(0, 0.01) weights, zero biases
+    const lin = [...code.decoder.namedModules()].map(([, m]) => m).filter((m): m is Linear => m instanceof Linear);
+    assert.deepEqual(lin.map((l) => l.weight.shape), [[30, 30], [20, 30], [20, 20]]);
+    let n = 0, s = 0, s2 = 0;
+    for (const l of lin) for (const v of l.weight.flatten().toList() as number[]) { n++; s += v; s2 += v * v; }
+    const std = Math.sqrt(s2 / n - (s / n) ** 2);
+    assert.ok(Math.abs(std - 0.01) < 0.001 && Math.abs(s / n) < 0.001, `decoder weights mean ${s / n} std ${std}`);
+    for (const l of lin) assert.equal(l.bias!.abs().max().item(), 0);
+  } finally {
+    for (const [, m] of code.modules()) m.dispose();
+  }
+});
+
+test('applyReferenceInit: batch-norm weight 1 and bias 0, linear N(0, 0.01), conv gain configurable', () => {
+  manualSeed(5);
+  const model = new Sequential(new Conv2d(3, 64, 3), new BatchNorm2d(64), new ReLU(), new Linear(200, 300));
+  try {
+    noGrad(() => {
+      for (const p of model.parameters()) p.uniform_(-3, 3);
+    });
+    applyReferenceInit(model);
+    const bn = model.at(1) as BatchNorm2d;
+    assert.equal(bn.weight!.sub(1).abs().max().item(), 0);
+    assert.equal(bn.bias!.abs().max().item(), 0);
+    const fc = model.at(3) as Linear;
+    assert.ok(Math.abs(fc.weight.std().item() - 0.01) < 0.0005, `linear std ${fc.weight.std().item()}`);
+    const conv = model.at(0) as Conv2d;
+    const b1 = Math.sqrt(6 / (27 + 576));
+    assert.ok(Math.abs(conv.weight.std().item() - (Math.SQRT2 * b1) / Math.sqrt(3)) < 0.05 * b1, `conv std ${conv.weight.std().item()}`);
+    applyReferenceInit(model, { convGain: 1 });
+    assert.ok(conv.weight.abs().max().item() <= b1 * (1 + 1e-6));
+  } finally {
+    model.dispose();
+  }
+});
+
+test('an MLPDecoder checkpoint of the layout before issue 19 (hidden km, km; no options in its config) still loads and decodes the same', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'learned-legacy-'));
+  try {
+    manualSeed(8);
+    const narrow = new LearnedCode(cfg({ decoderOptions: { hidden: [6, 6] } })); // k = 2, m = 3: km = 6
+    const c = narrow.config();
+    delete c.decoderOptions; // what an old checkpoint's config holds
+    const tensors = new Map<string, Tensor>();
+    for (const [name, m] of narrow.modules()) for (const [key, t] of m.stateDict()) tensors.set(`${name}.${key}`, t);
+    const path = join(dir, 'old.safetensors');
+    saveSafetensors(path, tensors, { format: 'pt', coded: JSON.stringify({ kind: 'code', code: c }) });
+    const { code: back } = loadCode(path);
+    assert.deepEqual((back as LearnedCode).config().decoderOptions, { hidden: [6, 6] });
+    const all = randn([4, 3, 3]);
+    const ps = narrow.evaluationPatterns();
+    assert.deepEqual((back as LearnedCode).decodePatterns(all, ps).toList(), narrow.decodePatterns(all, ps).toList());
+    // a new code with no options has the reference widths, so the old tensors would not fit it
+    assert.deepEqual(((new LearnedCode(cfg())).decoder as MLPDecoder).hidden, [9, 6]);
+    assert.throws(() => codeFromConfig(cfg({ decoderOptions: { hidden: [6] } })), /options.hidden must be two positive integers/);
+    for (const cd of [narrow, back]) for (const [, m] of cd.modules()) m.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
-import { ENCODER_INITS } from '../../models/conv-encoder.js';
+import { ENCODER_INITS, LEGACY_ENCODER_INITS, encoderInitNamed, type EncoderInit } from '../../models/conv-encoder.js';
 import type { Module } from '../../nn/module.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
@@ -38,12 +38,12 @@ Options:
   --r R              parity queries (default 1)
   --encoder E        ${encoderNames().join(' | ')} (default mlp)
   --decoder D        ${decoderNames().join(' | ')} (default mlp)
-  --encoder-init I   ${ENCODER_INITS.join(' | ')}: ConvEncoder initialisation (default paper: Xavier-uniform,
-                     as in the papers; kaiming: He init for the ReLU convolutions, which keeps the
-                     activations' scale through the layers). Recorded in the checkpoint's code config
-                     (encoderOptions.init), so --resume and eval rebuild the same encoder.
-                     Recommended: kaiming (with the papers' init 2 of 5 k >= 4 runs did not train;
-                     with kaiming 0 of 6: docs/RESULTS.md).
+  --encoder-init I   ${ENCODER_INITS.join(' | ')}: ConvEncoder initialisation (default reference: the
+                     reference code's, Xavier-uniform with the ReLU gain sqrt 2, biases zero, as every
+                     encoder/decoder linear layer gets N(0, 0.01); xavier: gain 1, our default before
+                     issue 19 (also accepted as 'paper'); kaiming: He-normal, fan in). Recorded in the
+                     checkpoint's code config (encoderOptions.init, absent for reference), so --resume and
+                     eval rebuild the same encoder. docs/FIDELITY.md compares them.
   --loss L           ${LOSSES.join(' | ')} (default kl-base)
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
@@ -88,7 +88,7 @@ function sweepSchema(Type: TypeBuilder) {
   schedule: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('cosine')])),
   weightDecay: Type.Optional(Type.Number({ minimum: 0 })),
   timeLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-  encoderInit: Type.Optional(Type.Union(ENCODER_INITS.map((i) => Type.Literal(i)))),
+  encoderInit: Type.Optional(Type.Union([...ENCODER_INITS, ...Object.keys(LEGACY_ENCODER_INITS)].map((i) => Type.Literal(i)))),
   }, { additionalProperties: false });
 }
 
@@ -112,8 +112,8 @@ export interface Sweep {
   lr?: number;
   schedule?: 'constant' | 'cosine';
   weightDecay?: number;
-  /** ConvEncoder initialisation for the conv runs (default paper) */
-  encoderInit?: 'paper' | 'kaiming';
+  /** ConvEncoder initialisation for the conv runs (default reference; legacy 'paper' = xavier) */
+  encoderInit?: EncoderInit | 'paper';
 }
 
 /** Parse and validate a sweep config, with every schema error listed. */
@@ -226,7 +226,8 @@ async function runSweep(path: string, dataDirFlag: string | undefined, deviceFla
           weightDecay: s.weightDecay ?? 1e-5, optimizers: s.optimizers ?? 'joint', seed: s.seed ?? 1, device, timeLimit: s.timeLimit,
         };
         if (parityModel !== 'none') c.parityModel = parityModel;
-        if (encoder === 'conv' && s.encoderInit !== undefined && s.encoderInit !== 'paper') c.encoderOptions = { init: s.encoderInit };
+        const init = encoderInitNamed(s.encoderInit ?? 'reference');
+        if (encoder === 'conv' && init !== undefined && init !== 'reference') c.encoderOptions = { init };
         combos.push(c);
       }
   process.stderr.write(`sweep ${path}: ${combos.length} runs\n`);
@@ -265,7 +266,7 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
   const parityModel = values['parity-model'] ?? 'none';
   if (!isParityModelChoice(parityModel)) throw new UsageError(`--parity-model must be one of ${parityModelChoices().join(', ')}, got '${parityModel}'`);
-  const encoderInit = choiceOption(values['encoder-init'], 'encoder-init', ENCODER_INITS, 'paper');
+  const encoderInit = choiceOption(values['encoder-init'] === undefined ? undefined : (encoderInitNamed(values['encoder-init']) ?? values['encoder-init']), 'encoder-init', ENCODER_INITS, 'reference');
   if (values['encoder-init'] !== undefined && encoder !== 'conv') throw new UsageError(`--encoder-init applies to --encoder conv, not '${encoder}'`);
   const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
     base: values.base, k, r, encoder, decoder, loss,
@@ -280,8 +281,8 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     device: choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu'),
   };
   if (parityModel !== 'none') cfg.parityModel = parityModel;
-  // the papers' init leaves the config as before (no encoderOptions), so old checkpoints resume
-  if (encoderInit !== 'paper') cfg.encoderOptions = { init: encoderInit };
+  // the default (reference) init leaves the config without encoderOptions, as before, so old checkpoints resume
+  if (encoderInit !== 'reference') cfg.encoderOptions = { init: encoderInit };
   if (values['time-limit'] !== undefined) {
     cfg.timeLimit = numberOption(values['time-limit'], 'time-limit', 0);
     if (!(cfg.timeLimit > 0)) throw new UsageError(`--time-limit must be a positive number of seconds, got ${values['time-limit']}`);
