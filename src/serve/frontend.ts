@@ -20,8 +20,9 @@ import { systemClock, type Clock } from './clock.js';
 import type { InstanceClient } from './instance-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
+import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
 import {
-  ServeError, badRequest, httpStatusOf, mountV2Rest, startV2Grpc, stopGrpc,
+  ServeError, badRequest, sendError, mountV2Rest, startV2Grpc, stopGrpc,
   type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
 } from './v2.js';
 
@@ -53,6 +54,8 @@ export class Frontend implements V2Model {
   readonly sloMs: number;
   readonly decodeDeadlineMs: number;
   private defaultOutput: Float32Array | null = null;
+  /** admission control's settings (null: off) */
+  readonly admission: AdmissionOptions | null;
 
   readonly registry = new Registry();
   private readonly mLatency: Histogram<'mode' | 'outcome'>;
@@ -85,12 +88,13 @@ export class Frontend implements V2Model {
     // replication: first copy wins, no waiting for the original
     // (replication ignores it: the policy answers with the first copy)
     this.decodeDeadlineMs = c.decodeDeadlineMs ?? this.sloMs * 0.02;
+    this.admission = c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? this.sloMs / 2, minSamples: c.admission?.minSamples ?? 20 };
 
     const reg = this.registry;
     const buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
     this.mLatency = new Histogram({ name: 'coded_query_latency_seconds', help: 'query latency from arrival to answer', labelNames: ['mode', 'outcome'], buckets, registers: [reg] });
     this.mOutcomes = new Counter({ name: 'coded_queries_total', help: 'answered queries by outcome (original, reconstructed, default, error)', labelNames: ['mode', 'outcome', 'code'], registers: [reg] });
-    this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused (overload) or invalid', labelNames: ['mode', 'reason'], registers: [reg] });
+    this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused with 429 / RESOURCE_EXHAUSTED, by reason: latency (admission control: predicted latency over the limit), pending (maxPendingQueries), queue (maxPoolQueue)', labelNames: ['mode', 'reason'], registers: [reg] });
     this.mEncode = new Histogram({ name: 'coded_encode_seconds', help: 'time to encode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
@@ -109,6 +113,15 @@ export class Frontend implements V2Model {
       name: 'coded_pool_healthy_instances', help: 'healthy instances per pool', labelNames: ['pool'], registers: [reg],
       collect() {
         for (const [k, p] of self.pools) this.set({ pool: k }, p.healthyCount);
+      },
+    });
+    new Gauge({
+      name: 'coded_predicted_latency_seconds', help: 'admission control: predicted latency of one new request per pool (measured mean service time, requests queued and running); NaN before any request was measured', labelNames: ['pool'], registers: [reg],
+      collect() {
+        for (const [k, p] of self.pools) {
+          const l = p.load();
+          this.set({ pool: k }, l === null ? NaN : predictedLatencyMs(l, 1) / 1000);
+        }
       },
     });
     new Gauge({ name: 'coded_pending_queries', help: 'accepted queries not yet answered', registers: [reg], collect() { this.set(self.pendingQueries); } });
@@ -139,6 +152,7 @@ export class Frontend implements V2Model {
       ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
       onRequest: (pool) => this.mRequests.inc({ pool }),
+      ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs } : {}),
     });
   }
 
@@ -193,7 +207,7 @@ export class Frontend implements V2Model {
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
       sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true,
+      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, admission: this.admission,
       events: {
         answered: (outcome, ms, hedged) => {
           if (hedged) this.mByCopy.inc({ mode });
@@ -224,7 +238,7 @@ export class Frontend implements V2Model {
         try {
           return await this.clipperPredict(req.params.app, req.body);
         } catch (e) {
-          return reply.code(httpStatusOf(e)).send({ error: (e as Error).message });
+          return sendError(reply, e);
         }
       });
       await app.listen({ host, port: c.httpPort });

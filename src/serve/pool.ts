@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { ServeError } from './v2.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
+import { ServiceTimeWindow, type LoadSnapshot } from './admission.js';
 
 const defaultConnect = grpcInstanceClient;
 
@@ -57,6 +58,8 @@ export interface PoolOptions {
   clock?: Clock;
   /** called whenever a request goes out to an instance (metrics: the work redundancy costs) */
   onRequest?: (pool: string) => void;
+  /** service times above this (ms) count as this much in the measured mean (default: no clip) */
+  serviceClipMs?: number;
 }
 
 class Deque<T> {
@@ -113,11 +116,21 @@ export class Pool {
   private readonly expired: Task[] = [];
   /** requests sent to instances (tasks cancelled while queued never are) */
   requests = 0;
+  /** service times of the pool's recent successful requests (send to answer, ms): admission control predicts from them */
+  readonly serviceTimes: ServiceTimeWindow;
 
   constructor(readonly o: PoolOptions) {
     this.clock = o.clock ?? systemClock;
     const connect = o.connect ?? defaultConnect;
     this.instances = o.addresses.map((a) => new InstanceConn(a, connect(a)));
+    this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity);
+  }
+
+  /** What admission control needs to predict a new request's latency; null before any request was measured. */
+  load(): LoadSnapshot | null {
+    const serviceMs = this.serviceTimes.meanMs;
+    if (serviceMs === null) return null;
+    return { serviceMs, slots: this.healthyCount * this.o.concurrency, queued: this.queued, inflight: this.inflight };
   }
 
   /** Healthy instances with a free slot right now. */
@@ -248,12 +261,14 @@ export class Pool {
     t.attempts++;
     t.ranOn = conn.address;
     t.startedAt = this.clock.now();
+    const started = t.startedAt;
     const timeout = Math.max(1, t.expiresAt - this.clock.now());
     conn.client.infer(
       { model: this.o.model, inputName: this.o.inputName, data: t.data, shape: [1, ...t.shape], side: t.side?.map((s) => ({ ...s, shape: [1, ...s.shape] })), timeoutMs: timeout },
       (out) => {
         conn.inflight--;
         conn.served++;
+        this.serviceTimes.record(this.clock.now() - started);
         t.done(out);
         this.pump();
       },

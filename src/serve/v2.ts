@@ -19,7 +19,8 @@ export const EXTENSIONS = ['binary_tensor_data'];
 export type ServeErrorKind = 'invalid' | 'not-found' | 'overloaded' | 'unavailable' | 'deadline' | 'internal';
 
 export class ServeError extends Error {
-  constructor(readonly kind: ServeErrorKind, message: string) {
+  /** overloaded: when the client may try again (ms; sent as Retry-After / grpc-retry-pushback-ms) */
+  constructor(readonly kind: ServeErrorKind, message: string, readonly retryAfterMs?: number) {
     super(message);
     this.name = 'ServeError';
   }
@@ -231,8 +232,21 @@ function metadataJson(meta: ModelMeta) {
   };
 }
 
-function sendError(reply: FastifyReply, e: unknown): FastifyReply {
+export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
+  // Retry-After is in whole seconds (RFC 9110 10.2.3)
+  if (e instanceof ServeError && e.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
   return reply.code(httpStatusOf(e)).send({ error: (e as Error).message });
+}
+
+/** A gRPC error status; overload refusals carry grpc-retry-pushback-ms (gRFC A6) in the trailers. */
+export function grpcError(e: unknown): Partial<grpc.StatusObject> {
+  const out: Partial<grpc.StatusObject> = { code: grpcStatusOf(e), details: (e as Error).message };
+  if (e instanceof ServeError && e.retryAfterMs !== undefined) {
+    const md = new grpc.Metadata();
+    md.set('grpc-retry-pushback-ms', String(Math.round(e.retryAfterMs)));
+    out.metadata = md;
+  }
+  return out;
 }
 
 /**
@@ -479,7 +493,7 @@ function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Unary {
       .then(() => fn(req as Req))
       .then(
         (res) => cb(null, res),
-        (e: unknown) => cb({ code: grpcStatusOf(e), details: (e as Error).message }),
+        (e: unknown) => cb(grpcError(e)),
       );
   };
 }
