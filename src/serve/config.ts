@@ -80,6 +80,21 @@ export const FrontendConfigSchema = Type.Object(
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 5 })),
     maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+    /** bounds on one request's work (defaults in src/serve/v2.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
+     * values, the time to receive a whole request, HTTP idle and keep-alive timeouts (ms) */
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxJsonDepth: Type.Optional(Type.Integer({ minimum: 4, maximum: 1024 })),
+          maxJsonElements: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxTypedElements: Type.Optional(Type.Integer({ minimum: 1 })),
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          keepAliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     health: Type.Optional(
       Type.Object(
         { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })), failures: Type.Optional(Type.Integer({ minimum: 1 })) },

@@ -22,7 +22,7 @@ import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
 import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
 import {
-  ServeError, badRequest, sendError, mountV2Rest, startV2Grpc, stopGrpc,
+  ServeError, badRequest, sendError, mountV2Rest, v2FastifyOptions, checkJsonBounds, firstNonFinite, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc,
   type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
 } from './v2.js';
 
@@ -54,6 +54,8 @@ export class Frontend implements V2Model {
   readonly sloMs: number;
   readonly decodeDeadlineMs: number;
   private defaultOutput: Float32Array | null = null;
+  /** bounds on one request's work */
+  readonly limits: V2Limits;
   /** admission control's settings (null: off) */
   readonly admission: AdmissionOptions | null;
 
@@ -88,6 +90,7 @@ export class Frontend implements V2Model {
     // replication: first copy wins, no waiting for the original
     // (replication ignores it: the policy answers with the first copy)
     this.decodeDeadlineMs = c.decodeDeadlineMs ?? this.sloMs * 0.02;
+    this.limits = { ...DEFAULT_LIMITS, ...c.limits };
     this.admission = c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? this.sloMs / 2, minSamples: c.admission?.minSamples ?? 20 };
 
     const reg = this.registry;
@@ -231,8 +234,8 @@ export class Frontend implements V2Model {
     const host = c.host ?? '127.0.0.1';
     const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
     if (c.httpPort !== undefined) {
-      const app = Fastify({ logger: false, bodyLimit: limit, keepAliveTimeout: 60_000 });
-      mountV2Rest(app, this, limit);
+      const app = Fastify(v2FastifyOptions(limit, this.limits));
+      mountV2Rest(app, this, limit, this.limits);
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {
@@ -247,7 +250,7 @@ export class Frontend implements V2Model {
       this.http = app;
     }
     if (c.grpcPort !== undefined) {
-      const g = await startV2Grpc(this, host, c.grpcPort, limit);
+      const g = await startV2Grpc(this, host, c.grpcPort, limit, this.limits);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }
@@ -295,6 +298,8 @@ export class Frontend implements V2Model {
     const want = this.o.config.app ?? this.o.config.name;
     if (app !== want) throw new ServeError('not-found', `unknown application '${app}' (this frontend serves '${want}')`);
     if (!Buffer.isBuffer(body)) throw badRequest('request body is empty');
+    const per0 = this.inputSize();
+    checkJsonBounds(body, 0, body.length, this.limits.maxJsonDepth, Math.min(this.limits.maxJsonElements, this.meta.maxBatch * per0 + 64));
     let doc: { input?: unknown; input_batch?: unknown };
     try {
       doc = JSON.parse(body.toString('utf8'));
@@ -306,7 +311,10 @@ export class Frontend implements V2Model {
     const toSample = (v: unknown): Float32Array => {
       if (!Array.isArray(v) || !v.every((n) => typeof n === 'number')) throw badRequest('each input must be a flat array of numbers');
       if (v.length !== per) throw badRequest(`each input needs ${per} numbers (shape [${this.meta.input.shape.join(', ')}]), got ${v.length}`);
-      return Float32Array.from(v as number[]);
+      const x = Float32Array.from(v as number[]);
+      const bad = firstNonFinite(x);
+      if (bad >= 0) throw badRequest(`input holds ${x[bad]} at index ${bad}: inputs must be finite FP32 numbers`);
+      return x;
     };
     const batched = doc.input_batch !== undefined;
     const raw = batched ? doc.input_batch : doc.input;
