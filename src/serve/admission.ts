@@ -81,12 +81,13 @@ export interface AdmissionVerdict {
 
 /**
  * Whether `extra` new requests to a pool in state `s` (measured over `samples` requests) must
- * be refused; null: admit. Never refuses a request that would start at once (a model slower than
- * the budget still gets served, one query per free slot), nor before `minSamples`.
+ * be refused; null: admit. Refuses only when every slot is busy (so a model slower than the
+ * budget, or a large batch, is still served on an idle pool), and never before `minSamples`.
  */
 export function admissionVerdict(s: LoadSnapshot, samples: number, extra: number, o: AdmissionOptions): AdmissionVerdict | null {
   if (samples < o.minSamples || s.slots <= 0) return null;
-  if (s.queued + s.inflight + extra <= s.slots) return null;
+  // a free slot: the request starts now, whatever its size (a large batch on an idle server is served)
+  if (s.queued + s.inflight < s.slots) return null;
   const predictedMs = predictedLatencyMs(s, extra);
   if (predictedMs <= o.maxPredictedLatencyMs) return null;
   return { predictedMs, retryAfterMs: Math.max(1000, Math.ceil((predictedMs - o.maxPredictedLatencyMs) / 1000) * 1000) };

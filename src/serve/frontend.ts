@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { Registry, Histogram, Counter, Gauge } from 'prom-client';
+import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import '../codes/index.js';
 import { codeFromConfig, loadCode } from '../codes/registry.js';
 import type { Code, CodeConfig } from '../codes/code.js';
@@ -94,6 +94,8 @@ export class Frontend implements V2Model {
     this.admission = c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? this.sloMs / 2, minSamples: c.admission?.minSamples ?? 20 };
 
     const reg = this.registry;
+    // process metrics, among them nodejs_eventloop_lag_max_seconds (since the last scrape): how long the event loop was held
+    collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 5 });
     const buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
     this.mLatency = new Histogram({ name: 'coded_query_latency_seconds', help: 'query latency from arrival to answer', labelNames: ['mode', 'outcome'], buckets, registers: [reg] });
     this.mOutcomes = new Counter({ name: 'coded_queries_total', help: 'answered queries by outcome (original, reconstructed, default, error)', labelNames: ['mode', 'outcome', 'code'], registers: [reg] });

@@ -374,6 +374,9 @@ test('service-time window: mean of the last samples, each clipped; predicted lat
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 0, inflight: 2 }, 1), 10);
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 1), 10 + (9 * 10) / 4);
   assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  // a batch of 64 on an idle pool predicts 10 + 60 x 10 / 4 = 160 ms but starts now: admitted
+  assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 3 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  assert.notEqual(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 4 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
   const v = admissionVerdict({ serviceMs: 10, slots: 4, queued: 80, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 });
   assert.ok(v !== null && v.predictedMs > 100 && v.retryAfterMs === 1000);
 });
