@@ -37,6 +37,9 @@ and defaults, and the lost ones (any other error or no answer).
   --seconds S        overload duration (default 20); --before S (default 5), --after S (default 10)
   --base-load F      load before and after, as a fraction of capacity (default 0.5)
   --slo MS           the frontend's sloMs (default: the frontend's default, 1000)
+  --deadline MS      coded: the frontend's decodeDeadlineMs (default: the frontend's, 2% of the
+                     SLO; with a service time above it every query looks late and the fallback
+                     sends a second copy of each, which halves the capacity)
   --admission on|off the frontend's admission control (default on: the frontend's default)
   --seed S           schedule seed (default 1)
   --out DIR          output directory (default bench-results/overload)
@@ -75,6 +78,8 @@ export interface OverloadResult {
   /** how late the load generator sent (actual - intended), ms: its p99 and max */
   sendLagMs: { p99: number; max: number };
   otherCpuShare: number | null;
+  /** the frontend's refusals by reason (coded_rejected_total): latency (admission control), pending, queue */
+  refusedBy: Record<string, number>;
   /** the bar of issue 15, checked */
   bar: { refusedOfExcess: boolean; acceptedP99WithinSlo: boolean; noneLost: boolean; normalAfter: boolean };
 }
@@ -93,6 +98,7 @@ export interface OverloadSpec {
   after: number;
   baseLoad: number;
   sloMs?: number;
+  decodeDeadlineMs?: number;
   admission: boolean;
   seed: number;
   log: (s: string) => void;
@@ -141,6 +147,7 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     const cfg: FrontendConfig = {
       name: 'bench', httpPort: 0, grpcPort: 0, mode: x.mode, logLevel: 'warn',
       ...(x.sloMs !== undefined ? { sloMs: x.sloMs } : {}),
+      ...(x.decodeDeadlineMs !== undefined ? { decodeDeadlineMs: x.decodeDeadlineMs } : {}),
       ...(x.admission ? {} : { admission: { enabled: false } }),
       ...(x.mode === 'coded'
         ? { code: { family: 'addition', k: 2, r: 1 }, pools: { base: { model: 'model', instances: addrs.slice(0, x.base) }, parity: [{ model: 'model', instances: addrs.slice(x.base) }] } }
@@ -209,6 +216,10 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     });
     const otherCpuShare = watch.otherShare();
     client.close();
+    // the frontend's own count of refusals, by reason
+    const metrics = await (await fetch(`http://127.0.0.1:${fe.http}/metrics`)).text();
+    const refusedBy: Record<string, number> = {};
+    for (const m of metrics.matchAll(/^coded_rejected_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)$/gm)) refusedBy[m[1]] = (refusedBy[m[1]] ?? 0) + Number(m[2]);
     const lags = recs.map((r) => r.sent - r.intended).sort((a, b) => a - b);
     const results: PhaseResult[] = phases.map((p, j) => {
       const rs = recs.filter((r) => r.phase === j);
@@ -232,7 +243,7 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
       noneLost: results.every((r) => r.lost === 0),
       normalAfter: after.refused === 0 && after.defaults === 0 && after.latencyMs !== null && after.latencyMs.p99 <= sloMs,
     };
-    return { mode: x.mode, config: desc, serviceMs, capacity, sloMs, admission: x.admission, phases: results, sendLagMs: { p99: quantile(lags, 0.99), max: lags[lags.length - 1] ?? NaN }, otherCpuShare, bar };
+    return { mode: x.mode, config: desc, serviceMs, capacity, sloMs, admission: x.admission, phases: results, sendLagMs: { p99: quantile(lags, 0.99), max: lags[lags.length - 1] ?? NaN }, otherCpuShare, refusedBy, bar };
   } finally {
     await Promise.all([...(fe !== null ? [fe.stop()] : []), ...insts.map((i) => i.stop('SIGTERM'))]);
     process.off('exit', killAll);
@@ -247,12 +258,13 @@ export function overloadMarkdown(r: OverloadResult, x: OverloadSpec): string {
   return [
     '# coded bench overload',
     '',
-    `Mode ${r.mode} (${r.config}), frontend defaults${r.admission ? '' : ' with admission control off'}, SLO ${r.sloMs} ms; instances ${x.latency} (measured ${fmt(r.serviceMs)} ms per request), nominal capacity ${fmt(r.capacity)} queries/s; load ${x.baseLoad}x / ${x.factor}x / ${x.baseLoad}x capacity for ${x.before} / ${x.seconds} / ${x.after} s. Latency from each query's intended send time (load generator lag p99 ${fmt(r.sendLagMs.p99)} ms, max ${fmt(r.sendLagMs.max)} ms)${r.otherCpuShare !== null ? `; other processes used ${Math.round(100 * r.otherCpuShare)}% of the CPUs` : ''}.`,
+    `Mode ${r.mode} (${r.config}), frontend defaults${x.decodeDeadlineMs !== undefined ? ` but decodeDeadlineMs ${x.decodeDeadlineMs}` : ''}${r.admission ? '' : `${x.decodeDeadlineMs !== undefined ? ' and' : ' but'} admission control off`}, SLO ${r.sloMs} ms; instances ${x.latency} (measured ${fmt(r.serviceMs)} ms per request), nominal capacity ${fmt(r.capacity)} queries/s; load ${x.baseLoad}x / ${x.factor}x / ${x.baseLoad}x capacity for ${x.before} / ${x.seconds} / ${x.after} s. Latency from each query's intended send time (load generator lag p99 ${fmt(r.sendLagMs.p99)} ms, max ${fmt(r.sendLagMs.max)} ms)${r.otherCpuShare !== null ? `; other processes used ${Math.round(100 * r.otherCpuShare)}% of the CPUs` : ''}.`,
     '',
-    '| phase | offered | answered | p50 ms | p99 ms | p99.9 ms | max ms | over the SLO | defaults | refused | refusal p99 ms | refused of the excess | lost |',
+    '| phase | offered | answered | p50 ms | p99 ms | p99.9 ms | max ms | over the SLO | defaults | refused | refusal p50 / p99 ms | refused of the excess | lost |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...r.phases.map((p) => `| ${p.phase} (${fmt(p.offeredRate)}/s, ${p.seconds} s) | ${p.offered} | ${p.answered} | ${ms(p.latencyMs?.p50)} | ${ms(p.latencyMs?.p99)} | ${ms(p.latencyMs?.p999)} | ${ms(p.latencyMs?.max)} | ${p.overSlo} | ${p.defaults} | ${p.refused} | ${ms(p.refusalMs?.p99)} | ${pct(p.refusedOfExcess)} | ${p.lost} |`),
+    ...r.phases.map((p) => `| ${p.phase} (${fmt(p.offeredRate)}/s, ${p.seconds} s) | ${p.offered} | ${p.answered} | ${ms(p.latencyMs?.p50)} | ${ms(p.latencyMs?.p99)} | ${ms(p.latencyMs?.p999)} | ${ms(p.latencyMs?.max)} | ${p.overSlo} | ${p.defaults} | ${p.refused} | ${ms(p.refusalMs?.p50)} / ${ms(p.refusalMs?.p99)} | ${pct(p.refusedOfExcess)} | ${p.lost} |`),
     '',
+    `The frontend's refusals by reason: ${Object.entries(r.refusedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} (latency: admission control; pending: maxPendingQueries; queue: maxPoolQueue).`,
     `Bar: >= 90% of the excess refused ${yes(r.bar.refusedOfExcess)}; accepted p99 within the SLO ${yes(r.bar.acceptedP99WithinSlo)}; none lost ${yes(r.bar.noneLost)}; normal service right after (no refusal, no default, p99 within the SLO) ${yes(r.bar.normalAfter)}.`,
     '',
   ].join('\n');
@@ -263,7 +275,7 @@ export async function overloadBenchMain(argv: string[]): Promise<void> {
     argv,
     {
       mode: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, latency: { type: 'string' }, model: { type: 'string' }, factor: { type: 'string' }, seconds: { type: 'string' },
-      before: { type: 'string' }, after: { type: 'string' }, 'base-load': { type: 'string' }, slo: { type: 'string' }, admission: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      before: { type: 'string' }, after: { type: 'string' }, 'base-load': { type: 'string' }, slo: { type: 'string' }, deadline: { type: 'string' }, admission: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
   );
@@ -279,7 +291,8 @@ export async function overloadBenchMain(argv: string[]): Promise<void> {
   const spec: OverloadSpec = {
     mode, base: intOption(values.base, 'base', 4), parity: intOption(values.parity, 'parity', 2), latency: values.latency ?? 'const:100', model: values.model ?? 'noop:1000',
     factor: pos(values.factor, 'factor', 10), seconds: pos(values.seconds, 'seconds', 20), before: pos(values.before, 'before', 5), after: pos(values.after, 'after', 10),
-    baseLoad: pos(values['base-load'], 'base-load', 0.5), ...(values.slo !== undefined ? { sloMs: pos(values.slo, 'slo', 1000) } : {}), admission: admission === 'on',
+    baseLoad: pos(values['base-load'], 'base-load', 0.5), ...(values.slo !== undefined ? { sloMs: pos(values.slo, 'slo', 1000) } : {}),
+    ...(values.deadline !== undefined ? { decodeDeadlineMs: pos(values.deadline, 'deadline', 20) } : {}), admission: admission === 'on',
     seed: intOption(values.seed, 'seed', 1, { min: 0 }), log: (s) => process.stderr.write(s + '\n'),
   };
   const { parseLatency } = await import('../serve/faults.js');
