@@ -50,6 +50,8 @@ export interface AttackResult {
   generatorLagMs: number;
   /** the frontend's worst event-loop delay in the window (ms; its nodejs_eventloop_lag_max_seconds): how long it could not serve anyone */
   frontendLagMs: number;
+  /** CPU time the frontend spent in the window beyond what the normal load costs (ms, 10 ms resolution): the work the bad request caused, whatever else ran on the machine */
+  frontendCpuMs: number;
   note?: string;
 }
 
@@ -62,6 +64,12 @@ export interface StallResult {
 }
 
 const q = (s: number[], p: number) => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]);
+/** CPU time a process has used (user + system, ms; /proc/PID/stat, clock ticks of 10 ms) */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+};
 const rssMb = (pid: number) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m === null ? NaN : Number(m[1]) / 1024;
@@ -146,8 +154,11 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
     await sleep(3000);
     const t0 = performance.now();
     await frontendLagMs();
+    const baseCpu0 = cpuMs(f.proc.pid!);
     await sleep(3000);
     const baseLag = await frontendLagMs();
+    // the frontend's CPU per ms under the normal load alone
+    const cpuRate = (cpuMs(f.proc.pid!) - baseCpu0) / (performance.now() - t0);
     const base = normal.filter((n) => n.at >= t0).map((n) => n.ms).sort((a, b) => a - b);
     const baseline = { queries: base.length, p50Ms: q(base, 0.5), p99Ms: q(base, 0.99), maxMs: base[base.length - 1], frontendLagMs: baseLag };
     log(`baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`);
@@ -157,19 +168,21 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
       await sleep(500);
       lag.reset();
       await frontendLagMs(); // resets the frontend's maximum
+      const cpu0 = cpuMs(f.proc.pid!);
       const start = performance.now();
       const answer = await send();
       const answerMs = performance.now() - start;
       const end = Math.max(start + windowMs, performance.now());
       await sleep(Math.max(0, end - performance.now()) + 1500);
       const feLag = await frontendLagMs();
+      const extraCpuMs = cpuMs(f.proc.pid!) - cpu0 - cpuRate * (performance.now() - start);
       const ws = normal.filter((n) => n.at >= start - 50 && n.at <= end).map((n) => n.ms).sort((a, b) => a - b);
       const r: AttackResult = {
         name, answer, answerMs, queries: ws.length, p50Ms: q(ws, 0.5), maxMs: ws[ws.length - 1] ?? NaN,
-        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms, generatorLagMs: lag.max / 1e6, frontendLagMs: feLag, ...(note !== undefined ? { note: note() } : {}),
+        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms, generatorLagMs: lag.max / 1e6, frontendLagMs: feLag, frontendCpuMs: extraCpuMs, ...(note !== undefined ? { note: note() } : {}),
       };
       attacks.push(r);
-      log(`${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`);
+      log(`${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`);
     };
     const kinds: [string, string][] = [
       ['nested', 'REST: 16 MB of nested JSON arrays'],
@@ -207,9 +220,9 @@ export function stallMarkdown(r: StallResult, rate: number): string {
     '',
     `Normal gRPC queries at ${rate}/s through a frontend with default settings; baseline ${r.baseline.queries} queries: p50 ${fmt(r.baseline.p50Ms)} ms, p99 ${fmt(r.baseline.p99Ms)} ms, max ${fmt(r.baseline.maxMs)} ms, the frontend's event loop held up to ${fmt(r.baseline.frontendLagMs)} ms. Normal queries that failed: ${r.failedNormal}.`,
     '',
-    '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | generator lag ms |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...r.attacks.map((a) => `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.generatorLagMs)} |`),
+    '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | frontend CPU it cost, ms | generator lag ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...r.attacks.map((a) => `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.frontendCpuMs)} | ${fmt(a.generatorLagMs)} |`),
     '',
     ...r.attacks.filter((a) => a.note !== undefined).map((a) => `${a.name}: ${a.note}.`),
     '',
