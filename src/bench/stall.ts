@@ -50,7 +50,7 @@ export interface AttackResult {
   generatorLagMs: number;
   /** the frontend's worst event-loop delay in the window (ms; its nodejs_eventloop_lag_max_seconds): how long it could not serve anyone */
   frontendLagMs: number;
-  /** CPU time the frontend spent in the window beyond what the normal load costs (ms, 10 ms resolution): the work the bad request caused, whatever else ran on the machine */
+  /** CPU time the frontend spent in the window beyond what the normal queries it served cost at baseline (ms, 10 ms resolution): the work the bad request caused, whatever else ran on the machine */
   frontendCpuMs: number;
   note?: string;
 }
@@ -157,9 +157,10 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
     const baseCpu0 = cpuMs(f.proc.pid!);
     await sleep(3000);
     const baseLag = await frontendLagMs();
-    // the frontend's CPU per ms under the normal load alone
-    const cpuRate = (cpuMs(f.proc.pid!) - baseCpu0) / (performance.now() - t0);
+    // the frontend's CPU per normal query (its CPU under the normal load alone, over the queries it served)
+    const baseCpu = cpuMs(f.proc.pid!) - baseCpu0;
     const base = normal.filter((n) => n.at >= t0).map((n) => n.ms).sort((a, b) => a - b);
+    const cpuPerQuery = baseCpu / Math.max(1, base.length);
     const baseline = { queries: base.length, p50Ms: q(base, 0.5), p99Ms: q(base, 0.99), maxMs: base[base.length - 1], frontendLagMs: baseLag };
     log(`baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`);
 
@@ -175,8 +176,10 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
       const end = Math.max(start + windowMs, performance.now());
       await sleep(Math.max(0, end - performance.now()) + 1500);
       const feLag = await frontendLagMs();
-      const extraCpuMs = cpuMs(f.proc.pid!) - cpu0 - cpuRate * (performance.now() - start);
+      const cpuNow = cpuMs(f.proc.pid!);
       const ws = normal.filter((n) => n.at >= start - 50 && n.at <= end).map((n) => n.ms).sort((a, b) => a - b);
+      const served = normal.filter((n) => n.at >= start).length;
+      const extraCpuMs = cpuNow - cpu0 - cpuPerQuery * served;
       const r: AttackResult = {
         name, answer, answerMs, queries: ws.length, p50Ms: q(ws, 0.5), maxMs: ws[ws.length - 1] ?? NaN,
         addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms, generatorLagMs: lag.max / 1e6, frontendLagMs: feLag, frontendCpuMs: extraCpuMs, ...(note !== undefined ? { note: note() } : {}),

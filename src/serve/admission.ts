@@ -6,38 +6,57 @@
 
 /**
  * The mean service time of a pool's recent requests (ms), from send to answer as the frontend
- * sees them (so it includes the network and the frontend's own delays). A sliding window of
- * `window` samples, each clipped at `clipMs`: a single stall of seconds must not make the
- * frontend refuse work for the next hundred queries, while a general slowdown (a loaded CPU,
- * a slower model) moves the mean within one window.
+ * sees them (so it includes the network and the frontend's own delays). A sliding window of the
+ * last `window` samples no older than `maxAgeMs`, each clipped at `clipMs`: a single stall of
+ * seconds must not make the frontend refuse work for the next hundred queries, a general
+ * slowdown (a loaded CPU, a slower model) moves the mean within one window, and the slow answers
+ * of an overload (the frontend itself saturated) stop counting `maxAgeMs` after it ended.
  */
 export class ServiceTimeWindow {
-  private readonly samples: Float64Array;
-  private next = 0;
+  private readonly values: Float64Array;
+  private readonly times: Float64Array;
+  /** index of the oldest sample, and how many there are */
+  private head = 0;
   private n = 0;
   private sum = 0;
 
-  constructor(window = 128, private readonly clipMs = Infinity) {
+  constructor(window = 128, private readonly clipMs = Infinity, private readonly maxAgeMs = Infinity) {
     if (!(window >= 1)) throw new RangeError(`service-time window must be >= 1, got ${window}`);
-    this.samples = new Float64Array(window);
+    this.values = new Float64Array(window);
+    this.times = new Float64Array(window);
   }
 
-  record(ms: number): void {
+  /** one request's service time `ms`, answered at clock time `now` */
+  record(ms: number, now = 0): void {
     if (!Number.isFinite(ms) || ms < 0) return;
+    this.expire(now);
     const v = Math.min(ms, this.clipMs);
-    if (this.n === this.samples.length) this.sum -= this.samples[this.next];
-    else this.n++;
-    this.samples[this.next] = v;
+    if (this.n === this.values.length) this.drop();
+    const i = (this.head + this.n) % this.values.length;
+    this.values[i] = v;
+    this.times[i] = now;
     this.sum += v;
-    this.next = (this.next + 1) % this.samples.length;
+    this.n++;
   }
 
-  /** samples recorded (up to the window) */
+  private drop(): void {
+    this.sum -= this.values[this.head];
+    this.head = (this.head + 1) % this.values.length;
+    this.n--;
+    if (this.n === 0) this.sum = 0;
+  }
+
+  /** forget samples older than maxAgeMs at clock time `now` */
+  expire(now: number): void {
+    while (this.n > 0 && now - this.times[this.head] > this.maxAgeMs) this.drop();
+  }
+
+  /** samples in the window */
   get count(): number {
     return this.n;
   }
 
-  /** the mean of the window, or null before the first sample */
+  /** the mean of the window, or null when it is empty */
   get meanMs(): number | null {
     return this.n === 0 ? null : this.sum / this.n;
   }

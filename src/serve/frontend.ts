@@ -157,7 +157,7 @@ export class Frontend implements V2Model {
       ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
       onRequest: (pool) => this.mRequests.inc({ pool }),
-      ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs } : {}),
+      ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs, serviceMaxAgeMs: 5000 } : {}),
     });
   }
 

@@ -60,6 +60,8 @@ export interface PoolOptions {
   onRequest?: (pool: string) => void;
   /** service times above this (ms) count as this much in the measured mean (default: no clip) */
   serviceClipMs?: number;
+  /** service times older than this (ms) no longer count (default: never too old) */
+  serviceMaxAgeMs?: number;
 }
 
 class Deque<T> {
@@ -123,11 +125,12 @@ export class Pool {
     this.clock = o.clock ?? systemClock;
     const connect = o.connect ?? defaultConnect;
     this.instances = o.addresses.map((a) => new InstanceConn(a, connect(a)));
-    this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity);
+    this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity, o.serviceMaxAgeMs ?? Infinity);
   }
 
   /** What admission control needs to predict a new request's latency; null before any request was measured. */
   load(): LoadSnapshot | null {
+    this.serviceTimes.expire(this.clock.now());
     const serviceMs = this.serviceTimes.meanMs;
     if (serviceMs === null) return null;
     return { serviceMs, slots: this.healthyCount * this.o.concurrency, queued: this.queued, inflight: this.inflight };
@@ -268,7 +271,7 @@ export class Pool {
       (out) => {
         conn.inflight--;
         conn.served++;
-        this.serviceTimes.record(this.clock.now() - started);
+        this.serviceTimes.record(this.clock.now() - started, this.clock.now());
         t.done(out);
         this.pump();
       },

@@ -371,6 +371,15 @@ test('service-time window: mean of the last samples, each clipped; predicted lat
   for (const v of [10, 10, 10, 10, 5000]) w.record(v);
   assert.equal(w.count, 4);
   assert.equal(w.meanMs, (10 + 10 + 10 + 100) / 4, 'the oldest sample left the window; the stall counts as the clip');
+  // samples age out: after an overload, its slow answers stop counting
+  const aged = new ServiceTimeWindow(8, Infinity, 1000);
+  aged.record(400, 0);
+  aged.record(400, 100);
+  aged.record(10, 1050);
+  assert.equal(aged.meanMs, (400 + 10) / 2, 'the sample of t=0 is over 1000 ms old at t=1050');
+  aged.expire(2101);
+  assert.equal(aged.count, 0);
+  assert.equal(aged.meanMs, null);
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 0, inflight: 2 }, 1), 10);
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 1), 10 + (9 * 10) / 4);
   assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
