@@ -2,7 +2,7 @@
 // building and sending it costs the load generator nothing: it builds the request, prints
 // "ready", waits for a line on stdin, sends, prints one JSON line {"answer", "ms"} and exits.
 // Usage: node stall-sender.js KIND HTTP_PORT GRPC_PORT DIM [N]
-//   KIND: nested | flat | json-max | typed-4m | typed-max | slow (N REST + N gRPC slow senders)
+//   KIND: nested | flat (N MB of them, default 16) | json-max | typed-4m | typed-max | slow (N REST + N gRPC slow senders)
 import { createInterface } from 'node:readline';
 import { connect as netConnect } from 'node:net';
 import { connect as h2Connect } from 'node:http2';
@@ -27,19 +27,20 @@ function build(): () => Promise<string> {
   const ser = (grpcClientClass() as unknown as { service: Record<string, { requestSerialize: (r: unknown) => Buffer }> }).service.ModelInfer.requestSerialize;
   const raw = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
   const grpcRaw = (b: Buffer) => () => new Promise<string>((resolve) => raw.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', (x: Buffer) => x, (x: Buffer) => x, b, (e) => resolve(e === null ? 'OK' : `${grpc.status[e.code]} ${e.details.slice(0, 160)}`)));
+  const size = nS !== undefined && Number(nS) > 0 ? Math.min(MB16, Math.round(Number(nS) * 1024 * 1024) - 4096) : MB16;
   if (kind === 'nested') {
-    const b = Buffer.alloc(MB16);
+    const b = Buffer.alloc(size);
     const head = Buffer.from('{"inputs":[{"name":"input","datatype":"FP32","shape":[1,1],"data":');
     head.copy(b);
-    const half = head.length + Math.floor((MB16 - head.length) / 2);
+    const half = head.length + Math.floor((size - head.length) / 2);
     b.fill('[', head.length, half);
     b.fill(']', half);
     return () => httpPost(b);
   }
   if (kind === 'flat') {
-    const b = Buffer.alloc(MB16, '0,');
+    const b = Buffer.alloc(size, '0,');
     Buffer.from('{"inputs":[{"name":"input","datatype":"FP32","shape":[8388000,1],"data":[').copy(b);
-    Buffer.from('0]}]}').copy(b, MB16 - 5);
+    Buffer.from('0]}]}').copy(b, size - 5);
     return () => httpPost(b);
   }
   if (kind === 'json-max') {

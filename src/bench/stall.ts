@@ -187,15 +187,17 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
       attacks.push(r);
       log(`${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`);
     };
-    const kinds: [string, string][] = [
-      ['nested', 'REST: 16 MB of nested JSON arrays'],
-      ['flat', 'REST: 16 MB flat JSON array (8M numbers)'],
+    const kinds: [string, string, number?][] = [
+      ['nested', 'REST: 16 MB of nested JSON arrays (refused from its Content-Length)'],
+      ['nested', 'REST: 2 MB of nested JSON arrays (under the JSON byte limit: the depth scan)', 2],
+      ['flat', 'REST: 16 MB flat JSON array, 8M numbers (refused from its Content-Length)'],
+      ['flat', 'REST: 2 MB flat JSON array, 1M numbers (under the JSON byte limit: the value count)', 2],
       ['json-max', `REST: the largest JSON tensor the frontend takes (64 x ${dim} numbers)`],
       ['typed-4m', 'gRPC: 4M floats in typed contents (16 MB)'],
       ['typed-max', `gRPC: the largest typed contents the frontend takes (${Math.min(64, Math.floor((1 << 18) / dim))} x ${dim} floats)`],
     ];
-    for (const [kind, name] of kinds) {
-      const sender = await startSender(kind, f.http, f.grpc, dim, 0);
+    for (const [kind, name, mb] of kinds) {
+      const sender = await startSender(kind, f.http, f.grpc, dim, mb ?? 0);
       await measure(name, sender.go);
     }
     // slow senders: their memory in the frontend, and how long they are kept

@@ -383,6 +383,19 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
     if (v !== undefined && !model.meta.versions.includes(v)) throw new ServeError('not-found', `model '${model.meta.name}' has no version '${v}' (versions: ${model.meta.versions.join(', ')})`);
   };
   const health = (reply: FastifyReply, ok: boolean) => reply.code(ok ? 200 : 400).send();
+  // The most JSON an infer request can need: every value of the largest batch (at most the JSON value
+  // limit) at 32 bytes, plus 64 KiB for names, shapes and parameters. A larger JSON body is refused from
+  // its Content-Length before it is read (reading and copying 16 MB costs the event loop ~100 ms of CPU).
+  const jsonValues = Math.min(limits.maxJsonElements, modelInputs(model.meta).reduce((s, t) => s + model.meta.maxBatch * prod(t.shape), 0) + 4096);
+  const maxJsonBytes = jsonValues * 32 + 65536;
+  const refuseLargeJson = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const len = Number(req.headers['content-length']);
+    if (req.headers['inference-header-content-length'] === undefined && Number.isFinite(len) && len > maxJsonBytes) {
+      void reply.code(400).header('connection', 'close').send({ error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents` });
+      return;
+    }
+    done();
+  };
   const serverMetadata = async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
   app.get('/v2', serverMetadata);
   app.get('/v2/', serverMetadata);
@@ -423,7 +436,7 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
   for (const base of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
     app.get<ModelParams>(base, metadata);
     app.get<ModelParams>(`${base}/ready`, ready);
-    app.post<ModelParams>(`${base}/infer`, infer);
+    app.post<ModelParams>(`${base}/infer`, { onRequest: refuseLargeJson }, infer);
   }
 }
 

@@ -164,15 +164,20 @@ test('V2 gRPC: a wrong model_version is NOT_FOUND; typed contents with raw_input
 
 test('bounded work: a deeply nested body, a JSON array over the value limit and typed contents over the limit are refused before they are parsed, naming the limit', async () => {
   await withInstance(async (s, g) => {
-    const deep = `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"data":${'['.repeat(200000)}${']'.repeat(200000)}}]}`;
+    const deep = `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"data":${'['.repeat(20000)}${']'.repeat(20000)}}]}`;
     const r1 = await req(s.httpPort, 'POST', '/v2/models/linear/infer', deep);
     assert.equal(r1.status, 400);
     assert.match(errorOf(r1.text), /nested deeper than 32 levels \(the limit/);
-    const flat = body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], data: new Array(300000).fill(0) }] });
+    // the model takes at most 8 x 6 values: the limit is that plus room for the rest of the document
+    const flat = body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], data: new Array(30000).fill(0) }] });
     const r2 = await req(s.httpPort, 'POST', '/v2/models/linear/infer', flat);
     assert.equal(r2.status, 400);
-    // the model takes at most 8 x 6 values: the limit is that plus room for the rest of the document
     assert.match(errorOf(r2.text), /more than 4144 values \(the limit for JSON tensors\): send large tensors as binary data/);
+    // a JSON body larger than those values can need is refused from its Content-Length, unread
+    const huge = body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], data: new Array(300000).fill(0) }] });
+    const r3 = await req(s.httpPort, 'POST', '/v2/models/linear/infer', huge);
+    assert.equal(r3.status, 400);
+    assert.match(errorOf(r3.text), /request JSON of 600\d+ bytes is larger than the 198144 bytes its values can need/);
     const big = await grpcCall(g, 'ModelInfer', { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [50000, D], contents: { fp32_contents: new Array(300000).fill(0) } }] });
     assert.ok(big.error !== null);
     assert.equal(big.error.code, grpc.status.INVALID_ARGUMENT);
