@@ -234,3 +234,17 @@ test('frontend config takes limits and admission settings, and refuses unknown k
   assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, limits: { maxDepth: 3 } }), /limits/);
   assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, admission: { maxPredictedLatencyMs: 0 } }), /admission/);
 });
+
+test('the request timeout bounds receiving a request, not answering it: a call that computes longer than requestTimeoutMs is answered (REST and gRPC)', async () => {
+  const { V2GrpcClient } = await import('../../src/serve/client.js');
+  const s = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: 0, grpcPort: 0, limits: { requestTimeoutMs: 200 }, faults: { latency: { kind: 'const', ms: 600 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 } });
+  const c = new V2GrpcClient(`127.0.0.1:${s.grpcPort}`);
+  try {
+    assert.deepEqual((await c.infer('m', 'input', Float32Array.of(1, 2, 3, 4), [1, 4], 10000)).shape, [1, 4]);
+    const r = await req(s.httpPort, 'POST', '/v2/models/m/infer', body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
+    assert.equal(r.status, 200, r.text);
+  } finally {
+    c.close();
+    await s.close();
+  }
+});
