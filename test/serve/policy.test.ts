@@ -389,3 +389,27 @@ test('service-time window: mean of the last samples, each clipped; predicted lat
   const v = admissionVerdict({ serviceMs: 10, slots: 4, queued: 80, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 });
   assert.ok(v !== null && v.predictedMs > 100 && v.retryAfterMs === 1000);
 });
+
+test('admission control in coded mode: the base pool that answers the originals decides; at 10x the excess is refused and every accepted query is answered within the limit, none with the default', () => {
+  // 2 base instances of 10 ms and 1 parity instance of 10 ms (addition k=2): 200 queries/s
+  const h = setup({ mode: 'coded', sloMs: 1000, decodeDeadlineMs: 50, admission: { maxPredictedLatencyMs: 100, minSamples: 5 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)], parity: (c) => [[scripted(c, [], 10)]] });
+  for (let i = 0; i < 10; i++) {
+    assert.equal(tryAsk(h, i, x1), null);
+    h.clock.advance(20);
+  }
+  h.clock.run();
+  const arrivals = new Map<number, number>();
+  let refused = 0;
+  for (let i = 100; i < 2100; i++) {
+    h.clock.runUntil(h.clock.now() + 0.5);
+    if (tryAsk(h, i, i % 2 === 0 ? x1 : x2) === null) arrivals.set(i, h.clock.now());
+    else refused++;
+  }
+  h.clock.run();
+  assert.ok(refused >= 0.9 * (2000 - 200), `refused ${refused}`);
+  for (const [id, at] of arrivals) {
+    const a = only(h, id);
+    assert.equal(a.r.defaulted, false);
+    assert.ok(a.at - at <= 110, `accepted query ${id} took ${a.at - at} ms`);
+  }
+});
