@@ -231,24 +231,46 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   };
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'serve.json'), JSON.stringify(report, null, 2));
-  const md = [
-    `# coded bench serve`,
-    '',
-    `${spec.queries} queries per mode (after ${spec.warmup} warm-up), Poisson ${rate}/s; model ${model} on ${device}; stragglers: ${result.stragglers}; SLO ${spec.sloMs} ms, decode deadline ${deadline} ms${parityDelay > 0 ? `, parity delay ${parityDelay} ms` : ''}.`,
-    ...(warning !== null ? ['', `**${warning}**`] : []),
-    '',
-    markdownTable(rows),
-    '',
-    `Ratios coded / X (< 1: coded is faster): ${Object.entries(comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
-    `Encode + decode of one ${coding.code} group of 1000-value outputs: ${fmt(coding.encodeUs)} + ${fmt(coding.decodeUs)} = ${fmt(coding.totalUs)} us.`,
-    predicted === null ? '' : `Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(result.frontendOverheadMs)} ms${stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${stragglers.network ? '; network interference is not modelled' : ''}).`,
-    '',
-  ].join('\n');
+  const md = serveMarkdown(report);
   writeFileSync(join(outDir, 'serve.md'), md);
   await plots(result.modes, outDir);
   log(`wrote ${join(outDir, 'serve.json')}, serve.md, latency-cdf.svg/png, latency-percentiles.svg/png`);
   if (values.json) console.log(JSON.stringify(report));
   else console.log(md);
+}
+
+export interface ServeReport {
+  settings: { model: string; device: string; rate: number; queries: number; warmup: number; sloMs: number; decodeDeadlineMs: number; parityDelayMs: number; stragglers: Stragglers };
+  stragglers: string;
+  warning: string | null;
+  coding: { code: string; encodeUs: number; decodeUs: number; totalUs: number };
+  frontendOverheadMs: number;
+  modes: (Parameters<typeof markdownTable>[0][number] & { lateNotDefault?: number; sendLagMs?: { p99: number; max: number } })[];
+  comparisons: Record<string, { p50: number; p99: number; p999: number }>;
+}
+
+/** serve.md: the settings, the table, the ratios and notes, in sentences (no raw JSON keys). */
+export function serveMarkdown(r: ServeReport): string {
+  const st = r.settings;
+  const predicted = r.modes.some((m) => m.predictedMs !== null);
+  const late = r.modes.filter((m) => (m.lateNotDefault ?? 0) > 0);
+  return [
+    `# coded bench serve`,
+    '',
+    `${st.queries} queries per mode (after ${st.warmup} warm-up), Poisson ${st.rate}/s; model ${st.model} on ${st.device}; stragglers: ${r.stragglers}; SLO ${st.sloMs} ms, decode deadline ${st.decodeDeadlineMs} ms${st.parityDelayMs > 0 ? `, parity delay ${st.parityDelayMs} ms` : ''}.`,
+    ...(r.warning !== null ? ['', `**${r.warning}**`] : []),
+    '',
+    markdownTable(r.modes),
+    '',
+    `Ratios coded / X (< 1: coded is faster): ${Object.entries(r.comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
+    `Encode + decode of one ${r.coding.code} group of 1000-value outputs: ${fmt(r.coding.encodeUs)} + ${fmt(r.coding.decodeUs)} = ${fmt(r.coding.totalUs)} us.`,
+    ...(predicted ? [`Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(r.frontendOverheadMs)} ms${st.stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${st.stragglers.network ? '; network interference is not modelled' : ''}).`] : []),
+    // why a latency above the SLO need not be a default: the SLO starts when the frontend reads the query
+    ...(late.length > 0
+      ? [`Latency is measured from each query's intended send time; the frontend counts its SLO from when it reads the query. ${late.map((m) => `${m.mode}: ${m.lateNotDefault} answers came more than ${st.sloMs} ms after their intended send time without being defaults (the load generator sent p99 ${fmt(m.sendLagMs?.p99 ?? 0)} ms, at most ${fmt(m.sendLagMs?.max ?? 0)} ms late)`).join('; ')}: the rest of that time the queries waited before the frontend read them or after it answered (its event loop or the machine saturated), which no SLO timer inside it can see.`]
+      : []),
+    '',
+  ].join('\n');
 }
 
 export function markdownTable(rows: { mode: string; config: string; queries: number; latencyMs: { p50: number; p99: number; p999: number; max: number }; predictedMs: { p50: number; p99: number; p999: number } | null; requestsPerQuery: number; reconstructed: number; answeredByCopy: number; defaults: number; lost: number; duplicates: number; rejected: number }[]): string {

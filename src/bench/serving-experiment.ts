@@ -132,11 +132,26 @@ export interface Stats {
   rejected: number;
   reconstructed: number;
   defaults: number;
+  /** queries scheduled (sent) */
   measured: number;
+  /** the schedules' spans (first to last intended send), ms */
   spanMs: number;
+  /** queries answered (originals, reconstructions, defaults; not refusals or errors) */
+  completed: number;
+  /** from each round's first intended send to its last answer, summed (ms) */
+  activeMs: number;
+  /** the frontend's SLO (ms): answers later than this from their intended send time without being defaults are counted */
+  sloMs: number;
+  /** answers later than sloMs (from the intended send time) that were not defaults: time the frontend never saw (see summarize) */
+  lateNotDefault: number;
+  /** how late the load generator sent each query (actual - intended, ms) */
+  sendLagMs: number[];
 }
 
-export const newStats = (): Stats => ({ h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0 });
+export const newStats = (sloMs = Infinity): Stats => ({
+  h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }),
+  errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0, completed: 0, activeMs: 0, sloMs, lateNotDefault: 0, sendLagMs: [],
+});
 
 export interface ModeResult {
   mode: ServingModeName;
@@ -156,7 +171,14 @@ export interface ModeResult {
   copies: number;
   /** requests handed to instances per query (1: no redundancy) */
   requestsPerQuery: number;
+  /** queries answered per second (refusals and errors excluded), from the first intended send to the last answer of each round */
   achievedRate: number;
+  /** queries sent per second (the schedule's rate) */
+  offeredRate: number;
+  /** answers later than the SLO from their intended send time that were not defaults (the frontend counts the SLO from when it reads a query) */
+  lateNotDefault: number;
+  /** how late the load generator sent queries: p99 and max (ms) */
+  sendLagMs: { p99: number; max: number };
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   cdf: { latencyMs: number; percentile: number }[];
 }
@@ -189,14 +211,20 @@ export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: strin
   const start = performance.now() + 20;
   let finish: () => void = () => {};
   const all = new Promise<void>((r) => (finish = r));
+  let lastAnswer = start;
   const send = (i: number) => {
     const intended = start + schedule[i];
+    st?.sendLagMs.push(performance.now() - intended);
     all_[i % all_.length].infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
       (r) => {
         if (st === null) return;
-        st.h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        const ms = performance.now() - intended;
+        lastAnswer = performance.now();
+        st.h.recordValue(Math.max(1, Math.round(ms * 1000)));
+        st.completed++;
         if (r.parameters.reconstructed === true) st.reconstructed++;
         if (r.parameters.default === true) st.defaults++;
+        else if (ms > st.sloMs) st.lateNotDefault++;
         onResult?.(i, r);
       },
       (e: { code?: number }) => {
@@ -222,15 +250,31 @@ export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: strin
   if (st !== null) {
     st.measured += n;
     st.spanMs += schedule[n - 1];
+    st.activeMs += lastAnswer - start;
   }
 }
 
+/**
+ * Percentiles, CDF and rates of a mode's measured queries. HDR histograms report a percentile
+ * as the highest value equivalent to its bucket, which can exceed the largest value recorded:
+ * every percentile is capped at the maximum (a p99.9 above the max is never printed).
+ * achievedRate counts answered queries only, over the time from the first intended send to the
+ * last answer; offeredRate is the schedule's.
+ */
 export function summarize(st: Stats) {
   const h = st.h;
-  const p = (q: number) => h.getValueAtPercentile(q) / 1000;
+  const max = h.maxValue / 1000;
+  const p = (q: number) => Math.min(h.getValueAtPercentile(q) / 1000, max);
+  const lags = [...st.sendLagMs].sort((a, b) => a - b);
   const cdf: { latencyMs: number; percentile: number }[] = [];
   for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100]) cdf.push({ percentile: q, latencyMs: p(q) });
-  return { latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max: h.maxValue / 1000, mean: h.mean / 1000 }, cdf, achievedRate: st.measured / (st.spanMs / 1000) };
+  return {
+    latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max, mean: h.mean / 1000 }, cdf,
+    achievedRate: st.activeMs > 0 ? st.completed / (st.activeMs / 1000) : 0,
+    offeredRate: st.spanMs > 0 ? st.measured / (st.spanMs / 1000) : 0,
+    lateNotDefault: st.lateNotDefault,
+    sendLagMs: { p99: lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(0.99 * lags.length) - 1)], max: lags.length === 0 ? 0 : lags[lags.length - 1] },
+  };
 }
 
 export function fmt(x: number): string {
@@ -409,7 +453,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         writeFileSync(path, JSON.stringify(c));
         return startFrontendProcess(path);
       }));
-      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats() });
+      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats(x.sloMs) });
     }
     const timeout = x.sloMs * 4;
     const warmInput = (i: number) => x.input(x.queries + i);
@@ -489,7 +533,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       modes.push({
         mode: f.mode, config: f.desc, instances: f.instances, queries: st.measured, errors: st.errors, rejected: st.rejected, reconstructed: st.reconstructed, defaults: st.defaults,
         answeredByCopy: d.byCopy, lost: st.errors, duplicates: d.queries - (st.measured - st.rejected), copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
-        achievedRate: sm.achievedRate, latencyMs: sm.latencyMs, cdf: sm.cdf,
+        achievedRate: sm.achievedRate, offeredRate: sm.offeredRate, lateNotDefault: sm.lateNotDefault, sendLagMs: sm.sendLagMs, latencyMs: sm.latencyMs, cdf: sm.cdf,
       });
       const l = sm.latencyMs;
       log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);

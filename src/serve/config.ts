@@ -74,10 +74,35 @@ export const FrontendConfigSchema = Type.Object(
     maxPendingQueries: Type.Optional(Type.Integer({ minimum: 1 })),
     /** tasks waiting in one pool's queue; beyond it new queries are refused */
     maxPoolQueue: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** admission control: a query whose latency, predicted from the instances' measured service times and the
+     * requests queued and running, exceeds maxPredictedLatencyMs (default sloMs / 2) is refused at once with
+     * 429 / RESOURCE_EXHAUSTED and a Retry-After, instead of being accepted and answered with the default at the
+     * SLO. minSamples (default 20): requests a pool must have served before its predictions count. */
+    admission: Type.Optional(
+      Type.Object(
+        { enabled: Type.Optional(Type.Boolean()), maxPredictedLatencyMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })), minSamples: Type.Optional(Type.Integer({ minimum: 0 })) },
+        { additionalProperties: false },
+      ),
+    ),
     /** attempts per task when an instance fails (>= 1) */
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 5 })),
     maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+    /** bounds on one request's work (defaults in src/serve/v2.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
+     * values, the time to receive a whole request, HTTP idle and keep-alive timeouts (ms) */
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxJsonDepth: Type.Optional(Type.Integer({ minimum: 4, maximum: 1024 })),
+          maxJsonElements: Type.Optional(Type.Integer({ minimum: 1 })),
+          maxTypedElements: Type.Optional(Type.Integer({ minimum: 1 })),
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          keepAliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     health: Type.Optional(
       Type.Object(
         { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })), failures: Type.Optional(Type.Integer({ minimum: 1 })) },

@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { Registry, Histogram, Counter, Gauge } from 'prom-client';
+import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import '../codes/index.js';
 import { codeFromConfig, loadCode } from '../codes/registry.js';
 import type { Code, CodeConfig } from '../codes/code.js';
@@ -21,8 +21,9 @@ import { systemClock, type Clock } from './clock.js';
 import type { InstanceClient } from './instance-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
+import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
 import {
-  ServeError, badRequest, httpStatusOf, mountV2Rest, startV2Grpc, stopGrpc,
+  ServeError, badRequest, sendError, mountV2Rest, v2FastifyOptions, checkJsonBounds, firstNonFinite, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc,
   type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
 } from './v2.js';
 
@@ -56,6 +57,10 @@ export class Frontend implements V2Model {
   private defaultOutput: Float32Array | null = null;
   /** resolves dns:/// instance entries, before start and every discovery.intervalMs */
   readonly discovery: Discovery;
+  /** bounds on one request's work */
+  readonly limits: V2Limits;
+  /** admission control's settings (null: off) */
+  readonly admission: AdmissionOptions | null;
 
   readonly registry = new Registry();
   private readonly mLatency: Histogram<'mode' | 'outcome'>;
@@ -89,12 +94,16 @@ export class Frontend implements V2Model {
     // replication: first copy wins, no waiting for the original
     // (replication ignores it: the policy answers with the first copy)
     this.decodeDeadlineMs = c.decodeDeadlineMs ?? this.sloMs * 0.02;
+    this.limits = { ...DEFAULT_LIMITS, ...c.limits };
+    this.admission = c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? this.sloMs / 2, minSamples: c.admission?.minSamples ?? 20 };
 
     const reg = this.registry;
+    // process metrics, among them nodejs_eventloop_lag_max_seconds (since the last scrape): how long the event loop was held
+    collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 5 });
     const buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
     this.mLatency = new Histogram({ name: 'coded_query_latency_seconds', help: 'query latency from arrival to answer', labelNames: ['mode', 'outcome'], buckets, registers: [reg] });
     this.mOutcomes = new Counter({ name: 'coded_queries_total', help: 'answered queries by outcome (original, reconstructed, default, error)', labelNames: ['mode', 'outcome', 'code'], registers: [reg] });
-    this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused (overload) or invalid', labelNames: ['mode', 'reason'], registers: [reg] });
+    this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused with 429 / RESOURCE_EXHAUSTED, by reason: latency (admission control: predicted latency over the limit), pending (maxPendingQueries), queue (maxPoolQueue)', labelNames: ['mode', 'reason'], registers: [reg] });
     this.mEncode = new Histogram({ name: 'coded_encode_seconds', help: 'time to encode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
     this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
@@ -120,6 +129,15 @@ export class Frontend implements V2Model {
       intervalMs: c.discovery?.intervalMs ?? 5000, ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
       ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}),
       clock: o.clock ?? systemClock, log: this.log, events: poolInstanceMetrics(reg, () => self.pools),
+    });
+    new Gauge({
+      name: 'coded_predicted_latency_seconds', help: 'admission control: predicted latency of one new request per pool (measured mean service time, requests queued and running); NaN before any request was measured', labelNames: ['pool'], registers: [reg],
+      collect() {
+        for (const [k, p] of self.pools) {
+          const l = p.load();
+          this.set({ pool: k }, l === null ? NaN : predictedLatencyMs(l, 1) / 1000);
+        }
+      },
     });
     new Gauge({ name: 'coded_pending_queries', help: 'accepted queries not yet answered', registers: [reg], collect() { this.set(self.pendingQueries); } });
   }
@@ -150,6 +168,7 @@ export class Frontend implements V2Model {
       ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
       onRequest: (pool) => this.mRequests.inc({ pool }),
+      ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs, serviceMaxAgeMs: 5000 } : {}),
     });
     this.discovery.watch(pool, p.instances);
     return pool;
@@ -213,7 +232,7 @@ export class Frontend implements V2Model {
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
       sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, singletonGroups: c.singletonGroups ?? 'pad',
+      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, singletonGroups: c.singletonGroups ?? 'pad', admission: this.admission,
       events: {
         answered: (outcome, ms, hedged) => {
           if (hedged) this.mByCopy.inc({ mode });
@@ -240,14 +259,14 @@ export class Frontend implements V2Model {
     const host = c.host ?? '127.0.0.1';
     const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
     if (c.httpPort !== undefined) {
-      const app = Fastify({ logger: false, bodyLimit: limit, keepAliveTimeout: 60_000 });
-      mountV2Rest(app, this, limit);
+      const app = Fastify(v2FastifyOptions(limit, this.limits));
+      mountV2Rest(app, this, limit, this.limits);
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {
           return await this.clipperPredict(req.params.app, req.body);
         } catch (e) {
-          return reply.code(httpStatusOf(e)).send({ error: (e as Error).message });
+          return sendError(reply, e);
         }
       });
       await app.listen({ host, port: c.httpPort });
@@ -256,7 +275,7 @@ export class Frontend implements V2Model {
       this.http = app;
     }
     if (c.grpcPort !== undefined) {
-      const g = await startV2Grpc(this, host, c.grpcPort, limit);
+      const g = await startV2Grpc(this, host, c.grpcPort, limit, this.limits);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }
@@ -304,6 +323,8 @@ export class Frontend implements V2Model {
     const want = this.o.config.app ?? this.o.config.name;
     if (app !== want) throw new ServeError('not-found', `unknown application '${app}' (this frontend serves '${want}')`);
     if (!Buffer.isBuffer(body)) throw badRequest('request body is empty');
+    const per0 = this.inputSize();
+    checkJsonBounds(body, 0, body.length, this.limits.maxJsonDepth, Math.min(this.limits.maxJsonElements, this.meta.maxBatch * per0 + 64));
     let doc: { input?: unknown; input_batch?: unknown };
     try {
       doc = JSON.parse(body.toString('utf8'));
@@ -315,7 +336,10 @@ export class Frontend implements V2Model {
     const toSample = (v: unknown): Float32Array => {
       if (!Array.isArray(v) || !v.every((n) => typeof n === 'number')) throw badRequest('each input must be a flat array of numbers');
       if (v.length !== per) throw badRequest(`each input needs ${per} numbers (shape [${this.meta.input.shape.join(', ')}]), got ${v.length}`);
-      return Float32Array.from(v as number[]);
+      const x = Float32Array.from(v as number[]);
+      const bad = firstNonFinite(x);
+      if (bad >= 0) throw badRequest(`input holds ${x[bad]} at index ${bad}: inputs must be finite FP32 numbers`);
+      return x;
     };
     const batched = doc.input_batch !== undefined;
     const raw = batched ? doc.input_batch : doc.input;

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { FaultInjector, NO_FAULTS, type FaultSpec } from './faults.js';
 import type { ServedModel } from './served-model.js';
-import { ServeError, mountV2Rest, startV2Grpc, stopGrpc, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2.js';
+import { ServeError, mountV2Rest, v2FastifyOptions, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2.js';
 
 export interface InstanceOptions {
   model: ServedModel;
@@ -23,6 +23,8 @@ export interface InstanceOptions {
   maxBatch?: number;
   /** largest request body / gRPC message in bytes (default 16 MiB) */
   maxBodyBytes?: number;
+  /** bounds on one request's work (default DEFAULT_LIMITS from ./v2.ts) */
+  limits?: Partial<V2Limits>;
   logger?: Logger;
   /** what crash-after-N does (default: exit the process at once with status 3) */
   onCrash?: () => void;
@@ -73,17 +75,18 @@ export class InstanceServer implements V2Model {
     const o = this.opts;
     const host = o.host ?? '127.0.0.1';
     const limit = o.maxBodyBytes ?? 16 * 1024 * 1024;
+    const limits: V2Limits = { ...DEFAULT_LIMITS, ...o.limits };
     await o.model.load(o.device ?? 'cpu', o.threads ?? 1);
     if (o.httpPort !== null) {
-      const app = Fastify({ logger: false, bodyLimit: limit, keepAliveTimeout: 60_000 });
-      mountV2Rest(app, this, limit);
+      const app = Fastify(v2FastifyOptions(limit, limits));
+      mountV2Rest(app, this, limit, limits);
       await app.listen({ host, port: o.httpPort ?? 0 });
       const addr = app.server.address();
       this.httpPort = typeof addr === 'object' && addr !== null ? addr.port : -1;
       this.http = app;
     }
     if (o.grpcPort !== null) {
-      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, limit);
+      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, limit, limits);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }

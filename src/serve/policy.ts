@@ -36,6 +36,7 @@ import type { Clock, Timer } from './clock.js';
 import type { GroupCodec } from './group-codec.js';
 import type { Pool, Task } from './pool.js';
 import { ServeError } from './v2.js';
+import { admissionVerdict, type AdmissionOptions } from './admission.js';
 
 /** copies per query that hedging and the fallback may send, by default (see PolicyOptions.copyBudget) */
 export const DEFAULT_COPY_BUDGET = 0.1;
@@ -55,7 +56,7 @@ export interface QueryResult {
 export interface PolicyEvents {
   answered?(outcome: Outcome, latencyMs: number, hedged: boolean): void;
   failed?(latencyMs: number): void;
-  rejected?(reason: 'pending' | 'queue', n: number): void;
+  rejected?(reason: 'pending' | 'queue' | 'latency', n: number): void;
   encoded?(seconds: number): void;
   decoded?(seconds: number): void;
   paritySkipped?(): void;
@@ -103,6 +104,8 @@ export interface PolicyOptions {
    * most groups close alone and 'pad' costs up to k + r requests per query.
    */
   singletonGroups?: 'pad' | 'copy';
+  /** admission control: refuse queries whose predicted latency would miss the budget (omitted / null: admit up to the bounds) */
+  admission?: AdmissionOptions | null;
   events?: PolicyEvents;
 }
 
@@ -204,7 +207,7 @@ export class ServingPolicy {
     if (this.live.size + n > this.o.maxPendingQueries) {
       this.counts.rejected += n;
       this.ev.rejected?.('pending', n);
-      throw new ServeError('overloaded', `overloaded: ${this.live.size} queries pending (limit ${this.o.maxPendingQueries}); retry later`);
+      throw new ServeError('overloaded', `overloaded: ${this.live.size} queries pending (limit ${this.o.maxPendingQueries}); retry later`, 1000);
     }
     const c = this.o.codec;
     const tasksPerQuery = c === null ? 1 : Math.ceil(c.n / c.k) + 1;
@@ -212,9 +215,10 @@ export class ServingPolicy {
       if (!p.hasRoom(n * tasksPerQuery)) {
         this.counts.rejected += n;
         this.ev.rejected?.('queue', n);
-        throw new ServeError('overloaded', `overloaded: pool ${p.o.name} queue is full; retry later`);
+        throw new ServeError('overloaded', `overloaded: pool ${p.o.name} queue is full; retry later`, 1000);
       }
     }
+    this.admit(n);
     const now = this.o.clock.now();
     if (this.copyBurst !== Infinity) this.copyTokens = Math.min(this.copyBurst, this.copyTokens + n * this.copyBudget);
     samples.forEach((data, i) => {
@@ -245,6 +249,40 @@ export class ServingPolicy {
       if (c === null) this.dispatchUncoded(q);
       else this.enqueueCoded(q);
     });
+  }
+
+  /**
+   * Admission control: the pools whose answers the queries need (the base pool; every pool of a
+   * non-systematic code) predict, from their measured service times and the work queued and
+   * running, when the last of the n new queries' requests would finish; beyond the budget the
+   * request is refused now rather than answered with a default at the SLO.
+   */
+  private admit(n: number): void {
+    const a = this.o.admission;
+    if (a === undefined || a === null) return;
+    const c = this.o.codec;
+    // requests each pool gets for the n queries (at least; padding and copies come later, if at all)
+    const perPool = new Map<string, number>();
+    if (c === null) perPool.set('base', n);
+    else if (this.o.mode === 'replication') perPool.set('base', 2 * n);
+    else if (c.systematic) perPool.set('base', n);
+    else for (const k of c.pools) perPool.set(k, (perPool.get(k) ?? 0) + n / c.k);
+    for (const [key, per] of perPool) {
+      const pool = this.o.pools.get(key)!;
+      const load = pool.load();
+      if (load === null) continue;
+      const extra = Math.ceil(per);
+      const v = admissionVerdict(load, pool.serviceTimes.count, extra, a);
+      if (v === null) continue;
+      this.counts.rejected += n;
+      this.ev.rejected?.('latency', n);
+      const s = Math.ceil(v.retryAfterMs / 1000);
+      throw new ServeError(
+        'overloaded',
+        `overloaded: predicted latency ${Math.round(v.predictedMs)} ms (pool ${pool.o.name}: ${load.queued} requests queued and ${load.inflight} running on ${load.slots} instance slots, ${load.serviceMs.toFixed(1)} ms each) exceeds the admission limit of ${Math.round(a.maxPredictedLatencyMs)} ms (admission.maxPredictedLatencyMs); retry after ${s} s`,
+        v.retryAfterMs,
+      );
+    }
   }
 
   private miss(q: Query): void {

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { ServeError } from './v2.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
+import { ServiceTimeWindow, type LoadSnapshot } from './admission.js';
 
 const defaultConnect = grpcInstanceClient;
 
@@ -64,6 +65,10 @@ export interface PoolOptions {
   clock?: Clock;
   /** called whenever a request goes out to an instance (metrics: the work redundancy costs) */
   onRequest?: (pool: string) => void;
+  /** service times above this (ms) count as this much in the measured mean (default: no clip) */
+  serviceClipMs?: number;
+  /** service times older than this (ms) no longer count (default: never too old) */
+  serviceMaxAgeMs?: number;
 }
 
 class Deque<T> {
@@ -131,10 +136,22 @@ export class Pool {
   /** tasks whose request failed on a removed (draining) instance and were queued again */
   requeuedFromRemoved = 0;
 
+  /** service times of the pool's recent successful requests (send to answer, ms): admission control predicts from them */
+  readonly serviceTimes: ServiceTimeWindow;
+
   constructor(readonly o: PoolOptions) {
     this.clock = o.clock ?? systemClock;
     this.connect = o.connect ?? defaultConnect;
     this.instances = o.addresses.map((a) => new InstanceConn(a, this.connect(a)));
+    this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity, o.serviceMaxAgeMs ?? Infinity);
+  }
+
+  /** What admission control needs to predict a new request's latency; null before any request was measured. */
+  load(): LoadSnapshot | null {
+    this.serviceTimes.expire(this.clock.now());
+    const serviceMs = this.serviceTimes.meanMs;
+    if (serviceMs === null) return null;
+    return { serviceMs, slots: this.healthyCount * this.o.concurrency, queued: this.queued, inflight: this.inflight };
   }
 
   /** Addresses of the instances taking work. */
@@ -322,6 +339,7 @@ export class Pool {
     t.attempts++;
     t.ranOn = conn.address;
     t.startedAt = this.clock.now();
+    const started = t.startedAt;
     const timeout = Math.max(1, t.expiresAt - this.clock.now());
     conn.client.infer(
       { model: this.o.model, inputName: this.o.inputName, data: t.data, shape: [1, ...t.shape], side: t.side?.map((s) => ({ ...s, shape: [1, ...s.shape] })), timeoutMs: timeout },
@@ -329,6 +347,7 @@ export class Pool {
         conn.inflight--;
         conn.served++;
         if (conn.draining) this.drained(conn);
+        this.serviceTimes.record(this.clock.now() - started, this.clock.now());
         t.done(out);
         this.pump();
       },

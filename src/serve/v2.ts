@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -19,13 +20,97 @@ export const EXTENSIONS = ['binary_tensor_data'];
 export type ServeErrorKind = 'invalid' | 'not-found' | 'overloaded' | 'unavailable' | 'deadline' | 'internal';
 
 export class ServeError extends Error {
-  constructor(readonly kind: ServeErrorKind, message: string) {
+  /** overloaded: when the client may try again (ms; sent as Retry-After / grpc-retry-pushback-ms) */
+  constructor(readonly kind: ServeErrorKind, message: string, readonly retryAfterMs?: number) {
     super(message);
     this.name = 'ServeError';
   }
 }
 
 export const badRequest = (m: string) => new ServeError('invalid', m);
+
+// ---------------------------------------------------------------------------
+// bounds on what one request may cost (issue 15): no single request may hold the event loop
+// long enough to delay other queries, nor hold a connection and its buffers forever
+
+export interface V2Limits {
+  /** deepest JSON nesting a REST body may have (objects and arrays) */
+  maxJsonDepth: number;
+  /** most values (array elements) a JSON body may hold; larger tensors go as binary data / raw contents */
+  maxJsonElements: number;
+  /** most values a gRPC request may carry in typed contents (fp32_contents, ...); larger tensors go as raw_input_contents */
+  maxTypedElements: number;
+  /** a request must have arrived whole (headers and body, or a gRPC message) within this (ms) */
+  requestTimeoutMs: number;
+  /** an HTTP connection with no traffic for this long is closed (ms) */
+  idleTimeoutMs: number;
+  /** an idle HTTP keep-alive connection is closed after this (ms) */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: V2Limits = {
+  maxJsonDepth: 32,
+  maxJsonElements: 1 << 18,
+  maxTypedElements: 1 << 18,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
+};
+
+/** Fastify options for a V2 REST server: the body limit and the timeouts that cut off slow senders. */
+export function v2FastifyOptions(bodyLimit: number, limits: V2Limits = DEFAULT_LIMITS) {
+  return {
+    logger: false,
+    bodyLimit,
+    // time to receive a whole request, headers included (Node checks it every connectionsCheckingInterval)
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.requestTimeoutMs / 4)), headersTimeout: limits.requestTimeoutMs },
+  } as const;
+}
+
+/**
+ * One pass over a JSON text (bytes [start, end)) that refuses, before JSON.parse builds
+ * anything, nesting deeper than maxDepth and more than maxElements array elements (commas
+ * outside strings, plus one per non-empty array: an upper bound on the numbers it can hold).
+ */
+export function checkJsonBounds(b: Buffer, start: number, end: number, maxDepth: number, maxElements: number): void {
+  let depth = 0;
+  let elements = 0;
+  let inString = false;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw badRequest(`request JSON is nested deeper than ${maxDepth} levels (the limit; a tensor needs one level per dimension at most)`);
+      if (c === 0x5b) elements++;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c && ++elements > maxElements) {
+      throw badRequest(`request JSON holds more than ${maxElements} values (the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`);
+    }
+  }
+}
+
+/** Index of the first NaN or infinite value, or -1. */
+export function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    // v - v is NaN exactly for NaN and +-Infinity
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+function checkFinite(name: string, data: Float32Array): void {
+  const i = firstNonFinite(data);
+  if (i >= 0) throw badRequest(`input '${name}' holds ${data[i]} at flat index ${i}: inputs must be finite FP32 numbers (JSON numbers beyond +-3.4e38 overflow FP32)`);
+}
 
 const HTTP_STATUS: Record<ServeErrorKind, number> = { invalid: 400, 'not-found': 404, overloaded: 429, unavailable: 503, deadline: 504, internal: 500 };
 const GRPC_STATUS: Record<ServeErrorKind, grpc.status> = {
@@ -122,6 +207,7 @@ export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: s
     order.push(i);
     const t = inputs[i];
     if (t.datatype !== 'FP32') throw badRequest(`input '${t.name}' must have datatype FP32, got '${t.datatype}'`);
+    if (t.shape.length === w.shape.length + 1 && t.shape[0] === 0) throw badRequest(`input '${t.name}' has batch 0 (shape [${t.shape.join(', ')}]): send at least one sample, shape [1, ${w.shape.join(', ')}] or more`);
     const want = [-1, ...w.shape];
     const shapeOk = t.shape.length === want.length && t.shape.every((d, j) => Number.isInteger(d) && (j === 0 ? d >= 1 : d === want[j]));
     if (!shapeOk) throw badRequest(`input '${t.name}' must have shape [batch, ${w.shape.join(', ')}], got [${t.shape.join(', ')}]`);
@@ -144,20 +230,30 @@ interface RestInput {
   parameters?: Record<string, unknown>;
 }
 
-function flattenNumbers(v: unknown, out: number[], depth = 0): void {
+/** The numbers of a JSON tensor's "data": flat, or nested as deep as its shape (at most maxDepth levels). */
+function flattenNumbers(name: string, v: unknown, out: number[], maxDepth: number, depth = 0): void {
   if (typeof v === 'number') out.push(v);
-  else if (Array.isArray(v) && depth < 16) for (const x of v) flattenNumbers(x, out, depth + 1);
-  else throw badRequest(`tensor data must be (nested arrays of) numbers, found ${v === null ? 'null' : typeof v}`);
+  else if (Array.isArray(v)) {
+    if (depth >= maxDepth) throw badRequest(`input '${name}': "data" is nested ${depth + 1} levels deep, more than its shape has dimensions (${maxDepth}); give it flat (row-major) or nested as the shape`);
+    for (const x of v) flattenNumbers(name, x, out, maxDepth, depth + 1);
+  } else {
+    const what = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+    throw badRequest(`input '${name}': "data" must hold numbers (flat, or nested arrays as the shape), found ${what}`);
+  }
 }
 
 /** Parse a REST infer body; `headerLength` is the Inference-Header-Content-Length header when binary data follow the JSON. */
-export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: string | undefined): { req: InferRequest; binaryOutput: boolean } {
+export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: string | undefined, limits: V2Limits = DEFAULT_LIMITS): { req: InferRequest; binaryOutput: boolean } {
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
-    const n = Number(headerLength);
-    if (!Number.isInteger(n) || n < 0 || n > body.length) throw badRequest(`Inference-Header-Content-Length '${headerLength}' is not an integer between 0 and the body length ${body.length}`);
+    // a decimal byte count (Number() would also take '0x6a', '1e2', ' 12 ')
+    const n = /^[0-9]{1,15}$/.test(headerLength) ? Number(headerLength) : NaN;
+    if (!Number.isInteger(n) || n > body.length) throw badRequest(`Inference-Header-Content-Length '${headerLength}' is not a decimal integer between 0 and the body length ${body.length}`);
     jsonEnd = n;
   }
+  // the JSON may hold at most what the largest batch of every input needs (plus room for shapes and names)
+  const modelValues = modelInputs(meta).reduce((s, t) => s + meta.maxBatch * prod(t.shape), 0);
+  checkJsonBounds(body, 0, jsonEnd, limits.maxJsonDepth, Math.min(limits.maxJsonElements, modelValues + 4096));
   let doc: unknown;
   try {
     doc = JSON.parse(body.subarray(0, jsonEnd).toString('utf8'));
@@ -167,6 +263,9 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw badRequest('request body must be a JSON object with "inputs"');
   const d = doc as { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: Record<string, unknown> };
   if (!Array.isArray(d.inputs)) throw badRequest('request needs an "inputs" array');
+  if (d.id !== undefined && typeof d.id !== 'string') throw badRequest(`"id" must be a string (the V2 protocol's $string), got ${JSON.stringify(d.id)}: send "id": "${String(d.id)}"`);
+  if (d.outputs !== undefined && !Array.isArray(d.outputs)) throw badRequest(`"outputs" must be an array of requested outputs like [{"name": "${meta.output.name}"}], got ${JSON.stringify(d.outputs)}`);
+  if (d.parameters !== undefined && (typeof d.parameters !== 'object' || d.parameters === null || Array.isArray(d.parameters))) throw badRequest('"parameters" must be a JSON object');
   let offset = jsonEnd;
   const parsed: { name: string; datatype: string; shape: number[]; data: Float32Array }[] = [];
   for (const raw of d.inputs as RestInput[]) {
@@ -177,6 +276,7 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
     const shape = raw.shape as number[];
     const bin = raw.parameters?.binary_data_size;
     let data: Float32Array;
+    if (bin !== undefined && raw.data !== undefined) throw badRequest(`input '${raw.name}' has both "data" and a binary_data_size parameter: give its values one way (the binary tensor data extension forbids both)`);
     if (bin !== undefined) {
       if (typeof bin !== 'number' || !Number.isInteger(bin) || bin < 0) throw badRequest(`input '${raw.name}': binary_data_size must be a non-negative integer`);
       if (offset + bin > body.length) throw badRequest(`input '${raw.name}': binary_data_size ${bin} runs past the end of the body (${body.length - offset} bytes left)`);
@@ -188,9 +288,10 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
     } else {
       if (raw.data === undefined) throw badRequest(`input '${raw.name}' has neither "data" nor a binary_data_size parameter`);
       const nums: number[] = [];
-      flattenNumbers(raw.data, nums);
+      flattenNumbers(raw.name, raw.data, nums, Math.max(1, shape.length));
       data = Float32Array.from(nums);
     }
+    checkFinite(raw.name, data);
     parsed.push({ name: raw.name, datatype: raw.datatype, shape, data });
   }
   if (offset !== body.length) throw badRequest(`${body.length - offset} bytes after the JSON header and binary inputs are not claimed by any binary_data_size`);
@@ -198,17 +299,25 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
   let binaryOutput = d.parameters?.binary_data_output === true;
   if (Array.isArray(d.outputs)) {
     for (const o of d.outputs as { name?: unknown; parameters?: Record<string, unknown> }[]) {
-      if (typeof o !== 'object' || o === null || o.name !== meta.output.name) throw badRequest(`unknown requested output '${String((o as { name?: unknown })?.name)}': model '${meta.name}' returns '${meta.output.name}'`);
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) throw badRequest(`each requested output must be an object like {"name": "${meta.output.name}"}, got ${JSON.stringify(o)}`);
+      if (o.name !== meta.output.name) throw badRequest(`unknown requested output '${String(o.name)}': model '${meta.name}' returns '${meta.output.name}'`);
       if (o.parameters?.binary_data === true) binaryOutput = true;
       if (o.parameters?.binary_data === false) binaryOutput = false;
     }
   }
-  const id = typeof d.id === 'string' ? d.id : '';
+  const id = d.id ?? '';
   return { req: { id, inputs: order.map((i) => parsed[i]).map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, binaryOutput };
 }
 
 /** Build a REST infer response body (JSON, or JSON header + binary outputs). */
 export function buildRestResponse(meta: ModelMeta, res: InferResponse, binary: boolean): { body: Buffer | string; headerLength?: number } {
+  if (!binary) {
+    for (const o of res.outputs) {
+      const i = firstNonFinite(o.data);
+      // JSON has no NaN / Infinity (JSON.stringify would write null): refuse rather than answer something that is not a tensor
+      if (i >= 0) throw new ServeError('internal', `output '${o.name}' holds ${o.data[i]} at flat index ${i}, which JSON cannot carry; request binary output ("parameters": {"binary_data_output": true}) to receive it`);
+    }
+  }
   const outputs = res.outputs.map((o) =>
     binary
       ? { name: o.name, datatype: 'FP32', shape: o.shape, parameters: { binary_data_size: o.data.byteLength } }
@@ -231,16 +340,34 @@ function metadataJson(meta: ModelMeta) {
   };
 }
 
-function sendError(reply: FastifyReply, e: unknown): FastifyReply {
+export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
+  // Retry-After is in whole seconds (RFC 9110 10.2.3)
+  if (e instanceof ServeError && e.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
   return reply.code(httpStatusOf(e)).send({ error: (e as Error).message });
 }
 
+/** A gRPC error status; overload refusals carry grpc-retry-pushback-ms (gRFC A6) in the trailers. */
+export function grpcError(e: unknown): Partial<grpc.StatusObject> {
+  const out: Partial<grpc.StatusObject> = { code: grpcStatusOf(e), details: (e as Error).message };
+  if (e instanceof ServeError && e.retryAfterMs !== undefined) {
+    const md = new grpc.Metadata();
+    md.set('grpc-retry-pushback-ms', String(Math.round(e.retryAfterMs)));
+    out.metadata = md;
+  }
+  return out;
+}
+
 /**
- * Mount the V2 REST routes on a fastify instance. Bodies are taken as raw buffers (so the
- * binary extension and malformed JSON are handled here, with 400s); oversize bodies are
- * answered 400 as well.
+ * Mount the V2 REST routes on a fastify instance (KServe's Open Inference Protocol REST API,
+ * https://kserve.github.io/website/docs/concepts/architecture/data-plane/v2-protocol, and
+ * Triton's binary tensor data extension). Bodies are taken as raw buffers (so the binary
+ * extension and malformed JSON are handled here, with 400s); oversize bodies are answered 400
+ * as well. Health endpoints answer with the status code only and an empty body: 200 for
+ * true, 400 for false (the spec: "a 200 status code indicates true and a 4xx status code
+ * indicates false ... the body should be empty"; Triton answers 400). Every model route also
+ * exists as /v2/models/{m}/versions/{v}/...; a version the model does not have is a 404.
  */
-export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: number): void {
+export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: number, limits: V2Limits = DEFAULT_LIMITS): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
@@ -249,34 +376,53 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
-  const checkModel = (req: FastifyRequest<{ Params: { model: string } }>) => {
+  type ModelParams = { Params: { model: string; version?: string } };
+  const checkModel = (req: FastifyRequest<ModelParams>) => {
     if (req.params.model !== model.meta.name) throw new ServeError('not-found', `unknown model '${req.params.model}' (this server serves '${model.meta.name}')`);
+    const v = req.params.version;
+    if (v !== undefined && !model.meta.versions.includes(v)) throw new ServeError('not-found', `model '${model.meta.name}' has no version '${v}' (versions: ${model.meta.versions.join(', ')})`);
   };
-  app.get('/v2', async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS }));
-  app.get('/v2/health/live', async (_req, reply) => reply.code(model.live() ? 200 : 503).send({ live: model.live() }));
-  app.get('/v2/health/ready', async (_req, reply) => reply.code(model.ready() ? 200 : 503).send({ ready: model.ready() }));
-  app.get<{ Params: { model: string } }>('/v2/models/:model', async (req, reply) => {
+  const health = (reply: FastifyReply, ok: boolean) => reply.code(ok ? 200 : 400).send();
+  // The most JSON an infer request can need: every value of the largest batch (at most the JSON value
+  // limit) at 32 bytes, plus 64 KiB for names, shapes and parameters. A larger JSON body is refused from
+  // its Content-Length before it is read (reading and copying 16 MB costs the event loop ~100 ms of CPU).
+  const jsonValues = Math.min(limits.maxJsonElements, modelInputs(model.meta).reduce((s, t) => s + model.meta.maxBatch * prod(t.shape), 0) + 4096);
+  const maxJsonBytes = jsonValues * 32 + 65536;
+  const refuseLargeJson = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const len = Number(req.headers['content-length']);
+    if (req.headers['inference-header-content-length'] === undefined && Number.isFinite(len) && len > maxJsonBytes) {
+      void reply.code(400).header('connection', 'close').send({ error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents` });
+      return;
+    }
+    done();
+  };
+  const serverMetadata = async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
+  app.get('/v2', serverMetadata);
+  app.get('/v2/', serverMetadata);
+  app.get('/v2/health/live', async (_req, reply) => health(reply, model.live()));
+  app.get('/v2/health/ready', async (_req, reply) => health(reply, model.ready()));
+  const metadata = async (req: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     try {
       checkModel(req);
       return metadataJson(model.meta);
     } catch (e) {
       return sendError(reply, e);
     }
-  });
-  app.get<{ Params: { model: string } }>('/v2/models/:model/ready', async (req, reply) => {
+  };
+  const ready = async (req: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     try {
       checkModel(req);
-      return reply.code(model.ready() ? 200 : 503).send({ name: model.meta.name, ready: model.ready() });
+      return health(reply, model.ready());
     } catch (e) {
       return sendError(reply, e);
     }
-  });
-  app.post<{ Params: { model: string } }>('/v2/models/:model/infer', async (req, reply) => {
+  };
+  const infer = async (req: FastifyRequest<ModelParams>, reply: FastifyReply) => {
     try {
       checkModel(req);
       if (!Buffer.isBuffer(req.body)) throw badRequest('request body is empty');
       const hl = req.headers['inference-header-content-length'];
-      const { req: ir, binaryOutput } = parseRestInfer(model.meta, req.body, Array.isArray(hl) ? hl[0] : hl);
+      const { req: ir, binaryOutput } = parseRestInfer(model.meta, req.body, Array.isArray(hl) ? hl[0] : hl, limits);
       const res = await model.infer(ir);
       const out = buildRestResponse(model.meta, res, binaryOutput);
       if (out.headerLength !== undefined) {
@@ -286,7 +432,12 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
     } catch (e) {
       return sendError(reply, e);
     }
-  });
+  };
+  for (const base of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
+    app.get<ModelParams>(base, metadata);
+    app.get<ModelParams>(`${base}/ready`, ready);
+    app.post<ModelParams>(`${base}/infer`, { onRequest: refuseLargeJson }, infer);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -377,6 +528,58 @@ export function checkWireFormat(b: Buffer): void {
   }
 }
 
+/** Call `f(field, wireType, start, end)` for each field of the message in b[from, to) (length-delimited: the payload's bounds). */
+function eachField(b: Buffer, from: number, to: number, f: (field: number, wt: number, start: number, end: number) => void): void {
+  let i = from;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (let n = 0; n < 10 && i < to; n++) {
+      const c = b[i++];
+      v += (c & 0x7f) * mul;
+      if ((c & 0x80) === 0) return v;
+      mul *= 128;
+    }
+    throw new Error('bad varint');
+  };
+  while (i < to) {
+    const tag = varint();
+    const wt = tag & 7;
+    const start = i;
+    if (wt === 0) varint();
+    else if (wt === 1) i += 8;
+    else if (wt === 5) i += 4;
+    else if (wt === 2) {
+      const len = varint();
+      f(Math.floor(tag / 8), wt, i, i + len);
+      i += len;
+      continue;
+    } else throw new Error(`invalid wire type ${wt}`);
+    f(Math.floor(tag / 8), wt, start, i);
+  }
+}
+
+/**
+ * Values a ModelInferRequest carries in typed contents (InferInputTensor.contents, field 5 of
+ * inputs, field 5 of the request), counted on the wire before anything is decoded: protobufjs
+ * would otherwise build a JS array of every one of them (4M floats: seconds of event loop).
+ * Packed numbers count by their bytes (fp32 4, fp64 8, varints at least 1), other entries 1 each.
+ */
+export function typedValueCount(b: Buffer): number {
+  let n = 0;
+  eachField(b, 0, b.length, (field, wt, s, e) => {
+    if (field !== 5 || wt !== 2) return;
+    eachField(b, s, e, (f2, wt2, s2, e2) => {
+      if (f2 !== 5 || wt2 !== 2) return;
+      eachField(b, s2, e2, (f3, wt3, s3, e3) => {
+        if (wt3 !== 2 || f3 === 8) n += 1;
+        else n += f3 === 6 ? (e3 - s3) / 4 : f3 === 7 ? (e3 - s3) / 8 : e3 - s3;
+      });
+    });
+  });
+  return n;
+}
+
 const MALFORMED = Symbol('malformed');
 type Malformed = { [MALFORMED]: string };
 
@@ -384,7 +587,7 @@ type Malformed = { [MALFORMED]: string };
  * The service definition with request deserialisers that never throw: a malformed protobuf
  * becomes a marker the handler answers with INVALID_ARGUMENT (grpc-js would say INTERNAL).
  */
-function tolerantService(): grpc.ServiceDefinition {
+function tolerantService(limits: V2Limits): grpc.ServiceDefinition {
   const def = inferenceService();
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, m] of Object.entries(def)) {
@@ -393,9 +596,24 @@ function tolerantService(): grpc.ServiceDefinition {
       requestDeserialize: (b: Buffer) => {
         try {
           checkWireFormat(b);
+        } catch (e) {
+          return { [MALFORMED]: `malformed protobuf request: ${(e as Error).message}` } as Malformed;
+        }
+        if (name === 'ModelInfer') {
+          let typed = 0;
+          try {
+            typed = typedValueCount(b);
+          } catch (e) {
+            return { [MALFORMED]: `malformed protobuf request: ${(e as Error).message}` } as Malformed;
+          }
+          if (typed > limits.maxTypedElements) {
+            return { [MALFORMED]: `typed contents carry ${Math.round(typed)} values, more than the limit of ${limits.maxTypedElements}: send large tensors as raw_input_contents (little-endian bytes, one entry per input)` } as Malformed;
+          }
+        }
+        try {
           return m.requestDeserialize(b);
         } catch (e) {
-          return { [MALFORMED]: (e as Error).message } as Malformed;
+          return { [MALFORMED]: `malformed protobuf request: ${(e as Error).message}` } as Malformed;
         }
       },
     };
@@ -435,22 +653,41 @@ export function floatsFromBytes(b: Buffer): Float32Array {
   return f;
 }
 
+const TYPED_FIELDS = ['bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents'] as const;
+
+/** A model version in a request: '' means the server's choice; any other must be one the model has. */
+export function checkVersion(meta: ModelMeta, version: string | undefined): void {
+  if (version !== undefined && version !== '' && !meta.versions.includes(version)) throw new ServeError('not-found', `model '${meta.name}' has no version '${version}' (versions: ${meta.versions.join(', ')})`);
+}
+
+/**
+ * Parse a gRPC ModelInfer request (Triton's grpc_service.proto): inputs as typed contents (FP32 in
+ * fp32_contents) or as raw_input_contents, one entry per input — never both ("if this field is
+ * specified then InferInputTensor::contents must not be specified for any input tensor").
+ */
 export function parseGrpcInfer(meta: ModelMeta, r: GrpcInferRequest): { req: InferRequest; raw: boolean } {
   if (r.model_name !== meta.name) throw new ServeError('not-found', `unknown model '${r.model_name}' (this server serves '${meta.name}')`);
+  checkVersion(meta, r.model_version);
   const raw = r.raw_input_contents.length > 0;
   if (raw && r.raw_input_contents.length !== r.inputs.length) throw badRequest(`raw_input_contents has ${r.raw_input_contents.length} entries for ${r.inputs.length} inputs`);
   const parsed = r.inputs.map((t, i) => {
+    const c = (t.contents ?? {}) as Partial<Record<(typeof TYPED_FIELDS)[number], unknown[]>>;
+    const filled = TYPED_FIELDS.filter((f) => (c[f]?.length ?? 0) > 0);
     let data: Float32Array;
     if (raw) {
+      if (filled.length > 0) throw badRequest(`input '${t.name}' has typed contents (${filled.join(', ')}) and the request has raw_input_contents: give the values one way (the protocol forbids both)`);
       const b = r.raw_input_contents[i];
       if (b.length % 4 !== 0) throw badRequest(`input '${t.name}': ${b.length} raw bytes are not a whole number of FP32 values`);
       data = floatsFromBytes(b);
     } else {
+      const wrong = filled.filter((f) => f !== 'fp32_contents');
+      if (wrong.length > 0 && t.datatype === 'FP32') throw badRequest(`input '${t.name}' (FP32) carries its values in ${wrong.join(', ')}: FP32 values go in contents.fp32_contents (or as raw_input_contents)`);
       data = Float32Array.from(t.contents?.fp32_contents ?? []);
     }
     return { name: t.name, datatype: t.datatype, shape: t.shape.map(Number), data };
   });
   const order = checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
+  for (const p of parsed) checkFinite(p.name, p.data);
   for (const o of r.outputs) if (o.name !== meta.output.name) throw badRequest(`unknown requested output '${o.name}': model '${meta.name}' returns '${meta.output.name}'`);
   return { req: { id: r.id, inputs: order.map((i) => parsed[i]).map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, raw };
 }
@@ -472,14 +709,14 @@ function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Unary {
   return (call, cb) => {
     const req = call.request as Req | Malformed;
     if (typeof req === 'object' && req !== null && MALFORMED in req) {
-      cb({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${(req as Malformed)[MALFORMED]}` });
+      cb({ code: grpc.status.INVALID_ARGUMENT, details: (req as Malformed)[MALFORMED] });
       return;
     }
     Promise.resolve()
       .then(() => fn(req as Req))
       .then(
         (res) => cb(null, res),
-        (e: unknown) => cb({ code: grpcStatusOf(e), details: (e as Error).message }),
+        (e: unknown) => cb(grpcError(e)),
       );
   };
 }
@@ -524,24 +761,51 @@ function widenSessionWindows(server: grpc.Server, bytes: number): void {
 }
 
 /** Start a gRPC server for the model on host:port (0 = any free port); returns it and the bound port. */
-export async function startV2Grpc(model: V2Model, host: string, port: number, maxMessageBytes: number): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': -1 });
+/**
+ * Reset (RST_STREAM CANCEL) every gRPC stream whose request has not arrived whole within
+ * `ms`: a client that opens a call and sends its message slowly, or never finishes it, would
+ * otherwise hold the stream and the buffered bytes for as long as the connection lives (grpc-js
+ * has no such timeout; this listens on the HTTP/2 servers it created, not public API).
+ */
+function cutSlowStreams(server: grpc.Server, ms: number): void {
+  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'stream', f: (s: Http2Stream) => void): void }, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const h of servers.keys()) {
+    h.on('stream', (stream) => {
+      const t = setTimeout(() => {
+        if (!stream.readableEnded && !stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
+      }, ms);
+      t.unref();
+      stream.once('end', () => clearTimeout(t));
+      stream.once('close', () => clearTimeout(t));
+    });
+  }
+}
+
+export async function startV2Grpc(model: V2Model, host: string, port: number, maxMessageBytes: number, limits: V2Limits = DEFAULT_LIMITS): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': -1,
+    // ping idle clients to find dead connections; close connections idle for 5 minutes
+    'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000, 'grpc.max_connection_idle_ms': 300_000,
+  });
   const windowBytes = grpcFlowControlWindow();
   widenServerWindow(server, windowBytes);
   const meta = model.meta;
   const notFound = (name: string) => {
     if (name !== meta.name) throw new ServeError('not-found', `unknown model '${name}' (this server serves '${meta.name}')`);
   };
-  server.addService(tolerantService(), {
+  server.addService(tolerantService(limits), {
     ServerLive: unary(() => ({ live: model.live() })),
     ServerReady: unary(() => ({ ready: model.ready() })),
-    ModelReady: unary((r: { name: string }) => {
+    ModelReady: unary((r: { name: string; version?: string }) => {
       notFound(r.name);
+      checkVersion(meta, r.version);
       return { ready: model.ready() };
     }),
     ServerMetadata: unary(() => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS })),
-    ModelMetadata: unary((r: { name: string }) => {
+    ModelMetadata: unary((r: { name: string; version?: string }) => {
       notFound(r.name);
+      checkVersion(meta, r.version);
       return metadataJson(meta);
     }),
     ModelInfer: unary(async (r: GrpcInferRequest) => {
@@ -553,6 +817,7 @@ export async function startV2Grpc(model: V2Model, host: string, port: number, ma
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
   widenSessionWindows(server, windowBytes);
+  cutSlowStreams(server, limits.requestTimeoutMs);
   return { server, port: bound };
 }
 

@@ -152,3 +152,59 @@ test('frontend: malformed requests get 400 while serving continues; overload get
     await inst.close();
   }
 });
+
+test('frontend admission control: a query predicted to miss the limit is refused at once with 429 + Retry-After / RESOURCE_EXHAUSTED + grpc-retry-pushback-ms, counted in /metrics', async () => {
+  // the instance answers metadata only; inference goes to a held instance client on a virtual clock
+  const { VirtualClock } = await import('../../src/serve/clock.js');
+  const inst = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: null, grpcPort: 0 });
+  const clock = new VirtualClock();
+  const held: { data: Float32Array; done: (o: Float32Array) => void }[] = [];
+  let arrived: () => void = () => {};
+  const connect = () => ({
+    infer: (call: { data: Float32Array }, done: (o: Float32Array) => void) => {
+      held.push({ data: call.data, done });
+      arrived();
+    },
+    modelReady: () => Promise.resolve(true),
+    close: () => {},
+  });
+  const next = () => new Promise<void>((r) => (arrived = r));
+  const fe = await Frontend.start({
+    config: validateFrontendConfig({ name: 'echo', mode: 'none', httpPort: 0, grpcPort: 0, pools: { base: { model: 'm', instances: [`127.0.0.1:${inst.grpcPort}`] } }, sloMs: 5000, admission: { maxPredictedLatencyMs: 50, minSamples: 1 } }),
+    logger: silent, clock, connect,
+  });
+  const gc = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
+  const post = () => fetch(`http://127.0.0.1:${fe.httpPort}/v2/models/echo/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }), headers: { 'content-type': 'application/json' } });
+  try {
+    // one query measured at 40 ms of (virtual) service time
+    let n = next();
+    const first = post();
+    await n;
+    clock.advance(40);
+    held[0].done(held[0].data);
+    assert.equal((await first).status, 200);
+    // a second one occupies the only instance
+    n = next();
+    const second = post();
+    await n;
+    // a third would wait 40 ms for it and run 40 ms: 80 > 50
+    const r = await post();
+    assert.equal(r.status, 429);
+    assert.match(((await r.json()) as { error: string }).error, /predicted latency 80 ms .*exceeds the admission limit of 50 ms/);
+    assert.equal(r.headers.get('retry-after'), '1');
+    const e = await gc.infer('echo', 'input', new Float32Array(4), [1, 4], 5000).then(() => null, (err: grpc.ServiceError) => err);
+    assert.ok(e !== null);
+    assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.deepEqual(e.metadata.get('grpc-retry-pushback-ms'), ['1000']);
+    const metrics = await (await fetch(`http://127.0.0.1:${fe.httpPort}/metrics`)).text();
+    assert.match(metrics, /coded_rejected_total\{mode="none",reason="latency"\} 2/);
+    assert.match(metrics, /coded_predicted_latency_seconds\{pool="base"\} 0\.08/);
+    held[1].done(held[1].data);
+    assert.equal((await second).status, 200);
+    assert.equal(fe.counts.rejected, 2);
+  } finally {
+    gc.close();
+    await fe.close();
+    await inst.close();
+  }
+});

@@ -12,6 +12,8 @@ import { ServingPolicy, type PolicyOptions, type QueryResult } from '../../src/s
 import { FaultInjector } from '../../src/serve/faults.js';
 import { SimulatedInstance } from '../../src/plan/simulated-instance.js';
 import { Rng } from '../../src/data/rng.js';
+import { ServeError } from '../../src/serve/v2.js';
+import { ServiceTimeWindow, predictedLatencyMs, admissionVerdict } from '../../src/serve/admission.js';
 
 const silent = pino({ level: 'silent' });
 const D = 4;
@@ -57,7 +59,7 @@ function setup(o: Setup): Harness {
   const policy = new ServingPolicy({
     mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
     sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
-    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget, singletonGroups: o.singletonGroups,
+    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget, singletonGroups: o.singletonGroups, admission: o.admission ?? null,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
   return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
@@ -336,4 +338,136 @@ test('a pool never runs more than its concurrency on an instance, even when an e
   assert.equal(maxInflight, 1);
   assert.deepEqual(done, ['long', 'short expired', 'last', 'retry']);
   assert.equal(pool.requests, 3);
+});
+
+/** Submit one query; a refusal is returned (thrown synchronously by submit), an acceptance gives null. */
+function tryAsk(h: Harness, id: number, x: Float32Array): ServeError | null {
+  try {
+    h.ask(id, x);
+    return null;
+  } catch (e) {
+    assert.ok(e instanceof ServeError, String(e));
+    return e;
+  }
+}
+
+test('admission control: at 10x capacity the excess is refused at once (overloaded, with a retry-after), every accepted query meets the budget, and service is normal right after', () => {
+  // 2 instances of 10 ms: capacity 200 queries/s. Budget 100 ms, SLO 1000 ms.
+  const h = setup({ mode: 'none', sloMs: 1000, admission: { maxPredictedLatencyMs: 100, minSamples: 5 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)] });
+  // light load first: the pool measures its service time (10 ms)
+  for (let i = 0; i < 10; i++) {
+    assert.equal(tryAsk(h, i, x1), null);
+    h.clock.advance(20);
+  }
+  h.clock.run();
+  // 2000 queries/s (10x) for 1 s: one every 0.5 ms
+  const arrivals = new Map<number, number>();
+  let refused = 0;
+  for (let i = 100; i < 2100; i++) {
+    h.clock.runUntil(h.clock.now() + 0.5);
+    const e = tryAsk(h, i, x1);
+    if (e === null) arrivals.set(i, h.clock.now());
+    else {
+      refused++;
+      assert.equal(e.kind, 'overloaded');
+      assert.match(e.message, /predicted latency \d+ ms .* exceeds the admission limit of 100 ms/);
+      assert.ok(e.retryAfterMs !== undefined && e.retryAfterMs >= 1000);
+    }
+  }
+  h.clock.run();
+  const excess = 2000 - 200; // what 1 s at capacity cannot serve
+  assert.ok(refused >= 0.9 * excess, `refused ${refused} of an excess of ${excess}`);
+  for (const [id, at] of arrivals) {
+    const a = only(h, id);
+    assert.equal(a.r.defaulted, false, `accepted query ${id} got the default`);
+    assert.ok(a.at - at <= 100 + 10, `accepted query ${id} took ${a.at - at} ms`);
+  }
+  assert.equal(h.policy.counts.rejected, refused);
+  assert.equal(h.policy.counts.default, 0);
+  // right after: light load is served at once, nothing refused
+  for (let i = 5000; i < 5010; i++) {
+    const t0 = h.clock.now();
+    assert.equal(tryAsk(h, i, x1), null);
+    h.clock.advance(20);
+    assert.equal(only(h, i).at - t0, 10);
+  }
+});
+
+test('without admission control the same overload is accepted and answered late with defaults (what admission control prevents)', () => {
+  const h = setup({ mode: 'none', sloMs: 1000, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)] });
+  for (let i = 0; i < 900; i++) {
+    h.clock.runUntil(h.clock.now() + 0.5);
+    assert.equal(tryAsk(h, i, x1), null);
+  }
+  h.clock.run();
+  assert.equal(h.policy.counts.rejected, 0);
+  assert.ok(h.policy.counts.default > 500, `defaults ${h.policy.counts.default}`);
+});
+
+test('admission control admits before minSamples, never refuses a query that starts at once (even with a model slower than the budget), and counts replication\'s two copies', () => {
+  // one instance of 500 ms, budget 100 ms
+  const h = setup({ mode: 'none', sloMs: 5000, admission: { maxPredictedLatencyMs: 100, minSamples: 1 }, base: (c) => [scripted(c, [], 500)] });
+  assert.equal(tryAsk(h, 1, x1), null, 'no measurement yet: admitted');
+  assert.equal(tryAsk(h, 2, x1), null, 'no measurement yet: admitted although queued');
+  h.clock.run();
+  assert.equal(tryAsk(h, 3, x1), null, 'a free instance: admitted though 500 ms > budget');
+  assert.ok(tryAsk(h, 4, x1) instanceof ServeError, 'queued behind 500 ms of work: refused');
+  h.clock.run();
+  assert.equal(h.answers.has(4), false);
+  // replication: each query is two requests to the base pool
+  const r = setup({ mode: 'replication', sloMs: 5000, admission: { maxPredictedLatencyMs: 15, minSamples: 1 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)] });
+  tryAsk(r, 1, x1);
+  r.clock.run();
+  assert.equal(tryAsk(r, 2, x1), null, 'two copies, two free instances');
+  r.clock.advance(0); // the second copy goes out after the first (clock.soon)
+  assert.ok(tryAsk(r, 3, x1) instanceof ServeError, 'two more copies behind two running ones: 20 ms > 15');
+});
+
+test('service-time window: mean of the last samples, each clipped; predicted latency drains the backlog through the slots', () => {
+  const w = new ServiceTimeWindow(4, 100);
+  assert.equal(w.meanMs, null);
+  for (const v of [10, 10, 10, 10, 5000]) w.record(v);
+  assert.equal(w.count, 4);
+  assert.equal(w.meanMs, (10 + 10 + 10 + 100) / 4, 'the oldest sample left the window; the stall counts as the clip');
+  // samples age out: after an overload, its slow answers stop counting
+  const aged = new ServiceTimeWindow(8, Infinity, 1000);
+  aged.record(400, 0);
+  aged.record(400, 100);
+  aged.record(10, 1050);
+  assert.equal(aged.meanMs, (400 + 10) / 2, 'the sample of t=0 is over 1000 ms old at t=1050');
+  aged.expire(2101);
+  assert.equal(aged.count, 0);
+  assert.equal(aged.meanMs, null);
+  assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 0, inflight: 2 }, 1), 10);
+  assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 1), 10 + (9 * 10) / 4);
+  assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  // a batch of 64 on an idle pool predicts 10 + 60 x 10 / 4 = 160 ms but starts now: admitted
+  assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 3 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  assert.notEqual(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 4 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  const v = admissionVerdict({ serviceMs: 10, slots: 4, queued: 80, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 });
+  assert.ok(v !== null && v.predictedMs > 100 && v.retryAfterMs === 1000);
+});
+
+test('admission control in coded mode: the base pool that answers the originals decides; at 10x the excess is refused and every accepted query is answered within the limit, none with the default', () => {
+  // 2 base instances of 10 ms and 1 parity instance of 10 ms (addition k=2): 200 queries/s
+  const h = setup({ mode: 'coded', sloMs: 1000, decodeDeadlineMs: 50, admission: { maxPredictedLatencyMs: 100, minSamples: 5 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)], parity: (c) => [[scripted(c, [], 10)]] });
+  for (let i = 0; i < 10; i++) {
+    assert.equal(tryAsk(h, i, x1), null);
+    h.clock.advance(20);
+  }
+  h.clock.run();
+  const arrivals = new Map<number, number>();
+  let refused = 0;
+  for (let i = 100; i < 2100; i++) {
+    h.clock.runUntil(h.clock.now() + 0.5);
+    if (tryAsk(h, i, i % 2 === 0 ? x1 : x2) === null) arrivals.set(i, h.clock.now());
+    else refused++;
+  }
+  h.clock.run();
+  assert.ok(refused >= 0.9 * (2000 - 200), `refused ${refused}`);
+  for (const [id, at] of arrivals) {
+    const a = only(h, id);
+    assert.equal(a.r.defaulted, false);
+    assert.ok(a.at - at <= 110, `accepted query ${id} took ${a.at - at} ms`);
+  }
 });

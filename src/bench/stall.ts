@@ -1,0 +1,257 @@
+// `coded bench stall`: can one request stall everyone? A frontend process with default settings
+// over noop instances serves a steady stream of normal queries (gRPC, open loop) while, one at a
+// time, bad or expensive requests are sent to it: a deeply nested JSON body, a 16 MB flat JSON
+// array, 4M floats in gRPC typed contents, the largest JSON and typed requests the limits allow,
+// and slow senders (REST and gRPC) that never finish their request. For each, the normal
+// queries' latency in the window after it (from their send time) against the baseline before
+// any, the bad request's own answer, and for the slow senders how long they were kept and the
+// frontend's memory. Every bad request is built before the measurement starts, and the load
+// generator's own event-loop delay is reported: each bad request is built and sent by a child
+// process (./stall-sender.ts), so the generator does not stall itself.
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir, cpus } from 'node:os';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
+import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
+import { V2GrpcClient } from '../serve/client.js';
+import { startInstanceProcess, startFrontendProcess, type ChildInstance, type ListeningChild } from '../serve/processes.js';
+import { fmt } from './serving-experiment.js';
+
+export const usage = `coded bench stall [options]
+
+One frontend (defaults, mode none) over noop instances serves normal gRPC queries at --rate
+while bad requests are sent to it one at a time. Reports, for each, the normal queries' worst
+latency in the --window after it against the baseline, and the bad request's answer; slow
+senders are held open until the frontend cuts them off (its requestTimeoutMs, default 30 s).
+  --rate QPS       normal queries per second (default 50)
+  --window MS      measurement window after each bad request (default 2000)
+  --slow N         slow senders (REST and gRPC each; default 20)
+  --dim D          the noop model's input and output size (default 1000)
+  --out DIR        output directory (default bench-results/stall)
+  --json           print the JSON report on stdout`;
+
+export interface AttackResult {
+  name: string;
+  /** what the bad request got back */
+  answer: string;
+  /** how long the bad request took to be answered (ms) */
+  answerMs: number;
+  /** normal queries sent in the window and their latency */
+  queries: number;
+  p50Ms: number;
+  maxMs: number;
+  /** worst normal query in the window minus the baseline median: what the bad request added */
+  addedMs: number;
+  /** the load generator's own worst event-loop delay in the window (ms): above a few ms the window is suspect */
+  generatorLagMs: number;
+  /** the frontend's worst event-loop delay in the window (ms; its nodejs_eventloop_lag_max_seconds): how long it could not serve anyone */
+  frontendLagMs: number;
+  /** CPU time the frontend spent in the window beyond what the normal queries it served cost at baseline (ms, 10 ms resolution): the work the bad request caused, whatever else ran on the machine */
+  frontendCpuMs: number;
+  note?: string;
+}
+
+export interface StallResult {
+  baseline: { queries: number; p50Ms: number; p99Ms: number; maxMs: number; frontendLagMs: number };
+  attacks: AttackResult[];
+  /** the worst addedMs over all attacks */
+  worstAddedMs: number;
+  failedNormal: number;
+}
+
+const q = (s: number[], p: number) => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]);
+/** CPU time a process has used (user + system, ms; /proc/PID/stat, clock ticks of 10 ms) */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+};
+const rssMb = (pid: number) => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? NaN : Number(m[1]) / 1024;
+};
+
+function httpPost(port: number, body: Buffer, path = '/v2/models/bench/infer'): Promise<string> {
+  return fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then(
+    async (r) => `${r.status} ${(await r.text()).slice(0, 140)}`,
+    (e: Error) => `error ${e.message}`,
+  );
+}
+
+/** A stall-sender child (./stall-sender.ts) that has built its request; go() sends it and resolves with its answer. */
+async function startSender(kind: string, httpPort: number, grpcPort: number, dim: number, n: number): Promise<{ go: () => Promise<string> }> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'stall-sender.js');
+  const child = spawn(process.execPath, [script, kind, String(httpPort), String(grpcPort), String(dim), String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const next = () => new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (c) => reject(new Error(`stall sender ${kind} exited (${c})`)));
+  });
+  const ready = await next();
+  if (ready !== 'ready') throw new Error(`stall sender ${kind}: ${ready}`);
+  return {
+    go: async () => {
+      const answer = next();
+      child.stdin!.write('go\n');
+      const r = JSON.parse(await answer) as { answer: string };
+      return r.answer;
+    },
+  };
+}
+
+export async function runStall(o: { rate: number; windowMs: number; slow: number; dim: number; log: (s: string) => void }): Promise<StallResult> {
+  const { log, dim } = o;
+  const tmp = mkdtempSync(join(tmpdir(), 'coded-stall-'));
+  const insts: ChildInstance[] = [];
+  let fe: ListeningChild | null = null;
+  const killAll = () => {
+    for (const c of [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  try {
+    for (let i = 0; i < 2; i++) insts.push(await startInstanceProcess(['--model', `noop:${dim}`, '--name', 'model'], { timeoutMs: 120000 }));
+    const path = join(tmp, 'frontend.json');
+    writeFileSync(path, JSON.stringify({ name: 'bench', httpPort: 0, grpcPort: 0, mode: 'none', logLevel: 'warn', pools: { base: { model: 'model', instances: insts.map((i) => i.address) } } }));
+    fe = await startFrontendProcess(path);
+    const f = fe;
+    log(`frontend (mode none, defaults) over 2 noop:${dim} instances; normal load ${o.rate}/s over gRPC`);
+
+    // the normal load: open loop, latency from the actual send
+    const client = new V2GrpcClient(`127.0.0.1:${f.grpc}`);
+    const x = Float32Array.from({ length: dim }, (_, i) => Math.cos(i));
+    for (let i = 0; i < 50; i++) await client.infer('bench', 'input', x, [1, dim], 5000);
+    const normal: { at: number; ms: number }[] = [];
+    let failedNormal = 0;
+    let running = true;
+    const interval = 1000 / o.rate;
+    let nextAt = performance.now();
+    const tick = () => {
+      if (!running) return;
+      const now = performance.now();
+      while (nextAt <= now) {
+        const sent = performance.now();
+        client.infer('bench', 'input', x, [1, dim], 10000).then(
+          () => normal.push({ at: sent, ms: performance.now() - sent }),
+          () => failedNormal++,
+        );
+        nextAt += interval;
+      }
+      setTimeout(tick, Math.max(0, Math.min(5, nextAt - performance.now())));
+    };
+    tick();
+    const lag = monitorEventLoopDelay({ resolution: 5 });
+    lag.enable();
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const frontendLagMs = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${f.http}/metrics`)).text();
+      const m = /^nodejs_eventloop_lag_max_seconds (\S+)/m.exec(text);
+      return m === null ? NaN : Number(m[1]) * 1000;
+    };
+    await sleep(3000);
+    const t0 = performance.now();
+    await frontendLagMs();
+    const baseCpu0 = cpuMs(f.proc.pid!);
+    await sleep(3000);
+    const baseLag = await frontendLagMs();
+    // the frontend's CPU per normal query (its CPU under the normal load alone, over the queries it served)
+    const baseCpu = cpuMs(f.proc.pid!) - baseCpu0;
+    const base = normal.filter((n) => n.at >= t0).map((n) => n.ms).sort((a, b) => a - b);
+    const cpuPerQuery = baseCpu / Math.max(1, base.length);
+    const baseline = { queries: base.length, p50Ms: q(base, 0.5), p99Ms: q(base, 0.99), maxMs: base[base.length - 1], frontendLagMs: baseLag };
+    log(`baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`);
+
+    const attacks: AttackResult[] = [];
+    const measure = async (name: string, send: () => Promise<string>, windowMs = o.windowMs, note?: () => string) => {
+      await sleep(500);
+      lag.reset();
+      await frontendLagMs(); // resets the frontend's maximum
+      const cpu0 = cpuMs(f.proc.pid!);
+      const start = performance.now();
+      const answer = await send();
+      const answerMs = performance.now() - start;
+      const end = Math.max(start + windowMs, performance.now());
+      await sleep(Math.max(0, end - performance.now()) + 1500);
+      const feLag = await frontendLagMs();
+      const cpuNow = cpuMs(f.proc.pid!);
+      const ws = normal.filter((n) => n.at >= start - 50 && n.at <= end).map((n) => n.ms).sort((a, b) => a - b);
+      const served = normal.filter((n) => n.at >= start).length;
+      const extraCpuMs = cpuNow - cpu0 - cpuPerQuery * served;
+      const r: AttackResult = {
+        name, answer, answerMs, queries: ws.length, p50Ms: q(ws, 0.5), maxMs: ws[ws.length - 1] ?? NaN,
+        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms, generatorLagMs: lag.max / 1e6, frontendLagMs: feLag, frontendCpuMs: extraCpuMs, ...(note !== undefined ? { note: note() } : {}),
+      };
+      attacks.push(r);
+      log(`${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`);
+    };
+    const kinds: [string, string, number?][] = [
+      ['nested', 'REST: 16 MB of nested JSON arrays (refused from its Content-Length)'],
+      ['nested', 'REST: 2 MB of nested JSON arrays (under the JSON byte limit: the depth scan)', 2],
+      ['flat', 'REST: 16 MB flat JSON array, 8M numbers (refused from its Content-Length)'],
+      ['flat', 'REST: 2 MB flat JSON array, 1M numbers (under the JSON byte limit: the value count)', 2],
+      ['json-max', `REST: the largest JSON tensor the frontend takes (64 x ${dim} numbers)`],
+      ['typed-4m', 'gRPC: 4M floats in typed contents (16 MB)'],
+      ['typed-max', `gRPC: the largest typed contents the frontend takes (${Math.min(64, Math.floor((1 << 18) / dim))} x ${dim} floats)`],
+    ];
+    for (const [kind, name, mb] of kinds) {
+      const sender = await startSender(kind, f.http, f.grpc, dim, mb ?? 0);
+      await measure(name, sender.go);
+    }
+    // slow senders: their memory in the frontend, and how long they are kept
+    const rss0 = rssMb(f.proc.pid!);
+    let peakRss = rss0;
+    const watch = setInterval(() => (peakRss = Math.max(peakRss, rssMb(f.proc.pid!))), 500);
+    const slow = await startSender('slow', f.http, f.grpc, dim, o.slow);
+    await measure(`${o.slow} REST + ${o.slow} gRPC slow senders (16 MB announced, 1 KB every 200 ms), kept until cut off`, slow.go, o.windowMs, () => `frontend RSS ${rss0.toFixed(0)} MB before, peak ${peakRss.toFixed(0)} MB while they were connected`);
+    clearInterval(watch);
+    running = false;
+    await sleep(500);
+    lag.disable();
+    client.close();
+    return { baseline, attacks, worstAddedMs: Math.max(...attacks.map((a) => a.addedMs)), failedNormal };
+  } finally {
+    await Promise.all([...(fe !== null ? [fe.stop()] : []), ...insts.map((i) => i.stop('SIGTERM'))]);
+    process.off('exit', killAll);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export function stallMarkdown(r: StallResult, rate: number): string {
+  return [
+    '# coded bench stall',
+    '',
+    `Normal gRPC queries at ${rate}/s through a frontend with default settings; baseline ${r.baseline.queries} queries: p50 ${fmt(r.baseline.p50Ms)} ms, p99 ${fmt(r.baseline.p99Ms)} ms, max ${fmt(r.baseline.maxMs)} ms, the frontend's event loop held up to ${fmt(r.baseline.frontendLagMs)} ms. Normal queries that failed: ${r.failedNormal}.`,
+    '',
+    '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | frontend CPU it cost, ms | generator lag ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...r.attacks.map((a) => `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.frontendCpuMs)} | ${fmt(a.generatorLagMs)} |`),
+    '',
+    ...r.attacks.filter((a) => a.note !== undefined).map((a) => `${a.name}: ${a.note}.`),
+    '',
+    `Worst delay added to a normal query: ${fmt(r.worstAddedMs)} ms (bar: 100 ms, ${r.worstAddedMs <= 100 ? 'met' : '**not met**'}); the frontend's event loop was held at most ${fmt(Math.max(...r.attacks.map((a) => a.frontendLagMs)))} ms at a time.`,
+    '',
+  ].join('\n');
+}
+
+export async function stallBenchMain(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { rate: { type: 'string' }, window: { type: 'string' }, slow: { type: 'string' }, dim: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  if (values.help) return void console.log(usage);
+  const rate = numberOption(values.rate, 'rate', 50);
+  if (!(rate > 0 && rate <= 2000)) throw new UsageError(`--rate must be in (0, 2000], got '${values.rate}'`);
+  const windowMs = numberOption(values.window, 'window', 2000);
+  if (!(windowMs >= 100)) throw new UsageError(`--window must be >= 100 ms, got '${values.window}'`);
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const r = await runStall({ rate, windowMs, slow: intOption(values.slow, 'slow', 20, { min: 0 }), dim: intOption(values.dim, 'dim', 1000), log });
+  const outDir = values.out ?? 'bench-results/stall';
+  mkdirSync(outDir, { recursive: true });
+  const report = { benchmark: 'stall', date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' }, settings: { rate, windowMs }, ...r };
+  writeFileSync(join(outDir, 'stall.json'), JSON.stringify(report, null, 2));
+  const md = stallMarkdown(r, rate);
+  writeFileSync(join(outDir, 'stall.md'), md);
+  log(`wrote ${join(outDir, 'stall.json')}, stall.md`);
+  if (values.json) console.log(JSON.stringify(report));
+  else console.log(md);
+}

@@ -1,0 +1,58 @@
+// The serving reports: percentiles never above the maximum, the achieved rate counts answers,
+// serve.md reads as sentences, and answers later than the SLO that are no defaults are explained.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newStats, summarize } from '../../src/bench/serving-experiment.js';
+import { serveMarkdown, type ServeReport } from '../../src/bench/serve.js';
+
+test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {
+  const st = newStats(1000);
+  // 1234.567 ms and a few small ones: HDR's bucket for 1234567 us ends above it
+  for (const us of [1000, 2000, 3000, 1234567]) st.h.recordValue(us);
+  st.measured = 4;
+  const s = summarize(st);
+  assert.equal(s.latencyMs.max, 1234.567);
+  for (const [k, v] of Object.entries(s.latencyMs)) assert.ok(v <= s.latencyMs.max, `${k} ${v} > max ${s.latencyMs.max}`);
+  for (const c of s.cdf) assert.ok(c.latencyMs <= s.latencyMs.max, `p${c.percentile} ${c.latencyMs} > max`);
+  st.h.destroy();
+});
+
+test('summarize: achievedRate is answers per second over the time until the last answer, not the schedule\'s rate', () => {
+  const st = newStats(1000);
+  st.measured = 1000; // sent over 1 s ...
+  st.spanMs = 1000;
+  st.completed = 400; // ... 600 refused, the 400 answers done 2 s after the first send
+  st.rejected = 600;
+  st.activeMs = 2000;
+  const s = summarize(st);
+  assert.equal(s.offeredRate, 1000);
+  assert.equal(s.achievedRate, 200);
+  st.h.destroy();
+});
+
+function report(lateNotDefault: number): ServeReport {
+  const lat = { p50: 1500, p99: 1800, p999: 1900, max: 1950 };
+  return {
+    settings: { model: 'noop:1000', device: 'cpu', rate: 300, queries: 1000, warmup: 10, sloMs: 1000, decodeDeadlineMs: 10, parityDelayMs: 0, stragglers: { slowProb: 0.01, slowMs: 100 } },
+    stragglers: 'independent stalls', warning: null, coding: { code: 'addition', encodeUs: 30, decodeUs: 30, totalUs: 60 }, frontendOverheadMs: 1.5,
+    modes: [
+      { mode: 'coded', config: '4 base + 2 parity', queries: 1000, latencyMs: lat, predictedMs: { p50: 4, p99: 10, p999: 20 }, requestsPerQuery: 1.5, reconstructed: 5, answeredByCopy: 1, defaults: 0, lost: 0, duplicates: 0, rejected: 0, lateNotDefault, sendLagMs: { p99: 700, max: 900 } },
+      { mode: 'equal-resources', config: '6 base replicas', queries: 1000, latencyMs: lat, predictedMs: null, requestsPerQuery: 1, reconstructed: 0, answeredByCopy: 0, defaults: 0, lost: 0, duplicates: 0, rejected: 0, lateNotDefault: 0 },
+    ],
+    comparisons: { 'equal-resources': { p50: 1, p99: 1, p999: 1 } },
+  };
+}
+
+test('serve.md ends in sentences, not in raw camelCase keys', () => {
+  const md = serveMarkdown(report(0));
+  const lines = md.split('\n').filter((l) => l.trim() !== '');
+  for (const l of lines) assert.doesNotMatch(l, /^\s*-?\s*[a-z]+[A-Z][A-Za-z0-9]*\s*:/, `raw key line: ${l}`);
+  assert.match(lines[lines.length - 1], /\.$/);
+  assert.doesNotMatch(md, /Latency is measured from each query's intended send time/, 'no note when every late answer was a default');
+});
+
+test('serve.md explains answers later than the SLO that are not defaults (the SLO starts when the frontend reads the query)', () => {
+  const md = serveMarkdown(report(812));
+  assert.match(md, /coded: 812 answers came more than 1000 ms after their intended send time without being defaults \(the load generator sent p99 700 ms, at most 900 ms late\)/);
+  assert.match(md, /waited before the frontend read them/);
+});
