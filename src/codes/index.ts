@@ -14,3 +14,4 @@ export * from './splines.js';
 export * from './fitted-code.js';
 export * from './letcc.js';
 export * from './bspline.js';
+export * from './spec.js';
