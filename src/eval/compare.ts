@@ -9,9 +9,9 @@
 //   - workers per query (n / k) and extra multiply-adds per query over running F once per query
 //     (the coding itself plus the extra worker computation: F, or parity models / worker networks,
 //     on n coded queries instead of k), counted on one group by countMacs;
-//   - encode time per group and decode time per group and pattern, measured in this run
-//     (wall clock around encode() and decode(), batches of groups, divided by the groups; one
-//     untimed warm-up pass first).
+//   - encode time per group and decode time per group and pattern, measured in this run:
+//     wall clock around each batch's encode() and each decode(), divided by the batch's groups;
+//     the median over batches (and patterns) is reported, after one untimed warm-up pass.
 // Replication spreads n workers over the k queries round-robin (worker j runs F on query
 // j mod k; a query is answered when any of its copies arrives); "no code" is replication with
 // n = k (a straggler's query gets the default answer).
@@ -57,7 +57,7 @@ export interface SchemeResult {
   codingMacsPerQuery: number;
   /** F's multiply-adds per query */
   baseMacsPerQuery: number;
-  /** microseconds per coding group; null where there is nothing to encode / decode */
+  /** microseconds per coding group (median over batches / decodes); null where there is nothing to encode / decode */
   encodeUsPerGroup: number | null;
   decodeUsPerGroup: number | null;
   groups: number;
@@ -78,6 +78,12 @@ export interface CompareOptions {
   seed?: number;
   batchGroups?: number;
   onScheme?: (label: string, index: number) => void;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const argmaxRows = (t: Tensor): Int32Array => Int32Array.from(t.argmax(-1).toList() as number[]);
@@ -104,9 +110,10 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
   // straggler patterns over this scheme's n workers
   const patterns = Array.from({ length: o.maxStragglers + 1 }, (_, st) => patternsWithMissing(n, Math.min(st, n)));
   const acc = patterns.map(() => ({ correct: 0, recovered: 0, defaulted: 0, answers: 0 }));
-  let encodeMs = 0;
-  let decodeMs = 0;
-  let decodedGroups = 0;
+  // per-group times of every batch's encode and every decode (medians are reported: robust to
+  // other work on the machine)
+  const encodeUs: number[] = [];
+  const decodeUs: number[] = [];
   let groups = 0;
   let baseCorrect = 0;
   let samples = 0;
@@ -157,7 +164,7 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
           }
           const t0 = performance.now();
           const queries = s.code.encode(x);
-          encodeMs += performance.now() - t0;
+          encodeUs.push((1000 * (performance.now() - t0)) / G);
           const outputs = queries.map((q) => runQuery(s.workers, q));
           patterns.forEach((ps, st) => {
             for (const p of ps) {
@@ -166,8 +173,7 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
                 if (s.code.canDecode(p)) {
                   const t1 = performance.now();
                   const d = s.code.decode(avail);
-                  decodeMs += performance.now() - t1;
-                  decodedGroups += G;
+                  decodeUs.push((1000 * (performance.now() - t1)) / G);
                   score(st, d.outputs);
                 } else {
                   // undecodable: a systematic code still has the originals that arrived
@@ -192,8 +198,8 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
     extraMacsPerQuery: (macs.scheme - k * macs.base) / k,
     codingMacsPerQuery: macs.coding / k,
     baseMacsPerQuery: macs.base,
-    encodeUsPerGroup: s.kind === 'code' && groups > 0 ? (1000 * encodeMs) / groups : null,
-    decodeUsPerGroup: s.kind === 'code' && decodedGroups > 0 ? (1000 * decodeMs) / decodedGroups : null,
+    encodeUsPerGroup: s.kind === 'code' && encodeUs.length > 0 ? median(encodeUs) : null,
+    decodeUsPerGroup: s.kind === 'code' && decodeUs.length > 0 ? median(decodeUs) : null,
     groups, samples,
     baseAccuracy: samples ? baseCorrect / samples : 0,
     byStragglers: acc.map((a, st) => ({
@@ -252,7 +258,7 @@ export function formatComparison(sections: readonly ComparisonSection[], header 
     }
     lines.push('');
   }
-  lines.push('s: stragglers (late workers), every pattern of s equally likely; accuracy of all k answers per group; a query that cannot be answered gets the default answer, credited 1/classes ("def." gives their share). Recovery: answer argmax equals the base model\'s, averaged over s = 1..N-K. Extra MACs: beyond one F per query (coding plus extra worker computation); coding MACs: encoding and decoding alone. Times: wall clock in this run.');
+  lines.push('s: stragglers (late workers), every pattern of s equally likely; accuracy of all k answers per group; a query that cannot be answered gets the default answer, credited 1/classes ("def." gives their share). Recovery: answer argmax equals the base model\'s, averaged over s = 1..N-K. Extra MACs: beyond one F per query (coding plus extra worker computation); coding MACs: encoding and decoding alone. Times: wall clock in this run, median per group over batches (and patterns).');
   return lines.join('\n');
 }
 
