@@ -17,7 +17,6 @@
 // n = k (a straggler's query gets the default answer).
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
-import { stack } from '../engine/ops.js';
 import type { Device } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';

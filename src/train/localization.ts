@@ -9,7 +9,7 @@ import { noGrad } from '../engine/autograd.js';
 import { manualSeed } from '../engine/runtime.js';
 import { tidy } from '../engine/scope.js';
 import { mseLoss } from '../engine/ops.js';
-import { tensor, type Tensor } from '../engine/tensor.js';
+import { tensor } from '../engine/tensor.js';
 import { Adam } from '../engine/optim/adam.js';
 import type { Module } from '../nn/module.js';
 import { buildModel } from '../models/registry.js';

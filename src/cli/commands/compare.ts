@@ -75,14 +75,16 @@ function parseEntries(lists: readonly string[]): Entry[] {
       if (!['berrut', 'letcc', 'bspline'].includes(family)) {
         throw new UsageError(`--codes: unknown entry '${raw}' (none, replication, berrut, letcc, bspline, FAMILY:key=value,..., or a checkpoint .safetensors)`);
       }
+      // the parameters only: k and n come from --k / --n
+      const body = colon < 0 ? '' : raw.slice(colon + 1);
+      if (/(^|,)\s*(k|n|r)\s*=/.test(body)) throw new UsageError(`--codes: '${raw}': k and n come from --k and --n`);
       let cfg: CodeConfig;
       try {
-        cfg = parseCodeSpec(`${colon < 0 ? raw : raw}${colon < 0 ? ':' : ','}k=1,n=1`);
+        cfg = parseCodeSpec(`${family}:k=1,n=1${body ? `,${body}` : ''}`);
       } catch (e) {
-        throw new UsageError(`--codes: ${(e as Error).message.replace(/,?k=1,n=1/, '')}`);
+        throw new UsageError(`--codes: '${raw}': ${(e as Error).message.replace(/^code spec '[^']*': /, '')}`);
       }
       const { family: _f, k: _k, r: _r, ...params } = cfg;
-      if ('k' in params || 'n' in params || 'r' in params) throw new UsageError(`--codes: '${raw}': k and n come from --k / --n`);
       out.push({ kind: 'spec', family, params, text: raw });
     }
   }

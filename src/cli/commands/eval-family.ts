@@ -10,7 +10,7 @@ import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.
 import { codeFromConfig, loadCode } from '../../codes/registry.js';
 import { parseCodeSpec } from '../../codes/spec.js';
 import { LagrangeCode } from '../../codes/lagrange.js';
-import type { Code, CodeConfig } from '../../codes/code.js';
+import type { CodeConfig } from '../../codes/code.js';
 import '../../codes/index.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 import { pickSmoothing } from '../../eval/pick-smoothing.js';
@@ -118,9 +118,12 @@ export async function evalPolynomialCommand(argv: string[]): Promise<void> {
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   const { code, metadata, extra } = loadCode(path);
   for (const t of extra.values()) t.dispose();
-  const lc = code as Code as LagrangeCode;
+  if (!(code instanceof LagrangeCode)) {
+    for (const m of code.modules().values()) m.dispose();
+    throw new Error(`${path} is a ${code.family} code, not a Lagrange code`);
+  }
+  const lc = code;
   try {
-    if (!(code instanceof LagrangeCode)) throw new Error(`${path} is a ${code.family} code, not a Lagrange code`);
     const dataset = metadata.dataset as string | undefined;
     if (dataset === undefined || !isDatasetName(dataset)) throw new Error(`${path}: no known dataset in its metadata (got ${JSON.stringify(dataset)})`);
     const basePath = values.base ?? join('models', `${dataset}-base-mlp.safetensors`);
