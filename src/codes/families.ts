@@ -6,3 +6,5 @@ import './concat.js';
 import './learned.js';
 import './berrut.js';
 import './lagrange.js';
+import './letcc.js';
+import './bspline.js';

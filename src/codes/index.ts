@@ -10,3 +10,8 @@ export * from './concat.js';
 export * from './interpolation.js';
 export * from './berrut.js';
 export * from './lagrange.js';
+export * from './splines.js';
+export * from './fitted-code.js';
+export * from './letcc.js';
+export * from './bspline.js';
+export * from './spec.js';

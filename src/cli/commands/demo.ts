@@ -36,10 +36,14 @@ Options:
   -h, --help
 
 coded demo serve [options]: coded serving end to end (instances, frontends, live accuracy
-and latency); see \`coded demo serve --help\`.`;
+and latency); see \`coded demo serve --help\`.
+
+coded demo localization [options]: regression outputs (box IoU) with a parity model on a
+synthetic localization dataset; see \`coded demo localization --help\`.`;
 
 export async function demo(argv: string[]): Promise<void> {
   if (argv[0] === 'serve') return (await import('./demo-serve.js')).demoServe(argv.slice(1));
+  if (argv[0] === 'localization') return (await import('./demo-localization.js')).demoLocalization(argv.slice(1));
   const { values } = parse(argv, {
     dataset: { type: 'string' },
     'data-dir': { type: 'string' },

@@ -402,6 +402,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
 }
 
 export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
+coded eval --code SPEC --base CKPT ...   (training-free codes: berrut, letcc, bspline; \`coded eval --code x --help\`)
 coded eval base CKPT ...   (base-model accuracy)
 
 Evaluates a code checkpoint (e.g. from \`coded train parity\`) on its base model's test set,
@@ -451,6 +452,10 @@ export async function evalRouter(argv: string[]): Promise<void> {
   }
   if (what === 'base') return (await import('./evaluate.js')).evaluate(argv);
   const rest = what === 'code' ? argv.slice(1) : argv;
+  // training-free codes from a spec (--code berrut:k=2,n=4) and Lagrange checkpoints: their own command
+  const family = await import('./eval-family.js');
+  if (rest.some((a) => a === '--code' || a.startsWith('--code='))) return family.evalSpecCommand(rest);
+  if (rest.some((a) => family.isPolynomialCheckpoint(a))) return family.evalPolynomialCommand(rest);
   // learned codes (coded train learned) have no parity models: their own loader
   const learned = await import('./eval-learned.js');
   if (rest.some((a) => learned.isLearnedCheckpoint(a))) return learned.evalLearnedCommand(rest);

@@ -1,0 +1,231 @@
+// `coded compare`: every coding scheme side by side on one harness (src/eval/compare.ts): given
+// trained checkpoints (parity models, learned codes, Lagrange codes), the training-free codes
+// (Berrut, LeTCC, B-spline), replication and no code, for one or more (K, N).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parse, choiceOption, intOption, UsageError } from '../args.js';
+import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
+import { codeFromConfig, loadCode } from '../../codes/registry.js';
+import { parseCodeSpec } from '../../codes/spec.js';
+import { loadParityWorkers } from '../../codes/parity-models.js';
+import { LagrangeCode } from '../../codes/lagrange.js';
+import type { CodeConfig } from '../../codes/code.js';
+import '../../codes/index.js';
+import { compareSchemes, comparisonSpec, formatComparison, type ComparisonSection, type Scheme } from '../../eval/compare.js';
+import { pickSmoothing } from '../../eval/pick-smoothing.js';
+import { renderVegaLite } from '../../eval/code-metrics.js';
+import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
+import { readCheckpointMetadata } from '../../serve/served-model.js';
+import type { Module } from '../../nn/module.js';
+import { loadLearnedWorkers } from './eval-learned.js';
+
+const DEFAULT_CODES = 'none replication berrut letcc bspline';
+
+export const usage = `coded compare --base CKPT --k K --n N [--codes "ENTRY ..."] [--pick-smoothing] [--out DIR] [--json]
+
+Every scheme on one harness: the base model's test set in coding groups of k; for every number
+of stragglers s = 0..N-K every pattern of s late workers is decoded. One table per (K, N)
+(accuracy of the k answers by s, recovery, workers per query, extra multiply-adds per query,
+encode and decode time per group, all measured in this run) and one plot.
+
+Options:
+  --base CKPT        base model (e.g. models/fashion-mnist-base-mlp.safetensors)
+  --k LIST           queries per group: 2, 2,3,4 or 2..4
+  --n LIST           workers: 4, 3,4,5 or 3..5 (every combination with n >= k), or
+  --r LIST           extra workers: N = K + R for each K (e.g. --k 2..4 --r 1..3)
+  --codes "E ..."    entries, space-separated (default "${DEFAULT_CODES}"); the option may repeat:
+                       none | replication (round-robin over the N workers)
+                       berrut | letcc | bspline, or with parameters: letcc:lambdaDec=0.001
+                       CKPT.safetensors: a trained code (coded train parity|learned|polynomial),
+                       compared in every (K, N) that matches its own
+  --pick-smoothing   LeTCC entries without lambdas get them picked on the base model's
+                     validation hold-out, for each (K, N)
+  --out DIR          write DIR/compare.md, DIR/compare.json, DIR/compare.svg, DIR/compare.png
+  --data-dir DIR     where datasets live
+  --device D         cpu | cuda (default cpu)
+  --seed N           coding-group permutation (default 1)
+  --json             print the results as JSON instead of markdown`;
+
+/** "2", "2,3,4" or "2..4" -> integers >= min */
+export function parseIntList(v: string, name: string, min: number): number[] {
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?$/.exec(part);
+    if (m === null) throw new UsageError(`--${name}: '${part}' is not an integer or a range A..B (e.g. 2, 2,3,4 or 2..4)`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) throw new UsageError(`--${name}: empty range ${part}`);
+    for (let x = a; x <= b; x++) out.push(x);
+  }
+  for (const x of out) if (x < min) throw new UsageError(`--${name}: values must be >= ${min}, got ${x}`);
+  return [...new Set(out)];
+}
+
+type Entry = { kind: 'none' } | { kind: 'replication' } | { kind: 'spec'; family: string; params: Record<string, unknown>; text: string } | { kind: 'checkpoint'; path: string };
+
+function parseEntries(lists: readonly string[]): Entry[] {
+  const out: Entry[] = [];
+  for (const raw of lists.flatMap((l) => l.split(/\s+/)).filter((s) => s !== '')) {
+    if (raw === 'none') out.push({ kind: 'none' });
+    else if (raw === 'replication') out.push({ kind: 'replication' });
+    else if (raw.endsWith('.safetensors')) out.push({ kind: 'checkpoint', path: raw });
+    else {
+      const colon = raw.indexOf(':');
+      const family = colon < 0 ? raw : raw.slice(0, colon);
+      if (!['berrut', 'letcc', 'bspline'].includes(family)) {
+        throw new UsageError(`--codes: unknown entry '${raw}' (none, replication, berrut, letcc, bspline, FAMILY:key=value,..., or a checkpoint .safetensors)`);
+      }
+      // the parameters only: k and n come from --k / --n
+      const body = colon < 0 ? '' : raw.slice(colon + 1);
+      if (/(^|,)\s*(k|n|r)\s*=/.test(body)) throw new UsageError(`--codes: '${raw}': k and n come from --k and --n`);
+      let cfg: CodeConfig;
+      try {
+        cfg = parseCodeSpec(`${family}:k=1,n=1${body ? `,${body}` : ''}`);
+      } catch (e) {
+        throw new UsageError(`--codes: '${raw}': ${(e as Error).message.replace(/^code spec '[^']*': /, '')}`);
+      }
+      const { family: _f, k: _k, r: _r, ...params } = cfg;
+      out.push({ kind: 'spec', family, params, text: raw });
+    }
+  }
+  if (out.length === 0) throw new UsageError('--codes: no entries');
+  return out;
+}
+
+interface LoadedCheckpoint { path: string; scheme: Scheme & { kind: 'code' }; dispose(): void }
+
+function loadCheckpoint(path: string, basePath: string, base: Module): LoadedCheckpoint {
+  const header = readCheckpointMetadata(path) as { kind?: string; code?: { family?: string } };
+  if (header.kind !== 'code') throw new Error(`--codes: ${path} is not a code checkpoint (from coded train parity|learned|polynomial)`);
+  const family = header.code?.family;
+  const label = `${family} (${basename(path)})`;
+  if (family === 'learned') {
+    const l = loadLearnedWorkers(path, basePath);
+    return { path, scheme: { label, kind: 'code', code: l.code, workers: l.workers }, dispose: () => l.dispose() };
+  }
+  if (family === 'lagrange') {
+    const { code, extra } = loadCode(path);
+    for (const t of extra.values()) t.dispose();
+    if (!(code instanceof LagrangeCode)) throw new Error(`${path}: not a Lagrange code`);
+    code.train(false);
+    return { path, scheme: { label, kind: 'code', code, workers: code.workerSet(base) }, dispose: () => code.dispose() };
+  }
+  const { code, workers } = loadParityWorkers(path, basePath);
+  // loadParityWorkers loads its own copy of the base model
+  return {
+    path,
+    scheme: { label, kind: 'code', code, workers },
+    dispose: () => {
+      workers.base.dispose();
+      for (const m of workers.parity ?? []) m.dispose();
+      for (const m of code.modules().values()) m.dispose();
+    },
+  };
+}
+
+export async function compareCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    base: { type: 'string' }, k: { type: 'string' }, n: { type: 'string' }, r: { type: 'string' }, codes: { type: 'string', multiple: true },
+    'pick-smoothing': { type: 'boolean' }, out: { type: 'string' }, 'data-dir': { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+  }, usage);
+  if (values.help) return void console.log(usage);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument(s) ${positionals.join(' ')} (checkpoints go in --codes)\n\n${usage}`);
+  if (values.base === undefined) throw new UsageError(`--base CKPT is required\n\n${usage}`);
+  if (values.k === undefined) throw new UsageError(`--k is required\n\n${usage}`);
+  if ((values.n === undefined) === (values.r === undefined)) throw new UsageError(`give exactly one of --n and --r\n\n${usage}`);
+  const ks = parseIntList(values.k, 'k', 1);
+  const configs: { k: number; n: number }[] = [];
+  for (const k of ks) {
+    if (values.n !== undefined) for (const n of parseIntList(values.n, 'n', 1)) { if (n >= k) configs.push({ k, n }); }
+    else for (const r of parseIntList(values.r!, 'r', 0)) configs.push({ k, n: k + r });
+  }
+  if (configs.length === 0) throw new UsageError('no (K, N) with N >= K in --k x --n');
+  const entries = parseEntries(values.codes ?? [DEFAULT_CODES]);
+  for (const c of configs) {
+    for (const e of entries) {
+      if (e.kind !== 'spec') continue;
+      try {
+        codeFromConfig({ family: e.family, k: c.k, r: c.n - c.k, ...e.params });
+      } catch (err) {
+        throw new UsageError(`--codes ${e.text} with K = ${c.k}, N = ${c.n}: ${(err as Error).message}`);
+      }
+    }
+  }
+  const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
+  const seed = intOption(values.seed, 'seed', 1, { min: 0 });
+  const say = (s: string) => process.stderr.write(s + '\n');
+  const { model: base, meta } = loadBaseCheckpoint(values.base);
+  const checkpoints: LoadedCheckpoint[] = [];
+  try {
+    if (!isDatasetName(meta.dataset)) throw new Error(`${values.base}: unknown dataset '${meta.dataset}' in metadata`);
+    base.to(device).eval();
+    for (const e of entries) if (e.kind === 'checkpoint') checkpoints.push(loadCheckpoint(e.path, values.base, base));
+    for (const c of checkpoints) {
+      for (const m of [c.scheme.workers.base, ...(c.scheme.workers.parity ?? []), ...[...(c.scheme.workers.workers?.values() ?? [])].flat(), ...c.scheme.code.modules().values()]) m.to(device);
+      const { k, n } = c.scheme.code;
+      if (!configs.some((x) => x.k === k && x.n === n)) {
+        throw new UsageError(`--codes ${c.path}: its code has K = ${k}, N = ${n}, which no --k / --n configuration has (${configs.map((x) => `${x.k}/${x.n}`).join(', ')})`);
+      }
+    }
+    const classes = meta.classes.length;
+    let validation: Awaited<ReturnType<typeof loadDataset>> | null = null;
+    const wantsPick = values['pick-smoothing'] === true && entries.some((e) => e.kind === 'spec' && e.family === 'letcc' && e.params.lambdaEnc === undefined && e.params.lambdaDec === undefined);
+    if (values['pick-smoothing'] && !wantsPick) throw new UsageError('--pick-smoothing: no letcc entry without lambdas to pick for');
+    const ds = await loadDataset(meta.dataset, { dataDir: values['data-dir'], validation: 0, log: say });
+    const sections: ComparisonSection[] = [];
+    const picks: { k: number; n: number; lambdaEnc: number; lambdaDec: number; samples: number }[] = [];
+    try {
+      if (wantsPick) {
+        const splitSeed = (meta.config as { seed?: number } | undefined)?.seed ?? 1;
+        validation = await loadDataset(meta.dataset, { dataDir: values['data-dir'], seed: splitSeed, log: say });
+      }
+      for (const c of configs) {
+        const schemes: Scheme[] = [];
+        for (const e of entries) {
+          if (e.kind === 'none') schemes.push({ label: 'no code', kind: 'replication', k: c.k, n: c.k });
+          else if (e.kind === 'replication') schemes.push({ label: 'replication', kind: 'replication', k: c.k, n: c.n });
+          else if (e.kind === 'checkpoint') {
+            const l = checkpoints.find((x) => x.path === e.path)!;
+            if (l.scheme.code.k === c.k && l.scheme.code.n === c.n) schemes.push(l.scheme);
+          } else {
+            let params = e.params;
+            if (e.family === 'letcc' && wantsPick && params.lambdaEnc === undefined && params.lambdaDec === undefined) {
+              say(`K = ${c.k}, N = ${c.n}: picking LeTCC smoothing on ${validation!.validation!.size} validation samples`);
+              const p = pickSmoothing({ k: c.k, n: c.n, base, validation: validation!.validation!, classes, device, seed });
+              say(`  picked lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`);
+              picks.push({ k: c.k, n: c.n, lambdaEnc: p.lambdaEnc, lambdaDec: p.lambdaDec, samples: p.samples });
+              params = { lambdaEnc: p.lambdaEnc, lambdaDec: p.lambdaDec };
+            }
+            const code = codeFromConfig({ family: e.family, k: c.k, r: c.n - c.k, ...params });
+            schemes.push({ label: e.text === e.family ? e.family : e.text, kind: 'code', code, workers: { base } });
+          }
+        }
+        say(`K = ${c.k}, N = ${c.n}: ${schemes.length} schemes`);
+        const results = compareSchemes({ schemes, base, test: ds.test, classes, maxStragglers: c.n - c.k, device, seed, onScheme: (label) => say(`  ${label}`) });
+        sections.push({ k: c.k, n: c.n, results });
+      }
+    } finally {
+      disposeDataset(ds);
+      if (validation !== null) disposeDataset(validation);
+    }
+    const header = `## coded compare: ${meta.model} on ${meta.dataset} (base ${values.base})\n\n\`coded compare ${argv.join(' ')}\`` +
+      (picks.length ? `\n\nLeTCC smoothing picked on the validation hold-out: ${picks.map((p) => `K=${p.k}, N=${p.n}: lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`).join('; ')}` : '');
+    const md = formatComparison(sections, header);
+    const json = { base: values.base, dataset: meta.dataset, model: meta.model, command: `coded compare ${argv.join(' ')}`, picks, sections };
+    if (values.out !== undefined) {
+      mkdirSync(values.out, { recursive: true });
+      writeFileSync(join(values.out, 'compare.md'), md + '\n');
+      writeFileSync(join(values.out, 'compare.json'), JSON.stringify(json, null, 2) + '\n');
+      try {
+        await renderVegaLite(comparisonSpec(sections), join(values.out, 'compare.svg'), join(values.out, 'compare.png'));
+      } catch (e) {
+        say(`warning: the plot was not written (${(e as Error).message}); the results are in ${join(values.out, 'compare.json')}`);
+      }
+      say(`wrote ${join(values.out, 'compare.md')}, compare.json, compare.svg, compare.png`);
+    }
+    console.log(values.json ? JSON.stringify(json) : md);
+  } finally {
+    for (const c of checkpoints) c.dispose();
+    base.dispose();
+  }
+}
