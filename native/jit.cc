@@ -122,9 +122,22 @@ static Napi::Value JitIsTraining(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), UnwrapJit(info[0], "jitIsTraining").is_training());
 }
 
-// jitTo(m, device): moves parameters and buffers in place
+// jitTo(m, device|null, dtype|null): moves parameters and buffers in place (set_data: the
+// tensors keep their identity, so handles from jitParameters follow); dtype applies to
+// floating-point tensors only (counters such as num_batches_tracked keep theirs)
 static Napi::Value JitTo(const Napi::CallbackInfo& info) {
-  UnwrapJit(info[0], "jitTo").to(Device(info[1]));
+  torch::jit::Module& m = UnwrapJit(info[0], "jitTo");
+  c10::optional<at::Device> device;
+  if (!IsNullish(info[1])) device = Device(info[1]);
+  c10::optional<at::ScalarType> dtype;
+  if (!IsNullish(info[2])) dtype = DType(info[2]);
+  at::AutoGradMode no_grad(false);
+  auto move = [&](at::Tensor t) {
+    at::ScalarType st = dtype.has_value() && t.is_floating_point() ? *dtype : t.scalar_type();
+    t.set_data(t.to(device.value_or(t.device()), st));
+  };
+  for (const at::Tensor& p : m.parameters(/*recurse=*/true)) move(p);
+  for (const at::Tensor& b : m.buffers(/*recurse=*/true)) move(b);
   return info.Env().Undefined();
 }
 

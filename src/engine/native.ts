@@ -118,7 +118,8 @@ export interface NativeAddon {
   jitBuffers(m: JitHandle): [string[], H[]];
   jitTrain(m: JitHandle, on: boolean): void;
   jitIsTraining(m: JitHandle): boolean;
-  jitTo(m: JitHandle, device: string): void;
+  /** move (device) and cast (floating-point tensors to dtype) parameters and buffers in place */
+  jitTo(m: JitHandle, device: string | null, dtype: number | null): void;
   jitClone(m: JitHandle): JitHandle;
   jitSave(m: JitHandle, path: string): void;
 }

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { native, type JitHandle } from '../engine/native.js';
 import { Tensor } from '../engine/tensor.js';
-import { isFloating, type Device, type DType } from '../engine/dtype.js';
+import { dtypeCode, isFloating, type Device, type DType } from '../engine/dtype.js';
 import { Module } from '../nn/module.js';
 
 /** A node of the parameter tree mirroring the JIT module's submodules (no forward of its own). */
@@ -131,13 +131,17 @@ export class TorchScriptModule extends Module {
     return this;
   }
 
-  /** Move parameters and buffers to a device in place (the tensors keep their identity). */
+  /**
+   * Move parameters and buffers to a device, or cast the floating-point ones to a floating
+   * dtype, in place (the tensors keep their identity and stay shared with the JIT module).
+   */
   override to(target: Device | DType): this {
-    if (!/^(cpu|cuda)/.test(target)) {
-      if (target === 'float32') return this;
-      throw new TorchScriptError(`${this.path}: a TorchScript module runs in the dtype it was saved in; casting to ${isFloating(target as DType) ? target : `'${target}'`} is not supported (convert it in PyTorch before saving)`);
+    if (/^(cpu|cuda)/.test(target)) {
+      native.jitTo(this.handle, target, null);
+      return this;
     }
-    native.jitTo(this.handle, target);
+    if (!isFloating(target as DType)) throw new TypeError(`Module.to() casts to floating-point dtypes only, got '${target}'`);
+    native.jitTo(this.handle, null, dtypeCode(target as DType));
     return this;
   }
 

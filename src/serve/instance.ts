@@ -74,6 +74,9 @@ export class InstanceServer implements V2Model {
     const host = o.host ?? '127.0.0.1';
     const limit = o.maxBodyBytes ?? 16 * 1024 * 1024;
     await o.model.load(o.device ?? 'cpu', o.threads ?? 1);
+    // TorchScript and ONNX files say their output shape (and ONNX its input shape) only once loaded
+    this.meta.input.shape = o.model.inputShape;
+    this.meta.output.shape = o.model.outputShape;
     if (o.httpPort !== null) {
       const app = Fastify({ logger: false, bodyLimit: limit, keepAliveTimeout: 60_000 });
       mountV2Rest(app, this, limit);
