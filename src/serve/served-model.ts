@@ -31,6 +31,7 @@ import type { BuildOptions } from './model-builder.js';
 import type { ParityMeta } from '../codes/parity-models.js';
 import { workerSignatures } from '../codes/worker-signature.js';
 import type { OnnxModel } from '../models/onnx.js';
+import { TORCHSCRIPT_EXTENSIONS, isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
 
 export interface ServedModel {
   /** V2 model name */
@@ -167,9 +168,6 @@ class OnnxServedModel implements ServedModel {
   }
 }
 
-/** File names served as TorchScript (by extension). */
-export const TORCHSCRIPT_EXTENSIONS = ['.pt', '.pth', '.torchscript'];
-
 /** Parse an --input-shape such as 3x32x32 (per example, without the batch dimension). */
 export function parseInputShape(text: string): number[] {
   const dims = text.split(/[x,]/);
@@ -219,9 +217,8 @@ function positiveInts(parts: string[], what: string): number[] {
  * name; `parityIndex` picks the parity model of a parity-code checkpoint (only for those).
  */
 export function servedModelFrom(spec: string, name?: string, parityIndex?: number, worker?: string, opts: { inputShape?: number[] } = {}): ServedModel {
-  const lower = spec.toLowerCase();
-  const isTorchScript = TORCHSCRIPT_EXTENSIONS.some((e) => lower.endsWith(e));
-  const isOnnx = lower.endsWith('.onnx');
+  const isTorchScript = isTorchScriptPath(spec);
+  const isOnnx = isOnnxPath(spec);
   if (opts.inputShape !== undefined && !isTorchScript && !isOnnx) throw new Error(`--input-shape applies to TorchScript (${TORCHSCRIPT_EXTENSIONS.join(', ')}) and ONNX (.onnx) files, not to '${spec}' (its shape is known)`);
   if ((isTorchScript || isOnnx) && (parityIndex !== undefined || worker !== undefined)) throw new Error(`--parity-index and --worker apply to code checkpoints, not to '${spec}'`);
   if (isTorchScript) {

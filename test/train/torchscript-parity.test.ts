@@ -1,0 +1,75 @@
+// Parity models (ParM) trained for a TorchScript F on a tensors file: the checkpoint records
+// the SHA-256 of F's file and refuses another F.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualSeed, noGrad, randn, tidy } from '../../src/index.js';
+import { packageRoot } from '../../src/serve/v2.js';
+import { saveSafetensors } from '../../src/nn/safetensors.js';
+import { loadBaseModel } from '../../src/models/base-model.js';
+import { TorchScriptModule } from '../../src/models/torchscript.js';
+import { loadTensorsFile, splitTensors } from '../../src/data/tensors-file.js';
+import { codeFromConfig } from '../../src/codes/index.js';
+import { LinearCode } from '../../src/codes/linear.js';
+import { loadParityWorkers } from '../../src/codes/parity-models.js';
+import { trainParity, type ParityTrainingConfig } from '../../src/train/parity-training.js';
+import { evaluateCode } from '../../src/eval/code-metrics.js';
+
+const ptFile = join(packageRoot(), 'examples', 'own-model', 'small_cnn.pt');
+
+test('parity training for a TorchScript F on a tensors file beats the default answer, and the checkpoint refuses another F', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'coded-ts-parity-'));
+  try {
+    // a tensors file: seeded inputs, labels = F's own answers
+    const f = TorchScriptModule.load(ptFile).eval();
+    manualSeed(5);
+    tidy(() => noGrad(() => {
+      const inputs = randn([1000, 3, 16, 16]);
+      saveSafetensors(join(tmp, 'data.safetensors'), { inputs, labels: f.forward(inputs).argmax(1) });
+    }));
+    f.dispose();
+    const data = loadTensorsFile(join(tmp, 'data.safetensors'));
+    const splits = splitTensors(data.inputs, data.labels!, { seed: 1 });
+    data.inputs.dispose();
+    data.labels!.dispose();
+    assert.deepEqual([splits.train.size, splits.validation.size, splits.test.size], [800, 100, 100]);
+
+    const base = loadBaseModel(ptFile, { inputShape: [3, 16, 16], dataset: 'data.safetensors' });
+    assert.equal(base.classes, 10);
+    assert.equal(base.identity.sha256.length, 64);
+    const code = codeFromConfig({ family: 'addition', k: 2, r: 1 });
+    assert.ok(code instanceof LinearCode);
+    const cfg: ParityTrainingConfig = { code: 'addition', k: 2, r: 1, parityModel: 'mlp:256', epochs: 6, batchSize: 32, lr: 1e-3, weightDecay: 1e-5, schedule: 'cosine', target: 'base', seed: 1, device: 'cpu' };
+    const classes = Array.from({ length: 10 }, (_, i) => String(i));
+    const res = trainParity(cfg, code, base.model, base.identity, { channels: 3, height: 16, width: 16, classes: 10 },
+      { ...splits, classes }, join(tmp, 'run'));
+    base.model.dispose();
+    for (const s of [splits.train, splits.validation]) { s.images.dispose(); s.labels.dispose(); }
+    assert.ok(res.epochs[res.epochs.length - 1].trainLoss < res.epochs[0].trainLoss, 'the parity loss falls');
+    assert.ok(res.test.degraded.accuracy > 3 * res.test.defaultBaseline, `A_d ${res.test.degraded.accuracy} vs default ${res.test.defaultBaseline}`);
+
+    // identity: the recorded F loads; a different TorchScript file is refused by its SHA-256
+    const w = loadParityWorkers(res.bestCheckpoint);
+    assert.equal(w.metadata.base.sha256, base.identity.sha256);
+    assert.equal(w.metadata.base.model, 'torchscript');
+    const again = evaluateCode({ code: w.code, workers: w.workers, test: splits.test, classes, device: 'cpu', seed: 1 });
+    splits.test.images.dispose();
+    splits.test.labels.dispose();
+    assert.equal(again.degraded.accuracy, res.test.degraded.accuracy, 'the reloaded F and parity model reproduce the test result');
+    w.workers.base.dispose();
+    for (const p of w.workers.parity ?? []) p.dispose();
+    const other = TorchScriptModule.load(ptFile);
+    noGrad(() => other.stateDict().get('head.2.bias')!.add_(0.01));
+    other.save(join(tmp, 'other.pt'));
+    other.dispose();
+    copyFileSync(ptFile, join(tmp, 'same.pt'));
+    assert.throws(() => loadParityWorkers(res.bestCheckpoint, join(tmp, 'other.pt')), (e: Error) => e.message.includes(join(tmp, 'other.pt')) && /differs \(sha256/.test(e.message) && /retrain the parity models/.test(e.message));
+    const same = loadParityWorkers(res.bestCheckpoint, join(tmp, 'same.pt'));
+    same.workers.base.dispose();
+    for (const p of same.workers.parity ?? []) p.dispose();
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
