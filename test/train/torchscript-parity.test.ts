@@ -73,3 +73,26 @@ test('parity training for a TorchScript F on a tensors file beats the default an
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('coded train parity --base FILE.pt --data FILE trains on the tensors file; a TorchScript base without --data or --parity-model is refused', async () => {
+  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
+  const dataFile = join(packageRoot(), 'examples', 'own-model', 'data.safetensors');
+  const tmp = mkdtempSync(join(tmpdir(), 'coded-ts-cli-'));
+  const cfg = { code: 'addition', k: 2, r: 1, epochs: 2, batchSize: 16, lr: 1e-3, weightDecay: 1e-5, schedule: 'constant' as const, target: 'base' as const, seed: 1, device: 'cpu' as const };
+  const quiet = { resume: false, command: 'test', quiet: true, log: () => {} };
+  try {
+    await assert.rejects(runParity({ base: ptFile, cfg: { ...cfg, parityModel: 'mlp:64' }, ...quiet }), (e: Error) => e.message.includes(ptFile) && /pass --data FILE\.safetensors/.test(e.message));
+    await assert.rejects(runParity({ base: ptFile, data: dataFile, cfg, ...quiet }), /--parity-model is required for a TorchScript base/);
+    await assert.rejects(runParity({ base: ptFile, data: dataFile, inputShape: [1, 28, 28], cfg: { ...cfg, parityModel: 'mlp:64' }, ...quiet }), /--input-shape 1x28x28 does not match the inputs of/);
+    const res = await runParity({ base: ptFile, data: dataFile, cfg: { ...cfg, parityModel: 'mlp:64' }, outDir: join(tmp, 'run'), ...quiet });
+    assert.equal(res.epochs.length, 2);
+    const meta = readCheckpointMetadata(res.bestCheckpoint) as { base: { path: string; sha256: string; input: unknown; model: string }; parity: { model: string } };
+    assert.equal(meta.base.path, ptFile);
+    assert.equal(meta.base.model, 'torchscript');
+    assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
+    assert.equal(meta.parity.model, 'mlp:64');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
