@@ -9,7 +9,7 @@ Writes to OUT_DIR (default: this folder):
   small_cnn.onnx        the same network exported with torch.onnx.export (opset 13)
   reference.safetensors `inputs` [4,3,32,32] and PyTorch's `outputs` [4,10] for them
   data.safetensors      a tensors file for `coded train parity --data`: `inputs`
-                        [128,3,32,32] (seeded noise) and `labels` [128] (int64, F's argmax)
+                        [128,3,32,32] (seeded per-channel levels + noise) and `labels` [128] (int64, F's argmax)
 Seeded: the same torch version makes the same files.
 """
 import json
@@ -73,7 +73,9 @@ def main():
         outputs = traced(inputs)
     save_safetensors(os.path.join(out, "reference.safetensors"), {"inputs": inputs, "outputs": outputs})
 
-    data = torch.randn(128, 3, 32, 32)
+    # per-channel levels plus a little noise: F's answers spread over several classes (on plain
+    # noise this randomly initialised F answers one class almost always)
+    data = (10 * torch.randn(128, 3, 1, 1)).expand(128, 3, 32, 32) + 0.1 * torch.randn(128, 3, 32, 32)
     with torch.no_grad():
         labels = traced(data).argmax(1)
     save_safetensors(os.path.join(out, "data.safetensors"), {"inputs": data, "labels": labels})
