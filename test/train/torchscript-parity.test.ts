@@ -103,3 +103,47 @@ test('coded train parity --base FILE.pt --data FILE trains on the tensors file; 
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("--parity-model base: parity models are copies of a TorchScript F's own module, trained, saved as TorchScript too, and served from the checkpoint", async () => {
+  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { loadParityCode } = await import('../../src/codes/parity-models.js');
+  const { InstanceServer } = await import('../../src/serve/instance.js');
+  const { V2GrpcClient } = await import('../../src/serve/client.js');
+  const { servedModelFrom } = await import('../../src/serve/served-model.js');
+  const dataFile = join(packageRoot(), 'examples', 'own-model', 'data.safetensors');
+  const tmp = mkdtempSync(join(tmpdir(), 'coded-ts-own-'));
+  const cfg = { code: 'addition', k: 2, r: 1, parityModel: 'base', epochs: 2, batchSize: 16, lr: 1e-3, weightDecay: 1e-5, schedule: 'constant' as const, target: 'base' as const, seed: 1, device: 'cpu' as const };
+  try {
+    const res = await runParity({ base: ptFile, data: dataFile, cfg, outDir: join(tmp, 'run'), resume: false, command: 'test', quiet: true, log: () => {} });
+    const lp = loadParityCode(res.bestCheckpoint);
+    for (const t of lp.extra.values()) t.dispose();
+    const exported = TorchScriptModule.load(join(tmp, 'run', 'parity-0.pt')).eval();
+    const f = TorchScriptModule.load(ptFile).eval();
+    const x = tidy(() => randn([2, 3, 32, 32]).keep());
+    try {
+      assert.ok(lp.parity[0] instanceof TorchScriptModule, "the parity model is F's own module");
+      assert.deepEqual([...lp.parity[0].stateDict().keys()], [...f.stateDict().keys()]);
+      const [p, e, b] = tidy(() => noGrad(() => [lp.parity[0].forward(x).dataFloat32(), exported.forward(x).dataFloat32(), f.forward(x).dataFloat32()]));
+      assert.deepEqual([...e], [...p], 'the exported TorchScript file computes what the checkpoint holds');
+      assert.ok(p.some((v, i) => Math.abs(v - b[i]) > 1e-3), 'trained: the parity model differs from F');
+      // an instance serves the parity model from the checkpoint (F's architecture from the recorded base file)
+      const model = servedModelFrom(res.bestCheckpoint);
+      const s = await InstanceServer.start({ model, httpPort: null, grpcPort: 0 });
+      const client = new V2GrpcClient(`127.0.0.1:${s.grpcPort}`);
+      try {
+        const r = await client.infer(model.name, 'input', x.dataFloat32(), [2, 3, 32, 32], 10000);
+        assert.deepEqual([...r.data], [...p]);
+      } finally {
+        client.close();
+        await s.close();
+      }
+    } finally {
+      x.dispose();
+      f.dispose();
+      exported.dispose();
+      for (const m of lp.parity) m.dispose();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -13,7 +13,8 @@ import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
-import { loadBaseCheckpoint, loadParityWorkers } from '../../codes/parity-models.js';
+import { BASE_PARITY_MODEL, loadBaseCheckpoint, loadParityCode, loadParityWorkers } from '../../codes/parity-models.js';
+import type { TorchScriptModule } from '../../models/torchscript.js';
 import { baseOutputs, trainParity, type ParityTrainingConfig, type ParityTrainingData, type ParityTrainingResult } from '../../train/parity-training.js';
 import { loadBaseModel, type LoadedBaseModel } from '../../models/base-model.js';
 import { isTorchScriptPath } from '../../models/file-kinds.js';
@@ -42,7 +43,9 @@ Options:
   --code C           addition (r = 1) | linear (Cauchy coefficients, any r) | concat (image tiling, r = 1)
   --k K              queries per coding group (>= 2)
   --r R              parity models (default 1; only linear takes R > 1)
-  --parity-model M   parity architecture (default: the base model's; ${modelNames().join(' | ')})
+  --parity-model M   parity architecture (default: the base model's; ${modelNames().join(' | ')});
+                     with a TorchScript base: base (copies of F's own module, trained from F's
+                     weights, also saved as DIR/parity-<j>.pt for Triton) or a zoo architecture
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
   --lr X             Adam learning rate (default 1e-3)
@@ -108,9 +111,10 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
   const src = await parityRunSource(o, say);
   try {
     const parityModel = o.cfg.parityModel ?? src.modelName;
-    if (!isModelName(parityModel)) {
+    const ownArchitecture = src.format === 'torchscript' && parityModel === BASE_PARITY_MODEL;
+    if (!isModelName(parityModel) && !ownArchitecture) {
       throw new UsageError(src.format === 'torchscript'
-        ? `--parity-model is required for a TorchScript base (a zoo architecture for its ${src.input.channels}x${src.input.height}x${src.input.width} inputs: ${modelNames().join(', ')}; a copy of F's own architecture, --parity-model base, is not supported yet)`
+        ? `--parity-model is required for a TorchScript base: base (copies of F's own module, starting from its weights) or a zoo architecture for its ${src.input.channels}x${src.input.height}x${src.input.width} inputs (${modelNames().join(', ')})`
         : `--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
     }
     const cfg: ParityTrainingConfig = { ...o.cfg, parityModel };
@@ -133,6 +137,17 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
           `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
       },
     });
+    if (ownArchitecture) {
+      // the trained parity models as TorchScript too (F's graph, new weights): Triton's libtorch backend serves them
+      const lp = loadParityCode(res.bestCheckpoint);
+      for (const t of lp.extra.values()) t.dispose();
+      try {
+        lp.parity.forEach((m, j) => (m as TorchScriptModule).save(join(outDir, `parity-${j}.pt`)));
+      } finally {
+        for (const m of lp.parity) m.dispose();
+      }
+      say(`parity models saved as TorchScript: ${lp.parity.map((_, j) => join(outDir, `parity-${j}.pt`)).join(', ')}`);
+    }
     writeFileSync(join(outDir, 'test-eval.json'), JSON.stringify(res.test, null, 2) + '\n');
     writeFileSync(join(outDir, 'test-eval.md'), formatCodeEvaluation(res.test) + '\n');
     try {
