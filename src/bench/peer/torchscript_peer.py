@@ -2,7 +2,7 @@
 """PyTorch side of the TorchScript benchmark (src/bench/torchscript.ts); Debian's
 python3-torch, a benchmark peer only.
 
-  torchscript_peer.py make DIR          trace the benchmark models into DIR/*.pt
+  torchscript_peer.py make DIR          trace the benchmark models into DIR/*.pt (and export DIR/*.onnx)
   torchscript_peer.py serve THREADS     read lines "FILE BATCH C H W N" (N forwards of
                                         zeros-seeded input under no_grad), answer the seconds
 """
@@ -55,6 +55,8 @@ def make(out):
     }
     for name, (m, shape) in specs.items():
         torch.jit.trace(m.eval(), torch.randn(1, *shape)).save(f"{out}/{name}.pt")
+        torch.onnx.export(m.eval(), torch.randn(1, *shape), f"{out}/{name}.onnx", input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=13)
     print(json.dumps({"torch": torch.__version__}))
 
 
