@@ -20,8 +20,9 @@
 //                      a TorchScript file (torch.jit.trace/script + save), libtorch's JIT on a
 //                      worker thread; its input shape comes from --input-shape (the file does
 //                      not record it), its output shape from a probe forward at load;
-//   FILE.onnx          an ONNX file through ONNX Runtime (onnxruntime-node, CPU); input shape
-//                      from the file (or --input-shape for symbolic dimensions).
+//   FILE.onnx          an ONNX file through ONNX Runtime (onnxruntime-node, CPU) on a worker
+//                      thread; input shape from the file (or --input-shape for symbolic
+//                      dimensions).
 // Only the checkpoint's JSON header is read here, so the main thread never loads weights.
 import { openSync, readSync, closeSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -30,7 +31,8 @@ import type { AsyncForward } from '../engine/async-forward.js';
 import type { BuildOptions } from './model-builder.js';
 import type { ParityMeta } from '../codes/parity-models.js';
 import { workerSignatures } from '../codes/worker-signature.js';
-import type { OnnxModel } from '../models/onnx.js';
+import { Worker } from 'node:worker_threads';
+import type { OnnxWorkerReply, OnnxWorkerRequest } from './onnx-worker.js';
 import { TORCHSCRIPT_EXTENSIONS, isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
 
 export interface ServedModel {
@@ -136,10 +138,13 @@ class NoopModel implements ServedModel {
   async close(): Promise<void> {}
 }
 
+/** An ONNX file served by ONNX Runtime on a worker thread (src/serve/onnx-worker.ts). */
 class OnnxServedModel implements ServedModel {
   readonly platform = 'onnxruntime_onnx';
   readonly sideInputs = [];
-  private model: OnnxModel | null = null;
+  private worker: Worker | null = null;
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (d: Float32Array) => void; reject: (e: Error) => void }>();
   inputShape: number[] = [];
   outputShape: number[] = [];
   description: string;
@@ -148,23 +153,49 @@ class OnnxServedModel implements ServedModel {
     this.description = `ONNX model ${path} (ONNX Runtime, CPU)`;
   }
   async load(device: string, threads: number): Promise<void> {
-    if (this.model !== null) return;
+    if (this.worker !== null) return;
     if (device !== 'cpu') throw new Error(`${this.path}: ONNX models run on the CPU here (ONNX Runtime's CPU provider); use --device cpu, or serve a TorchScript export of the model on ${device}`);
-    const { OnnxModel } = await import('../models/onnx.js');
-    const m = await OnnxModel.load(this.path, { threads, ...(this.givenInputShape !== undefined ? { inputShape: this.givenInputShape } : {}) });
-    this.inputShape = m.inputShape;
-    if (m.outputShape === null) await m.run(new Float32Array(m.inputShape.reduce((a, b) => a * b, 1)), 1);
-    this.outputShape = m.outputShape!;
-    this.model = m;
+    const worker = new Worker(new URL('./onnx-worker.js', import.meta.url));
+    const ready = await new Promise<OnnxWorkerReply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', (e) => reject(new Error(`ONNX worker failed to start: ${e.message}`)));
+      worker.postMessage({ type: 'init', path: this.path, threads, ...(this.givenInputShape !== undefined ? { inputShape: this.givenInputShape } : {}) } satisfies OnnxWorkerRequest);
+    });
+    if (ready.type !== 'ready') {
+      await worker.terminate();
+      throw new Error(ready.type === 'error' ? ready.message : `${this.path}: unexpected reply from the ONNX worker`);
+    }
+    this.inputShape = ready.inputShape;
+    this.outputShape = ready.outputShape;
+    const failAll = (e: Error) => {
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+    };
+    worker.on('message', (m: OnnxWorkerReply) => {
+      if (m.type === 'ready') return;
+      const w = this.waiting.get(m.id);
+      if (w === undefined) return;
+      this.waiting.delete(m.id);
+      if (m.type === 'result') w.resolve(m.data);
+      else w.reject(new Error(m.message));
+    });
+    worker.on('error', (e) => failAll(new Error(`ONNX worker crashed: ${e.message}`)));
+    worker.on('exit', (code) => failAll(new Error(`ONNX worker exited (code ${code})`)));
+    this.worker = worker;
   }
-  async forward(data: Float32Array, batch: number): Promise<Float32Array> {
-    if (this.model === null) throw new Error('model not loaded');
-    return (await this.model.run(data, batch)).data;
+  forward(data: Float32Array, batch: number): Promise<Float32Array> {
+    const worker = this.worker;
+    if (worker === null) return Promise.reject(new Error('model not loaded'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.postMessage({ type: 'forward', id, data, batch } satisfies OnnxWorkerRequest);
+    });
   }
   async close(): Promise<void> {
-    const m = this.model;
-    this.model = null;
-    if (m !== null) await m.close();
+    const w = this.worker;
+    this.worker = null;
+    if (w !== null) await w.terminate();
   }
 }
 
