@@ -99,6 +99,17 @@ test('coded train parity --base FILE.pt --data FILE trains on the tensors file; 
     assert.equal(meta.base.model, 'torchscript');
     assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
     assert.equal(meta.parity.model, 'mlp:64');
+    // coded eval CKPT --data FILE: the training's test split again, the same result; without --data a clear error
+    const { spawnSync } = await import('node:child_process');
+    const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+    const ev = spawnSync(process.execPath, [main, 'eval', res.bestCheckpoint, '--data', dataFile, '--json'], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(ev.status, 0, ev.stderr);
+    const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { degraded: { accuracy: number }; samples: number };
+    assert.equal(e.samples, res.test.samples);
+    assert.equal(e.degraded.accuracy, res.test.degraded.accuracy);
+    const noData = spawnSync(process.execPath, [main, 'eval', res.bestCheckpoint], { encoding: 'utf8', timeout: 120000 });
+    assert.notEqual(noData.status, 0);
+    assert.match(noData.stderr, /was trained for the TorchScript base .*small_cnn\.pt: pass --data FILE\.safetensors/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -504,7 +504,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
   return rows;
 }
 
-export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
+export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR | --data FILE.safetensors] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
 coded eval base CKPT ...   (base-model accuracy)
 
 Evaluates a code checkpoint (e.g. from \`coded train parity\`) on its base model's test set,
@@ -513,11 +513,13 @@ recovery accuracy, top-5, per pattern and by number of missing outputs, A_o(f), 
 base correctness, ranks of wrong reconstructions. Prints a markdown report (or JSON);
 --plot PREFIX also writes PREFIX.svg and PREFIX.png of A_o versus f. The base checkpoint is
 the one recorded in the code checkpoint unless --base is given; it must be the same file
-(SHA-256) the parity models were trained for.`;
+(SHA-256) the parity models were trained for. For a TorchScript base (\`coded train parity
+--base FILE.pt --data FILE\`), --data names the tensors file: the evaluation uses the test
+split training cut from it (the run's seed).`;
 
 export async function evalCodeCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, 'data-dir': { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
+    base: { type: 'string' }, 'data-dir': { type: 'string' }, data: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
     plot: { type: 'string' }, json: { type: 'boolean' },
   }, evalUsage);
   if (values.help) return void console.log(evalUsage);
@@ -525,6 +527,29 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   const { code, workers, metadata, base } = loadParityWorkers(positionals[0], values.base);
   try {
+    if (metadata.base.model === 'torchscript' || values.data !== undefined) {
+      // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
+      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
+      if (metadata.base.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${positionals[0]} evaluates on its base's dataset`);
+      const seed = (metadata as { config?: { seed?: number } }).config?.seed ?? 1;
+      const data = loadTensorsFile(values.data);
+      const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
+      const splits = splitTensors(data.inputs, labels, { seed });
+      data.inputs.dispose();
+      labels.dispose();
+      try {
+        workers.base.to(device);
+        for (const m of workers.parity ?? []) m.to(device);
+        const classes = Array.from({ length: metadata.base.classes }, (_, i) => String(i));
+        const e = evaluateCode({ code, workers, test: splits.test, classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
+        if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
+        if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
+        else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for TorchScript base ${metadata.base.path} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`);
+      } finally {
+        for (const sp of [splits.train, splits.validation, splits.test]) { sp.images.dispose(); sp.labels.dispose(); }
+      }
+      return;
+    }
     const dataset = base.meta.dataset;
     if (!isDatasetName(dataset)) throw new Error(`unknown dataset '${dataset}' in the base checkpoint`);
     workers.base.to(device);
