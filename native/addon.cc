@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterOps(env, exports);
   RegisterNN(env, exports);
   RegisterAutograd(env, exports);
+  RegisterJit(env, exports);
   return exports;
 }
 }  // namespace coded

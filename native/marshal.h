@@ -71,5 +71,6 @@ void RegisterTensorBasics(Napi::Env env, Napi::Object exports);
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterNN(Napi::Env env, Napi::Object exports);
 void RegisterAutograd(Napi::Env env, Napi::Object exports);
+void RegisterJit(Napi::Env env, Napi::Object exports);
 
 }  // namespace coded

@@ -12,6 +12,10 @@ import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
 import type { Code } from './code.js';
 import type { WorkerSet } from './computation.js';
 import { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
+import { loadBaseModel } from '../models/base-model.js';
+import { isTorchScriptPath } from '../models/file-kinds.js';
+import { TorchScriptModule } from '../models/torchscript.js';
+import { existsSync } from 'node:fs';
 
 export { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity };
 
@@ -27,8 +31,22 @@ export interface ParityCheckpointMeta extends CodeCheckpointMeta {
   base: BaseIdentity;
 }
 
-/** Build r fresh parity models. */
-export function buildParityModels(meta: ParityMeta): Module[] {
+/** The parity architecture 'base' of a TorchScript F: copies of F's own module (ParM with the user's architecture). */
+export const BASE_PARITY_MODEL = 'base';
+
+/**
+ * Build r fresh parity models: zoo models, or for 'base' (TorchScript bases only) copies of F's
+ * module loaded from the base file the identity records (its SHA-256 checked), starting from
+ * F's weights.
+ */
+export function buildParityModels(meta: ParityMeta, base?: BaseIdentity): Module[] {
+  if (meta.model === BASE_PARITY_MODEL) {
+    if (base === undefined || base.model !== 'torchscript') throw new Error("parity model 'base' (a copy of F's own architecture) is for TorchScript base models; with a zoo base, name its architecture");
+    if (!existsSync(base.path)) throw new Error(`${base.path}: the TorchScript base file whose architecture the parity models copy is missing; restore it (sha256 ${base.sha256.slice(0, 12)}…)`);
+    const sha = fileSha256(base.path);
+    if (sha !== base.sha256) throw new Error(`${base.path} differs from the TorchScript base the parity models were built from (sha256 ${sha.slice(0, 12)}… vs ${base.sha256.slice(0, 12)}…)`);
+    return Array.from({ length: meta.count }, () => TorchScriptModule.load(base.path));
+  }
   return Array.from({ length: meta.count }, () => buildModel(meta.model, meta.input));
 }
 
@@ -66,7 +84,7 @@ export function loadParityCode(path: string): LoadedParityCode {
       throw new Error(`${path} is a code checkpoint without parity models (no "parity"/"base" metadata)`);
     }
     if (meta.parity.count !== code.r) throw new Error(`${path}: metadata says ${meta.parity.count} parity models but the code has r = ${code.r}`);
-    parity.push(...buildParityModels(meta.parity));
+    parity.push(...buildParityModels(meta.parity, meta.base));
     parity.forEach((m, j) => {
       const prefix = `parity.${j}.`;
       const sd = new Map<string, Tensor>();
@@ -110,9 +128,14 @@ export function loadParityWorkers(path: string, basePath?: string): { code: Code
     const sha = fileSha256(bp);
     if (sha !== rec.sha256) {
       throw new Error(`${path}: its parity models were trained for base checkpoint ${rec.path} (${rec.model} on ${rec.dataset}, sha256 ${rec.sha256.slice(0, 12)}…), ` +
-        `but ${bp} differs (sha256 ${sha.slice(0, 12)}…); retrain the parity models for this base model`);
+        `but ${bp} differs (sha256 ${sha.slice(0, 12)}…); retrain the parity models for this base model (or pass the base model file they were trained for)`);
     }
-    base = loadBaseCheckpoint(bp);
+    if (isTorchScriptPath(bp)) {
+      const b = loadBaseModel(bp, { inputShape: [rec.input.channels, rec.input.height, rec.input.width], dataset: rec.dataset });
+      base = { model: b.model, identity: b.identity, meta: { kind: 'base', dataset: rec.dataset, model: rec.model, input: rec.input, classes: Array.from({ length: b.classes }, (_, i) => String(i)) } };
+    } else {
+      base = loadBaseCheckpoint(bp);
+    }
   } catch (e) {
     for (const m of lp.parity) m.dispose();
     throw e;

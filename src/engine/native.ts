@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 /** An opaque reference to a libtorch tensor owned by the addon. */
 export type Handle = { readonly __brand: 'TensorHandle' };
+/** An opaque reference to a TorchScript module (libtorch JIT) owned by the addon. */
+export type JitHandle = { readonly __brand: 'JitHandle' };
 type H = Handle;
 type N = H | null;
 
@@ -105,6 +107,21 @@ export interface NativeAddon {
   gradOf(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: boolean, createGraph: boolean, allowUnused: boolean): N[];
   isGradEnabled(): boolean;
   setGradEnabled(v: boolean): void;
+
+  // TorchScript (native/jit.cc): named exports, not op-table entries
+  jitLoad(path: string, device: string | null): JitHandle;
+  jitDispose(m: JitHandle): void;
+  /** the tensors of forward's result, flattened (a tensor, or a tuple/list of tensors) */
+  jitForward(m: JitHandle, inputs: H[]): H[];
+  /** [dotted names, handles sharing storage with the module's own tensors] */
+  jitParameters(m: JitHandle): [string[], H[]];
+  jitBuffers(m: JitHandle): [string[], H[]];
+  jitTrain(m: JitHandle, on: boolean): void;
+  jitIsTraining(m: JitHandle): boolean;
+  /** move (device) and cast (floating-point tensors to dtype) parameters and buffers in place */
+  jitTo(m: JitHandle, device: string | null, dtype: number | null): void;
+  jitClone(m: JitHandle): JitHandle;
+  jitSave(m: JitHandle, path: string): void;
 }
 
 export const UNARY = {

@@ -77,6 +77,9 @@ export class InstanceServer implements V2Model {
     const limit = o.maxBodyBytes ?? 16 * 1024 * 1024;
     const limits: V2Limits = { ...DEFAULT_LIMITS, ...o.limits };
     await o.model.load(o.device ?? 'cpu', o.threads ?? 1);
+    // TorchScript and ONNX files say their output shape (and ONNX its input shape) only once loaded
+    this.meta.input.shape = o.model.inputShape;
+    this.meta.output.shape = o.model.outputShape;
     if (o.httpPort !== null) {
       const app = Fastify(v2FastifyOptions(limit, limits));
       mountV2Rest(app, this, limit, limits);

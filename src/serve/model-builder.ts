@@ -1,6 +1,7 @@
 // Runs inside an AsyncForward worker thread: builds the model an instance serves.
 import { manualSeed } from '../engine/runtime.js';
 import { buildModel } from '../models/registry.js';
+import { TorchScriptModule } from '../models/torchscript.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { loadParityCode } from '../codes/parity-models.js';
@@ -15,9 +16,12 @@ export type BuildOptions =
   /** a zoo model with seeded random weights (`random:MODEL:CxHxW:CLASSES[:SEED]`) */
   | { kind: 'random'; model: string; input: { channels: number; height: number; width: number }; classes: number; seed: number }
   /** a family-specific worker network of a code checkpoint (e.g. a Lagrange code's H) */
-  | { kind: 'code-worker'; path: string; name: string; index: number };
+  | { kind: 'code-worker'; path: string; name: string; index: number }
+  /** a TorchScript file (libtorch JIT) */
+  | { kind: 'torchscript'; path: string };
 
 export default function build(o: BuildOptions): Module {
+  if (o.kind === 'torchscript') return TorchScriptModule.load(o.path);
   if (o.kind === 'linear') {
     manualSeed(o.seed);
     return buildModel('logistic-regression', { channels: 1, height: 1, width: o.inFeatures, classes: o.classes });

@@ -15,7 +15,14 @@
 //                      its worker network NAME[INDEX] (default the first, H[0]); multi-input
 //                      workers (H_S) take side inputs next to the main input;
 //   noop:D             identity on D floats computed in the event loop (no libtorch), for
-//                      measuring serving overheads.
+//                      measuring serving overheads;
+//   FILE.pt (.pth, .torchscript)
+//                      a TorchScript file (torch.jit.trace/script + save), libtorch's JIT on a
+//                      worker thread; its input shape comes from --input-shape (the file does
+//                      not record it), its output shape from a probe forward at load;
+//   FILE.onnx          an ONNX file through ONNX Runtime (onnxruntime-node, CPU) on a worker
+//                      thread; input shape from the file (or --input-shape for symbolic
+//                      dimensions).
 // Only the checkpoint's JSON header is read here, so the main thread never loads weights.
 import { openSync, readSync, closeSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -24,6 +31,9 @@ import type { AsyncForward } from '../engine/async-forward.js';
 import type { BuildOptions } from './model-builder.js';
 import type { ParityMeta } from '../codes/parity-models.js';
 import { workerSignatures } from '../codes/worker-signature.js';
+import { Worker } from 'node:worker_threads';
+import type { OnnxWorkerReply, OnnxWorkerRequest } from './onnx-worker.js';
+import { TORCHSCRIPT_EXTENSIONS, isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
 
 export interface ServedModel {
   /** V2 model name */
@@ -76,16 +86,29 @@ class WorkerModel implements ServedModel {
     readonly name: string,
     readonly platform: string,
     readonly inputShape: number[],
-    readonly outputShape: number[],
+    /** empty until load() when `probe` is set (the file does not say it) */
+    public outputShape: number[],
     readonly description: string,
     private readonly build: BuildOptions,
     readonly sideInputs: { name: string; shape: number[] }[] = [],
+    /** learn the output shape (and check the input shape) with one forward of zeros at load */
+    private readonly probe = false,
   ) {}
   async load(device: string, threads: number): Promise<void> {
     if (this.af !== null) return;
     const { AsyncForward } = await import('../engine/async-forward.js');
     const module = fileURLToPath(new URL('./model-builder.js', import.meta.url));
-    this.af = await AsyncForward.create({ module, options: this.build, device, threads });
+    const af = await AsyncForward.create({ module, options: this.build, device, threads });
+    if (this.probe) {
+      try {
+        const r = await af.forward(new Float32Array(this.inputShape.reduce((a, b) => a * b, 1)), [1, ...this.inputShape]);
+        this.outputShape = r.shape.slice(1);
+      } catch (e) {
+        await af.close();
+        throw e;
+      }
+    }
+    this.af = af;
   }
   async forward(data: Float32Array, batch: number, side?: Float32Array[]): Promise<Float32Array> {
     if (this.af === null) throw new Error('model not loaded');
@@ -113,6 +136,76 @@ class NoopModel implements ServedModel {
     return data.slice();
   }
   async close(): Promise<void> {}
+}
+
+/** An ONNX file served by ONNX Runtime on a worker thread (src/serve/onnx-worker.ts). */
+class OnnxServedModel implements ServedModel {
+  readonly platform = 'onnxruntime_onnx';
+  readonly sideInputs = [];
+  private worker: Worker | null = null;
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (d: Float32Array) => void; reject: (e: Error) => void }>();
+  inputShape: number[] = [];
+  outputShape: number[] = [];
+  description: string;
+  constructor(readonly name: string, private readonly path: string, private readonly givenInputShape?: number[]) {
+    this.inputShape = givenInputShape ?? [];
+    this.description = `ONNX model ${path} (ONNX Runtime, CPU)`;
+  }
+  async load(device: string, threads: number): Promise<void> {
+    if (this.worker !== null) return;
+    if (device !== 'cpu') throw new Error(`${this.path}: ONNX models run on the CPU here (ONNX Runtime's CPU provider); use --device cpu, or serve a TorchScript export of the model on ${device}`);
+    const worker = new Worker(new URL('./onnx-worker.js', import.meta.url));
+    const ready = await new Promise<OnnxWorkerReply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', (e) => reject(new Error(`ONNX worker failed to start: ${e.message}`)));
+      worker.postMessage({ type: 'init', path: this.path, threads, ...(this.givenInputShape !== undefined ? { inputShape: this.givenInputShape } : {}) } satisfies OnnxWorkerRequest);
+    });
+    if (ready.type !== 'ready') {
+      await worker.terminate();
+      throw new Error(ready.type === 'error' ? ready.message : `${this.path}: unexpected reply from the ONNX worker`);
+    }
+    this.inputShape = ready.inputShape;
+    this.outputShape = ready.outputShape;
+    const failAll = (e: Error) => {
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+    };
+    worker.on('message', (m: OnnxWorkerReply) => {
+      if (m.type === 'ready') return;
+      const w = this.waiting.get(m.id);
+      if (w === undefined) return;
+      this.waiting.delete(m.id);
+      if (m.type === 'result') w.resolve(m.data);
+      else w.reject(new Error(m.message));
+    });
+    worker.on('error', (e) => failAll(new Error(`ONNX worker crashed: ${e.message}`)));
+    worker.on('exit', (code) => failAll(new Error(`ONNX worker exited (code ${code})`)));
+    this.worker = worker;
+  }
+  forward(data: Float32Array, batch: number): Promise<Float32Array> {
+    const worker = this.worker;
+    if (worker === null) return Promise.reject(new Error('model not loaded'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.postMessage({ type: 'forward', id, data, batch } satisfies OnnxWorkerRequest);
+    });
+  }
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w !== null) await w.terminate();
+  }
+}
+
+/** Parse an --input-shape such as 3x32x32 (per example, without the batch dimension). */
+export function parseInputShape(text: string): number[] {
+  const dims = text.split(/[x,]/);
+  if (dims.length === 0 || !dims.every((d) => /^\d+$/.test(d) && Number(d) >= 1)) {
+    throw new Error(`bad --input-shape '${text}': use positive integers joined by x, per example without the batch dimension (e.g. 3x32x32 or 784)`);
+  }
+  return dims.map(Number);
 }
 
 /** The syntax of a random-weight zoo model spec (for help texts and errors). */
@@ -154,7 +247,17 @@ function positiveInts(parts: string[], what: string): number[] {
  * Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model
  * name; `parityIndex` picks the parity model of a parity-code checkpoint (only for those).
  */
-export function servedModelFrom(spec: string, name?: string, parityIndex?: number, worker?: string): ServedModel {
+export function servedModelFrom(spec: string, name?: string, parityIndex?: number, worker?: string, opts: { inputShape?: number[] } = {}): ServedModel {
+  const isTorchScript = isTorchScriptPath(spec);
+  const isOnnx = isOnnxPath(spec);
+  if (opts.inputShape !== undefined && !isTorchScript && !isOnnx) throw new Error(`--input-shape applies to TorchScript (${TORCHSCRIPT_EXTENSIONS.join(', ')}) and ONNX (.onnx) files, not to '${spec}' (its shape is known)`);
+  if ((isTorchScript || isOnnx) && (parityIndex !== undefined || worker !== undefined)) throw new Error(`--parity-index and --worker apply to code checkpoints, not to '${spec}'`);
+  if (isTorchScript) {
+    if (opts.inputShape === undefined) throw new Error(`${spec}: TorchScript files do not record their input shape; pass --input-shape (per example, without the batch dimension, e.g. 3x32x32)`);
+    const n = name ?? basename(spec).replace(/\.[^.]+$/, '');
+    return new WorkerModel(n, 'pytorch_libtorch', opts.inputShape, [], `TorchScript model ${spec} (libtorch JIT) on ${opts.inputShape.join('x')} inputs`, { kind: 'torchscript', path: spec }, [], true);
+  }
+  if (isOnnx) return new OnnxServedModel(name ?? basename(spec).replace(/\.onnx$/i, ''), spec, opts.inputShape);
   if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0)) throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
   const notParity = () => {
     if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);

@@ -159,7 +159,7 @@ export function trainParity(
   if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
   manualSeed(cfg.seed);
-  const parity = buildParityModels(parityMeta);
+  const parity = buildParityModels(parityMeta, baseIdentity);
   for (const m of parity) m.to(cfg.device);
   base.to(cfg.device).eval();
   const params = parity.flatMap((m) => m.parameters());

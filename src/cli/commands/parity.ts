@@ -13,8 +13,16 @@ import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
-import { loadBaseCheckpoint, loadParityWorkers } from '../../codes/parity-models.js';
-import { trainParity, type ParityTrainingConfig, type ParityTrainingResult } from '../../train/parity-training.js';
+import { BASE_PARITY_MODEL, loadBaseCheckpoint, loadParityCode, loadParityWorkers } from '../../codes/parity-models.js';
+import type { TorchScriptModule } from '../../models/torchscript.js';
+import { baseOutputs, trainParity, type ParityTrainingConfig, type ParityTrainingData, type ParityTrainingResult } from '../../train/parity-training.js';
+import { loadBaseModel, type LoadedBaseModel } from '../../models/base-model.js';
+import { isTorchScriptPath } from '../../models/file-kinds.js';
+import type { BaseIdentity } from '../../models/base-checkpoint.js';
+import { loadTensorsFile, splitTensors } from '../../data/tensors-file.js';
+import { noGrad } from '../../engine/autograd.js';
+import { tidy } from '../../engine/scope.js';
+import type { Module } from '../../nn/module.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 
 export const trainUsage = `coded train parity --base CKPT --code addition|linear|concat --k K [options]
@@ -26,11 +34,18 @@ checkpoint with the best validation degraded-mode accuracy A_d is kept and evalu
 test set with every erasure pattern.
 
 Options:
-  --base CKPT        base checkpoint from \`coded train base\` (e.g. models/fashion-mnist-base-mlp.safetensors)
+  --base CKPT        base checkpoint from \`coded train base\` (e.g. models/fashion-mnist-base-mlp.safetensors),
+                     or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data)
+  --data FILE        with a TorchScript base: a tensors file (safetensors: \`inputs\` [N, C, H, W]
+                     float32, normalised as F expects, and optional \`labels\` [N]; without labels
+                     F's answers are used), split 80/10/10 with --seed; see examples/own-model/
+  --input-shape CxHxW  with a TorchScript base: per-example input shape (default: the data's)
   --code C           addition (r = 1) | linear (Cauchy coefficients, any r) | concat (image tiling, r = 1)
   --k K              queries per coding group (>= 2)
   --r R              parity models (default 1; only linear takes R > 1)
-  --parity-model M   parity architecture (default: the base model's; ${modelNames().join(' | ')})
+  --parity-model M   parity architecture (default: the base model's; ${modelNames().join(' | ')});
+                     with a TorchScript base: base (copies of F's own module, trained from F's
+                     weights, also saved as DIR/parity-<j>.pt for Triton) or a zoo architecture
   --epochs N         (default 20)
   --batch-size B     coding groups per batch (default 64 for k = 2, 32 otherwise)
   --lr X             Adam learning rate (default 1e-3)
@@ -71,6 +86,10 @@ export interface ParityRunOptions {
   cfg: Omit<ParityTrainingConfig, 'parityModel'> & { parityModel?: string };
   /** default runs/parity/<dataset>-<model>-<code>-k<K>-r<R> */
   outDir?: string;
+  /** a tensors file (safetensors `inputs`, optional `labels`): the data of a TorchScript base */
+  data?: string;
+  /** a TorchScript base's per-example input shape (default: the tensors file's) */
+  inputShape?: number[];
   dataDir?: string;
   resume: boolean;
   command: string;
@@ -89,57 +108,133 @@ export interface ParityRunResult extends ParityTrainingResult {
 /** Train the parity models of one code for one base checkpoint; writes DIR/test-eval.{json,md} and the A_o plot too. */
 export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
   const say = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const base = loadBaseCheckpoint(o.base);
+  const src = await parityRunSource(o, say);
   try {
-    const parityModel = o.cfg.parityModel ?? base.meta.model;
-    if (!isModelName(parityModel)) throw new UsageError(`--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
+    const parityModel = o.cfg.parityModel ?? src.modelName;
+    const ownArchitecture = src.format === 'torchscript' && parityModel === BASE_PARITY_MODEL;
+    if (!isModelName(parityModel) && !ownArchitecture) {
+      throw new UsageError(src.format === 'torchscript'
+        ? `--parity-model is required for a TorchScript base: base (copies of F's own module, starting from its weights) or a zoo architecture for its ${src.input.channels}x${src.input.height}x${src.input.width} inputs (${modelNames().join(', ')})`
+        : `--parity-model must be one of ${modelNames().join(', ')}, got '${parityModel}'`);
+    }
     const cfg: ParityTrainingConfig = { ...o.cfg, parityModel };
     const { code: codeName, k, r } = cfg;
     const code = codeFromConfig({ family: codeName, k, r });
     if (!(code instanceof LinearCode)) throw new Error(`internal: ${codeName} is not a parity-model code`);
+    const outDir = o.outDir ?? join('runs', 'parity', `${src.dataset}-${src.modelName}-${codeName}-k${k}-r${r}`);
+    manualSeed(cfg.seed);
+    const lossName = { mse: 'mse', 'kl-decoded': 'kl', 'xent-decoded': 'xent' }[cfg.loss ?? 'mse'];
+    const bars = epochBars(cfg.epochs, { enabled: !o.quiet, metric: lossName });
+    const { data } = src;
+    say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${src.dataset} (base ${o.base}${src.testAccuracy === undefined ? '' : `, test accuracy ${(src.testAccuracy * 100).toFixed(2)}%`}): ` +
+      `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}, loss ${cfg.loss ?? 'mse'}; output ${outDir}`);
+    const res = trainParity(cfg, code, src.model, src.identity, { ...src.input, classes: data.classes.length }, data, outDir, { resume: o.resume }, {
+      command: o.command,
+      onBatch: bars.onBatch,
+      onEpoch: (e) => {
+        bars.finish();
+        say(`epoch ${e.epoch}: train ${lossName} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
+          `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
+      },
+    });
+    if (ownArchitecture) {
+      // the trained parity models as TorchScript too (F's graph, new weights): Triton's libtorch backend serves them
+      const lp = loadParityCode(res.bestCheckpoint);
+      for (const t of lp.extra.values()) t.dispose();
+      try {
+        lp.parity.forEach((m, j) => (m as TorchScriptModule).save(join(outDir, `parity-${j}.pt`)));
+      } finally {
+        for (const m of lp.parity) m.dispose();
+      }
+      say(`parity models saved as TorchScript: ${lp.parity.map((_, j) => join(outDir, `parity-${j}.pt`)).join(', ')}`);
+    }
+    writeFileSync(join(outDir, 'test-eval.json'), JSON.stringify(res.test, null, 2) + '\n');
+    writeFileSync(join(outDir, 'test-eval.md'), formatCodeEvaluation(res.test) + '\n');
+    try {
+      await writeOverallAccuracyPlot(res.test, join(outDir, 'overall-accuracy'));
+    } catch (e) {
+      // the plot is a convenience: a missing renderer must not lose a finished run's result
+      process.stderr.write(`warning: the A_o(f) plot was not written (${(e as Error).message}); the results are in ${join(outDir, 'test-eval.json')}\n`);
+    }
+    return { ...res, config: cfg, dataset: src.dataset, baseModel: src.modelName, outDir };
+  } finally {
+    src.dispose();
+  }
+}
+
+interface ParityRunSource {
+  format: 'checkpoint' | 'torchscript';
+  model: Module;
+  identity: BaseIdentity;
+  input: { channels: number; height: number; width: number };
+  modelName: string;
+  dataset: string;
+  testAccuracy?: number;
+  data: ParityTrainingData;
+  dispose(): void;
+}
+
+/** F and its data: a zoo checkpoint with its dataset, or a TorchScript file with a tensors file (--data, --input-shape). */
+async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): Promise<ParityRunSource> {
+  if (isTorchScriptPath(o.base)) {
+    if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors (inputs [N, C, H, W] and optional labels [N]) to train its parity models on`);
+    const data = loadTensorsFile(o.data);
+    const shape = o.inputShape ?? data.inputs.shape.slice(1);
+    let base: LoadedBaseModel;
+    try {
+      if (data.inputs.shape.slice(1).join('x') !== shape.join('x')) throw new UsageError(`--input-shape ${shape.join('x')} does not match the inputs of ${o.data} ([${data.inputs.shape.join(', ')}])`);
+      base = loadBaseModel(o.base, { inputShape: shape, dataset: basename(o.data) });
+    } catch (e) {
+      data.inputs.dispose();
+      data.labels?.dispose();
+      throw e;
+    }
+    // without labels in the file, F's own answers are the labels (A_d then measures agreement with F)
+    if (data.labels === null) say(`${o.data} has no labels: F's answers serve as labels`);
+    const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(base.model, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
+    const splits = splitTensors(data.inputs, labels, { seed: o.cfg.seed });
+    data.inputs.dispose();
+    labels.dispose();
+    const classes = Array.from({ length: base.classes }, (_, i) => String(i));
+    return {
+      format: 'torchscript', model: base.model, identity: base.identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
+      dataset: basename(o.data).replace(/\.safetensors$/i, ''), data: { ...splits, classes },
+      dispose: () => {
+        base.model.dispose();
+        for (const s of [splits.train, splits.validation, splits.test]) { s.images.dispose(); s.labels.dispose(); }
+      },
+    };
+  }
+  if (o.data !== undefined || o.inputShape !== undefined) throw new UsageError(`--data and --input-shape go with a TorchScript --base (FILE.pt); ${o.base} trains on the dataset its checkpoint names`);
+  const base = loadBaseCheckpoint(o.base);
+  try {
     const dataset = base.meta.dataset;
     if (!isDatasetName(dataset)) throw new Error(`${o.base}: unknown dataset '${dataset}' in metadata`);
-    const outDir = o.outDir ?? join('runs', 'parity', `${dataset}-${base.meta.model}-${codeName}-k${k}-r${r}`);
-    manualSeed(cfg.seed);
     // the validation hold-out of the base model's own training (its seed), so F never saw it
     const splitSeed = (base.meta.config as { seed?: number } | undefined)?.seed ?? 1;
     const ds = await loadDataset(dataset, { dataDir: o.dataDir, seed: splitSeed, log: say });
-    const lossName = { mse: 'mse', 'kl-decoded': 'kl', 'xent-decoded': 'xent' }[cfg.loss ?? 'mse'];
-    const bars = epochBars(cfg.epochs, { enabled: !o.quiet, metric: lossName });
-    try {
-      if (ds.validation === null) throw new Error('internal: no validation split');
-      say(`training ${r} ${parityModel} parity model(s) for ${code.name} on ${dataset} (base ${o.base}, test accuracy ${((base.meta.testAccuracy ?? NaN) * 100).toFixed(2)}%): ` +
-        `${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr} (${cfg.schedule}), L2 ${cfg.weightDecay}, targets ${cfg.target}, loss ${cfg.loss ?? 'mse'}; output ${outDir}`);
-      const res = trainParity(cfg, code, base.model, base.identity, { ...base.meta.input, classes: base.meta.classes.length },
-        { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes, paddingFill: ds.paddingFill }, outDir, { resume: o.resume }, {
-          command: o.command,
-          onBatch: bars.onBatch,
-          onEpoch: (e) => {
-            bars.finish();
-            say(`epoch ${e.epoch}: train ${lossName} ${e.trainLoss.toFixed(4)}, validation A_d ${(100 * e.valDegradedAccuracy).toFixed(2)}%, ` +
-              `recovery ${(100 * e.valRecovery).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
-          },
-        });
-      writeFileSync(join(outDir, 'test-eval.json'), JSON.stringify(res.test, null, 2) + '\n');
-      writeFileSync(join(outDir, 'test-eval.md'), formatCodeEvaluation(res.test) + '\n');
-      try {
-        await writeOverallAccuracyPlot(res.test, join(outDir, 'overall-accuracy'));
-      } catch (e) {
-        // the plot is a convenience: a missing renderer must not lose a finished run's result
-        process.stderr.write(`warning: the A_o(f) plot was not written (${(e as Error).message}); the results are in ${join(outDir, 'test-eval.json')}\n`);
-      }
-      return { ...res, config: cfg, dataset, baseModel: base.meta.model, outDir };
-    } finally {
+    if (ds.validation === null) {
       disposeDataset(ds);
+      throw new Error('internal: no validation split');
     }
-  } finally {
+    return {
+      format: 'checkpoint', model: base.model, identity: base.identity, input: base.meta.input, modelName: base.meta.model, dataset, testAccuracy: base.meta.testAccuracy,
+      data: { train: ds.train, validation: ds.validation, test: ds.test, classes: base.meta.classes, paddingFill: ds.paddingFill },
+      dispose: () => {
+        disposeDataset(ds);
+        base.model.dispose();
+      },
+    };
+  } catch (e) {
     base.model.dispose();
+    throw e;
   }
 }
 
 export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
+    data: { type: 'string' }, 'input-shape': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
@@ -181,6 +276,8 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       device,
     },
     outDir: values.out, dataDir: values['data-dir'], resume: values.resume ?? false,
+    ...(values.data !== undefined ? { data: values.data } : {}),
+    ...(values['input-shape'] !== undefined ? { inputShape: inputShapeOption(values['input-shape']) } : {}),
     command: ['coded', 'train', 'parity', ...argv].join(' '), quiet: false,
   });
   const { config, dataset: _d, baseModel: _m, outDir: _o, ...result } = res;
@@ -192,6 +289,12 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
 }
 
 const defaultBatchSize = (k: number) => (k === 2 ? 64 : 32);
+
+function inputShapeOption(text: string): number[] {
+  const dims = text.split('x');
+  if (!dims.every((d) => /^\d+$/.test(d) && Number(d) >= 1)) throw new UsageError(`bad --input-shape '${text}': positive integers joined by x, per example (e.g. 3x32x32)`);
+  return dims.map(Number);
+}
 
 // ---- sweeps: `coded train parity --config SWEEP.json`
 
@@ -401,7 +504,7 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
   return rows;
 }
 
-export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
+export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR | --data FILE.safetensors] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
 coded eval --code SPEC --base CKPT ...   (training-free codes: berrut, letcc, bspline; \`coded eval --code x --help\`)
 coded eval base CKPT ...   (base-model accuracy)
 
@@ -411,11 +514,13 @@ recovery accuracy, top-5, per pattern and by number of missing outputs, A_o(f), 
 base correctness, ranks of wrong reconstructions. Prints a markdown report (or JSON);
 --plot PREFIX also writes PREFIX.svg and PREFIX.png of A_o versus f. The base checkpoint is
 the one recorded in the code checkpoint unless --base is given; it must be the same file
-(SHA-256) the parity models were trained for.`;
+(SHA-256) the parity models were trained for. For a TorchScript base (\`coded train parity
+--base FILE.pt --data FILE\`), --data names the tensors file: the evaluation uses the test
+split training cut from it (the run's seed).`;
 
 export async function evalCodeCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, 'data-dir': { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
+    base: { type: 'string' }, 'data-dir': { type: 'string' }, data: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
     plot: { type: 'string' }, json: { type: 'boolean' },
   }, evalUsage);
   if (values.help) return void console.log(evalUsage);
@@ -423,6 +528,29 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   const { code, workers, metadata, base } = loadParityWorkers(positionals[0], values.base);
   try {
+    if (metadata.base.model === 'torchscript' || values.data !== undefined) {
+      // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
+      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
+      if (metadata.base.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${positionals[0]} evaluates on its base's dataset`);
+      const seed = (metadata as { config?: { seed?: number } }).config?.seed ?? 1;
+      const data = loadTensorsFile(values.data);
+      const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
+      const splits = splitTensors(data.inputs, labels, { seed });
+      data.inputs.dispose();
+      labels.dispose();
+      try {
+        workers.base.to(device);
+        for (const m of workers.parity ?? []) m.to(device);
+        const classes = Array.from({ length: metadata.base.classes }, (_, i) => String(i));
+        const e = evaluateCode({ code, workers, test: splits.test, classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
+        if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
+        if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
+        else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for TorchScript base ${metadata.base.path} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`);
+      } finally {
+        for (const sp of [splits.train, splits.validation, splits.test]) { sp.images.dispose(); sp.labels.dispose(); }
+      }
+      return;
+    }
     const dataset = base.meta.dataset;
     if (!isDatasetName(dataset)) throw new Error(`unknown dataset '${dataset}' in the base checkpoint`);
     workers.base.to(device);

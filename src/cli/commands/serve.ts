@@ -3,7 +3,7 @@ import { parse, intOption, numberOption, choiceOption, UsageError } from '../arg
 
 export const usage = `coded serve <instance|frontend> [options]
 
-  coded serve instance --model MODEL [--parity-index J | --worker NAME[I]] [--name NAME] [--port P] [--grpc-port P] [--host H]
+  coded serve instance --model MODEL [--parity-index J | --worker NAME[I]] [--input-shape DIMS] [--name NAME] [--port P] [--grpc-port P] [--host H]
                        [--device cpu|cuda] [--threads N] [--max-batch N]
                        [--latency DIST] [--slow-prob P --slow-ms MS] [--slow-periods SPEC]
                        [--latency-trace FILE] [--fail-prob P]
@@ -16,8 +16,12 @@ export const usage = `coded serve <instance|frontend> [options]
       side inputs v0..vP next to 'input'; default name <file>-H0), linear:D:C[:SEED] (seeded
       random linear map, for tests), random:MODEL:CxHxW:CLASSES[:SEED] (a zoo model from
       \`coded models\` with seeded random weights, for latency at a model's real size, e.g.
-      random:resnet18:3x224x224:1000, torchvision's ImageNet ResNet-18), or noop:D (identity,
-      no libtorch: measures serving overhead).
+      random:resnet18:3x224x224:1000, torchvision's ImageNet ResNet-18), noop:D (identity,
+      no libtorch: measures serving overhead), a TorchScript file FILE.pt|.pth|.torchscript
+      (torch.jit.trace/script + save; libtorch's JIT on a worker thread; needs --input-shape,
+      e.g. 3x32x32, per example without the batch dimension: the file does not record it),
+      or an ONNX file FILE.onnx (ONNX Runtime, CPU; input shape from the file, --input-shape
+      for symbolic dimensions). See examples/own-model/.
       Ports default to 8000 (REST) and 8001 (gRPC); 0 picks a free port; -1 disables one.
       Fault injection: --latency none|const:MS|uniform:LO:HI|exp:MEAN|lognormal:MU:SIGMA
       added to every request; with probability --slow-prob a request is delayed a further
@@ -52,7 +56,7 @@ async function instance(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, 'parity-index': { type: 'string' }, worker: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
+      model: { type: 'string' }, 'input-shape': { type: 'string' }, 'parity-index': { type: 'string' }, worker: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
       device: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' },
       latency: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'fail-prob': { type: 'string' },
       'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' }, 'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
@@ -89,14 +93,15 @@ async function instance(argv: string[]): Promise<void> {
     crashAfter: intOption(values['crash-after'], 'crash-after', 0, { min: 0 }), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
   };
   if (faults.slowMs < 0) throw new UsageError('--slow-ms must be >= 0');
-  const { servedModelFrom } = await import('../../serve/served-model.js');
+  const { servedModelFrom, parseInputShape } = await import('../../serve/served-model.js');
   const { InstanceServer } = await import('../../serve/instance.js');
   const { pino } = await import('pino');
   const log = pino({ level }, process.stderr);
   const parityIndex = values['parity-index'] === undefined ? undefined : intOption(values['parity-index'], 'parity-index', 0, { min: 0 });
   let model;
   try {
-    model = servedModelFrom(values.model, values.name, parityIndex, values.worker);
+    const inputShape = values['input-shape'] === undefined ? undefined : parseInputShape(values['input-shape']);
+    model = servedModelFrom(values.model, values.name, parityIndex, values.worker, inputShape === undefined ? {} : { inputShape });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
