@@ -1,6 +1,8 @@
 // Checkpoints: a module's state dict (plus optional extra tensors such as optimizer
-// state) in one safetensors file whose __metadata__ carries JSON metadata under "coded".
+// state) in one safetensors file whose __metadata__ carries JSON metadata under "coded" and
+// the SHA-256 of the tensor data (verified at load). Weights that are not finite are refused.
 import { loadSafetensors, saveSafetensors } from './safetensors.js';
+import { tidy } from '../engine/scope.js';
 import type { Module } from './module.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -22,9 +24,37 @@ const EXTRA = '__extra__.';
 export function saveCheckpoint(path: string, module: Module, metadata: CheckpointMetadata, extra: Map<string, Tensor> = new Map()): void {
   const all = new Map(module.stateDict());
   for (const [k, t] of extra) all.set(EXTRA + k, t);
-  saveSafetensors(path, all, { format: 'pt', coded: JSON.stringify(metadata) });
+  saveSafetensors(path, all, { format: 'pt', coded: JSON.stringify(metadata) }, { digest: true });
 }
 
+/** Thrown when a checkpoint holds NaN or infinite values: weights that cannot give meaningful outputs. */
+export class NonFiniteWeightsError extends Error {
+  constructor(path: string, bad: { name: string; count: number; size: number }[]) {
+    const list = bad.slice(0, 5).map((b) => `${b.name} (${b.count} of ${b.size})`).join(', ');
+    super(`${path}: the checkpoint holds NaN or infinite values in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${list}${bad.length > 5 ? ', …' : ''}; ` +
+      'it is corrupt or its training diverged: use another checkpoint or train again (e.g. with a lower learning rate)');
+    this.name = 'NonFiniteWeightsError';
+  }
+}
+
+/** Refuse tensors with NaN or ±Inf (the check runs in the engine); disposes them all when it throws. */
+export function assertFiniteTensors(path: string, tensors: Map<string, Tensor>): void {
+  const bad: { name: string; count: number; size: number }[] = [];
+  for (const [name, t] of tensors) {
+    if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+    const count = tidy(() => t.isfinite().logicalNot().sum().item());
+    if (count > 0) bad.push({ name, count, size: t.size });
+  }
+  if (bad.length > 0) {
+    for (const t of tensors.values()) t.dispose();
+    throw new NonFiniteWeightsError(path, bad);
+  }
+}
+
+/**
+ * Read a checkpoint: verifies the tensor data against the SHA-256 recorded at save (files
+ * written before digests were recorded load unverified) and refuses non-finite weights.
+ */
 export function readCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = loadSafetensors(path);
   let meta: CheckpointMetadata = {};
@@ -32,9 +62,11 @@ export function readCheckpoint(path: string): Checkpoint {
     try {
       meta = JSON.parse(metadata.coded) as CheckpointMetadata;
     } catch {
+      for (const t of tensors.values()) t.dispose();
       throw new Error(`${path}: the checkpoint's "coded" metadata is not valid JSON`);
     }
   }
+  assertFiniteTensors(path, tensors);
   const state = new Map<string, Tensor>();
   const extra = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
