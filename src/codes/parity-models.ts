@@ -11,7 +11,7 @@ import { buildModel, type InputSpec } from '../models/registry.js';
 import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
 import type { Code } from './code.js';
 import type { WorkerSet } from './computation.js';
-import { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
+import { fileSha256, loadBaseCheckpoint, resolveRecordedBase, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
 
 export { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity };
 
@@ -104,15 +104,9 @@ export function loadParityWorkers(path: string, basePath?: string): { code: Code
   const lp = loadParityCode(path);
   for (const t of lp.extra.values()) t.dispose();
   const rec = lp.metadata.base;
-  const bp = basePath ?? rec.path;
   let base: ReturnType<typeof loadBaseCheckpoint>;
   try {
-    const sha = fileSha256(bp);
-    if (sha !== rec.sha256) {
-      throw new Error(`${path}: its parity models were trained for base checkpoint ${rec.path} (${rec.model} on ${rec.dataset}, sha256 ${rec.sha256.slice(0, 12)}…), ` +
-        `but ${bp} differs (sha256 ${sha.slice(0, 12)}…); retrain the parity models for this base model`);
-    }
-    base = loadBaseCheckpoint(bp);
+    base = loadBaseCheckpoint(resolveRecordedBase(path, rec, basePath));
   } catch (e) {
     for (const m of lp.parity) m.dispose();
     throw e;

@@ -88,7 +88,7 @@ test('checkpoints with NaN or infinite weights are refused with the tensors name
       saveSafetensors(p, { weight: w, bias: b }, { format: 'pt', coded: JSON.stringify({ kind: 'test' }) });
       assert.throws(() => readCheckpoint(p), (e: unknown) => {
         assert.ok(e instanceof NonFiniteWeightsError, String(e));
-        assert.ok(e.message.startsWith(`${p}: the checkpoint holds NaN or infinite values in 1 tensor: weight (2 of 6)`), e.message);
+        assert.ok(e.message.startsWith(`${p}: the checkpoint holds non-finite weights (NaN or infinite values) in 1 tensor: weight (2 of 6)`), e.message);
         return true;
       });
       // a digest does not make NaN weights acceptable
@@ -138,7 +138,7 @@ test('coded eval base refuses a corrupted and a NaN checkpoint (exit 1, the file
     saveSafetensors(nanPath, nanWeights, { format: 'pt', coded: JSON.stringify(ck.metadata) });
     r = spawnSync(process.execPath, [main, 'eval', 'base', nanPath], { encoding: 'utf8' });
     assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /nan\.safetensors: the checkpoint holds NaN or infinite values/);
+    assert.match(r.stderr, /nan\.safetensors: the checkpoint holds non-finite weights \(NaN or infinite values\)/);
     for (const [k, t] of nanWeights) if (k.endsWith('weight')) t.dispose();
     model.dispose();
   } finally {

@@ -122,13 +122,13 @@ export async function demoServe(argv: string[]): Promise<void> {
   for (const t of pc.extra.values()) t.dispose();
 
   // test images and labels, as plain arrays
-  const { loadDataset, disposeDataset } = await import('../../data/registry.js');
-  const ds = await loadDataset('fashion-mnist', { dataDir: values['data-dir'], validation: 0 });
+  const { loadTestSet, disposeTestSet } = await import('../../data/registry.js');
+  const ds = await loadTestSet('fashion-mnist', { dataDir: values['data-dir'] });
   const per = 28 * 28;
   const all = ds.test.images.contiguous().dataFloat32();
   const labels = Array.from(ds.test.labels.data() as BigInt64Array, Number);
   const nTest = ds.test.size;
-  disposeDataset(ds);
+  disposeTestSet(ds);
   const image = (i: number) => all.subarray((i % nTest) * per, (i % nTest + 1) * per);
 
   const modes = parseModes(values.modes, ['coded', 'equal-resources', 'equal-resources-hedged']);

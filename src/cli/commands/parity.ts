@@ -8,7 +8,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
-import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
+import { isDatasetName, loadDataset, disposeDataset, loadTestSet, disposeTestSet } from '../../data/registry.js';
 import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
@@ -426,14 +426,14 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
     if (!isDatasetName(dataset)) throw new Error(`unknown dataset '${dataset}' in the base checkpoint`);
     workers.base.to(device);
     for (const m of workers.parity ?? []) m.to(device);
-    const ds = await loadDataset(dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
+    const ds = await loadTestSet(dataset, { dataDir: values['data-dir'], log: (s) => process.stderr.write(s + '\n') });
     try {
       const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
       if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
       if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
       else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for base ${metadata.base.path} (${metadata.base.model} on ${metadata.base.dataset})\n\n${formatCodeEvaluation(e)}`);
     } finally {
-      disposeDataset(ds);
+      disposeTestSet(ds);
     }
   } finally {
     workers.base.dispose();
@@ -445,7 +445,8 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
 /** `coded eval ...`: `eval base CKPT` to the base-model command, `eval CODE_CKPT` (or `eval code CODE_CKPT`) here. */
 export async function evalRouter(argv: string[]): Promise<void> {
   const [what] = argv;
-  if (what === undefined || what === '--help' || what === '-h') {
+  if (what === undefined) throw new UsageError(`expected a checkpoint to evaluate\n\n${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
+  if (what === '--help' || what === '-h') {
     console.log(`${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
     return;
   }
