@@ -9,7 +9,7 @@ import { parse, intOption, numberOption, choiceOption, UsageError } from '../arg
 import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset, loadTestSet, disposeTestSet } from '../../data/registry.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
@@ -48,6 +48,9 @@ Options:
                      the training queries; base outputs computed on them (target base)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
   --resume           continue from DIR/last.safetensors
   --data-dir DIR     where datasets live
@@ -142,12 +145,13 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
+    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, deterministic: { type: 'boolean' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
+  if (values.deterministic) setDeterministic(true);
   if (values.config !== undefined) {
-    const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json'].includes(f));
-    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
+    const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json', 'deterministic'].includes(f));
+    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device, --deterministic and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
     const rows = await runParitySweep(values.config, { dataDir: values['data-dir'], device: values.device });
     if (values.json) console.log(JSON.stringify(rows));
     else console.log(`sweep done: ${rows.filter((x) => x.error === undefined).length} of ${rows.length} runs trained; ${join(rows.out, 'results.md')}`);

@@ -7,7 +7,7 @@ import { DATASET_NAMES, DEFAULT_DATASET, datasetInfo, isDatasetName, loadDataset
 import { Rng, deriveSeed } from '../../data/rng.js';
 import { randomCropFlip } from '../../data/augment.js';
 import { buildModel, isModelName, modelNames } from '../../models/registry.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { trainBase, type BaseTrainingConfig } from '../../train/base-training.js';
 import { refuseBaseOverwrite } from '../../train/run-files.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -39,6 +39,9 @@ Options:
                      of training batches (default: crop-flip for CIFAR, none otherwise)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          output directory (default runs/base/<dataset>-<model>)
   --resume           continue from DIR/last.safetensors
   --force            overwrite DIR/best.safetensors when DIR already holds a trained base model
@@ -64,9 +67,10 @@ export async function train(argv: string[]): Promise<void> {
     dataset: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' },
     schedule: { type: 'string' }, augment: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, force: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+    resume: { type: 'boolean' }, force: { type: 'boolean' }, deterministic: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
+  if (values.deterministic) setDeterministic(true);
   const datasetName = values.dataset ?? DEFAULT_DATASET;
   if (!isDatasetName(datasetName)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${datasetName}'`);
   if (values.model === undefined) throw new UsageError(`--model is required (${modelNames().join(', ')})`);
