@@ -2,6 +2,7 @@
 // factories and process-wide runtime settings.
 #include "marshal.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -193,6 +194,18 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   at::manual_seed(static_cast<uint64_t>(Int(info[0], "seed")));
   return info.Env().Undefined();
 }
+// setDeterministic(on): libtorch's deterministic algorithms (ops without a deterministic
+// implementation throw instead of running), and cuDNN's deterministic, non-benchmarking mode.
+static Napi::Value SetDeterministic(const Napi::CallbackInfo& info) {
+  bool on = Bool(info[0], "on");
+  at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
+  at::globalContext().setDeterministicCuDNN(on);
+  if (on) at::globalContext().setBenchmarkCuDNN(false);
+  return info.Env().Undefined();
+}
+static Napi::Value GetDeterministic(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::globalContext().deterministicAlgorithms());
+}
 static Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
 }
@@ -233,6 +246,8 @@ void RegisterTensorBasics(Napi::Env env, Napi::Object e) {
   Export<SetNumThreads>(env, e, "setNumThreads");
   Export<GetNumThreads>(env, e, "getNumThreads");
   Export<ManualSeed>(env, e, "manualSeed");
+  Export<SetDeterministic>(env, e, "setDeterministic");
+  Export<GetDeterministic>(env, e, "getDeterministic");
   Export<CudaAvailable>(env, e, "cudaAvailable");
   Export<CudaDeviceCount>(env, e, "cudaDeviceCount");
   Export<CudaSynchronize>(env, e, "cudaSynchronize");

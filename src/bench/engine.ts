@@ -11,10 +11,10 @@
 // block as a whole (items / s per block, median over blocks); the latency workload times
 // every single run (median over all runs). CUDA work is synchronised before clocks are read.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { cpuSnapshot, processTicks, otherShare } from './cpu-load.js';
 import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -276,8 +276,27 @@ export function peerScriptPath(): string {
   return join(packageRoot(), 'src', 'bench', 'peer', 'engine_peer.py');
 }
 
+/** The PyTorch peer's interpreter: $CODED_PYTHON (a path, or a command name looked up on PATH, e.g. python3), else /usr/bin/python3. */
 export function defaultPython(): string {
-  return process.env.CODED_PYTHON ?? '/usr/bin/python3';
+  const v = process.env.CODED_PYTHON;
+  if (v === undefined || v === '') return '/usr/bin/python3';
+  return onPath(v) ?? v;
+}
+
+/** A bare command name (no '/') resolved through $PATH to an executable file, as a shell would; null when absent or not bare. */
+export function onPath(name: string, path = process.env.PATH ?? ''): string | null {
+  if (name.includes('/')) return null;
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 type Reply = { ok: boolean; error?: string; [k: string]: unknown };

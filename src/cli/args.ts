@@ -27,11 +27,54 @@ export function parse<O extends Options>(argv: string[], options: O, usage: stri
       i++;
     } else args.push(a);
   }
+  const all: Options = { help: { type: 'boolean', short: 'h' }, ...options };
   try {
-    return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true }) as unknown as Parsed<O>;
+    return parseArgs({ args, options: all, allowPositionals: true, strict: true }) as unknown as Parsed<O>;
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+    const err = e as Error & { code?: string };
+    const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /Unknown option '([^']+)'/.exec(err.message)?.[1] : undefined;
+    if (unknown !== undefined) {
+      const guess = closestOption(unknown, Object.keys(all));
+      throw new UsageError(`unknown option '${unknown}'${guess !== undefined ? ` (did you mean --${guess}?)` : ''}\n\n${usage}`);
+    }
+    throw new UsageError(`${err.message}\n\n${usage}`);
   }
+}
+
+/** Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known option closest to a mistyped one ('--epoch', '-epochs', '--Epochs=3'), for a
+ * "did you mean" hint: a unique option it is a prefix of, else the nearest within a third of
+ * its length (at least 2 edits); undefined when nothing is close.
+ */
+export function closestOption(typed: string, known: string[]): string | undefined {
+  const name = typed.replace(/^-+/, '').split('=')[0].toLowerCase();
+  if (name === '') return undefined;
+  if (known.includes(name)) return name;
+  const prefixed = known.filter((k) => k.startsWith(name));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const k of known) {
+    const dist = editDistance(name, k);
+    if (dist < bestD) {
+      best = k;
+      bestD = dist;
+    }
+  }
+  return best;
 }
 
 export function intOption(value: string | undefined, name: string, fallback: number, { min = 1 } = {}): number {

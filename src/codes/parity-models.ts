@@ -11,7 +11,7 @@ import { buildModel, type InputSpec } from '../models/registry.js';
 import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
 import type { Code } from './code.js';
 import type { WorkerSet } from './computation.js';
-import { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
+import { fileSha256, loadBaseCheckpoint, resolveRecordedBase, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
 import { loadBaseModel } from '../models/base-model.js';
 import { isTorchScriptPath } from '../models/file-kinds.js';
 import { TorchScriptModule } from '../models/torchscript.js';
@@ -122,14 +122,9 @@ export function loadParityWorkers(path: string, basePath?: string): { code: Code
   const lp = loadParityCode(path);
   for (const t of lp.extra.values()) t.dispose();
   const rec = lp.metadata.base;
-  const bp = basePath ?? rec.path;
   let base: ReturnType<typeof loadBaseCheckpoint>;
   try {
-    const sha = fileSha256(bp);
-    if (sha !== rec.sha256) {
-      throw new Error(`${path}: its parity models were trained for base checkpoint ${rec.path} (${rec.model} on ${rec.dataset}, sha256 ${rec.sha256.slice(0, 12)}…), ` +
-        `but ${bp} differs (sha256 ${sha.slice(0, 12)}…); retrain the parity models for this base model (or pass the base model file they were trained for)`);
-    }
+    const bp = resolveRecordedBase(path, rec, basePath);
     if (isTorchScriptPath(bp)) {
       const b = loadBaseModel(bp, { inputShape: [rec.input.channels, rec.input.height, rec.input.width], dataset: rec.dataset });
       base = { model: b.model, identity: b.identity, meta: { kind: 'base', dataset: rec.dataset, model: rec.model, input: rec.input, classes: Array.from({ length: b.classes }, (_, i) => String(i)) } };

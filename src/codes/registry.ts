@@ -38,7 +38,7 @@ export function saveCode(path: string, code: Code, metadata: Record<string, unkn
     tensors.set(k, t);
   }
   const meta: CodeCheckpointMeta = { ...metadata, kind: 'code', code: code.config() };
-  saveSafetensors(path, tensors, { format: 'pt', coded: JSON.stringify(meta) });
+  saveSafetensors(path, tensors, { format: 'pt', coded: JSON.stringify(meta) }, { digest: true });
 }
 
 /** Load a code saved by saveCode; returns the code and the tensors that belong to no module. */

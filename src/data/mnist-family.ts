@@ -86,13 +86,19 @@ export function candidateDirs(name: MnistFamily, dataDir?: string): string[] {
   return dirs;
 }
 
-function complete(dir: string): boolean {
-  return Object.values(FILES).every((f) => existsSync(join(dir, f)));
+/** The files of one split, or of both (the default everywhere). */
+export function splitFiles(splits: 'all' | 'test' = 'all'): FileKey[] {
+  return splits === 'test' ? ['testImages', 'testLabels'] : (Object.keys(FILES) as FileKey[]);
 }
 
-/** The first candidate directory holding all four files, or null. */
-export function findDatasetDir(name: MnistFamily, dataDir?: string): string | null {
-  return candidateDirs(name, dataDir).find(complete) ?? null;
+function complete(dir: string, keys: FileKey[]): boolean {
+  return keys.every((k) => existsSync(join(dir, FILES[k])));
+}
+
+/** The first candidate directory holding all four files (with splits 'test': the two test files), or null. */
+export function findDatasetDir(name: MnistFamily, dataDir?: string, splits: 'all' | 'test' = 'all'): string | null {
+  const keys = splitFiles(splits);
+  return candidateDirs(name, dataDir).find((d) => complete(d, keys)) ?? null;
 }
 
 /** How to obtain a dataset, for error messages and `coded datasets`. */
@@ -160,9 +166,9 @@ export function loadMnistFamily(name: MnistFamily, { dataDir, split, verify = tr
  * Download the missing files of a dataset into <data root>/<name>, each verified before it
  * is renamed into place. Returns the directory.
  */
-export async function fetchMnistFamily(name: MnistFamily, { dataDir, mirrors = MIRRORS[name], ...o }: { dataDir?: string; mirrors?: string[] } & DownloadOptions = {}): Promise<string> {
+export async function fetchMnistFamily(name: MnistFamily, { dataDir, mirrors = MIRRORS[name], splits = 'all', ...o }: { dataDir?: string; mirrors?: string[]; splits?: 'all' | 'test' } & DownloadOptions = {}): Promise<string> {
   const dir = join(dataRoot(dataDir), name);
-  const missing = (Object.keys(FILES) as FileKey[]).filter((k) => !existsSync(join(dir, FILES[k])));
+  const missing = splitFiles(splits).filter((k) => !existsSync(join(dir, FILES[k])));
   if (missing.length > 0 && !writableDir(dir)) {
     throw new DataFileError(dir, `${name} is incomplete here and the directory is read-only; ${howToGet(name, dataDir)}, or choose a writable --data-dir / CODED_DATA`);
   }

@@ -73,3 +73,33 @@ export function removeStaleSiblings(path: string, tag = 'part'): void {
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(dir, n), { recursive: true, force: true });
   }
 }
+
+/** An explicit data directory (--data-dir) that is missing or not a directory. */
+export class DataDirError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataDirError';
+  }
+}
+
+/**
+ * Check an explicit data directory (--data-dir) before anything looks in it or downloads into
+ * it: it must exist and be a directory. The default ($CODED_DATA, ~/.cache/coded) is created
+ * on demand instead.
+ */
+export function checkDataDir(explicit?: string): void {
+  if (explicit === undefined || explicit === '') return;
+  let st;
+  try {
+    st = statSync(explicit);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw new DataDirError(`--data-dir ${explicit} does not exist${resolve(explicit) !== explicit ? ` (${resolve(explicit)})` : ''}: give the directory that holds the datasets (e.g. one with mnist/ in it), ` +
+        `create it first (mkdir -p ${explicit}) to download into it, or leave --data-dir out to use ${cacheRoot()}`);
+    }
+    throw new DataDirError(`--data-dir ${explicit}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) {
+    throw new DataDirError(`--data-dir ${explicit} is a file, not a directory: give the directory that holds the datasets (e.g. one with mnist/ in it)`);
+  }
+}

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import type { Device } from '../engine/dtype.js';
 import { dispose } from '../engine/scope.js';
 import { DatasetUnavailableError } from './errors.js';
-import { dataRoot } from './paths.js';
+import { checkDataDir, dataRoot } from './paths.js';
 import { isVerified } from './checksum.js';
 import type { DownloadOptions } from './download.js';
 import { paddingFill } from './augment.js';
@@ -148,19 +148,21 @@ export interface Dataset {
  * Make sure a dataset's files are present: find them, else download them (unless
  * download is false). Returns their directory (null for synthetic).
  */
-export async function ensureDataset(name: DatasetName, o: Omit<LoadDatasetOptions, 'validation' | 'seed' | 'device' | 'synthetic'> = {}): Promise<string | null> {
+export async function ensureDataset(name: DatasetName, o: Omit<LoadDatasetOptions, 'validation' | 'seed' | 'device' | 'synthetic'> & { splits?: 'all' | 'test' } = {}): Promise<string | null> {
+  checkDataDir(o.dataDir);
   switch (name) {
     case 'synthetic':
       return null;
     case 'mnist':
     case 'fashion-mnist': {
-      const dir = findDatasetDir(name, o.dataDir);
+      const splits = o.splits ?? 'all';
+      const dir = findDatasetDir(name, o.dataDir, splits);
       if (dir !== null) return dir;
       if (o.download === false) {
         throw new DatasetUnavailableError(name, `${name} not found (looked in ${candidateDirs(name, o.dataDir).join(', ')}): ${howToGet(name, o.dataDir)}`);
       }
-      o.log?.(`${name} not found locally; downloading into ${dataRoot(o.dataDir)}/${name} ...`);
-      return fetchMnistFamily(name, o);
+      o.log?.(`${name}${splits === 'test' ? ' (test set)' : ''} not found locally; downloading into ${dataRoot(o.dataDir)}/${name} ...`);
+      return fetchMnistFamily(name, { ...o, splits });
     }
     case 'cifar10':
     case 'cifar100':
@@ -218,6 +220,50 @@ export async function loadDataset(name: DatasetName = DEFAULT_DATASET, o: LoadDa
   return ds;
 }
 
+/** A dataset's test split alone (for evaluation). */
+export interface TestSet {
+  name: DatasetName;
+  info: DatasetInfo;
+  /** directory the files were read from (null for synthetic) */
+  location: string | null;
+  test: Split;
+  /** CIFAR-100: coarse labels of the test samples */
+  coarseLabels?: Uint8Array;
+  paddingFill: number[];
+}
+
+/**
+ * Load only a dataset's test split: MNIST-family training files are neither required,
+ * downloaded nor read (CIFAR comes as one archive: it is fetched whole when missing, but only
+ * the test batch is read). Dispose with disposeTestSet().
+ */
+export async function loadTestSet(name: DatasetName = DEFAULT_DATASET, o: Omit<LoadDatasetOptions, 'validation' | 'seed'> = {}): Promise<TestSet> {
+  const info = datasetInfo(name, o.synthetic);
+  const location = await ensureDataset(name, { ...o, splits: 'test' });
+  let test: RawImages;
+  let coarse: Uint8Array | undefined;
+  if (name === 'synthetic') test = syntheticSplit('test', o.synthetic);
+  else if (name === 'mnist' || name === 'fashion-mnist') test = readMnistFamily(name, location!, 'test', { verify: o.verify });
+  else {
+    const spec = { ...CIFAR_SPECS[name], ...o.cifar };
+    const te = readCifarSplit(name, location!, 'test', spec);
+    info.classes = cifarClassNames(name, location, spec);
+    coarse = te.coarseLabels;
+    test = te;
+  }
+  return {
+    name, info, location,
+    test: toSplit(test, info.normalization, { device: o.device }),
+    ...(coarse !== undefined ? { coarseLabels: coarse } : {}),
+    paddingFill: paddingFill(info.normalization),
+  };
+}
+
+/** Release a test set's tensors. */
+export function disposeTestSet(ts: TestSet): void {
+  dispose([ts.test]);
+}
+
 /** Release a dataset's tensors. */
 export function disposeDataset(ds: Dataset): void {
   dispose([ds.train, ds.validation, ds.test].filter((s): s is Split => s !== null));
@@ -245,6 +291,7 @@ export interface DatasetDescription {
 
 /** What exists locally, for `coded datasets` (cheap: no hashing). */
 export function describeDatasets(dataDir?: string): DatasetDescription[] {
+  checkDataDir(dataDir);
   return DATASET_NAMES.map((name) => {
     const info = datasetInfo(name);
     const base = {

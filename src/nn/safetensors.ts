@@ -1,6 +1,7 @@
 // The safetensors format (https://github.com/huggingface/safetensors), read and written in
 // TypeScript: 8-byte little-endian header length, a JSON header {name: {dtype, shape,
 // data_offsets}, __metadata__: {string: string}}, then the raw little-endian data.
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tensor, Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
@@ -10,6 +11,31 @@ export class SafetensorsError extends Error {
     super(`${source}: not a valid safetensors file: ${detail}`);
     this.name = 'SafetensorsError';
   }
+}
+
+/**
+ * Thrown when a file's tensor data no longer matches the SHA-256 digest recorded in its
+ * header when it was saved: the file was corrupted (flipped bytes, a bad copy) or edited.
+ */
+export class SafetensorsDigestError extends Error {
+  constructor(source: string, recorded: string, actual: string) {
+    super(`${source}: corrupt file: its tensor data does not match the SHA-256 digest recorded when it was saved ` +
+      `(recorded ${recorded.slice(0, 16)}…, now ${actual.slice(0, 16)}…); restore the file from a clean copy or produce it again`);
+    this.name = 'SafetensorsDigestError';
+  }
+}
+
+/**
+ * The __metadata__ key under which writers asked to (saveSafetensors(..., {digest: true}),
+ * as every checkpoint writer does) record the SHA-256 of the data section (all tensor bytes
+ * after the header, in file order). Readers verify it when present; files without it (older
+ * checkpoints, files from other tools) load unverified.
+ */
+export const DATA_DIGEST_KEY = 'data_sha256';
+
+export interface SerializeOptions {
+  /** record the SHA-256 of the tensor data under __metadata__[DATA_DIGEST_KEY] (default false: the bytes stay those of the Python library) */
+  digest?: boolean;
 }
 
 const TO_ST: Partial<Record<DType, string>> = { float32: 'F32', float64: 'F64', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
@@ -31,7 +57,7 @@ export interface SafetensorsContent {
 }
 
 /** Serialize tensors (copied to CPU) and string metadata into safetensors bytes. */
-export function serializeSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): Buffer {
+export function serializeSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, options: SerializeOptions = {}): Buffer {
   const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))];
   const names = new Set<string>();
   const items = entries.map(([name, t]) => {
@@ -50,6 +76,11 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
   items.sort((a, b) => ST_RANK[b.st] - ST_RANK[a.st] || Buffer.compare(a.key, b.key));
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
+  }
+  if (options.digest === true) {
+    const h = createHash('sha256');
+    for (const it of items) h.update(it.bytes);
+    metadata = { ...metadata, [DATA_DIGEST_KEY]: h.digest('hex') };
   }
   // The JSON is assembled entry by entry: __metadata__ first, then the tensors in data
   // order (as the Python library writes it), and names such as "__proto__" or "0" can
@@ -142,6 +173,11 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   }
   if (pos < data.length) throw new SafetensorsError(source, `${data.length - pos} trailing bytes after the ${pos} data bytes the header describes`);
   if (pos > data.length) throw new SafetensorsError(source, `truncated: the header describes ${pos} data bytes but the file holds ${data.length}`);
+  const recorded = metadata[DATA_DIGEST_KEY];
+  if (recorded !== undefined) {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== recorded.toLowerCase()) throw new SafetensorsDigestError(source, recorded, actual);
+  }
   const tensors = new Map<string, Tensor>();
   for (const s of specs) {
     const arr = typedView(data.subarray(s.begin, s.end), s.st);
@@ -151,8 +187,8 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
 }
 
 /** Write atomically (temp file, fsync, then rename): a crash never leaves a partial file. */
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
-  const bytes = serializeSafetensors(tensors, metadata);
+export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, options: SerializeOptions = {}): void {
+  const bytes = serializeSafetensors(tensors, metadata, options);
   const tmp = `${path}.tmp-${process.pid}`;
   let created = false;
   try {

@@ -12,6 +12,7 @@ import {
   PeerUnavailableError,
   WORKLOAD_NAMES,
   defaultPython,
+  onPath,
   engineBenchJson,
   formatEngineBench,
   median,
@@ -90,7 +91,32 @@ test('statistics and argument parsing', () => {
   assert.throws(() => parseEngineBenchArgs(['--workloads', 'W9']), /W9/);
 });
 
-test('quick bench: positive finite numbers, no leaked tensors', { timeout: 180_000 }, async () => {
+test('CODED_PYTHON may name a command on PATH (CODED_PYTHON=python3), as the GPU instructions write it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coded-path-'));
+  const saved = { py: process.env.CODED_PYTHON, path: process.env.PATH };
+  try {
+    const fake = join(dir, 'mypython');
+    writeFileSync(fake, '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'not-executable'), '');
+    assert.equal(onPath('mypython', `/nonexistent:${dir}`), fake);
+    assert.equal(onPath('not-executable', dir), null);
+    assert.equal(onPath('./mypython', dir), null, 'paths are not looked up');
+    process.env.PATH = `${dir}:${saved.path ?? ''}`;
+    process.env.CODED_PYTHON = 'mypython';
+    assert.equal(defaultPython(), fake);
+    process.env.CODED_PYTHON = join(dir, 'elsewhere', 'python');
+    assert.equal(defaultPython(), join(dir, 'elsewhere', 'python'), 'a path is taken as it is');
+    delete process.env.CODED_PYTHON;
+    assert.equal(defaultPython(), '/usr/bin/python3');
+  } finally {
+    if (saved.py === undefined) delete process.env.CODED_PYTHON;
+    else process.env.CODED_PYTHON = saved.py;
+    process.env.PATH = saved.path;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('quick bench: positive finite numbers, no leaked tensors', { timeout: 600_000 }, async () => {
   const before = liveTensors();
   const r = await runEngineBench({ quick: true, peer: peerAvailable, reps: 2, blockSeconds: 0.05 });
   assert.equal(liveTensors(), before, 'the bench leaked native tensors');

@@ -5,6 +5,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import {
   ChecksumError, DataFileError, FILES, candidateDirs, dataRoot, findDatasetDir, isVerified, loadMnistFamily, parseIdx, readIdx,
@@ -14,7 +15,9 @@ import { tempDir, idxBytes, isolateCache } from './helpers.js';
 
 isolateCache(after);
 
-const SHARED_MNIST = '/work/shared/data/mnist';
+/** The workplace's shared data beside the repository (../shared/data), when there is one. */
+const SHARED_DATA = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'data');
+const SHARED_MNIST = join(SHARED_DATA, 'mnist');
 
 /** Run fn with CODED_DATA pointing at a fresh directory of its own. */
 function withCache<T>(fn: (cache: string) => T): T {
@@ -171,7 +174,7 @@ test('MNIST family: the real labels file verifies once, the stamp is reused, and
 
 test('MNIST family: the shared MNIST copy loads and verifies from a read-only directory', { skip: !existsSync(join(SHARED_MNIST, FILES.testImages)) }, () => {
   withCache((cache) => {
-    const s = loadMnistFamily('mnist', { dataDir: '/work/shared/data', split: 'test' });
+    const s = loadMnistFamily('mnist', { dataDir: SHARED_DATA, split: 'test' });
     try {
       assert.equal(s.size, 10000);
       assert.ok(isVerified(join(SHARED_MNIST, FILES.testImages), FILE_SPECS.mnist.testImages.md5));

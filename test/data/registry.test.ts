@@ -5,6 +5,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { stack } from '../../src/engine/ops.js';
 import { tidy } from '../../src/engine/scope.js';
@@ -16,6 +17,8 @@ import {
 import { cifarBytes, isolateCache, tarGz, tempDir } from './helpers.js';
 
 const cache = isolateCache(after);
+/** The workplace's shared data beside the repository (../shared/data), when there is one. */
+const SHARED_DATA = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'data');
 
 test('metadata: classes, shapes and the documented normalisation numbers', () => {
   assert.equal(DEFAULT_DATASET, 'fashion-mnist');
@@ -166,15 +169,15 @@ test('describeDatasets lists every dataset with presence, location and how to ge
   assert.ok(cache.length > 0);
 });
 
-test('the shared MNIST copy loads through the registry with a 5000-sample hold-out', { skip: !existsSync('/work/shared/data/mnist/train-images-idx3-ubyte.gz') }, async () => {
-  const ds = await loadDataset('mnist', { dataDir: '/work/shared/data', seed: 1 });
+test('the shared MNIST copy loads through the registry with a 5000-sample hold-out', { skip: !existsSync(join(SHARED_DATA, 'mnist', 'train-images-idx3-ubyte.gz')) }, async () => {
+  const ds = await loadDataset('mnist', { dataDir: SHARED_DATA, seed: 1 });
   try {
     assert.deepEqual([ds.train.size, ds.validation!.size, ds.test.size], [55000, 5000, 10000]);
-    assert.equal(ds.location, '/work/shared/data/mnist');
+    assert.equal(ds.location, join(SHARED_DATA, 'mnist'));
     const m = ds.train.images.mean().item();
     const s = ds.train.images.std().item();
     assert.ok(Math.abs(m) < 0.01 && Math.abs(s - 1) < 0.01, `normalised mean ${m}, std ${s}`);
-    const row = describeDatasets('/work/shared/data').find((r) => r.name === 'mnist')!;
+    const row = describeDatasets(SHARED_DATA).find((r) => r.name === 'mnist')!;
     assert.equal(row.verified, true, 'verified on first use, remembered');
   } finally {
     disposeDataset(ds);

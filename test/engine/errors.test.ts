@@ -325,12 +325,13 @@ describe('tidy() with an async function', () => {
     assert.equal(scopeDepth(), 0);
     assert.ok(early!.isDisposed);
     assert.equal(liveTensors(), before);
-    // give the abandoned promise time to settle: it must not become an unhandled rejection
+    // let the abandoned promise settle (its microtasks, then Node's unhandled-rejection
+    // processing, all run before the next immediate): it must not become an unhandled rejection
     const onUnhandled = (e: unknown) => {
       rejected = e;
     };
     process.on('unhandledRejection', onUnhandled);
-    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
     process.off('unhandledRejection', onUnhandled);
     assert.equal(rejected, undefined, `unhandled rejection: ${String(rejected)}`);
   });

@@ -93,19 +93,38 @@ test('instance: REST JSON, binary extension and gRPC agree with each other; bad 
   }
 });
 
-test('instance: the event loop answers health checks while forward passes run; injected failures and crash-after-N', async () => {
+test('instance: the event loop answers health checks while forward passes run; injected failures and crash-after-N', { timeout: 120_000 }, async () => {
   let crashed = 0;
+  // a forward pass that stays in progress until the test lets it finish (no timing involved)
+  const noop = servedModelFrom('noop:4');
+  let entered!: () => void;
+  const inForward = new Promise<void>((r) => (entered = r));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let holdNext = true;
+  const held: typeof noop = Object.assign(Object.create(Object.getPrototypeOf(noop) as object) as typeof noop, noop, {
+    forward: async (data: Float32Array, batch: number, side?: Float32Array[]) => {
+      if (holdNext) {
+        holdNext = false;
+        entered();
+        await gate;
+      }
+      return noop.forward(data, batch, side);
+    },
+  });
   const s = await InstanceServer.start({
-    model: servedModelFrom('noop:4'), httpPort: null, grpcPort: 0,
-    faults: { latency: { kind: 'const', ms: 300 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 3, seed: 1 },
+    model: held, httpPort: null, grpcPort: 0,
+    faults: { latency: { kind: 'none' }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 3, seed: 1 },
     onCrash: () => crashed++,
   });
   const client = new V2GrpcClient(`127.0.0.1:${s.grpcPort}`);
   try {
-    const slow = client.infer('noop', 'input', new Float32Array(4).fill(2), [1, 4], 5000);
-    const t0 = Date.now();
-    assert.equal(await client.serverReady(1000), true);
-    assert.ok(Date.now() - t0 < 200, 'health check waited for the slow request');
+    let slowDone = false;
+    const slow = client.infer('noop', 'input', new Float32Array(4).fill(2), [1, 4], 60_000).finally(() => void (slowDone = true));
+    await inForward;
+    assert.equal(await client.serverReady(60_000), true);
+    assert.equal(slowDone, false, 'the health check was answered only after the forward pass finished');
+    release();
     assert.deepEqual([...(await slow).data], [2, 2, 2, 2]);
     await client.infer('noop', 'input', new Float32Array(4), [1, 4], 5000);
     await assert.rejects(client.infer('noop', 'input', new Float32Array(4), [1, 4], 5000), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE);

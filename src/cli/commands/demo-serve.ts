@@ -50,6 +50,8 @@ Options:
   --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]]  each instance behind a rate-limited link in its own
                    network namespace, with background bulk transfers between instances (root)
   --deadline MS    decode deadline: an original later than this may be reconstructed (default 10)
+  --slo MS         latency objective: a query still unanswered after MS gets the default answer
+                   (default 1000)
   --hedge MS       equal-resources-hedged re-issues a query running longer than MS (default: --deadline)
   --fallback on|off  coded: re-issue late originals whose group cannot decode (default on)
   --parity-delay MS  hedged parity: a group's parity query goes out MS ms after the group
@@ -88,7 +90,7 @@ export async function demoServe(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     queries: { type: 'string' }, rate: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, modes: { type: 'string' },
     'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
-    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' },
+    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, slo: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' },
     rounds: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
@@ -97,6 +99,8 @@ export async function demoServe(argv: string[]): Promise<void> {
   if (!(rate > 0)) throw new UsageError('--rate must be > 0');
   const deadline = numberOption(values.deadline, 'deadline', 10);
   if (!(deadline >= 0)) throw new UsageError('--deadline must be >= 0');
+  const sloMs = numberOption(values.slo, 'slo', 1000);
+  if (!(sloMs > 0)) throw new UsageError('--slo must be > 0 (milliseconds)');
   const parityDelay = numberOption(values['parity-delay'], 'parity-delay', 5);
   if (!(parityDelay >= 0)) throw new UsageError('--parity-delay must be >= 0 (milliseconds)');
   const stragglers = stragglersFrom(values, 0.02);
@@ -122,13 +126,13 @@ export async function demoServe(argv: string[]): Promise<void> {
   for (const t of pc.extra.values()) t.dispose();
 
   // test images and labels, as plain arrays
-  const { loadDataset, disposeDataset } = await import('../../data/registry.js');
-  const ds = await loadDataset('fashion-mnist', { dataDir: values['data-dir'], validation: 0 });
+  const { loadTestSet, disposeTestSet } = await import('../../data/registry.js');
+  const ds = await loadTestSet('fashion-mnist', { dataDir: values['data-dir'] });
   const per = 28 * 28;
   const all = ds.test.images.contiguous().dataFloat32();
   const labels = Array.from(ds.test.labels.data() as BigInt64Array, Number);
   const nTest = ds.test.size;
-  disposeDataset(ds);
+  disposeTestSet(ds);
   const image = (i: number) => all.subarray((i % nTest) * per, (i % nTest + 1) * per);
 
   const modes = parseModes(values.modes, ['coded', 'equal-resources', 'equal-resources-hedged']);
@@ -137,7 +141,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     baseArgs: ['--model', basePath, '--name', 'base'], baseModel: 'base',
     parityArgs: () => ['--model', parityPath, '--parity-index', '0', '--name', 'parity'], parityModel: () => 'parity', parityIsBase: false,
     code: codeConfig, parityPools: 1, base: intOption(values.base, 'base', 4), parity: intOption(values.parity, 'parity', 2), modes, stragglers,
-    sloMs: 1000, decodeDeadlineMs: deadline, hedgeMs: numberOption(values.hedge, 'hedge', deadline), fallback: onOff(values.fallback, 'fallback', true),
+    sloMs, decodeDeadlineMs: deadline, hedgeMs: numberOption(values.hedge, 'hedge', deadline), fallback: onOff(values.fallback, 'fallback', true),
     parityDelayMs: parityDelay, maxWaitMs: 5, concurrency: 1, rate, queries: N, warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
     rounds: intOption(values.rounds, 'rounds', 4), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     input: image, shape: [1, 28, 28], probe: 500, log,

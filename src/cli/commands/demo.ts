@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadParityWorkers } from '../../codes/parity-models.js';
 import { evaluateCode, type CodeEvaluation } from '../../eval/code-metrics.js';
-import { loadDataset, disposeDataset } from '../../data/registry.js';
+import { loadTestSet, disposeTestSet } from '../../data/registry.js';
 
 export const usage = `coded demo [options]
 
@@ -113,7 +113,7 @@ async function codedPart(dataset: MnistFamily, dataDir: string | undefined, log:
   log(`\ncoded inference: shipped Base-MLP + parity model (${checkpoint.split('/').pop()}) on the ${dataset} test set ...`);
   const { code, workers, metadata } = loadParityWorkers(checkpoint);
   log(`  parity model: ${metadata.parity?.model ?? '(none)'} (the base model is ${metadata.base.model})`);
-  const ds = await loadDataset(dataset, { dataDir, validation: 0 });
+  const ds = await loadTestSet(dataset, { dataDir });
   try {
     const e = evaluateCode({ code, workers, test: ds.test, classes: ds.info.classes });
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -125,7 +125,7 @@ async function codedPart(dataset: MnistFamily, dataDir: string | undefined, log:
     log(`  overall accuracy with 10% of outputs late      ${pct(f10)}   (without a code: ${pct(0.9 * e.baseAccuracy + 0.1 * e.defaultBaseline)})`);
     return { checkpoint, e };
   } finally {
-    disposeDataset(ds);
+    disposeTestSet(ds);
     workers.base.dispose();
     for (const m of workers.parity ?? []) m.dispose();
   }

@@ -3,9 +3,8 @@
 // --base is given; either way its SHA-256 must equal the one recorded at training time. A code
 // trained jointly with parity models (--parity-model) is evaluated with its own parity models
 // (loaded from the checkpoint, as a parity code's) on the parity queries.
-import { existsSync } from 'node:fs';
 import { parse, choiceOption, intOption, UsageError } from '../args.js';
-import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
+import { isDatasetName, loadTestSet, disposeTestSet } from '../../data/registry.js';
 import { loadCode } from '../../codes/registry.js';
 import { loadParityCode } from '../../codes/parity-models.js';
 import type { Code } from '../../codes/code.js';
@@ -13,7 +12,7 @@ import type { WorkerSet } from '../../codes/computation.js';
 import type { Module } from '../../nn/module.js';
 import '../../codes/index.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
-import { fileSha256 } from '../../train/learned-training.js';
+import { resolveRecordedBase } from '../../models/base-checkpoint.js';
 import { readCheckpointMetadata } from '../../serve/served-model.js';
 import { loadBase } from './train-learned.js';
 
@@ -49,14 +48,7 @@ export function loadLearnedWorkers(path: string, basePath?: string): LoadedLearn
   if (header.kind !== 'code' || header.code?.family !== 'learned' || rec?.sha256 === undefined || rec.path === undefined) {
     throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
   }
-  const bp = basePath ?? rec.path;
-  if (!existsSync(bp)) {
-    throw new Error(`${path}: its base checkpoint ${bp} does not exist here; pass --base CKPT (the same file, e.g. models/${rec.dataset}-${rec.model}.safetensors)`);
-  }
-  const sha = fileSha256(bp);
-  if (sha !== rec.sha256) {
-    throw new Error(`${path}: it was trained for base checkpoint ${rec.path} (sha256 ${rec.sha256.slice(0, 12)}…), but ${bp} differs (sha256 ${sha.slice(0, 12)}…)`);
-  }
+  const bp = resolveRecordedBase(path, { path: rec.path, sha256: rec.sha256 }, basePath);
   // the weights: with parity models through the parity-code loader (checks them against their architecture)
   let code: Code;
   let parity: Module[] = [];
@@ -111,7 +103,7 @@ export async function evalLearnedCommand(argv: string[]): Promise<void> {
     base.model.to(device).eval();
     for (const [, m] of code.modules()) m.to(device);
     for (const m of workers.parity ?? []) m.to(device);
-    const ds = await loadDataset(base.meta.dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
+    const ds = await loadTestSet(base.meta.dataset, { dataDir: values['data-dir'], log: (s) => process.stderr.write(s + '\n') });
     try {
       const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed });
       if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
@@ -123,7 +115,7 @@ export async function evalLearnedCommand(argv: string[]): Promise<void> {
         console.log(`${path}: learned code for base ${l.basePath} (${base.meta.model} on ${base.meta.dataset})${with_}\n\n${formatCodeEvaluation(e)}`);
       }
     } finally {
-      disposeDataset(ds);
+      disposeTestSet(ds);
     }
   } finally {
     l.dispose();

@@ -1,6 +1,6 @@
 // `coded eval base CKPT`: test accuracy (overall and per class) of a base-model checkpoint.
 import { parse, choiceOption, UsageError } from '../args.js';
-import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
+import { isDatasetName, loadTestSet, disposeTestSet } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
 import { classifierAccuracy } from '../../eval/classifier-accuracy.js';
 
@@ -11,7 +11,8 @@ Test accuracy, overall and per class, of a base-model checkpoint written by
 
 export async function evaluate(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what === undefined || what === '--help' || what === '-h') return void console.log(usage);
+  if (what === '--help' || what === '-h') return void console.log(usage);
+  if (what === undefined) throw new UsageError(`expected 'base CKPT'\n\n${usage}`);
   if (what !== 'base') throw new UsageError(`unknown evaluation target '${what}' (available: base)\n\n${usage}`);
   const { values, positionals } = parse(rest, { 'data-dir': { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } }, usage);
   if (values.help) return void console.log(usage);
@@ -23,10 +24,10 @@ export async function evaluate(argv: string[]): Promise<void> {
     model.dispose();
     throw new Error(`${path}: unknown dataset '${meta.dataset}' in metadata`);
   }
-  let ds: Awaited<ReturnType<typeof loadDataset>> | null = null;
+  let ds: Awaited<ReturnType<typeof loadTestSet>> | null = null;
   try {
     model.to(device);
-    ds = await loadDataset(meta.dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
+    ds = await loadTestSet(meta.dataset, { dataDir: values['data-dir'], log: (s) => process.stderr.write(s + '\n') });
     const r = classifierAccuracy(model, ds.test, { numClasses: meta.classes.length, device });
     const perClass = r.perClass.map((c, i) => ({ name: meta.classes[i], accuracy: c.accuracy, correct: c.correct, total: c.total }));
     if (values.json) {
@@ -36,7 +37,7 @@ export async function evaluate(argv: string[]): Promise<void> {
       for (const c of perClass) console.log(`  ${c.name.padEnd(14)} ${(100 * c.accuracy).toFixed(2)}%`);
     }
   } finally {
-    if (ds !== null) disposeDataset(ds);
+    if (ds !== null) disposeTestSet(ds);
     model.dispose();
   }
 }

@@ -8,8 +8,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
-import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { isDatasetName, loadDataset, disposeDataset, loadTestSet, disposeTestSet } from '../../data/registry.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
@@ -63,6 +63,9 @@ Options:
                      the training queries; base outputs computed on them (target base)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          output directory (default runs/parity/<dataset>-<model>-<code>-k<K>-r<R>)
   --resume           continue from DIR/last.safetensors
   --data-dir DIR     where datasets live
@@ -237,12 +240,13 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
     data: { type: 'string' }, 'input-shape': { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
+    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, deterministic: { type: 'boolean' },
   }, trainUsage);
   if (values.help) return void console.log(trainUsage);
+  if (values.deterministic) setDeterministic(true);
   if (values.config !== undefined) {
-    const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json'].includes(f));
-    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
+    const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json', 'deterministic'].includes(f));
+    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device, --deterministic and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
     const rows = await runParitySweep(values.config, { dataDir: values['data-dir'], device: values.device });
     if (values.json) console.log(JSON.stringify(rows));
     else console.log(`sweep done: ${rows.filter((x) => x.error === undefined).length} of ${rows.length} runs trained; ${join(rows.out, 'results.md')}`);
@@ -555,14 +559,14 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
     if (!isDatasetName(dataset)) throw new Error(`unknown dataset '${dataset}' in the base checkpoint`);
     workers.base.to(device);
     for (const m of workers.parity ?? []) m.to(device);
-    const ds = await loadDataset(dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
+    const ds = await loadTestSet(dataset, { dataDir: values['data-dir'], log: (s) => process.stderr.write(s + '\n') });
     try {
       const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
       if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
       if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
       else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for base ${metadata.base.path} (${metadata.base.model} on ${metadata.base.dataset})\n\n${formatCodeEvaluation(e)}`);
     } finally {
-      disposeDataset(ds);
+      disposeTestSet(ds);
     }
   } finally {
     workers.base.dispose();
@@ -574,7 +578,8 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
 /** `coded eval ...`: `eval base CKPT` to the base-model command, `eval CODE_CKPT` (or `eval code CODE_CKPT`) here. */
 export async function evalRouter(argv: string[]): Promise<void> {
   const [what] = argv;
-  if (what === undefined || what === '--help' || what === '-h') {
+  if (what === undefined) throw new UsageError(`expected a checkpoint to evaluate\n\n${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
+  if (what === '--help' || what === '-h') {
     console.log(`${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
     return;
   }

@@ -10,7 +10,7 @@ import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
 import { ENCODER_INITS, LEGACY_ENCODER_INITS, encoderInitNamed, type EncoderInit } from '../../models/conv-encoder.js';
 import type { Module } from '../../nn/module.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../../codes/learned.js';
 import '../../codes/index.js';
 import {
@@ -60,6 +60,9 @@ Options:
                      (with --optimizers separate the parity models get their own Adam)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          (default runs/learned/<base>-k<K>-r<R>-<encoder>-<loss>[-fp-<M>])
   --resume           continue from DIR/last.safetensors
   --data-dir DIR     where datasets live
@@ -252,9 +255,10 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, schedule: { type: 'string' },
     optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' }, 'encoder-init': { type: 'string' },
-    'parity-model': { type: 'string' },
+    'parity-model': { type: 'string' }, deterministic: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
+  if (values.deterministic) setDeterministic(true);
   if (values.device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
   if (values.config !== undefined) return runSweep(values.config, values['data-dir'], values.device, values.json ?? false);
   if (values.base === undefined) throw new UsageError(`--base is required (a checkpoint from \`coded train base\`, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${usage}`);

@@ -8,7 +8,7 @@ import { Progress } from '../progress.js';
 import { DATASET_NAMES, DEFAULT_DATASET, isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { GroupSampler, gatherGroups } from '../../data/group-sampler.js';
 import type { Split } from '../../data/split.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import { crossEntropy } from '../../engine/ops.js';
@@ -46,6 +46,9 @@ Options:
                      (default models/<dataset>-base-mlp.safetensors)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          (default runs/polynomial/<dataset>-<config>)
   --resume           continue from DIR/last.safetensors
   --eval-only        no training: the test evaluation of DIR/best.safetensors (e.g. of a run cut short)
@@ -78,9 +81,10 @@ export async function trainPolynomialCommand(argv: string[]): Promise<void> {
     dataset: { type: 'string' }, k: { type: 'string' }, n: { type: 'string' }, degree: { type: 'string' }, power: { type: 'string' },
     worker: { type: 'string' }, encoder: { type: 'string' }, computation: { type: 'string' }, centralized: { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, base: { type: 'string' }, device: { type: 'string' },
-    seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'eval-only': { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+    seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'eval-only': { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, deterministic: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
+  if (values.deterministic) setDeterministic(true);
   const dataset = values.dataset ?? DEFAULT_DATASET;
   if (!isDatasetName(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${dataset}'`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');

@@ -7,8 +7,9 @@ import { DATASET_NAMES, DEFAULT_DATASET, datasetInfo, isDatasetName, loadDataset
 import { Rng, deriveSeed } from '../../data/rng.js';
 import { randomCropFlip } from '../../data/augment.js';
 import { buildModel, isModelName, modelNames } from '../../models/registry.js';
-import { manualSeed, cudaAvailable } from '../../engine/runtime.js';
+import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { trainBase, type BaseTrainingConfig } from '../../train/base-training.js';
+import { refuseBaseOverwrite } from '../../train/run-files.js';
 import type { Tensor } from '../../engine/tensor.js';
 
 export const overview = `coded train <target> [options]   (coded train <target> --help for its options)
@@ -38,8 +39,13 @@ Options:
                      of training batches (default: crop-flip for CIFAR, none otherwise)
   --device D         cpu | cuda (default cpu)
   --seed N           (default 1)
+  --deterministic    deterministic libtorch algorithms (and cuDNN): reruns of a seed give identical
+                     results on one machine (on the GPU: maybe slower; an op without a deterministic
+                     version fails, naming it)
   --out DIR          output directory (default runs/base/<dataset>-<model>)
   --resume           continue from DIR/last.safetensors
+  --force            overwrite DIR/best.safetensors when DIR already holds a trained base model
+                     (refused otherwise: codes trained for it identify it by its SHA-256)
   --data-dir DIR     where datasets live (default $CODED_DATA or ~/.cache/coded)
   --json             one JSON object with the result on stdout (progress stays on stderr)
 
@@ -51,7 +57,8 @@ const DEFAULT_EPOCHS: Record<string, number> = { 'logistic-regression': 20, 'bas
 
 export async function train(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what === undefined || what === '--help' || what === '-h') return void console.log(overview);
+  if (what === '--help' || what === '-h') return void console.log(overview);
+  if (what === undefined) throw new UsageError(`expected a training target\n\n${overview}`);
   if (what === 'parity') return (await import('./parity.js')).trainParityCommand(rest);
   if (what === 'learned') return (await import('./train-learned.js')).trainLearnedCommand(rest);
   if (what === 'polynomial') return (await import('./train-polynomial.js')).trainPolynomialCommand(rest);
@@ -60,9 +67,10 @@ export async function train(argv: string[]): Promise<void> {
     dataset: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
     optimizer: { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' },
     schedule: { type: 'string' }, augment: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+    resume: { type: 'boolean' }, force: { type: 'boolean' }, deterministic: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
+  if (values.deterministic) setDeterministic(true);
   const datasetName = values.dataset ?? DEFAULT_DATASET;
   if (!isDatasetName(datasetName)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${datasetName}'`);
   if (values.model === undefined) throw new UsageError(`--model is required (${modelNames().join(', ')})`);
@@ -89,6 +97,7 @@ export async function train(argv: string[]): Promise<void> {
   };
   const augment = choiceOption(values.augment, 'augment', ['none', 'crop', 'crop-flip'] as const, datasetInfo(datasetName).augmentation);
   const outDir = values.out ?? join('runs', 'base', `${datasetName}-${model}`);
+  refuseBaseOverwrite(outDir, { resume: values.resume ?? false, force: values.force ?? false });
   const json = values.json ?? false;
   const say = (s: string) => process.stderr.write(s + '\n');
 
