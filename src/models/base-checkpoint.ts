@@ -63,7 +63,7 @@ export function resolveRecordedBase(codePath: string, rec: RecordedBase, explici
   if (mismatched.length > 0) {
     const m = mismatched.map((x) => `${x.path} differs (sha256 ${x.sha.slice(0, 12)}…)`).join(', ');
     throw new BaseMismatchError(`${codePath}: it was trained for base checkpoint ${rec.path} (${want}), but ${m}; ` +
-      (explicit !== undefined ? 'pass the base checkpoint it was trained for' : 'pass --base CKPT with the base checkpoint it was trained for'));
+      (explicit !== undefined ? 'retrain it for this base model, or pass the base checkpoint it was trained for' : 'pass --base CKPT with the base checkpoint it was trained for'));
   }
   throw new Error(`${codePath}: its base checkpoint ${rec.path} (${want}) was not found (looked in ${looked.join(', ')}); pass --base CKPT`);
 }

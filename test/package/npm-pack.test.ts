@@ -39,6 +39,8 @@ test('npm pack: the tarball installs into an empty directory and runs coded --he
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (process.env.CODED_PACK_TEST_BUILD !== '1') env.CODED_REUSE_BUILD = join(root, 'build');
     delete env.CODED_ADDON;
+    // onnxruntime-node (optional) would fetch its CUDA provider from nuget.org: not here
+    env.ONNXRUNTIME_NODE_INSTALL = 'skip';
     run('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, packed[0].filename)], app, env);
     const pkg = join(app, 'node_modules', 'coded-inference');
     assert.ok(existsSync(join(pkg, 'build', 'Release', 'coded_torch.node')), 'the install script put the addon in place');

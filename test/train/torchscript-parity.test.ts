@@ -72,7 +72,7 @@ test('parity training for a TorchScript F on a tensors file beats the default an
     other.save(join(tmp, 'other.pt'));
     other.dispose();
     copyFileSync(ptFile, join(tmp, 'same.pt'));
-    assert.throws(() => loadParityWorkers(res.bestCheckpoint, join(tmp, 'other.pt')), (e: Error) => e.message.includes(join(tmp, 'other.pt')) && /differs \(sha256/.test(e.message) && /retrain the parity models/.test(e.message));
+    assert.throws(() => loadParityWorkers(res.bestCheckpoint, join(tmp, 'other.pt')), (e: Error) => e.message.includes(join(tmp, 'other.pt')) && /differs \(sha256/.test(e.message) && /retrain it for this base model/.test(e.message));
     const same = loadParityWorkers(res.bestCheckpoint, join(tmp, 'same.pt'));
     same.workers.base.dispose();
     for (const p of same.workers.parity ?? []) p.dispose();
