@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
-import { startInstanceProcess, startFrontendProcess, type ChildInstance, type ListeningChild } from '../serve/processes.js';
+import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import type { FrontendConfig } from '../serve/config.js';
 import { poissonSchedule } from './arrivals.js';
 import { fmt } from './serving-experiment.js';
@@ -117,10 +117,7 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
   const tmp = mkdtempSync(join(tmpdir(), 'coded-overload-'));
   const insts: ChildInstance[] = [];
   let fe: ListeningChild | null = null;
-  const killAll = () => {
-    for (const c of [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
+  const children = killOnExit(() => [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]);
   try {
     const n = x.mode === 'none' ? x.base : x.base + x.parity;
     const args = ['--model', x.model, '--name', 'model', '--latency', x.latency];
@@ -246,7 +243,7 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     return { mode: x.mode, config: desc, serviceMs, capacity, sloMs, admission: x.admission, phases: results, sendLagMs: { p99: quantile(lags, 0.99), max: lags[lags.length - 1] ?? NaN }, otherCpuShare, refusedBy, bar };
   } finally {
     await Promise.all([...(fe !== null ? [fe.stop()] : []), ...insts.map((i) => i.stop('SIGTERM'))]);
-    process.off('exit', killAll);
+    children.release();
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { startInstanceProcess, startFrontendProcess, type ChildInstance } from '../serve/processes.js';
+import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance } from '../serve/processes.js';
 
 export { startFrontendProcess };
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
@@ -365,9 +365,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: Counters }[] = [];
   let lab: NetworkLab | null = null;
   let transfers: BulkTransfers | null = null;
-  const killAll = () => {
-    for (const c of [...insts.map((i) => i.proc), ...fes.flatMap((f) => f.fe.map((e) => e.proc)), ...bg]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  };
+  const { killAll, release } = killOnExit(() => [...insts.map((i) => i.proc), ...fes.flatMap((f) => f.fe.map((e) => e.proc)), ...bg]);
   // Ctrl-C / SIGTERM: every child goes too (the 'exit' hook SIGKILLs what is left)
   const onSignal = (sig: NodeJS.Signals) => {
     log(`\n${sig}: stopping the experiment's processes ...`);
@@ -375,7 +373,6 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     void lab?.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
     if (lab === null) process.exit(sig === 'SIGINT' ? 130 : 143);
   };
-  process.on('exit', killAll);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let probing = false;
@@ -549,7 +546,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     await Promise.all([...fes.flatMap((f) => f.fe.map((e) => e.stop())), ...insts.map((i) => i.stop('SIGTERM'))]);
     await transfers?.stop();
     await lab?.stop();
-    process.off('exit', killAll);
+    release();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     rmSync(tmp, { recursive: true, force: true });

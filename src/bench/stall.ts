@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
-import { startInstanceProcess, startFrontendProcess, type ChildInstance, type ListeningChild } from '../serve/processes.js';
+import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import { fmt } from './serving-experiment.js';
 
 export const usage = `coded bench stall [options]
@@ -108,10 +108,7 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
   const tmp = mkdtempSync(join(tmpdir(), 'coded-stall-'));
   const insts: ChildInstance[] = [];
   let fe: ListeningChild | null = null;
-  const killAll = () => {
-    for (const c of [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
+  const children = killOnExit(() => [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]);
   try {
     for (let i = 0; i < 2; i++) insts.push(await startInstanceProcess(['--model', `noop:${dim}`, '--name', 'model'], { timeoutMs: 120000 }));
     const path = join(tmp, 'frontend.json');
@@ -214,7 +211,7 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
     return { baseline, attacks, worstAddedMs: Math.max(...attacks.map((a) => a.addedMs)), failedNormal };
   } finally {
     await Promise.all([...(fe !== null ? [fe.stop()] : []), ...insts.map((i) => i.stop('SIGTERM'))]);
-    process.off('exit', killAll);
+    children.release();
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -78,6 +78,18 @@ function spawnListening(label: string, command: string, args: string[], env: Nod
   });
 }
 
+/**
+ * SIGKILL every child of `children()` still running if this process exits first (a crash or
+ * process.exit while an experiment runs). `killAll` does it now; `release` removes the hook.
+ */
+export function killOnExit(children: () => ChildProcess[]): { killAll(): void; release(): void } {
+  const killAll = () => {
+    for (const c of children()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  return { killAll, release: () => process.off('exit', killAll) };
+}
+
 /** bin/coded: the one place that sets a server's node flags (and GLIBC_TUNABLES) */
 const launcher = (): string => join(packageRoot(), 'bin', 'coded');
 
