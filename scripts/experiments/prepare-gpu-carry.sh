@@ -8,7 +8,8 @@
 # .gpu/include/node/           the N-API headers (node_api.h, js_native_api*.h, ...)
 # .gpu/napi/                   node-addon-api's headers (napi.h, napi-inl.h, ...)
 # .gpu/node_modules.tar.xz     the production dependencies (grpc, fastify, pino, vega, ...),
-#                              needed by serving and `coded bench serve` (~7 MB); not by training
+#                              needed by serving and `coded bench serve` (~8 MB; without
+#                              onnxruntime-node); not by training
 #
 # The GPU scripts (gpu-campaign.sh, parm-gpu-latency.sh, ...) unpack node.xz and build the
 # CUDA addon with g++ against these headers. Carry `.gpu` and `dist` (build it first with
@@ -38,7 +39,9 @@ cp $napi/*.h $G/napi/
 if [ $with_modules = 1 ] && { [ ! -f $G/node_modules.tar.xz ] || [ package-lock.json -nt $G/node_modules.tar.xz ]; }; then
   echo "[prepare-gpu-carry] production node_modules -> $G/node_modules.tar.xz"
   # every production dependency (nested ones are inside their parents), without type declarations
-  npm ls --omit=dev --parseable --all 2>/dev/null | sed 1d | sed "s|^$PWD/||" | grep '^node_modules/' | grep -v '^node_modules/@types/' | grep -v '^node_modules/.*/node_modules/' | sort -u > $G/node_modules.list
+  # and without the optional onnxruntime-node (~290 MB of binaries for every platform; the GPU
+  # runs serve libtorch models)
+  npm ls --omit=dev --parseable --all 2>/dev/null | sed 1d | sed "s|^$PWD/||" | grep '^node_modules/' | grep -v '^node_modules/@types/' | grep -v '^node_modules/.*/node_modules/' | grep -v '^node_modules/onnxruntime' | sort -u > $G/node_modules.list
   tar cf - -T $G/node_modules.list | xz -T0 -6 > $G/node_modules.tar.xz.tmp && mv $G/node_modules.tar.xz.tmp $G/node_modules.tar.xz
   rm -f $G/node_modules.list
 fi
