@@ -12,7 +12,7 @@ import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { Rng } from '../data/rng.js';
 import { poissonSchedule } from './arrivals.js';
-import { runServingExperiment, checkStragglers, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
+import { runServingExperiment, checkStragglers, parseNetwork, fmt, describeTail, SERVING_MODES, type TailComposition, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
 import { DEFAULT_COPY_BUDGET } from '../serve/policy.js';
 
@@ -264,6 +264,7 @@ export function serveMarkdown(r: ServeReport): string {
     '',
     `Ratios coded / X (< 1: coded is faster): ${Object.entries(r.comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
     `Encode + decode of one ${r.coding.code} group of 1000-value outputs: ${fmt(r.coding.encodeUs)} + ${fmt(r.coding.decodeUs)} = ${fmt(r.coding.totalUs)} us.`,
+    ...tailLines(r.modes),
     ...(predicted ? [`Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(r.frontendOverheadMs)} ms${st.stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${st.stragglers.network ? '; network interference is not modelled' : ''}).`] : []),
     // why a latency above the SLO need not be a default: the SLO starts when the frontend reads the query
     ...(late.length > 0
@@ -271,6 +272,13 @@ export function serveMarkdown(r: ServeReport): string {
       : []),
     '',
   ].join('\n');
+}
+
+/** What the slowest answers of each mode were (originals, reconstructions, copies, defaults). */
+export function tailLines(modes: { mode: string; tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } } }[]): string[] {
+  const with_ = modes.filter((m) => m.tail !== undefined);
+  if (with_.length === 0) return [];
+  return ['The tail, by how each answer was made:', ...with_.map((m) => `- ${m.mode}: ${describeTail(m.tail!.p99, 'p99')}; ${describeTail(m.tail!.p999, 'p99.9')}.`)];
 }
 
 export function markdownTable(rows: { mode: string; config: string; queries: number; latencyMs: { p50: number; p99: number; p999: number; max: number }; predictedMs: { p50: number; p99: number; p999: number } | null; requestsPerQuery: number; reconstructed: number; answeredByCopy: number; defaults: number; lost: number; duplicates: number; rejected: number }[]): string {

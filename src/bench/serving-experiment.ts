@@ -146,11 +146,37 @@ export interface Stats {
   lateNotDefault: number;
   /** how late the load generator sent each query (actual - intended, ms) */
   sendLagMs: number[];
+  /** every answer's latency (ms) and how it was answered (see TAIL_OUTCOMES), for the tail's composition */
+  answers: { ms: number[]; outcome: number[] };
+}
+
+/** How an answer was made, as the frontend flags it: its own original, a reconstruction, a hedged or fallback copy, the default. */
+export const TAIL_OUTCOMES = ['original', 'reconstructed', 'copy', 'default'] as const;
+export type TailOutcome = (typeof TAIL_OUTCOMES)[number];
+export type TailComposition = Record<TailOutcome, number>;
+
+/**
+ * What the slowest answers were: of the slowest 1% (0.1%) of answers, those at or above the p99
+ * (p99.9) latency, how many were originals, reconstructions, copies and defaults. Tells where a mode's tail comes
+ * from (e.g. originals no reconstruction or copy rescued in time).
+ */
+export function tailComposition(st: Stats, percentile: number): TailComposition & { fromMs: number } {
+  const n = st.answers.ms.length;
+  const out = { original: 0, reconstructed: 0, copy: 0, default: 0, fromMs: 0 };
+  if (n === 0) return out;
+  const sorted = Float64Array.from(st.answers.ms).sort();
+  // the slowest (100 - percentile)% of the answers (at least one)
+  const top = Math.max(1, Math.round(((100 - percentile) / 100) * n));
+  const from = sorted[n - Math.min(n, top)];
+  out.fromMs = from;
+  for (let i = 0; i < n; i++) if (st.answers.ms[i] >= from) out[TAIL_OUTCOMES[st.answers.outcome[i]]]++;
+  return out;
 }
 
 export const newStats = (sloMs = Infinity): Stats => ({
   h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }),
   errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0, completed: 0, activeMs: 0, sloMs, lateNotDefault: 0, sendLagMs: [],
+  answers: { ms: [], outcome: [] },
 });
 
 export interface ModeResult {
@@ -181,6 +207,8 @@ export interface ModeResult {
   sendLagMs: { p99: number; max: number };
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   cdf: { latencyMs: number; percentile: number }[];
+  /** how the answers at or above the p99 and the p99.9 were made (see tailComposition) */
+  tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } };
 }
 
 export interface ExperimentResult {
@@ -225,6 +253,8 @@ export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: strin
         if (r.parameters.reconstructed === true) st.reconstructed++;
         if (r.parameters.default === true) st.defaults++;
         else if (ms > st.sloMs) st.lateNotDefault++;
+        st.answers.ms.push(ms);
+        st.answers.outcome.push(r.parameters.default === true ? 3 : r.parameters.reconstructed === true ? 1 : r.parameters.copy === true ? 2 : 0);
         onResult?.(i, r);
       },
       (e: { code?: number }) => {
@@ -275,6 +305,12 @@ export function summarize(st: Stats) {
     lateNotDefault: st.lateNotDefault,
     sendLagMs: { p99: lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(0.99 * lags.length) - 1)], max: lags.length === 0 ? 0 : lags[lags.length - 1] },
   };
+}
+
+/** "answers at or above the p99.9 (41.2 ms): 12 originals, 3 reconstructed, 2 copies" */
+export function describeTail(t: TailComposition & { fromMs: number }, label: string): string {
+  const parts = TAIL_OUTCOMES.filter((o) => t[o] > 0).map((o) => `${t[o]} ${o === 'copy' ? 'by a copy' : o}`);
+  return `answers at or above the ${label} (${fmt(t.fromMs)} ms): ${parts.length > 0 ? parts.join(', ') : 'none'}`;
 }
 
 export function fmt(x: number): string {
@@ -531,9 +567,10 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         mode: f.mode, config: f.desc, instances: f.instances, queries: st.measured, errors: st.errors, rejected: st.rejected, reconstructed: st.reconstructed, defaults: st.defaults,
         answeredByCopy: d.byCopy, lost: st.errors, duplicates: d.queries - (st.measured - st.rejected), copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
         achievedRate: sm.achievedRate, offeredRate: sm.offeredRate, lateNotDefault: sm.lateNotDefault, sendLagMs: sm.sendLagMs, latencyMs: sm.latencyMs, cdf: sm.cdf,
+        tail: { p99: tailComposition(st, 99), p999: tailComposition(st, 99.9) },
       });
       const l = sm.latencyMs;
-      log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}`);
+      log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`);
     }
     return { modes, serviceTimesMs, serviceTimesUnderLoadMs: underLoad.length >= 50 ? underLoad : serviceTimesMs, frontendOverheadMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
   } finally {

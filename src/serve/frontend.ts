@@ -309,11 +309,15 @@ export class Frontend implements V2Model {
     results.forEach((r, b) => out.set(r.data, b * outSize));
     const rec = results.map((r) => r.reconstructed);
     const def = results.map((r) => r.defaulted);
+    const copy = results.map((r) => r.hedged);
     const parameters: Record<string, ParamValue> = { reconstructed: rec.some(Boolean), default: def.some(Boolean), mode: this.mode };
     if (rec.some(Boolean)) parameters.code = this.code!.name;
+    // answered by a hedged or fallback copy of the query (an original answer, computed twice)
+    if (copy.some(Boolean)) parameters.copy = true;
     if (batch > 1) {
       parameters.reconstructed_samples = rec.map((v) => (v ? '1' : '0')).join('');
       parameters.default_samples = def.map((v) => (v ? '1' : '0')).join('');
+      if (copy.some(Boolean)) parameters.copy_samples = copy.map((v) => (v ? '1' : '0')).join('');
     }
     return { id: req.id, outputs: [{ name: this.meta.output.name, shape: [batch, ...this.meta.output.shape], data: out }], parameters };
   }

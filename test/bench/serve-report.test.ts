@@ -2,7 +2,7 @@
 // serve.md reads as sentences, and answers later than the SLO that are no defaults are explained.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newStats, summarize } from '../../src/bench/serving-experiment.js';
+import { newStats, summarize, tailComposition, describeTail } from '../../src/bench/serving-experiment.js';
 import { serveMarkdown, type ServeReport } from '../../src/bench/serve.js';
 
 test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {
@@ -55,4 +55,27 @@ test('serve.md explains answers later than the SLO that are not defaults (the SL
   const md = serveMarkdown(report(812));
   assert.match(md, /coded: 812 answers came more than 1000 ms after their intended send time without being defaults \(the load generator sent p99 700 ms, at most 900 ms late\)/);
   assert.match(md, /waited before the frontend read them/);
+});
+
+test('tailComposition: counts how the answers at or above a percentile were made', () => {
+  const st = newStats(1000);
+  // 1000 answers: 990 fast originals, then the 10 slowest: 4 originals, 3 reconstructions, 2 copies, 1 default
+  for (let i = 0; i < 990; i++) { st.answers.ms.push(5 + (i % 7)); st.answers.outcome.push(0); }
+  const slow: [number, number][] = [[40, 0], [41, 1], [42, 2], [43, 0], [44, 1], [45, 2], [46, 0], [47, 1], [60, 0], [1000, 3]];
+  for (const [ms, o] of slow) { st.answers.ms.push(ms); st.answers.outcome.push(o); }
+  const p99 = tailComposition(st, 99);
+  assert.equal(p99.fromMs, 40);
+  assert.deepEqual({ ...p99, fromMs: undefined }, { original: 4, reconstructed: 3, copy: 2, default: 1, fromMs: undefined });
+  const p999 = tailComposition(st, 99.9);
+  assert.equal(p999.fromMs, 1000);
+  assert.equal(p999.default, 1);
+  assert.equal(p999.original + p999.reconstructed + p999.copy, 0);
+  assert.match(describeTail(p99, 'p99'), /at or above the p99 \(40\.0 ms\): 4 original, 3 reconstructed, 2 by a copy, 1 default/);
+  st.h.destroy();
+});
+
+test('tailComposition: no answers, no tail', () => {
+  const st = newStats(1000);
+  assert.deepEqual(tailComposition(st, 99.9), { original: 0, reconstructed: 0, copy: 0, default: 0, fromMs: 0 });
+  st.h.destroy();
 });

@@ -208,3 +208,31 @@ test('frontend admission control: a query predicted to miss the limit is refused
     await inst.close();
   }
 });
+
+test('frontend (equal resources, hedged): an answer that came from a hedged copy is flagged copy = true; the others are not', async () => {
+  // replica 0 holds every request for 20 s; replica 1 answers at once: of two queries sent together
+  // one starts on replica 0, its hedged copy (after 20 ms) is answered by replica 1
+  const insts = await Promise.all([
+    startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'base', '--slow-prob', '1', '--slow-ms', '20000']),
+    startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'base']),
+  ]);
+  let fe: Frontend | null = null;
+  let c: V2GrpcClient | null = null;
+  try {
+    const config: FrontendConfig = validateFrontendConfig({
+      name: 'clf', mode: 'equal-resources', grpcPort: 0, hedgeMs: 20, sloMs: 15000, copyBudget: null,
+      pools: { base: { model: 'base', instances: insts.map((i) => i.address) } },
+    });
+    fe = await Frontend.start({ config, logger: silent });
+    c = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
+    const x = new Float32Array(D).fill(0.25);
+    const rs = await Promise.all([c.infer('clf', 'input', x, [1, D], 15000), c.infer('clf', 'input', x, [1, D], 15000)]);
+    const copies = rs.filter((r) => r.parameters.copy === true).length;
+    assert.equal(copies, 1, `one of the two answers should come from a copy: ${JSON.stringify(rs.map((r) => r.parameters))}`);
+    for (const r of rs) assert.equal(r.parameters.default, false);
+  } finally {
+    c?.close();
+    await fe?.close();
+    await Promise.all(insts.map((i) => i.stop('SIGKILL')));
+  }
+});

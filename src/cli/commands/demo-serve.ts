@@ -21,7 +21,7 @@ import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../serve/v2.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
+import { parseModes, onOff, ratios, busyWarning, markdownTable, tailLines, stragglersFrom } from '../../bench/serve.js';
 import { predictExperiment } from '../../plan/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -213,6 +213,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       '',
       markdownTable(rows),
       '',
+      ...tailLines(rows),
       `coded / X latency ratios (< 1: coded is faster): ${Object.entries(comparison).map(([m, c]) => `vs ${m}: p50 ${c.p50.toFixed(2)}x, p99 ${c.p99.toFixed(2)}x, p99.9 ${c.p999.toFixed(2)}x`).join('; ')}  (${result.seconds.toFixed(0)} s)`,
       ...(warning !== null ? ['', warning] : []),
     ];

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main demo (`coded demo serve`) on two cores of the lent GPU machine's host, pinned with
+# taskset, while its other cores stay idle: a quiet 2-core machine, for the demo's latency bars
+# when the development machine is shared. The instances run on the CPU (the CUDA libtorch's CPU
+# path). One device call, carry ["dist", ".gpu"] (.gpu/data/fashion-mnist/t10k-* copied from
+# /usr/share/datasets/fashion-mnist first):
+#
+#   scripts/experiments/demo-two-cores.sh NAME 'demo options' [NAME 'demo options' ...]
+#
+# e.g. correlated-s1 '--seed 1 --slow-prob 0 --slow-periods 300:15000:1:60'
+# Results under $OUT: summary.md (every run's text report) and NAME.json (each run's --json report).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${OUT:-runs/demo-two-cores}
+mkdir -p "$OUTDIR" /tmp/nodebin
+[ -f .gpu/node.xz ] || { echo "no .gpu/node.xz: run scripts/experiments/prepare-gpu-carry.sh here and carry .gpu"; exit 2; }
+[ -f .gpu/data/fashion-mnist/t10k-images-idx3-ubyte.gz ] || { echo "no .gpu/data/fashion-mnist/t10k-*: copy them from /usr/share/datasets/fashion-mnist"; exit 2; }
+[ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node.tmp && chmod +x /tmp/nodebin/node.tmp && mv /tmp/nodebin/node.tmp /tmp/nodebin/node; }
+export PATH=/tmp/nodebin:$PATH
+[ -f node_modules/@grpc/grpc-js/package.json ] || python3 -c 'import tarfile; tarfile.open(".gpu/node_modules.tar.xz").extractall(".")'
+export CODED_ADDON=/tmp/parm-gpu/coded_torch.node
+. scripts/experiments/cuda-addon.sh
+build_cuda_addon $CODED_ADDON /tmp/parm-gpu/build || exit 3
+cores=${CORES:-0,1}
+echo "node $(node --version); pinned to cores $cores of $(nproc); load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUTDIR/summary.md"
+rc_all=0
+while [ $# -ge 2 ]; do
+  name=$1; opts=$2; shift 2
+  echo "=== $name: $opts ($(date -u +%T))"
+  # shellcheck disable=SC2086
+  taskset -c "$cores" bin/coded demo serve --data-dir .gpu/data $opts --json > "$OUTDIR/$name.json" 2> "$OUTDIR/$name.log"
+  rc=$?; [ $rc = 0 ] || rc_all=$rc
+  { echo; echo "# $name (rc $rc): $opts"; node -e "
+    const r = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
+    for (const m of r.modes) console.log('-', m.mode, 'p50/p99/p99.9', m.latencyMs.p50.toFixed(2), m.latencyMs.p99.toFixed(1), m.latencyMs.p999.toFixed(1), 'req/q', m.requestsPerQuery.toFixed(2), 'lost', m.lost, 'dup', m.duplicates, m.tail ? 'tail p99.9: ' + JSON.stringify(m.tail.p999) + ' p99: ' + JSON.stringify(m.tail.p99) : '');
+    console.log('- ratios', JSON.stringify(r.comparison), 'other CPU', r.otherCpuShare);
+  " "$OUTDIR/$name.json" 2>&1 || tail -5 "$OUTDIR/$name.log"; } | tee -a "$OUTDIR/summary.md"
+done
+exit $rc_all
