@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<(argv: str
   models: { summary: 'list the base models', load: async () => (await import('./commands/catalog.js')).models },
   serve: { summary: 'Open Inference Protocol servers: `coded serve instance|frontend`', load: async () => (await import('./commands/serve.js')).serve },
   deploy: { summary: 'Kubernetes manifests for a frontend config: `coded deploy k8s --config F --out DIR`', load: async () => (await import('./commands/deploy.js')).deploy },
+  export: { summary: 'a Triton model repository for a TorchScript/ONNX model and its parity models: `coded export triton --base F --out REPO`', load: async () => (await import('./commands/export.js')).exportCommand },
   plan: { summary: 'predict latency and cost of serving configurations (simulation); recommend one', load: async () => (await import('./commands/plan.js')).planCommand },
   bench: { summary: 'benchmarks: `coded bench engine` compares the engine with PyTorch', load: async () => (await import('./commands/bench.js')).bench },
   info: { summary: 'libtorch version, threads, CUDA availability', load: async () => (await import('./commands/info.js')).info },
