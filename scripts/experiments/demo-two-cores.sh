@@ -34,6 +34,7 @@ while [ $# -ge 2 ]; do
     const r = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));
     for (const m of r.modes) console.log('-', m.mode, 'p50/p99/p99.9', m.latencyMs.p50.toFixed(2), m.latencyMs.p99.toFixed(1), m.latencyMs.p999.toFixed(1), 'req/q', m.requestsPerQuery.toFixed(2), 'lost', m.lost, 'dup', m.duplicates, m.tail ? 'tail p99.9: ' + JSON.stringify(m.tail.p999) + ' p99: ' + JSON.stringify(m.tail.p99) : '');
     console.log('- ratios', JSON.stringify(r.comparison), 'other CPU', r.otherCpuShare);
+    for (const m of r.modes) for (const q of (m.slowQueries?.slowest ?? []).slice(0, 8)) console.log('  slow', m.mode, q.latencyMs, q.outcome + (q.byCopy ? ' (copy)' : ''), 'group', q.groupSize, 'denied so far', q.copiesDeniedSoFar, q.tasks.map((t) => t.role + '@' + t.instance + ' ' + t.createdMs + '/' + t.startedMs + '/' + t.finishedMs + (t.cancelled ? 'x' : '')).join(' | '));
   " "$OUTDIR/$name.json" 2>&1 || tail -5 "$OUTDIR/$name.log"; } | tee -a "$OUTDIR/summary.md"
 done
 exit $rc_all

@@ -14,6 +14,7 @@ import { Rng } from '../data/rng.js';
 import { poissonSchedule } from './arrivals.js';
 import { runServingExperiment, checkStragglers, parseNetwork, fmt, describeTail, SERVING_MODES, type TailComposition, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
+import type { SlowQueryStory } from '../serve/policy.js';
 import { DEFAULT_COPY_BUDGET } from '../serve/policy.js';
 
 export { poissonSchedule, fmt };
@@ -66,6 +67,9 @@ Run:
   --singleton pad|copy  coded: a group closing with one query is padded and encoded (pad,
                      default) or sent alone with a fallback copy after the deadline (copy)
   --copy-budget X    hedged / fallback copies per query at most (default 0.1; 'none': no limit)
+  --slow-log MS      keep the frontends' story of every measured query answered MS ms or more
+                     after arrival (its requests: instance, created / started / finished times):
+                     serve.json's modes[].slowQueries (the 50 slowest), the slowest in serve.md
   --probe N          service-time probe requests to a fault-free instance (default 500; 0: no
                      probe and no prediction)
   --seed S           schedule and fault seeds (default 1)
@@ -148,7 +152,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     {
       model: { type: 'string' }, device: { type: 'string' }, modes: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' },
       rate: { type: 'string' }, queries: { type: 'string' }, warmup: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
-      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'max-wait': { type: 'string' },
+      slo: { type: 'string' }, rounds: { type: 'string' }, deadline: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'slow-log': { type: 'string' }, 'max-wait': { type: 'string' },
       'background-cpu': { type: 'string' }, network: { type: 'string' }, concurrency: { type: 'string' }, probe: { type: 'string' }, frontends: { type: 'string' }, 'copy-budget': { type: 'string' }, singleton: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
     },
     usage,
@@ -192,7 +196,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     parityArgs: () => ['--model', model, '--device', device, '--name', 'model'], parityModel: () => 'model', parityIsBase: true,
     code: { family, k, r }, parityPools: r, base: B, parity: P, modes, stragglers,
     sloMs: numberOption(values.slo, 'slo', 1000), decodeDeadlineMs: deadline, hedgeMs: numberOption(values.hedge, 'hedge', deadline),
-    fallback: onOff(values.fallback, 'fallback', true), parityDelayMs: parityDelay, maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
+    fallback: onOff(values.fallback, 'fallback', true), parityDelayMs: parityDelay, ...(values['slow-log'] !== undefined ? { slowQueryLogMs: numberOption(values['slow-log'], 'slow-log', 0) } : {}), maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
     concurrency: intOption(values.concurrency, 'concurrency', 1), rate, queries: intOption(values.queries, 'queries', 10000),
     warmup: intOption(values.warmup, 'warmup', 500, { min: 0 }), rounds: intOption(values.rounds, 'rounds', 5), seed,
     input: (i) => inputs[i % inputs.length], shape: info, probe: intOption(values.probe, 'probe', 500, { min: 0 }), log,
@@ -265,6 +269,7 @@ export function serveMarkdown(r: ServeReport): string {
     `Ratios coded / X (< 1: coded is faster): ${Object.entries(r.comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
     `Encode + decode of one ${r.coding.code} group of 1000-value outputs: ${fmt(r.coding.encodeUs)} + ${fmt(r.coding.decodeUs)} = ${fmt(r.coding.totalUs)} us.`,
     ...tailLines(r.modes),
+    ...slowQueryLines(r.modes),
     ...(predicted ? [`Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(r.frontendOverheadMs)} ms${st.stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${st.stragglers.network ? '; network interference is not modelled' : ''}).`] : []),
     // why a latency above the SLO need not be a default: the SLO starts when the frontend reads the query
     ...(late.length > 0
@@ -272,6 +277,20 @@ export function serveMarkdown(r: ServeReport): string {
       : []),
     '',
   ].join('\n');
+}
+
+/** The slowest query of each mode as its frontend told it (with --slow-log). */
+export function slowQueryLines(modes: { mode: string; slowQueries?: { count: number; slowest: SlowQueryStory[] } }[]): string[] {
+  const with_ = modes.filter((m) => m.slowQueries !== undefined);
+  if (with_.length === 0) return [];
+  const t = (x: number | null) => (x === null ? '-' : fmt(x));
+  return ['Slow queries (the frontends\' log; times in ms after the query arrived: created / started / finished):', ...with_.map((m) => {
+    const s = m.slowQueries!;
+    const q = s.slowest[0];
+    if (q === undefined) return `- ${m.mode}: none`;
+    const tasks = q.tasks.map((k) => `${k.role} on ${k.instance ?? '(not started)'} ${t(k.createdMs)} / ${t(k.startedMs)} / ${t(k.finishedMs)}${k.cancelled ? ' (cancelled)' : ''}`).join('; ');
+    return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}: ${tasks}`;
+  })];
 }
 
 /** What the slowest answers of each mode were (originals, reconstructions, copies, defaults). */

@@ -19,6 +19,7 @@ import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInsta
 export { startFrontendProcess };
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import type { FrontendConfig } from '../serve/config.js';
+import type { SlowQueryStory } from '../serve/policy.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
 import { poissonSchedule } from './arrivals.js';
 import { CpuShareWatch } from './cpu-load.js';
@@ -79,6 +80,8 @@ function stragglerArgs(s: Stragglers): string[] {
 }
 
 export interface ExperimentSpec {
+  /** the frontends log queries answered this many ms or more after arrival; the measured rounds' ones are kept in ModeResult.slowQueries */
+  slowQueryLogMs?: number;
   /** instance arguments for the base model F (model, name, device ...) */
   baseArgs: string[];
   baseModel: string;
@@ -209,7 +212,12 @@ export interface ModeResult {
   cdf: { latencyMs: number; percentile: number }[];
   /** how the answers at or above the p99 and the p99.9 were made (see tailComposition) */
   tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } };
+  /** with slowQueryLogMs: the frontends' stories of the measured rounds' slow queries (slowest first, at most SLOW_QUERIES_KEPT) and how many there were */
+  slowQueries?: { count: number; slowest: SlowQueryStory[] };
 }
+
+/** slow-query stories kept per mode (the slowest) */
+export const SLOW_QUERIES_KEPT = 50;
 
 export interface ExperimentResult {
   modes: ModeResult[];
@@ -398,7 +406,9 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const tmp = mkdtempSync(join(tmpdir(), 'coded-serving-'));
   const insts: ChildInstance[] = [];
   const bg: ChildProcess[] = [];
-  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: Counters }[] = [];
+  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: Counters; slow: SlowQueryStory[] }[] = [];
+  // slow-query stories count only during the measured rounds
+  let measuring = false;
   let lab: NetworkLab | null = null;
   let transfers: BulkTransfers | null = null;
   const { killAll, release } = killOnExit(() => [...insts.map((i) => i.proc), ...fes.flatMap((f) => f.fe.map((e) => e.proc)), ...bg]);
@@ -456,7 +466,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     if (!Number.isInteger(F) || F < 1) throw new Error(`frontends must be a whole number >= 1, not ${F}`);
     const tooFew = [['base', x.base], ...parities.map((p, j) => [`parity pool ${j}`, p.length] as const)].filter(([, n]) => (n as number) < F);
     if (tooFew.length > 0) throw new Error(`${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${tooFew.map(([w, n]) => `${w} has ${n}`).join(', ')}`);
-    const common = { ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
+    const common = { ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), ...(x.slowQueryLogMs !== undefined ? { slowQueryLogMs: x.slowQueryLogMs } : {}), name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
     for (const mode of x.modes) {
       let cfg: FrontendConfig;
       let desc: string;
@@ -481,12 +491,15 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         return { ...cfg, pools: { ...p, base: { ...p.base, instances: shardOf(p.base.instances, s, F) }, ...(p.parity !== undefined ? { parity: p.parity.map((q) => ({ ...q, instances: shardOf(q.instances, s, F) })) } : {}) } };
       });
       if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances`;
+      const slow: SlowQueryStory[] = [];
       const started = await Promise.all(shards.map((c, s) => {
         const path = join(tmp, `${mode}-${s}.json`);
         writeFileSync(path, JSON.stringify(c));
-        return startFrontendProcess(path);
+        return startFrontendProcess(path, undefined, (e) => {
+          if (measuring && e.msg === 'slow query' && e.slowQuery !== undefined) slow.push(e.slowQuery as SlowQueryStory);
+        });
       }));
-      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats(x.sloMs) });
+      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats(x.sloMs), slow });
     }
     const timeout = x.sloMs * 4;
     const warmInput = (i: number) => x.input(x.queries + i);
@@ -532,6 +545,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     })();
     const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.flatMap((f) => f.fe.map((e) => e.proc.pid)), ...bg.map((b) => b.pid)]);
     const perRound = Math.ceil(x.queries / x.rounds);
+    measuring = true;
     for (let r = 0; r < x.rounds; r++) {
       const n = Math.min(perRound, x.queries - r * perRound);
       if (n <= 0) break;
@@ -542,6 +556,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         await replay(f.client, 'bench', schedule, f.st, (i) => x.input(offset + i), x.shape, timeout, x.onResult === undefined ? undefined : (i, res) => x.onResult!(f.mode, offset + i, res));
       }
     }
+    measuring = false;
     const otherCpuShare = watch.otherShare();
     probing = false;
     await probeLoop;
@@ -568,6 +583,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         answeredByCopy: d.byCopy, lost: st.errors, duplicates: d.queries - (st.measured - st.rejected), copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
         achievedRate: sm.achievedRate, offeredRate: sm.offeredRate, lateNotDefault: sm.lateNotDefault, sendLagMs: sm.sendLagMs, latencyMs: sm.latencyMs, cdf: sm.cdf,
         tail: { p99: tailComposition(st, 99), p999: tailComposition(st, 99.9) },
+        ...(x.slowQueryLogMs !== undefined ? { slowQueries: { count: f.slow.length, slowest: [...f.slow].sort((a, b) => b.latencyMs - a.latencyMs).slice(0, SLOW_QUERIES_KEPT) } } : {}),
       });
       const l = sm.latencyMs;
       log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`);

@@ -58,6 +58,8 @@ export const FrontendConfigSchema = Type.Object(
      * ('pad', default) or sent alone and protected by a fallback copy after the decode deadline ('copy') */
     singletonGroups: Type.Optional(Type.Union([Type.Literal('pad'), Type.Literal('copy')])),
     copyBudget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
+    /** log every query answered this many ms or more after arrival, with its requests' story (pino warn 'slow query'); default: off */
+    slowQueryLogMs: Type.Optional(Type.Number({ minimum: 0 })),
     /** latency objective: a query unanswered after sloMs gets the default response (or an error) */
     sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     /** a data output is "late" this long after its query arrived; then decoding may replace it (default sloMs * 0.02) */

@@ -232,7 +232,7 @@ export class Frontend implements V2Model {
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
       sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
       onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, singletonGroups: c.singletonGroups ?? 'pad', admission: this.admission,
+      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, slowQueryMs: c.slowQueryLogMs, singletonGroups: c.singletonGroups ?? 'pad', admission: this.admission,
       events: {
         answered: (outcome, ms, hedged) => {
           if (hedged) this.mByCopy.inc({ mode });
@@ -250,6 +250,7 @@ export class Frontend implements V2Model {
         taskFailed: (pool) => this.mTaskFailures.inc({ pool }),
         hedgeSent: (kind) => this.mCopies.inc({ mode, kind }),
         copyDenied: (kind) => this.mCopiesDenied.inc({ mode, kind }),
+        slowQuery: (story) => this.log.warn({ slowQuery: story }, 'slow query'),
       },
     });
     await this.discovery.refresh();

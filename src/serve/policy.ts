@@ -64,6 +64,23 @@ export interface PolicyEvents {
   hedgeSent?(kind: 'hedge' | 'fallback'): void;
   /** a copy was due but the copy budget was spent */
   copyDenied?(kind: 'hedge' | 'fallback'): void;
+  /** a query answered `slowQueryMs` or more after it arrived, with what happened to it (see SlowQueryStory) */
+  slowQuery?(story: SlowQueryStory): void;
+}
+
+/**
+ * What happened to a slow query, for the frontend's slow-query log: every request that carried
+ * it or its group (times in ms after the query arrived; null: not yet), and how it was answered.
+ */
+export interface SlowQueryStory {
+  latencyMs: number;
+  outcome: Outcome | 'error';
+  byCopy: boolean;
+  /** queries in its coding group (0: uncoded) */
+  groupSize: number;
+  /** hedged / fallback copies that were due but denied by the copy budget (all queries so far) */
+  copiesDeniedSoFar: number;
+  tasks: { role: string; pool: string; instance: string | null; createdMs: number | null; startedMs: number | null; finishedMs: number | null; cancelled: boolean }[];
 }
 
 export interface PolicyOptions {
@@ -95,6 +112,8 @@ export interface PolicyOptions {
    * (an overloaded frontend or pool) they would multiply the load that made it late.
    */
   copyBudget?: number | null;
+  /** report queries answered this many ms or more after arrival through events.slowQuery (default: never) */
+  slowQueryMs?: number;
   /**
    * coded mode, systematic codes, with the fallback on: what a group that closes with a single
    * query does. 'pad' (default): padded with copies of that query and encoded like any group
@@ -232,6 +251,7 @@ export class ServingPolicy {
           q.copyTimer?.cancel();
           for (const t of q.tasks) t.cancelled = true;
           const ms = this.o.clock.now() - q.arrival;
+          if (this.o.slowQueryMs !== undefined && ms >= this.o.slowQueryMs && this.ev.slowQuery !== undefined) this.ev.slowQuery(this.story(q, ms, r));
           if (r instanceof Error) {
             this.counts.error++;
             this.ev.failed?.(ms);
@@ -294,9 +314,12 @@ export class ServingPolicy {
 
   private taskFor(pool: Pool, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean, input?: { shape: number[]; side?: Task['side'] }): Task {
     const t: Task = {
-      data, shape: input?.shape ?? this.o.inputShape, expiresAt, attempts: 0, cancelled: false,
+      data, shape: input?.shape ?? this.o.inputShape, expiresAt, attempts: 0, cancelled: false, createdAt: this.o.clock.now(),
       ...(input?.side !== undefined ? { side: input.side } : {}),
-      done,
+      done: (out) => {
+        t.finishedAt = this.o.clock.now();
+        done(out);
+      },
       fail: (e, retryable) => {
         this.ev.taskFailed?.(pool.o.name);
         if (retryable && t.attempts < this.o.maxAttempts && this.o.clock.now() < expiresAt && isNeeded() && !this.closing) {
@@ -309,10 +332,35 @@ export class ServingPolicy {
             // queue full: give up on this task
           }
         }
+        t.finishedAt = this.o.clock.now();
         failed(e);
       },
     };
     return t;
+  }
+
+  private story(q: Query, ms: number, r: QueryResult | Error): SlowQueryStory {
+    const at = (x: number | undefined) => (x === undefined ? null : Math.round((x - q.arrival) * 100) / 100);
+    const g = q.group;
+    const code = this.o.codec;
+    const groupTasks: { t: Task; role: string; pool: string }[] = [];
+    if (g !== null && code !== null) {
+      g.tasks.forEach((t, i) => {
+        if (t === null) return;
+        const systematicSlot = code.systematic && i < code.k;
+        const role = !systematicSlot ? 'parity' : i >= g.queries.length ? 'padding' : g.slotQuery[i] === q ? 'original' : 'partner';
+        groupTasks.push({ t, role, pool: systematicSlot ? 'base' : code.pools[i] });
+      });
+    }
+    const own = q.tasks.map((t) => ({ t, role: t.hedge ? 'copy' : 'original', pool: 'base' }));
+    return {
+      latencyMs: Math.round(ms * 100) / 100,
+      outcome: r instanceof Error ? 'error' : r.defaulted ? 'default' : r.reconstructed ? 'reconstructed' : 'original',
+      byCopy: !(r instanceof Error) && r.hedged,
+      groupSize: g === null ? 0 : g.queries.length,
+      copiesDeniedSoFar: this.counts.copiesDenied,
+      tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({ role, pool, instance: t.ranOn ?? null, createdMs: at(t.createdAt), startedMs: at(t.startedAt), finishedMs: at(t.finishedAt), cancelled: t.cancelled })),
+    };
   }
 
   private send(pool: Pool, t: Task): void {

@@ -43,6 +43,10 @@ export interface Task {
   /** the instance that ran the last attempt, and when it started (clock ms; set by the pool) */
   ranOn?: string;
   startedAt?: number;
+  /** the policy's bookkeeping for slow-query stories: what the task carries, when it was created and finished (clock ms) */
+  role?: 'original' | 'padding' | 'parity' | 'copy';
+  createdAt?: number;
+  finishedAt?: number;
   done(out: Float32Array): void;
   /** `retryable`: the failure was the instance's (the task may be resubmitted) */
   fail(e: Error, retryable: boolean): void;

@@ -37,7 +37,7 @@ export interface ListeningChild {
  * it prints {"event":"listening",...}; reject, with its stderr, if it exits, cannot start or
  * stays silent for timeoutMs.
  */
-function spawnListening(label: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ListeningChild> {
+function spawnListening(label: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, onLog?: (entry: Record<string, unknown>) => void): Promise<ListeningChild> {
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
@@ -62,7 +62,10 @@ function spawnListening(label: string, command: string, args: string[], env: Nod
         if (m.event === 'listening') {
           clearTimeout(timer);
           resolve({ proc, grpc: m.grpc!, http: m.http ?? -1, stop });
-        } else if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
+        } else {
+          onLog?.(m as Record<string, unknown>);
+          if (process.env.CODED_DEBUG) process.stderr.write(line + '\n');
+        }
       } catch {
         // not our line (pino log lines are JSON too)
       }
@@ -114,7 +117,7 @@ export async function startInstanceProcess(args: string[], opts: InstanceProcess
   return { ...c, address: `${opts.host ?? '127.0.0.1'}:${c.grpc}` };
 }
 
-/** Start `coded serve frontend --config PATH`; resolves when it listens. */
-export function startFrontendProcess(configPath: string, timeoutMs = 60_000): Promise<ListeningChild> {
-  return spawnListening(`frontend ${configPath}`, launcher(), ['serve', 'frontend', '--config', configPath], childEnv(), timeoutMs);
+/** Start `coded serve frontend --config PATH`; resolves when it listens. `onLog` sees each JSON log line it prints (pino). */
+export function startFrontendProcess(configPath: string, timeoutMs = 60_000, onLog?: (entry: Record<string, unknown>) => void): Promise<ListeningChild> {
+  return spawnListening(`frontend ${configPath}`, launcher(), ['serve', 'frontend', '--config', configPath], childEnv(), timeoutMs, onLog);
 }

@@ -8,7 +8,7 @@ import { codeFromConfig } from '../../src/codes/registry.js';
 import { VirtualClock, type Clock } from '../../src/serve/clock.js';
 import { Pool } from '../../src/serve/pool.js';
 import { tensorCodec } from '../../src/serve/group-codec.js';
-import { ServingPolicy, type PolicyOptions, type QueryResult } from '../../src/serve/policy.js';
+import { ServingPolicy, type PolicyOptions, type QueryResult, type SlowQueryStory } from '../../src/serve/policy.js';
 import { FaultInjector } from '../../src/serve/faults.js';
 import { SimulatedInstance } from '../../src/plan/simulated-instance.js';
 import { Rng } from '../../src/data/rng.js';
@@ -60,6 +60,7 @@ function setup(o: Setup): Harness {
     mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
     sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
     onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget, singletonGroups: o.singletonGroups, admission: o.admission ?? null,
+    slowQueryMs: o.slowQueryMs, events: o.events,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
   return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
@@ -232,6 +233,31 @@ test("singletonGroups 'copy': a group that closes with one query sends no paddin
   const pad = run('pad');
   assert.equal(pad.h.pools.get('parity:0')!.requests, 1, 'pad: the stalled lone query is padded and encoded (the other was answered before its group closed)');
   assert.equal(pad.a1.r.hedged, true, 'pad: the padding copy answers the stalled query');
+});
+
+test('slow-query stories: a query answered after slowQueryMs is told with each request (role, instance, created / started / finished after arrival)', () => {
+  const stories: SlowQueryStory[] = [];
+  // coded: query 1's original stalls, its partner and the parity are on time -> reconstructed at the deadline (10 ms)
+  const h = setup({ mode: 'coded', slowQueryMs: 5, events: { slowQuery: (s) => stories.push(s) }, base: (c) => [scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.run();
+  assert.equal(only(h, 1).r.reconstructed, true);
+  assert.equal(stories.length, 1, 'only the slow query is told');
+  const s = stories[0];
+  assert.deepEqual([s.latencyMs, s.outcome, s.byCopy, s.groupSize], [10, 'reconstructed', false, 2]);
+  const byRole = new Map(s.tasks.map((t) => [t.role, t]));
+  assert.deepEqual(byRole.get('original'), { role: 'original', pool: 'base', instance: 'base-0', createdMs: 0, startedMs: 0, finishedMs: null, cancelled: false });
+  assert.deepEqual(byRole.get('partner'), { role: 'partner', pool: 'base', instance: 'base-1', createdMs: 0, startedMs: 0, finishedMs: 1, cancelled: false });
+  assert.deepEqual([byRole.get('parity')!.pool, byRole.get('parity')!.finishedMs], ['parity:0', 1]);
+  // uncoded with hedging: the copy is told too
+  const told: SlowQueryStory[] = [];
+  const e = setup({ mode: 'equal-resources', hedgeMs: 10, slowQueryMs: 5, events: { slowQuery: (x) => told.push(x) }, base: (c) => [scripted(c, [1000]), scripted(c, [])] });
+  e.ask(1, x1);
+  e.clock.run();
+  assert.equal(told.length, 1);
+  assert.deepEqual(told[0].tasks.map((t) => [t.role, t.instance, t.startedMs, t.finishedMs]), [['original', 'base-0', 0, null], ['copy', 'base-1', 10, 11]]);
+  assert.equal(told[0].byCopy, true);
 });
 
 test('equal-resources without hedging waits for the straggler', () => {

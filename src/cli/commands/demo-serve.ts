@@ -21,7 +21,7 @@ import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../serve/v2.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable, tailLines, stragglersFrom } from '../../bench/serve.js';
+import { parseModes, onOff, ratios, busyWarning, markdownTable, tailLines, slowQueryLines, stragglersFrom } from '../../bench/serve.js';
 import { predictExperiment } from '../../plan/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -61,6 +61,9 @@ Options:
                    frontend's median with equal resources' on 2 shared cores, and 5 ms plus the
                    parity model's ~3 ms still lands before the 10 ms decode deadline
   --rounds R       interleaved rounds of all frontends (default 4)
+  --slow-log MS    keep the frontends' story of every query answered MS ms or more after
+                   arrival (its requests: instance, created / started / finished times) in the
+                   --json report's modes[].slowQueries (the 50 slowest) and print the slowest
   --warmup W       unmeasured queries per frontend first (default 200)
   --seed S         schedule and fault seeds (default 1)
   --data-dir DIR   where datasets live (default $CODED_DATA or ~/.cache/coded)
@@ -90,7 +93,7 @@ export async function demoServe(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     queries: { type: 'string' }, rate: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, modes: { type: 'string' },
     'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
-    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, slo: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' },
+    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, slo: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'slow-log': { type: 'string' },
     rounds: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
   }, usage);
   if (values.help) return void console.log(usage);
@@ -142,7 +145,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     parityArgs: () => ['--model', parityPath, '--parity-index', '0', '--name', 'parity'], parityModel: () => 'parity', parityIsBase: false,
     code: codeConfig, parityPools: 1, base: intOption(values.base, 'base', 4), parity: intOption(values.parity, 'parity', 2), modes, stragglers,
     sloMs, decodeDeadlineMs: deadline, hedgeMs: numberOption(values.hedge, 'hedge', deadline), fallback: onOff(values.fallback, 'fallback', true),
-    parityDelayMs: parityDelay, maxWaitMs: 5, concurrency: 1, rate, queries: N, warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
+    parityDelayMs: parityDelay, ...(values['slow-log'] !== undefined ? { slowQueryLogMs: numberOption(values['slow-log'], 'slow-log', 0) } : {}), maxWaitMs: 5, concurrency: 1, rate, queries: N, warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
     rounds: intOption(values.rounds, 'rounds', 4), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     input: image, shape: [1, 28, 28], probe: 500, log,
     onResult: (mode, i, res: ClientResult) => {
@@ -214,6 +217,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       markdownTable(rows),
       '',
       ...tailLines(rows),
+      ...slowQueryLines(rows),
       `coded / X latency ratios (< 1: coded is faster): ${Object.entries(comparison).map(([m, c]) => `vs ${m}: p50 ${c.p50.toFixed(2)}x, p99 ${c.p99.toFixed(2)}x, p99.9 ${c.p999.toFixed(2)}x`).join('; ')}  (${result.seconds.toFixed(0)} s)`,
       ...(warning !== null ? ['', warning] : []),
     ];
