@@ -1,5 +1,7 @@
-// Marshalling between N-API values and libtorch objects. No semantics here: names,
-// defaults and validation of meaning live in TypeScript (src/engine).
+// Marshalling between N-API values and libtorch objects. Almost no semantics here: names,
+// defaults and validation of meaning live in TypeScript (src/engine). The few choices made in
+// C++ carry a comment where they are made (ScalarFor and the op tables in ops.cc, toArray's
+// widening in tensor_basics.cc, the reductions by name in nn.cc).
 #pragma once
 
 #include <napi.h>

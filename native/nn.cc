@@ -51,18 +51,18 @@ static Napi::Value AdaptiveAvgPool2d(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::adaptive_avg_pool2d(Unwrap(info[0], "adaptiveAvgPool2d"), Ints(info[1], "outputSize")));
 }
 
-// interpolate(x, size[2], mode, alignCorners): mode 0 nearest, 1 bilinear, 2 area, 3 bicubic
+// interpolate(x, size[2], mode, alignCorners): mode 'nearest', 'bilinear', 'area' (adaptive
+// average pooling, as torch.nn.functional.interpolate's 'area') or 'bicubic'
 static Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   at::Tensor& x = Unwrap(info[0], "interpolate");
   std::vector<int64_t> size = Ints(info[1], "interpolate size");
+  std::string mode = Str(info[2], "interpolate mode");
   bool align = Bool(info[3], "alignCorners");
-  switch (Int(info[2], "interpolate mode")) {
-    case 0: return Wrap(info.Env(), at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
-    case 1: return Wrap(info.Env(), at::upsample_bilinear2d(x, size, align, c10::nullopt, c10::nullopt));
-    case 2: return Wrap(info.Env(), at::adaptive_avg_pool2d(x, size));
-    case 3: return Wrap(info.Env(), at::upsample_bicubic2d(x, size, align, c10::nullopt, c10::nullopt));
-    default: ThrowType(info.Env(), "unknown interpolate mode");
-  }
+  if (mode == "nearest") return Wrap(info.Env(), at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
+  if (mode == "bilinear") return Wrap(info.Env(), at::upsample_bilinear2d(x, size, align, c10::nullopt, c10::nullopt));
+  if (mode == "area") return Wrap(info.Env(), at::adaptive_avg_pool2d(x, size));
+  if (mode == "bicubic") return Wrap(info.Env(), at::upsample_bicubic2d(x, size, align, c10::nullopt, c10::nullopt));
+  ThrowType(info.Env(), "unknown interpolate mode '" + mode + "'");
 }
 
 // dropout(x, p, train)
@@ -77,32 +77,40 @@ static Napi::Value LogSoftmax(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::log_softmax(Unwrap(info[0], "logSoftmax"), Int(info[1], "dim")));
 }
 
-// Reduction codes follow at::Reduction: 0 none, 1 mean, 2 sum
+// A loss's reduction by name: 'none', 'mean' or 'sum' (at::Reduction's values)
+static int64_t ReductionOf(const Napi::Value& v) {
+  std::string r = Str(v, "reduction");
+  if (r == "none") return at::Reduction::None;
+  if (r == "mean") return at::Reduction::Mean;
+  if (r == "sum") return at::Reduction::Sum;
+  ThrowType(v.Env(), "unknown reduction '" + r + "'");
+}
+
 static Napi::Value MseLoss(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::mse_loss(Unwrap(info[0], "mseLoss input"), Unwrap(info[1], "mseLoss target"), Int(info[2], "reduction")));
+  return Wrap(info.Env(), at::mse_loss(Unwrap(info[0], "mseLoss input"), Unwrap(info[1], "mseLoss target"), ReductionOf(info[2])));
 }
 // klDiv(input, target, reduction, logTarget)
 static Napi::Value KlDiv(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::kl_div(Unwrap(info[0], "klDiv input"), Unwrap(info[1], "klDiv target"), Int(info[2], "reduction"), Bool(info[3], "logTarget")));
+  return Wrap(info.Env(), at::kl_div(Unwrap(info[0], "klDiv input"), Unwrap(info[1], "klDiv target"), ReductionOf(info[2]), Bool(info[3], "logTarget")));
 }
 // crossEntropy(logits, target, weight|null, reduction, ignoreIndex, labelSmoothing)
 static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::cross_entropy_loss(Unwrap(info[0], "crossEntropy input"), Unwrap(info[1], "crossEntropy target"),
-                                                 OptionalTensor(info[2], "crossEntropy weight"), Int(info[3], "reduction"),
+                                                 OptionalTensor(info[2], "crossEntropy weight"), ReductionOf(info[3]),
                                                  Int(info[4], "ignoreIndex"), Num(info[5], "labelSmoothing")));
 }
 // nllLoss(logProbs, target, weight|null, reduction, ignoreIndex)
 static Napi::Value NllLoss(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::nll_loss_nd(Unwrap(info[0], "nllLoss input"), Unwrap(info[1], "nllLoss target"), OptionalTensor(info[2], "nllLoss weight"),
-                                          Int(info[3], "reduction"), Int(info[4], "ignoreIndex")));
+                                          ReductionOf(info[3]), Int(info[4], "ignoreIndex")));
 }
 // bceWithLogits(logits, target, reduction)
 static Napi::Value BceWithLogits(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::binary_cross_entropy_with_logits(Unwrap(info[0], "bceWithLogits input"), Unwrap(info[1], "bceWithLogits target"),
-                                                               c10::nullopt, c10::nullopt, Int(info[2], "reduction")));
+                                                               c10::nullopt, c10::nullopt, ReductionOf(info[2])));
 }
 static Napi::Value L1Loss(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::l1_loss(Unwrap(info[0], "l1Loss input"), Unwrap(info[1], "l1Loss target"), Int(info[2], "reduction")));
+  return Wrap(info.Env(), at::l1_loss(Unwrap(info[0], "l1Loss input"), Unwrap(info[1], "l1Loss target"), ReductionOf(info[2])));
 }
 
 void RegisterNN(Napi::Env env, Napi::Object e) {

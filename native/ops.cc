@@ -1,106 +1,129 @@
-// Element-wise, reduction, shape and indexing operators. Each op is addressed by an
-// integer code that src/engine/native.ts names; the C++ side only dispatches.
+// Element-wise, reduction, shape and indexing operators, exported by name (see the op tables
+// below); src/engine/native.ts types them and the rest of src/engine names them.
 #include "marshal.h"
 
 #include <cmath>
 
 namespace coded {
 
-static Napi::Value Unary(const Napi::CallbackInfo& info) {
-  int64_t op = Int(info[0], "unary op");
-  at::Tensor& t = Unwrap(info[1], "unary");
-  at::Tensor r;
-  switch (op) {
-    case 0: r = at::neg(t); break;
-    case 1: r = at::exp(t); break;
-    case 2: r = at::log(t); break;
-    case 3: r = at::sqrt(t); break;
-    case 4: r = at::rsqrt(t); break;
-    case 5: r = at::abs(t); break;
-    case 6: r = at::relu(t); break;
-    case 7: r = at::sigmoid(t); break;
-    case 8: r = at::tanh(t); break;
-    case 9: r = at::square(t); break;
-    case 10: r = at::sign(t); break;
-    case 11: r = at::floor(t); break;
-    case 12: r = at::ceil(t); break;
-    case 13: r = at::round(t); break;
-    case 14: r = at::reciprocal(t); break;
-    case 15: r = t.detach(); break;
-    case 16: r = t.contiguous(); break;
-    case 17: r = t.clone(); break;
-    case 18: r = at::isnan(t); break;
-    case 19: r = at::logical_not(t); break;
-    case 20: r = at::zeros_like(t); break;
-    case 21: r = at::ones_like(t); break;
-    case 22: r = at::sin(t); break;
-    case 23: r = at::cos(t); break;
-    case 24: r = at::log1p(t); break;
-    case 25: r = at::expm1(t); break;
-    case 26: r = at::isfinite(t); break;
-    case 27: r = at::gelu(t); break;
-    case 28: r = t; break;  // a new handle sharing the same tensor
-    default: ThrowType(info.Env(), "unknown unary op code");
-  }
-  return Wrap(info.Env(), std::move(r));
-}
+// The element-wise, in-place and reduction ops are exported by name, one N-API function
+// each, grouped in objects: addon.unary.neg(t), addon.binary.add(a, b, alpha),
+// addon.scalar.rsub(t, s), addon.inplace.fill(t, v), addon.reduce.sum(t, dims, keepdim, flag).
+// Each table below is the single list of its group's names; src/engine/native.ts types the
+// same names and test/engine/native-ops.test.ts checks that the two agree both ways.
+// A name that is missing on either side fails loudly (no integer codes to drift apart).
 
-static Napi::Value Binary(const Napi::CallbackInfo& info) {
-  int64_t op = Int(info[0], "binary op");
-  at::Tensor& a = Unwrap(info[1], "binary lhs");
-  at::Tensor& b = Unwrap(info[2], "binary rhs");
-  at::Tensor r;
-  switch (op) {
-    case 0: r = IsNullish(info[3]) ? at::add(a, b) : at::add(a, b, Num(info[3], "alpha")); break;
-    case 1: r = IsNullish(info[3]) ? at::sub(a, b) : at::sub(a, b, Num(info[3], "alpha")); break;
-    case 2: r = at::mul(a, b); break;
-    case 3: r = at::div(a, b); break;
-    case 4: r = at::pow(a, b); break;
-    case 5: r = at::maximum(a, b); break;
-    case 6: r = at::minimum(a, b); break;
-    case 7: r = at::eq(a, b); break;
-    case 8: r = at::ne(a, b); break;
-    case 9: r = at::lt(a, b); break;
-    case 10: r = at::le(a, b); break;
-    case 11: r = at::gt(a, b); break;
-    case 12: r = at::ge(a, b); break;
-    case 13: r = at::matmul(a, b); break;
-    case 14: r = at::remainder(a, b); break;
-    case 15: r = at::logical_and(a, b); break;
-    case 16: r = at::logical_or(a, b); break;
-    default: ThrowType(info.Env(), "unknown binary op code");
-  }
-  return Wrap(info.Env(), std::move(r));
-}
+// X(name, expression of the input tensor t)
+#define CODED_UNARY_OPS(X)                                   \
+  X(neg, at::neg(t))                                         \
+  X(exp, at::exp(t))                                         \
+  X(log, at::log(t))                                         \
+  X(sqrt, at::sqrt(t))                                       \
+  X(rsqrt, at::rsqrt(t))                                     \
+  X(abs, at::abs(t))                                         \
+  X(relu, at::relu(t))                                       \
+  X(sigmoid, at::sigmoid(t))                                 \
+  X(tanh, at::tanh(t))                                       \
+  X(square, at::square(t))                                   \
+  X(sign, at::sign(t))                                       \
+  X(floor, at::floor(t))                                     \
+  X(ceil, at::ceil(t))                                       \
+  X(round, at::round(t))                                     \
+  X(reciprocal, at::reciprocal(t))                           \
+  X(detach, t.detach())                                      \
+  X(contiguous, t.contiguous())                              \
+  X(clone, t.clone())                                        \
+  X(isnan, at::isnan(t))                                     \
+  X(logicalNot, at::logical_not(t))                          \
+  X(zerosLike, at::zeros_like(t))                            \
+  X(onesLike, at::ones_like(t))                              \
+  X(sin, at::sin(t))                                         \
+  X(cos, at::cos(t))                                         \
+  X(log1p, at::log1p(t))                                     \
+  X(expm1, at::expm1(t))                                     \
+  X(isfinite, at::isfinite(t))                               \
+  X(gelu, at::gelu(t))                                       \
+  /* a second handle sharing the same tensor (storage and autograd identity) */ \
+  X(share, at::Tensor(t))
 
-static Napi::Value Scalar(const Napi::CallbackInfo& info) {
-  int64_t op = Int(info[0], "scalar op");
-  at::Tensor& a = Unwrap(info[1], "scalar op tensor");
-  double s = Num(info[2], "scalar");
-  at::Tensor r;
-  switch (op) {
-    case 0: r = at::add(a, s); break;
-    case 1: r = at::sub(a, s); break;
-    case 2: r = at::mul(a, s); break;
-    case 3: r = at::div(a, s); break;
-    case 4: r = at::pow(a, s); break;
-    case 5: r = at::eq(a, s); break;
-    case 6: r = at::ne(a, s); break;
-    case 7: r = at::lt(a, s); break;
-    case 8: r = at::le(a, s); break;
-    case 9: r = at::gt(a, s); break;
-    case 10: r = at::ge(a, s); break;
-    case 11: r = at::rsub(a, s); break;  // s - a
-    case 12: r = at::mul(at::reciprocal(a), s); break;  // s / a
-    case 13: r = at::remainder(a, s); break;
-    case 14: r = at::clamp_min(a, s); break;
-    case 15: r = at::clamp_max(a, s); break;
-    case 16: r = at::pow(s, a); break;
-    case 17: r = at::leaky_relu(a, s); break;
-    default: ThrowType(info.Env(), "unknown scalar op code");
-  }
-  return Wrap(info.Env(), std::move(r));
-}
+// X(name, expression of tensors a and b); add and sub take an optional alpha (a + alpha * b)
+#define CODED_BINARY_OPS(X)                                                          \
+  X(add, IsNullish(info[2]) ? at::add(a, b) : at::add(a, b, Num(info[2], "alpha")))  \
+  X(sub, IsNullish(info[2]) ? at::sub(a, b) : at::sub(a, b, Num(info[2], "alpha")))  \
+  X(mul, at::mul(a, b))                                                              \
+  X(div, at::div(a, b))                                                              \
+  X(pow, at::pow(a, b))                                                              \
+  X(maximum, at::maximum(a, b))                                                      \
+  X(minimum, at::minimum(a, b))                                                      \
+  X(eq, at::eq(a, b))                                                                \
+  X(ne, at::ne(a, b))                                                                \
+  X(lt, at::lt(a, b))                                                                \
+  X(le, at::le(a, b))                                                                \
+  X(gt, at::gt(a, b))                                                                \
+  X(ge, at::ge(a, b))                                                                \
+  X(matmul, at::matmul(a, b))                                                        \
+  X(remainder, at::remainder(a, b))                                                  \
+  X(logicalAnd, at::logical_and(a, b))                                               \
+  X(logicalOr, at::logical_or(a, b))
+
+// X(name, expression of tensor a and the JS number s, a double Scalar)
+#define CODED_SCALAR_OPS(X)                                  \
+  X(add, at::add(a, s))                                      \
+  X(sub, at::sub(a, s))                                      \
+  X(mul, at::mul(a, s))                                      \
+  X(div, at::div(a, s))                                      \
+  X(pow, at::pow(a, s))                                      \
+  X(eq, at::eq(a, s))                                        \
+  X(ne, at::ne(a, s))                                        \
+  X(lt, at::lt(a, s))                                        \
+  X(le, at::le(a, s))                                        \
+  X(gt, at::gt(a, s))                                        \
+  X(ge, at::ge(a, s))                                        \
+  X(rsub, at::rsub(a, s)) /* s - a */                        \
+  X(rdiv, at::mul(at::reciprocal(a), s)) /* s / a */         \
+  X(remainder, at::remainder(a, s))                          \
+  X(clampMin, at::clamp_min(a, s))                           \
+  X(clampMax, at::clamp_max(a, s))                           \
+  X(leakyRelu, at::leaky_relu(a, s))
+
+// X(name, statement mutating t): T(i) is argument i as a tensor, S(i) as a Scalar fitted to t
+// (ScalarFor below), D(i) as a double. Arguments count from 0 = t.
+#define CODED_INPLACE_OPS(X)                                 \
+  X(zero, t.zero_())                                         \
+  X(fill, t.fill_(S(1)))                                     \
+  X(copy, t.copy_(T(1)))                                     \
+  X(add, t.add_(T(1), S(2))) /* t += alpha * other */        \
+  X(addScalar, t.add_(S(1)))                                 \
+  X(mulScalar, t.mul_(S(1)))                                 \
+  X(mul, t.mul_(T(1)))                                       \
+  X(div, t.div_(T(1)))                                       \
+  X(sqrt, t.sqrt_())                                         \
+  X(clampMin, t.clamp_min_(S(1)))                            \
+  X(normal, t.normal_(D(1), D(2)))                           \
+  X(uniform, t.uniform_(D(1), D(2)))                         \
+  X(sub, t.sub_(T(1), S(2))) /* t -= alpha * other */        \
+  X(divScalar, t.div_(S(1)))                                 \
+  X(lerp, t.lerp_(T(1), S(2)))                               \
+  X(relu, t.relu_())                                         \
+  X(clamp, t.clamp_(S(1), S(2)))                             \
+  X(bernoulli, t.bernoulli_(D(1)))                           \
+  X(addcmul, t.addcmul_(T(1), T(2), D(3))) /* t += v * a * b */ \
+  X(addcdiv, t.addcdiv_(T(1), T(2), D(3))) /* t += v * a / b */
+
+// X(name, expression of t over all elements, expression over `dims` keeping them if `keep`);
+// `flag` is var/std's `unbiased`. prod, any and all reduce one dim at a time (libtorch's
+// overloads take one dim).
+#define CODED_REDUCE_OPS(X)                                                                   \
+  X(sum, at::sum(t), at::sum(t, dims, keep))                                                  \
+  X(mean, at::mean(t), at::mean(t, dims, keep))                                               \
+  X(amax, at::amax(t, at::IntArrayRef{}, false).max(), at::amax(t, dims, keep))               \
+  X(amin, at::amin(t, at::IntArrayRef{}, false).min(), at::amin(t, dims, keep))               \
+  X(logsumexp, at::logsumexp(t, AllDims(t), keep), at::logsumexp(t, dims, keep))              \
+  X(var, at::var(t, flag()), at::var(t, dims, flag(), keep))                                  \
+  X(std, at::std(t, flag()), at::std(t, dims, flag(), keep))                                  \
+  X(prod, at::prod(t), at::prod(t, OneDim(info, dims, "prod"), keep))                         \
+  X(any, at::any(t), at::any(t, OneDim(info, dims, "any"), keep))                             \
+  X(all, at::all(t), at::all(t, OneDim(info, dims, "all"), keep))
 
 // A JS number as the Scalar an in-place op on `t` takes: integer-valued numbers become
 // integral Scalars for integral tensors (as Python ints do), so `counter.add_(1)` works on
@@ -111,82 +134,70 @@ static at::Scalar ScalarFor(const at::Tensor& t, double v) {
   return at::Scalar(v);
 }
 
-// inplace(op, t, other|null, s1, s2): mutates t, returns nothing
-static Napi::Value Inplace(const Napi::CallbackInfo& info) {
-  int64_t op = Int(info[0], "inplace op");
-  at::Tensor& t = Unwrap(info[1], "inplace target");
-  auto other = [&]() -> at::Tensor& { return Unwrap(info[2], "inplace operand"); };
-  auto s1 = [&]() { return ScalarFor(t, Num(info[3], "inplace scalar")); };
-  auto s2 = [&]() { return ScalarFor(t, Num(info[4], "inplace scalar")); };
-  auto d1 = [&]() { return Num(info[3], "inplace scalar"); };
-  auto d2 = [&]() { return Num(info[4], "inplace scalar"); };
-  switch (op) {
-    case 0: t.zero_(); break;
-    case 1: t.fill_(s1()); break;
-    case 2: t.copy_(other()); break;
-    case 3: t.add_(other(), s1()); break;
-    case 4: t.add_(s1()); break;
-    case 5: t.mul_(s1()); break;
-    case 6: t.mul_(other()); break;
-    case 7: t.div_(other()); break;
-    case 8: t.sqrt_(); break;
-    case 9: t.clamp_min_(s1()); break;
-    case 10: t.normal_(d1(), d2()); break;
-    case 11: t.uniform_(d1(), d2()); break;
-    case 12: t.sub_(other(), s1()); break;
-    case 13: t.div_(s1()); break;
-    case 14: t.lerp_(other(), s1()); break;
-    case 15: t.relu_(); break;
-    case 16: t.clamp_(s1(), s2()); break;
-    case 17: t.bernoulli_(d1()); break;
-    case 18: t.requires_grad_(false); break;
-    default: ThrowType(info.Env(), "unknown inplace op code");
-  }
-  return info.Env().Undefined();
+static std::vector<int64_t> AllDims(const at::Tensor& t) {
+  std::vector<int64_t> every(t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) every[i] = i;
+  return every;
 }
 
-// addcmul_(t, a, b, value) / addcdiv_(t, a, b, value)
-static Napi::Value Addcmul_(const Napi::CallbackInfo& info) {
-  Unwrap(info[0], "addcmul_").addcmul_(Unwrap(info[1], "addcmul_"), Unwrap(info[2], "addcmul_"), Num(info[3], "value"));
-  return info.Env().Undefined();
-}
-static Napi::Value Addcdiv_(const Napi::CallbackInfo& info) {
-  Unwrap(info[0], "addcdiv_").addcdiv_(Unwrap(info[1], "addcdiv_"), Unwrap(info[2], "addcdiv_"), Num(info[3], "value"));
-  return info.Env().Undefined();
+static int64_t OneDim(const Napi::CallbackInfo& info, const std::vector<int64_t>& dims, const char* name) {
+  if (dims.size() != 1) throw Napi::Error::New(info.Env(), std::string(name) + ": reduce one dim at a time");
+  return dims[0];
 }
 
-// reduce(op, t, dims|null, keepdim, flag)
-static Napi::Value Reduce(const Napi::CallbackInfo& info) {
-  int64_t op = Int(info[0], "reduce op");
-  at::Tensor& t = Unwrap(info[1], "reduce");
-  bool all = IsNullish(info[2]);
-  std::vector<int64_t> dims = all ? std::vector<int64_t>{} : Ints(info[2], "reduce dims");
-  bool keep = Bool(info[3], "keepdim");
-  at::Tensor r;
-  switch (op) {
-    case 0: r = all ? at::sum(t) : at::sum(t, dims, keep); break;
-    case 1: r = all ? at::mean(t) : at::mean(t, dims, keep); break;
-    case 2: r = all ? at::amax(t, at::IntArrayRef{}, false).max() : at::amax(t, dims, keep); break;
-    case 3: r = all ? at::amin(t, at::IntArrayRef{}, false).min() : at::amin(t, dims, keep); break;
-    case 4: {
-      if (all) {
-        std::vector<int64_t> every(t.dim());
-        for (int64_t i = 0; i < t.dim(); i++) every[i] = i;
-        r = at::logsumexp(t, every, keep);
-      } else {
-        r = at::logsumexp(t, dims, keep);
-      }
-      break;
-    }
-    case 5: r = all ? at::var(t, Bool(info[4], "unbiased")) : at::var(t, dims, Bool(info[4], "unbiased"), keep); break;
-    case 6: r = all ? at::std(t, Bool(info[4], "unbiased")) : at::std(t, dims, Bool(info[4], "unbiased"), keep); break;
-    case 7: r = all ? at::prod(t) : (dims.size() == 1 ? at::prod(t, dims[0], keep) : throw Napi::Error::New(info.Env(), "prod: reduce one dim at a time")); break;
-    case 8: r = all ? at::any(t) : (dims.size() == 1 ? at::any(t, dims[0], keep) : throw Napi::Error::New(info.Env(), "any: reduce one dim at a time")); break;
-    case 9: r = all ? at::all(t) : (dims.size() == 1 ? at::all(t, dims[0], keep) : throw Napi::Error::New(info.Env(), "all: reduce one dim at a time")); break;
-    default: ThrowType(info.Env(), "unknown reduce op code");
+// unary.NAME(t) -> tensor
+#define CODED_DEFINE_UNARY(name, expr)                                  \
+  static Napi::Value Unary_##name(const Napi::CallbackInfo& info) {     \
+    const at::Tensor& t = Unwrap(info[0], "unary " #name);              \
+    return Wrap(info.Env(), expr);                                      \
   }
-  return Wrap(info.Env(), std::move(r));
-}
+CODED_UNARY_OPS(CODED_DEFINE_UNARY)
+
+// binary.NAME(a, b[, alpha]) -> tensor
+#define CODED_DEFINE_BINARY(name, expr)                                 \
+  static Napi::Value Binary_##name(const Napi::CallbackInfo& info) {    \
+    const at::Tensor& a = Unwrap(info[0], "binary " #name " lhs");      \
+    const at::Tensor& b = Unwrap(info[1], "binary " #name " rhs");      \
+    return Wrap(info.Env(), expr);                                      \
+  }
+CODED_BINARY_OPS(CODED_DEFINE_BINARY)
+
+// scalar.NAME(a, s) -> tensor
+#define CODED_DEFINE_SCALAR(name, expr)                                 \
+  static Napi::Value Scalar_##name(const Napi::CallbackInfo& info) {    \
+    const at::Tensor& a = Unwrap(info[0], "scalar " #name);             \
+    double s = Num(info[1], "scalar " #name " operand");                \
+    return Wrap(info.Env(), expr);                                      \
+  }
+CODED_SCALAR_OPS(CODED_DEFINE_SCALAR)
+
+// inplace.NAME(t, ...) mutates t, returns nothing
+#define T(i) Unwrap(info[i], "inplace operand")
+#define S(i) ScalarFor(t, Num(info[i], "inplace scalar"))
+#define D(i) Num(info[i], "inplace scalar")
+#define CODED_DEFINE_INPLACE(name, stmt)                                \
+  static Napi::Value Inplace_##name(const Napi::CallbackInfo& info) {   \
+    at::Tensor& t = Unwrap(info[0], "inplace " #name);                  \
+    stmt;                                                               \
+    return info.Env().Undefined();                                      \
+  }
+CODED_INPLACE_OPS(CODED_DEFINE_INPLACE)
+#undef T
+#undef S
+#undef D
+
+// reduce.NAME(t, dims|null, keepdim, flag) -> tensor; dims null reduces every element
+#define CODED_DEFINE_REDUCE(name, all_expr, dims_expr)                  \
+  static Napi::Value Reduce_##name(const Napi::CallbackInfo& info) {    \
+    const at::Tensor& t = Unwrap(info[0], "reduce " #name);             \
+    bool keep = Bool(info[2], "keepdim");                               \
+    auto flag = [&]() { return Bool(info[3], "unbiased"); };            \
+    (void)flag;                                                         \
+    if (IsNullish(info[1])) return Wrap(info.Env(), all_expr);          \
+    std::vector<int64_t> dims = Ints(info[1], "reduce dims");           \
+    return Wrap(info.Env(), dims_expr);                                 \
+  }
+CODED_REDUCE_OPS(CODED_DEFINE_REDUCE)
 
 // maxDim(t, dim, keepdim, isMin) -> [values, indices]
 static Napi::Value MaxDim(const Napi::CallbackInfo& info) {
@@ -284,17 +295,16 @@ static Napi::Value Split(const Napi::CallbackInfo& info) {
 static Napi::Value Flip(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::flip(Unwrap(info[0], "flip"), Ints(info[1], "flip dims")));
 }
-// pad(t, pads, mode, value): mode 0 constant, 1 reflect, 2 replicate
+// pad(t, pads, mode, value): mode 'constant' (fills with value), 'reflect' or 'replicate';
+// reflect/replicate pad 2 dims when given 4 pads, else the last dim
 static Napi::Value Pad(const Napi::CallbackInfo& info) {
   at::Tensor& t = Unwrap(info[0], "pad");
   std::vector<int64_t> pads = Ints(info[1], "pads");
-  int64_t mode = Int(info[2], "pad mode");
-  switch (mode) {
-    case 0: return Wrap(info.Env(), at::constant_pad_nd(t, pads, Num(info[3], "pad value")));
-    case 1: return Wrap(info.Env(), pads.size() == 4 ? at::reflection_pad2d(t, pads) : at::reflection_pad1d(t, pads));
-    case 2: return Wrap(info.Env(), pads.size() == 4 ? at::replication_pad2d(t, pads) : at::replication_pad1d(t, pads));
-    default: ThrowType(info.Env(), "unknown pad mode");
-  }
+  std::string mode = Str(info[2], "pad mode");
+  if (mode == "constant") return Wrap(info.Env(), at::constant_pad_nd(t, pads, Num(info[3], "pad value")));
+  if (mode == "reflect") return Wrap(info.Env(), pads.size() == 4 ? at::reflection_pad2d(t, pads) : at::reflection_pad1d(t, pads));
+  if (mode == "replicate") return Wrap(info.Env(), pads.size() == 4 ? at::replication_pad2d(t, pads) : at::replication_pad1d(t, pads));
+  ThrowType(info.Env(), "unknown pad mode '" + mode + "'");
 }
 static Napi::Value Where(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::where(Unwrap(info[0], "where cond"), Unwrap(info[1], "where a"), Unwrap(info[2], "where b")));
@@ -307,13 +317,23 @@ static Napi::Value OneHot(const Napi::CallbackInfo& info) {
 }
 
 void RegisterOps(Napi::Env env, Napi::Object e) {
-  Export<Unary>(env, e, "unary");
-  Export<Binary>(env, e, "binary");
-  Export<Scalar>(env, e, "scalar");
-  Export<Inplace>(env, e, "inplace");
-  Export<Addcmul_>(env, e, "addcmul_");
-  Export<Addcdiv_>(env, e, "addcdiv_");
-  Export<Reduce>(env, e, "reduce");
+  Napi::Object unary = Napi::Object::New(env), binary = Napi::Object::New(env), scalar = Napi::Object::New(env),
+               inplace = Napi::Object::New(env), reduce = Napi::Object::New(env);
+#define CODED_EXPORT_UNARY(name, ...) Export<Unary_##name>(env, unary, #name);
+#define CODED_EXPORT_BINARY(name, ...) Export<Binary_##name>(env, binary, #name);
+#define CODED_EXPORT_SCALAR(name, ...) Export<Scalar_##name>(env, scalar, #name);
+#define CODED_EXPORT_INPLACE(name, ...) Export<Inplace_##name>(env, inplace, #name);
+#define CODED_EXPORT_REDUCE(name, ...) Export<Reduce_##name>(env, reduce, #name);
+  CODED_UNARY_OPS(CODED_EXPORT_UNARY)
+  CODED_BINARY_OPS(CODED_EXPORT_BINARY)
+  CODED_SCALAR_OPS(CODED_EXPORT_SCALAR)
+  CODED_INPLACE_OPS(CODED_EXPORT_INPLACE)
+  CODED_REDUCE_OPS(CODED_EXPORT_REDUCE)
+  e.Set("unary", unary);
+  e.Set("binary", binary);
+  e.Set("scalar", scalar);
+  e.Set("inplace", inplace);
+  e.Set("reduce", reduce);
   Export<MaxDim>(env, e, "maxDim");
   Export<Argmax>(env, e, "argmax");
   Export<Topk>(env, e, "topk");

@@ -26,7 +26,8 @@ static at::ScalarType SourceType(const Napi::TypedArray& a) {
   }
 }
 
-// fromArray(typedArray, shape, dtype, device)
+// fromArray(typedArray, shape, dtype, device): the data are always copied (never shared with the
+// JS buffer, which the GC may move or free), converting from the array's own type to dtype
 static Napi::Value FromArray(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) ThrowType(info.Env(), "fromArray: expected a typed array");
   Napi::TypedArray a = info[0].As<Napi::TypedArray>();
@@ -48,7 +49,9 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), view.to(dev, dst, /*non_blocking=*/false, /*copy=*/true));
 }
 
-// toArray(t) -> a typed array holding a copy of the data (row-major)
+// toArray(t) -> a typed array holding a copy of the data (row-major). JS has no float16,
+// bfloat16 or bool arrays: float16/bfloat16 come back widened to Float32Array, bool as
+// Uint8Array (0/1)
 static Napi::Value ToArray(const Napi::CallbackInfo& info) {
   at::Tensor t = Unwrap(info[0], "toArray").detach();
   if (!t.device().is_cpu()) t = t.to(at::kCPU);
@@ -110,6 +113,7 @@ static Napi::Value Numel(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(Unwrap(info[0], "numel").numel()));
 }
 
+// item(t) -> a JS number (a double: int64 values beyond 2^53 lose precision)
 static Napi::Value Item(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Unwrap(info[0], "item").item<double>());
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// Runs the test suite: compiled tests under dist/test (build first with `npm run build`).
+// Runs the linter (Biome, biome.json; errors fail the run, warnings are left to `npx biome lint`)
+// and then the test suite: compiled tests under dist/test (build first with `npm run build`).
 // Usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths)
+// Without the dev dependency @biomejs/biome (an installed package, the GPU carry) the lint step
+// is skipped with a note.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +28,15 @@ if (chosen.length === 0) {
   console.error('no test files match', filters.join(' '));
   process.exit(2);
 }
+let lintFailed = false;
+const biome = join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
+if (existsSync(biome)) {
+  const l = spawnSync(process.execPath, [biome, 'lint', '--diagnostic-level=error'], { cwd: root, stdio: 'inherit' });
+  lintFailed = l.status !== 0;
+  if (lintFailed) console.error('biome lint found errors (above); running the tests anyway, the run fails');
+} else {
+  console.error('[run-tests] @biomejs/biome is not installed: lint skipped');
+}
 const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296' };
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen.sort()], { stdio: 'inherit', env });
-process.exit(r.status ?? 1);
+process.exit(lintFailed && r.status === 0 ? 1 : (r.status ?? 1));

@@ -42,7 +42,7 @@ const choose = (n, s) => {
 
 /** accuracy of all K answers by number of stragglers, from one evaluation */
 function byStragglers(doc) {
-  const e = doc.test && doc.test.patterns ? doc.test : doc;
+  const e = doc.test?.patterns ? doc.test : doc;
   if (Array.isArray(e.byStragglers)) {
     // `coded train polynomial --json`: exact decoding from any R of N
     return { k: null, n: null, name: e.code, base: e.baseAccuracy, rows: e.byStragglers.map((b) => ({ s: b.missing, all: b.accuracy, reconstructed: b.accuracy })) };

@@ -64,7 +64,7 @@ function check(path, expectedPath) {
       if (!isDeepStrictEqual(t.shape, e.shape)) problems.push(`${name}: shape [${t.shape}], expected [${e.shape}]`);
       const got = Array.from(t.data());
       const want = e.dtype === 'I64' ? e.values.map((v) => BigInt(v)) : e.values.map(Number); // bool: true -> 1
-      const same = got.length === want.length && got.every((v, i) => v === want[i] || (v !== v && want[i] !== want[i]));
+      const same = got.length === want.length && got.every((v, i) => v === want[i] || (Number.isNaN(v) && Number.isNaN(want[i])));
       if (!same) problems.push(`${name}: values [${got.slice(0, 8)}] != [${want.slice(0, 8)}]`);
     }
   });

@@ -11,7 +11,7 @@
 // block as a whole (items / s per block, median over blocks); the latency workload times
 // every single run (median over all runs). CUDA work is synchronised before clocks are read.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { cpuSnapshot, processTicks, otherShare } from './cpu-load.js';
 import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';

@@ -75,13 +75,6 @@ const rssMb = (pid: number) => {
   return m === null ? NaN : Number(m[1]) / 1024;
 };
 
-function httpPost(port: number, body: Buffer, path = '/v2/models/bench/infer'): Promise<string> {
-  return fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).then(
-    async (r) => `${r.status} ${(await r.text()).slice(0, 140)}`,
-    (e: Error) => `error ${e.message}`,
-  );
-}
-
 /** A stall-sender child (./stall-sender.ts) that has built its request; go() sends it and resolves with its answer. */
 async function startSender(kind: string, httpPort: number, grpcPort: number, dim: number, n: number): Promise<{ go: () => Promise<string> }> {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'stall-sender.js');

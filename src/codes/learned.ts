@@ -86,13 +86,6 @@ export function encoderNames(): string[] {
 export function decoderNames(): string[] {
   return [...decoders.keys()];
 }
-export function describeCoders(): { encoders: [string, string][]; decoders: [string, string][] } {
-  return {
-    encoders: [...encoders].map(([n, f]) => [n, f.description]),
-    decoders: [...decoders].map(([n, f]) => [n, f.description]),
-  };
-}
-
 // ---------------------------------------------------------------------------
 // built-in coders
 

@@ -6,7 +6,6 @@
 // base checkpoint other than the one the parity models were trained for.
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
-import { readCheckpoint } from '../nn/checkpoint.js';
 import { buildModel, type InputSpec } from '../models/registry.js';
 import { loadCode, saveCode, type CodeCheckpointMeta } from './registry.js';
 import type { Code } from './code.js';

@@ -1,7 +1,7 @@
 // Replication as a code (the simplest member of the abstraction and the serving baseline):
 // k = 1, each query is sent to 1 + r base-model workers; decoding returns the first copy
 // that arrived. Nothing is ever reconstructed.
-import { Tensor } from '../engine/tensor.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import { registerCodeFamily } from './family-table.js';
 import {

@@ -19,17 +19,6 @@ export function isFloating(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
-/** The typed array a tensor's data comes back as. */
-export type TypedArrayFor<D extends DType> = D extends 'float32' | 'float16' | 'bfloat16'
-  ? Float32Array
-  : D extends 'float64'
-    ? Float64Array
-    : D extends 'int32'
-      ? Int32Array
-      : D extends 'int64'
-        ? BigInt64Array
-        : Uint8Array;
-
 export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export function dtypeOfArray(a: TensorData): DType {

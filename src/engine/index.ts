@@ -8,4 +8,3 @@ export * as init from './init.js';
 export * from './optim/optimizer.js';
 export * from './optim/adam.js';
 export * from './optim/sgd.js';
-export * from './async-forward.js';

@@ -1,5 +1,5 @@
-// Loads the libtorch N-API addon and names its integer op codes. Everything above this
-// file speaks in names; the addon (native/*.cc) only marshals.
+// Loads the libtorch N-API addon and types its exports. The addon (native/*.cc) exports every
+// op by name and only marshals; names, defaults and validation live in TypeScript.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -46,13 +46,12 @@ export interface NativeAddon {
   cudaSynchronize(): void;
   version(): string;
 
-  unary(op: number, t: H): H;
-  binary(op: number, a: H, b: H, alpha?: number | null): H;
-  scalar(op: number, a: H, s: number): H;
-  inplace(op: number, t: H, other: N, s1: number, s2: number): void;
-  addcmul_(t: H, a: H, b: H, value: number): void;
-  addcdiv_(t: H, a: H, b: H, value: number): void;
-  reduce(op: number, t: H, dims: number[] | null, keepdim: boolean, flag: boolean): H;
+  /** element-wise and reduction ops, one named function each (native/ops.cc's op tables) */
+  unary: UnaryOps;
+  binary: BinaryOps;
+  scalar: ScalarOps;
+  inplace: InplaceOps;
+  reduce: ReduceOps;
   maxDim(t: H, dim: number, keepdim: boolean, isMin: boolean): [H, H];
   argmax(t: H, dim: number | null, keepdim: boolean, isMin: boolean): H;
   topk(t: H, k: number, dim: number, largest: boolean, sorted: boolean): [H, H];
@@ -76,7 +75,7 @@ export interface NativeAddon {
   scatter(t: H, dim: number, index: H, src: H, add: boolean): H;
   split(t: H, sizes: number[], dim: number): H[];
   flip(t: H, dims: number[]): H;
-  pad(t: H, pads: number[], mode: number, value: number): H;
+  pad(t: H, pads: number[], mode: PadMode, value: number): H;
   where(cond: H, a: H, b: H): H;
   maskedFill(t: H, mask: H, value: number): H;
   oneHot(t: H, numClasses: number): H;
@@ -89,16 +88,16 @@ export interface NativeAddon {
   maxPool2d(x: H, kernel: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): H;
   avgPool2d(x: H, kernel: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean): H;
   adaptiveAvgPool2d(x: H, size: number[]): H;
-  interpolate(x: H, size: number[], mode: number, alignCorners: boolean): H;
+  interpolate(x: H, size: number[], mode: InterpolateMode, alignCorners: boolean): H;
   dropout(x: H, p: number, train: boolean): H;
   softmax(x: H, dim: number): H;
   logSoftmax(x: H, dim: number): H;
-  mseLoss(a: H, b: H, reduction: number): H;
-  klDiv(input: H, target: H, reduction: number, logTarget: boolean): H;
-  crossEntropy(x: H, target: H, weight: N, reduction: number, ignoreIndex: number, labelSmoothing: number): H;
-  nllLoss(x: H, target: H, weight: N, reduction: number, ignoreIndex: number): H;
-  bceWithLogits(x: H, target: H, reduction: number): H;
-  l1Loss(x: H, target: H, reduction: number): H;
+  mseLoss(a: H, b: H, reduction: Reduction): H;
+  klDiv(input: H, target: H, reduction: Reduction, logTarget: boolean): H;
+  crossEntropy(x: H, target: H, weight: N, reduction: Reduction, ignoreIndex: number, labelSmoothing: number): H;
+  nllLoss(x: H, target: H, weight: N, reduction: Reduction, ignoreIndex: number): H;
+  bceWithLogits(x: H, target: H, reduction: Reduction): H;
+  l1Loss(x: H, target: H, reduction: Reduction): H;
 
   requiresGrad(t: H): boolean;
   setRequiresGrad(t: H, v: boolean): void;
@@ -126,34 +125,79 @@ export interface NativeAddon {
   jitSave(m: JitHandle, path: string): void;
 }
 
-export const UNARY = {
-  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, relu: 6, sigmoid: 7, tanh: 8, square: 9, sign: 10,
-  floor: 11, ceil: 12, round: 13, reciprocal: 14, detach: 15, contiguous: 16, clone: 17, isnan: 18,
-  logicalNot: 19, zerosLike: 20, onesLike: 21, sin: 22, cos: 23, log1p: 24, expm1: 25, isfinite: 26,
-  gelu: 27, share: 28,
-} as const;
+// The names of the addon's op tables (native/ops.cc: CODED_UNARY_OPS, ...). Ops are called by
+// name (native.unary.neg(h)); test/engine/native-ops.test.ts checks that these lists and the
+// addon's exports agree both ways.
+export const UNARY_OPS = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'relu', 'sigmoid', 'tanh', 'square', 'sign', 'floor', 'ceil',
+  'round', 'reciprocal', 'detach', 'contiguous', 'clone', 'isnan', 'logicalNot', 'zerosLike', 'onesLike',
+  'sin', 'cos', 'log1p', 'expm1', 'isfinite', 'gelu', 'share',
+] as const;
+export const BINARY_OPS = [
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'matmul',
+  'remainder', 'logicalAnd', 'logicalOr',
+] as const;
+export const SCALAR_OPS = [
+  'add', 'sub', 'mul', 'div', 'pow', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'rsub', 'rdiv', 'remainder',
+  'clampMin', 'clampMax', 'leakyRelu',
+] as const;
+export const INPLACE_OPS = [
+  'zero', 'fill', 'copy', 'add', 'addScalar', 'mulScalar', 'mul', 'div', 'sqrt', 'clampMin', 'normal',
+  'uniform', 'sub', 'divScalar', 'lerp', 'relu', 'clamp', 'bernoulli', 'addcmul', 'addcdiv',
+] as const;
+export const REDUCE_OPS = ['sum', 'mean', 'amax', 'amin', 'logsumexp', 'var', 'std', 'prod', 'any', 'all'] as const;
 
-export const BINARY = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11,
-  ge: 12, matmul: 13, remainder: 14, logicalAnd: 15, logicalOr: 16,
-} as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type BinaryOp = (typeof BINARY_OPS)[number];
+export type ScalarOp = (typeof SCALAR_OPS)[number];
+export type ReduceOp = (typeof REDUCE_OPS)[number];
 
-export const SCALAR = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, eq: 5, ne: 6, lt: 7, le: 8, gt: 9, ge: 10, rsub: 11, rdiv: 12,
-  remainder: 13, clampMin: 14, clampMax: 15, rpow: 16, leakyRelu: 17,
-} as const;
+/** unary.NAME(t) -> a new tensor */
+export type UnaryOps = Readonly<Record<UnaryOp, (t: H) => H>>;
+/** binary.NAME(a, b, alpha?) -> a new tensor (alpha: add and sub only, a ± alpha * b) */
+export type BinaryOps = Readonly<Record<BinaryOp, (a: H, b: H, alpha?: number | null) => H>>;
+/** scalar.NAME(a, s) -> a new tensor (rsub: s - a, rdiv: s / a) */
+export type ScalarOps = Readonly<Record<ScalarOp, (a: H, s: number) => H>>;
+/** inplace.NAME(t, ...) mutates t */
+export interface InplaceOps {
+  zero(t: H): void;
+  fill(t: H, v: number): void;
+  copy(t: H, src: H): void;
+  /** t += alpha * other */
+  add(t: H, other: H, alpha: number): void;
+  addScalar(t: H, s: number): void;
+  mulScalar(t: H, s: number): void;
+  mul(t: H, other: H): void;
+  div(t: H, other: H): void;
+  sqrt(t: H): void;
+  clampMin(t: H, min: number): void;
+  normal(t: H, mean: number, std: number): void;
+  uniform(t: H, low: number, high: number): void;
+  /** t -= alpha * other */
+  sub(t: H, other: H, alpha: number): void;
+  divScalar(t: H, s: number): void;
+  lerp(t: H, end: H, weight: number): void;
+  relu(t: H): void;
+  clamp(t: H, min: number, max: number): void;
+  bernoulli(t: H, p: number): void;
+  /** t += value * a * b */
+  addcmul(t: H, a: H, b: H, value: number): void;
+  /** t += value * a / b */
+  addcdiv(t: H, a: H, b: H, value: number): void;
+}
+/** reduce.NAME(t, dims (null: every element), keepdim, unbiased (var and std)) -> a new tensor */
+export type ReduceOps = Readonly<Record<ReduceOp, (t: H, dims: number[] | null, keepdim: boolean, unbiased: boolean) => H>>;
+// a compile-time check that InplaceOps names exactly INPLACE_OPS
+type SameKeys<A, B> = [Exclude<keyof A, B>, Exclude<B, keyof A>] extends [never, never] ? true : never;
+const inplaceNamesAgree: SameKeys<InplaceOps, (typeof INPLACE_OPS)[number]> = true;
+void inplaceNamesAgree;
 
-export const INPLACE = {
-  zero: 0, fill: 1, copy: 2, add: 3, addScalar: 4, mulScalar: 5, mul: 6, div: 7, sqrt: 8, clampMin: 9,
-  normal: 10, uniform: 11, sub: 12, divScalar: 13, lerp: 14, relu: 15, clamp: 16, bernoulli: 17,
-  detach: 18,
-} as const;
-
-export const REDUCE = { sum: 0, mean: 1, amax: 2, amin: 3, logsumexp: 4, var: 5, std: 6, prod: 7, any: 8, all: 9 } as const;
-
-export const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
-export const INTERPOLATE = { nearest: 0, bilinear: 1, area: 2, bicubic: 3 } as const;
-export const PAD = { constant: 0, reflect: 1, replicate: 2 } as const;
+/** A loss's reduction, by name (native/nn.cc maps it to at::Reduction). */
+export type Reduction = 'mean' | 'sum' | 'none';
+export const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
+export type InterpolateMode = 'nearest' | 'bilinear' | 'area' | 'bicubic';
+export const INTERPOLATE_MODES: readonly InterpolateMode[] = ['nearest', 'bilinear', 'area', 'bicubic'];
+export type PadMode = 'constant' | 'reflect' | 'replicate';
 
 function packageRoot(): string {
   // dist/src/engine/native.js or src/engine/native.ts -> package root holds package.json

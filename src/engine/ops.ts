@@ -1,15 +1,14 @@
 // Functional operators: layers' maths, losses and multi-tensor ops.
-import { INTERPOLATE, PAD, REDUCTION, native } from './native.js';
+import { INTERPOLATE_MODES, REDUCTIONS, native, type InterpolateMode, type PadMode, type Reduction } from './native.js';
 import { Tensor, type Scalar } from './tensor.js';
 
 export type Pair = number | readonly [number, number];
 const pair = (v: Pair): number[] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
-export type Reduction = 'mean' | 'sum' | 'none';
-function reduction(r: Reduction): number {
-  const code = REDUCTION[r];
-  if (code === undefined) throw new TypeError(`unknown reduction '${String(r)}': use 'mean', 'sum' or 'none'`);
-  return code;
+export type { InterpolateMode, PadMode, Reduction };
+function reduction(r: Reduction): Reduction {
+  if (!REDUCTIONS.includes(r)) throw new TypeError(`unknown reduction '${String(r)}': use 'mean', 'sum' or 'none'`);
+  return r;
 }
 
 // element-wise conveniences in functional form
@@ -114,12 +113,10 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   return new Tensor(native.adaptiveAvgPool2d(x.handle, pair(outputSize)));
 }
 
-export type InterpolateMode = keyof typeof INTERPOLATE;
 /** Resize [N, C, H, W] to `size`: 'bilinear', 'area' (adaptive average), 'nearest' or 'bicubic'. */
 export function interpolate(x: Tensor, size: Pair, { mode = 'bilinear', alignCorners = false }: { mode?: InterpolateMode; alignCorners?: boolean } = {}): Tensor {
-  const m = INTERPOLATE[mode];
-  if (m === undefined) throw new TypeError(`interpolate: unknown mode '${String(mode)}'`);
-  return new Tensor(native.interpolate(x.handle, pair(size), m, alignCorners));
+  if (!INTERPOLATE_MODES.includes(mode)) throw new TypeError(`interpolate: unknown mode '${String(mode)}'`);
+  return new Tensor(native.interpolate(x.handle, pair(size), mode, alignCorners));
 }
 
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
@@ -146,8 +143,8 @@ export function scatter(x: Tensor, dim: number, index: Tensor, src: Tensor, { ad
   return new Tensor(native.scatter(x.handle, dim, index.handle, src.handle, add));
 }
 /** Pad the last dims: pads = [left, right, top, bottom, ...] as in torch.nn.functional.pad. */
-export function pad(x: Tensor, pads: number[], { mode = 'constant', value = 0 }: { mode?: keyof typeof PAD; value?: number } = {}): Tensor {
-  return new Tensor(native.pad(x.handle, pads, PAD[mode], value));
+export function pad(x: Tensor, pads: number[], { mode = 'constant', value = 0 }: { mode?: PadMode; value?: number } = {}): Tensor {
+  return new Tensor(native.pad(x.handle, pads, mode, value));
 }
 
 // ---- losses ----
@@ -164,7 +161,7 @@ export function l1Loss(input: Tensor, target: Tensor, { reduction: r = 'mean' }:
  */
 export function klDiv(input: Tensor, target: Tensor, { reduction: r = 'batchmean', logTarget = false }: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
   if (r === 'batchmean') {
-    const s = new Tensor(native.klDiv(input.handle, target.handle, REDUCTION.sum, logTarget));
+    const s = new Tensor(native.klDiv(input.handle, target.handle, 'sum', logTarget));
     const out = s.div(input.rank > 0 ? input.shape[0] : 1);
     s.dispose();
     return out;

@@ -1,6 +1,6 @@
 // Tensor: a JS object around a libtorch tensor handle. Methods cover the common
 // element-wise, reduction and shape ops; layer-level ops live in ops.ts.
-import { BINARY, INPLACE, REDUCE, SCALAR, UNARY, native, type Handle } from './native.js';
+import { native, type BinaryOp, type Handle, type ReduceOp, type ScalarOp, type UnaryOp } from './native.js';
 import { checkDevice, dtypeCode, dtypeName, dtypeOfArray, type Device, type DType, type TensorData } from './dtype.js';
 import { track, type Disposable } from './scope.js';
 
@@ -132,137 +132,137 @@ export class Tensor implements Disposable {
   }
 
   // ---- element-wise ----
-  private bin(tensorOp: number, scalarOp: number, other: Tensor | Scalar): Tensor {
-    if (typeof other === 'number') return new Tensor(native.scalar(scalarOp, this.handle, other));
-    return new Tensor(native.binary(tensorOp, this.handle, other.handle));
+  private bin(op: BinaryOp & ScalarOp, other: Tensor | Scalar): Tensor {
+    if (typeof other === 'number') return new Tensor(native.scalar[op](this.handle, other));
+    return new Tensor(native.binary[op](this.handle, other.handle));
   }
   /** this + alpha * other */
   add(other: Tensor | Scalar, alpha?: number): Tensor {
-    if (alpha !== undefined && typeof other !== 'number') return new Tensor(native.binary(BINARY.add, this.handle, other.handle, alpha));
-    return this.bin(BINARY.add, SCALAR.add, typeof other === 'number' && alpha !== undefined ? other * alpha : other);
+    if (alpha !== undefined && typeof other !== 'number') return new Tensor(native.binary.add(this.handle, other.handle, alpha));
+    return this.bin('add', typeof other === 'number' && alpha !== undefined ? other * alpha : other);
   }
   /** this - alpha * other */
   sub(other: Tensor | Scalar, alpha?: number): Tensor {
-    if (alpha !== undefined && typeof other !== 'number') return new Tensor(native.binary(BINARY.sub, this.handle, other.handle, alpha));
-    return this.bin(BINARY.sub, SCALAR.sub, typeof other === 'number' && alpha !== undefined ? other * alpha : other);
+    if (alpha !== undefined && typeof other !== 'number') return new Tensor(native.binary.sub(this.handle, other.handle, alpha));
+    return this.bin('sub', typeof other === 'number' && alpha !== undefined ? other * alpha : other);
   }
   mul(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.mul, SCALAR.mul, other);
+    return this.bin('mul', other);
   }
   div(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.div, SCALAR.div, other);
+    return this.bin('div', other);
   }
   pow(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.pow, SCALAR.pow, other);
+    return this.bin('pow', other);
   }
   /** scalar - this */
   rsub(s: Scalar): Tensor {
-    return new Tensor(native.scalar(SCALAR.rsub, this.handle, s));
+    return new Tensor(native.scalar.rsub(this.handle, s));
   }
   /** scalar / this */
   rdiv(s: Scalar): Tensor {
-    return new Tensor(native.scalar(SCALAR.rdiv, this.handle, s));
+    return new Tensor(native.scalar.rdiv(this.handle, s));
   }
   remainder(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.remainder, SCALAR.remainder, other);
+    return this.bin('remainder', other);
   }
   maximum(other: Tensor): Tensor {
-    return new Tensor(native.binary(BINARY.maximum, this.handle, other.handle));
+    return new Tensor(native.binary.maximum(this.handle, other.handle));
   }
   minimum(other: Tensor): Tensor {
-    return new Tensor(native.binary(BINARY.minimum, this.handle, other.handle));
+    return new Tensor(native.binary.minimum(this.handle, other.handle));
   }
   clamp(min?: number, max?: number): Tensor {
     if (min !== undefined && max !== undefined) {
-      const lo = new Tensor(native.scalar(SCALAR.clampMin, this.handle, min));
-      const out = new Tensor(native.scalar(SCALAR.clampMax, lo.handle, max));
+      const lo = new Tensor(native.scalar.clampMin(this.handle, min));
+      const out = new Tensor(native.scalar.clampMax(lo.handle, max));
       lo.dispose();
       return out;
     }
-    if (min !== undefined) return new Tensor(native.scalar(SCALAR.clampMin, this.handle, min));
-    if (max !== undefined) return new Tensor(native.scalar(SCALAR.clampMax, this.handle, max));
+    if (min !== undefined) return new Tensor(native.scalar.clampMin(this.handle, min));
+    if (max !== undefined) return new Tensor(native.scalar.clampMax(this.handle, max));
     return this.clone();
   }
   eq(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.eq, SCALAR.eq, other);
+    return this.bin('eq', other);
   }
   ne(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.ne, SCALAR.ne, other);
+    return this.bin('ne', other);
   }
   lt(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.lt, SCALAR.lt, other);
+    return this.bin('lt', other);
   }
   le(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.le, SCALAR.le, other);
+    return this.bin('le', other);
   }
   gt(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.gt, SCALAR.gt, other);
+    return this.bin('gt', other);
   }
   ge(other: Tensor | Scalar): Tensor {
-    return this.bin(BINARY.ge, SCALAR.ge, other);
+    return this.bin('ge', other);
   }
   logicalAnd(other: Tensor): Tensor {
-    return new Tensor(native.binary(BINARY.logicalAnd, this.handle, other.handle));
+    return new Tensor(native.binary.logicalAnd(this.handle, other.handle));
   }
   logicalOr(other: Tensor): Tensor {
-    return new Tensor(native.binary(BINARY.logicalOr, this.handle, other.handle));
+    return new Tensor(native.binary.logicalOr(this.handle, other.handle));
   }
   matmul(other: Tensor): Tensor {
-    return new Tensor(native.binary(BINARY.matmul, this.handle, other.handle));
+    return new Tensor(native.binary.matmul(this.handle, other.handle));
   }
 
-  private un(op: number): Tensor {
-    return new Tensor(native.unary(op, this.handle));
+  private un(op: UnaryOp): Tensor {
+    return new Tensor(native.unary[op](this.handle));
   }
-  neg(): Tensor { return this.un(UNARY.neg); }
-  exp(): Tensor { return this.un(UNARY.exp); }
-  log(): Tensor { return this.un(UNARY.log); }
-  log1p(): Tensor { return this.un(UNARY.log1p); }
-  expm1(): Tensor { return this.un(UNARY.expm1); }
-  sqrt(): Tensor { return this.un(UNARY.sqrt); }
-  rsqrt(): Tensor { return this.un(UNARY.rsqrt); }
-  abs(): Tensor { return this.un(UNARY.abs); }
-  relu(): Tensor { return this.un(UNARY.relu); }
-  gelu(): Tensor { return this.un(UNARY.gelu); }
-  leakyRelu(slope = 0.01): Tensor { return new Tensor(native.scalar(SCALAR.leakyRelu, this.handle, slope)); }
-  sigmoid(): Tensor { return this.un(UNARY.sigmoid); }
-  tanh(): Tensor { return this.un(UNARY.tanh); }
-  sin(): Tensor { return this.un(UNARY.sin); }
-  cos(): Tensor { return this.un(UNARY.cos); }
-  square(): Tensor { return this.un(UNARY.square); }
-  sign(): Tensor { return this.un(UNARY.sign); }
-  floor(): Tensor { return this.un(UNARY.floor); }
-  ceil(): Tensor { return this.un(UNARY.ceil); }
-  round(): Tensor { return this.un(UNARY.round); }
-  reciprocal(): Tensor { return this.un(UNARY.reciprocal); }
-  isnan(): Tensor { return this.un(UNARY.isnan); }
-  isfinite(): Tensor { return this.un(UNARY.isfinite); }
-  logicalNot(): Tensor { return this.un(UNARY.logicalNot); }
+  neg(): Tensor { return this.un('neg'); }
+  exp(): Tensor { return this.un('exp'); }
+  log(): Tensor { return this.un('log'); }
+  log1p(): Tensor { return this.un('log1p'); }
+  expm1(): Tensor { return this.un('expm1'); }
+  sqrt(): Tensor { return this.un('sqrt'); }
+  rsqrt(): Tensor { return this.un('rsqrt'); }
+  abs(): Tensor { return this.un('abs'); }
+  relu(): Tensor { return this.un('relu'); }
+  gelu(): Tensor { return this.un('gelu'); }
+  leakyRelu(slope = 0.01): Tensor { return new Tensor(native.scalar.leakyRelu(this.handle, slope)); }
+  sigmoid(): Tensor { return this.un('sigmoid'); }
+  tanh(): Tensor { return this.un('tanh'); }
+  sin(): Tensor { return this.un('sin'); }
+  cos(): Tensor { return this.un('cos'); }
+  square(): Tensor { return this.un('square'); }
+  sign(): Tensor { return this.un('sign'); }
+  floor(): Tensor { return this.un('floor'); }
+  ceil(): Tensor { return this.un('ceil'); }
+  round(): Tensor { return this.un('round'); }
+  reciprocal(): Tensor { return this.un('reciprocal'); }
+  isnan(): Tensor { return this.un('isnan'); }
+  isfinite(): Tensor { return this.un('isfinite'); }
+  logicalNot(): Tensor { return this.un('logicalNot'); }
   /** A tensor sharing storage, cut from the autograd graph. */
-  detach(): Tensor { return this.un(UNARY.detach); }
-  contiguous(): Tensor { return this.un(UNARY.contiguous); }
-  clone(): Tensor { return this.un(UNARY.clone); }
-  zerosLike(): Tensor { return this.un(UNARY.zerosLike); }
-  onesLike(): Tensor { return this.un(UNARY.onesLike); }
+  detach(): Tensor { return this.un('detach'); }
+  contiguous(): Tensor { return this.un('contiguous'); }
+  clone(): Tensor { return this.un('clone'); }
+  zerosLike(): Tensor { return this.un('zerosLike'); }
+  onesLike(): Tensor { return this.un('onesLike'); }
   /** A second handle to the same tensor (same storage and autograd identity). */
-  share(): Tensor { return this.un(UNARY.share); }
+  share(): Tensor { return this.un('share'); }
 
   // ---- reductions ----
-  private red(op: number, dims: number | number[] | undefined, keepdim: boolean, flag = false): Tensor {
+  private red(op: ReduceOp, dims: number | number[] | undefined, keepdim: boolean, unbiased = false): Tensor {
     const d = dims === undefined ? null : typeof dims === 'number' ? [dims] : dims;
-    return new Tensor(native.reduce(op, this.handle, d, keepdim, flag));
+    return new Tensor(native.reduce[op](this.handle, d, keepdim, unbiased));
   }
-  sum(dims?: number | number[], keepdim = false): Tensor { return this.red(REDUCE.sum, dims, keepdim); }
-  mean(dims?: number | number[], keepdim = false): Tensor { return this.red(REDUCE.mean, dims, keepdim); }
+  sum(dims?: number | number[], keepdim = false): Tensor { return this.red('sum', dims, keepdim); }
+  mean(dims?: number | number[], keepdim = false): Tensor { return this.red('mean', dims, keepdim); }
   /** Maximum over dims (values only; see maxWithIndices). */
-  max(dims?: number | number[], keepdim = false): Tensor { return this.red(REDUCE.amax, dims, keepdim); }
-  min(dims?: number | number[], keepdim = false): Tensor { return this.red(REDUCE.amin, dims, keepdim); }
-  logsumexp(dims?: number | number[], keepdim = false): Tensor { return this.red(REDUCE.logsumexp, dims, keepdim); }
-  variance(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red(REDUCE.var, dims, keepdim, unbiased); }
-  std(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red(REDUCE.std, dims, keepdim, unbiased); }
-  prod(dim?: number, keepdim = false): Tensor { return this.red(REDUCE.prod, dim, keepdim); }
-  any(dim?: number, keepdim = false): Tensor { return this.red(REDUCE.any, dim, keepdim); }
-  all(dim?: number, keepdim = false): Tensor { return this.red(REDUCE.all, dim, keepdim); }
+  max(dims?: number | number[], keepdim = false): Tensor { return this.red('amax', dims, keepdim); }
+  min(dims?: number | number[], keepdim = false): Tensor { return this.red('amin', dims, keepdim); }
+  logsumexp(dims?: number | number[], keepdim = false): Tensor { return this.red('logsumexp', dims, keepdim); }
+  variance(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red('var', dims, keepdim, unbiased); }
+  std(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red('std', dims, keepdim, unbiased); }
+  prod(dim?: number, keepdim = false): Tensor { return this.red('prod', dim, keepdim); }
+  any(dim?: number, keepdim = false): Tensor { return this.red('any', dim, keepdim); }
+  all(dim?: number, keepdim = false): Tensor { return this.red('all', dim, keepdim); }
   maxWithIndices(dim: number, keepdim = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.maxDim(this.handle, dim, keepdim, false);
     return { values: new Tensor(v), indices: new Tensor(i) };
@@ -378,38 +378,38 @@ export class Tensor implements Disposable {
   }
 
   // ---- in-place (mutate this tensor; return this) ----
-  zero_(): this { native.inplace(INPLACE.zero, this.handle, null, 0, 0); return this; }
-  fill_(v: number): this { native.inplace(INPLACE.fill, this.handle, null, v, 0); return this; }
-  copy_(src: Tensor): this { native.inplace(INPLACE.copy, this.handle, src.handle, 0, 0); return this; }
+  zero_(): this { native.inplace.zero(this.handle); return this; }
+  fill_(v: number): this { native.inplace.fill(this.handle, v); return this; }
+  copy_(src: Tensor): this { native.inplace.copy(this.handle, src.handle); return this; }
   /** this += alpha * other (other may be a scalar). */
   add_(other: Tensor | Scalar, alpha = 1): this {
-    if (typeof other === 'number') native.inplace(INPLACE.addScalar, this.handle, null, other * alpha, 0);
-    else native.inplace(INPLACE.add, this.handle, other.handle, alpha, 0);
+    if (typeof other === 'number') native.inplace.addScalar(this.handle, other * alpha);
+    else native.inplace.add(this.handle, other.handle, alpha);
     return this;
   }
-  sub_(other: Tensor, alpha = 1): this { native.inplace(INPLACE.sub, this.handle, other.handle, alpha, 0); return this; }
+  sub_(other: Tensor, alpha = 1): this { native.inplace.sub(this.handle, other.handle, alpha); return this; }
   mul_(other: Tensor | Scalar): this {
-    if (typeof other === 'number') native.inplace(INPLACE.mulScalar, this.handle, null, other, 0);
-    else native.inplace(INPLACE.mul, this.handle, other.handle, 0, 0);
+    if (typeof other === 'number') native.inplace.mulScalar(this.handle, other);
+    else native.inplace.mul(this.handle, other.handle);
     return this;
   }
   div_(other: Tensor | Scalar): this {
-    if (typeof other === 'number') native.inplace(INPLACE.divScalar, this.handle, null, other, 0);
-    else native.inplace(INPLACE.div, this.handle, other.handle, 0, 0);
+    if (typeof other === 'number') native.inplace.divScalar(this.handle, other);
+    else native.inplace.div(this.handle, other.handle);
     return this;
   }
-  sqrt_(): this { native.inplace(INPLACE.sqrt, this.handle, null, 0, 0); return this; }
-  relu_(): this { native.inplace(INPLACE.relu, this.handle, null, 0, 0); return this; }
-  clamp_(min: number, max: number): this { native.inplace(INPLACE.clamp, this.handle, null, min, max); return this; }
-  clampMin_(min: number): this { native.inplace(INPLACE.clampMin, this.handle, null, min, 0); return this; }
-  lerp_(end: Tensor, weight: number): this { native.inplace(INPLACE.lerp, this.handle, end.handle, weight, 0); return this; }
+  sqrt_(): this { native.inplace.sqrt(this.handle); return this; }
+  relu_(): this { native.inplace.relu(this.handle); return this; }
+  clamp_(min: number, max: number): this { native.inplace.clamp(this.handle, min, max); return this; }
+  clampMin_(min: number): this { native.inplace.clampMin(this.handle, min); return this; }
+  lerp_(end: Tensor, weight: number): this { native.inplace.lerp(this.handle, end.handle, weight); return this; }
   /** this += value * a * b */
-  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.addcmul_(this.handle, a.handle, b.handle, value); return this; }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.inplace.addcmul(this.handle, a.handle, b.handle, value); return this; }
   /** this += value * a / b */
-  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.addcdiv_(this.handle, a.handle, b.handle, value); return this; }
-  normal_(mean = 0, std = 1): this { native.inplace(INPLACE.normal, this.handle, null, mean, std); return this; }
-  uniform_(low = 0, high = 1): this { native.inplace(INPLACE.uniform, this.handle, null, low, high); return this; }
-  bernoulli_(p: number): this { native.inplace(INPLACE.bernoulli, this.handle, null, p, 0); return this; }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.inplace.addcdiv(this.handle, a.handle, b.handle, value); return this; }
+  normal_(mean = 0, std = 1): this { native.inplace.normal(this.handle, mean, std); return this; }
+  uniform_(low = 0, high = 1): this { native.inplace.uniform(this.handle, low, high); return this; }
+  bernoulli_(p: number): this { native.inplace.bernoulli(this.handle, p); return this; }
 }
 
 // ---------------------------------------------------------------------------

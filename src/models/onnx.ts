@@ -77,7 +77,7 @@ export class OnnxModel {
     }
     const outMeta = session.outputMetadata[0] as { isTensor: boolean; shape?: (number | string)[] };
     const outShape = outMeta.shape?.slice(1);
-    const outputShape = outShape !== undefined && outShape.every((d) => typeof d === 'number' && d >= 0) ? (outShape as number[]) : null;
+    const outputShape = outShape?.every((d) => typeof d === 'number' && d >= 0) ? (outShape as number[]) : null;
     return new OnnxModel(path, session, lib, session.inputNames[0], session.outputNames[0], inputShape, outputShape);
   }
 

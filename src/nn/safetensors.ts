@@ -3,7 +3,7 @@
 // data_offsets}, __metadata__: {string: string}}, then the raw little-endian data.
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { tensor, Tensor } from '../engine/tensor.js';
+import { tensor, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
 
 export class SafetensorsError extends Error {

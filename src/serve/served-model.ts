@@ -27,7 +27,7 @@
 import { openSync, readSync, closeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AsyncForward } from '../engine/async-forward.js';
+import type { AsyncForward } from './async-forward.js';
 import type { BuildOptions } from './model-builder.js';
 import type { ParityMeta } from '../codes/parity-models.js';
 import { workerSignatures } from '../codes/worker-signature.js';
@@ -96,7 +96,7 @@ class WorkerModel implements ServedModel {
   ) {}
   async load(device: string, threads: number): Promise<void> {
     if (this.af !== null) return;
-    const { AsyncForward } = await import('../engine/async-forward.js');
+    const { AsyncForward } = await import('./async-forward.js');
     const module = fileURLToPath(new URL('./model-builder.js', import.meta.url));
     const af = await AsyncForward.create({ module, options: this.build, device, threads });
     if (this.probe) {

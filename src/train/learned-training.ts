@@ -27,7 +27,7 @@ import type { Device } from '../engine/dtype.js';
 import type { Module } from '../nn/module.js';
 import type { Split } from '../data/split.js';
 import { GroupSampler, gatherGroups } from '../data/group-sampler.js';
-import { allOutputs, LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
+import { allOutputs, type LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
 import { loadCode, saveCode } from '../codes/registry.js';
 import { loadParityCode, parityTensors, type ParityMeta } from '../codes/parity-models.js';
 import { buildModel, findModel, isModelName, modelNames } from '../models/registry.js';

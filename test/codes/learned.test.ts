@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed, dispose, empty, noGrad, type Tensor } from '../../src/index.js';
 import { normal_ } from '../../src/engine/init.js';
 import {
-  LearnedCode, MLPDecoder, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
+  LearnedCode, type MLPDecoder, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
   UndecodableError, type LearnedCodeConfig,
 } from '../../src/codes/index.js';
 import { Module, Linear, Sequential, BatchNorm2d, ReLU, saveSafetensors } from '../../src/nn/index.js';
 import { applyReferenceInit } from '../../src/models/paper-init.js';
 import { BaseMLP } from '../../src/models/base-mlp.js';
-import { ConvEncoder } from '../../src/models/conv-encoder.js';
+import type { ConvEncoder } from '../../src/models/conv-encoder.js';
 import { Conv2d } from '../../src/nn/conv2d.js';
 import { Adam } from '../../src/engine/optim/adam.js';
 import { loadDataset, disposeDataset } from '../../src/data/registry.js';

@@ -164,7 +164,7 @@ test('describeDatasets lists every dataset with presence, location and how to ge
   assert.equal(byName['fashion-mnist'].present, existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'));
   const text = formatDatasets(rows);
   assert.match(text, /fashion-mnist \(default\)/);
-  assert.match(text, /mnist: MNIST handwritten digits\n.*\n  status: missing/);
+  assert.match(text, /mnist: MNIST handwritten digits\n.*\n {2}status: missing/);
   assert.ok(!existsSync(join(root, 'mnist')), 'describing creates nothing');
   assert.ok(cache.length > 0);
 });

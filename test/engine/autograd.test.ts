@@ -3,12 +3,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { enableGrad, grad, isGradEnabled, nn, noGrad, ones, SGD, tensor, tidy, type Tensor } from '../../src/index.js';
+import { close } from '../helpers/util.js';
 
 const f64 = (v: number[], requiresGrad = false) => tensor(v, undefined, { dtype: 'float64', requiresGrad });
-function close(actual: number[], expected: number[], tol = 1e-12): void {
-  assert.equal(actual.length, expected.length);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `[${i}]: got ${v}, expected ${expected[i]}`));
-}
 
 describe('noGrad / enableGrad', () => {
   test('noGrad disables recording and restores it afterwards', () => {

@@ -209,10 +209,12 @@ describe('invalid sizes and data', () => {
 
   test('native argument types: a non-handle, a missing argument', () => {
     tidy(() => {
-      assert.throws(() => native.unary(1, {} as Handle), (e: unknown) => e instanceof TypeError && /unary: expected a tensor handle/.test(e.message));
-      assert.throws(() => native.unary(1, undefined as unknown as Handle), /expected a tensor handle/);
+      assert.throws(() => native.unary.exp({} as Handle), (e: unknown) => e instanceof TypeError && /unary exp: expected a tensor handle/.test(e.message));
+      assert.throws(() => native.unary.exp(undefined as unknown as Handle), /expected a tensor handle/);
       assert.throws(() => native.reshape(ones([2]).handle, 'ab' as unknown as number[]), /reshape shape: expected an array of integers/);
-      assert.throws(() => native.unary(999, ones([1]).handle), /unknown unary op code/);
+      assert.throws(() => native.inplace.fill(ones([1]).handle, 'x' as unknown as number), /inplace scalar: expected a number/);
+      assert.throws(() => native.pad(ones([1, 4]).handle, [1, 1], 'wrap' as 'reflect', 0), (e: unknown) => e instanceof TypeError && /unknown pad mode 'wrap'/.test(e.message));
+      assert.throws(() => native.mseLoss(ones([1]).handle, ones([1]).handle, 'avg' as 'mean'), /unknown reduction 'avg'/);
     });
   });
 });
@@ -242,8 +244,8 @@ describe('use after dispose', () => {
       const h = b.handle;
       native.dispose(h);
       assert.ok(native.isDisposed(h));
-      assert.throws(() => a.add(b), /binary rhs: tensor used after dispose\(\)/);
-      assert.throws(() => b.add(a), /binary lhs: tensor used after dispose\(\)/);
+      assert.throws(() => a.add(b), /binary add rhs: tensor used after dispose\(\)/);
+      assert.throws(() => b.add(a), /binary add lhs: tensor used after dispose\(\)/);
       assert.throws(() => cat([a, b]), /cat: tensor used after dispose\(\)/);
       assert.throws(() => native.toArray(h), /toArray: tensor used after dispose\(\)/);
       assert.throws(() => native.linear(a.reshape(1, 2).handle, h, null), /linear weight: tensor used after dispose\(\)/);

@@ -25,13 +25,12 @@ import {
   tidy,
   zeros,
 } from '../../src/index.js';
+import { close as closeTo } from '../helpers/util.js';
 
 beforeEach(() => manualSeed(20240611));
 
-function close(actual: number[], expected: number[], tol = 1e-5): void {
-  assert.equal(actual.length, expected.length, `got ${actual.length} values, expected ${expected.length}`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `[${i}]: got ${v}, expected ${expected[i]}`));
-}
+// float32 results: 1e-5 unless a test says otherwise
+const close = (actual: number[], expected: number[], tol = 1e-5): void => closeTo(actual, expected, tol);
 const seq = (n: number, from = 1) => Array.from({ length: n }, (_, i) => i + from);
 const logSumExp = (v: number[]) => {
   const m = Math.max(...v);

@@ -1,6 +1,5 @@
 // nn layers: finite-difference gradient checks of whole modules in float64 (w.r.t. the
-// input and every parameter), plus the modules' bookkeeping (running statistics,
-// dtype casts, naming, intermediate disposal).
+// input and every parameter), and Sequential's disposal of intermediates.
 import { before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveTensors, manualSeed, nn, noGrad, setNumThreads, tensor, tidy } from '../../src/index.js';
@@ -10,11 +9,6 @@ import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
 // synchronisation there (and crawl when other processes hold the cores).
 before(() => setNumThreads(1));
 beforeEach(() => manualSeed(20240611));
-
-const close = (actual: number[], expected: number[], tol = 1e-6) => {
-  assert.equal(actual.length, expected.length, `length ${actual.length} vs ${expected.length}`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol, `[${i}]: ${v} vs ${expected[i]}`));
-};
 
 describe('module gradients (float64)', () => {
   test('Linear, with and without bias', () => {
@@ -118,89 +112,8 @@ describe('module gradients (float64)', () => {
   });
 });
 
-describe('module behaviour', () => {
-  test('BatchNorm2d train mode updates running statistics (momentum, unbiased variance) and the batch counter', () => {
-    const bn = new nn.BatchNorm2d(1, { momentum: 0.25 });
-    try {
-      tidy(() => {
-        // channel values 1, 2, 3, 6: mean 3, biased var 3.5, unbiased var 14/3
-        const x = tensor([1, 2, 3, 6], [2, 1, 1, 2]);
-        const y = bn.forward(x);
-        const sd = Math.sqrt(3.5 + 1e-5);
-        close(y.toList(), [(1 - 3) / sd, (2 - 3) / sd, 0, 3 / sd], 1e-5);
-        close(bn.runningMean!.toList(), [0.75 * 0 + 0.25 * 3]);
-        close(bn.runningVar!.toList(), [0.75 * 1 + 0.25 * (14 / 3)], 1e-6);
-        assert.equal(bn.numBatchesTracked!.item(), 1);
-        bn.forward(x);
-        assert.equal(bn.numBatchesTracked!.item(), 2);
-        close(bn.runningMean!.toList(), [0.75 * 0.75 + 0.25 * 3]);
-        // eval mode uses (and does not change) the running statistics
-        bn.eval();
-        const rm = bn.runningMean!.item();
-        const rv = bn.runningVar!.item();
-        const z = bn.forward(tensor([5], [1, 1, 1, 1]));
-        close(z.toList(), [(5 - rm) / Math.sqrt(rv + 1e-5)], 1e-5);
-        assert.equal(bn.runningMean!.item(), rm);
-        assert.equal(bn.numBatchesTracked!.item(), 2);
-      });
-    } finally {
-      bn.dispose();
-    }
-  });
-
-  test("to('float64') casts parameters and float buffers in place, keeps identity, leaves and requiresGrad", () => {
-    const net = new nn.Sequential(new nn.Linear(3, 2), new nn.BatchNorm2d(2));
-    try {
-      const before = net.parameters();
-      const values = before.map((p) => p.toList());
-      const live = liveTensors();
-      net.to('float64');
-      assert.equal(liveTensors(), live, 'to() must not leak handles');
-      const after = net.parameters();
-      after.forEach((p, i) => {
-        assert.equal(p, before[i]);
-        assert.equal(p.dtype, 'float64');
-        assert.ok(p.requiresGrad);
-        assert.ok(p.isLeaf);
-        close(p.toList(), values[i], 1e-7);
-      });
-      const bufs = new Map(net.namedBuffers());
-      assert.equal(bufs.get('1.running_mean')!.dtype, 'float64');
-      assert.equal(bufs.get('1.num_batches_tracked')!.dtype, 'int64');
-      net.to('float32');
-      assert.equal(net.parameters()[0].dtype, 'float32');
-    } finally {
-      net.dispose();
-    }
-  });
-
-  test('names of parameters and buffers follow PyTorch', () => {
-    const net = new nn.Sequential(new nn.Conv2d(1, 2, 3), new nn.BatchNorm2d(2), new nn.ReLU(), new nn.Linear(2, 1));
-    try {
-      assert.deepEqual(
-        net.namedParameters().map(([n]) => n),
-        ['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias'],
-      );
-      assert.deepEqual(net.namedBuffers().map(([n]) => n), ['1.running_mean', '1.running_var', '1.num_batches_tracked']);
-      assert.equal(net.numParameters(), 2 * 9 + 2 + 2 + 2 + 2 + 1);
-      assert.deepEqual(net.parameters()[0].shape, [2, 1, 3, 3]);
-    } finally {
-      net.dispose();
-    }
-  });
-
-  test('train() / eval() reach every submodule', () => {
-    const net = new nn.Sequential(new nn.Dropout(0.5), new nn.Sequential(new nn.BatchNorm2d(1)));
-    try {
-      net.eval();
-      assert.ok(net.namedModules().every(([, m]) => !m.training));
-      net.train();
-      assert.ok(net.namedModules().every(([, m]) => m.training));
-    } finally {
-      net.dispose();
-    }
-  });
-
+// running statistics, dtype casts, naming, train/eval and Dropout: test/nn/module.test.ts
+describe('Sequential', () => {
   test('Sequential frees its intermediates; the result is the only new handle', () => {
     const net = new nn.Sequential(new nn.Linear(4, 8), new nn.ReLU(), new nn.Linear(8, 2));
     try {
@@ -221,18 +134,5 @@ describe('module behaviour', () => {
     } finally {
       net.dispose();
     }
-  });
-
-  test('Dropout: identity in eval mode, zeroes and rescales in train mode', () => {
-    tidy(() => {
-      const d = new nn.Dropout(0.5);
-      const x = tensor(new Float32Array(1000).fill(1), [1000]);
-      const y = d.forward(x).toList();
-      assert.ok(y.every((v) => v === 0 || v === 2), 'kept values are scaled by 1 / (1 - p)');
-      const kept = y.filter((v) => v === 2).length;
-      assert.ok(kept > 400 && kept < 600, `kept ${kept} of 1000`);
-      d.eval();
-      assert.deepEqual(d.forward(x).toList(), x.toList());
-    });
   });
 });

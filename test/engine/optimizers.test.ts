@@ -2,16 +2,13 @@
 import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Adam, SGD, liveTensors, manualSeed, mseLoss, nn, tensor, tidy, type Tensor } from '../../src/index.js';
+import { close } from '../helpers/util.js';
 
 beforeEach(() => manualSeed(20240611));
 
 const f64 = (v: number[]) => tensor(v, undefined, { dtype: 'float64' });
 const param = (v: number[]) => f64(v).requiresGrad_(true);
 
-function close(actual: number[], expected: number[], tol = 1e-12): void {
-  assert.equal(actual.length, expected.length);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `[${i}]: got ${v}, expected ${expected[i]}`));
-}
 /** Give p the gradient g (as backward() would leave it). */
 function setGrad(p: Tensor, g: number[]): void {
   tidy(() => {

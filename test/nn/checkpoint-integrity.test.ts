@@ -4,22 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { liveTensors, manualSeed, nn, tensor, tidy } from '../../src/index.js';
 import { loadBaseCheckpoint } from '../../src/models/base-checkpoint.js';
 import { buildModel } from '../../src/models/registry.js';
+import { tmp } from '../helpers/util.js';
 
 const { DATA_DIGEST_KEY, Linear, NonFiniteWeightsError, SafetensorsDigestError, loadSafetensors, parseSafetensors, readCheckpoint, saveCheckpoint, saveSafetensors } = nn;
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const main = join(root, 'dist', 'src', 'cli', 'main.js');
 
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'ckpt-integrity-'));
-}
 
 /** Byte offset of the data section (after the 8-byte length and the JSON header). */
 function dataStart(buf: Buffer): number {
@@ -27,7 +24,7 @@ function dataStart(buf: Buffer): number {
 }
 
 test('saveCheckpoint records the SHA-256 of the tensor data; a flipped data byte is refused at load, naming the file', () => {
-  const dir = tmp();
+  const dir = tmp('ckpt-integrity-');
   const live = liveTensors();
   try {
     manualSeed(1);
@@ -77,7 +74,7 @@ test('the digest is opt-in in the format layer: without it the bytes are those o
 });
 
 test('checkpoints with NaN or infinite weights are refused with the tensors named', () => {
-  const dir = tmp();
+  const dir = tmp('ckpt-integrity-');
   const live = liveTensors();
   try {
     tidy(() => {
@@ -113,7 +110,7 @@ test('checkpoints written before digests were recorded (the shipped models) stil
 });
 
 test('coded eval base refuses a corrupted and a NaN checkpoint (exit 1, the file named), where it used to evaluate them', () => {
-  const dir = tmp();
+  const dir = tmp('ckpt-integrity-');
   try {
     // a real base checkpoint saved by this version (so with a digest), then one bit flipped
     const src = join(root, 'models', 'fashion-mnist-base-mlp.safetensors');

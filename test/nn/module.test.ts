@@ -2,10 +2,10 @@
 // checkpoints, dtype moves, and the behaviour of the stock layers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors, manualSeed, nn, noGrad, ones, randn, tensor, tidy, zeros, type Tensor } from '../../src/index.js';
+import { close, tmp } from '../helpers/util.js';
 
 const { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, loadCheckpointInto, readCheckpoint, saveCheckpoint } = nn;
 
@@ -17,15 +17,6 @@ function build(out = 3): InstanceType<typeof Sequential> {
     new ReLU(),
     new Sequential(new Flatten(), new Dropout(0.25), new Linear(2 * 4 * 4, out)),
   );
-}
-
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'module-test-'));
-}
-
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(a.length, b.length, `${what}: length`);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
 test('nested Sequential: dotted PyTorch names for parameters, buffers, modules and the state dict', () => {
@@ -78,7 +69,7 @@ test('train() and eval() propagate through nested modules', () => {
 });
 
 test('stateDict -> saveCheckpoint -> readCheckpoint / loadCheckpointInto reproduces outputs exactly', () => {
-  const dir = tmp();
+  const dir = tmp('module-test-');
   manualSeed(1);
   const a = build();
   manualSeed(2);
@@ -131,7 +122,7 @@ test('stateDict -> saveCheckpoint -> readCheckpoint / loadCheckpointInto reprodu
 });
 
 test('strict loading names missing and unexpected keys and shape mismatches, and changes nothing', () => {
-  const dir = tmp();
+  const dir = tmp('module-test-');
   const a = build();
   const b = build();
   const wrong = build(4);

@@ -3,10 +3,10 @@
 // reference file as the Python library writes it, malformed files and atomic saves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors, nn, tensor, tidy, type DType, type Tensor } from '../../src/index.js';
+import { tmp } from '../helpers/util.js';
 
 const { SafetensorsError, loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } = nn;
 
@@ -62,9 +62,6 @@ function raw(h: string | object, data: number[] | Buffer = [], { pad = true, len
   return Buffer.concat([prefix, hb, Buffer.from(data)]);
 }
 
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'st-test-'));
-}
 
 function sameTensor(got: Tensor | undefined, dtype: DType, shape: number[], values: Values): void {
   assert.ok(got !== undefined, 'tensor missing');
@@ -359,7 +356,7 @@ for (const c of MALFORMED) {
 }
 
 test('loading a missing file says so, naming the path', () => {
-  const dir = tmp();
+  const dir = tmp('st-test-');
   try {
     const p = join(dir, 'nope.safetensors');
     assert.throws(() => loadSafetensors(p), (e: unknown) => {
@@ -378,7 +375,7 @@ test('loading a missing file says so, naming the path', () => {
 });
 
 test('saveSafetensors is atomic: no temp file left, failed saves keep the previous file', () => {
-  const dir = tmp();
+  const dir = tmp('st-test-');
   try {
     tidy(() => {
       const p = join(dir, 'w.safetensors');

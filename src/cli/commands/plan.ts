@@ -66,7 +66,7 @@ export async function planCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(usage);
   const { parseServiceTime } = await import('../../plan/service-time.js');
   const { parseSlowPeriods, readLatencyTrace } = await import('../../serve/faults.js');
-  const { plan, scaled, describe } = await import('../../plan/planner.js');
+  const { plan, scaled } = await import('../../plan/planner.js');
   const { simulate } = await import('../../plan/simulator.js');
   let service;
   let slowPeriods;

@@ -21,15 +21,15 @@ import {
 export const usage = `coded train learned --base CKPT --k K [options]
 coded train learned --config SWEEP.json [--data-dir DIR] [--device D]
 
-Trains a learned code (seed 000, "Learning a Code"): an encoder makes r parity queries from k
+Trains a learned code (Kosaian et al., "Learning a Code"): an encoder makes r parity queries from k
 queries, the frozen base model F runs on all k + r, and a decoder reconstructs the missing
 outputs. Every erasure pattern of 1..r missing outputs (except all-parity ones) is trained in
 one vectorised pass; the loss is taken on the erased slots only. The checkpoint with the best
 validation recovery accuracy is kept and evaluated on the test set (\`coded eval\` reads it).
 
 With --parity-model, the parity queries are run by r parity models F_P[0..r-1] (one per parity
-slot, as in ParM) instead of F, trained jointly with the encoder and decoder (seed 002, section
-VI-C); F stays frozen on the k originals. The checkpoint then holds the parity models too, so
+slot, as in ParM) instead of F, trained jointly with the encoder and decoder (Kosaian et al.,
+"Learning-Based Coded Computation", section VI-C); F stays frozen on the k originals. The checkpoint then holds the parity models too, so
 \`coded eval\` uses them and \`coded serve instance --model CKPT --parity-index J\` serves F_P[J].
 
 Options:
@@ -40,8 +40,8 @@ Options:
   --decoder D        ${decoderNames().join(' | ')} (default mlp)
   --encoder-init I   ${ENCODER_INITS.join(' | ')}: ConvEncoder initialisation (default reference: the
                      reference code's, Xavier-uniform with the ReLU gain sqrt 2, biases zero, as every
-                     encoder/decoder linear layer gets N(0, 0.01); xavier: gain 1, our default before
-                     issue 19 (also accepted as 'paper'); kaiming: He-normal, fan in). Recorded in the
+                     encoder/decoder linear layer gets N(0, 0.01); xavier: gain 1, our earlier default
+                     (also accepted as 'paper'); kaiming: He-normal, fan in). Recorded in the
                      checkpoint's code config (encoderOptions.init, absent for reference), so --resume and
                      eval rebuild the same encoder. docs/FIDELITY.md compares them.
   --loss L           ${LOSSES.join(' | ')} (default kl-base)

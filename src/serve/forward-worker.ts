@@ -3,10 +3,10 @@
 import { parentPort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
-import { tensor } from './tensor.js';
-import { tidy } from './scope.js';
-import { noGrad } from './autograd.js';
-import { setNumThreads } from './runtime.js';
+import { tensor } from '../engine/tensor.js';
+import { tidy } from '../engine/scope.js';
+import { noGrad } from '../engine/autograd.js';
+import { setNumThreads } from '../engine/runtime.js';
 import { Module, forwardInputs } from '../nn/module.js';
 import { loadCheckpointInto } from '../nn/checkpoint.js';
 import type { ForwardRequest, ModelSpec, WorkerReply } from './async-forward.js';
