@@ -2,9 +2,8 @@
 // request parsing and validation (JSON tensors, the binary tensor extension, gRPC typed and
 // raw contents), response building, the REST routes and the gRPC service implementation.
 // Both servers implement V2Model; this file knows nothing about coding.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -442,16 +441,6 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
 
 // ---------------------------------------------------------------------------
 // gRPC
-
-/** The package root (holding package.json), from src/serve or dist/src/serve. */
-export function packageRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'src', 'serve', 'proto'))) return d;
-    d = dirname(d);
-  }
-  throw new Error('coded-inference: cannot find the package root (with src/serve/proto) above ' + fileURLToPath(import.meta.url));
-}
 
 export const PROTO_PATH = () => join(packageRoot(), 'src', 'serve', 'proto', 'inference.proto');
 

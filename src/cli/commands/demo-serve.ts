@@ -18,7 +18,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
-import { packageRoot } from '../../serve/v2.js';
+import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
 import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
