@@ -22,10 +22,10 @@ import type { InstanceClient } from './instance-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
 import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
-import {
-  ServeError, badRequest, sendError, mountV2Rest, v2FastifyOptions, checkJsonBounds, firstNonFinite, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc,
-  type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
-} from './v2.js';
+import { ServeError, badRequest, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model } from './v2/types.js';
+import { checkJsonBounds, firstNonFinite } from './v2/dataplane.js';
+import { v2Rest, v2FastifyOptions, sendError } from './v2/rest.js';
+import { startV2Grpc, stopGrpc } from './v2/grpc.js';
 
 export type { QueryResult } from './policy.js';
 
@@ -260,7 +260,7 @@ export class Frontend implements V2Model {
     const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
     if (c.httpPort !== undefined) {
       const app = Fastify(v2FastifyOptions(limit, this.limits));
-      mountV2Rest(app, this, limit, this.limits);
+      await app.register(v2Rest, { model: this, bodyLimit: limit, limits: this.limits });
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {

@@ -35,7 +35,7 @@ import type { Logger } from 'pino';
 import type { Clock, Timer } from './clock.js';
 import type { GroupCodec } from './group-codec.js';
 import type { Pool, Task } from './pool.js';
-import { ServeError } from './v2.js';
+import { ServeError } from './v2/types.js';
 import { admissionVerdict, type AdmissionOptions } from './admission.js';
 
 /** copies per query that hedging and the fallback may send, by default (see PolicyOptions.copyBudget) */

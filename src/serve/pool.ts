@@ -19,7 +19,7 @@
 // queue without using up an attempt (the instance went away, not the query), and the instance
 // is closed once nothing is in flight on it.
 import type { Logger } from 'pino';
-import { ServeError } from './v2.js';
+import { ServeError } from './v2/types.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
 import { ServiceTimeWindow, type LoadSnapshot } from './admission.js';
