@@ -48,6 +48,27 @@ export interface Task {
   fail(e: Error, retryable: boolean): void;
 }
 
+/**
+ * Where the serving policy (./policy.ts) sends tasks: the seam where dispatch is injected. A
+ * Pool over instances in the server and the planner's simulator; scripted in the policy's unit
+ * tests (test/serve/coding-groups.test.ts), which answer each task by hand on a virtual clock.
+ */
+export interface Dispatch {
+  readonly name: string;
+  /** queue a task (throws a ServeError 'overloaded' when full, 'unavailable' when closed) */
+  submit(t: Task): void;
+  /** whether `extra` more tasks would be accepted */
+  hasRoom(extra?: number): boolean;
+  /** healthy instances with a free slot now */
+  readonly idleCount: number;
+  /** tasks waiting, not yet sent */
+  readonly queued: number;
+  /** admission control's view of the load (null before any request was measured) */
+  load(): LoadSnapshot | null;
+  /** how many service times the load's mean is over */
+  readonly serviceTimes: { readonly count: number };
+}
+
 export interface PoolOptions {
   name: string;
   model: string;
@@ -113,7 +134,7 @@ export class InstanceConn {
   constructor(readonly address: string, readonly client: InstanceClient) {}
 }
 
-export class Pool {
+export class Pool implements Dispatch {
   /** the instances taking work (replaced, never mutated in place, when the set changes) */
   instances: InstanceConn[];
   /** removed instances with requests still in flight */
@@ -144,6 +165,10 @@ export class Pool {
     this.connect = o.connect ?? defaultConnect;
     this.instances = o.addresses.map((a) => new InstanceConn(a, this.connect(a)));
     this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity, o.serviceMaxAgeMs ?? Infinity);
+  }
+
+  get name(): string {
+    return this.o.name;
   }
 
   /** What admission control needs to predict a new request's latency; null before any request was measured. */
