@@ -15,7 +15,7 @@ import { parse, intOption, numberOption, choiceOption, UsageError } from '../cli
 import { V2GrpcClient } from '../serve/client.js';
 import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import type { FrontendConfig } from '../serve/config.js';
-import { poissonSchedule } from './arrivals.js';
+import { poissonSchedule } from '../serve/load-generator.js';
 import { fmt } from './serving-experiment.js';
 import { CpuShareWatch } from './cpu-load.js';
 

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { Rng } from '../data/rng.js';
-import { poissonSchedule } from './arrivals.js';
+import { poissonSchedule } from '../serve/load-generator.js';
 import { runServingExperiment, checkStragglers, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
 import { predictExperiment } from '../plan/predict.js';
 import { DEFAULT_COPY_BUDGET } from '../serve/policy.js';

@@ -20,7 +20,7 @@ export { startFrontendProcess };
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import type { FrontendConfig } from '../serve/config.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
-import { poissonSchedule } from './arrivals.js';
+import { poissonSchedule } from '../serve/load-generator.js';
 import { CpuShareWatch } from './cpu-load.js';
 import { NetworkLab, type BulkTransfers } from './network-lab.js';
 
