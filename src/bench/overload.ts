@@ -15,7 +15,7 @@ import { parse, intOption, numberOption, choiceOption, UsageError } from '../cli
 import { V2GrpcClient } from '../serve/client.js';
 import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import type { FrontendConfig } from '../serve/config.js';
-import { poissonSchedule } from '../serve/load-generator.js';
+import { poissonSchedule, openLoop } from '../serve/load-generator.js';
 import { fmt } from './serving-experiment.js';
 import { CpuShareWatch } from './cpu-load.js';
 
@@ -180,37 +180,21 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     log(`phases: ${phases.map((p) => `${p.name} ${p.seconds} s at ${fmt(p.rate)}/s`).join(', ')}: ${intended.length} queries`);
     const recs: Record1[] = [];
     const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), fe!.proc.pid]);
-    await new Promise<void>((resolve) => {
-      let next = 0;
-      let done = 0;
-      const start = performance.now() + 50;
-      const send = (i: number) => {
-        const sent = performance.now();
-        const r: Record1 = { phase: phaseOf[i], intended: start + intended[i], sent, end: 0, outcome: 'lost' };
-        recs.push(r);
-        client.infer('bench', 'input', input, [1, ...shape], sloMs * 5).then(
-          (res) => {
-            r.outcome = res.parameters.default === true ? 'default' : res.parameters.reconstructed === true ? 'reconstructed' : 'original';
-          },
-          (e: grpc.ServiceError) => {
-            r.outcome = e.code === grpc.status.RESOURCE_EXHAUSTED ? 'refused' : 'lost';
-          },
-        ).finally(() => {
-          r.end = performance.now();
-          if (++done === intended.length) resolve();
-        });
-      };
-      const tick = () => {
-        const now = performance.now();
-        while (next < intended.length && start + intended[next] <= now) send(next++);
-        if (next < intended.length) {
-          const wait = start + intended[next] - performance.now();
-          if (wait > 1) setTimeout(tick, Math.min(wait - 0.5, 50));
-          else setImmediate(tick);
-        }
-      };
-      setTimeout(tick, 50);
-    });
+    await openLoop(intended, (i, at) => {
+      const sent = performance.now();
+      const r: Record1 = { phase: phaseOf[i], intended: at, sent, end: 0, outcome: 'lost' };
+      recs.push(r);
+      return client.infer('bench', 'input', input, [1, ...shape], sloMs * 5).then(
+        (res) => {
+          r.outcome = res.parameters.default === true ? 'default' : res.parameters.reconstructed === true ? 'reconstructed' : 'original';
+        },
+        (e: grpc.ServiceError) => {
+          r.outcome = e.code === grpc.status.RESOURCE_EXHAUSTED ? 'refused' : 'lost';
+        },
+      ).finally(() => {
+        r.end = performance.now();
+      });
+    }, 50).done;
     const otherCpuShare = watch.otherShare();
     client.close();
     // the frontend's own count of refusals, by reason
