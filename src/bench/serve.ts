@@ -13,7 +13,7 @@ import { V2GrpcClient } from '../serve/client.js';
 import { Rng } from '../data/rng.js';
 import { poissonSchedule } from '../serve/load-generator.js';
 import { runServingExperiment, checkStragglers, parseNetwork, fmt, SERVING_MODES, type ServingModeName, type ExperimentSpec, type Stragglers } from './serving-experiment.js';
-import { predictExperiment } from '../plan/predict.js';
+import { predictExperiment } from './predict.js';
 import { DEFAULT_COPY_BUDGET } from '../serve/policy.js';
 
 export { poissonSchedule, fmt };

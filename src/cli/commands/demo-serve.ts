@@ -22,7 +22,7 @@ import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
 import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
-import { predictExperiment } from '../../plan/predict.js';
+import { predictExperiment } from '../../bench/predict.js';
 
 export const usage = `coded demo serve [options]
 
