@@ -21,7 +21,8 @@ import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable, stragglersFrom } from '../../bench/serve.js';
+import { ratios, busyWarning, markdownTable } from '../../bench/serve.js';
+import { parseModes, onOff, stragglersFrom } from '../serving-options.js';
 import { predictExperiment } from '../../bench/predict.js';
 
 export const usage = `coded demo serve [options]
