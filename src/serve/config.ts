@@ -90,7 +90,7 @@ export const FrontendConfigSchema = Type.Object(
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 5 })),
     maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
-    /** bounds on one request's work (defaults in src/serve/v2.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
+    /** bounds on one request's work (defaults in src/serve/v2/types.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
      * values, the time to receive a whole request, HTTP idle and keep-alive timeouts (ms) */
     limits: Type.Optional(
       Type.Object(

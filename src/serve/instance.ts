@@ -25,7 +25,7 @@ export interface InstanceOptions {
   maxBatch?: number;
   /** largest request body / gRPC message in bytes (default 16 MiB) */
   maxBodyBytes?: number;
-  /** bounds on one request's work (default DEFAULT_LIMITS from ./v2.ts) */
+  /** bounds on one request's work (default DEFAULT_LIMITS from ./v2/types.ts) */
   limits?: Partial<V2Limits>;
   logger?: Logger;
   /** what crash-after-N does (default: exit the process at once with status 3) */

@@ -1,4 +1,4 @@
-// `coded bench serve`: the serving latency experiment (see ./serving-experiment.ts for how it
+// `coded bench serve`: the serving latency experiment (see src/bench/serving-experiment.ts for how it
 // runs: instance processes with stragglers, one frontend process per mode at equal
 // resources, one open-loop Poisson schedule replayed through each in interleaved rounds).
 // Writes JSON, a markdown table and SVG/PNG plots (latency CDF tail, percentile bars), with
