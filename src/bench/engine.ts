@@ -14,9 +14,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { cpuSnapshot, processTicks, otherShare } from './cpu-load.js';
 import { availableParallelism, cpus, arch, loadavg, platform } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../util/package-root.js';
 import { parseArgs } from 'node:util';
 
 import { noGrad } from '../engine/autograd.js';
@@ -262,15 +262,6 @@ class OurSide implements Side {
 
 // ---------------------------------------------------------------------------
 // the PyTorch peer (a child process speaking one JSON object per line)
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'src', 'bench', 'peer'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('engine bench: cannot find the package root (with src/bench/peer) above ' + fileURLToPath(import.meta.url));
-}
 
 export function peerScriptPath(): string {
   return join(packageRoot(), 'src', 'bench', 'peer', 'engine_peer.py');

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import * as hdr from 'hdr-histogram-js';
 import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance } from '../serve/processes.js';
 
 export { startFrontendProcess };
@@ -21,7 +20,8 @@ import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import type { FrontendConfig } from '../serve/config.js';
 import type { SlowQueryStory } from '../serve/policy.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
-import { poissonSchedule } from './arrivals.js';
+import { poissonSchedule, replay, summarize, newStats, frontendCounters, tailComposition, describeTail, type Stats, type FrontendCounters, type TailComposition } from '../serve/load-generator.js';
+export { tailComposition, describeTail, type TailComposition };
 import { CpuShareWatch } from './cpu-load.js';
 import { NetworkLab, type BulkTransfers } from './network-lab.js';
 
@@ -129,59 +129,6 @@ export interface ExperimentSpec {
   onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
 }
 
-export interface Stats {
-  h: ReturnType<typeof hdr.build>;
-  errors: number;
-  rejected: number;
-  reconstructed: number;
-  defaults: number;
-  /** queries scheduled (sent) */
-  measured: number;
-  /** the schedules' spans (first to last intended send), ms */
-  spanMs: number;
-  /** queries answered (originals, reconstructions, defaults; not refusals or errors) */
-  completed: number;
-  /** from each round's first intended send to its last answer, summed (ms) */
-  activeMs: number;
-  /** the frontend's SLO (ms): answers later than this from their intended send time without being defaults are counted */
-  sloMs: number;
-  /** answers later than sloMs (from the intended send time) that were not defaults: time the frontend never saw (see summarize) */
-  lateNotDefault: number;
-  /** how late the load generator sent each query (actual - intended, ms) */
-  sendLagMs: number[];
-  /** every answer's latency (ms) and how it was answered (see TAIL_OUTCOMES), for the tail's composition */
-  answers: { ms: number[]; outcome: number[] };
-}
-
-/** How an answer was made, as the frontend flags it: its own original, a reconstruction, a hedged or fallback copy, the default. */
-export const TAIL_OUTCOMES = ['original', 'reconstructed', 'copy', 'default'] as const;
-export type TailOutcome = (typeof TAIL_OUTCOMES)[number];
-export type TailComposition = Record<TailOutcome, number>;
-
-/**
- * What the slowest answers were: of the slowest 1% (0.1%) of answers, those at or above the p99
- * (p99.9) latency, how many were originals, reconstructions, copies and defaults. Tells where a mode's tail comes
- * from (e.g. originals no reconstruction or copy rescued in time).
- */
-export function tailComposition(st: Stats, percentile: number): TailComposition & { fromMs: number } {
-  const n = st.answers.ms.length;
-  const out = { original: 0, reconstructed: 0, copy: 0, default: 0, fromMs: 0 };
-  if (n === 0) return out;
-  const sorted = Float64Array.from(st.answers.ms).sort();
-  // the slowest (100 - percentile)% of the answers (at least one)
-  const top = Math.max(1, Math.round(((100 - percentile) / 100) * n));
-  const from = sorted[n - Math.min(n, top)];
-  out.fromMs = from;
-  for (let i = 0; i < n; i++) if (st.answers.ms[i] >= from) out[TAIL_OUTCOMES[st.answers.outcome[i]]]++;
-  return out;
-}
-
-export const newStats = (sloMs = Infinity): Stats => ({
-  h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }),
-  errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0, completed: 0, activeMs: 0, sloMs, lateNotDefault: 0, sendLagMs: [],
-  answers: { ms: [], outcome: [] },
-});
-
 export interface ModeResult {
   mode: ServingModeName;
   config: string;
@@ -235,127 +182,8 @@ export interface ExperimentResult {
   seconds: number;
 }
 
-/**
- * Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up).
- * Query i sends input(i); `onResult(i, r)` (measured queries only) sees each answer.
- */
-export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: string, schedule: Float64Array, st: Stats | null, input: (i: number) => Float32Array, shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
-  const all_ = Array.isArray(clients) ? clients : [clients];
-  let done = 0;
-  const n = schedule.length;
-  let next = 0;
-  const start = performance.now() + 20;
-  let finish: () => void = () => {};
-  const all = new Promise<void>((r) => (finish = r));
-  let lastAnswer = start;
-  const send = (i: number) => {
-    const intended = start + schedule[i];
-    st?.sendLagMs.push(performance.now() - intended);
-    all_[i % all_.length].infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
-      (r) => {
-        if (st === null) return;
-        const ms = performance.now() - intended;
-        lastAnswer = performance.now();
-        st.h.recordValue(Math.max(1, Math.round(ms * 1000)));
-        st.completed++;
-        if (r.parameters.reconstructed === true) st.reconstructed++;
-        if (r.parameters.default === true) st.defaults++;
-        else if (ms > st.sloMs) st.lateNotDefault++;
-        st.answers.ms.push(ms);
-        st.answers.outcome.push(r.parameters.default === true ? 3 : r.parameters.reconstructed === true ? 1 : r.parameters.copy === true ? 2 : 0);
-        onResult?.(i, r);
-      },
-      (e: { code?: number }) => {
-        if (st === null) return;
-        if (e.code === 8) st.rejected++;
-        else st.errors++;
-      },
-    ).finally(() => {
-      if (++done === n) finish();
-    });
-  };
-  const tick = () => {
-    const now = performance.now();
-    while (next < n && start + schedule[next] <= now) send(next++);
-    if (next < n) {
-      const wait = start + schedule[next] - performance.now();
-      if (wait > 1) setTimeout(tick, Math.min(wait - 0.5, 50));
-      else setImmediate(tick);
-    }
-  };
-  setTimeout(tick, 20);
-  await all;
-  if (st !== null) {
-    st.measured += n;
-    st.spanMs += schedule[n - 1];
-    st.activeMs += lastAnswer - start;
-  }
-}
-
-/**
- * Percentiles, CDF and rates of a mode's measured queries. HDR histograms report a percentile
- * as the highest value equivalent to its bucket, which can exceed the largest value recorded:
- * every percentile is capped at the maximum (a p99.9 above the max is never printed).
- * achievedRate counts answered queries only, over the time from the first intended send to the
- * last answer; offeredRate is the schedule's.
- */
-export function summarize(st: Stats) {
-  const h = st.h;
-  const max = h.maxValue / 1000;
-  const p = (q: number) => Math.min(h.getValueAtPercentile(q) / 1000, max);
-  const lags = [...st.sendLagMs].sort((a, b) => a - b);
-  const cdf: { latencyMs: number; percentile: number }[] = [];
-  for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100]) cdf.push({ percentile: q, latencyMs: p(q) });
-  return {
-    latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max, mean: h.mean / 1000 }, cdf,
-    achievedRate: st.activeMs > 0 ? st.completed / (st.activeMs / 1000) : 0,
-    offeredRate: st.spanMs > 0 ? st.measured / (st.spanMs / 1000) : 0,
-    lateNotDefault: st.lateNotDefault,
-    sendLagMs: { p99: lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(0.99 * lags.length) - 1)], max: lags.length === 0 ? 0 : lags[lags.length - 1] },
-  };
-}
-
-/** "answers at or above the p99.9 (41.2 ms): 12 originals, 3 reconstructed, 2 copies" */
-export function describeTail(t: TailComposition & { fromMs: number }, label: string): string {
-  const parts = TAIL_OUTCOMES.filter((o) => t[o] > 0).map((o) => `${t[o]} ${o === 'copy' ? 'by a copy' : o}`);
-  return `answers at or above the ${label} (${fmt(t.fromMs)} ms): ${parts.length > 0 ? parts.join(', ') : 'none'}`;
-}
-
 export function fmt(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
-}
-
-/** Sum of a Prometheus counter over all its label sets. */
-export function counterTotal(metrics: string, name: string): number {
-  let total = 0;
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ') continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) total += v;
-  }
-  return total;
-}
-
-interface Counters {
-  requests: number;
-  copies: number;
-  byCopy: number;
-  queries: number;
-}
-
-/** The counters of one or more frontends (summed). */
-async function scrape(ports: number[]): Promise<Counters> {
-  const out: Counters = { requests: 0, copies: 0, byCopy: 0, queries: 0 };
-  for (const port of ports) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    out.requests += counterTotal(text, 'coded_instance_requests_total');
-    out.copies += counterTotal(text, 'coded_copies_total');
-    out.byCopy += counterTotal(text, 'coded_answered_by_copy_total');
-    out.queries += counterTotal(text, 'coded_queries_total');
-  }
-  return out;
 }
 
 /** Shard s of F: every F-th element of xs, starting at s. */
@@ -406,7 +234,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const tmp = mkdtempSync(join(tmpdir(), 'coded-serving-'));
   const insts: ChildInstance[] = [];
   const bg: ChildProcess[] = [];
-  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: Counters; slow: SlowQueryStory[] }[] = [];
+  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: FrontendCounters; slow: SlowQueryStory[] }[] = [];
   // slow-query stories count only during the measured rounds
   let measuring = false;
   let lab: NetworkLab | null = null;
@@ -518,7 +346,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       frontendOverheadMs = Math.max(0, rtt[100] - serviceTimesMs[Math.floor(serviceTimesMs.length / 2)]);
       log(`frontend hop: median ${fmt(rtt[100])} ms through ${f.mode}'s frontend at rest, ${fmt(frontendOverheadMs)} ms over the instances' service time`);
     }
-    for (const f of fes) f.before = await scrape(f.fe.map((e) => e.http));
+    for (const f of fes) f.before = await frontendCounters(f.fe.map((e) => e.http));
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
     if (lab !== null && net !== undefined) {
@@ -573,7 +401,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     }
     const modes: ModeResult[] = [];
     for (const f of fes) {
-      const after = await scrape(f.fe.map((e) => e.http));
+      const after = await frontendCounters(f.fe.map((e) => e.http));
       const b = f.before!;
       const d = { requests: after.requests - b.requests, copies: after.copies - b.copies, byCopy: after.byCopy - b.byCopy, queries: after.queries - b.queries };
       const sm = summarize(f.st);

@@ -8,7 +8,7 @@ import { connect as netConnect } from 'node:net';
 import { connect as h2Connect } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { grpcClientClass } from '../serve/v2.js';
+import { grpcClientClass } from '../serve/v2/grpc.js';
 
 const [kind, httpPortS, grpcPortS, dimS, nS] = process.argv.slice(2);
 const httpPort = Number(httpPortS);

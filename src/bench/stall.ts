@@ -8,31 +8,18 @@
 // frontend's memory. Every bad request is built before the measurement starts, and the load
 // generator's own event-loop delay is reported: each bad request is built and sent by a child
 // process (./stall-sender.ts), so the generator does not stall itself.
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
-import { parse, intOption, numberOption, UsageError } from '../cli/args.js';
 import { V2GrpcClient } from '../serve/client.js';
 import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import { fmt } from './serving-experiment.js';
 
-export const usage = `coded bench stall [options]
-
-One frontend (defaults, mode none) over noop instances serves normal gRPC queries at --rate
-while bad requests are sent to it one at a time. Reports, for each, the normal queries' worst
-latency in the --window after it against the baseline, and the bad request's answer; slow
-senders are held open until the frontend cuts them off (its requestTimeoutMs, default 30 s).
-  --rate QPS       normal queries per second (default 50)
-  --window MS      measurement window after each bad request (default 2000)
-  --slow N         slow senders (REST and gRPC each; default 20)
-  --dim D          the noop model's input and output size (default 1000)
-  --out DIR        output directory (default bench-results/stall)
-  --json           print the JSON report on stdout`;
 
 export interface AttackResult {
   name: string;
@@ -224,24 +211,4 @@ export function stallMarkdown(r: StallResult, rate: number): string {
     `Worst delay added to a normal query: ${fmt(r.worstAddedMs)} ms (bar: 100 ms, ${r.worstAddedMs <= 100 ? 'met' : '**not met**'}); the frontend's event loop was held at most ${fmt(Math.max(...r.attacks.map((a) => a.frontendLagMs)))} ms at a time.`,
     '',
   ].join('\n');
-}
-
-export async function stallBenchMain(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { rate: { type: 'string' }, window: { type: 'string' }, slow: { type: 'string' }, dim: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, usage);
-  if (values.help) return void console.log(usage);
-  const rate = numberOption(values.rate, 'rate', 50);
-  if (!(rate > 0 && rate <= 2000)) throw new UsageError(`--rate must be in (0, 2000], got '${values.rate}'`);
-  const windowMs = numberOption(values.window, 'window', 2000);
-  if (!(windowMs >= 100)) throw new UsageError(`--window must be >= 100 ms, got '${values.window}'`);
-  const log = (s: string) => process.stderr.write(s + '\n');
-  const r = await runStall({ rate, windowMs, slow: intOption(values.slow, 'slow', 20, { min: 0 }), dim: intOption(values.dim, 'dim', 1000), log });
-  const outDir = values.out ?? 'bench-results/stall';
-  mkdirSync(outDir, { recursive: true });
-  const report = { benchmark: 'stall', date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' }, settings: { rate, windowMs }, ...r };
-  writeFileSync(join(outDir, 'stall.json'), JSON.stringify(report, null, 2));
-  const md = stallMarkdown(r, rate);
-  writeFileSync(join(outDir, 'stall.md'), md);
-  log(`wrote ${join(outDir, 'stall.json')}, stall.md`);
-  if (values.json) console.log(JSON.stringify(report));
-  else console.log(md);
 }

@@ -3,8 +3,8 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 
 /** An opaque reference to a libtorch tensor owned by the addon. */
 export type Handle = { readonly __brand: 'TensorHandle' };
@@ -198,16 +198,6 @@ export const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
 export type InterpolateMode = 'nearest' | 'bilinear' | 'area' | 'bicubic';
 export const INTERPOLATE_MODES: readonly InterpolateMode[] = ['nearest', 'bilinear', 'area', 'bicubic'];
 export type PadMode = 'constant' | 'reflect' | 'replicate';
-
-function packageRoot(): string {
-  // dist/src/engine/native.js or src/engine/native.ts -> package root holds package.json
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('coded-inference: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
-}
 
 function loadAddon(): NativeAddon {
   const require = createRequire(import.meta.url);

@@ -13,7 +13,7 @@ import { timingCodec } from '../serve/group-codec.js';
 import { Pool } from '../serve/pool.js';
 import { ServingPolicy, type ServingMode, type PolicyCounts, type QueryResult } from '../serve/policy.js';
 import { Rng, deriveSeed } from '../data/rng.js';
-import { poissonSchedule } from '../bench/arrivals.js';
+import { poissonSchedule } from '../serve/load-generator.js';
 import { SimulatedInstance } from './simulated-instance.js';
 import { sampleServiceTime, type ServiceTime } from './service-time.js';
 

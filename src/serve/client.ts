@@ -1,7 +1,8 @@
 // A small V2 gRPC client (raw tensor contents): used by the frontend to reach instances, by
 // the load generator and by tests.
 import * as grpc from '@grpc/grpc-js';
-import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type ParamValue } from './v2.js';
+import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse } from './v2/grpc.js';
+import type { ParamValue } from './v2/types.js';
 
 export interface ClientResult {
   data: Float32Array;

@@ -3,6 +3,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { readFileSync } from 'node:fs';
 import { checkInstanceEntries } from './discovery.js';
+import type { PolicyOptions } from './policy.js';
+import type { AdmissionOptions } from './admission.js';
 
 const PoolSchema = Type.Object(
   {
@@ -90,7 +92,7 @@ export const FrontendConfigSchema = Type.Object(
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 5 })),
     maxBatch: Type.Optional(Type.Integer({ minimum: 1 })),
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
-    /** bounds on one request's work (defaults in src/serve/v2.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
+    /** bounds on one request's work (defaults in src/serve/v2/types.ts DEFAULT_LIMITS): JSON nesting and values, gRPC typed
      * values, the time to receive a whole request, HTTP idle and keep-alive timeouts (ms) */
     limits: Type.Optional(
       Type.Object(
@@ -153,4 +155,24 @@ export function readFrontendConfig(path: string): FrontendConfig {
     throw new Error(`cannot read frontend config ${path}: ${(e as Error).message}`);
   }
   return validateFrontendConfig(doc, path);
+}
+
+/** The serving policy's settings a frontend config gives, with the frontend's defaults. */
+export type PolicySettings = Pick<PolicyOptions, 'mode' | 'sloMs' | 'decodeDeadlineMs' | 'maxWaitMs' | 'parityDelayMs' | 'onMiss' | 'maxPendingQueries' | 'maxAttempts' | 'hedgeMs' | 'fallback' | 'copyBudget' | 'slowQueryMs' | 'singletonGroups'> & { admission: AdmissionOptions | null };
+
+/**
+ * The policy settings of a frontend config: what the frontend runs its ServingPolicy with
+ * (the rest of PolicyOptions, the code, pools, clock and shapes, it supplies at start).
+ */
+export function policySettings(c: FrontendConfig): PolicySettings {
+  const sloMs = c.sloMs ?? 1000;
+  return {
+    mode: c.mode, sloMs,
+    // replication ignores it: the policy answers with the first copy
+    decodeDeadlineMs: c.decodeDeadlineMs ?? sloMs * 0.02,
+    maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
+    onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
+    hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, ...(c.slowQueryLogMs !== undefined ? { slowQueryMs: c.slowQueryLogMs } : {}), singletonGroups: c.singletonGroups ?? 'pad',
+    admission: c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? sloMs / 2, minSamples: c.admission?.minSamples ?? 20 },
+  };
 }

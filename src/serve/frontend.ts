@@ -8,24 +8,24 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import '../codes/index.js';
 import { codeFromConfig, loadCode } from '../codes/registry.js';
 import type { Code, CodeConfig } from '../codes/code.js';
 import { setNumThreads } from '../engine/runtime.js';
-import type { FrontendConfig } from './config.js';
+import { policySettings, type FrontendConfig, type PolicySettings } from './config.js';
 import { Pool } from './pool.js';
-import { Discovery, poolInstanceMetrics } from './discovery.js';
+import { Discovery } from './discovery.js';
+import { FrontendMetrics } from './frontend-metrics.js';
 import { V2GrpcClient } from './client.js';
 import { systemClock, type Clock } from './clock.js';
 import type { InstanceClient } from './instance-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
-import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
-import {
-  ServeError, badRequest, sendError, mountV2Rest, v2FastifyOptions, checkJsonBounds, firstNonFinite, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc,
-  type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
-} from './v2.js';
+import type { AdmissionOptions } from './admission.js';
+import { ServeError, badRequest, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model } from './v2/types.js';
+import { checkJsonBounds, firstNonFinite } from './v2/dataplane.js';
+import { v2Rest, v2FastifyOptions, sendError } from './v2/rest.js';
+import { startV2Grpc, stopGrpc } from './v2/grpc.js';
 
 export type { QueryResult } from './policy.js';
 
@@ -62,24 +62,17 @@ export class Frontend implements V2Model {
   /** admission control's settings (null: off) */
   readonly admission: AdmissionOptions | null;
 
-  readonly registry = new Registry();
-  private readonly mLatency: Histogram<'mode' | 'outcome'>;
-  private readonly mOutcomes: Counter<'mode' | 'outcome' | 'code'>;
-  private readonly mRejected: Counter<'mode' | 'reason'>;
-  private readonly mEncode: Histogram<'code'>;
-  private readonly mDecode: Histogram<'code'>;
-  private readonly mTaskFailures: Counter<'pool'>;
-  private readonly mParitySkipped: Counter<'code'>;
-  private readonly mCopies: Counter<'mode' | 'kind'>;
-  private readonly mCopiesDenied: Counter<'mode' | 'kind'>;
-  private readonly mRequests: Counter<'pool'>;
-  private readonly mByCopy: Counter<'mode'>;
+  /** the serving policy's settings from the config (./config.ts policySettings) */
+  readonly settings: PolicySettings;
+  /** Prometheus metrics (./frontend-metrics.ts), served at /metrics */
+  readonly metrics: FrontendMetrics;
 
   constructor(private readonly o: FrontendOptions) {
     const c = o.config;
     this.mode = c.mode;
     this.log = o.logger ?? pino({ level: c.logLevel ?? 'info' });
-    this.sloMs = c.sloMs ?? 1000;
+    this.settings = policySettings(c);
+    this.sloMs = this.settings.sloMs;
     if (c.mode === 'replication') this.code = codeFromConfig({ family: 'replication', k: 1, r: 1 });
     else if (c.mode === 'coded') {
       if (c.codeCheckpoint !== undefined) {
@@ -91,55 +84,22 @@ export class Frontend implements V2Model {
     // encode/decode are tiny tensor ops on the event loop: one libtorch thread avoids
     // intra-op thread pools spinning against the instances for the CPU
     if (this.code !== null) setNumThreads(1);
-    // replication: first copy wins, no waiting for the original
-    // (replication ignores it: the policy answers with the first copy)
-    this.decodeDeadlineMs = c.decodeDeadlineMs ?? this.sloMs * 0.02;
+    this.decodeDeadlineMs = this.settings.decodeDeadlineMs;
     this.limits = { ...DEFAULT_LIMITS, ...c.limits };
-    this.admission = c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? this.sloMs / 2, minSamples: c.admission?.minSamples ?? 20 };
+    this.admission = this.settings.admission;
 
-    const reg = this.registry;
-    // process metrics, among them nodejs_eventloop_lag_max_seconds (since the last scrape): how long the event loop was held
-    collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 5 });
-    const buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
-    this.mLatency = new Histogram({ name: 'coded_query_latency_seconds', help: 'query latency from arrival to answer', labelNames: ['mode', 'outcome'], buckets, registers: [reg] });
-    this.mOutcomes = new Counter({ name: 'coded_queries_total', help: 'answered queries by outcome (original, reconstructed, default, error)', labelNames: ['mode', 'outcome', 'code'], registers: [reg] });
-    this.mRejected = new Counter({ name: 'coded_rejected_total', help: 'queries refused with 429 / RESOURCE_EXHAUSTED, by reason: latency (admission control: predicted latency over the limit), pending (maxPendingQueries), queue (maxPoolQueue)', labelNames: ['mode', 'reason'], registers: [reg] });
-    this.mEncode = new Histogram({ name: 'coded_encode_seconds', help: 'time to encode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
-    this.mDecode = new Histogram({ name: 'coded_decode_seconds', help: 'time to decode one coding group', labelNames: ['code'], buckets: [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3], registers: [reg] });
-    this.mParitySkipped = new Counter({ name: 'coded_parity_skipped_total', help: 'coding groups whose parity queries were not sent: every original answered within parityDelayMs', labelNames: ['code'], registers: [reg] });
-    this.mCopies = new Counter({ name: 'coded_copies_total', help: 'second copies of late queries sent: hedge (uncoded hedged requests) or fallback (coded groups that could not decode by the deadline)', labelNames: ['mode', 'kind'], registers: [reg] });
-    this.mCopiesDenied = new Counter({ name: 'coded_copies_denied_total', help: 'second copies that were due but not sent because the copy budget (copyBudget copies per query) was spent', labelNames: ['mode', 'kind'], registers: [reg] });
-    this.mByCopy = new Counter({ name: 'coded_answered_by_copy_total', help: 'queries answered by a hedged or fallback copy (also counted as original in coded_queries_total)', labelNames: ['mode'], registers: [reg] });
-    this.mRequests = new Counter({ name: 'coded_instance_requests_total', help: 'requests sent to instances (originals, coded queries, copies, retries; not those cancelled while queued): the work redundancy costs', labelNames: ['pool'], registers: [reg] });
-    this.mTaskFailures = new Counter({ name: 'coded_task_failures_total', help: 'instance requests that failed', labelNames: ['pool'], registers: [reg] });
     const self = this;
-    new Gauge({
-      name: 'coded_pool_queue_depth', help: 'tasks waiting per pool', labelNames: ['pool'], registers: [reg],
-      collect() {
-        for (const [k, p] of self.pools) this.set({ pool: k }, p.queued);
-      },
-    });
-    new Gauge({
-      name: 'coded_pool_healthy_instances', help: 'healthy instances per pool', labelNames: ['pool'], registers: [reg],
-      collect() {
-        for (const [k, p] of self.pools) this.set({ pool: k }, p.healthyCount);
-      },
-    });
+    this.metrics = new FrontendMetrics({ pools: () => self.pools, pending: () => self.pendingQueries });
     this.discovery = new Discovery({
       intervalMs: c.discovery?.intervalMs ?? 5000, ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
       ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}),
-      clock: o.clock ?? systemClock, log: this.log, events: poolInstanceMetrics(reg, () => self.pools),
+      clock: o.clock ?? systemClock, log: this.log, events: this.metrics.discovery,
     });
-    new Gauge({
-      name: 'coded_predicted_latency_seconds', help: 'admission control: predicted latency of one new request per pool (measured mean service time, requests queued and running); NaN before any request was measured', labelNames: ['pool'], registers: [reg],
-      collect() {
-        for (const [k, p] of self.pools) {
-          const l = p.load();
-          this.set({ pool: k }, l === null ? NaN : predictedLatencyMs(l, 1) / 1000);
-        }
-      },
-    });
-    new Gauge({ name: 'coded_pending_queries', help: 'accepted queries not yet answered', registers: [reg], collect() { this.set(self.pendingQueries); } });
+  }
+
+  /** The metrics' registry (prom-client). */
+  get registry() {
+    return this.metrics.registry;
   }
 
   static async start(o: FrontendOptions): Promise<Frontend> {
@@ -167,7 +127,7 @@ export class Frontend implements V2Model {
       log: this.log,
       ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
-      onRequest: (pool) => this.mRequests.inc({ pool }),
+      onRequest: (pool) => this.metrics.request(pool),
       ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs, serviceMaxAgeMs: 5000 } : {}),
     });
     this.discovery.watch(pool, p.instances);
@@ -226,32 +186,11 @@ export class Frontend implements V2Model {
     const mode = this.mode;
     const codeName = this.code?.name ?? '';
     this.policy = new ServingPolicy({
-      mode, clock: this.o.clock ?? systemClock, log: this.log, pools: this.pools,
+      ...this.settings, clock: this.o.clock ?? systemClock, log: this.log, pools: this.pools,
       // the policy checks that every coded query has a pool
       codec: this.code === null ? null : tensorCodec(this.code, this.meta.input.shape, this.meta.output.shape),
       inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
-      sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
-      onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-      hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, slowQueryMs: c.slowQueryLogMs, singletonGroups: c.singletonGroups ?? 'pad', admission: this.admission,
-      events: {
-        answered: (outcome, ms, hedged) => {
-          if (hedged) this.mByCopy.inc({ mode });
-          this.mOutcomes.inc({ mode, outcome, code: outcome === 'reconstructed' ? codeName : '' });
-          this.mLatency.observe({ mode, outcome }, ms / 1000);
-        },
-        failed: (ms) => {
-          this.mOutcomes.inc({ mode, outcome: 'error', code: '' });
-          this.mLatency.observe({ mode, outcome: 'error' }, ms / 1000);
-        },
-        rejected: (reason, n) => this.mRejected.inc({ mode, reason }, n),
-        encoded: (sec) => this.mEncode.observe({ code: codeName }, sec),
-        decoded: (sec) => this.mDecode.observe({ code: codeName }, sec),
-        paritySkipped: () => this.mParitySkipped.inc({ code: codeName }),
-        taskFailed: (pool) => this.mTaskFailures.inc({ pool }),
-        hedgeSent: (kind) => this.mCopies.inc({ mode, kind }),
-        copyDenied: (kind) => this.mCopiesDenied.inc({ mode, kind }),
-        slowQuery: (story) => this.log.warn({ slowQuery: story }, 'slow query'),
-      },
+      events: { ...this.metrics.policyEvents(mode, codeName), slowQuery: (story) => this.log.warn({ slowQuery: story }, 'slow query') },
     });
     await this.discovery.refresh();
     await Promise.all([...this.pools.values()].map((p) => p.startHealth()));
@@ -261,7 +200,7 @@ export class Frontend implements V2Model {
     const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
     if (c.httpPort !== undefined) {
       const app = Fastify(v2FastifyOptions(limit, this.limits));
-      mountV2Rest(app, this, limit, this.limits);
+      await app.register(v2Rest, { model: this, bodyLimit: limit, limits: this.limits });
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {

@@ -7,7 +7,9 @@ import { pino, type Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { FaultInjector, NO_FAULTS, type FaultSpec } from './faults.js';
 import type { ServedModel } from './served-model.js';
-import { ServeError, mountV2Rest, v2FastifyOptions, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2.js';
+import { ServeError, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2/types.js';
+import { v2Rest, v2FastifyOptions } from './v2/rest.js';
+import { startV2Grpc, stopGrpc } from './v2/grpc.js';
 
 export interface InstanceOptions {
   model: ServedModel;
@@ -23,7 +25,7 @@ export interface InstanceOptions {
   maxBatch?: number;
   /** largest request body / gRPC message in bytes (default 16 MiB) */
   maxBodyBytes?: number;
-  /** bounds on one request's work (default DEFAULT_LIMITS from ./v2.ts) */
+  /** bounds on one request's work (default DEFAULT_LIMITS from ./v2/types.ts) */
   limits?: Partial<V2Limits>;
   logger?: Logger;
   /** what crash-after-N does (default: exit the process at once with status 3) */
@@ -82,7 +84,7 @@ export class InstanceServer implements V2Model {
     this.meta.output.shape = o.model.outputShape;
     if (o.httpPort !== null) {
       const app = Fastify(v2FastifyOptions(limit, limits));
-      mountV2Rest(app, this, limit, limits);
+      await app.register(v2Rest, { model: this, bodyLimit: limit, limits });
       await app.listen({ host, port: o.httpPort ?? 0 });
       const addr = app.server.address();
       this.httpPort = typeof addr === 'object' && addr !== null ? addr.port : -1;

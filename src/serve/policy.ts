@@ -34,8 +34,8 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from './clock.js';
 import type { GroupCodec } from './group-codec.js';
-import type { Pool, Task } from './pool.js';
-import { ServeError } from './v2.js';
+import type { Dispatch, Task } from './pool.js';
+import { ServeError } from './v2/types.js';
 import { admissionVerdict, type AdmissionOptions } from './admission.js';
 
 /** copies per query that hedging and the fallback may send, by default (see PolicyOptions.copyBudget) */
@@ -87,8 +87,8 @@ export interface PolicyOptions {
   mode: ServingMode;
   /** the code (coded and replication modes) */
   codec: GroupCodec | null;
-  /** by key: 'base', 'parity:J', 'worker:NAME:I' */
-  pools: ReadonlyMap<string, Pool>;
+  /** where tasks go, by key: 'base', 'parity:J', 'worker:NAME:I' (Pools over instances in the server and the simulator; scripted in tests) */
+  pools: ReadonlyMap<string, Dispatch>;
   clock: Clock;
   log: Logger;
   inputShape: number[];
@@ -184,7 +184,7 @@ export class ServingPolicy {
   private openTimer: Timer | null = null;
   private readonly live = new Set<Query>();
   private closing = false;
-  private readonly base: Pool;
+  private readonly base: Dispatch;
   private readonly ev: PolicyEvents;
   private readonly fallback: boolean;
   /** coding groups not yet closed (their timers are cancelled on close) */
@@ -234,7 +234,7 @@ export class ServingPolicy {
       if (!p.hasRoom(n * tasksPerQuery)) {
         this.counts.rejected += n;
         this.ev.rejected?.('queue', n);
-        throw new ServeError('overloaded', `overloaded: pool ${p.o.name} queue is full; retry later`, 1000);
+        throw new ServeError('overloaded', `overloaded: pool ${p.name} queue is full; retry later`, 1000);
       }
     }
     this.admit(n);
@@ -299,7 +299,7 @@ export class ServingPolicy {
       const s = Math.ceil(v.retryAfterMs / 1000);
       throw new ServeError(
         'overloaded',
-        `overloaded: predicted latency ${Math.round(v.predictedMs)} ms (pool ${pool.o.name}: ${load.queued} requests queued and ${load.inflight} running on ${load.slots} instance slots, ${load.serviceMs.toFixed(1)} ms each) exceeds the admission limit of ${Math.round(a.maxPredictedLatencyMs)} ms (admission.maxPredictedLatencyMs); retry after ${s} s`,
+        `overloaded: predicted latency ${Math.round(v.predictedMs)} ms (pool ${pool.name}: ${load.queued} requests queued and ${load.inflight} running on ${load.slots} instance slots, ${load.serviceMs.toFixed(1)} ms each) exceeds the admission limit of ${Math.round(a.maxPredictedLatencyMs)} ms (admission.maxPredictedLatencyMs); retry after ${s} s`,
         v.retryAfterMs,
       );
     }
@@ -312,7 +312,7 @@ export class ServingPolicy {
     if (q.group !== null) this.cancelIfDone(q.group);
   }
 
-  private taskFor(pool: Pool, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean, input?: { shape: number[]; side?: Task['side'] }): Task {
+  private taskFor(pool: Dispatch, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean, input?: { shape: number[]; side?: Task['side'] }): Task {
     const t: Task = {
       data, shape: input?.shape ?? this.o.inputShape, expiresAt, attempts: 0, cancelled: false, createdAt: this.o.clock.now(),
       ...(input?.side !== undefined ? { side: input.side } : {}),
@@ -321,7 +321,7 @@ export class ServingPolicy {
         done(out);
       },
       fail: (e, retryable) => {
-        this.ev.taskFailed?.(pool.o.name);
+        this.ev.taskFailed?.(pool.name);
         if (retryable && t.attempts < this.o.maxAttempts && this.o.clock.now() < expiresAt && isNeeded() && !this.closing) {
           // the next attempt is a new request: it has not started anywhere yet
           delete t.startedAt;
@@ -363,7 +363,7 @@ export class ServingPolicy {
     };
   }
 
-  private send(pool: Pool, t: Task): void {
+  private send(pool: Dispatch, t: Task): void {
     pool.submit(t);
     this.counts.tasks++;
   }

@@ -19,7 +19,7 @@
 // queue without using up an attempt (the instance went away, not the query), and the instance
 // is closed once nothing is in flight on it.
 import type { Logger } from 'pino';
-import { ServeError } from './v2.js';
+import { ServeError } from './v2/types.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
 import { ServiceTimeWindow, type LoadSnapshot } from './admission.js';
@@ -50,6 +50,27 @@ export interface Task {
   done(out: Float32Array): void;
   /** `retryable`: the failure was the instance's (the task may be resubmitted) */
   fail(e: Error, retryable: boolean): void;
+}
+
+/**
+ * Where the serving policy (./policy.ts) sends tasks: the seam where dispatch is injected. A
+ * Pool over instances in the server and the planner's simulator; scripted in the policy's unit
+ * tests (test/serve/coding-groups.test.ts), which answer each task by hand on a virtual clock.
+ */
+export interface Dispatch {
+  readonly name: string;
+  /** queue a task (throws a ServeError 'overloaded' when full, 'unavailable' when closed) */
+  submit(t: Task): void;
+  /** whether `extra` more tasks would be accepted */
+  hasRoom(extra?: number): boolean;
+  /** healthy instances with a free slot now */
+  readonly idleCount: number;
+  /** tasks waiting, not yet sent */
+  readonly queued: number;
+  /** admission control's view of the load (null before any request was measured) */
+  load(): LoadSnapshot | null;
+  /** how many service times the load's mean is over */
+  readonly serviceTimes: { readonly count: number };
 }
 
 export interface PoolOptions {
@@ -117,7 +138,7 @@ export class InstanceConn {
   constructor(readonly address: string, readonly client: InstanceClient) {}
 }
 
-export class Pool {
+export class Pool implements Dispatch {
   /** the instances taking work (replaced, never mutated in place, when the set changes) */
   instances: InstanceConn[];
   /** removed instances with requests still in flight */
@@ -148,6 +169,10 @@ export class Pool {
     this.connect = o.connect ?? defaultConnect;
     this.instances = o.addresses.map((a) => new InstanceConn(a, this.connect(a)));
     this.serviceTimes = new ServiceTimeWindow(128, o.serviceClipMs ?? Infinity, o.serviceMaxAgeMs ?? Infinity);
+  }
+
+  get name(): string {
+    return this.o.name;
   }
 
   /** What admission control needs to predict a new request's latency; null before any request was measured. */

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { packageRoot } from './v2.js';
+import { packageRoot } from '../util/package-root.js';
 
 export interface ChildInstance {
   proc: ChildProcess;

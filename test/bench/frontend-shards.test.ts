@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { shardOf, type ExperimentSpec } from '../../src/bench/serving-experiment.js';
-import { scenarioFor } from '../../src/plan/predict.js';
+import { scenarioFor } from '../../src/bench/predict.js';
 
 test('instances are dealt out to frontends in turn: every instance in exactly one shard, shard sizes differ by at most one', () => {
   const xs = Array.from({ length: 18 }, (_, i) => `10.0.0.${i}:9000`);

@@ -2,7 +2,7 @@
 // serve.md reads as sentences, and answers later than the SLO that are no defaults are explained.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newStats, summarize, tailComposition, describeTail } from '../../src/bench/serving-experiment.js';
+import { newStats, summarize, tailComposition, describeTail } from '../../src/serve/load-generator.js';
 import { serveMarkdown, type ServeReport } from '../../src/bench/serve.js';
 
 test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {

@@ -8,7 +8,7 @@ import { manualSeed } from '../../src/engine/index.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
 import { buildModel } from '../../src/models/registry.js';
 import { datasetInfo } from '../../src/data/registry.js';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { parseIntList } from '../../src/cli/commands/compare.js';
 
 const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');

@@ -11,7 +11,7 @@ import { datasetInfo } from '../../src/data/registry.js';
 import { codeFromConfig, saveCode } from '../../src/codes/registry.js';
 import { parseCodeSpec } from '../../src/codes/spec.js';
 import type { LagrangeCode } from '../../src/codes/lagrange.js';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const coded = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 120000 });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { renderK8s, HTTP_PORT, GRPC_PORT } from '../../src/deploy/k8s.js';
 import { readFrontendConfig } from '../../src/serve/config.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { Frontend } from '../../src/serve/frontend.js';
 import { validateFrontendConfig } from '../../src/serve/config.js';
 

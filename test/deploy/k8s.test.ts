@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { validateFrontendConfig, readFrontendConfig } from '../../src/serve/config.js';
 import { renderK8s, probePaths, type K8sObject } from '../../src/deploy/k8s.js';
 import { toYaml } from '../../src/deploy/yaml.js';

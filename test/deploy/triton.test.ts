@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { fileSha256 } from '../../src/models/base-checkpoint.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';
 import { loadParityCode } from '../../src/codes/parity-models.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad, tensor, tidy } from '../../src/index.js';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { loadSafetensors } from '../../src/nn/safetensors.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';
 import { freeze } from '../../src/train/learned-training.js';

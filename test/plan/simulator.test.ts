@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { simulate, type Scenario } from '../../src/plan/simulator.js';
 import { plan, baseInstancesFor } from '../../src/plan/planner.js';
 import { parseServiceTime } from '../../src/plan/service-time.js';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const base: Omit<Scenario, 'mode'> = {
   base: 1, parity: 0, rate: 10, queries: 2000, warmup: 100, seed: 1, service: { kind: 'dist', dist: { kind: 'const', ms: 2 }, label: 'const:2' },

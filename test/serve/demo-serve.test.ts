@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { ensureDataset } from '../../src/data/registry.js';
 
 async function haveFashionMnist(): Promise<boolean> {

@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualSeed, noGrad, randn, tidy } from '../../src/index.js';
-import { packageRoot } from '../../src/serve/v2.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { saveSafetensors } from '../../src/nn/safetensors.js';
 import { loadBaseModel } from '../../src/models/base-model.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';

@@ -17,9 +17,9 @@ Benchmarks:
 export async function bench(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') return void console.log(usage);
-  if (name === 'serve') return (await import('../../bench/serve.js')).serveBenchMain(rest);
-  if (name === 'overload') return (await import('../../bench/overload.js')).overloadBenchMain(rest);
-  if (name === 'stall') return (await import('../../bench/stall.js')).stallBenchMain(rest);
+  if (name === 'serve') return (await import('./bench-serve.js')).serveBenchMain(rest);
+  if (name === 'overload') return (await import('./bench-overload.js')).overloadBenchMain(rest);
+  if (name === 'stall') return (await import('./bench-stall.js')).stallBenchMain(rest);
   if (name !== 'engine') throw new UsageError(`unknown benchmark '${name}'\n\n${usage}`);
   const { engineBenchMain, EngineBenchUsageError } = await import('../../bench/engine.js');
   try {

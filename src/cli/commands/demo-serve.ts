@@ -18,11 +18,12 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
-import { packageRoot } from '../../serve/v2.js';
+import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
-import { parseModes, onOff, ratios, busyWarning, markdownTable, tailLines, slowQueryLines, stragglersFrom } from '../../bench/serve.js';
-import { predictExperiment } from '../../plan/predict.js';
+import { ratios, busyWarning, markdownTable, tailLines, slowQueryLines } from '../../bench/serve.js';
+import { parseModes, onOff, stragglersFrom } from '../serving-options.js';
+import { predictExperiment } from '../../bench/predict.js';
 
 export const usage = `coded demo serve [options]
 

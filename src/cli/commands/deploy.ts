@@ -102,7 +102,7 @@ async function k8s(argv: string[]): Promise<void> {
   const { renderK8s, poolsOf, KSERVE_GRPC_PORT, TRITON_GRPC_PORT } = await import('../../deploy/k8s.js');
   const { writeManifests } = await import('../../deploy/yaml.js');
   const { readCheckpointMetadata } = await import('../../serve/served-model.js');
-  const { packageRoot } = await import('../../serve/v2.js');
+  const { packageRoot } = await import('../../util/package-root.js');
   const config = readFrontendConfig(values.config);
   const pools = poolsOf(config);
 

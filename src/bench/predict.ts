@@ -1,11 +1,11 @@
 // The planner's prediction for a serving experiment: every mode of a `coded bench serve` /
 // `coded demo serve` run simulated with the same instances, code, policy settings and
 // straggler model, from the service times measured in that run.
-import type { ExperimentSpec, ServingModeName } from '../bench/serving-experiment.js';
-import { slowPeriodsOf } from '../bench/serving-experiment.js';
+import type { ExperimentSpec, ServingModeName } from './serving-experiment.js';
+import { slowPeriodsOf } from './serving-experiment.js';
 import { readLatencyTrace } from '../serve/faults.js';
-import { simulate, type Scenario, type SimResult } from './simulator.js';
-import type { ServiceTime } from './service-time.js';
+import { simulate, type Scenario, type SimResult } from '../plan/simulator.js';
+import type { ServiceTime } from '../plan/service-time.js';
 
 export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime, overheadMs = 0): Scenario {
   const s = x.stragglers;

@@ -1,0 +1,104 @@
+// The Open Inference Protocol (KServe V2), part 2 of 4: the data plane shared by both
+// transports. Request validation that does not depend on how the request arrived (inputs
+// against the model's metadata, finite values, versions, the JSON bounds checked before a
+// parse) and the model metadata document. ./rest.ts and ./grpc.ts parse their wire formats
+// into an InferRequest and check it here.
+import { ServeError, badRequest, type ModelMeta, type TensorMeta } from './types.js';
+
+/**
+ * One pass over a JSON text (bytes [start, end)) that refuses, before JSON.parse builds
+ * anything, nesting deeper than maxDepth and more than maxElements array elements (commas
+ * outside strings, plus one per non-empty array: an upper bound on the numbers it can hold).
+ */
+export function checkJsonBounds(b: Buffer, start: number, end: number, maxDepth: number, maxElements: number): void {
+  let depth = 0;
+  let elements = 0;
+  let inString = false;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw badRequest(`request JSON is nested deeper than ${maxDepth} levels (the limit; a tensor needs one level per dimension at most)`);
+      if (c === 0x5b) elements++;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c && ++elements > maxElements) {
+      throw badRequest(`request JSON holds more than ${maxElements} values (the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`);
+    }
+  }
+}
+
+/** Index of the first NaN or infinite value, or -1. */
+export function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    // v - v is NaN exactly for NaN and +-Infinity
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+/** Refuse NaN / infinite input values. */
+export function checkFinite(name: string, data: Float32Array): void {
+  const i = firstNonFinite(data);
+  if (i >= 0) throw badRequest(`input '${name}' holds ${data[i]} at flat index ${i}: inputs must be finite FP32 numbers (JSON numbers beyond +-3.4e38 overflow FP32)`);
+}
+
+export const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Every input the model takes, the main one first. */
+export const modelInputs = (meta: ModelMeta): TensorMeta[] => [meta.input, ...(meta.sideInputs ?? [])];
+
+/**
+ * Validate a request's inputs against the model: each of its FP32 inputs (the main one and any
+ * side inputs, in any order, by name) shaped [B, ...shape] with one B, 1 <= B <= maxBatch.
+ * Returns the positions of the request's inputs in the model's order (main input first).
+ */
+export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: string; shape: number[]; length: number }[]): number[] {
+  const wanted = modelInputs(meta);
+  const names = wanted.map((w) => `'${w.name}'`).join(', ');
+  if (inputs.length !== wanted.length) {
+    throw badRequest(wanted.length === 1 ? `model '${meta.name}' takes exactly one input ('${meta.input.name}'), got ${inputs.length}` : `model '${meta.name}' takes ${wanted.length} inputs (${names}), got ${inputs.length}`);
+  }
+  const order: number[] = [];
+  for (const w of wanted) {
+    const i = inputs.findIndex((t) => t.name === w.name);
+    if (i < 0) {
+      const unknown = inputs.find((t) => !wanted.some((x) => x.name === t.name));
+      throw badRequest(unknown !== undefined ? `unknown input '${unknown.name}': model '${meta.name}' takes ${names}` : `input '${w.name}' is missing: model '${meta.name}' takes ${names}`);
+    }
+    if (order.includes(i) || inputs.filter((t) => t.name === w.name).length > 1) throw badRequest(`input '${w.name}' is given more than once`);
+    order.push(i);
+    const t = inputs[i];
+    if (t.datatype !== 'FP32') throw badRequest(`input '${t.name}' must have datatype FP32, got '${t.datatype}'`);
+    if (t.shape.length === w.shape.length + 1 && t.shape[0] === 0) throw badRequest(`input '${t.name}' has batch 0 (shape [${t.shape.join(', ')}]): send at least one sample, shape [1, ${w.shape.join(', ')}] or more`);
+    const want = [-1, ...w.shape];
+    const shapeOk = t.shape.length === want.length && t.shape.every((d, j) => Number.isInteger(d) && (j === 0 ? d >= 1 : d === want[j]));
+    if (!shapeOk) throw badRequest(`input '${t.name}' must have shape [batch, ${w.shape.join(', ')}], got [${t.shape.join(', ')}]`);
+    if (t.shape[0] > meta.maxBatch) throw badRequest(`batch ${t.shape[0]} exceeds this server's limit of ${meta.maxBatch}`);
+    if (t.shape[0] !== inputs[order[0]].shape[0]) throw badRequest(`input '${t.name}' has batch ${t.shape[0]}, input '${meta.input.name}' has ${inputs[order[0]].shape[0]}: every input needs the same batch`);
+    const n = prod(t.shape);
+    if (t.length !== n) throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
+  }
+  return order;
+}
+
+/** The model metadata document (REST GET /v2/models/{m}, gRPC ModelMetadata). */
+export function metadataJson(meta: ModelMeta) {
+  return {
+    name: meta.name,
+    versions: meta.versions,
+    platform: meta.platform,
+    inputs: modelInputs(meta).map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
+    outputs: [{ name: meta.output.name, datatype: meta.output.datatype, shape: [-1, ...meta.output.shape] }],
+  };
+}
+
+/** A model version in a request: '' means the server's choice; any other must be one the model has. */
+export function checkVersion(meta: ModelMeta, version: string | undefined): void {
+  if (version !== undefined && version !== '' && !meta.versions.includes(version)) throw new ServeError('not-found', `model '${meta.name}' has no version '${version}' (versions: ${meta.versions.join(', ')})`);
+}
