@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { Module } from '../nn/module.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import { buildModel } from './registry.js';
+import type { Preprocessing } from '../data/preprocessing.js';
 
 export interface BaseCheckpointMeta {
   kind: 'base';
@@ -26,6 +27,8 @@ export interface BaseIdentity {
   model: string;
   input: BaseCheckpointMeta['input'];
   classes: number;
+  /** how raw images become F's inputs, when known (src/data/preprocessing.ts) */
+  preprocessing?: Preprocessing;
 }
 
 export function fileSha256(path: string): string {

@@ -19,7 +19,8 @@ import { baseOutputs, trainParity, type ParityTrainingConfig, type ParityTrainin
 import { loadBaseModel, type LoadedBaseModel } from '../../models/base-model.js';
 import { isTorchScriptPath } from '../../models/file-kinds.js';
 import type { BaseIdentity } from '../../models/base-checkpoint.js';
-import { loadTensorsFile, splitTensors } from '../../data/tensors-file.js';
+import { splitTensors } from '../../data/tensors-file.js';
+import { loadOwnData, imageOptionsOf, OWN_DATA_HELP } from '../../data/own-data.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import type { Module } from '../../nn/module.js';
@@ -36,10 +37,16 @@ test set with every erasure pattern.
 Options:
   --base CKPT        base checkpoint from \`coded train base\` (e.g. models/fashion-mnist-base-mlp.safetensors),
                      or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data)
-  --data FILE        with a TorchScript base: a tensors file (safetensors: \`inputs\` [N, C, H, W]
-                     float32, normalised as F expects, and optional \`labels\` [N]; without labels
-                     F's answers are used), split 80/10/10 with --seed; see examples/own-model/
-  --input-shape CxHxW  with a TorchScript base: per-example input shape (default: the data's)
+  --data DIR|FILE    with a TorchScript base: your data, split 80/10/10 with --seed (see
+                     examples/own-model/): a tensors file (FILE.safetensors or FILE.npz with
+                     \`inputs\` [N, C, H, W] float32, normalised as F expects, and optional
+                     \`labels\` [N]; FILE.npy: inputs only; without labels F's answers are used),
+                     or an image folder DIR/<class>/<image>.png|.jpg (classes in sorted order),
+                     resized to --input-shape and normalised with --mean/--std
+  --input-shape CxHxW  with a TorchScript base: per-example input shape (default: the data's;
+                     an image folder: 3 x its first image's size)
+  --mean M[,M,M] --std S[,S,S]  with an image folder: normalisation (pixel/255 - mean) / std
+                     (default 0 and 1); recorded in the checkpoint and in served metadata
   --code C           addition (r = 1) | linear (Cauchy coefficients, any r) | concat (image tiling, r = 1)
   --k K              queries per coding group (>= 2)
   --r R              parity models (default 1; only linear takes R > 1)
@@ -93,6 +100,9 @@ export interface ParityRunOptions {
   data?: string;
   /** a TorchScript base's per-example input shape (default: the tensors file's) */
   inputShape?: number[];
+  /** an image folder's normalisation (--mean, --std) */
+  mean?: number[];
+  std?: number[];
   dataDir?: string;
   resume: boolean;
   command: string;
@@ -180,8 +190,8 @@ interface ParityRunSource {
 /** F and its data: a zoo checkpoint with its dataset, or a TorchScript file with a tensors file (--data, --input-shape). */
 async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): Promise<ParityRunSource> {
   if (isTorchScriptPath(o.base)) {
-    if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors (inputs [N, C, H, W] and optional labels [N]) to train its parity models on`);
-    const data = loadTensorsFile(o.data);
+    if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (${OWN_DATA_HELP}) to train its parity models on`);
+    const data = await loadOwnData(o.data, { inputShape: o.inputShape, mean: o.mean, std: o.std });
     const shape = o.inputShape ?? data.inputs.shape.slice(1);
     let base: LoadedBaseModel;
     try {
@@ -198,17 +208,18 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
     const splits = splitTensors(data.inputs, labels, { seed: o.cfg.seed });
     data.inputs.dispose();
     labels.dispose();
-    const classes = Array.from({ length: base.classes }, (_, i) => String(i));
+    const classes = data.classNames?.length === base.classes ? data.classNames : Array.from({ length: base.classes }, (_, i) => String(i));
+    const identity = data.preprocessing === null ? base.identity : { ...base.identity, preprocessing: data.preprocessing };
     return {
-      format: 'torchscript', model: base.model, identity: base.identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
-      dataset: basename(o.data).replace(/\.safetensors$/i, ''), data: { ...splits, classes },
+      format: 'torchscript', model: base.model, identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
+      dataset: basename(o.data).replace(/\.(safetensors|npz|npy)$/i, ''), data: { ...splits, classes },
       dispose: () => {
         base.model.dispose();
         for (const s of [splits.train, splits.validation, splits.test]) { s.images.dispose(); s.labels.dispose(); }
       },
     };
   }
-  if (o.data !== undefined || o.inputShape !== undefined) throw new UsageError(`--data and --input-shape go with a TorchScript --base (FILE.pt); ${o.base} trains on the dataset its checkpoint names`);
+  if (o.data !== undefined || o.inputShape !== undefined || o.mean !== undefined || o.std !== undefined) throw new UsageError(`--data and --input-shape go with a TorchScript --base (FILE.pt); ${o.base} trains on the dataset its checkpoint names`);
   const base = loadBaseCheckpoint(o.base);
   try {
     const dataset = base.meta.dataset;
@@ -237,7 +248,7 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
 export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
-    data: { type: 'string' }, 'input-shape': { type: 'string' },
+    data: { type: 'string' }, 'input-shape': { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, deterministic: { type: 'boolean' },
@@ -282,6 +293,8 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
     outDir: values.out, dataDir: values['data-dir'], resume: values.resume ?? false,
     ...(values.data !== undefined ? { data: values.data } : {}),
     ...(values['input-shape'] !== undefined ? { inputShape: inputShapeOption(values['input-shape']) } : {}),
+    ...(values.mean !== undefined ? { mean: listOption(values.mean, 'mean') } : {}),
+    ...(values.std !== undefined ? { std: listOption(values.std, 'std') } : {}),
     command: ['coded', 'train', 'parity', ...argv].join(' '), quiet: false,
   });
   const { config, dataset: _d, baseModel: _m, outDir: _o, ...result } = res;
@@ -293,6 +306,12 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
 }
 
 const defaultBatchSize = (k: number) => (k === 2 ? 64 : 32);
+
+function listOption(text: string, name: string): number[] {
+  const v = text.split(',').map((x) => Number(x.trim()));
+  if (v.length === 0 || v.some((x) => !Number.isFinite(x) || text.trim() === '')) throw new UsageError(`bad --${name} '${text}': numbers joined by commas (one, or one per channel)`);
+  return v;
+}
 
 function inputShapeOption(text: string): number[] {
   const dims = text.split('x');
@@ -534,10 +553,11 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   try {
     if (metadata.base.model === 'torchscript' || values.data !== undefined) {
       // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
-      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
+      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`);
       if (metadata.base.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${positionals[0]} evaluates on its base's dataset`);
       const seed = (metadata as { config?: { seed?: number } }).config?.seed ?? 1;
-      const data = loadTensorsFile(values.data);
+      // an image folder is read with the preprocessing recorded at training
+      const data = await loadOwnData(values.data, imageOptionsOf(metadata.base, values.data));
       const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
       const splits = splitTensors(data.inputs, labels, { seed });
       data.inputs.dispose();
