@@ -58,6 +58,11 @@ export function checkpointPreprocessing(meta: { preprocessing?: unknown; dataset
   return typeof meta?.dataset === 'string' ? datasetPreprocessing(meta.dataset) : null;
 }
 
+/** The V2 metadata parameter `preprocessing`: this record as a JSON string, or 'unknown'. */
+export function preprocessingParameter(p: Preprocessing | null): string {
+  return p === null ? 'unknown' : JSON.stringify(p);
+}
+
 /** One line for logs and docs: '3x32x32, (pixel/255 - (0.49, 0.48, 0.45)) / (0.2, 0.2, 0.2)'. */
 export function describePreprocessing(p: Preprocessing | null): string {
   if (p === null) return 'unknown (inputs as the model was trained on them)';

@@ -1,7 +1,7 @@
 // A small V2 gRPC client (raw tensor contents): used by the frontend to reach instances, by
 // the load generator and by tests.
 import * as grpc from '@grpc/grpc-js';
-import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type ParamValue } from './v2.js';
+import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type GrpcParam, type ParamValue } from './v2.js';
 
 export interface ClientResult {
   data: Float32Array;
@@ -13,6 +13,8 @@ export interface RemoteModelMeta {
   name: string;
   inputs: { name: string; datatype: string; shape: number[] }[];
   outputs: { name: string; datatype: string; shape: number[] }[];
+  /** gRPC form; fromGrpcParams reads it */
+  parameters?: Record<string, GrpcParam>;
 }
 
 type Callback<T> = (e: grpc.ServiceError | null, r?: T) => void;

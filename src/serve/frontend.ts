@@ -24,7 +24,7 @@ import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js'
 import { predictedLatencyMs, type AdmissionOptions } from './admission.js';
 import {
   ServeError, badRequest, sendError, mountV2Rest, v2FastifyOptions, checkJsonBounds, firstNonFinite, DEFAULT_LIMITS, type V2Limits, startV2Grpc, stopGrpc,
-  type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model,
+  type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model, fromGrpcParams,
 } from './v2.js';
 
 export type { QueryResult } from './policy.js';
@@ -201,6 +201,8 @@ export class Frontend implements V2Model {
             input: { name: inp.name, datatype: 'FP32', shape: inp.shape.slice(1).map(Number) },
             output: { name: out.name, datatype: 'FP32', shape: out.shape.slice(1).map(Number) },
             maxBatch: c.maxBatch ?? 64,
+            // the base instance's preprocessing (what clients send) passes through
+            ...(m.parameters?.preprocessing === undefined ? {} : { parameters: { preprocessing: fromGrpcParams(m.parameters).preprocessing } }),
           };
         } catch (e) {
           last = `${addr}: ${(e as Error).message}`;

@@ -169,6 +169,8 @@ export interface ModelMeta {
   output: TensorMeta;
   /** largest batch one request may carry */
   maxBatch: number;
+  /** published in the model metadata (e.g. preprocessing: what clients send; docs/SERVING.md) */
+  parameters?: Record<string, ParamValue>;
 }
 
 /** What the V2 layer serves: one model (an instance's model, or the frontend's coded model). */
@@ -337,6 +339,7 @@ function metadataJson(meta: ModelMeta) {
     platform: meta.platform,
     inputs: modelInputs(meta).map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
     outputs: [{ name: meta.output.name, datatype: meta.output.datatype, shape: [-1, ...meta.output.shape] }],
+    ...(meta.parameters === undefined ? {} : { parameters: meta.parameters }),
   };
 }
 
@@ -806,7 +809,8 @@ export async function startV2Grpc(model: V2Model, host: string, port: number, ma
     ModelMetadata: unary((r: { name: string; version?: string }) => {
       notFound(r.name);
       checkVersion(meta, r.version);
-      return metadataJson(meta);
+      const md = metadataJson(meta);
+      return meta.parameters === undefined ? md : { ...md, parameters: toGrpcParams(meta.parameters) };
     }),
     ModelInfer: unary(async (r: GrpcInferRequest) => {
       const { req, raw } = parseGrpcInfer(meta, r);
