@@ -21,6 +21,8 @@ import { isTorchScriptPath } from '../../models/file-kinds.js';
 import type { BaseIdentity } from '../../models/base-checkpoint.js';
 import { splitTensors } from '../../data/tensors-file.js';
 import { loadOwnData, imageOptionsOf, OWN_DATA_HELP } from '../../data/own-data.js';
+import { isForwardOnlyBase, loadForwardOnlyBase, noGradientsMessage, type ForwardOnlyBase } from '../../models/sources/forward-only.js';
+import { Progress } from '../progress.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import type { Module } from '../../nn/module.js';
@@ -36,7 +38,11 @@ test set with every erasure pattern.
 
 Options:
   --base CKPT        base checkpoint from \`coded train base\` (e.g. models/fashion-mnist-base-mlp.safetensors),
-                     or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data)
+                     or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data),
+                     or, forward only (F's outputs computed once on --data: batched, retried with
+                     backoff; no --augment, no --parity-model base): an ONNX file FILE.onnx or a
+                     running V2 server (Triton, KServe, coded serve instance): v2://HOST:PORT/MODEL
+                     (gRPC) or http://HOST:PORT/v2/models/MODEL (REST)
   --data DIR|FILE    with a TorchScript base: your data, split 80/10/10 with --seed (see
                      examples/own-model/): a tensors file (FILE.safetensors or FILE.npz with
                      \`inputs\` [N, C, H, W] float32, normalised as F expects, and optional
@@ -124,6 +130,11 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
   const src = await parityRunSource(o, say);
   try {
     const parityModel = o.cfg.parityModel ?? src.modelName;
+    if (src.format === 'forward-only') {
+      if (parityModel === BASE_PARITY_MODEL) throw new UsageError(noGradientsMessage(o.base, "--parity-model base (trained copies of F's module) is not possible: name a zoo architecture"));
+      if (!isModelName(parityModel)) throw new UsageError(`--parity-model is required for a forward-only base (${o.base}): a zoo architecture for its ${src.input.channels}x${src.input.height}x${src.input.width} inputs (${modelNames().join(', ')})`);
+      if ((o.cfg.augment ?? 'none') !== 'none') throw new UsageError(`--augment needs a local F to compute the outputs of augmented queries; ${o.base} is forward-only (its outputs are computed once on the data): drop --augment`);
+    }
     const ownArchitecture = src.format === 'torchscript' && parityModel === BASE_PARITY_MODEL;
     if (!isModelName(parityModel) && !ownArchitecture) {
       throw new UsageError(src.format === 'torchscript'
@@ -176,7 +187,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
 }
 
 interface ParityRunSource {
-  format: 'checkpoint' | 'torchscript';
+  format: 'checkpoint' | 'torchscript' | 'forward-only';
   model: Module;
   identity: BaseIdentity;
   input: { channels: number; height: number; width: number };
@@ -189,14 +200,26 @@ interface ParityRunSource {
 
 /** F and its data: a zoo checkpoint with its dataset, or a TorchScript file with a tensors file (--data, --input-shape). */
 async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): Promise<ParityRunSource> {
-  if (isTorchScriptPath(o.base)) {
+  if (isTorchScriptPath(o.base) || isForwardOnlyBase(o.base)) {
     if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (${OWN_DATA_HELP}) to train its parity models on`);
     const data = await loadOwnData(o.data, { inputShape: o.inputShape, mean: o.mean, std: o.std });
     const shape = o.inputShape ?? data.inputs.shape.slice(1);
-    let base: LoadedBaseModel;
+    let base: LoadedBaseModel | ForwardOnlyBase;
     try {
       if (data.inputs.shape.slice(1).join('x') !== shape.join('x')) throw new UsageError(`--input-shape ${shape.join('x')} does not match the inputs of ${o.data} ([${data.inputs.shape.join(', ')}])`);
-      base = loadBaseModel(o.base, { inputShape: shape, dataset: basename(o.data) });
+      if (isForwardOnlyBase(o.base)) {
+        // a V2 server or an ONNX file: F's outputs on all the data, computed once (forward only)
+        const bar = new Progress(`F's outputs (${o.base})`, data.inputs.shape[0], { enabled: !o.quiet, unit: 'examples' });
+        let done = 0;
+        base = await loadForwardOnlyBase(o.base, data.inputs, {
+          dataset: basename(o.data), ...(o.inputShape === undefined ? {} : { inputShape: o.inputShape }),
+          onProgress: (d) => { bar.tick(d - done); done = d; },
+          onRetry: (a, e, ms) => say(`${o.base}: attempt ${a} failed (${e.message.split('\n')[0]}); retrying in ${ms} ms`),
+        });
+        bar.finish();
+      } else {
+        base = loadBaseModel(o.base, { inputShape: shape, dataset: basename(o.data) });
+      }
     } catch (e) {
       data.inputs.dispose();
       data.labels?.dispose();
@@ -211,7 +234,7 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
     const classes = data.classNames?.length === base.classes ? data.classNames : Array.from({ length: base.classes }, (_, i) => String(i));
     const identity = data.preprocessing === null ? base.identity : { ...base.identity, preprocessing: data.preprocessing };
     return {
-      format: 'torchscript', model: base.model, identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
+      format: base.format === 'forward-only' ? 'forward-only' : 'torchscript', model: base.model, identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
       dataset: basename(o.data).replace(/\.(safetensors|npz|npy)$/i, ''), data: { ...splits, classes },
       dispose: () => {
         base.model.dispose();
