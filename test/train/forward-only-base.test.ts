@@ -157,6 +157,21 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
     assert.equal(meta.base.classes, 10);
     assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
     for (const b of [url, onnxFile]) assert.throws(() => loadBase(b), /gives no gradients .*learned codes/);
+    // coded eval CKPT --data FILE: F's outputs through the server again, the training's test split, the same result
+    const { evalForwardOnlyCode } = await import('../../src/cli/commands/eval-forward-only.js');
+    await assert.rejects(evalForwardOnlyCode(res.bestCheckpoint, {}), /trained for the forward-only base v2:.*pass --data/);
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (s: string) => void printed.push(s);
+    try {
+      assert.equal(await evalForwardOnlyCode(res.bestCheckpoint, { data, json: true }, () => {}), true);
+    } finally {
+      console.log = log;
+    }
+    const e = JSON.parse(printed.pop()!) as { degraded: { accuracy: number }; samples: number };
+    assert.equal(e.samples, res.test.samples);
+    assert.equal(e.degraded.accuracy, res.test.degraded.accuracy);
+    assert.equal(await evalForwardOnlyCode(join(packageRoot(), 'models', 'fashion-mnist-base-mlp-addition-k2.safetensors'), {}), false, 'other checkpoints: the general path');
   } finally {
     await s.close();
     rmSync(tmp, { recursive: true, force: true });

@@ -23,6 +23,7 @@ import { splitTensors } from '../../data/tensors-file.js';
 import { loadOwnData, imageOptionsOf, OWN_DATA_HELP } from '../../data/own-data.js';
 import { isForwardOnlyBase, loadForwardOnlyBase, noGradientsMessage, type ForwardOnlyBase } from '../../models/sources/forward-only.js';
 import { Progress } from '../progress.js';
+import { evalForwardOnlyCode } from './eval-forward-only.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import type { Module } from '../../nn/module.js';
@@ -562,7 +563,9 @@ base correctness, ranks of wrong reconstructions. Prints a markdown report (or J
 the one recorded in the code checkpoint unless --base is given; it must be the same file
 (SHA-256) the parity models were trained for. For a TorchScript base (\`coded train parity
 --base FILE.pt --data FILE\`), --data names the tensors file: the evaluation uses the test
-split training cut from it (the run's seed).`;
+split training cut from it (the run's seed). For a forward-only base (a V2 server or an ONNX
+file), F's outputs on --data are computed again through it (--base: another address of the
+same model).`;
 
 export async function evalCodeCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -572,6 +575,8 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(evalUsage);
   if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${evalUsage}`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
+  // parity codes for a forward-only F (a V2 server, an ONNX file): F's outputs computed again
+  if (await evalForwardOnlyCode(positionals[0], values)) return;
   const { code, workers, metadata, base } = loadParityWorkers(positionals[0], values.base);
   try {
     if (metadata.base.model === 'torchscript' || values.data !== undefined) {
