@@ -7,6 +7,13 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { Module } from '../nn/module.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import { buildModel } from './registry.js';
+import { checkpointPreprocessing, type Preprocessing } from '../data/preprocessing.js';
+
+/** The base's preprocessing for identities (codes trained for it record it), when known. */
+const preprocessingField = (m: BaseCheckpointMeta): { preprocessing?: Preprocessing } => {
+  const p = checkpointPreprocessing(m);
+  return p === null ? {} : { preprocessing: p };
+};
 
 export interface BaseCheckpointMeta {
   kind: 'base';
@@ -26,6 +33,8 @@ export interface BaseIdentity {
   model: string;
   input: BaseCheckpointMeta['input'];
   classes: number;
+  /** how raw images become F's inputs, when known (src/data/preprocessing.ts) */
+  preprocessing?: Preprocessing;
 }
 
 export function fileSha256(path: string): string {
@@ -97,7 +106,7 @@ export function loadBaseCheckpoint(path: string): { model: Module; meta: BaseChe
     return {
       model,
       meta: m,
-      identity: { path, sha256: fileSha256(path), dataset: m.dataset, model: m.model, input: m.input, classes: m.classes.length },
+      identity: { path, sha256: fileSha256(path), dataset: m.dataset, model: m.model, input: m.input, classes: m.classes.length, ...preprocessingField(m) },
     };
   } finally {
     for (const t of all) t.dispose();

@@ -1,7 +1,7 @@
 // A small V2 gRPC client (raw tensor contents): used by the frontend to reach instances, by
 // the load generator and by tests.
 import * as grpc from '@grpc/grpc-js';
-import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse } from './v2/grpc.js';
+import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type GrpcParam } from './v2/grpc.js';
 import type { ParamValue } from './v2/types.js';
 
 export interface ClientResult {
@@ -14,6 +14,8 @@ export interface RemoteModelMeta {
   name: string;
   inputs: { name: string; datatype: string; shape: number[] }[];
   outputs: { name: string; datatype: string; shape: number[] }[];
+  /** gRPC form; fromGrpcParams reads it */
+  parameters?: Record<string, GrpcParam>;
 }
 
 type Callback<T> = (e: grpc.ServiceError | null, r?: T) => void;

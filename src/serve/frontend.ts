@@ -25,7 +25,7 @@ import type { AdmissionOptions } from './admission.js';
 import { ServeError, badRequest, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model } from './v2/types.js';
 import { checkJsonBounds, firstNonFinite } from './v2/dataplane.js';
 import { v2Rest, v2FastifyOptions, sendError } from './v2/rest.js';
-import { startV2Grpc, stopGrpc } from './v2/grpc.js';
+import { startV2Grpc, stopGrpc, fromGrpcParams } from './v2/grpc.js';
 
 export type { QueryResult } from './policy.js';
 
@@ -161,6 +161,8 @@ export class Frontend implements V2Model {
             input: { name: inp.name, datatype: 'FP32', shape: inp.shape.slice(1).map(Number) },
             output: { name: out.name, datatype: 'FP32', shape: out.shape.slice(1).map(Number) },
             maxBatch: c.maxBatch ?? 64,
+            // the base instance's preprocessing (what clients send) passes through
+            ...(m.parameters?.preprocessing === undefined ? {} : { parameters: { preprocessing: fromGrpcParams(m.parameters).preprocessing } }),
           };
         } catch (e) {
           last = `${addr}: ${(e as Error).message}`;

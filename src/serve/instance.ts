@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import { FaultInjector, NO_FAULTS, type FaultSpec } from './faults.js';
 import type { ServedModel } from './served-model.js';
+import { preprocessingParameter } from '../data/preprocessing.js';
 import { ServeError, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2/types.js';
 import { v2Rest, v2FastifyOptions } from './v2/rest.js';
 import { startV2Grpc, stopGrpc } from './v2/grpc.js';
@@ -57,6 +58,7 @@ export class InstanceServer implements V2Model {
       ...(m.sideInputs.length > 0 ? { sideInputs: m.sideInputs.map((t) => ({ name: t.name, datatype: 'FP32' as const, shape: t.shape })) } : {}),
       output: { name: 'output', datatype: 'FP32', shape: m.outputShape },
       maxBatch: opts.maxBatch ?? 256,
+      ...(m.preprocessing === undefined ? {} : { parameters: { preprocessing: preprocessingParameter(m.preprocessing) } }),
     };
     this.faults = new FaultInjector(opts.faults ?? NO_FAULTS);
     this.log = opts.logger ?? pino({ level: 'silent' });

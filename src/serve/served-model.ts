@@ -34,6 +34,7 @@ import { workerSignatures } from '../codes/worker-signature.js';
 import { Worker } from 'node:worker_threads';
 import type { OnnxWorkerReply, OnnxWorkerRequest } from './onnx-worker.js';
 import { TORCHSCRIPT_EXTENSIONS, isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
+import { checkpointPreprocessing, type Preprocessing } from '../data/preprocessing.js';
 
 export interface ServedModel {
   /** V2 model name */
@@ -45,6 +46,8 @@ export interface ServedModel {
   outputShape: number[];
   /** what the model is, for logs and metadata */
   description: string;
+  /** how raw images become its input (published in the V2 metadata); null: unknown; undefined: not applicable */
+  preprocessing?: Preprocessing | null;
   /** set up (start the worker thread); idempotent */
   load(device: string, threads: number): Promise<void>;
   /** forward a batch [B, ...inputShape] (and side inputs [B, ...shape], in order) -> [B, ...outputShape] */
@@ -255,9 +258,9 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   if (isTorchScript) {
     if (opts.inputShape === undefined) throw new Error(`${spec}: TorchScript files do not record their input shape; pass --input-shape (per example, without the batch dimension, e.g. 3x32x32)`);
     const n = name ?? basename(spec).replace(/\.[^.]+$/, '');
-    return new WorkerModel(n, 'pytorch_libtorch', opts.inputShape, [], `TorchScript model ${spec} (libtorch JIT) on ${opts.inputShape.join('x')} inputs`, { kind: 'torchscript', path: spec }, [], true);
+    return withPreprocessing(new WorkerModel(n, 'pytorch_libtorch', opts.inputShape, [], `TorchScript model ${spec} (libtorch JIT) on ${opts.inputShape.join('x')} inputs`, { kind: 'torchscript', path: spec }, [], true), null);
   }
-  if (isOnnx) return new OnnxServedModel(name ?? basename(spec).replace(/\.onnx$/i, ''), spec, opts.inputShape);
+  if (isOnnx) return withPreprocessing(new OnnxServedModel(name ?? basename(spec).replace(/\.onnx$/i, ''), spec, opts.inputShape), null);
   if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0)) throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
   const notParity = () => {
     if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);
@@ -317,7 +320,8 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     const { channels, height, width, classes } = p.input;
     const n = name ?? `${basename(spec).replace(/\.safetensors$/, '')}-parity${j}`;
     const code = meta.code ? `${meta.code.family}(k=${meta.code.k}, r=${meta.code.r})` : 'code';
-    return new WorkerModel(n, 'coded-libtorch', [channels, height, width], [classes], `parity model ${j} (${p.model}) of ${code} for ${meta.dataset ?? (meta as { base?: { dataset?: string } }).base?.dataset ?? '?'} (${spec})`, { kind: 'parity', path: spec, index: j });
+    // the preprocessing of the base's inputs (a parity model takes codes of such inputs)
+    return withPreprocessing(new WorkerModel(n, 'coded-libtorch', [channels, height, width], [classes], `parity model ${j} (${p.model}) of ${code} for ${meta.dataset ?? (meta as { base?: { dataset?: string } }).base?.dataset ?? '?'} (${spec})`, { kind: 'parity', path: spec, index: j }), checkpointPreprocessing((meta as { base?: Record<string, unknown> }).base));
   }
   notParity();
   if (meta.kind !== 'base' || !meta.model || !meta.input || !meta.classes) {
@@ -325,5 +329,10 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   }
   const { channels, height, width } = meta.input;
   const n = name ?? basename(spec).replace(/\.safetensors$/, '');
-  return new WorkerModel(n, 'coded-libtorch', [channels, height, width], [meta.classes.length], `${meta.model} on ${meta.dataset ?? '?'} (${spec})`, { kind: 'checkpoint', path: spec });
+  return withPreprocessing(new WorkerModel(n, 'coded-libtorch', [channels, height, width], [meta.classes.length], `${meta.model} on ${meta.dataset ?? '?'} (${spec})`, { kind: 'checkpoint', path: spec }), checkpointPreprocessing(meta));
+}
+
+function withPreprocessing<M extends ServedModel>(m: M, p: Preprocessing | null): M {
+  m.preprocessing = p;
+  return m;
 }

@@ -19,7 +19,11 @@ import { baseOutputs, trainParity, type ParityTrainingConfig, type ParityTrainin
 import { loadBaseModel, type LoadedBaseModel } from '../../models/base-model.js';
 import { isTorchScriptPath } from '../../models/file-kinds.js';
 import type { BaseIdentity } from '../../models/base-checkpoint.js';
-import { loadTensorsFile, splitTensors } from '../../data/tensors-file.js';
+import { splitTensors } from '../../data/tensors-file.js';
+import { loadOwnData, imageOptionsOf, OWN_DATA_HELP } from '../../data/own-data.js';
+import { isForwardOnlyBase, loadForwardOnlyBase, noGradientsMessage, type ForwardOnlyBase } from '../../serve/forward-only-base.js';
+import { Progress } from '../progress.js';
+import { evalForwardOnlyCode } from './eval-forward-only.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import type { Module } from '../../nn/module.js';
@@ -35,11 +39,21 @@ test set with every erasure pattern.
 
 Options:
   --base CKPT        base checkpoint from \`coded train base\` (e.g. models/fashion-mnist-base-mlp.safetensors),
-                     or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data)
-  --data FILE        with a TorchScript base: a tensors file (safetensors: \`inputs\` [N, C, H, W]
-                     float32, normalised as F expects, and optional \`labels\` [N]; without labels
-                     F's answers are used), split 80/10/10 with --seed; see examples/own-model/
-  --input-shape CxHxW  with a TorchScript base: per-example input shape (default: the data's)
+                     or a TorchScript file FILE.pt (torch.jit.trace/script + save; with --data),
+                     or, forward only (F's outputs computed once on --data: batched, retried with
+                     backoff; no --augment, no --parity-model base): an ONNX file FILE.onnx or a
+                     running V2 server (Triton, KServe, coded serve instance): v2://HOST:PORT/MODEL
+                     (gRPC) or http://HOST:PORT/v2/models/MODEL (REST)
+  --data DIR|FILE    with a TorchScript base: your data, split 80/10/10 with --seed (see
+                     examples/own-model/): a tensors file (FILE.safetensors or FILE.npz with
+                     \`inputs\` [N, C, H, W] float32, normalised as F expects, and optional
+                     \`labels\` [N]; FILE.npy: inputs only; without labels F's answers are used),
+                     or an image folder DIR/<class>/<image>.png|.jpg (classes in sorted order),
+                     resized to --input-shape and normalised with --mean/--std
+  --input-shape CxHxW  with a TorchScript base: per-example input shape (default: the data's;
+                     an image folder: 3 x its first image's size)
+  --mean M[,M,M] --std S[,S,S]  with an image folder: normalisation (pixel/255 - mean) / std
+                     (default 0 and 1); recorded in the checkpoint and in served metadata
   --code C           addition (r = 1) | linear (Cauchy coefficients, any r) | concat (image tiling, r = 1)
   --k K              queries per coding group (>= 2)
   --r R              parity models (default 1; only linear takes R > 1)
@@ -93,6 +107,9 @@ export interface ParityRunOptions {
   data?: string;
   /** a TorchScript base's per-example input shape (default: the tensors file's) */
   inputShape?: number[];
+  /** an image folder's normalisation (--mean, --std) */
+  mean?: number[];
+  std?: number[];
   dataDir?: string;
   resume: boolean;
   command: string;
@@ -114,6 +131,11 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
   const src = await parityRunSource(o, say);
   try {
     const parityModel = o.cfg.parityModel ?? src.modelName;
+    if (src.format === 'forward-only') {
+      if (parityModel === BASE_PARITY_MODEL) throw new UsageError(noGradientsMessage(o.base, "--parity-model base (trained copies of F's module) is not possible: name a zoo architecture"));
+      if (!isModelName(parityModel)) throw new UsageError(`--parity-model is required for a forward-only base (${o.base}): a zoo architecture for its ${src.input.channels}x${src.input.height}x${src.input.width} inputs (${modelNames().join(', ')})`);
+      if ((o.cfg.augment ?? 'none') !== 'none') throw new UsageError(`--augment needs a local F to compute the outputs of augmented queries; ${o.base} is forward-only (its outputs are computed once on the data): drop --augment`);
+    }
     const ownArchitecture = src.format === 'torchscript' && parityModel === BASE_PARITY_MODEL;
     if (!isModelName(parityModel) && !ownArchitecture) {
       throw new UsageError(src.format === 'torchscript'
@@ -166,7 +188,7 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
 }
 
 interface ParityRunSource {
-  format: 'checkpoint' | 'torchscript';
+  format: 'checkpoint' | 'torchscript' | 'forward-only';
   model: Module;
   identity: BaseIdentity;
   input: { channels: number; height: number; width: number };
@@ -179,14 +201,26 @@ interface ParityRunSource {
 
 /** F and its data: a zoo checkpoint with its dataset, or a TorchScript file with a tensors file (--data, --input-shape). */
 async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): Promise<ParityRunSource> {
-  if (isTorchScriptPath(o.base)) {
-    if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors (inputs [N, C, H, W] and optional labels [N]) to train its parity models on`);
-    const data = loadTensorsFile(o.data);
+  if (isTorchScriptPath(o.base) || isForwardOnlyBase(o.base)) {
+    if (o.data === undefined) throw new UsageError(`${o.base} is a TorchScript file: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (${OWN_DATA_HELP}) to train its parity models on`);
+    const data = await loadOwnData(o.data, { inputShape: o.inputShape, mean: o.mean, std: o.std });
     const shape = o.inputShape ?? data.inputs.shape.slice(1);
-    let base: LoadedBaseModel;
+    let base: LoadedBaseModel | ForwardOnlyBase;
     try {
       if (data.inputs.shape.slice(1).join('x') !== shape.join('x')) throw new UsageError(`--input-shape ${shape.join('x')} does not match the inputs of ${o.data} ([${data.inputs.shape.join(', ')}])`);
-      base = loadBaseModel(o.base, { inputShape: shape, dataset: basename(o.data) });
+      if (isForwardOnlyBase(o.base)) {
+        // a V2 server or an ONNX file: F's outputs on all the data, computed once (forward only)
+        const bar = new Progress(`F's outputs (${o.base})`, data.inputs.shape[0], { enabled: !o.quiet, unit: 'examples' });
+        let done = 0;
+        base = await loadForwardOnlyBase(o.base, data.inputs, {
+          dataset: basename(o.data), ...(o.inputShape === undefined ? {} : { inputShape: o.inputShape }),
+          onProgress: (d) => { bar.tick(d - done); done = d; },
+          onRetry: (a, e, ms) => say(`${o.base}: attempt ${a} failed (${e.message.split('\n')[0]}); retrying in ${ms} ms`),
+        });
+        bar.finish();
+      } else {
+        base = loadBaseModel(o.base, { inputShape: shape, dataset: basename(o.data) });
+      }
     } catch (e) {
       data.inputs.dispose();
       data.labels?.dispose();
@@ -198,17 +232,18 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
     const splits = splitTensors(data.inputs, labels, { seed: o.cfg.seed });
     data.inputs.dispose();
     labels.dispose();
-    const classes = Array.from({ length: base.classes }, (_, i) => String(i));
+    const classes = data.classNames?.length === base.classes ? data.classNames : Array.from({ length: base.classes }, (_, i) => String(i));
+    const identity = data.preprocessing === null ? base.identity : { ...base.identity, preprocessing: data.preprocessing };
     return {
-      format: 'torchscript', model: base.model, identity: base.identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
-      dataset: basename(o.data).replace(/\.safetensors$/i, ''), data: { ...splits, classes },
+      format: base.format === 'forward-only' ? 'forward-only' : 'torchscript', model: base.model, identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
+      dataset: basename(o.data).replace(/\.(safetensors|npz|npy)$/i, ''), data: { ...splits, classes },
       dispose: () => {
         base.model.dispose();
         for (const s of [splits.train, splits.validation, splits.test]) { s.images.dispose(); s.labels.dispose(); }
       },
     };
   }
-  if (o.data !== undefined || o.inputShape !== undefined) throw new UsageError(`--data and --input-shape go with a TorchScript --base (FILE.pt); ${o.base} trains on the dataset its checkpoint names`);
+  if (o.data !== undefined || o.inputShape !== undefined || o.mean !== undefined || o.std !== undefined) throw new UsageError(`--data and --input-shape go with a TorchScript --base (FILE.pt); ${o.base} trains on the dataset its checkpoint names`);
   const base = loadBaseCheckpoint(o.base);
   try {
     const dataset = base.meta.dataset;
@@ -237,7 +272,7 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
 export async function trainParityCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
-    data: { type: 'string' }, 'input-shape': { type: 'string' },
+    data: { type: 'string' }, 'input-shape': { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
     epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
     schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
     resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, deterministic: { type: 'boolean' },
@@ -282,6 +317,8 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
     outDir: values.out, dataDir: values['data-dir'], resume: values.resume ?? false,
     ...(values.data !== undefined ? { data: values.data } : {}),
     ...(values['input-shape'] !== undefined ? { inputShape: inputShapeOption(values['input-shape']) } : {}),
+    ...(values.mean !== undefined ? { mean: listOption(values.mean, 'mean') } : {}),
+    ...(values.std !== undefined ? { std: listOption(values.std, 'std') } : {}),
     command: ['coded', 'train', 'parity', ...argv].join(' '), quiet: false,
   });
   const { config, dataset: _d, baseModel: _m, outDir: _o, ...result } = res;
@@ -293,6 +330,12 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
 }
 
 const defaultBatchSize = (k: number) => (k === 2 ? 64 : 32);
+
+function listOption(text: string, name: string): number[] {
+  const v = text.split(',').map((x) => Number(x.trim()));
+  if (v.length === 0 || v.some((x) => !Number.isFinite(x) || text.trim() === '')) throw new UsageError(`bad --${name} '${text}': numbers joined by commas (one, or one per channel)`);
+  return v;
+}
 
 function inputShapeOption(text: string): number[] {
   const dims = text.split('x');
@@ -520,7 +563,9 @@ base correctness, ranks of wrong reconstructions. Prints a markdown report (or J
 the one recorded in the code checkpoint unless --base is given; it must be the same file
 (SHA-256) the parity models were trained for. For a TorchScript base (\`coded train parity
 --base FILE.pt --data FILE\`), --data names the tensors file: the evaluation uses the test
-split training cut from it (the run's seed).`;
+split training cut from it (the run's seed). For a forward-only base (a V2 server or an ONNX
+file), F's outputs on --data are computed again through it (--base: another address of the
+same model).`;
 
 export async function evalCodeCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -530,14 +575,17 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
   if (values.help) return void console.log(evalUsage);
   if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${evalUsage}`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
+  // parity codes for a forward-only F (a V2 server, an ONNX file): F's outputs computed again
+  if (await evalForwardOnlyCode(positionals[0], values)) return;
   const { code, workers, metadata, base } = loadParityWorkers(positionals[0], values.base);
   try {
     if (metadata.base.model === 'torchscript' || values.data !== undefined) {
       // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
-      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
+      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`);
       if (metadata.base.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${positionals[0]} evaluates on its base's dataset`);
       const seed = (metadata as { config?: { seed?: number } }).config?.seed ?? 1;
-      const data = loadTensorsFile(values.data);
+      // an image folder is read with the preprocessing recorded at training
+      const data = await loadOwnData(values.data, imageOptionsOf(metadata.base, values.data));
       const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
       const splits = splitTensors(data.inputs, labels, { seed });
       data.inputs.dispose();

@@ -8,6 +8,7 @@ import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
+import { isForwardOnlyBase, noGradientsMessage } from '../../serve/forward-only-base.js';
 import { ENCODER_INITS, LEGACY_ENCODER_INITS, encoderInitNamed, type EncoderInit } from '../../models/conv-encoder.js';
 import type { Module } from '../../nn/module.js';
 import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
@@ -140,6 +141,7 @@ interface BaseMeta {
 
 /** Rebuild a base model from a `coded train base` checkpoint (the shared loader). */
 export function loadBase(path: string): { model: Module; meta: BaseMeta & { dataset: string; model: string; input: { channels: number; height: number; width: number }; classes: string[] } } {
+  if (isForwardOnlyBase(path)) throw new UsageError(noGradientsMessage(path, 'learned codes, which train their encoder and decoder through F, cannot use it'));
   const { model, meta } = loadBaseCheckpoint(path);
   return { model, meta: meta as never };
 }

@@ -95,6 +95,7 @@ export function metadataJson(meta: ModelMeta) {
     platform: meta.platform,
     inputs: modelInputs(meta).map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
     outputs: [{ name: meta.output.name, datatype: meta.output.datatype, shape: [-1, ...meta.output.shape] }],
+    ...(meta.parameters === undefined ? {} : { parameters: meta.parameters }),
   };
 }
 

@@ -390,7 +390,8 @@ export async function startV2Grpc(model: V2Model, host: string, port: number, ma
     ModelMetadata: unary((r: { name: string; version?: string }) => {
       notFound(r.name);
       checkVersion(meta, r.version);
-      return metadataJson(meta);
+      const md = metadataJson(meta);
+      return meta.parameters === undefined ? md : { ...md, parameters: toGrpcParams(meta.parameters) };
     }),
     ModelInfer: unary(async (r: GrpcInferRequest) => {
       const { req, raw } = parseGrpcInfer(meta, r);

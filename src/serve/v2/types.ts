@@ -93,6 +93,8 @@ export interface ModelMeta {
   output: TensorMeta;
   /** largest batch one request may carry */
   maxBatch: number;
+  /** published in the model metadata (e.g. preprocessing: what clients send; docs/SERVING.md) */
+  parameters?: Record<string, ParamValue>;
 }
 
 /** What the V2 layer serves: one model (an instance's model, or the frontend's coded model). */
