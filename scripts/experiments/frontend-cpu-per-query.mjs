@@ -8,6 +8,7 @@
 //
 //   node scripts/experiments/frontend-cpu-per-query.mjs [--modes coded,equal-resources]
 //        [--queries 1000] [--concurrency 6] [--repeat 2] [--flags 'default|none|--initial-old-space-size=1024']
+//        [--input 3x224x224 | 1x28x28 (the demo's Fashion-MNIST size; 10 classes)]
 //
 // --flags: the server node flags to compare ('|'-separated; 'default': bin/coded's, 'none': no
 // flags), run in turn, --repeat times, so a noisy machine affects each alike. Build first.
@@ -18,17 +19,18 @@ import { join } from 'node:path';
 import { startInstanceProcess, startFrontendProcess } from '../../dist/src/serve/processes.js';
 import { V2GrpcClient } from '../../dist/src/serve/client.js';
 
-const { values } = parseArgs({ options: { modes: { type: 'string', default: 'coded,equal-resources' }, queries: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '6' }, repeat: { type: 'string', default: '2' }, flags: { type: 'string', default: 'default' } } });
+const { values } = parseArgs({ options: { modes: { type: 'string', default: 'coded,equal-resources' }, queries: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '6' }, repeat: { type: 'string', default: '2' }, flags: { type: 'string', default: 'default' }, input: { type: 'string', default: '3x224x224' } } });
 const N = Number(values.queries);
 const C = Number(values.concurrency);
-const model = 'random:mlp:8:3x224x224:1000';
+const inputShape = values.input.split('x').map(Number);
+const model = `random:mlp:8:${values.input}:${inputShape.length === 3 && inputShape[0] === 3 && inputShape[1] === 224 ? 1000 : 10}`;
 const tmp = mkdtempSync(join(tmpdir(), 'fe-cpu-'));
 const cpuMs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * (1000 / 100); // utime + stime, 100 ticks/s
 };
 const insts = await Promise.all(Array.from({ length: 3 }, () => startInstanceProcess(['--model', model, '--name', 'm'])));
-const x = new Float32Array(3 * 224 * 224).fill(0.5);
+const x = new Float32Array(inputShape.reduce((a, b) => a * b, 1)).fill(0.5);
 const rows = [];
 try {
   for (let rep = 0; rep < Number(values.repeat); rep++) {
@@ -43,7 +45,7 @@ try {
         else process.env.CODED_SERVE_NODE_FLAGS = flags === 'none' ? '' : flags;
         const fe = await startFrontendProcess(path);
         const c = new V2GrpcClient(`127.0.0.1:${fe.grpc}`);
-        for (let i = 0; i < 50; i++) await c.infer('x', 'input', x, [1, 3, 224, 224], 10000);
+        for (let i = 0; i < 50; i++) await c.infer('x', 'input', x, [1, ...inputShape], 10000);
         const f0 = cpuMs(fe.proc.pid);
         const i0 = insts.map((i) => cpuMs(i.proc.pid));
         const c0 = process.cpuUsage();
@@ -52,7 +54,7 @@ try {
         await Promise.all(Array.from({ length: C }, async (_, w) => {
           for (let i = w; i < N; i += C) {
             const s = performance.now();
-            await c.infer('x', 'input', x, [1, 3, 224, 224], 10000);
+            await c.infer('x', 'input', x, [1, ...inputShape], 10000);
             lat.push(performance.now() - s);
           }
         }));
