@@ -1,19 +1,17 @@
 // `coded train parity ...` (parity-model training for the addition, linear and concat codes:
-// one run, or a sweep of runs from a JSON config) and `coded eval CODE_CKPT` (the shared code
-// evaluation of a parity-code checkpoint). The `train` and `eval` entries of the command table
-// route here for these forms and to the base-model commands otherwise.
+// one run, or a sweep of runs from a JSON config).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { parse, intOption, numberOption, choiceOption, UsageError } from '../args.js';
 import { epochBars } from '../progress.js';
 import { checkpointStem, commonSweepFields, parseSweepConfig, pct, tableCell, writeSweepResults, type SweepColumn, type TypeBuilder } from '../sweep.js';
-import { isDatasetName, loadDataset, disposeDataset, loadTestSet, disposeTestSet } from '../../data/registry.js';
+import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { isModelName, modelNames } from '../../models/registry.js';
 import { codeFromConfig } from '../../codes/index.js';
 import { LinearCode } from '../../codes/linear.js';
-import { BASE_PARITY_MODEL, loadBaseCheckpoint, loadParityCode, loadParityWorkers } from '../../codes/parity-models.js';
+import { BASE_PARITY_MODEL, loadBaseCheckpoint, loadParityCode } from '../../codes/parity-models.js';
 import type { TorchScriptModule } from '../../models/torchscript.js';
 import { baseOutputs, trainParity, type ParityTrainingConfig, type ParityTrainingData, type ParityTrainingResult } from '../../train/parity-training.js';
 import { loadBaseModel, type LoadedBaseModel } from '../../models/base-model.js';
@@ -23,7 +21,7 @@ import { loadTensorsFile, splitTensors } from '../../data/tensors-file.js';
 import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import type { Module } from '../../nn/module.js';
-import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
+import { formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 
 export const trainUsage = `coded train parity --base CKPT --code addition|linear|concat --k K [options]
 coded train parity --config SWEEP.json [--data-dir DIR] [--device D] [--json]
@@ -200,7 +198,7 @@ async function parityRunSource(o: ParityRunOptions, say: (s: string) => void): P
     labels.dispose();
     const classes = Array.from({ length: base.classes }, (_, i) => String(i));
     return {
-      format: 'torchscript', model: base.model, identity: base.identity, input: base.identity.input, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
+      format: 'torchscript', model: base.model, identity: base.identity, input: base.identity.input!, modelName: basename(o.base).replace(/\.[^.]+$/, ''),
       dataset: basename(o.data).replace(/\.safetensors$/i, ''), data: { ...splits, classes },
       dispose: () => {
         base.model.dispose();
@@ -506,91 +504,4 @@ export async function runParitySweep(path: string, o: ParitySweepOptions = {}): 
     writeSweepResults(s.out, rows, PARITY_COLUMNS);
   }
   return rows;
-}
-
-export const evalUsage = `coded eval CODE_CKPT [--base CKPT] [--data-dir DIR | --data FILE.safetensors] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
-coded eval --code SPEC --base CKPT ...   (training-free codes: berrut, letcc, bspline; \`coded eval --code x --help\`)
-coded eval base CKPT ...   (base-model accuracy)
-
-Evaluates a code checkpoint (e.g. from \`coded train parity\`) on its base model's test set,
-grouped into coding groups of k: A_a, degraded-mode accuracy A_d over every erasure pattern,
-recovery accuracy, top-5, per pattern and by number of missing outputs, A_o(f), recovery by
-base correctness, ranks of wrong reconstructions. Prints a markdown report (or JSON);
---plot PREFIX also writes PREFIX.svg and PREFIX.png of A_o versus f. The base checkpoint is
-the one recorded in the code checkpoint unless --base is given; it must be the same file
-(SHA-256) the parity models were trained for. For a TorchScript base (\`coded train parity
---base FILE.pt --data FILE\`), --data names the tensors file: the evaluation uses the test
-split training cut from it (the run's seed).`;
-
-export async function evalCodeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, 'data-dir': { type: 'string' }, data: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
-    plot: { type: 'string' }, json: { type: 'boolean' },
-  }, evalUsage);
-  if (values.help) return void console.log(evalUsage);
-  if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${evalUsage}`);
-  const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
-  const { code, workers, metadata, base } = loadParityWorkers(positionals[0], values.base);
-  try {
-    if (metadata.base.model === 'torchscript' || values.data !== undefined) {
-      // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
-      if (values.data === undefined) throw new UsageError(`${positionals[0]} was trained for the TorchScript base ${metadata.base.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
-      if (metadata.base.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${positionals[0]} evaluates on its base's dataset`);
-      const seed = (metadata as { config?: { seed?: number } }).config?.seed ?? 1;
-      const data = loadTensorsFile(values.data);
-      const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
-      const splits = splitTensors(data.inputs, labels, { seed });
-      data.inputs.dispose();
-      labels.dispose();
-      try {
-        workers.base.to(device);
-        for (const m of workers.parity ?? []) m.to(device);
-        const classes = Array.from({ length: metadata.base.classes }, (_, i) => String(i));
-        const e = evaluateCode({ code, workers, test: splits.test, classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
-        if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
-        if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
-        else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for TorchScript base ${metadata.base.path} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`);
-      } finally {
-        for (const sp of [splits.train, splits.validation, splits.test]) { sp.images.dispose(); sp.labels.dispose(); }
-      }
-      return;
-    }
-    const dataset = base.meta.dataset;
-    if (!isDatasetName(dataset)) throw new Error(`unknown dataset '${dataset}' in the base checkpoint`);
-    workers.base.to(device);
-    for (const m of workers.parity ?? []) m.to(device);
-    const ds = await loadTestSet(dataset, { dataDir: values['data-dir'], log: (s) => process.stderr.write(s + '\n') });
-    try {
-      const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
-      if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
-      if (values.json) console.log(JSON.stringify({ checkpoint: positionals[0], base: metadata.base, ...e }));
-      else console.log(`${positionals[0]}: parity models (${metadata.parity.model}) for base ${metadata.base.path} (${metadata.base.model} on ${metadata.base.dataset})\n\n${formatCodeEvaluation(e)}`);
-    } finally {
-      disposeTestSet(ds);
-    }
-  } finally {
-    workers.base.dispose();
-    for (const m of workers.parity ?? []) m.dispose();
-  }
-}
-
-
-/** `coded eval ...`: `eval base CKPT` to the base-model command, `eval CODE_CKPT` (or `eval code CODE_CKPT`) here. */
-export async function evalRouter(argv: string[]): Promise<void> {
-  const [what] = argv;
-  if (what === undefined) throw new UsageError(`expected a checkpoint to evaluate\n\n${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
-  if (what === '--help' || what === '-h') {
-    console.log(`${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
-    return;
-  }
-  if (what === 'base') return (await import('./evaluate.js')).evaluate(argv);
-  const rest = what === 'code' ? argv.slice(1) : argv;
-  // training-free codes from a spec (--code berrut:k=2,n=4) and Lagrange checkpoints: their own command
-  const family = await import('./eval-family.js');
-  if (rest.some((a) => a === '--code' || a.startsWith('--code='))) return family.evalSpecCommand(rest);
-  if (rest.some((a) => family.isPolynomialCheckpoint(a))) return family.evalPolynomialCommand(rest);
-  // learned codes (coded train learned) have no parity models: their own loader
-  const learned = await import('./eval-learned.js');
-  if (rest.some((a) => learned.isLearnedCheckpoint(a))) return learned.evalLearnedCommand(rest);
-  return evalCodeCommand(rest);
 }
