@@ -17,7 +17,8 @@ import { evaluateCode } from '../../src/eval/code-metrics.js';
 import {
   baseIdentity, buildJointParityModels, learnedCodeConfig, resolveParityModel, trainLearned, type LearnedTrainingConfig,
 } from '../../src/train/learned-training.js';
-import { parseSweep, trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
+import { trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
+import { parseSweep } from '../../src/train/learned-run.js';
 import { evalCodeCommand } from '../../src/cli/commands/eval.js';
 import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { servedModelFrom } from '../../src/serve/served-model.js';
