@@ -144,7 +144,7 @@ export function readCodeCheckpoint(path: string, { parity: mode = 'auto' }: Read
     for (const m of parity) m.eval();
   } catch (e) {
     for (const m of parity) m.dispose();
-    if (code !== null) for (const m of code.modules().values()) m.dispose();
+    if (code !== null) codeState(code).dispose();
     for (const t of all.values()) t.dispose();
     const msg = (e as Error).message;
     throw new Error(msg.startsWith(path) ? msg : `${path}: ${msg}`);
@@ -225,8 +225,7 @@ export function loadCodeCheckpoint(path: string, o: LoadCodeCheckpointOptions = 
     r.extra.clear();
   }
   const disposeCode = () => {
-    for (const m of r.code.modules().values()) m.dispose();
-    for (const m of r.parity) m.dispose();
+    codeState(r.code, r.parity).dispose();
   };
   if (bp === null) return { ...r, dispose: disposeCode };
   let base: LoadedBase;

@@ -11,6 +11,7 @@ import type { Module } from '../nn/module.js';
 import { manualSeed } from '../engine/runtime.js';
 import { LearnedCode, decoderNames, encoderNames } from '../codes/learned.js';
 import '../codes/index.js';
+import { codeState } from '../codes/code-state.js';
 import {
   LOSSES, baseIdentity, learnedCodeConfig, isParityModelChoice, parityModelChoices, resolveParityModel, trainLearned,
   type LearnedLoss, type LearnedTrainingConfig, type LearnedTrainingResult,
@@ -121,7 +122,7 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
     const data = { train: ds.train, validation: ds.validation, test: ds.test, classes: meta.classes, input: meta.input };
     manualSeed(cfg.seed);
     code = new LearnedCode(learnedCodeConfig(cfg, data, meta.model));
-    const params = [...code.modules().values()].reduce((a, m) => a + m.numParameters(), 0);
+    const params = codeState(code).numParameters();
     const pm = parityArch === undefined ? '' : ` with ${cfg.r} ${parityArch} parity model(s) (${cfg.parityModel === 'base' ? "initialised from F's weights" : 'fresh'})`;
     say(`training ${code.name} (${params.toLocaleString('en')} encoder/decoder parameters)${pm} for ${meta.model} on ${meta.dataset} (${basename(cfg.base)}), ` +
       `loss ${cfg.loss}, ${cfg.epochs} epochs, batch ${cfg.batchSize} groups, Adam lr ${cfg.lr}${cfg.schedule === 'cosine' ? ' (cosine)' : ''} L2 ${cfg.weightDecay}, ${cfg.device}; output ${o.outDir}`);
@@ -139,7 +140,7 @@ export async function runLearned(o: RunOptions): Promise<LearnedTrainingResult &
   } finally {
     disposeDataset(ds);
     base.dispose();
-    if (code) for (const [, m] of code.modules()) m.dispose();
+    if (code) codeState(code).dispose();
   }
 }
 

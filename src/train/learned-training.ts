@@ -309,7 +309,7 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
         const saved = readCodeCheckpoint(path, { parity: parity.length > 0 ? 'required' : 'none' });
         const m = saved.metadata as unknown as { base?: BaseIdentity };
         const free = () => {
-          for (const mod of [...saved.code.modules().values(), ...saved.parity]) mod.dispose();
+          codeState(saved.code, saved.parity).dispose();
           for (const t of saved.extra.values()) t.dispose();
         };
         try {

@@ -24,6 +24,7 @@ import type { LinearCode } from '../codes/linear.js';
 import { buildParityModels, loadParityCode, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
 import { ModuleList } from '../nn/containers.js';
+import { codeState } from '../codes/code-state.js';
 import { runEpochs } from './run.js';
 
 export interface ParityTrainingConfig {
@@ -196,8 +197,7 @@ export function trainParity(
         const lp = loadParityCode(path);
         const m = lp.metadata as unknown as { config?: ParityTrainingConfig; base: BaseIdentity };
         const free = () => {
-          for (const p of lp.parity) p.dispose();
-          for (const m of lp.code.modules().values()) m.dispose();
+          codeState(lp.code, lp.parity).dispose();
           for (const t of lp.extra.values()) t.dispose();
         };
         try {

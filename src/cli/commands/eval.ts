@@ -10,6 +10,7 @@ import { noGrad } from '../../engine/autograd.js';
 import { tidy } from '../../engine/scope.js';
 import '../../codes/index.js';
 import { loadCodeCheckpoint } from '../../codes/checkpoint.js';
+import { codeState } from '../../codes/code-state.js';
 import { LagrangeCode } from '../../codes/lagrange.js';
 import type { BaseIdentity } from '../../models/base-checkpoint.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot, type CodeEvaluation } from '../../eval/code-metrics.js';
@@ -59,8 +60,7 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
     if (family === 'learned' && meta.base === undefined) throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
     if (code instanceof LagrangeCode) code.train(false);
     base.model.to(device).eval();
-    for (const m of code.modules().values()) m.to(device);
-    for (const m of workers.parity ?? []) m.to(device);
+    codeState(code, l.parity).to(device);
     if (meta.base?.model === 'torchscript' || values.data !== undefined) {
       // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
       if (values.data === undefined) throw new UsageError(`${path} was trained for the TorchScript base ${meta.base!.path}: pass --data FILE.safetensors (the tensors file it was trained on)`);
