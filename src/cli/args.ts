@@ -1,12 +1,9 @@
 // Shared argument handling: strict parsing with errors that say what was wrong.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError, choiceOption } from '../util/usage-error.js';
+
+export { UsageError, choiceOption };
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -91,8 +88,3 @@ export function numberOption(value: string | undefined, name: string, fallback: 
   return n;
 }
 
-export function choiceOption<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
-  return value as T;
-}

@@ -5,7 +5,7 @@ import { UsageError } from './args.js';
 const commands: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
   demo: { summary: 'train Base-MLP on Fashion-MNIST end to end (the engine demo)', load: async () => (await import('./commands/demo.js')).demo },
   train: { summary: 'train models: `coded train base|parity|learned|polynomial ...`', load: async () => (await import('./commands/train.js')).train },
-  eval: { summary: 'evaluate checkpoints: `coded eval base CKPT`, `coded eval CODE_CKPT`', load: async () => (await import('./commands/parity.js')).evalRouter },
+  eval: { summary: 'evaluate checkpoints: `coded eval base CKPT`, `coded eval CODE_CKPT`', load: async () => (await import('./commands/eval.js')).evalCommand },
   compare: { summary: 'every coding scheme side by side: accuracy by stragglers, cost, timing (`coded compare --base CKPT --k K --n N`)', load: async () => (await import('./commands/compare.js')).compareCommand },
   datasets: { summary: 'list datasets and whether each is present locally', load: async () => (await import('./commands/catalog.js')).datasets },
   models: { summary: 'list the base models', load: async () => (await import('./commands/catalog.js')).models },

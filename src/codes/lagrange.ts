@@ -28,6 +28,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { ConvEncoder } from '../models/conv-encoder.js';
 import { registerCodeFamily } from './family-table.js';
+import { codeState } from './code-state.js';
 import type { MultiInputModule, WorkerSet } from './computation.js';
 import {
   UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,
@@ -284,23 +285,23 @@ export class LagrangeCode implements Code {
   }
 
   parameters(): Tensor[] {
-    return [...this.modules().values()].flatMap((m) => m.parameters());
+    return codeState(this).parameters();
   }
 
   numParameters(): number {
-    return [...this.modules().values()].reduce((a, m) => a + m.numParameters(), 0);
+    return codeState(this).numParameters();
   }
 
   train(mode = true): void {
-    for (const m of this.modules().values()) m.train(mode);
+    codeState(this).train(mode);
   }
 
   to(device: string): void {
-    for (const m of this.modules().values()) m.to(device as never);
+    codeState(this).to(device as never);
   }
 
   dispose(): void {
-    for (const m of this.modules().values()) m.dispose();
+    codeState(this).dispose();
   }
 
   /** The worker computation H, as worker 'H'[0] (every worker runs the same H). */

@@ -120,7 +120,7 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
       throw new Error(`${o.code}: its parity models are the project's own '${lp.metadata.parity.model}' modules, which Triton cannot load; train them as copies of F's TorchScript module (\`coded train parity --base ${o.base} --parity-model base\`), or serve the parity pool with \`coded serve instance --model ${o.code}\``);
     }
     parity = lp.parity as TorchScriptModule[];
-    recordedInput = [rec.input.channels, rec.input.height, rec.input.width];
+    recordedInput = rec.input === undefined ? undefined : [rec.input.channels, rec.input.height, rec.input.width];
   }
 
   try {

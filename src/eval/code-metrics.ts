@@ -18,6 +18,7 @@ import { dirname } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import { stack } from '../engine/ops.js';
+import { codeState } from '../codes/code-state.js';
 import type { Device } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Split } from '../data/split.js';
@@ -146,7 +147,7 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
   const modules = [workers.base, ...(workers.parity ?? []), ...[...(workers.workers?.values() ?? [])].flat()];
   const wasTraining = modules.map((m) => m.training);
   for (const m of modules) m.eval();
-  for (const [, m] of code.modules()) m.eval();
+  codeState(code).eval();
   try {
     noGrad(() => {
       for (const batch of sampler.batches(0)) {

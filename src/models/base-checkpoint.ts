@@ -26,13 +26,20 @@ export interface BaseCheckpointMeta {
   [key: string]: unknown;
 }
 
+/**
+ * The identity of a base model F that a code checkpoint records (the one type for it): the path
+ * as given at training time and the file's SHA-256, what F is, and, where the trainer recorded
+ * them, its input shape and class count (parity codes; a TorchScript F needs them to load) and
+ * its test accuracy (learned codes).
+ */
 export interface BaseIdentity {
   path: string;
   sha256: string;
   dataset: string;
   model: string;
-  input: BaseCheckpointMeta['input'];
-  classes: number;
+  input?: BaseCheckpointMeta['input'];
+  classes?: number;
+  testAccuracy?: number;
   /** how raw images become F's inputs, when known (src/data/preprocessing.ts) */
   preprocessing?: Preprocessing;
 }

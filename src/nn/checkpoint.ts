@@ -1,8 +1,7 @@
 // Checkpoints: a module's state dict (plus optional extra tensors such as optimizer
 // state) in one safetensors file whose __metadata__ carries JSON metadata under "coded" and
 // the SHA-256 of the tensor data (verified at load). Weights that are not finite are refused.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { loadSafetensors, saveSafetensors } from './safetensors.js';
+import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from './safetensors.js';
 import { tidy } from '../engine/scope.js';
 import type { Module } from './module.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -92,27 +91,11 @@ export function loadCheckpointInto(path: string, module: Module): Checkpoint {
 
 /** A checkpoint's "coded" metadata from its JSON header alone (no tensor data read, nothing verified). */
 export function readCheckpointHeader(path: string): CheckpointMetadata {
-  const fd = openSync(path, 'r');
+  const coded = readSafetensorsMetadata(path).coded;
+  if (coded === undefined) return {};
   try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) throw new Error(`${path} is not a safetensors file (too short)`);
-    const n = Number(len.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100_000_000)) throw new Error(`${path} is not a safetensors file (header length ${n})`);
-    const head = Buffer.alloc(n);
-    if (readSync(fd, head, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
-    let coded: string | undefined;
-    try {
-      coded = (JSON.parse(head.toString('utf8')) as { __metadata__?: { coded?: string } }).__metadata__?.coded;
-    } catch {
-      throw new Error(`${path}: safetensors header is not valid JSON`);
-    }
-    if (coded === undefined) return {};
-    try {
-      return JSON.parse(coded) as CheckpointMetadata;
-    } catch {
-      throw new Error(`${path}: the checkpoint's "coded" metadata is not valid JSON`);
-    }
-  } finally {
-    closeSync(fd);
+    return JSON.parse(coded) as CheckpointMetadata;
+  } catch {
+    throw new Error(`${path}: the checkpoint's "coded" metadata is not valid JSON`);
   }
 }

@@ -4,6 +4,7 @@ export * from './conv2d.js';
 export * from './batchnorm2d.js';
 export * from './layers.js';
 export * from './sequential.js';
+export * from './containers.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
 export * from './pipe.js';

@@ -2,8 +2,8 @@
 // TypeScript: 8-byte little-endian header length, a JSON header {name: {dtype, shape,
 // data_offsets}, __metadata__: {string: string}}, then the raw little-endian data.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { tensor, type Tensor } from '../engine/tensor.js';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { tensor, Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
 
 export class SafetensorsError extends Error {
@@ -221,4 +221,29 @@ export function loadSafetensors(path: string): SafetensorsContent {
     throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   return parseSafetensors(buf, path);
+}
+
+/**
+ * A safetensors file's __metadata__ (string to string) from its JSON header alone: no tensor
+ * data is read or verified. The one header reader (checkpoint metadata, serving's model sniffing).
+ */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fd = openSync(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) throw new Error(`${path} is not a safetensors file (too short)`);
+    const n = Number(len.readBigUInt64LE(0));
+    if (!(n > 0 && n <= 100_000_000)) throw new Error(`${path} is not a safetensors file (header length ${n})`);
+    const head = Buffer.alloc(n);
+    if (readSync(fd, head, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> };
+    } catch {
+      throw new Error(`${path}: safetensors header is not valid JSON`);
+    }
+    return header.__metadata__ ?? {};
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -295,3 +295,19 @@ export async function loadForwardOnlyBase(base: string, inputs: Tensor, o: Compu
     await src.close();
   }
 }
+
+/**
+ * What parity training needs of forward-only bases (src/train/parity-run.ts's ForwardOnlySupport),
+ * with optional progress and retry reports (the CLI passes a progress bar).
+ */
+export function forwardOnlySupport(o: { onProgress?: (base: string, done: number, total: number) => void; onRetry?: (base: string, attempt: number, e: Error, waitMs: number) => void } = {}) {
+  return {
+    is: isForwardOnlyBase,
+    noGradients: noGradientsMessage,
+    load: (base: string, inputs: Tensor, opts: { dataset: string; inputShape?: number[] }) => loadForwardOnlyBase(base, inputs, {
+      ...opts,
+      ...(o.onProgress !== undefined ? { onProgress: (d: number) => o.onProgress!(base, d, inputs.shape[0]) } : {}),
+      ...(o.onRetry !== undefined ? { onRetry: (a: number, e: Error, ms: number) => o.onRetry!(base, a, e, ms) } : {}),
+    }),
+  };
+}

@@ -4,8 +4,7 @@ import { buildModel } from '../models/registry.js';
 import { TorchScriptModule } from '../models/torchscript.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
-import { loadParityCode } from '../codes/parity-models.js';
-import { loadCode } from '../codes/registry.js';
+import { readCodeCheckpoint } from '../codes/checkpoint.js';
 import '../codes/index.js';
 
 export type BuildOptions =
@@ -30,21 +29,15 @@ export default function build(o: BuildOptions): Module {
     manualSeed(o.seed);
     return buildModel(o.model, { ...o.input, classes: o.classes });
   }
-  if (o.kind === 'code-worker') {
-    const { code, extra } = loadCode(o.path);
+  if (o.kind === 'code-worker' || o.kind === 'parity') {
+    // the one code-checkpoint reader (no base model needed here): keep the one network served
+    const { code, parity, extra } = readCodeCheckpoint(o.path, { parity: o.kind === 'parity' ? 'required' : 'none' });
     for (const t of extra.values()) t.dispose();
-    const keep = code.workerModules?.().get(o.name)?.[o.index];
-    for (const m of code.modules().values()) if (m !== keep) m.dispose();
-    if (keep === undefined) throw new Error(`${o.path} (${code.name}) has no worker ${o.name}[${o.index}]`);
-    return keep;
-  }
-  if (o.kind === 'parity') {
-    const lp = loadParityCode(o.path);
-    for (const t of lp.extra.values()) t.dispose();
-    for (const m of lp.code.modules().values()) m.dispose();
-    const keep = lp.parity[o.index];
-    for (const m of lp.parity) if (m !== keep) m.dispose();
-    if (keep === undefined) throw new Error(`${o.path} has ${lp.parity.length} parity model(s); no parity index ${o.index}`);
+    const keep = o.kind === 'parity' ? parity[o.index] : code.workerModules?.().get(o.name)?.[o.index];
+    for (const m of [...code.modules().values(), ...parity]) if (m !== keep) m.dispose();
+    if (keep === undefined) {
+      throw new Error(o.kind === 'parity' ? `${o.path} has ${parity.length} parity model(s); no parity index ${o.index}` : `${o.path} (${code.name}) has no worker ${o.name}[${o.index}]`);
+    }
     return keep;
   }
   const ck = readCheckpoint(o.path);

@@ -1,7 +1,7 @@
 // What a model instance serves, from its --model argument:
 //   a base checkpoint (models/*.safetensors from `coded train base`), run on a worker thread;
 //   a parity-code checkpoint (`coded train parity`, or `coded train learned --parity-model`):
-//                      its parity model j (parityIndex, default 0), loaded with loadParityCode
+//                      its parity model j (parityIndex, default 0), loaded with readCodeCheckpoint
 //                      on a worker thread;
 //   linear:D:C[:SEED]  a seeded random linear map R^D -> R^C (logits, no softmax), worker thread;
 //   random:MODEL:CxHxW:CLASSES[:SEED]
@@ -24,7 +24,7 @@
 //                      thread; input shape from the file (or --input-shape for symbolic
 //                      dimensions).
 // Only the checkpoint's JSON header is read here, so the main thread never loads weights.
-import { openSync, readSync, closeSync } from 'node:fs';
+import { readCheckpointHeader } from '../nn/checkpoint.js';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AsyncForward } from './async-forward.js';
@@ -55,33 +55,8 @@ export interface ServedModel {
   close(): Promise<void>;
 }
 
-/** Read a safetensors file's "coded" JSON metadata without loading tensors. */
-export function readCheckpointMetadata(path: string): Record<string, unknown> {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`${path} is not a safetensors file (too short)`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100 * 1024 * 1024)) throw new Error(`${path} is not a safetensors file (header length ${n})`);
-    const json = Buffer.alloc(n);
-    if (readSync(fd, json, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(json.toString('utf8'));
-    } catch {
-      throw new Error(`${path}: safetensors header is not valid JSON`);
-    }
-    const coded = header.__metadata__?.coded;
-    if (coded === undefined) return {};
-    try {
-      return JSON.parse(coded) as Record<string, unknown>;
-    } catch {
-      throw new Error(`${path}: the checkpoint's "coded" metadata is not valid JSON`);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Read a safetensors file's "coded" JSON metadata without loading tensors (nn's one header reader). */
+export const readCheckpointMetadata: (path: string) => Record<string, unknown> = readCheckpointHeader;
 
 class WorkerModel implements ServedModel {
   private af: AsyncForward | null = null;
@@ -310,7 +285,7 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
   }
   if (worker !== undefined) throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
   if (meta.kind === 'code') {
-    // Only the header here; the worker thread loads the weights with loadParityCode, which checks them.
+    // Only the header here; the worker thread loads the weights with readCodeCheckpoint, which checks them.
     const p = meta.parity;
     if (p === undefined || typeof p.model !== 'string' || p.input === undefined || !Number.isInteger(p.count)) {
       throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);

@@ -3,11 +3,9 @@
 // epoch) after every epoch. Deterministic for a seed, also across a resume.
 import { learningRate } from './lr-schedule.js';
 import { runFiles } from './run-files.js';
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { Adam } from '../engine/optim/adam.js';
 import { SGD } from '../engine/optim/sgd.js';
-import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
-import { manualSeed } from '../engine/runtime.js';
+import type { Optimizer } from '../engine/optim/optimizer.js';
 import type { Device } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
 import { readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
@@ -15,6 +13,7 @@ import type { Module } from '../nn/module.js';
 import type { Split } from '../data/split.js';
 import { classifierAccuracy } from '../eval/classifier-accuracy.js';
 import { trainEpoch } from './classifier-epoch.js';
+import { runEpochs } from './run.js';
 
 export interface BaseTrainingConfig {
   dataset: string;
@@ -84,13 +83,8 @@ function makeOptimizer(cfg: BaseTrainingConfig, params: Tensor[]): Optimizer {
 
 export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrainingData, outDir: string, { resume = false } = {}, hooks: BaseTrainingHooks = {}): BaseTrainingResult {
   const t0 = performance.now();
-  mkdirSync(outDir, { recursive: true });
-  const f = files(outDir);
   model.to(cfg.device);
   const opt = makeOptimizer(cfg, model.parameters());
-  let startEpoch = 1;
-  let best = { epoch: 0, valAccuracy: -1 };
-  const history: EpochRecord[] = [];
   const baseMeta = {
     kind: 'base',
     dataset: cfg.dataset,
@@ -102,68 +96,62 @@ export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrai
     command: hooks.command ?? null,
     augment: hooks.augment ?? 'none',
   };
-
-  if (resume) {
-    if (!existsSync(f.last)) throw new Error(`--resume: ${f.last} does not exist (nothing to resume in ${outDir})`);
-    const ck = readCheckpoint(f.last);
-    const m = ck.metadata as { config?: BaseTrainingConfig; epoch?: number; best?: typeof best; optimizer?: Omit<OptimizerState, 'tensors'>; history?: EpochRecord[] };
-    if (m.config?.model !== cfg.model || m.config?.dataset !== cfg.dataset) {
-      throw new Error(`--resume: ${f.last} was trained as ${m.config?.model} on ${m.config?.dataset}, not ${cfg.model} on ${cfg.dataset}`);
-    }
-    model.loadStateDict(ck.state);
-    if (m.optimizer) opt.loadStateDict({ ...m.optimizer, tensors: Object.fromEntries(ck.extra) });
-    for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
-    startEpoch = (m.epoch ?? 0) + 1;
-    best = m.best ?? best;
-    history.push(...(m.history ?? []));
-  } else {
-    rmSync(f.log, { force: true });
-  }
-
   const batches = Math.ceil(data.train.size / cfg.batchSize);
   const lrOf = learningRate(cfg, batches);
+  let run: ReturnType<typeof runEpochs<EpochRecord>>;
   try {
-    for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
-      manualSeed(cfg.seed * 100003 + epoch);
-      const r = trainEpoch(model, opt, data.train, {
-        batchSize: cfg.batchSize,
-        device: cfg.device,
-        augment: data.augmentFor?.(epoch),
-        lrAt: (b) => lrOf(epoch, b),
-        onBatch: (b, loss) => hooks.onBatch?.(epoch, b, batches, loss),
-      });
-      const val = classifierAccuracy(model, data.validation, { numClasses: data.classes.length, device: cfg.device });
-      const isBest = val.accuracy > best.valAccuracy;
-      const rec: EpochRecord = { epoch, trainLoss: r.meanLoss, trainAccuracy: r.accuracy, valAccuracy: val.accuracy, lr: lrOf(epoch, 0), seconds: r.seconds, best: isBest };
-      history.push(rec);
-      if (isBest) {
-        best = { epoch, valAccuracy: val.accuracy };
-        saveCheckpoint(f.best, model, { ...baseMeta, epoch, valAccuracy: val.accuracy, created: new Date().toISOString() });
-      }
-      const os = opt.stateDict();
-      saveCheckpoint(f.last, model, { ...baseMeta, epoch, best, history, optimizer: { steps: os.steps, hyper: os.hyper } }, new Map(Object.entries(os.tensors)));
-      appendFileSync(f.log, JSON.stringify({ ...rec, time: new Date().toISOString() }) + '\n');
-      hooks.onEpoch?.(rec);
-    }
+    run = runEpochs<EpochRecord>({
+      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valAccuracy', optimizers: [opt],
+      readLast: (path) => {
+        const ck = readCheckpoint(path);
+        const m = ck.metadata as { config?: BaseTrainingConfig };
+        const free = () => {
+          for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
+        };
+        try {
+          if (m.config?.model !== cfg.model || m.config?.dataset !== cfg.dataset) {
+            throw new Error(`--resume: ${path} was trained as ${m.config?.model} on ${m.config?.dataset}, not ${cfg.model} on ${cfg.dataset}`);
+          }
+          model.loadStateDict(ck.state);
+        } catch (e) {
+          free();
+          throw e;
+        }
+        return { metadata: ck.metadata, extra: ck.extra, dispose: free };
+      },
+      epoch: (epoch) => {
+        const r = trainEpoch(model, opt, data.train, {
+          batchSize: cfg.batchSize,
+          device: cfg.device,
+          augment: data.augmentFor?.(epoch),
+          lrAt: (b) => lrOf(epoch, b),
+          onBatch: (b, loss) => hooks.onBatch?.(epoch, b, batches, loss),
+        });
+        const val = classifierAccuracy(model, data.validation, { numClasses: data.classes.length, device: cfg.device });
+        const record: EpochRecord = { epoch, trainLoss: r.meanLoss, trainAccuracy: r.accuracy, valAccuracy: val.accuracy, lr: lrOf(epoch, 0), seconds: r.seconds, best: false };
+        return { record, score: val.accuracy };
+      },
+      save: (path, meta, extra) => saveCheckpoint(path, model, { ...baseMeta, ...meta }, extra),
+      afterEpoch: (r) => void hooks.onEpoch?.(r),
+    });
   } finally {
     opt.dispose();
   }
-  if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
   // final test accuracy of the best-validation model, recorded in its checkpoint
-  const ck = readCheckpoint(f.best);
+  const ck = readCheckpoint(run.bestCheckpoint);
   model.loadStateDict(ck.state);
   for (const t of ck.state.values()) t.dispose();
   const test = classifierAccuracy(model, data.test, { numClasses: data.classes.length, device: cfg.device });
   const perClass = test.perClass.map((c, i) => ({ name: data.classes[i], accuracy: c.accuracy }));
-  saveCheckpoint(f.best, model, { ...ck.metadata, testAccuracy: test.accuracy, perClass });
+  saveCheckpoint(run.bestCheckpoint, model, { ...ck.metadata, testAccuracy: test.accuracy, perClass });
   return {
-    bestCheckpoint: f.best,
-    bestEpoch: best.epoch,
-    bestValAccuracy: best.valAccuracy,
+    bestCheckpoint: run.bestCheckpoint,
+    bestEpoch: run.bestEpoch,
+    bestValAccuracy: run.bestScore,
     testAccuracy: test.accuracy,
     perClass,
-    epochs: history,
+    epochs: run.epochs,
     seconds: (performance.now() - t0) / 1000,
-    resumedFrom: startEpoch,
+    resumedFrom: run.resumedFrom,
   };
 }

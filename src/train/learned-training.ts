@@ -14,22 +14,22 @@
 // `coded serve instance --parity-index J` read them.
 import { runFiles } from './run-files.js';
 import { learningRate } from './lr-schedule.js';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
-import { fileSha256 } from '../models/base-checkpoint.js';
+import { readCheckpointHeader } from '../nn/checkpoint.js';
+import { fileSha256, type BaseIdentity } from '../models/base-checkpoint.js';
 import { noGrad } from '../engine/autograd.js';
-import { stack } from '../engine/ops.js';
+import { klDiv, stack } from '../engine/ops.js';
 import { Adam } from '../engine/optim/adam.js';
-import type { Optimizer, OptimizerState } from '../engine/optim/optimizer.js';
-import { manualSeed } from '../engine/runtime.js';
+import type { Optimizer } from '../engine/optim/optimizer.js';
 import { tidy } from '../engine/scope.js';
 import { tensor, type Tensor } from '../engine/tensor.js';
 import type { Device } from '../engine/dtype.js';
 import type { Module } from '../nn/module.js';
 import type { Split } from '../data/split.js';
 import { GroupSampler, gatherGroups } from '../data/group-sampler.js';
-import { allOutputs, type LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
-import { loadCode, saveCode } from '../codes/registry.js';
-import { loadParityCode, parityTensors, type ParityMeta } from '../codes/parity-models.js';
+import { allOutputs, LearnedCode, type LearnedCodeConfig } from '../codes/learned.js';
+import { readCodeCheckpoint, saveCode, type ParityMeta } from '../codes/checkpoint.js';
+import { codeState } from '../codes/code-state.js';
+import { runEpochs } from './run.js';
 import { buildModel, findModel, isModelName, modelNames } from '../models/registry.js';
 import type { Availability } from '../codes/code.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
@@ -97,15 +97,7 @@ export function resolveParityModel(choice: string | undefined, baseModel: string
   return arch;
 }
 
-export interface BaseIdentity {
-  path: string;
-  sha256: string;
-  dataset: string;
-  model: string;
-  testAccuracy?: number;
-}
-
-export { fileSha256 };
+export { fileSha256, type BaseIdentity };
 
 /** The base checkpoint's identity recorded in a code checkpoint (path as given, as parity checkpoints do). */
 export function baseIdentity(path: string, meta: { dataset?: string; model?: string; testAccuracy?: number }): BaseIdentity {
@@ -115,21 +107,8 @@ export function baseIdentity(path: string, meta: { dataset?: string; model?: str
 /** Whether a safetensors file holds a learned code (reads only its JSON header). */
 export function isLearnedCheckpoint(path: string): boolean {
   try {
-    const fd = openSync(path, 'r');
-    try {
-      const len = Buffer.alloc(8);
-      readSync(fd, len, 0, 8, 0);
-      const n = Number(len.readBigUInt64LE(0));
-      if (!(n > 0 && n < 100_000_000)) return false;
-      const head = Buffer.alloc(n);
-      readSync(fd, head, 0, n, 8);
-      const coded = (JSON.parse(head.toString('utf8')) as { __metadata__?: { coded?: string } }).__metadata__?.coded;
-      if (coded === undefined) return false;
-      const meta = JSON.parse(coded) as { kind?: string; code?: { family?: string } };
-      return meta.kind === 'code' && meta.code?.family === 'learned';
-    } finally {
-      closeSync(fd);
-    }
+    const meta = readCheckpointHeader(path) as { kind?: string; code?: { family?: string } };
+    return meta.kind === 'code' && meta.code?.family === 'learned';
   } catch {
     return false;
   }
@@ -153,10 +132,9 @@ export function erasedSlotLoss(rec: Tensor, target: Tensor, labels: Tensor, eras
     if (loss === 'mse-base') {
       perSlot = rec.sub(target.unsqueeze(0)).square().sum(3);
     } else if (loss === 'kl-base') {
-      // KL(softmax(F(X)) || softmax(rec)), as kl_div(log_softmax(rec), softmax(F(X)))
-      const q = target.softmax(-1).unsqueeze(0);
-      const logq = target.logSoftmax(-1).unsqueeze(0);
-      perSlot = q.mul(logq.sub(rec.logSoftmax(-1))).sum(3);
+      // KL(softmax(F(X)) || softmax(rec)): the engine's kl_div(log_softmax(rec), log_softmax(F(X))) per element, summed per slot
+      const logq = target.logSoftmax(-1).unsqueeze(0).expand(rec.shape);
+      perSlot = klDiv(rec.logSoftmax(-1), logq, { reduction: 'none', logTarget: true }).sum(3);
     } else if (loss === 'xent-label') {
       const idx = labels.reshape([1, G, k, 1]).expand([P, G, k, 1]);
       perSlot = rec.logSoftmax(-1).gather(3, idx).squeeze(3).neg();
@@ -302,25 +280,19 @@ function optimizersFor(cfg: LearnedTrainingConfig, code: LearnedCode, parity: re
 
 export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base: Module, baseId: BaseIdentity, data: LearnedTrainingData, outDir: string, { resume = false } = {}, hooks: LearnedTrainingHooks = {}): LearnedTrainingResult {
   const t0 = performance.now();
-  mkdirSync(outDir, { recursive: true });
-  const f = learnedFiles(outDir);
   // joint mode: the parity models (built before F is frozen and moved; F is only read)
   const { parity, meta: parityMeta } = buildJointParityModels(cfg, code, base);
   base.to(cfg.device);
   freeze(base);
-  for (const [, m] of code.modules()) m.to(cfg.device);
-  for (const m of parity) m.to(cfg.device);
+  const state = codeState(code, parity);
+  state.to(cfg.device);
   // parts that are not trained stay fixed
   if (cfg.trainParts === 'decoder') for (const p of code.encoder.parameters()) p.requiresGrad_(false);
   if (cfg.trainParts === 'encoder') for (const p of code.decoder.parameters()) p.requiresGrad_(false);
   const opts = optimizersFor(cfg, code, parity);
   const patterns = code.evaluationPatterns();
   const erased = erasedMask(patterns, code.k, cfg.device).keep();
-  let startEpoch = 1;
-  let stoppedEarly: number | null = null;
-  let best = { epoch: 0, valRecovery: -1 };
-  const history: LearnedEpochRecord[] = [];
-  // with parity models, the metadata a parity-code checkpoint carries (loadParityCode, serving)
+  // with parity models, the metadata a parity-code checkpoint carries (readCodeCheckpoint, serving)
   const meta = { base: baseId, dataset: cfg.dataset, classes: data.classes, training: cfg, command: hooks.command ?? null, ...(parityMeta ? { parity: parityMeta } : {}) };
 
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
@@ -328,111 +300,85 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
   const lrAt = learningRate(cfg, batches);
   const workers = parity.length > 0 ? { base, parity } : { base };
   let test: CodeEvaluation;
+  let run: ReturnType<typeof runEpochs<LearnedEpochRecord>>;
   try {
-    if (resume) {
-      if (!existsSync(f.last)) throw new Error(`--resume: ${f.last} does not exist (nothing to resume in ${outDir})`);
-      const { code: saved, metadata, extra } = loadCode(f.last);
-      const m = metadata as unknown as { base?: BaseIdentity; training?: LearnedTrainingConfig; epoch?: number; best?: typeof best; history?: LearnedEpochRecord[]; optimizers?: Omit<OptimizerState, 'tensors'>[] };
-      try {
-        if (m.base?.sha256 !== baseId.sha256) throw new Error(`--resume: ${f.last} was trained for base model ${m.base?.path} (sha256 ${m.base?.sha256?.slice(0, 12)}), not ${baseId.path}`);
-        if (JSON.stringify(saved.config()) !== JSON.stringify(code.config())) throw new Error(`--resume: ${f.last} holds ${saved.name}, not ${code.name}`);
-        for (const [name, mod] of saved.modules()) code.modules().get(name)!.loadStateDict(mod.stateDict());
-        parity.forEach((pm, j) => {
-          const prefix = `parity.${j}.`;
-          const sd = new Map<string, Tensor>();
-          for (const [key, t] of extra) if (key.startsWith(prefix)) sd.set(key.slice(prefix.length), t);
-          try {
-            pm.loadStateDict(sd);
-          } catch (e) {
-            throw new Error(`--resume: ${f.last}: parity model ${j}: ${(e as Error).message}`);
-          }
-        });
-        (m.optimizers ?? []).forEach((os, i) => {
-          const prefix = `optim${i}.`;
-          const tensors: Record<string, Tensor> = {};
-          for (const [key, t] of extra) if (key.startsWith(prefix)) tensors[key.slice(prefix.length)] = t;
-          opts[i]?.loadStateDict({ ...os, tensors });
-        });
-      } finally {
-        for (const [, mod] of saved.modules()) mod.dispose();
-        for (const t of extra.values()) t.dispose();
-      }
-      startEpoch = (m.epoch ?? 0) + 1;
-      best = m.best ?? best;
-      history.push(...(m.history ?? []));
-    } else {
-      rmSync(f.log, { force: true });
-    }
-
-    for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
-      manualSeed(cfg.seed * 100003 + epoch);
-      const te = performance.now();
-      for (const [, m] of code.modules()) m.train();
-      for (const m of parity) m.train();
-      let lossSum = 0;
-      let n = 0;
-      for (const batch of sampler.batches(epoch)) {
-        const l = tidy(() => {
-          const g = gatherGroups(data.train, batch);
-          const x = cfg.device === 'cpu' ? g.images : g.images.to(cfg.device);
-          const y = cfg.device === 'cpu' ? g.labels : g.labels.to(cfg.device);
-          for (const o of opts) {
-            o.lr = lrAt(epoch, batch.index);
-            o.zeroGrad();
-          }
-          const loss = learnedLoss(code, base, x, y, patterns, erased, cfg.loss, parity);
-          loss.backward();
-          for (const o of opts) o.step();
-          return loss.item();
-        });
-        if (!Number.isFinite(l)) throw new Error(`epoch ${epoch} batch ${batch.index}: the loss is ${l} (diverged); try a smaller --lr`);
-        lossSum += l;
-        n++;
-        hooks.onBatch?.(epoch, batch.index, batches, l);
-      }
-      const val = evaluateCode({ code, workers, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
-      const isBest = val.degraded.recovery > best.valRecovery;
-      const rec: LearnedEpochRecord = {
-        epoch, trainLoss: lossSum / Math.max(1, n), valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy,
-        seconds: (performance.now() - te) / 1000, best: isBest,
-      };
-      history.push(rec);
-      if (isBest) {
-        best = { epoch, valRecovery: val.degraded.recovery };
-        saveCode(f.best, code, { ...meta, epoch, valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy, created: new Date().toISOString() }, parityTensors(parity));
-      }
-      const extra = parityTensors(parity);
-      const optMeta = opts.map((o, i) => {
-        const s = o.stateDict();
-        for (const [key, t] of Object.entries(s.tensors)) extra.set(`optim${i}.${key}`, t);
-        return { steps: s.steps, hyper: s.hyper };
-      });
-      saveCode(f.last, code, { ...meta, epoch, best, history, optimizers: optMeta }, extra);
-      appendFileSync(f.log, JSON.stringify({ ...rec, time: new Date().toISOString() }) + '\n');
-      hooks.onEpoch?.(rec);
-      if (cfg.timeLimit !== undefined && (performance.now() - t0) / 1000 > cfg.timeLimit && epoch < cfg.epochs) {
-        stoppedEarly = epoch;
-        break;
-      }
-    }
-    if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
-    test = testBest(f.best, cfg, base, data, parity.length > 0);
+    run = runEpochs<LearnedEpochRecord>({
+      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valRecovery', optimizers: opts,
+      readLast: (path) => {
+        // the saved code and its parity models (when the run has them) are read as a checkpoint's, then copied in
+        const saved = readCodeCheckpoint(path, { parity: parity.length > 0 ? 'required' : 'none' });
+        const m = saved.metadata as unknown as { base?: BaseIdentity };
+        const free = () => {
+          codeState(saved.code, saved.parity).dispose();
+          for (const t of saved.extra.values()) t.dispose();
+        };
+        try {
+          if (m.base?.sha256 !== baseId.sha256) throw new Error(`--resume: ${path} was trained for base model ${m.base?.path} (sha256 ${m.base?.sha256?.slice(0, 12)}), not ${baseId.path}`);
+          if (JSON.stringify(saved.code.config()) !== JSON.stringify(code.config())) throw new Error(`--resume: ${path} holds ${saved.code.name}, not ${code.name}`);
+          state.loadStateDict(codeState(saved.code, saved.parity).stateDict());
+        } catch (e) {
+          free();
+          throw e;
+        }
+        return { metadata: saved.metadata, extra: saved.extra, dispose: free };
+      },
+      epoch: (epoch) => {
+        const te = performance.now();
+        state.train();
+        let lossSum = 0;
+        let n = 0;
+        for (const batch of sampler.batches(epoch)) {
+          const l = tidy(() => {
+            const g = gatherGroups(data.train, batch);
+            const x = cfg.device === 'cpu' ? g.images : g.images.to(cfg.device);
+            const y = cfg.device === 'cpu' ? g.labels : g.labels.to(cfg.device);
+            for (const o of opts) {
+              o.lr = lrAt(epoch, batch.index);
+              o.zeroGrad();
+            }
+            const loss = learnedLoss(code, base, x, y, patterns, erased, cfg.loss, parity);
+            loss.backward();
+            for (const o of opts) o.step();
+            return loss.item();
+          });
+          if (!Number.isFinite(l)) throw new Error(`epoch ${epoch} batch ${batch.index}: the loss is ${l} (diverged); try a smaller --lr`);
+          lossSum += l;
+          n++;
+          hooks.onBatch?.(epoch, batch.index, batches, l);
+        }
+        const val = evaluateCode({ code, workers, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
+        const record: LearnedEpochRecord = {
+          epoch, trainLoss: lossSum / Math.max(1, n), valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy,
+          seconds: (performance.now() - te) / 1000, best: false,
+        };
+        return { record, score: val.degraded.recovery };
+      },
+      save: (path, m, extra) => saveCode(path, code, { ...meta, ...m }, extra, parity),
+      bestMetadata: (r) => ({ valAccuracy: r.valAccuracy }),
+      afterEpoch: (r) => {
+        hooks.onEpoch?.(r);
+        return cfg.timeLimit !== undefined && (performance.now() - t0) / 1000 > cfg.timeLimit;
+      },
+    });
+    test = testBest(run.bestCheckpoint, cfg, base, data);
   } finally {
     for (const o of opts) o.dispose();
     for (const m of parity) m.dispose();
     erased.dispose();
   }
-  return { bestCheckpoint: f.best, bestEpoch: best.epoch, bestValRecovery: best.valRecovery, test, epochs: history, seconds: (performance.now() - t0) / 1000, resumedFrom: startEpoch, stoppedEarly };
+  return {
+    bestCheckpoint: run.bestCheckpoint, bestEpoch: run.bestEpoch, bestValRecovery: run.bestScore, test, epochs: run.epochs,
+    seconds: (performance.now() - t0) / 1000, resumedFrom: run.resumedFrom, stoppedEarly: run.stoppedEarly,
+  };
 }
 
 /** Test metrics of the best-validation code (with its own parity models, if any), recorded in its checkpoint. */
-function testBest(path: string, cfg: LearnedTrainingConfig, base: Module, data: LearnedTrainingData, withParity: boolean): CodeEvaluation {
-  const loaded = withParity ? loadParityCode(path) : { ...loadCode(path), parity: [] as Module[] };
-  const { code: bestCode, metadata, parity } = loaded;
+function testBest(path: string, cfg: LearnedTrainingConfig, base: Module, data: LearnedTrainingData): CodeEvaluation {
+  const { code: bestCode, metadata, parity, extra } = readCodeCheckpoint(path);
+  const state = codeState(bestCode, parity);
   try {
-    for (const t of loaded.extra.values()) t.dispose();
-    for (const [, m] of bestCode.modules()) m.to(cfg.device);
-    for (const m of parity) m.to(cfg.device);
+    for (const t of extra.values()) t.dispose();
+    state.to(cfg.device);
     const test = evaluateCode({ code: bestCode, workers: parity.length > 0 ? { base, parity } : { base }, test: data.test, classes: data.classes, device: cfg.device });
     const { kind: _k, code: _c, ...rest } = metadata;
     void _k;
@@ -440,10 +386,9 @@ function testBest(path: string, cfg: LearnedTrainingConfig, base: Module, data: 
     saveCode(path, bestCode, {
       ...rest,
       test: { recovery: test.degraded.recovery, degradedAccuracy: test.degraded.accuracy, baseAccuracy: test.baseAccuracy, reconstructions: test.degraded.count },
-    }, parityTensors(parity));
+    }, new Map(), parity);
     return test;
   } finally {
-    for (const [, m] of bestCode.modules()) m.dispose();
-    for (const m of parity) m.dispose();
+    state.dispose();
   }
 }

@@ -8,9 +8,7 @@
 // and a resumable last checkpoint (parity weights + optimizer state) are written.
 import { runFiles } from './run-files.js';
 import { learningRate } from './lr-schedule.js';
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { Adam } from '../engine/optim/adam.js';
-import type { OptimizerState } from '../engine/optim/optimizer.js';
 import { noGrad } from '../engine/autograd.js';
 import { manualSeed } from '../engine/runtime.js';
 import { tidy } from '../engine/scope.js';
@@ -25,6 +23,9 @@ import { Rng, deriveSeed } from '../data/rng.js';
 import type { LinearCode } from '../codes/linear.js';
 import { buildParityModels, loadParityCode, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
+import { ModuleList } from '../nn/containers.js';
+import { codeState } from '../codes/code-state.js';
+import { runEpochs } from './run.js';
 
 export interface ParityTrainingConfig {
   code: string;
@@ -122,18 +123,20 @@ export function baseOutputs(base: Module, split: Split, device: Device, batch = 
 }
 
 /**
- * The decoder-aware losses: for each data slot i, the reconstruction the subtraction decoder
- * makes of F(X_i) from parity j, F(X_i) + (F_P(P_j) - target_j) / a_ji, scored by KL against
- * softmax F(X_i) at temperature T (scaled by T^2), or, given labels [G, k], by cross-entropy;
- * averaged over the k slots.
+ * The decoder-aware losses: for each data slot i, the reconstruction the code's decoder
+ * (code.decode, the decode plan serving uses) makes of F(X_i) from parity output `pred` of
+ * parity j and the other k - 1 data outputs outs [G, k, m] (for the subtraction decoder:
+ * F(X_i) + (F_P(P_j) - target_j) / a_ji), scored by KL against softmax F(X_i) at temperature
+ * T (scaled by T^2), or, given labels [G, k], by cross-entropy; averaged over the k slots.
  */
-function decodedLoss(code: LinearCode, j: number, pred: Tensor, target: Tensor, outs: Tensor, labels: Tensor | null, T: number, labelWeight: number): Tensor {
-  const err = pred.sub(target);
+export function decodedParityLoss(code: LinearCode, j: number, pred: Tensor, outs: Tensor, labels: Tensor | null, T: number, labelWeight: number): Tensor {
   const soft = (t: Tensor) => (T === 1 ? t : t.mul(1 / T));
   let sum: Tensor | null = null;
   for (let i = 0; i < code.k; i++) {
     const out = outs.select(1, i);
-    const rec = out.add(err.mul(1 / code.coefficients[j][i]));
+    // slot i and every parity but j erased: the decoder reconstructs slot i from parity j
+    const outputs = Array.from({ length: code.n }, (_, t) => (t < code.k ? (t === i ? null : outs.select(1, t)) : t === code.k + j ? pred : null));
+    const rec = code.decode(outputs).outputs[i];
     const kl = labelWeight < 1 ? klDiv(soft(rec).logSoftmax(-1), soft(out).softmax(-1)).mul(T * T * (1 - labelWeight)) : null;
     const xent = labelWeight > 0 ? crossEntropy(rec, labels!.select(1, i).contiguous()).mul(labelWeight) : null;
     const li = kl === null ? xent! : xent === null ? kl : kl.add(xent);
@@ -148,8 +151,6 @@ export function trainParity(
 ): ParityTrainingResult {
   const t0 = performance.now();
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
-  mkdirSync(outDir, { recursive: true });
-  const f = parityFiles(outDir);
   if (cfg.ema !== undefined && !(cfg.ema > 0 && cfg.ema < 1)) throw new Error(`ema must be a decay in (0, 1), got ${cfg.ema}`);
   if (cfg.ema !== undefined && resume) throw new Error('--resume does not restore the weight average (--ema): start the run again');
   if (cfg.temperature !== undefined && !(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
@@ -164,138 +165,137 @@ export function trainParity(
   base.to(cfg.device).eval();
   const params = parity.flatMap((m) => m.parameters());
   const opt = new Adam(params, { lr: cfg.lr, weightDecay: cfg.weightDecay });
-  let startEpoch = 1;
-  let best = { epoch: 0, valDegradedAccuracy: -1 };
-  const history: ParityEpochRecord[] = [];
   const meta = { parity: parityMeta, base: baseIdentity, config: cfg, classes: data.classes, command: hooks.command ?? null };
 
-  if (resume) {
-    if (!existsSync(f.last)) throw new Error(`--resume: ${f.last} does not exist (nothing to resume in ${outDir})`);
-    const lp = loadParityCode(f.last);
-    const m = lp.metadata as unknown as { config?: ParityTrainingConfig; epoch?: number; best?: typeof best; optimizer?: Omit<OptimizerState, 'tensors'>; history?: ParityEpochRecord[]; base: BaseIdentity };
-    try {
-      if (m.config?.code !== cfg.code || m.config?.k !== cfg.k || m.config?.r !== cfg.r || m.config?.parityModel !== cfg.parityModel || m.base.sha256 !== baseIdentity.sha256) {
-        throw new Error(`--resume: ${f.last} was trained as ${m.config?.code} k=${m.config?.k} r=${m.config?.r} (${m.config?.parityModel}) for base ${m.base.path}; not this configuration`);
-      }
-      parity.forEach((p, j) => p.loadStateDict(lp.parity[j].stateDict()));
-      const optTensors: Record<string, Tensor> = {};
-      for (const [k, t] of lp.extra) if (k.startsWith('optim.')) optTensors[k.slice(6)] = t;
-      if (m.optimizer) opt.loadStateDict({ ...m.optimizer, tensors: optTensors });
-      startEpoch = (m.epoch ?? 0) + 1;
-      best = m.best ?? best;
-      history.push(...(m.history ?? []));
-    } finally {
-      for (const p of lp.parity) p.dispose();
-      for (const t of lp.extra.values()) t.dispose();
-    }
-  } else {
-    rmSync(f.log, { force: true });
-  }
-
-  const say = hooks.onEpoch;
-  // the weight average (--ema), started from the initial (or resumed) weights
-  const ema: Tensor[] | null = cfg.ema === undefined ? null : tidy(() => noGrad(() => params.map((p) => p.detach().clone().keep())));
+  // the weight average (--ema), started from the initial (or resumed) weights: made after the resume below
+  let ema: Tensor[] | null = null;
   // cached base outputs (or one-hot labels) on the training split: the parity targets' source
   // (none with --augment: the base outputs of augmented queries are computed per batch)
   const augment = (cfg.augment ?? 'none') !== 'none';
-  const trainOut = augment ? null : cfg.target === 'base'
-    ? baseOutputs(base, data.train, cfg.device).keep()
-    : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
+  let trainOut: Tensor | null = null;
   const decoded = cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded';
   // weight of the true labels in the decoded loss (xent-decoded: labels only)
   const labelWeight = cfg.loss === 'xent-decoded' ? 1 : cfg.labelWeight ?? 0;
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
   const lrAt = learningRate(cfg, batches);
+  let run: ReturnType<typeof runEpochs<ParityEpochRecord>>;
+  let lastValBase = 0;
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    ema = cfg.ema === undefined ? null : tidy(() => noGrad(() => params.map((p) => p.detach().clone().keep())));
+    trainOut = augment ? null : cfg.target === 'base'
+      ? baseOutputs(base, data.train, cfg.device).keep()
+      : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
+  };
   try {
-    for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
-      const te = performance.now();
-      manualSeed(cfg.seed * 100003 + epoch);
-      for (const m of parity) m.train();
-      const augRng = augment ? new Rng(deriveSeed(cfg.seed, 'parity-augment', epoch)) : null;
-      let lossSum = 0;
-      for (const batch of sampler.batches(epoch)) {
-        opt.lr = lrAt(epoch, batch.index);
-        const loss = tidy(() => {
-          const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64' });
-          let xs = data.train.images.indexSelect(0, idx);
-          if (augRng !== null) xs = randomCropFlip(xs, augRng, { padding: 2, flip: cfg.augment === 'crop-flip', fill: data.paddingFill ?? 0 });
-          const [, ...rest] = xs.shape;
-          let x = xs.reshape([batch.groups, cfg.k, ...rest]);
-          if (cfg.device !== 'cpu') x = x.to(cfg.device);
-          const outs = trainOut === null
-            ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
-            : trainOut.indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
-          const labels = labelWeight > 0 ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
-          const queries = code.encode(x);
-          opt.zeroGrad();
-          let l: Tensor | null = null;
-          for (let j = 0; j < cfg.r; j++) {
-            const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
-            const target = code.parityTarget(outs, j);
-            const lj = decoded ? decodedLoss(code, j, pred, target, outs, labels, cfg.temperature ?? 1, labelWeight) : mseLoss(pred, target);
-            l = l === null ? lj : l.add(lj);
-          }
-          l!.backward();
-          opt.step();
-          if (ema !== null) noGrad(() => ema!.forEach((e, i) => e.lerp_(params[i], 1 - cfg.ema!)));
-          return l!.item();
-        });
-        lossSum += loss;
-        hooks.onBatch?.(epoch, batch.index, batches, loss);
-      }
-      // with --ema, validate (and save as best) the averaged weights, then put the trained ones back
-      const trained = ema === null ? null : noGrad(() => params.map((p, i) => {
-        const keep = p.clone().keep();
-        p.copy_(ema![i]);
-        return keep;
-      }));
-      let isBest: boolean;
-      let rec: ParityEpochRecord;
-      try {
-        const val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
-        isBest = val.degraded.accuracy > best.valDegradedAccuracy;
-        rec = {
-          epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
-          lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: isBest,
+    run = runEpochs<ParityEpochRecord>({
+      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valDegradedAccuracy', optimizers: [opt],
+      readLast: (path) => {
+        const lp = loadParityCode(path);
+        const m = lp.metadata as unknown as { config?: ParityTrainingConfig; base: BaseIdentity };
+        const free = () => {
+          codeState(lp.code, lp.parity).dispose();
+          for (const t of lp.extra.values()) t.dispose();
         };
-        if (isBest) {
-          best = { epoch, valDegradedAccuracy: val.degraded.accuracy };
-          saveParityCode(f.best, code, parity, { ...meta, epoch, valDegradedAccuracy: val.degraded.accuracy, valBaseAccuracy: val.baseAccuracy, created: new Date().toISOString() });
+        try {
+          if (m.config?.code !== cfg.code || m.config?.k !== cfg.k || m.config?.r !== cfg.r || m.config?.parityModel !== cfg.parityModel || m.base.sha256 !== baseIdentity.sha256) {
+            throw new Error(`--resume: ${path} was trained as ${m.config?.code} k=${m.config?.k} r=${m.config?.r} (${m.config?.parityModel}) for base ${m.base.path}; not this configuration`);
+          }
+          new ModuleList(parity).loadStateDict(new ModuleList(lp.parity).stateDict());
+        } catch (e) {
+          free();
+          throw e;
         }
-      } finally {
-        if (trained !== null) {
+        return { metadata: lp.metadata, extra: lp.extra, dispose: free };
+      },
+      epoch: (epoch) => {
+        start();
+        const te = performance.now();
+        for (const m of parity) m.train();
+        const augRng = augment ? new Rng(deriveSeed(cfg.seed, 'parity-augment', epoch)) : null;
+        let lossSum = 0;
+        for (const batch of sampler.batches(epoch)) {
+          opt.lr = lrAt(epoch, batch.index);
+          const loss = tidy(() => {
+            const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64' });
+            let xs = data.train.images.indexSelect(0, idx);
+            if (augRng !== null) xs = randomCropFlip(xs, augRng, { padding: 2, flip: cfg.augment === 'crop-flip', fill: data.paddingFill ?? 0 });
+            const [, ...rest] = xs.shape;
+            let x = xs.reshape([batch.groups, cfg.k, ...rest]);
+            if (cfg.device !== 'cpu') x = x.to(cfg.device);
+            const outs = trainOut === null
+              ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
+              : (trainOut as Tensor).indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
+            const labels = labelWeight > 0 ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
+            const queries = code.encode(x);
+            opt.zeroGrad();
+            let l: Tensor | null = null;
+            for (let j = 0; j < cfg.r; j++) {
+              const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
+              const lj = decoded ? decodedParityLoss(code, j, pred, outs, labels, cfg.temperature ?? 1, labelWeight) : mseLoss(pred, code.parityTarget(outs, j));
+              l = l === null ? lj : l.add(lj);
+            }
+            l!.backward();
+            opt.step();
+            if (ema !== null) noGrad(() => ema!.forEach((e, i) => e.lerp_(params[i], 1 - cfg.ema!)));
+            return l!.item();
+          });
+          lossSum += loss;
+          hooks.onBatch?.(epoch, batch.index, batches, loss);
+        }
+        // with --ema, validate (and save as best) the averaged weights, then put the trained ones back
+        const avg: Tensor[] | null = ema;
+        const trained = avg === null ? null : noGrad(() => params.map((p, i) => {
+          const keep = p.clone().keep();
+          p.copy_(avg[i]);
+          return keep;
+        }));
+        const restore = () => {
+          if (trained === null) return;
           noGrad(() => params.forEach((p, i) => p.copy_(trained[i])));
           for (const t of trained) t.dispose();
+        };
+        let val: CodeEvaluation;
+        try {
+          val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
+        } catch (e) {
+          restore();
+          throw e;
         }
-      }
-      history.push(rec);
-      const os = opt.stateDict();
-      const optTensors = new Map(Object.entries(os.tensors).map(([k, t]) => [`optim.${k}`, t] as [string, Tensor]));
-      saveParityCode(f.last, code, parity, { ...meta, epoch, best, history, optimizer: { steps: os.steps, hyper: os.hyper } }, optTensors);
-      appendFileSync(f.log, JSON.stringify({ ...rec, time: new Date().toISOString() }) + '\n');
-      say?.(rec);
-    }
+        lastValBase = val.baseAccuracy;
+        const record: ParityEpochRecord = {
+          epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
+          lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: false,
+        };
+        return { record, score: val.degraded.accuracy, restore };
+      },
+      save: (path, m, extra) => saveParityCode(path, code, parity, { ...meta, ...m }, extra),
+      bestMetadata: () => ({ valBaseAccuracy: lastValBase }),
+      afterEpoch: (r) => void hooks.onEpoch?.(r),
+    });
   } finally {
     opt.dispose();
-    trainOut?.dispose();
-    for (const e of ema ?? []) e.dispose();
+    (trainOut as Tensor | null)?.dispose();
+    for (const e of (ema as Tensor[] | null) ?? []) e.dispose();
   }
-  if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
+
   // test evaluation of the best-validation parity models
-  const lp = loadParityCode(f.best);
+  const lp = loadParityCode(run.bestCheckpoint);
   for (const t of lp.extra.values()) t.dispose();
   try {
     for (const m of lp.parity) m.to(cfg.device);
     const test = evaluateCode({ code: lp.code, workers: { base, parity: lp.parity }, test: data.test, classes: data.classes, device: cfg.device, seed: cfg.seed });
     const bestMeta = lp.metadata as unknown as Record<string, unknown>;
-    saveParityCode(f.best, lp.code, lp.parity, {
+    saveParityCode(run.bestCheckpoint, lp.code, lp.parity, {
       ...(bestMeta as { parity: ParityMeta; base: BaseIdentity }),
       testDegradedAccuracy: test.degraded.accuracy, testRecovery: test.degraded.recovery, testBaseAccuracy: test.baseAccuracy,
     });
     return {
-      bestCheckpoint: f.best, bestEpoch: best.epoch, bestValDegradedAccuracy: best.valDegradedAccuracy, test,
-      epochs: history, seconds: (performance.now() - t0) / 1000, resumedFrom: startEpoch,
+      bestCheckpoint: run.bestCheckpoint, bestEpoch: run.bestEpoch, bestValDegradedAccuracy: run.bestScore, test,
+      epochs: run.epochs, seconds: (performance.now() - t0) / 1000, resumedFrom: run.resumedFrom,
     };
   } finally {
     for (const m of lp.parity) m.dispose();

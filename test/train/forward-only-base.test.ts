@@ -135,9 +135,10 @@ test('requests are retried with exponential backoff on transient failures; an un
 });
 
 test('coded train parity --base v2://... trains on targets from the server; --parity-model base, --augment and coded train learned are refused (no gradients)', async () => {
-  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { runParity } = await import('../../src/train/parity-run.js');
+  const { forwardOnlySupport } = await import('../../src/serve/forward-only-base.js');
   const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
-  const { loadBase } = await import('../../src/cli/commands/train-learned.js');
+  const { trainLearnedCommand } = await import('../../src/cli/commands/train-learned.js');
   const tmp = mkdtempSync(join(tmpdir(), 'coded-v2-base-'));
   const s = await InstanceServer.start({ model: servedModelFrom(ptFile, 'small_cnn', undefined, undefined, { inputShape: shape }), httpPort: null, grpcPort: 0 });
   const url = `v2://127.0.0.1:${s.grpcPort}/small_cnn`;
@@ -146,7 +147,7 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
     const data = join(tmp, 'data.npz');
     writeFileSync(data, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'float32', shape: [n, ...shape], data: inputs(n, 3) }) }));
     const cfg = { code: 'addition', k: 2, r: 1, parityModel: 'mlp:32', epochs: 1, batchSize: 8, lr: 1e-3, weightDecay: 1e-5, schedule: 'constant' as const, target: 'base' as const, seed: 1, device: 'cpu' as const };
-    const quiet = { resume: false, command: 'test', quiet: true, log: () => {} };
+    const quiet = { resume: false, command: 'test', quiet: true, log: () => {}, forwardOnly: forwardOnlySupport() };
     await assert.rejects(runParity({ base: url, data, cfg: { ...cfg, parityModel: 'base' }, ...quiet }), /is a running V2 server: it computes F's outputs but gives no gradients .*--parity-model base/);
     await assert.rejects(runParity({ base: url, data, cfg: { ...cfg, augment: 'crop' }, ...quiet }), /--augment needs a local F/);
     const res = await runParity({ base: url, data, cfg, outDir: join(tmp, 'run'), ...quiet });
@@ -156,7 +157,7 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
     assert.equal(meta.base.model, 'v2');
     assert.equal(meta.base.classes, 10);
     assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
-    for (const b of [url, onnxFile]) assert.throws(() => loadBase(b), /gives no gradients .*learned codes/);
+    for (const b of [url, onnxFile]) await assert.rejects(trainLearnedCommand(['--base', b, '--k', '2']), /gives no gradients .*learned codes/);
     // coded eval CKPT --data FILE: F's outputs through the server again, the training's test split, the same result
     const { evalForwardOnlyCode } = await import('../../src/cli/commands/eval-forward-only.js');
     await assert.rejects(evalForwardOnlyCode(res.bestCheckpoint, {}), /trained for the forward-only base v2:.*pass --data/);

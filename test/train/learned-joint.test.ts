@@ -17,8 +17,10 @@ import { evaluateCode } from '../../src/eval/code-metrics.js';
 import {
   baseIdentity, buildJointParityModels, learnedCodeConfig, resolveParityModel, trainLearned, type LearnedTrainingConfig,
 } from '../../src/train/learned-training.js';
-import { parseSweep, trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
-import { evalLearnedCommand, loadLearnedWorkers } from '../../src/cli/commands/eval-learned.js';
+import { trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
+import { parseSweep } from '../../src/train/learned-run.js';
+import { evalCodeCommand } from '../../src/cli/commands/eval.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { servedModelFrom } from '../../src/serve/served-model.js';
 import buildServed from '../../src/serve/model-builder.js';
 
@@ -181,7 +183,7 @@ class Counting extends Module {
 test('evaluating a joint checkpoint runs the parity queries on its parity models, not on F; `coded eval` reports it', async () => {
   assert.equal(cliResult.config.parityModel, 'base');
   assert.ok(existsSync(jointCkpt));
-  const l = loadLearnedWorkers(jointCkpt);
+  const l = loadCodeCheckpoint(jointCkpt);
   const ds = await loadDataset('synthetic', { validation: 0 });
   try {
     assert.equal(l.code.name, 'learned(k=2, r=2, encoder=mlp, decoder=mlp, parity=base-mlp)');
@@ -207,7 +209,7 @@ test('evaluating a joint checkpoint runs the parity queries on its parity models
       assert.ok(maxDiff(l.code.decode(withFP.map((t, i) => (avail[i] ? t : null))).outputs[0], l.code.decode(withF.map((t, i) => (avail[i] ? t : null))).outputs[0]) > 1e-6);
     });
     // the CLI: `coded eval CKPT --json`
-    const out = JSON.parse(await captureLog(() => evalLearnedCommand([jointCkpt, '--json']))) as { parity: { model: string; count: number }; code: string; degraded: { count: number; recovery: number } };
+    const out = JSON.parse(await captureLog(() => evalCodeCommand([jointCkpt, '--json']))) as { parity: { model: string; count: number }; code: string; degraded: { count: number; recovery: number } };
     assert.deepEqual({ model: out.parity.model, count: out.parity.count }, { model: 'base-mlp', count: 2 });
     assert.equal(out.code, l.code.name);
     assert.equal(out.degraded.recovery, e.degraded.recovery);

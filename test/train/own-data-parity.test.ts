@@ -17,7 +17,7 @@ const cfg = { code: 'addition', k: 2, r: 1, parityModel: 'mlp:32', epochs: 1, ba
 const quiet = { resume: false, command: 'test', quiet: true, log: () => {} };
 
 test('coded train parity on an image folder records its preprocessing; coded eval reads the folder again with it', async () => {
-  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { runParity } = await import('../../src/train/parity-run.js');
   const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
   const tmp = mkdtempSync(join(tmpdir(), 'coded-own-parity-'));
   try {
@@ -50,7 +50,7 @@ test('coded train parity on an image folder records its preprocessing; coded eva
 });
 
 test('coded train parity on a .npz tensors file; --mean with a tensors file is refused', async () => {
-  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { runParity } = await import('../../src/train/parity-run.js');
   const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
   const tmp = mkdtempSync(join(tmpdir(), 'coded-own-npz-'));
   try {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel } from '../../src/models/index.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
-import { baseStem, parseParitySweep, paritySweepRuns, runParitySweep, type ParitySweep, type ParitySweepRow } from '../../src/cli/commands/parity.js';
-import { parseSweep } from '../../src/cli/commands/train-learned.js';
+import { baseStem, parseParitySweep, paritySweepRuns, runParitySweep, type ParitySweep, type ParitySweepRow } from '../../src/train/parity-run.js';
+import { parseSweep } from '../../src/train/learned-run.js';
 
 const repoFile = (p: string) => new URL(`../../../${p}`, import.meta.url);
 

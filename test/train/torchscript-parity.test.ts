@@ -82,7 +82,7 @@ test('parity training for a TorchScript F on a tensors file beats the default an
 });
 
 test('coded train parity --base FILE.pt --data FILE trains on the tensors file; a TorchScript base without --data or --parity-model is refused', async () => {
-  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { runParity } = await import('../../src/train/parity-run.js');
   const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
   const dataFile = join(packageRoot(), 'examples', 'own-model', 'data.safetensors');
   const tmp = mkdtempSync(join(tmpdir(), 'coded-ts-cli-'));
@@ -116,7 +116,7 @@ test('coded train parity --base FILE.pt --data FILE trains on the tensors file; 
 });
 
 test("--parity-model base: parity models are copies of a TorchScript F's own module, trained, saved as TorchScript too, and served from the checkpoint", async () => {
-  const { runParity } = await import('../../src/cli/commands/parity.js');
+  const { runParity } = await import('../../src/train/parity-run.js');
   const { loadParityCode } = await import('../../src/codes/parity-models.js');
   const { InstanceServer } = await import('../../src/serve/instance.js');
   const { V2GrpcClient } = await import('../../src/serve/client.js');

@@ -5,9 +5,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse, choiceOption, intOption, UsageError } from '../args.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
-import { codeFromConfig, loadCode } from '../../codes/registry.js';
+import { codeFromConfig } from '../../codes/registry.js';
 import { parseCodeSpec } from '../../codes/spec.js';
-import { loadParityWorkers } from '../../codes/parity-models.js';
+import { loadCodeCheckpoint } from '../../codes/checkpoint.js';
 import { LagrangeCode } from '../../codes/lagrange.js';
 import type { CodeConfig } from '../../codes/code.js';
 import '../../codes/index.js';
@@ -15,9 +15,7 @@ import { compareSchemes, comparisonSpec, formatComparison, type ComparisonSectio
 import { pickSmoothing } from '../../eval/pick-smoothing.js';
 import { renderVegaLite } from '../../eval/code-metrics.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
-import { readCheckpointMetadata } from '../../serve/served-model.js';
-import type { Module } from '../../nn/module.js';
-import { loadLearnedWorkers } from './eval-learned.js';
+import { readCheckpointHeader } from '../../nn/checkpoint.js';
 
 const DEFAULT_CODES = 'none replication berrut letcc bspline';
 
@@ -94,33 +92,14 @@ function parseEntries(lists: readonly string[]): Entry[] {
 
 interface LoadedCheckpoint { path: string; scheme: Scheme & { kind: 'code' }; dispose(): void }
 
-function loadCheckpoint(path: string, basePath: string, base: Module): LoadedCheckpoint {
-  const header = readCheckpointMetadata(path) as { kind?: string; code?: { family?: string } };
+function loadCheckpoint(path: string, basePath: string): LoadedCheckpoint {
+  const header = readCheckpointHeader(path) as { kind?: string; code?: { family?: string } };
   if (header.kind !== 'code') throw new Error(`--codes: ${path} is not a code checkpoint (from coded train parity|learned|polynomial)`);
-  const family = header.code?.family;
-  const label = `${family} (${basename(path)})`;
-  if (family === 'learned') {
-    const l = loadLearnedWorkers(path, basePath);
-    return { path, scheme: { label, kind: 'code', code: l.code, workers: l.workers }, dispose: () => l.dispose() };
-  }
-  if (family === 'lagrange') {
-    const { code, extra } = loadCode(path);
-    for (const t of extra.values()) t.dispose();
-    if (!(code instanceof LagrangeCode)) throw new Error(`${path}: not a Lagrange code`);
-    code.train(false);
-    return { path, scheme: { label, kind: 'code', code, workers: code.workerSet(base) }, dispose: () => code.dispose() };
-  }
-  const { code, workers } = loadParityWorkers(path, basePath);
-  // loadParityWorkers loads its own copy of the base model
-  return {
-    path,
-    scheme: { label, kind: 'code', code, workers },
-    dispose: () => {
-      workers.base.dispose();
-      for (const m of workers.parity ?? []) m.dispose();
-      for (const m of code.modules().values()) m.dispose();
-    },
-  };
+  const label = `${header.code?.family} (${basename(path)})`;
+  // the one loader: the code, its own parity models or worker networks, and its own copy of the base model
+  const l = loadCodeCheckpoint(path, { basePath });
+  if (l.code instanceof LagrangeCode) l.code.train(false);
+  return { path, scheme: { label, kind: 'code', code: l.code, workers: l.workers }, dispose: () => l.dispose() };
 }
 
 export async function compareCommand(argv: string[]): Promise<void> {
@@ -159,7 +138,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
   try {
     if (!isDatasetName(meta.dataset)) throw new Error(`${values.base}: unknown dataset '${meta.dataset}' in metadata`);
     base.to(device).eval();
-    for (const e of entries) if (e.kind === 'checkpoint') checkpoints.push(loadCheckpoint(e.path, values.base, base));
+    for (const e of entries) if (e.kind === 'checkpoint') checkpoints.push(loadCheckpoint(e.path, values.base));
     for (const c of checkpoints) {
       for (const m of [c.scheme.workers.base, ...(c.scheme.workers.parity ?? []), ...[...(c.scheme.workers.workers?.values() ?? [])].flat(), ...c.scheme.code.modules().values()]) m.to(device);
       const { k, n } = c.scheme.code;

@@ -1,21 +1,17 @@
 // `coded eval --code SPEC --base CKPT` (training-free codes: Berrut, LeTCC, B-spline,
-// replication, built from a spec and the base model alone) and `coded eval POLYNOMIAL_CKPT`
-// (Lagrange / AICC codes from `coded train polynomial`): the shared code evaluation on the base
-// model's test set. `--pick-smoothing` (LeTCC) first picks lambdaEnc and lambdaDec on the
-// base model's validation hold-out.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// replication, built from a spec and the base model alone): the shared code evaluation on the
+// base model's test set. `--pick-smoothing` (LeTCC) first picks lambdaEnc and lambdaDec on the
+// base model's validation hold-out. Code checkpoints (Lagrange ones included) are `coded eval
+// CKPT` (eval.ts).
 import { parse, choiceOption, intOption, UsageError } from '../args.js';
 import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
-import { codeFromConfig, loadCode } from '../../codes/registry.js';
+import { codeFromConfig } from '../../codes/registry.js';
 import { parseCodeSpec } from '../../codes/spec.js';
-import { LagrangeCode } from '../../codes/lagrange.js';
 import type { CodeConfig } from '../../codes/code.js';
 import '../../codes/index.js';
 import { evaluateCode, formatCodeEvaluation, writeOverallAccuracyPlot } from '../../eval/code-metrics.js';
 import { pickSmoothing } from '../../eval/pick-smoothing.js';
 import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
-import { readCheckpointMetadata } from '../../serve/served-model.js';
 
 export const specUsage = `coded eval --code SPEC --base CKPT [--pick-smoothing] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
 
@@ -28,22 +24,6 @@ test set: SPEC is FAMILY:k=K,n=N[,key=value...], e.g.
 Reported as for every code: accuracy by number of stragglers (0..N-K), recovery, A_o(f).
 --pick-smoothing (letcc) picks lambdaEnc and lambdaDec on the base model's validation hold-out
 first (the grid and every trial are printed) and evaluates the picked code.`;
-
-export const polynomialUsage = `coded eval POLYNOMIAL_CKPT [--base CKPT] [--data-dir DIR] [--device cpu|cuda] [--seed N] [--plot PREFIX] [--json]
-
-Evaluates a Lagrange (AICC) code from \`coded train polynomial\` on its dataset's test set; the base
-model reports A_a (default models/<dataset>-base-mlp.safetensors).`;
-
-/** Whether a path is a Lagrange code checkpoint (cheap: reads the safetensors header). */
-export function isPolynomialCheckpoint(path: string): boolean {
-  if (!path.endsWith('.safetensors') || !existsSync(path)) return false;
-  try {
-    const meta = readCheckpointMetadata(path) as { kind?: string; code?: { family?: string } };
-    return meta.kind === 'code' && meta.code?.family === 'lagrange';
-  } catch {
-    return false;
-  }
-}
 
 export async function evalSpecCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -103,50 +83,5 @@ export async function evalSpecCommand(argv: string[]): Promise<void> {
     }
   } finally {
     base.dispose();
-  }
-}
-
-export async function evalPolynomialCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, 'data-dir': { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
-    plot: { type: 'string' }, json: { type: 'boolean' },
-  }, polynomialUsage);
-  if (values.help) return void console.log(polynomialUsage);
-  if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${polynomialUsage}`);
-  const path = positionals[0];
-  const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
-  const seed = intOption(values.seed, 'seed', 1, { min: 0 });
-  const { code, metadata, extra } = loadCode(path);
-  for (const t of extra.values()) t.dispose();
-  if (!(code instanceof LagrangeCode)) {
-    for (const m of code.modules().values()) m.dispose();
-    throw new Error(`${path} is a ${code.family} code, not a Lagrange code`);
-  }
-  const lc = code;
-  try {
-    const dataset = metadata.dataset as string | undefined;
-    if (dataset === undefined || !isDatasetName(dataset)) throw new Error(`${path}: no known dataset in its metadata (got ${JSON.stringify(dataset)})`);
-    const basePath = values.base ?? join('models', `${dataset}-base-mlp.safetensors`);
-    if (!existsSync(basePath)) throw new Error(`no base model for A_a: ${basePath} does not exist (pass --base CKPT, a ${dataset} base checkpoint)`);
-    const { model: base, meta } = loadBaseCheckpoint(basePath);
-    try {
-      if (meta.dataset !== dataset) throw new Error(`--base ${basePath} is a ${meta.dataset} model; ${path} was trained on ${dataset}`);
-      base.to(device).eval();
-      lc.to(device);
-      lc.train(false);
-      const ds = await loadDataset(dataset, { dataDir: values['data-dir'], validation: 0, log: (s) => process.stderr.write(s + '\n') });
-      try {
-        const e = evaluateCode({ code: lc, workers: lc.workerSet(base), test: ds.test, classes: meta.classes, device, seed });
-        if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
-        if (values.json) console.log(JSON.stringify({ checkpoint: path, base: basePath, R: lc.R, ...e }));
-        else console.log(`${path}: ${lc.name} (any R = ${lc.R} of ${lc.n} workers decode), A_a from base ${basePath}\n\n${formatCodeEvaluation(e)}`);
-      } finally {
-        disposeDataset(ds);
-      }
-    } finally {
-      base.dispose();
-    }
-  } finally {
-    lc.dispose();
   }
 }
