@@ -3,11 +3,8 @@
 import { parse, intOption, choiceOption } from '../args.js';
 import { Progress } from '../progress.js';
 import { loadMnistFamily, CLASS_NAMES, type MnistFamily } from '../../data/mnist-family.js';
-import { BaseMLP } from '../../models/base-mlp.js';
-import { Adam } from '../../engine/optim/adam.js';
 import { manualSeed, getNumThreads, setNumThreads, torchVersion } from '../../engine/runtime.js';
-import { trainEpoch } from '../../train/classifier-epoch.js';
-import { classifierAccuracy } from '../../eval/classifier-accuracy.js';
+import { trainDemoMlp } from '../../train/engine-demo.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadParityWorkers } from '../../codes/parity-models.js';
@@ -65,39 +62,33 @@ export async function demo(argv: string[]): Promise<void> {
   log(`libtorch ${torchVersion()}, ${getNumThreads()} threads; loading ${dataset} ...`);
   const train = loadMnistFamily(dataset, { dataDir: values['data-dir'], split: 'train' });
   const test = loadMnistFamily(dataset, { dataDir: values['data-dir'], split: 'test' });
-  const model = new BaseMLP();
-  const opt = new Adam(model.parameters(), { lr: 1e-3, weightDecay: 1e-5 });
-  const batchSize = 64;
-  const history: { epoch: number; loss: number; seconds: number; testAccuracy: number }[] = [];
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    const bar = new Progress(`epoch ${epoch}/${epochs}`, Math.ceil(train.size / batchSize), { enabled: !json, unit: 'batch' });
-    let smooth = NaN;
-    const r = trainEpoch(model, opt, train, {
-      batchSize,
-      flatten: true,
-      onBatch: (_b, loss) => {
-        smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-        bar.tick(1, { loss: smooth });
-      },
-    });
-    bar.finish();
-    const acc = classifierAccuracy(model, test, { flatten: true });
-    history.push({ epoch, loss: r.meanLoss, seconds: r.seconds, testAccuracy: acc.accuracy });
-    log(`epoch ${epoch}: mean loss ${r.meanLoss.toFixed(4)}, ${r.seconds.toFixed(1)} s (${Math.round(train.size / r.seconds)} img/s), test accuracy ${(100 * acc.accuracy).toFixed(2)}%`);
-  }
-  const final = classifierAccuracy(model, test, { flatten: true });
+  let bar: Progress | null = null;
+  let smooth = NaN;
+  const { history, testAccuracy, perClass } = trainDemoMlp(train, test, {
+    epochs,
+    onEpochStart: (epoch, batches) => {
+      bar = new Progress(`epoch ${epoch}/${epochs}`, batches, { enabled: !json, unit: 'batch' });
+      smooth = NaN;
+    },
+    onBatch: (loss) => {
+      smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+      bar?.tick(1, { loss: smooth });
+    },
+    onEpoch: (e) => {
+      bar?.finish();
+      log(`epoch ${e.epoch}: mean loss ${e.loss.toFixed(4)}, ${e.seconds.toFixed(1)} s (${Math.round(train.size / e.seconds)} img/s), test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`);
+    },
+  });
   if (!json) {
     log('per-class test accuracy:');
-    final.perClass.forEach((c, i) => log(`  ${CLASS_NAMES[dataset][i].padEnd(12)} ${(100 * c.accuracy).toFixed(1)}%`));
+    perClass.forEach((c, i) => log(`  ${CLASS_NAMES[dataset][i].padEnd(12)} ${(100 * c.accuracy).toFixed(1)}%`));
   }
   for (const t of [train.images, train.labels, test.images, test.labels]) t.dispose();
-  opt.dispose();
-  model.dispose();
 
   const coded = values['no-coded'] ? null : await codedPart(dataset, values['data-dir'], log);
   if (json) {
-    console.log(JSON.stringify({ dataset, model: 'base-mlp', epochs, seed, threads: getNumThreads(), history, testAccuracy: final.accuracy,
-      perClass: final.perClass.map((c, i) => ({ name: CLASS_NAMES[dataset][i], accuracy: c.accuracy })),
+    console.log(JSON.stringify({ dataset, model: 'base-mlp', epochs, seed, threads: getNumThreads(), history, testAccuracy,
+      perClass: perClass.map((c, i) => ({ name: CLASS_NAMES[dataset][i], accuracy: c.accuracy })),
       coded: coded && { checkpoint: coded.checkpoint, code: coded.e.code, k: coded.e.k, r: coded.e.r, baseAccuracy: coded.e.baseAccuracy,
         degradedAccuracy: coded.e.degraded.accuracy, recovery: coded.e.degraded.recovery, overall: coded.e.overall, defaultBaseline: coded.e.defaultBaseline } }));
   }
