@@ -18,7 +18,10 @@ const stampFile = join(root, 'build', '.coded-stamp');
 function stamp() {
   const h = createHash('sha256');
   // the addon's own sources (files directly in native/; native/vendor holds headers for scripts/gpu-check)
-  const sources = readdirSync(join(root, 'native'), { withFileTypes: true }).filter((d) => d.isFile()).map((d) => join('native', d.name)).sort();
+  const sources = readdirSync(join(root, 'native'), { withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join('native', d.name))
+    .sort();
   for (const f of ['binding.gyp', ...sources]) h.update(f).update(readFileSync(join(root, f)));
   h.update(process.env.LIBTORCH ?? 'debian');
   return h.digest('hex');
@@ -60,7 +63,9 @@ function findNodeGyp() {
     if (bundled && existsSync(bundled)) return bundled;
     const nextToNpm = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
     if (existsSync(nextToNpm)) return nextToNpm;
-    console.error('[build-native] node-gyp not found: run this through npm (npm install / npm run build:native), which bundles it, or `npm install -g node-gyp`');
+    console.error(
+      '[build-native] node-gyp not found: run this through npm (npm install / npm run build:native), which bundles it, or `npm install -g node-gyp`',
+    );
     process.exit(1);
   }
 }
@@ -68,7 +73,9 @@ const gyp = findNodeGyp();
 console.error('[build-native] building the libtorch addon (node-gyp)');
 const r = spawnSync(process.execPath, [gyp, ...args], { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) {
-  console.error('\naddon build failed. Needs g++, make, python3 and libtorch headers: Debian `libtorch-dev`, or LIBTORCH=/path/to/libtorch (with include/ and lib/).');
+  console.error(
+    '\naddon build failed. Needs g++, make, python3 and libtorch headers: Debian `libtorch-dev`, or LIBTORCH=/path/to/libtorch (with include/ and lib/).',
+  );
   process.exit(r.status ?? 1);
 }
 writeFileSync(stampFile, current);

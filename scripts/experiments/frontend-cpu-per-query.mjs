@@ -19,7 +19,16 @@ import { join } from 'node:path';
 import { startInstanceProcess, startFrontendProcess } from '../../dist/src/serve/processes.js';
 import { V2GrpcClient } from '../../dist/src/serve/client.js';
 
-const { values } = parseArgs({ options: { modes: { type: 'string', default: 'coded,equal-resources' }, queries: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '6' }, repeat: { type: 'string', default: '2' }, flags: { type: 'string', default: 'default' }, input: { type: 'string', default: '3x224x224' } } });
+const { values } = parseArgs({
+  options: {
+    modes: { type: 'string', default: 'coded,equal-resources' },
+    queries: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '6' },
+    repeat: { type: 'string', default: '2' },
+    flags: { type: 'string', default: 'default' },
+    input: { type: 'string', default: '3x224x224' },
+  },
+});
 const N = Number(values.queries);
 const C = Number(values.concurrency);
 const inputShape = values.input.split('x').map(Number);
@@ -36,9 +45,34 @@ try {
   for (let rep = 0; rep < Number(values.repeat); rep++) {
     for (const mode of values.modes.split(',')) {
       for (const flags of values.flags.split('|')) {
-        const cfg = mode === 'coded'
-          ? { name: 'x', mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, grpcPort: 0, httpPort: 0, sloMs: 5000, decodeDeadlineMs: 50, maxWaitMs: 5, logLevel: 'warn', pools: { base: { model: 'm', instances: insts.slice(0, 2).map((i) => i.address) }, parity: [{ model: 'm', instances: insts.slice(2).map((i) => i.address) }] }, health: { intervalMs: 1000 } }
-          : { name: 'x', mode: 'equal-resources', grpcPort: 0, httpPort: 0, sloMs: 5000, logLevel: 'warn', pools: { base: { model: 'm', instances: insts.map((i) => i.address) } }, health: { intervalMs: 1000 } };
+        const cfg =
+          mode === 'coded'
+            ? {
+                name: 'x',
+                mode: 'coded',
+                code: { family: 'addition', k: 2, r: 1 },
+                grpcPort: 0,
+                httpPort: 0,
+                sloMs: 5000,
+                decodeDeadlineMs: 50,
+                maxWaitMs: 5,
+                logLevel: 'warn',
+                pools: {
+                  base: { model: 'm', instances: insts.slice(0, 2).map((i) => i.address) },
+                  parity: [{ model: 'm', instances: insts.slice(2).map((i) => i.address) }],
+                },
+                health: { intervalMs: 1000 },
+              }
+            : {
+                name: 'x',
+                mode: 'equal-resources',
+                grpcPort: 0,
+                httpPort: 0,
+                sloMs: 5000,
+                logLevel: 'warn',
+                pools: { base: { model: 'm', instances: insts.map((i) => i.address) } },
+                health: { intervalMs: 1000 },
+              };
         const path = join(tmp, 'fe.json');
         writeFileSync(path, JSON.stringify(cfg));
         if (flags === 'default') delete process.env.CODED_SERVE_NODE_FLAGS;
@@ -51,19 +85,29 @@ try {
         const c0 = process.cpuUsage();
         const lat = [];
         const t0 = performance.now();
-        await Promise.all(Array.from({ length: C }, async (_, w) => {
-          for (let i = w; i < N; i += C) {
-            const s = performance.now();
-            await c.infer('x', 'input', x, [1, ...inputShape], 10000);
-            lat.push(performance.now() - s);
-          }
-        }));
+        await Promise.all(
+          Array.from({ length: C }, async (_, w) => {
+            for (let i = w; i < N; i += C) {
+              const s = performance.now();
+              await c.infer('x', 'input', x, [1, ...inputShape], 10000);
+              lat.push(performance.now() - s);
+            }
+          }),
+        );
         const secs = (performance.now() - t0) / 1000;
         const fe1 = cpuMs(fe.proc.pid) - f0;
         const cc = process.cpuUsage(c0);
         const icpu = insts.map((i, j) => cpuMs(i.proc.pid) - i0[j]);
         lat.sort((a, b) => a - b);
-        const row = { mode, flags, qps: +(N / secs).toFixed(0), p50: +lat[N >> 1].toFixed(1), frontendCpuMsPerQuery: +(fe1 / N).toFixed(2), clientCpuMsPerQuery: +((cc.user + cc.system) / 1000 / N).toFixed(2), instanceCpuMsPerQuery: icpu.map((v) => +(v / N).toFixed(2)) };
+        const row = {
+          mode,
+          flags,
+          qps: +(N / secs).toFixed(0),
+          p50: +lat[N >> 1].toFixed(1),
+          frontendCpuMsPerQuery: +(fe1 / N).toFixed(2),
+          clientCpuMsPerQuery: +((cc.user + cc.system) / 1000 / N).toFixed(2),
+          instanceCpuMsPerQuery: icpu.map((v) => +(v / N).toFixed(2)),
+        };
         rows.push(row);
         console.log(JSON.stringify(row));
         c.close();
@@ -76,9 +120,15 @@ try {
   await Promise.all(insts.map((i) => i.stop()));
   rmSync(tmp, { recursive: true, force: true });
 }
-const med = (a) => { const s = [...a].sort((p, q) => p - q); return s[(s.length - 1) >> 1]; };
+const med = (a) => {
+  const s = [...a].sort((p, q) => p - q);
+  return s[(s.length - 1) >> 1];
+};
 console.log('\nmedians (frontend CPU ms per query):');
-for (const mode of values.modes.split(',')) for (const flags of values.flags.split('|')) {
-  const r = rows.filter((q) => q.mode === mode && q.flags === flags);
-  console.log(`${mode.padEnd(16)} ${flags.padEnd(34)} frontend ${med(r.map((q) => q.frontendCpuMsPerQuery))}  client ${med(r.map((q) => q.clientCpuMsPerQuery))}  qps ${med(r.map((q) => q.qps))}`);
-}
+for (const mode of values.modes.split(','))
+  for (const flags of values.flags.split('|')) {
+    const r = rows.filter((q) => q.mode === mode && q.flags === flags);
+    console.log(
+      `${mode.padEnd(16)} ${flags.padEnd(34)} frontend ${med(r.map((q) => q.frontendCpuMsPerQuery))}  client ${med(r.map((q) => q.clientCpuMsPerQuery))}  qps ${med(r.map((q) => q.qps))}`,
+    );
+  }

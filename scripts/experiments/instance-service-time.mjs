@@ -37,7 +37,13 @@ const round = (x) => Math.round(x * 1000) / 1000;
 function gpuMemoryByPid() {
   try {
     const out = execFileSync('nvidia-smi', ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits'], { encoding: 'utf8' });
-    return new Map(out.trim().split('\n').filter(Boolean).map((l) => l.split(',').map((s) => Number(s.trim()))));
+    return new Map(
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(',').map((s) => Number(s.trim()))),
+    );
   } catch {
     return new Map();
   }
@@ -45,7 +51,11 @@ function gpuMemoryByPid() {
 
 for (const M of o.instances.split(',').map(Number)) {
   const t0 = performance.now();
-  const insts = await Promise.all(Array.from({ length: M }, () => startInstanceProcess(['--model', o.model, '--device', o.device, '--name', 'model'], { timeoutMs: 600000 })));
+  const insts = await Promise.all(
+    Array.from({ length: M }, () =>
+      startInstanceProcess(['--model', o.model, '--device', o.device, '--name', 'model'], { timeoutMs: 600000 }),
+    ),
+  );
   const startS = (performance.now() - t0) / 1000;
   const clients = insts.map((i) => new V2GrpcClient(i.address));
   try {
@@ -71,11 +81,24 @@ for (const M of o.instances.split(',').map(Number)) {
     await Promise.all(clients.map((c) => loop(c, N, true)));
     const wallS = (performance.now() - t1) / 1000;
     lat.sort((a, b) => a - b);
-    console.log(JSON.stringify({
-      model: o.model, device: o.device, instances: M, requestsPerInstance: N, startAllS: round(startS),
-      serviceMs: { p50: round(pct(lat, 50)), p90: round(pct(lat, 90)), p99: round(pct(lat, 99)), mean: round(lat.reduce((a, b) => a + b, 0) / lat.length), min: round(lat[0]) },
-      throughputPerS: round((M * N) / wallS), gpuMemoryMiB: memMiB,
-    }));
+    console.log(
+      JSON.stringify({
+        model: o.model,
+        device: o.device,
+        instances: M,
+        requestsPerInstance: N,
+        startAllS: round(startS),
+        serviceMs: {
+          p50: round(pct(lat, 50)),
+          p90: round(pct(lat, 90)),
+          p99: round(pct(lat, 99)),
+          mean: round(lat.reduce((a, b) => a + b, 0) / lat.length),
+          min: round(lat[0]),
+        },
+        throughputPerS: round((M * N) / wallS),
+        gpuMemoryMiB: memMiB,
+      }),
+    );
   } finally {
     for (const c of clients) c.close();
     await Promise.all(insts.map((i) => i.stop('SIGTERM')));

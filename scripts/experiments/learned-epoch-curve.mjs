@@ -12,29 +12,72 @@ import { loadBase } from '../../dist/src/cli/commands/train-learned.js';
 import { baseIdentity, learnedCodeConfig, trainLearned } from '../../dist/src/train/learned-training.js';
 import { evaluateCode } from '../../dist/src/eval/code-metrics.js';
 
-const { values: v } = parseArgs({ options: {
-  k: { type: 'string', default: '2' }, loss: { type: 'string', default: 'mse-base' }, init: { type: 'string', default: 'reference' },
-  seed: { type: 'string', default: '1' }, epochs: { type: 'string', default: '10' }, device: { type: 'string', default: 'cpu' },
-  'data-dir': { type: 'string' }, out: { type: 'string' }, base: { type: 'string', default: 'models/fashion-mnist-base-mlp.safetensors' },
-} });
+const { values: v } = parseArgs({
+  options: {
+    k: { type: 'string', default: '2' },
+    loss: { type: 'string', default: 'mse-base' },
+    init: { type: 'string', default: 'reference' },
+    seed: { type: 'string', default: '1' },
+    epochs: { type: 'string', default: '10' },
+    device: { type: 'string', default: 'cpu' },
+    'data-dir': { type: 'string' },
+    out: { type: 'string' },
+    base: { type: 'string', default: 'models/fashion-mnist-base-mlp.safetensors' },
+  },
+});
 if (process.env.CODED_NUM_THREADS) setNumThreads(Number(process.env.CODED_NUM_THREADS));
-const k = Number(v.k), seed = Number(v.seed);
+const k = Number(v.k),
+  seed = Number(v.seed);
 const { model: base, meta } = loadBase(v.base);
 const ds = await loadDataset(meta.dataset, { dataDir: v['data-dir'], seed: meta.config?.seed ?? 1, log: () => {} });
 const data = { train: ds.train, validation: ds.validation, test: ds.test, classes: meta.classes, input: meta.input };
 const cfg = {
-  base: v.base, dataset: meta.dataset, k, r: 1, encoder: 'conv', decoder: 'mlp', loss: v.loss, epochs: Number(v.epochs), batchSize: k === 2 ? 64 : 32,
-  lr: 1e-3, schedule: 'constant', weightDecay: 1e-5, optimizers: 'joint', trainParts: 'both', seed, device: v.device,
+  base: v.base,
+  dataset: meta.dataset,
+  k,
+  r: 1,
+  encoder: 'conv',
+  decoder: 'mlp',
+  loss: v.loss,
+  epochs: Number(v.epochs),
+  batchSize: k === 2 ? 64 : 32,
+  lr: 1e-3,
+  schedule: 'constant',
+  weightDecay: 1e-5,
+  optimizers: 'joint',
+  trainParts: 'both',
+  seed,
+  device: v.device,
   ...(v.init === 'reference' ? {} : { encoderOptions: { init: v.init } }),
 };
 manualSeed(seed);
 const code = new LearnedCode(learnedCodeConfig(cfg, data, meta.model));
 const tag = { k, loss: v.loss, init: v.init, seed };
 const out = v.out ?? `runs/issue19/k${k}-${v.loss}-${v.init}-s${seed}`;
-trainLearned(cfg, code, base, baseIdentity(v.base, meta), data, out, {}, {
-  onEpoch: (e) => {
-    const t = evaluateCode({ code, workers: { base }, test: data.test, classes: data.classes, device: v.device });
-    for (const [, m] of code.modules()) m.train();
-    console.log(JSON.stringify({ ...tag, epoch: e.epoch, trainLoss: e.trainLoss, valAd: e.valAccuracy, valRecovery: e.valRecovery, testAd: t.degraded.accuracy, testRecovery: t.degraded.recovery, seconds: e.seconds }));
+trainLearned(
+  cfg,
+  code,
+  base,
+  baseIdentity(v.base, meta),
+  data,
+  out,
+  {},
+  {
+    onEpoch: (e) => {
+      const t = evaluateCode({ code, workers: { base }, test: data.test, classes: data.classes, device: v.device });
+      for (const [, m] of code.modules()) m.train();
+      console.log(
+        JSON.stringify({
+          ...tag,
+          epoch: e.epoch,
+          trainLoss: e.trainLoss,
+          valAd: e.valAccuracy,
+          valRecovery: e.valRecovery,
+          testAd: t.degraded.accuracy,
+          testRecovery: t.degraded.recovery,
+          seconds: e.seconds,
+        }),
+      );
+    },
   },
-});
+);

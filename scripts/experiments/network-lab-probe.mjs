@@ -11,7 +11,19 @@ import { NetworkLab } from '../../dist/src/bench/network-lab.js';
 import { startInstanceProcess } from '../../dist/src/serve/processes.js';
 import { V2GrpcClient } from '../../dist/src/serve/client.js';
 
-const opt = { rate: 100, requests: 2000, dim: 1000, pairs: 2, 'min-mb': 16, 'max-mb': 64, cc: undefined, queue: 1000, json: false, warmup: 200, seed: 1 };
+const opt = {
+  rate: 100,
+  requests: 2000,
+  dim: 1000,
+  pairs: 2,
+  'min-mb': 16,
+  'max-mb': 64,
+  cc: undefined,
+  queue: 1000,
+  json: false,
+  warmup: 200,
+  seed: 1,
+};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i].replace(/^--/, '');
@@ -24,7 +36,15 @@ function summary(ms) {
   const s = [...ms].sort((a, b) => a - b);
   const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
   const r = (x) => Math.round(x * 1000) / 1000;
-  return { n: s.length, mean: r(s.reduce((a, b) => a + b, 0) / s.length), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), p999: r(q(0.999)), max: r(s[s.length - 1]) };
+  return {
+    n: s.length,
+    mean: r(s.reduce((a, b) => a + b, 0) / s.length),
+    p50: r(q(0.5)),
+    p90: r(q(0.9)),
+    p99: r(q(0.99)),
+    p999: r(q(0.999)),
+    max: r(s[s.length - 1]),
+  };
 }
 
 async function measure(client, n) {
@@ -48,7 +68,13 @@ try {
   client = new V2GrpcClient(inst.address);
   await measure(client, opt.warmup);
   const quiet = summary(await measure(client, opt.requests));
-  const bulk = await lab.startBulkTransfers({ pairs: opt.pairs, minBytes: opt['min-mb'] << 20, maxBytes: opt['max-mb'] << 20, seed: opt.seed, among: [0, 1] });
+  const bulk = await lab.startBulkTransfers({
+    pairs: opt.pairs,
+    minBytes: opt['min-mb'] << 20,
+    maxBytes: opt['max-mb'] << 20,
+    seed: opt.seed,
+    among: [0, 1],
+  });
   await measure(client, opt.warmup);
   const b0 = bulk.stats();
   const tb = Date.now();
@@ -61,10 +87,22 @@ try {
   await inst.stop();
   await lab.stop();
   const result = {
-    rateMbit: opt.rate, dim: opt.dim, requests: opt.requests, queuePackets: opt.queue, congestionControl: opt.cc ?? 'inherited',
-    labStartMs: startMs, labStopMs: Date.now() - t1,
-    quiet, withBulk: busy,
-    bulk: { pairs: opt.pairs, mb: [opt['min-mb'], opt['max-mb']], completedDuringMeasurement: b1.transfers - b0.transfers, failures: b1.failures, completedMbitPerS: Math.round(((b1.bytes - b0.bytes) * 8) / seconds / 1e6) },
+    rateMbit: opt.rate,
+    dim: opt.dim,
+    requests: opt.requests,
+    queuePackets: opt.queue,
+    congestionControl: opt.cc ?? 'inherited',
+    labStartMs: startMs,
+    labStopMs: Date.now() - t1,
+    quiet,
+    withBulk: busy,
+    bulk: {
+      pairs: opt.pairs,
+      mb: [opt['min-mb'], opt['max-mb']],
+      completedDuringMeasurement: b1.transfers - b0.transfers,
+      failures: b1.failures,
+      completedMbitPerS: Math.round(((b1.bytes - b0.bytes) * 8) / seconds / 1e6),
+    },
   };
   if (opt.json) console.log(JSON.stringify(result));
   else console.log(JSON.stringify(result, null, 2));

@@ -19,11 +19,18 @@ import { allOutputs } from '../../dist/src/codes/learned.js';
 import { noGrad } from '../../dist/src/engine/autograd.js';
 import { evaluateCode } from '../../dist/src/eval/code-metrics.js';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: {
-  k: { type: 'string', default: '2' }, base: { type: 'string', default: 'models/fashion-mnist-base-mlp.safetensors' },
-  device: { type: 'string', default: 'cpu' }, 'data-dir': { type: 'string' }, every: { type: 'string', default: '1' },
-} });
-const device = values.device, every = Number(values.every);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    k: { type: 'string', default: '2' },
+    base: { type: 'string', default: 'models/fashion-mnist-base-mlp.safetensors' },
+    device: { type: 'string', default: 'cpu' },
+    'data-dir': { type: 'string' },
+    every: { type: 'string', default: '1' },
+  },
+});
+const device = values.device,
+  every = Number(values.every);
 const dir = positionals[0];
 const k = Number(values.k);
 const { model: base, meta } = loadBase(values.base);
@@ -58,25 +65,32 @@ batches.forEach((ids, step) => {
     const ours = encParams.filter((_, i) => i % 2 === 0).map((p) => p.grad.square().sum().sqrt().item());
     const theirs = ref[step].encoderGradNorms.filter((_, i) => i % 2 === 0);
     const worst = Math.max(...ours.map((g, i) => Math.abs(g - theirs[i]) / theirs[i]));
-    if (step < 5 || (step + 1) % every === 0) console.log(`step ${step + 1}: loss ours ${loss.item().toFixed(4)} reference ${ref[step].loss.toFixed(4)} (rel. diff ${e(Math.abs(loss.item() - ref[step].loss) / ref[step].loss)}); encoder conv grad norms ours ${ours.map(e).join(' ')}; largest rel. diff to the reference's ${e(worst)}`);
+    if (step < 5 || (step + 1) % every === 0)
+      console.log(
+        `step ${step + 1}: loss ours ${loss.item().toFixed(4)} reference ${ref[step].loss.toFixed(4)} (rel. diff ${e(Math.abs(loss.item() - ref[step].loss) / ref[step].loss)}); encoder conv grad norms ours ${ours.map(e).join(' ')}; largest rel. diff to the reference's ${e(worst)}`,
+      );
     opt.step();
   });
 });
 // test: groups of consecutive test images (the peer's grouping), then evaluateCode's
-const fileOrder = tidy(() => noGrad(() => {
-  const n = ds.test.size - (ds.test.size % k);
-  const x = ds.test.images.narrow(0, 0, n).reshape([n / k, k, 1, 28, 28]);
-  const y = ds.test.labels.narrow(0, 0, n).reshape([n / k, k]);
-  const outs = base.forward(x.reshape([n, 1, 28, 28])).reshape([n / k, k, -1]);
-  const par = base.forward(code.parities(x).reshape([n / k, 1, 28, 28])).reshape([n / k, 1, -1]);
-  const rec = code.decodePatterns(allOutputs(outs, par), patterns).argmax(3); // [P, G, k]
-  const w = erased.reshape([patterns.length, 1, k]).to('float32');
-  const count = w.sum().item() * (n / k);
-  return {
-    ad: rec.eq(y.unsqueeze(0)).to('float32').mul(w).sum().item() / count,
-    recovery: rec.eq(outs.argmax(2).unsqueeze(0)).to('float32').mul(w).sum().item() / count,
-  };
-}));
+const fileOrder = tidy(() =>
+  noGrad(() => {
+    const n = ds.test.size - (ds.test.size % k);
+    const x = ds.test.images.narrow(0, 0, n).reshape([n / k, k, 1, 28, 28]);
+    const y = ds.test.labels.narrow(0, 0, n).reshape([n / k, k]);
+    const outs = base.forward(x.reshape([n, 1, 28, 28])).reshape([n / k, k, -1]);
+    const par = base.forward(code.parities(x).reshape([n / k, 1, 28, 28])).reshape([n / k, 1, -1]);
+    const rec = code.decodePatterns(allOutputs(outs, par), patterns).argmax(3); // [P, G, k]
+    const w = erased.reshape([patterns.length, 1, k]).to('float32');
+    const count = w.sum().item() * (n / k);
+    return {
+      ad: rec.eq(y.unsqueeze(0)).to('float32').mul(w).sum().item() / count,
+      recovery: rec.eq(outs.argmax(2).unsqueeze(0)).to('float32').mul(w).sum().item() / count,
+    };
+  }),
+);
 const ev = evaluateCode({ code, workers: { base }, test: ds.test, classes: meta.classes, device });
-console.log(`RESULT side-by-side ours: ${batches.length} steps, test A_d ${(100 * fileOrder.ad).toFixed(2)}% recovery ${(100 * fileOrder.recovery).toFixed(2)}% (file-order groups); evaluateCode (seeded groups): A_d ${(100 * ev.degraded.accuracy).toFixed(2)}% recovery ${(100 * ev.degraded.recovery).toFixed(2)}%`);
+console.log(
+  `RESULT side-by-side ours: ${batches.length} steps, test A_d ${(100 * fileOrder.ad).toFixed(2)}% recovery ${(100 * fileOrder.recovery).toFixed(2)}% (file-order groups); evaluateCode (seeded groups): A_d ${(100 * ev.degraded.accuracy).toFixed(2)}% recovery ${(100 * ev.degraded.recovery).toFixed(2)}%`,
+);
 disposeDataset(ds);

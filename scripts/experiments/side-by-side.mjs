@@ -24,7 +24,12 @@ for (let i = 0; i < args.length; i++) {
     const at = args[i].lastIndexOf('=');
     codes.push({ label: args[i].slice(0, at), path: args[i].slice(at + 1) });
   } else {
-    console.error(`unknown argument '${args[i]}'\n${readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 14).join('\n')}`);
+    console.error(
+      `unknown argument '${args[i]}'\n${readFileSync(new URL(import.meta.url), 'utf8')
+        .split('\n')
+        .slice(1, 14)
+        .join('\n')}`,
+    );
     process.exit(2);
   }
 }
@@ -45,10 +50,22 @@ function byStragglers(doc) {
   const e = doc.test?.patterns ? doc.test : doc;
   if (Array.isArray(e.byStragglers)) {
     // `coded train polynomial --json`: exact decoding from any R of N
-    return { k: null, n: null, name: e.code, base: e.baseAccuracy, rows: e.byStragglers.map((b) => ({ s: b.missing, all: b.accuracy, reconstructed: b.accuracy })) };
+    return {
+      k: null,
+      n: null,
+      name: e.code,
+      base: e.baseAccuracy,
+      rows: e.byStragglers.map((b) => ({ s: b.missing, all: b.accuracy, reconstructed: b.accuracy })),
+    };
   }
   if (!e.systematic) {
-    return { k: e.k, n: e.n, name: e.code, base: e.baseAccuracy, rows: e.byMissing.map((b) => ({ s: b.missing, all: b.accuracy, reconstructed: b.accuracy })) };
+    return {
+      k: e.k,
+      n: e.n,
+      name: e.code,
+      base: e.baseAccuracy,
+      rows: e.byMissing.map((b) => ({ s: b.missing, all: b.accuracy, reconstructed: b.accuracy })),
+    };
   }
   const { k, n, baseAccuracy: base } = e;
   const byPattern = new Map(e.patterns.map((p) => [p.pattern, p]));
@@ -82,7 +99,12 @@ const configs = new Map();
 for (const b of berrut) if (dataset === null || b.dataset === dataset) configs.set(`${b.k},${b.n}`, { k: b.k, n: b.n });
 for (const e of evals) if (e.k !== null) configs.set(`${e.k},${e.n}`, { k: e.k, n: e.n });
 
-const lines = ['| K | N | code | A_a | ' + [0, 1, 2, 3].map((s) => `${s} straggler${s === 1 ? '' : 's'}: all answers (reconstructed only)`).join(' | ') + ' |', '|---|---|---|---|---|---|---|---|'];
+const lines = [
+  '| K | N | code | A_a | ' +
+    [0, 1, 2, 3].map((s) => `${s} straggler${s === 1 ? '' : 's'}: all answers (reconstructed only)`).join(' | ') +
+    ' |',
+  '|---|---|---|---|---|---|---|---|',
+];
 for (const { k, n } of [...configs.values()].sort((a, b) => a.k - b.k || a.n - b.n)) {
   const cell = (rows, s) => {
     const r = rows.find((x) => x.s === s);
@@ -93,7 +115,16 @@ for (const { k, n } of [...configs.values()].sort((a, b) => a.k - b.k || a.n - b
     const rows = b.byMissing.map((m) => ({ s: m.missing, all: m.accuracy, reconstructed: m.accuracy }));
     lines.push(`| ${k} | ${n} | Berrut (no training) | ${pct(b.baseAccuracy)} | ${[0, 1, 2, 3].map((s) => cell(rows, s)).join(' | ')} |`);
   }
-  for (const e of evals.filter((x) => x.k === k && x.n === n)) lines.push(`| ${k} | ${n} | ${e.label} | ${pct(e.base)} | ${[0, 1, 2, 3].map((s) => cell(e.rows, s)).join(' | ')} |`);
+  for (const e of evals.filter((x) => x.k === k && x.n === n))
+    lines.push(`| ${k} | ${n} | ${e.label} | ${pct(e.base)} | ${[0, 1, 2, 3].map((s) => cell(e.rows, s)).join(' | ')} |`);
 }
-for (const e of evals.filter((x) => x.k === null)) lines.push(`| | | ${e.label} (${e.name}) | ${pct(e.base)} | ${[0, 1, 2, 3].map((s) => { const r = e.rows.find((x) => x.s === s); return r ? pct(r.all) : ''; }).join(' | ')} |`);
+for (const e of evals.filter((x) => x.k === null))
+  lines.push(
+    `| | | ${e.label} (${e.name}) | ${pct(e.base)} | ${[0, 1, 2, 3]
+      .map((s) => {
+        const r = e.rows.find((x) => x.s === s);
+        return r ? pct(r.all) : '';
+      })
+      .join(' | ')} |`,
+  );
 console.log(lines.join('\n'));

@@ -9,7 +9,14 @@ import { performance } from 'node:perf_hooks';
 import { parseRestInfer, buildRestResponse } from '../../dist/src/serve/v2.js';
 
 const dim = 1000;
-const meta = { name: 'm', platform: 't', versions: ['1'], input: { name: 'input', datatype: 'FP32', shape: [dim] }, output: { name: 'output', datatype: 'FP32', shape: [dim] }, maxBatch: 64 };
+const meta = {
+  name: 'm',
+  platform: 't',
+  versions: ['1'],
+  input: { name: 'input', datatype: 'FP32', shape: [dim] },
+  output: { name: 'output', datatype: 'FP32', shape: [dim] },
+  maxBatch: 64,
+};
 const MB = (n) => n * 1024 * 1024 - 4096;
 const nested = (size) => {
   const b = Buffer.alloc(size);
@@ -26,7 +33,11 @@ const flat = (size) => {
   Buffer.from('0]}]}').copy(b, size - 5);
   return b;
 };
-const largest = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [64, dim], data: Array.from({ length: 64 * dim }, (_, i) => Math.sin(i)) }] }));
+const largest = Buffer.from(
+  JSON.stringify({
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [64, dim], data: Array.from({ length: 64 * dim }, (_, i) => Math.sin(i)) }],
+  }),
+);
 const median = (f) => {
   const t = [];
   for (let i = 0; i < 5; i++) {
@@ -48,8 +59,27 @@ const rows = [
   ['2 MB nested JSON (depth scan)', median(parse(nested(MB(2))))],
   ['16 MB flat JSON array (value count)', median(parse(flat(MB(16))))],
   ['2 MB flat JSON array (value count)', median(parse(flat(MB(2))))],
-  [`the largest JSON request the frontend takes (64 x ${dim} values, ${(largest.length / 1e6).toFixed(1)} MB): parse`, median(parse(largest))],
-  [`... and its JSON response`, median(() => buildRestResponse(meta, { id: '', outputs: [{ name: 'output', shape: [64, dim], data: new Float32Array(64 * dim).fill(0.5) }], parameters: {} }, false))],
-  ['receiving a 16 MB body at least: 256 chunks of 64 KiB allocated and concatenated', median(() => { const parts = []; for (let i = 0; i < 256; i++) parts.push(Buffer.alloc(65536)); Buffer.concat(parts); })],
+  [
+    `the largest JSON request the frontend takes (64 x ${dim} values, ${(largest.length / 1e6).toFixed(1)} MB): parse`,
+    median(parse(largest)),
+  ],
+  [
+    `... and its JSON response`,
+    median(() =>
+      buildRestResponse(
+        meta,
+        { id: '', outputs: [{ name: 'output', shape: [64, dim], data: new Float32Array(64 * dim).fill(0.5) }], parameters: {} },
+        false,
+      ),
+    ),
+  ],
+  [
+    'receiving a 16 MB body at least: 256 chunks of 64 KiB allocated and concatenated',
+    median(() => {
+      const parts = [];
+      for (let i = 0; i < 256; i++) parts.push(Buffer.alloc(65536));
+      Buffer.concat(parts);
+    }),
+  ],
 ];
 for (const [name, ms] of rows) console.log(`${name}: ${ms.toFixed(1)} ms`);

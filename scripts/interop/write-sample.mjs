@@ -15,7 +15,14 @@ import { isDeepStrictEqual } from 'node:util';
 const { tensor, tidy, nn } = await import(new URL('../../dist/src/index.js', import.meta.url).href);
 
 const ST = { float32: 'F32', float64: 'F64', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
-const ARRAY = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array, bool: Uint8Array };
+const ARRAY = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+};
 
 // name, dtype, shape, values
 const SAMPLE = [
@@ -44,7 +51,12 @@ function write(out, expectedPath) {
     }
     nn.saveSafetensors(out, tensors, METADATA);
   });
-  const literal = (v) => (typeof v === 'bigint' ? `@@${v}@@` : typeof v === 'number' && !Number.isFinite(v) ? `@@${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'}@@` : v);
+  const literal = (v) =>
+    typeof v === 'bigint'
+      ? `@@${v}@@`
+      : typeof v === 'number' && !Number.isFinite(v)
+        ? `@@${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'}@@`
+        : v;
   writeFileSync(expectedPath, JSON.stringify(expected, (_k, v) => literal(v)).replace(/"@@(.*?)@@"/g, '$1'));
   return `TS wrote ${SAMPLE.length} tensors (${new Set(SAMPLE.map((s) => s[1])).size} dtypes) + ${Object.keys(METADATA).length} metadata keys`;
 }
@@ -54,7 +66,8 @@ function check(path, expectedPath) {
   const problems = [];
   tidy(() => {
     const { tensors, metadata } = nn.loadSafetensors(path);
-    if (!isDeepStrictEqual(metadata, exp.metadata)) problems.push(`metadata ${JSON.stringify(metadata)} != ${JSON.stringify(exp.metadata)}`);
+    if (!isDeepStrictEqual(metadata, exp.metadata))
+      problems.push(`metadata ${JSON.stringify(metadata)} != ${JSON.stringify(exp.metadata)}`);
     const names = [...tensors.keys()].sort();
     if (!isDeepStrictEqual(names, Object.keys(exp.tensors).sort())) problems.push(`names ${names} != ${Object.keys(exp.tensors).sort()}`);
     for (const [name, e] of Object.entries(exp.tensors)) {

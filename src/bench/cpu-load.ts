@@ -41,7 +41,6 @@ export function otherShare(a: CpuSnapshot | null, b: CpuSnapshot | null, peerTic
   return Math.min(1, Math.max(0, other / (b.total - a.total)));
 }
 
-
 /** Watch the CPU share taken by other processes than this one and `ours()` (child pids) between start and stop. */
 export class CpuShareWatch {
   private a: CpuSnapshot | null;

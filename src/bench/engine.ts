@@ -228,7 +228,10 @@ function makeOurs(name: WorkloadName, device: string): OurWorkload {
 }
 
 class OurSide implements Side {
-  constructor(private readonly w: OurWorkload, private readonly cuda: boolean) {}
+  constructor(
+    private readonly w: OurWorkload,
+    private readonly cuda: boolean,
+  ) {}
   async run(iters: number, capSeconds = Infinity): Promise<Timed> {
     const capMs = capSeconds * 1e3;
     if (this.cuda) synchronize();
@@ -237,7 +240,7 @@ class OurSide implements Side {
     while (steps < iters) {
       this.w.step();
       steps++;
-      if (performance.now() - t0 > capMs) break;  // (CUDA: queued work is waited for below)
+      if (performance.now() - t0 > capMs) break; // (CUDA: queued work is waited for below)
     }
     if (this.cuda) synchronize();
     return { steps, seconds: (performance.now() - t0) / 1e3 };
@@ -335,7 +338,10 @@ export class Peer {
     const p = new Peer(o.python, ['--device', o.device, '--threads', String(o.threads)], o.env);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`PyTorch peer: ${o.python} did not start within ${HELLO_TIMEOUT_S} s`)), HELLO_TIMEOUT_S * 1000);
+      timer = setTimeout(
+        () => reject(new Error(`PyTorch peer: ${o.python} did not start within ${HELLO_TIMEOUT_S} s`)),
+        HELLO_TIMEOUT_S * 1000,
+      );
     });
     try {
       p.hello = await Promise.race([p.next(), timeout]);
@@ -411,10 +417,13 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new RangeError(`engine bench: unknown device '${device}' (cpu or cuda)`);
   const cuda = device.startsWith('cuda');
   if (cuda && !cudaAvailable()) {
-    throw new Error('engine bench: --device cuda, but the addon was built against a libtorch without CUDA (rebuild with LIBTORCH=/path/to/cuda-libtorch)');
+    throw new Error(
+      'engine bench: --device cuda, but the addon was built against a libtorch without CUDA (rebuild with LIBTORCH=/path/to/cuda-libtorch)',
+    );
   }
   const threads = o.threads ?? availableParallelism();
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`engine bench: threads must be a positive integer, got ${threads}`);
+  if (!(Number.isInteger(threads) && threads >= 1))
+    throw new RangeError(`engine bench: threads must be a positive integer, got ${threads}`);
   const quick = o.quick ?? false;
   const reps = o.reps ?? (quick ? 3 : 11);
   const blockSeconds = o.blockSeconds ?? (quick ? 0.15 : 1.0);
@@ -498,8 +507,10 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
           reps,
           spread: { ours: iqr(oursVals), pytorch: theirs ? iqr(theirVals) : null },
         });
-        log(`${name}: ours ${fmt(oursMed)}, pytorch ${theirMed === null ? '-' : fmt(theirMed)} ${w.latency ? 'ms' : THROUGHPUT_UNIT}` +
-            (ratio === null ? '' : `, ratio ${ratio.toFixed(3)}`));
+        log(
+          `${name}: ours ${fmt(oursMed)}, pytorch ${theirMed === null ? '-' : fmt(theirMed)} ${w.latency ? 'ms' : THROUGHPUT_UNIT}` +
+            (ratio === null ? '' : `, ratio ${ratio.toFixed(3)}`),
+        );
       } finally {
         await ours.teardown();
         if (theirs) await theirs.teardown();
@@ -524,7 +535,8 @@ export async function runEngineBench(o: EngineBenchOptions = {}): Promise<Engine
     otherCpuShare: otherShare(cpuStart, cpuEnd, peer ? peerTicks : 0),
     loadAverage: loadStart,
     method:
-      `${reps} timed blocks per side of about ${blockSeconds} s` + (usePeer ? ', ABBA-interleaved with the PyTorch peer; ' : ' (no PyTorch peer); ') +
+      `${reps} timed blocks per side of about ${blockSeconds} s` +
+      (usePeer ? ', ABBA-interleaved with the PyTorch peer; ' : ' (no PyTorch peer); ') +
       'median per block (W4: median over every run); ratio > 1 means ours is better',
   };
 }
@@ -535,13 +547,16 @@ function fmt(v: number): string {
 
 /** A plain-text table of the report. */
 export function formatEngineBench(r: EngineBenchReport): string {
-  const rows = [['workload', 'ours', 'pytorch', 'unit', 'ratio'], ...r.workloads.map((w) => [
-    w.name,
-    fmt(w.ours),
-    w.pytorch === null ? '-' : fmt(w.pytorch),
-    w.higherIsBetter ? 'items/s' : 'ms (median)',
-    w.ratio === null ? '-' : w.ratio.toFixed(3),
-  ])];
+  const rows = [
+    ['workload', 'ours', 'pytorch', 'unit', 'ratio'],
+    ...r.workloads.map((w) => [
+      w.name,
+      fmt(w.ours),
+      w.pytorch === null ? '-' : fmt(w.pytorch),
+      w.higherIsBetter ? 'items/s' : 'ms (median)',
+      w.ratio === null ? '-' : w.ratio.toFixed(3),
+    ]),
+  ];
   const width = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]) => row.map((cell, c) => (c === 0 || c === 3 ? cell.padEnd(width[c]) : cell.padStart(width[c]))).join('  ');
   const out = [line(rows[0]), width.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)];
@@ -551,8 +566,10 @@ export function formatEngineBench(r: EngineBenchReport): string {
   out.push(`device ${r.device}, ${r.threads} threads, libtorch ${r.libtorch}, PyTorch ${r.pytorch ?? '(not run)'}; ${r.machine}`);
   out.push(`GLIBC_TUNABLES ours: ${r.glibcTunables.ours ?? '(unset)'}; pytorch: ${r.glibcTunables.pytorch ?? '(unset)'}`);
   if (r.otherCpuShare !== null) {
-    out.push(`other processes used ${(100 * r.otherCpuShare).toFixed(1)}% of the CPU during the run` +
-      (r.otherCpuShare > 0.05 ? ' (busy machine: expect noise, rerun when idle)' : ''));
+    out.push(
+      `other processes used ${(100 * r.otherCpuShare).toFixed(1)}% of the CPU during the run` +
+        (r.otherCpuShare > 0.05 ? ' (busy machine: expect noise, rerun when idle)' : ''),
+    );
   }
   out.push(`method: ${r.method}`);
   return out.join('\n');
@@ -620,15 +637,25 @@ export function parseEngineBenchArgs(argv: string[]): (EngineBenchOptions & { js
   let threads: number | undefined;
   if (values.threads !== undefined) {
     threads = Number(values.threads);
-    if (!(Number.isInteger(threads) && threads >= 1)) throw new EngineBenchUsageError(`--threads must be an integer >= 1, got '${values.threads}'`);
+    if (!(Number.isInteger(threads) && threads >= 1))
+      throw new EngineBenchUsageError(`--threads must be an integer >= 1, got '${values.threads}'`);
   }
   let workloads: WorkloadName[] | undefined;
   if (values.workloads !== undefined) {
     workloads = values.workloads.split(',').map((s) => s.trim().toUpperCase()) as WorkloadName[];
     const bad = workloads.filter((n) => !(WORKLOAD_NAMES as readonly string[]).includes(n));
-    if (bad.length > 0 || workloads.length === 0) throw new EngineBenchUsageError(`--workloads: unknown ${bad.join(', ') || '(empty)'}; use W1,W2,W3,W4`);
+    if (bad.length > 0 || workloads.length === 0)
+      throw new EngineBenchUsageError(`--workloads: unknown ${bad.join(', ') || '(empty)'}; use W1,W2,W3,W4`);
   }
-  return { json: values.json ?? false, device, threads, quick: values.quick ?? false, peer: !(values['no-peer'] ?? false), sameMalloc: values['same-malloc'] ?? false, workloads };
+  return {
+    json: values.json ?? false,
+    device,
+    threads,
+    quick: values.quick ?? false,
+    peer: !(values['no-peer'] ?? false),
+    sameMalloc: values['same-malloc'] ?? false,
+    workloads,
+  };
 }
 
 /** The command: parse argv, run, print the table (progress on stderr) or JSON. */

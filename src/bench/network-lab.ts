@@ -117,7 +117,10 @@ function prefixesInUse(): string[] {
     if (m) out.push(m[1]);
   }
   for (const line of runSync('ip', ['-4', 'route', 'show', 'table', 'all']).out.split('\n')) {
-    const dest = line.trim().split(/\s+/).find((t) => ipish.test(t));
+    const dest = line
+      .trim()
+      .split(/\s+/)
+      .find((t) => ipish.test(t));
     if (dest !== undefined && dest !== '0.0.0.0/0') out.push(dest);
   }
   return out;
@@ -127,7 +130,10 @@ function prefixesInUse(): string[] {
 export function networkLabUnavailable(): string | null {
   if (process.platform !== 'linux') return `${NEEDS}: this is ${process.platform}, not Linux`;
   if (process.getuid?.() !== 0) return `${NEEDS}: not running as root (uid ${process.getuid?.()})`;
-  for (const [cmd, args] of [['ip', ['-V']], ['tc', ['-V']]] as const) {
+  for (const [cmd, args] of [
+    ['ip', ['-V']],
+    ['tc', ['-V']],
+  ] as const) {
     const r = spawnSync(cmd, [...args], { encoding: 'utf8' });
     if (r.error || r.status !== 0) return `${NEEDS}: \`${cmd} ${args.join(' ')}\` failed: ${r.error?.message ?? r.stderr}`;
   }
@@ -167,7 +173,9 @@ export class NetworkLab {
 
   readonly congestionControl: string | undefined;
 
-  private constructor(o: Required<Omit<NetworkLabOptions, 'subnet' | 'congestionControl'>> & { subnet: number; congestionControl?: string }) {
+  private constructor(
+    o: Required<Omit<NetworkLabOptions, 'subnet' | 'congestionControl'>> & { subnet: number; congestionControl?: string },
+  ) {
     this.congestionControl = o.congestionControl;
     this.name = `${o.prefix}${process.pid.toString(36)}-${(sequence++).toString(36)}`;
     this.bridge = `${this.name}-b`;
@@ -177,7 +185,11 @@ export class NetworkLab {
     const net = `${SUBNET_BASE[0]}.${SUBNET_BASE[1]}.${o.subnet}`;
     this.subnet = `${net}.0/24`;
     this.rootAddress = `${net}.1`;
-    this.names = Array.from({ length: o.hosts }, (_, i) => ({ ns: `${this.name}-n${i}`, inside: `${this.name}-h${i}`, outside: `${this.name}-r${i}` }));
+    this.names = Array.from({ length: o.hosts }, (_, i) => ({
+      ns: `${this.name}-n${i}`,
+      inside: `${this.name}-h${i}`,
+      outside: `${this.name}-r${i}`,
+    }));
     for (const n of [this.bridge, ...this.names.flatMap((h) => [h.inside, h.outside])]) {
       if (n.length > 15) throw new Error(`network lab: interface name ${n} is longer than 15 characters (use a shorter prefix)`);
     }
@@ -185,21 +197,33 @@ export class NetworkLab {
 
   static async start(o: NetworkLabOptions): Promise<NetworkLab> {
     const prefix = o.prefix ?? 'cil';
-    if (!/^[a-z][a-z0-9]*$/.test(prefix)) throw new Error(`network lab: prefix must be lowercase letters and digits, got ${JSON.stringify(prefix)}`);
-    if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 250) throw new Error(`network lab: hosts must be an integer in 1..250, got ${o.hosts}`);
+    if (!/^[a-z][a-z0-9]*$/.test(prefix))
+      throw new Error(`network lab: prefix must be lowercase letters and digits, got ${JSON.stringify(prefix)}`);
+    if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 250)
+      throw new Error(`network lab: hosts must be an integer in 1..250, got ${o.hosts}`);
     if (!(o.rateMbit > 0)) throw new Error(`network lab: rateMbit must be positive, got ${o.rateMbit}`);
     const queuePackets = o.queuePackets ?? 1000;
-    if (!Number.isInteger(queuePackets) || queuePackets < 1) throw new Error(`network lab: queuePackets must be a positive integer, got ${queuePackets}`);
-    if (o.congestionControl !== undefined && !/^[a-z0-9_]+$/.test(o.congestionControl)) throw new Error(`network lab: bad congestionControl ${JSON.stringify(o.congestionControl)}`);
+    if (!Number.isInteger(queuePackets) || queuePackets < 1)
+      throw new Error(`network lab: queuePackets must be a positive integer, got ${queuePackets}`);
+    if (o.congestionControl !== undefined && !/^[a-z0-9_]+$/.test(o.congestionControl))
+      throw new Error(`network lab: bad congestionControl ${JSON.stringify(o.congestionControl)}`);
     const why = networkLabUnavailable();
     if (why !== null) throw new Error(why);
     NetworkLab.cleanupStale(prefix);
     const subnet = o.subnet ?? NetworkLab.freeSubnet();
-    if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255) throw new Error(`network lab: subnet must be an integer in 0..255, got ${subnet}`);
+    if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255)
+      throw new Error(`network lab: subnet must be an integer in 0..255, got ${subnet}`);
     const mine = `${SUBNET_BASE[0]}.${SUBNET_BASE[1]}.${subnet}.0/24`;
     const clash = prefixesInUse().find((p) => overlaps(p, mine));
     if (clash !== undefined) throw new Error(`network lab: subnet ${mine} overlaps ${clash}, which is in use on this machine`);
-    const lab = new NetworkLab({ hosts: o.hosts, rateMbit: o.rateMbit, prefix, subnet, queuePackets, congestionControl: o.congestionControl });
+    const lab = new NetworkLab({
+      hosts: o.hosts,
+      rateMbit: o.rateMbit,
+      prefix,
+      subnet,
+      queuePackets,
+      congestionControl: o.congestionControl,
+    });
     labs.add(lab);
     installExitHook();
     try {
@@ -252,7 +276,23 @@ export class NetworkLab {
       if (this.congestionControl !== undefined) {
         // per route (the namespace's only one): a namespace's default may only be set to an
         // algorithm in the root's tcp_allowed_congestion_control, a route's to any available one
-        await runCmd('ip', ['-n', h.ns, 'route', 'replace', this.subnet, 'dev', h.inside, 'proto', 'kernel', 'scope', 'link', 'src', this.address(i), 'congctl', this.congestionControl]);
+        await runCmd('ip', [
+          '-n',
+          h.ns,
+          'route',
+          'replace',
+          this.subnet,
+          'dev',
+          h.inside,
+          'proto',
+          'kernel',
+          'scope',
+          'link',
+          'src',
+          this.address(i),
+          'congctl',
+          this.congestionControl,
+        ]);
       }
     }
   }
@@ -281,7 +321,9 @@ export class NetworkLab {
   /** Spawn `node -e script ...args` inside host i's namespace, owned by the lab (stop() ends it). */
   spawnNode(i: number, script: string, args: string[]): ChildProcess {
     if (this.stopping) throw new Error('network lab: stopped');
-    const p = spawn(this.wrap(i)[0], [...this.wrap(i).slice(1), process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(this.wrap(i)[0], [...this.wrap(i).slice(1), process.execPath, '-e', script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.children.add(p);
     p.once('exit', () => this.children.delete(p));
     p.once('error', () => this.children.delete(p));
@@ -310,11 +352,14 @@ export class NetworkLab {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await Promise.all([...this.bulks].map((b) => b.stop()));
-      const waits = [...this.children].map((p) => new Promise<void>((resolve) => {
-        if (p.exitCode !== null || p.signalCode !== null) return resolve();
-        p.once('exit', () => resolve());
-        p.kill('SIGKILL');
-      }));
+      const waits = [...this.children].map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve();
+            p.once('exit', () => resolve());
+            p.kill('SIGKILL');
+          }),
+      );
       await Promise.all(waits);
       this.teardownSync();
       labs.delete(this);
@@ -462,7 +507,10 @@ export class BulkTransfers {
   /** every completed transfer, in completion order */
   readonly completed: { from: number; to: number; bytes: number }[] = [];
 
-  constructor(private readonly lab: NetworkLab, private readonly o: BulkTransferOptions) {
+  constructor(
+    private readonly lab: NetworkLab,
+    private readonly o: BulkTransferOptions,
+  ) {
     if (!Number.isInteger(o.pairs) || o.pairs < 1) throw new Error(`bulk transfers: pairs must be a positive integer, got ${o.pairs}`);
     if (!Number.isInteger(o.minBytes) || !Number.isInteger(o.maxBytes) || o.minBytes < 1 || o.maxBytes < o.minBytes) {
       throw new Error(`bulk transfers: need integers 1 <= minBytes <= maxBytes, got ${o.minBytes}..${o.maxBytes}`);
@@ -475,18 +523,27 @@ export class BulkTransfers {
   }
 
   async start(): Promise<void> {
-    await Promise.all(this.among.map((i) => new Promise<void>((resolve, reject) => {
-      const p = this.lab.spawnNode(i, RECEIVER, [this.lab.address(i), String(this.port)]);
-      this.receivers.push(p);
-      let err = '';
-      p.stderr!.on('data', (d: Buffer) => { if (err.length < 4096) err += d.toString(); });
-      createInterface({ input: p.stdout! }).once('line', (l) => (l === 'listening' ? resolve() : reject(new Error(`bulk receiver on host ${i}: ${l}`))));
-      p.once('exit', (code, sig) => {
-        reject(new Error(`bulk receiver on host ${i} exited (${code ?? sig}): ${err.trim()}`));
-        if (!this.stopped) this.fail(new Error(`bulk receiver on host ${i} exited (${code ?? sig}): ${err.trim()}`));
-      });
-      p.once('error', reject);
-    })));
+    await Promise.all(
+      this.among.map(
+        (i) =>
+          new Promise<void>((resolve, reject) => {
+            const p = this.lab.spawnNode(i, RECEIVER, [this.lab.address(i), String(this.port)]);
+            this.receivers.push(p);
+            let err = '';
+            p.stderr!.on('data', (d: Buffer) => {
+              if (err.length < 4096) err += d.toString();
+            });
+            createInterface({ input: p.stdout! }).once('line', (l) =>
+              l === 'listening' ? resolve() : reject(new Error(`bulk receiver on host ${i}: ${l}`)),
+            );
+            p.once('exit', (code, sig) => {
+              reject(new Error(`bulk receiver on host ${i} exited (${code ?? sig}): ${err.trim()}`));
+              if (!this.stopped) this.fail(new Error(`bulk receiver on host ${i} exited (${code ?? sig}): ${err.trim()}`));
+            });
+            p.once('error', reject);
+          }),
+      ),
+    );
     for (let k = 0; k < this.o.pairs; k++) this.launch();
   }
 
@@ -506,8 +563,12 @@ export class BulkTransfers {
     this.senders.add(p);
     let out = '';
     let err = '';
-    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr!.on('data', (d: Buffer) => { if (err.length < 4096) err += d.toString(); });
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    p.stderr!.on('data', (d: Buffer) => {
+      if (err.length < 4096) err += d.toString();
+    });
     let ended = false;
     const done = (code: number | null, sig: NodeJS.Signals | null) => {
       if (ended) return;
@@ -529,7 +590,11 @@ export class BulkTransfers {
       } else {
         this.failures++;
         if (++this.consecutiveFailures >= 5) {
-          this.fail(new Error(`bulk transfers: 5 transfers in a row failed; last ${t.from} -> ${t.to} (${code ?? sig}, received ${received} of ${t.bytes}): ${err.trim()}`));
+          this.fail(
+            new Error(
+              `bulk transfers: 5 transfers in a row failed; last ${t.from} -> ${t.to} (${code ?? sig}, received ${received} of ${t.bytes}): ${err.trim()}`,
+            ),
+          );
           return;
         }
       }
@@ -573,10 +638,15 @@ export class BulkTransfers {
       this.stopped = true;
       for (const w of this.waiters.splice(0)) w.reject(this.error ?? new Error('bulk transfers: stopped'));
     }
-    await Promise.all([...this.senders, ...this.receivers].map((p) => new Promise<void>((resolve) => {
-      if (p.exitCode !== null || p.signalCode !== null) return resolve();
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    })));
+    await Promise.all(
+      [...this.senders, ...this.receivers].map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve();
+            p.once('exit', () => resolve());
+            p.kill('SIGKILL');
+          }),
+      ),
+    );
   }
 }

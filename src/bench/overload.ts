@@ -18,7 +18,6 @@ import { poissonSchedule, openLoop } from '../serve/load-generator.js';
 import { fmt } from './serving-experiment.js';
 import { CpuShareWatch } from './cpu-load.js';
 
-
 export type Outcome = 'original' | 'reconstructed' | 'default' | 'refused' | 'lost';
 
 export interface PhaseResult {
@@ -58,7 +57,8 @@ export interface OverloadResult {
   bar: { refusedOfExcess: boolean; acceptedP99WithinSlo: boolean; noneLost: boolean; normalAfter: boolean };
 }
 
-const quantile = (sorted: number[], q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]);
+const quantile = (sorted: number[], q: number): number =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 
 export interface OverloadSpec {
   mode: 'coded' | 'equal-resources' | 'replication' | 'none';
@@ -95,7 +95,9 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
   try {
     const n = x.mode === 'none' ? x.base : x.base + x.parity;
     const args = ['--model', x.model, '--name', 'model', '--latency', x.latency];
-    const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => startInstanceProcess([...args, '--seed', String(i + 1)], { timeoutMs: 120000 })));
+    const started = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) => startInstanceProcess([...args, '--seed', String(i + 1)], { timeoutMs: 120000 })),
+    );
     for (const s of started) if (s.status === 'fulfilled') insts.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const addrs = insts.map((i) => i.address);
@@ -114,22 +116,42 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     rtt.sort((a, b) => a - b);
     const serviceMs = quantile(rtt, 0.5);
     const per = 1000 / serviceMs;
-    const capacity = x.mode === 'coded' ? Math.min(x.base, x.parity * 2) * per : x.mode === 'none' ? x.base * per : x.mode === 'replication' ? (n / 2) * per : n * per;
+    const capacity =
+      x.mode === 'coded'
+        ? Math.min(x.base, x.parity * 2) * per
+        : x.mode === 'none'
+          ? x.base * per
+          : x.mode === 'replication'
+            ? (n / 2) * per
+            : n * per;
     const cfg: FrontendConfig = {
-      name: 'bench', httpPort: 0, grpcPort: 0, mode: x.mode, logLevel: 'warn',
+      name: 'bench',
+      httpPort: 0,
+      grpcPort: 0,
+      mode: x.mode,
+      logLevel: 'warn',
       ...(x.sloMs !== undefined ? { sloMs: x.sloMs } : {}),
       ...(x.decodeDeadlineMs !== undefined ? { decodeDeadlineMs: x.decodeDeadlineMs } : {}),
       ...(x.admission ? {} : { admission: { enabled: false } }),
       ...(x.mode === 'coded'
-        ? { code: { family: 'addition', k: 2, r: 1 }, pools: { base: { model: 'model', instances: addrs.slice(0, x.base) }, parity: [{ model: 'model', instances: addrs.slice(x.base) }] } }
+        ? {
+            code: { family: 'addition', k: 2, r: 1 },
+            pools: {
+              base: { model: 'model', instances: addrs.slice(0, x.base) },
+              parity: [{ model: 'model', instances: addrs.slice(x.base) }],
+            },
+          }
         : { pools: { base: { model: 'model', instances: addrs } } }),
     };
-    const desc = x.mode === 'coded' ? `${x.base} base + ${x.parity} parity, addition k=2 r=1` : `${n} base${x.mode === 'none' ? '' : ' replicas'}`;
+    const desc =
+      x.mode === 'coded' ? `${x.base} base + ${x.parity} parity, addition k=2 r=1` : `${n} base${x.mode === 'none' ? '' : ' replicas'}`;
     const path = join(tmp, 'frontend.json');
     writeFileSync(path, JSON.stringify(cfg));
     fe = await startFrontendProcess(path);
     const sloMs = x.sloMs ?? 1000;
-    log(`${n} instances (${x.latency}, measured ${fmt(serviceMs)} ms per request); frontend ${x.mode} (${desc}), defaults${x.admission ? '' : ' but admission off'}; nominal capacity ${fmt(capacity)} queries/s`);
+    log(
+      `${n} instances (${x.latency}, measured ${fmt(serviceMs)} ms per request); frontend ${x.mode} (${desc}), defaults${x.admission ? '' : ' but admission off'}; nominal capacity ${fmt(capacity)} queries/s`,
+    );
     const client = new V2GrpcClient(`127.0.0.1:${fe.grpc}`);
     // warm-up: the frontend measures the instances' service time (admission control needs 20 requests)
     for (let i = 0; i < 40; i++) await client.infer('bench', 'input', input, [1, ...shape], 10000).catch(() => undefined);
@@ -145,49 +167,72 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
     phases.forEach((p, j) => {
       const count = Math.round(p.rate * p.seconds);
       const s = poissonSchedule(count, p.rate, x.seed + j);
-      for (const t of s) if (t < p.seconds * 1000) {
-        intended.push(t0 + t);
-        phaseOf.push(j);
-      }
+      for (const t of s)
+        if (t < p.seconds * 1000) {
+          intended.push(t0 + t);
+          phaseOf.push(j);
+        }
       t0 += p.seconds * 1000;
     });
     log(`phases: ${phases.map((p) => `${p.name} ${p.seconds} s at ${fmt(p.rate)}/s`).join(', ')}: ${intended.length} queries`);
     const recs: Record1[] = [];
     const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), fe!.proc.pid]);
-    await openLoop(intended, (i, at) => {
-      const sent = performance.now();
-      const r: Record1 = { phase: phaseOf[i], intended: at, sent, end: 0, outcome: 'lost' };
-      recs.push(r);
-      return client.infer('bench', 'input', input, [1, ...shape], sloMs * 5).then(
-        (res) => {
-          r.outcome = res.parameters.default === true ? 'default' : res.parameters.reconstructed === true ? 'reconstructed' : 'original';
-        },
-        (e: grpc.ServiceError) => {
-          r.outcome = e.code === grpc.status.RESOURCE_EXHAUSTED ? 'refused' : 'lost';
-        },
-      ).finally(() => {
-        r.end = performance.now();
-      });
-    }, 50).done;
+    await openLoop(
+      intended,
+      (i, at) => {
+        const sent = performance.now();
+        const r: Record1 = { phase: phaseOf[i], intended: at, sent, end: 0, outcome: 'lost' };
+        recs.push(r);
+        return client
+          .infer('bench', 'input', input, [1, ...shape], sloMs * 5)
+          .then(
+            (res) => {
+              r.outcome =
+                res.parameters.default === true ? 'default' : res.parameters.reconstructed === true ? 'reconstructed' : 'original';
+            },
+            (e: grpc.ServiceError) => {
+              r.outcome = e.code === grpc.status.RESOURCE_EXHAUSTED ? 'refused' : 'lost';
+            },
+          )
+          .finally(() => {
+            r.end = performance.now();
+          });
+      },
+      50,
+    ).done;
     const otherCpuShare = watch.otherShare();
     client.close();
     // the frontend's own count of refusals, by reason
     const metrics = await (await fetch(`http://127.0.0.1:${fe.http}/metrics`)).text();
     const refusedBy: Record<string, number> = {};
-    for (const m of metrics.matchAll(/^coded_rejected_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)$/gm)) refusedBy[m[1]] = (refusedBy[m[1]] ?? 0) + Number(m[2]);
+    for (const m of metrics.matchAll(/^coded_rejected_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)$/gm))
+      refusedBy[m[1]] = (refusedBy[m[1]] ?? 0) + Number(m[2]);
     const lags = recs.map((r) => r.sent - r.intended).sort((a, b) => a - b);
     const results: PhaseResult[] = phases.map((p, j) => {
       const rs = recs.filter((r) => r.phase === j);
       const answered = rs.filter((r) => r.outcome === 'original' || r.outcome === 'reconstructed' || r.outcome === 'default');
       const lat = answered.map((r) => r.end - r.intended).sort((a, b) => a - b);
-      const ref = rs.filter((r) => r.outcome === 'refused').map((r) => r.end - r.intended).sort((a, b) => a - b);
+      const ref = rs
+        .filter((r) => r.outcome === 'refused')
+        .map((r) => r.end - r.intended)
+        .sort((a, b) => a - b);
       const excess = Math.max(0, rs.length - capacity * p.seconds);
       return {
-        phase: p.name, seconds: p.seconds, offeredRate: p.rate, offered: rs.length, answered: answered.length,
-        defaults: rs.filter((r) => r.outcome === 'default').length, refused: ref.length, lost: rs.filter((r) => r.outcome === 'lost').length,
-        latencyMs: lat.length === 0 ? null : { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999), max: lat[lat.length - 1] },
+        phase: p.name,
+        seconds: p.seconds,
+        offeredRate: p.rate,
+        offered: rs.length,
+        answered: answered.length,
+        defaults: rs.filter((r) => r.outcome === 'default').length,
+        refused: ref.length,
+        lost: rs.filter((r) => r.outcome === 'lost').length,
+        latencyMs:
+          lat.length === 0
+            ? null
+            : { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999), max: lat[lat.length - 1] },
         refusalMs: ref.length === 0 ? null : { p50: quantile(ref, 0.5), p99: quantile(ref, 0.99), max: ref[ref.length - 1] },
-        excess, refusedOfExcess: excess > 0 ? ref.length / excess : null,
+        excess,
+        refusedOfExcess: excess > 0 ? ref.length / excess : null,
         overSlo: lat.filter((v) => v > sloMs).length,
       };
     });
@@ -198,7 +243,19 @@ export async function runOverload(x: OverloadSpec): Promise<OverloadResult> {
       noneLost: results.every((r) => r.lost === 0),
       normalAfter: after.refused === 0 && after.defaults === 0 && after.latencyMs !== null && after.latencyMs.p99 <= sloMs,
     };
-    return { mode: x.mode, config: desc, serviceMs, capacity, sloMs, admission: x.admission, phases: results, sendLagMs: { p99: quantile(lags, 0.99), max: lags[lags.length - 1] ?? NaN }, otherCpuShare, refusedBy, bar };
+    return {
+      mode: x.mode,
+      config: desc,
+      serviceMs,
+      capacity,
+      sloMs,
+      admission: x.admission,
+      phases: results,
+      sendLagMs: { p99: quantile(lags, 0.99), max: lags[lags.length - 1] ?? NaN },
+      otherCpuShare,
+      refusedBy,
+      bar,
+    };
   } finally {
     await Promise.all([...(fe !== null ? [fe.stop()] : []), ...insts.map((i) => i.stop('SIGTERM'))]);
     children.release();
@@ -217,9 +274,16 @@ export function overloadMarkdown(r: OverloadResult, x: OverloadSpec): string {
     '',
     '| phase | offered | answered | p50 ms | p99 ms | p99.9 ms | max ms | over the SLO | defaults | refused | refusal p50 / p99 ms | refused of the excess | lost |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...r.phases.map((p) => `| ${p.phase} (${fmt(p.offeredRate)}/s, ${p.seconds} s) | ${p.offered} | ${p.answered} | ${ms(p.latencyMs?.p50)} | ${ms(p.latencyMs?.p99)} | ${ms(p.latencyMs?.p999)} | ${ms(p.latencyMs?.max)} | ${p.overSlo} | ${p.defaults} | ${p.refused} | ${ms(p.refusalMs?.p50)} / ${ms(p.refusalMs?.p99)} | ${pct(p.refusedOfExcess)} | ${p.lost} |`),
+    ...r.phases.map(
+      (p) =>
+        `| ${p.phase} (${fmt(p.offeredRate)}/s, ${p.seconds} s) | ${p.offered} | ${p.answered} | ${ms(p.latencyMs?.p50)} | ${ms(p.latencyMs?.p99)} | ${ms(p.latencyMs?.p999)} | ${ms(p.latencyMs?.max)} | ${p.overSlo} | ${p.defaults} | ${p.refused} | ${ms(p.refusalMs?.p50)} / ${ms(p.refusalMs?.p99)} | ${pct(p.refusedOfExcess)} | ${p.lost} |`,
+    ),
     '',
-    `The frontend's refusals by reason: ${Object.entries(r.refusedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} (latency: admission control; pending: maxPendingQueries; queue: maxPoolQueue).`,
+    `The frontend's refusals by reason: ${
+      Object.entries(r.refusedBy)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    } (latency: admission control; pending: maxPendingQueries; queue: maxPoolQueue).`,
     `Bar: >= 90% of the excess refused ${yes(r.bar.refusedOfExcess)}; accepted p99 within the SLO ${yes(r.bar.acceptedP99WithinSlo)}; none lost ${yes(r.bar.noneLost)}; normal service right after (no refusal, no default, p99 within the SLO) ${yes(r.bar.normalAfter)}.`,
     '',
   ].join('\n');

@@ -15,11 +15,32 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
   return {
     mode: mode === 'equal-resources-hedged' ? 'equal-resources' : mode,
     ...(mode === 'coded' ? { code: x.code } : {}),
-    base: Math.round(x.base / F), parity: Math.round(x.parity / F), rate: x.rate / F, queries: Math.max(x.queries, 20000), warmup: Math.min(x.warmup, 1000), seed: x.seed,
+    base: Math.round(x.base / F),
+    parity: Math.round(x.parity / F),
+    rate: x.rate / F,
+    queries: Math.max(x.queries, 20000),
+    warmup: Math.min(x.warmup, 1000),
+    seed: x.seed,
     service,
-    stragglers: { latency: { kind: 'none' }, slowProb: s.slowProb, slowMs: s.slowMs, failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}) },
-    sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, parityDelayMs: x.parityDelayMs,
-    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null, fallback: x.fallback, ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}), concurrency: x.concurrency, inputShape: x.shape, overheadMs,
+    stragglers: {
+      latency: { kind: 'none' },
+      slowProb: s.slowProb,
+      slowMs: s.slowMs,
+      failProb: 0,
+      ...(slowPeriods ? { slowPeriods } : {}),
+      ...(s.latencyTrace ? { trace: readLatencyTrace(s.latencyTrace) } : {}),
+    },
+    sloMs: x.sloMs,
+    decodeDeadlineMs: x.decodeDeadlineMs,
+    maxWaitMs: x.maxWaitMs,
+    parityDelayMs: x.parityDelayMs,
+    hedgeMs: mode === 'equal-resources-hedged' ? x.hedgeMs : null,
+    fallback: x.fallback,
+    ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}),
+    ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
+    concurrency: x.concurrency,
+    inputShape: x.shape,
+    overheadMs,
   };
 }
 
@@ -27,7 +48,11 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
  * Simulated percentiles per mode (null when no service times were measured), from the
  * instances' measured service times plus the measured frontend overhead.
  */
-export function predictExperiment(x: ExperimentSpec, serviceTimesMs: number[], frontendOverheadMs = 0): Map<ServingModeName, SimResult> | null {
+export function predictExperiment(
+  x: ExperimentSpec,
+  serviceTimesMs: number[],
+  frontendOverheadMs = 0,
+): Map<ServingModeName, SimResult> | null {
   if (serviceTimesMs.length === 0) return null;
   const service: ServiceTime = { kind: 'empirical', samplesMs: serviceTimesMs, label: `${serviceTimesMs.length} measured round trips` };
   return new Map(x.modes.map((m) => [m, simulate(scenarioFor(x, m, service, frontendOverheadMs))]));

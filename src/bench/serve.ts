@@ -13,13 +13,19 @@ import { fmt, describeTail, type TailComposition, type Stragglers } from './serv
 export { poissonSchedule, fmt };
 
 /** "coded / X" ratios of p50, p99, p99.9 for every other mode measured. */
-export function ratios(modes: { mode: string; latencyMs: { p50: number; p99: number; p999: number } }[]): Record<string, { p50: number; p99: number; p999: number }> {
+export function ratios(
+  modes: { mode: string; latencyMs: { p50: number; p99: number; p999: number } }[],
+): Record<string, { p50: number; p99: number; p999: number }> {
   const coded = modes.find((m) => m.mode === 'coded');
   const out: Record<string, { p50: number; p99: number; p999: number }> = {};
   if (coded === undefined) return out;
   for (const m of modes) {
     if (m.mode === 'coded') continue;
-    out[m.mode] = { p50: coded.latencyMs.p50 / m.latencyMs.p50, p99: coded.latencyMs.p99 / m.latencyMs.p99, p999: coded.latencyMs.p999 / m.latencyMs.p999 };
+    out[m.mode] = {
+      p50: coded.latencyMs.p50 / m.latencyMs.p50,
+      p99: coded.latencyMs.p99 / m.latencyMs.p99,
+      p999: coded.latencyMs.p999 / m.latencyMs.p999,
+    };
   }
   return out;
 }
@@ -30,7 +36,17 @@ export function busyWarning(share: number | null): string | null {
 }
 
 export interface ServeReport {
-  settings: { model: string; device: string; rate: number; queries: number; warmup: number; sloMs: number; decodeDeadlineMs: number; parityDelayMs: number; stragglers: Stragglers };
+  settings: {
+    model: string;
+    device: string;
+    rate: number;
+    queries: number;
+    warmup: number;
+    sloMs: number;
+    decodeDeadlineMs: number;
+    parityDelayMs: number;
+    stragglers: Stragglers;
+  };
   stragglers: string;
   warning: string | null;
   coding: { code: string; encodeUs: number; decodeUs: number; totalUs: number };
@@ -52,14 +68,22 @@ export function serveMarkdown(r: ServeReport): string {
     '',
     markdownTable(r.modes),
     '',
-    `Ratios coded / X (< 1: coded is faster): ${Object.entries(r.comparisons).map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`).join('; ')}.`,
+    `Ratios coded / X (< 1: coded is faster): ${Object.entries(r.comparisons)
+      .map(([m, c]) => `${m} p50 ${c.p50.toFixed(2)}, p99 ${c.p99.toFixed(2)}, p99.9 ${c.p999.toFixed(2)}`)
+      .join('; ')}.`,
     `Encode + decode of one ${r.coding.code} group of 1000-value outputs: ${fmt(r.coding.encodeUs)} + ${fmt(r.coding.decodeUs)} = ${fmt(r.coding.totalUs)} us.`,
     ...tailLines(r.modes),
     ...slowQueryLines(r.modes),
-    ...(predicted ? [`Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(r.frontendOverheadMs)} ms${st.stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${st.stragglers.network ? '; network interference is not modelled' : ''}).`] : []),
+    ...(predicted
+      ? [
+          `Predicted: the planner's simulation of each mode (same policy code, service times measured during the rounds plus the measured frontend hop of ${fmt(r.frontendOverheadMs)} ms${st.stragglers.backgroundCpu ? '; background CPU load is not modelled' : ''}${st.stragglers.network ? '; network interference is not modelled' : ''}).`,
+        ]
+      : []),
     // why a latency above the SLO need not be a default: the SLO starts when the frontend reads the query
     ...(late.length > 0
-      ? [`Latency is measured from each query's intended send time; the frontend counts its SLO from when it reads the query. ${late.map((m) => `${m.mode}: ${m.lateNotDefault} answers came more than ${st.sloMs} ms after their intended send time without being defaults (the load generator sent p99 ${fmt(m.sendLagMs?.p99 ?? 0)} ms, at most ${fmt(m.sendLagMs?.max ?? 0)} ms late)`).join('; ')}: the rest of that time the queries waited before the frontend read them or after it answered (its event loop or the machine saturated), which no SLO timer inside it can see.`]
+      ? [
+          `Latency is measured from each query's intended send time; the frontend counts its SLO from when it reads the query. ${late.map((m) => `${m.mode}: ${m.lateNotDefault} answers came more than ${st.sloMs} ms after their intended send time without being defaults (the load generator sent p99 ${fmt(m.sendLagMs?.p99 ?? 0)} ms, at most ${fmt(m.sendLagMs?.max ?? 0)} ms late)`).join('; ')}: the rest of that time the queries waited before the frontend read them or after it answered (its event loop or the machine saturated), which no SLO timer inside it can see.`,
+        ]
       : []),
     '',
   ].join('\n');
@@ -70,29 +94,61 @@ export function slowQueryLines(modes: { mode: string; slowQueries?: { count: num
   const with_ = modes.filter((m) => m.slowQueries !== undefined);
   if (with_.length === 0) return [];
   const t = (x: number | null) => (x === null ? '-' : fmt(x));
-  return ['Slow queries (the frontends\' log; times in ms after the query arrived: created / started / finished):', ...with_.map((m) => {
-    const s = m.slowQueries!;
-    const q = s.slowest[0];
-    if (q === undefined) return `- ${m.mode}: none`;
-    const tasks = q.tasks.map((k) => `${k.role} on ${k.instance ?? '(not started)'} ${t(k.createdMs)} / ${t(k.startedMs)} / ${t(k.finishedMs)}${k.cancelled ? ' (cancelled)' : ''}`).join('; ');
-    return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}: ${tasks}`;
-  })];
+  return [
+    "Slow queries (the frontends' log; times in ms after the query arrived: created / started / finished):",
+    ...with_.map((m) => {
+      const s = m.slowQueries!;
+      const q = s.slowest[0];
+      if (q === undefined) return `- ${m.mode}: none`;
+      const tasks = q.tasks
+        .map(
+          (k) =>
+            `${k.role} on ${k.instance ?? '(not started)'} ${t(k.createdMs)} / ${t(k.startedMs)} / ${t(k.finishedMs)}${k.cancelled ? ' (cancelled)' : ''}`,
+        )
+        .join('; ');
+      return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}: ${tasks}`;
+    }),
+  ];
 }
 
 /** What the slowest answers of each mode were (originals, reconstructions, copies, defaults). */
-export function tailLines(modes: { mode: string; tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } } }[]): string[] {
+export function tailLines(
+  modes: { mode: string; tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } } }[],
+): string[] {
   const with_ = modes.filter((m) => m.tail !== undefined);
   if (with_.length === 0) return [];
-  return ['The tail, by how each answer was made:', ...with_.map((m) => `- ${m.mode}: ${describeTail(m.tail!.p99, 'p99')}; ${describeTail(m.tail!.p999, 'p99.9')}.`)];
+  return [
+    'The tail, by how each answer was made:',
+    ...with_.map((m) => `- ${m.mode}: ${describeTail(m.tail!.p99, 'p99')}; ${describeTail(m.tail!.p999, 'p99.9')}.`),
+  ];
 }
 
-export function markdownTable(rows: { mode: string; config: string; queries: number; latencyMs: { p50: number; p99: number; p999: number; max: number }; predictedMs: { p50: number; p99: number; p999: number } | null; requestsPerQuery: number; reconstructed: number; answeredByCopy: number; defaults: number; lost: number; duplicates: number; rejected: number }[]): string {
-  const pct = (n: number, d: number) => `${(100 * n / Math.max(1, d)).toFixed(2)}%`;
-  const pred = (r: (typeof rows)[number]) => (r.predictedMs === null ? '-' : `${fmt(r.predictedMs.p50)} / ${fmt(r.predictedMs.p99)} / ${fmt(r.predictedMs.p999)}`);
+export function markdownTable(
+  rows: {
+    mode: string;
+    config: string;
+    queries: number;
+    latencyMs: { p50: number; p99: number; p999: number; max: number };
+    predictedMs: { p50: number; p99: number; p999: number } | null;
+    requestsPerQuery: number;
+    reconstructed: number;
+    answeredByCopy: number;
+    defaults: number;
+    lost: number;
+    duplicates: number;
+    rejected: number;
+  }[],
+): string {
+  const pct = (n: number, d: number) => `${((100 * n) / Math.max(1, d)).toFixed(2)}%`;
+  const pred = (r: (typeof rows)[number]) =>
+    r.predictedMs === null ? '-' : `${fmt(r.predictedMs.p50)} / ${fmt(r.predictedMs.p99)} / ${fmt(r.predictedMs.p999)}`;
   return [
     '| mode | instances | p50 ms | p99 ms | p99.9 ms | predicted p50 / p99 / p99.9 | requests per query | reconstructed | answered by a copy | default | lost | duplicated | rejected |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.mode} | ${r.config} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.p999)} | ${pred(r)} | ${r.requestsPerQuery.toFixed(2)} | ${pct(r.reconstructed, r.queries)} | ${pct(r.answeredByCopy, r.queries)} | ${pct(r.defaults, r.queries)} | ${r.lost} | ${r.duplicates} | ${r.rejected} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.mode} | ${r.config} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.latencyMs.p999)} | ${pred(r)} | ${r.requestsPerQuery.toFixed(2)} | ${pct(r.reconstructed, r.queries)} | ${pct(r.answeredByCopy, r.queries)} | ${pct(r.defaults, r.queries)} | ${r.lost} | ${r.duplicates} | ${r.rejected} |`,
+    ),
   ].join('\n');
 }
 
@@ -110,30 +166,61 @@ export async function modelShape(model: string, device: string): Promise<number[
   }
 }
 
-export async function plots(results: { mode: string; latencyMs: { p50: number; p99: number; p999: number }; cdf: { latencyMs: number; percentile: number }[] }[], outDir: string): Promise<void> {
-  const cdfRows = results.flatMap((r) => r.cdf.map((c) => ({ mode: r.mode, latencyMs: Math.max(0.01, c.latencyMs), tail: Math.max(1e-4, (100 - c.percentile) / 100) })));
-  await render(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'Latency tail (1 - CDF)', width: 420, height: 280, data: { values: cdfRows },
-      mark: { type: 'line', point: true },
-      encoding: { x: { field: 'latencyMs', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' }, y: { field: 'tail', type: 'quantitative', scale: { type: 'log' }, title: 'fraction of queries slower' }, color: { field: 'mode', type: 'nominal' } },
-    },
-    join(outDir, 'latency-cdf.svg'), join(outDir, 'latency-cdf.png'),
+export async function plots(
+  results: { mode: string; latencyMs: { p50: number; p99: number; p999: number }; cdf: { latencyMs: number; percentile: number }[] }[],
+  outDir: string,
+): Promise<void> {
+  const cdfRows = results.flatMap((r) =>
+    r.cdf.map((c) => ({ mode: r.mode, latencyMs: Math.max(0.01, c.latencyMs), tail: Math.max(1e-4, (100 - c.percentile) / 100) })),
   );
-  const barRows = results.flatMap((r) => (['p50', 'p99', 'p999'] as const).map((q) => ({ mode: r.mode, percentile: q === 'p999' ? 'p99.9' : q, latencyMs: r.latencyMs[q] })));
   await render(
     {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'Latency percentiles by mode', width: 120, height: 240, data: { values: barRows },
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: 'Latency tail (1 - CDF)',
+      width: 420,
+      height: 280,
+      data: { values: cdfRows },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'latencyMs', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
+        y: { field: 'tail', type: 'quantitative', scale: { type: 'log' }, title: 'fraction of queries slower' },
+        color: { field: 'mode', type: 'nominal' },
+      },
+    },
+    join(outDir, 'latency-cdf.svg'),
+    join(outDir, 'latency-cdf.png'),
+  );
+  const barRows = results.flatMap((r) =>
+    (['p50', 'p99', 'p999'] as const).map((q) => ({ mode: r.mode, percentile: q === 'p999' ? 'p99.9' : q, latencyMs: r.latencyMs[q] })),
+  );
+  await render(
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: 'Latency percentiles by mode',
+      width: 120,
+      height: 240,
+      data: { values: barRows },
       mark: 'bar',
-      encoding: { column: { field: 'percentile', type: 'nominal' }, x: { field: 'mode', type: 'nominal' }, y: { field: 'latencyMs', type: 'quantitative', title: 'latency (ms)' }, color: { field: 'mode', type: 'nominal' } },
+      encoding: {
+        column: { field: 'percentile', type: 'nominal' },
+        x: { field: 'mode', type: 'nominal' },
+        y: { field: 'latencyMs', type: 'quantitative', title: 'latency (ms)' },
+        color: { field: 'mode', type: 'nominal' },
+      },
       resolve: { scale: { y: 'independent' } },
     },
-    join(outDir, 'latency-percentiles.svg'), join(outDir, 'latency-percentiles.png'),
+    join(outDir, 'latency-percentiles.svg'),
+    join(outDir, 'latency-percentiles.png'),
   );
 }
 
 /** Time the frontend's encode + decode path for one coding group of 1000-value outputs. */
-export async function timeCoding(family: string, k: number, r: number, size: number): Promise<{ code: string; encodeUs: number; decodeUs: number; totalUs: number }> {
+export async function timeCoding(
+  family: string,
+  k: number,
+  r: number,
+  size: number,
+): Promise<{ code: string; encodeUs: number; decodeUs: number; totalUs: number }> {
   await import('../codes/index.js');
   const { codeFromConfig } = await import('../codes/registry.js');
   const { tensor } = await import('../engine/tensor.js');
@@ -142,11 +229,14 @@ export async function timeCoding(family: string, k: number, r: number, size: num
   setNumThreads(1);
   const code = codeFromConfig({ family, k, r });
   const x = Float32Array.from({ length: k * size }, (_, i) => Math.sin(i));
-  const outs: (Float32Array | null)[] = Array.from({ length: code.n }, (_, i) => Float32Array.from({ length: size }, (_, j) => Math.cos(i + j)));
+  const outs: (Float32Array | null)[] = Array.from({ length: code.n }, (_, i) =>
+    Float32Array.from({ length: size }, (_, j) => Math.cos(i + j)),
+  );
   outs[0] = null;
   const iters = 3000;
   const enc = () => tidy(() => code.encode(tensor(x, [1, k, size])).map((q) => q.inputs[0].contiguous().dataFloat32()));
-  const dec = () => tidy(() => code.decode(outs.map((o) => (o === null ? null : tensor(o, [1, size])))).outputs.map((t) => t.contiguous().dataFloat32()));
+  const dec = () =>
+    tidy(() => code.decode(outs.map((o) => (o === null ? null : tensor(o, [1, size])))).outputs.map((t) => t.contiguous().dataFloat32()));
   for (let i = 0; i < 300; i++) {
     enc();
     dec();
@@ -171,4 +261,3 @@ export async function render(spec: Record<string, unknown>, svgPath: string, png
   const { Resvg } = await import('@resvg/resvg-js');
   writeFileSync(pngPath, new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, background: 'white' }).render().asPng());
 }
-

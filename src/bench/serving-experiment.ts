@@ -20,7 +20,18 @@ import { V2GrpcClient, type ClientResult } from '../serve/client.js';
 import type { FrontendConfig } from '../serve/config.js';
 import type { SlowQueryStory } from '../serve/policy.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
-import { poissonSchedule, replay, summarize, newStats, frontendCounters, tailComposition, describeTail, type Stats, type FrontendCounters, type TailComposition } from '../serve/load-generator.js';
+import {
+  poissonSchedule,
+  replay,
+  summarize,
+  newStats,
+  frontendCounters,
+  tailComposition,
+  describeTail,
+  type Stats,
+  type FrontendCounters,
+  type TailComposition,
+} from '../serve/load-generator.js';
 export { tailComposition, describeTail, type TailComposition };
 import { CpuShareWatch } from './cpu-load.js';
 import { NetworkLab, type BulkTransfers } from './network-lab.js';
@@ -53,8 +64,15 @@ export interface NetworkInterference {
 /** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]] (default 4 pairs of 16-64 MB). */
 export function parseNetwork(v: string): NetworkInterference {
   const n = v.split(':').map(Number);
-  const ok = (n.length === 1 || n.length === 2 || n.length === 4) && n.every((x) => Number.isFinite(x) && x > 0) && (n.length < 2 || Number.isInteger(n[1])) && (n.length < 4 || n[2] <= n[3]);
-  if (!ok) throw new Error(`bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time)`);
+  const ok =
+    (n.length === 1 || n.length === 2 || n.length === 4) &&
+    n.every((x) => Number.isFinite(x) && x > 0) &&
+    (n.length < 2 || Number.isInteger(n[1])) &&
+    (n.length < 4 || n[2] <= n[3]);
+  if (!ok)
+    throw new Error(
+      `bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time)`,
+    );
   return { rateMbit: n[0], pairs: n[1] ?? 4, minMB: n[2] ?? 16, maxMB: n[3] ?? 64 };
 }
 
@@ -63,17 +81,26 @@ export function describeStragglers(s: Stragglers): string {
   if (s.slowProb > 0) parts.push(`independent stalls: ${+(100 * s.slowProb).toFixed(3)}% of requests +${s.slowMs} ms`);
   if (s.slowPeriods !== undefined) {
     const p = parseSlowPeriods(s.slowPeriods);
-    parts.push(`correlated slow periods: mean ${p.meanOnMs} ms slow every ~${p.meanOffMs + p.meanOnMs} ms, compute x${p.factor}${p.addMs > 0 ? ` +${p.addMs} ms per request` : ''}`);
+    parts.push(
+      `correlated slow periods: mean ${p.meanOnMs} ms slow every ~${p.meanOffMs + p.meanOnMs} ms, compute x${p.factor}${p.addMs > 0 ? ` +${p.addMs} ms per request` : ''}`,
+    );
   }
   if (s.latencyTrace !== undefined) parts.push(`latency trace ${s.latencyTrace}`);
-  if (s.network !== undefined) parts.push(`network: each instance behind a ${s.network.rateMbit} Mbit link (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`);
-  if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0) parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
+  if (s.network !== undefined)
+    parts.push(
+      `network: each instance behind a ${s.network.rateMbit} Mbit link (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`,
+    );
+  if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0)
+    parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
   return parts.length === 0 ? 'no stragglers injected' : parts.join('; ');
 }
 
 function stragglerArgs(s: Stragglers): string[] {
   return [
-    '--slow-prob', String(s.slowProb), '--slow-ms', String(s.slowMs),
+    '--slow-prob',
+    String(s.slowProb),
+    '--slow-ms',
+    String(s.slowMs),
     ...(s.slowPeriods !== undefined ? ['--slow-periods', s.slowPeriods] : []),
     ...(s.latencyTrace !== undefined ? ['--latency-trace', s.latencyTrace] : []),
   ];
@@ -234,7 +261,16 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const tmp = mkdtempSync(join(tmpdir(), 'coded-serving-'));
   const insts: ChildInstance[] = [];
   const bg: ChildProcess[] = [];
-  const fes: { mode: ServingModeName; desc: string; instances: number; fe: Awaited<ReturnType<typeof startFrontendProcess>>[]; client: V2GrpcClient[]; st: Stats; before?: FrontendCounters; slow: SlowQueryStory[] }[] = [];
+  const fes: {
+    mode: ServingModeName;
+    desc: string;
+    instances: number;
+    fe: Awaited<ReturnType<typeof startFrontendProcess>>[];
+    client: V2GrpcClient[];
+    st: Stats;
+    before?: FrontendCounters;
+    slow: SlowQueryStory[];
+  }[] = [];
   // slow-query stories count only during the measured rounds
   let measuring = false;
   let lab: NetworkLab | null = null;
@@ -255,12 +291,19 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     const pre = new CpuShareWatch(() => []);
     await new Promise((r) => setTimeout(r, 1000));
     const before = pre.otherShare();
-    if (before !== null && before >= 0.25) log(`WARNING: other processes are using ${Math.round(100 * before)}% of the CPUs right now; latencies measured on a busy machine are not comparable (the report will say how busy it was)`);
+    if (before !== null && before >= 0.25)
+      log(
+        `WARNING: other processes are using ${Math.round(100 * before)}% of the CPUs right now; latencies measured on a busy machine are not comparable (the report will say how busy it was)`,
+      );
     const faults = stragglerArgs(x.stragglers);
     const needExtraBase = !x.parityIsBase && x.modes.some((m) => m !== 'coded' && m !== 'none');
     const specs: { role: 'base' | 'parity' | 'extra' | 'probe'; pool: number; args: string[] }[] = [
       ...Array.from({ length: x.base }, () => ({ role: 'base' as const, pool: 0, args: x.baseArgs })),
-      ...Array.from({ length: x.parity }, (_, i) => ({ role: 'parity' as const, pool: i % x.parityPools, args: x.parityArgs(i % x.parityPools) })),
+      ...Array.from({ length: x.parity }, (_, i) => ({
+        role: 'parity' as const,
+        pool: i % x.parityPools,
+        args: x.parityArgs(i % x.parityPools),
+      })),
       ...(needExtraBase ? Array.from({ length: x.parity }, () => ({ role: 'extra' as const, pool: 0, args: x.baseArgs })) : []),
     ];
     const net = x.stragglers.network;
@@ -272,35 +315,76 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     const where = (i: number) => (lab === null ? {} : { wrap: lab.wrap(i), host: lab.address(i) });
     // all settled first, so a failure still stops the ones that did start
     const settled = await Promise.allSettled([
-      ...specs.map((s, i) => startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000, ...where(i) })),
+      ...specs.map((s, i) =>
+        startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000, ...where(i) }),
+      ),
       ...(x.probe > 0 ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000, ...where(specs.length) })] : []),
     ]);
     for (const s of settled) if (s.status === 'fulfilled') insts.push(s.value);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
     const role = (r: string) => insts.slice(0, specs.length).filter((_, i) => specs[i].role === r);
     const bases = role('base').map((i) => i.address);
-    const parities = Array.from({ length: x.parityPools }, (_, j) => insts.slice(0, specs.length).filter((_, i) => specs[i].role === 'parity' && specs[i].pool === j).map((c) => c.address));
+    const parities = Array.from({ length: x.parityPools }, (_, j) =>
+      insts
+        .slice(0, specs.length)
+        .filter((_, i) => specs[i].role === 'parity' && specs[i].pool === j)
+        .map((c) => c.address),
+    );
     const replicas = [...bases, ...(x.parityIsBase ? parities.flat() : role('extra').map((i) => i.address))];
-    log(`started ${x.base} base + ${x.parity} parity${needExtraBase ? ` + ${x.parity} extra base (for the uncoded modes)` : ''} instances; stragglers: ${describeStragglers(x.stragglers)}`);
+    log(
+      `started ${x.base} base + ${x.parity} parity${needExtraBase ? ` + ${x.parity} extra base (for the uncoded modes)` : ''} instances; stragglers: ${describeStragglers(x.stragglers)}`,
+    );
 
     let serviceTimesMs: number[] = [];
     const probe = x.probe > 0 ? insts[insts.length - 1] : null;
     if (probe !== null) {
       serviceTimesMs = await probeServiceTimes(probe.address, x.baseModel, x.input(0), x.shape, x.probe);
-      log(`service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`);
+      log(
+        `service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`,
+      );
     }
 
     const F = x.frontends ?? 1;
     if (!Number.isInteger(F) || F < 1) throw new Error(`frontends must be a whole number >= 1, not ${F}`);
-    const tooFew = [['base', x.base], ...parities.map((p, j) => [`parity pool ${j}`, p.length] as const)].filter(([, n]) => (n as number) < F);
-    if (tooFew.length > 0) throw new Error(`${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${tooFew.map(([w, n]) => `${w} has ${n}`).join(', ')}`);
-    const common = { ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}), ...(x.slowQueryLogMs !== undefined ? { slowQueryLogMs: x.slowQueryLogMs } : {}), name: 'bench', grpcPort: 0, httpPort: 0, sloMs: x.sloMs, decodeDeadlineMs: x.decodeDeadlineMs, maxWaitMs: x.maxWaitMs, instanceConcurrency: x.concurrency, logLevel: 'warn' as const, maxPendingQueries: 100000, maxPoolQueue: 100000, health: { intervalMs: 1000 } };
+    const tooFew = [['base', x.base], ...parities.map((p, j) => [`parity pool ${j}`, p.length] as const)].filter(
+      ([, n]) => (n as number) < F,
+    );
+    if (tooFew.length > 0)
+      throw new Error(
+        `${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${tooFew.map(([w, n]) => `${w} has ${n}`).join(', ')}`,
+      );
+    const common = {
+      ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}),
+      ...(x.slowQueryLogMs !== undefined ? { slowQueryLogMs: x.slowQueryLogMs } : {}),
+      name: 'bench',
+      grpcPort: 0,
+      httpPort: 0,
+      sloMs: x.sloMs,
+      decodeDeadlineMs: x.decodeDeadlineMs,
+      maxWaitMs: x.maxWaitMs,
+      instanceConcurrency: x.concurrency,
+      logLevel: 'warn' as const,
+      maxPendingQueries: 100000,
+      maxPoolQueue: 100000,
+      health: { intervalMs: 1000 },
+    };
     for (const mode of x.modes) {
       let cfg: FrontendConfig;
       let desc: string;
       let instances: number;
       if (mode === 'coded') {
-        cfg = { ...common, mode, code: x.code, fallback: x.fallback, ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}), parityDelayMs: x.parityDelayMs, pools: { base: { model: x.baseModel, instances: bases }, parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })) } };
+        cfg = {
+          ...common,
+          mode,
+          code: x.code,
+          fallback: x.fallback,
+          ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
+          parityDelayMs: x.parityDelayMs,
+          pools: {
+            base: { model: x.baseModel, instances: bases },
+            parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })),
+          },
+        };
         desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}${x.singletonGroups === 'copy' ? ', lone queries copied' : ''}`;
         instances = x.base + x.parity;
       } else if (mode === 'none') {
@@ -309,29 +393,53 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         instances = x.base;
       } else {
         const hedged = mode === 'equal-resources-hedged';
-        cfg = { ...common, mode: hedged ? 'equal-resources' : mode, ...(hedged ? { hedgeMs: x.hedgeMs } : {}), pools: { base: { model: x.baseModel, instances: replicas } } };
+        cfg = {
+          ...common,
+          mode: hedged ? 'equal-resources' : mode,
+          ...(hedged ? { hedgeMs: x.hedgeMs } : {}),
+          pools: { base: { model: x.baseModel, instances: replicas } },
+        };
         desc = `${replicas.length} base replicas${mode === 'replication' ? ', 2 copies per query' : hedged ? `, hedged after ${x.hedgeMs} ms` : ''}`;
         instances = replicas.length;
       }
       // F frontends: each gets every F-th instance of every pool
       const shards = Array.from({ length: F }, (_, s): FrontendConfig => {
         const p = cfg.pools;
-        return { ...cfg, pools: { ...p, base: { ...p.base, instances: shardOf(p.base.instances, s, F) }, ...(p.parity !== undefined ? { parity: p.parity.map((q) => ({ ...q, instances: shardOf(q.instances, s, F) })) } : {}) } };
+        return {
+          ...cfg,
+          pools: {
+            ...p,
+            base: { ...p.base, instances: shardOf(p.base.instances, s, F) },
+            ...(p.parity !== undefined ? { parity: p.parity.map((q) => ({ ...q, instances: shardOf(q.instances, s, F) })) } : {}),
+          },
+        };
       });
       if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances`;
       const slow: SlowQueryStory[] = [];
-      const started = await Promise.all(shards.map((c, s) => {
-        const path = join(tmp, `${mode}-${s}.json`);
-        writeFileSync(path, JSON.stringify(c));
-        return startFrontendProcess(path, undefined, (e) => {
-          if (measuring && e.msg === 'slow query' && e.slowQuery !== undefined) slow.push(e.slowQuery as SlowQueryStory);
-        });
-      }));
-      fes.push({ mode, desc, instances, fe: started, client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)), st: newStats(x.sloMs), slow });
+      const started = await Promise.all(
+        shards.map((c, s) => {
+          const path = join(tmp, `${mode}-${s}.json`);
+          writeFileSync(path, JSON.stringify(c));
+          return startFrontendProcess(path, undefined, (e) => {
+            if (measuring && e.msg === 'slow query' && e.slowQuery !== undefined) slow.push(e.slowQuery as SlowQueryStory);
+          });
+        }),
+      );
+      fes.push({
+        mode,
+        desc,
+        instances,
+        fe: started,
+        client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)),
+        st: newStats(x.sloMs),
+        slow,
+      });
     }
     const timeout = x.sloMs * 4;
     const warmInput = (i: number) => x.input(x.queries + i);
-    for (const f of fes) if (x.warmup > 0) await replay(f.client, 'bench', poissonSchedule(x.warmup, x.rate, x.seed + 1000), null, warmInput, x.shape, timeout);
+    for (const f of fes)
+      if (x.warmup > 0)
+        await replay(f.client, 'bench', poissonSchedule(x.warmup, x.rate, x.seed + 1000), null, warmInput, x.shape, timeout);
     // the frontend hop: sequential queries through an uncoded frontend (or the first) at rest
     let frontendOverheadMs = 0;
     if (serviceTimesMs.length > 0) {
@@ -344,13 +452,21 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       }
       rtt.sort((a, b) => a - b);
       frontendOverheadMs = Math.max(0, rtt[100] - serviceTimesMs[Math.floor(serviceTimesMs.length / 2)]);
-      log(`frontend hop: median ${fmt(rtt[100])} ms through ${f.mode}'s frontend at rest, ${fmt(frontendOverheadMs)} ms over the instances' service time`);
+      log(
+        `frontend hop: median ${fmt(rtt[100])} ms through ${f.mode}'s frontend at rest, ${fmt(frontendOverheadMs)} ms over the instances' service time`,
+      );
     }
     for (const f of fes) f.before = await frontendCounters(f.fe.map((e) => e.http));
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
     if (lab !== null && net !== undefined) {
-      transfers = await lab.startBulkTransfers({ pairs: net.pairs, minBytes: net.minMB * 1e6, maxBytes: net.maxMB * 1e6, seed: x.seed, among: specs.map((_, i) => i) });
+      transfers = await lab.startBulkTransfers({
+        pairs: net.pairs,
+        minBytes: net.minMB * 1e6,
+        maxBytes: net.maxMB * 1e6,
+        seed: x.seed,
+        among: specs.map((_, i) => i),
+      });
     }
     // the probe instance keeps answering sequential requests (about 20/s) while the rounds run
     const underLoad: number[] = [];
@@ -371,7 +487,11 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         c.close();
       }
     })();
-    const watch = new CpuShareWatch(() => [...insts.map((i) => i.proc.pid), ...fes.flatMap((f) => f.fe.map((e) => e.proc.pid)), ...bg.map((b) => b.pid)]);
+    const watch = new CpuShareWatch(() => [
+      ...insts.map((i) => i.proc.pid),
+      ...fes.flatMap((f) => f.fe.map((e) => e.proc.pid)),
+      ...bg.map((b) => b.pid),
+    ]);
     const perRound = Math.ceil(x.queries / x.rounds);
     measuring = true;
     for (let r = 0; r < x.rounds; r++) {
@@ -381,7 +501,16 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const schedule = poissonSchedule(n, x.rate, x.seed + r);
       for (const f of fes) {
         log(`round ${r + 1}/${x.rounds}: ${f.mode} (${f.desc}), ${n} queries at ${x.rate}/s`);
-        await replay(f.client, 'bench', schedule, f.st, (i) => x.input(offset + i), x.shape, timeout, x.onResult === undefined ? undefined : (i, res) => x.onResult!(f.mode, offset + i, res));
+        await replay(
+          f.client,
+          'bench',
+          schedule,
+          f.st,
+          (i) => x.input(offset + i),
+          x.shape,
+          timeout,
+          x.onResult === undefined ? undefined : (i, res) => x.onResult!(f.mode, offset + i, res),
+        );
       }
     }
     measuring = false;
@@ -389,7 +518,10 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     probing = false;
     await probeLoop;
     underLoad.sort((a, b) => a - b);
-    if (underLoad.length > 0) log(`service time of the fault-free instance during the rounds (${underLoad.length} requests): p50 ${fmt(underLoad[Math.floor(underLoad.length / 2)])} ms, p99 ${fmt(underLoad[Math.floor(underLoad.length * 0.99)])} ms`);
+    if (underLoad.length > 0)
+      log(
+        `service time of the fault-free instance during the rounds (${underLoad.length} requests): p50 ${fmt(underLoad[Math.floor(underLoad.length / 2)])} ms, p99 ${fmt(underLoad[Math.floor(underLoad.length * 0.99)])} ms`,
+      );
     for (const b of bg.splice(0)) b.kill('SIGKILL');
     let moved: ExperimentResult['transfers'] = null;
     if (transfers !== null) {
@@ -403,20 +535,59 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     for (const f of fes) {
       const after = await frontendCounters(f.fe.map((e) => e.http));
       const b = f.before!;
-      const d = { requests: after.requests - b.requests, copies: after.copies - b.copies, byCopy: after.byCopy - b.byCopy, queries: after.queries - b.queries };
+      const d = {
+        requests: after.requests - b.requests,
+        copies: after.copies - b.copies,
+        byCopy: after.byCopy - b.byCopy,
+        queries: after.queries - b.queries,
+      };
       const sm = summarize(f.st);
       const st = f.st;
       modes.push({
-        mode: f.mode, config: f.desc, instances: f.instances, queries: st.measured, errors: st.errors, rejected: st.rejected, reconstructed: st.reconstructed, defaults: st.defaults,
-        answeredByCopy: d.byCopy, lost: st.errors, duplicates: d.queries - (st.measured - st.rejected), copies: d.copies, requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
-        achievedRate: sm.achievedRate, offeredRate: sm.offeredRate, lateNotDefault: sm.lateNotDefault, sendLagMs: sm.sendLagMs, latencyMs: sm.latencyMs, cdf: sm.cdf,
+        mode: f.mode,
+        config: f.desc,
+        instances: f.instances,
+        queries: st.measured,
+        errors: st.errors,
+        rejected: st.rejected,
+        reconstructed: st.reconstructed,
+        defaults: st.defaults,
+        answeredByCopy: d.byCopy,
+        lost: st.errors,
+        duplicates: d.queries - (st.measured - st.rejected),
+        copies: d.copies,
+        requestsPerQuery: d.queries > 0 ? d.requests / d.queries : NaN,
+        achievedRate: sm.achievedRate,
+        offeredRate: sm.offeredRate,
+        lateNotDefault: sm.lateNotDefault,
+        sendLagMs: sm.sendLagMs,
+        latencyMs: sm.latencyMs,
+        cdf: sm.cdf,
         tail: { p99: tailComposition(st, 99), p999: tailComposition(st, 99.9) },
-        ...(x.slowQueryLogMs !== undefined ? { slowQueries: { count: f.slow.length, slowest: [...f.slow].sort((a, b) => b.latencyMs - a.latencyMs).slice(0, SLOW_QUERIES_KEPT) } } : {}),
+        ...(x.slowQueryLogMs !== undefined
+          ? {
+              slowQueries: {
+                count: f.slow.length,
+                slowest: [...f.slow].sort((a, b) => b.latencyMs - a.latencyMs).slice(0, SLOW_QUERIES_KEPT),
+              },
+            }
+          : {}),
       });
       const l = sm.latencyMs;
-      log(`${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`);
+      log(
+        `${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`,
+      );
     }
-    return { modes, serviceTimesMs, serviceTimesUnderLoadMs: underLoad.length >= 50 ? underLoad : serviceTimesMs, frontendOverheadMs, transfers: moved, otherCpuShare, stragglers: describeStragglers(x.stragglers), seconds: (performance.now() - started) / 1000 };
+    return {
+      modes,
+      serviceTimesMs,
+      serviceTimesUnderLoadMs: underLoad.length >= 50 ? underLoad : serviceTimesMs,
+      frontendOverheadMs,
+      transfers: moved,
+      otherCpuShare,
+      stragglers: describeStragglers(x.stragglers),
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     probing = false;
     for (const b of bg) b.kill('SIGKILL');

@@ -20,7 +20,6 @@ import { V2GrpcClient } from '../serve/client.js';
 import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInstance, type ListeningChild } from '../serve/processes.js';
 import { fmt } from './serving-experiment.js';
 
-
 export interface AttackResult {
   name: string;
   /** what the bad request got back */
@@ -63,14 +62,23 @@ const rssMb = (pid: number) => {
 };
 
 /** A stall-sender child (./stall-sender.ts) that has built its request; go() sends it and resolves with its answer. */
-async function startSender(kind: string, httpPort: number, grpcPort: number, dim: number, n: number): Promise<{ go: () => Promise<string> }> {
+async function startSender(
+  kind: string,
+  httpPort: number,
+  grpcPort: number,
+  dim: number,
+  n: number,
+): Promise<{ go: () => Promise<string> }> {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'stall-sender.js');
-  const child = spawn(process.execPath, [script, kind, String(httpPort), String(grpcPort), String(dim), String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const next = () => new Promise<string>((resolve, reject) => {
-    lines.once('line', resolve);
-    child.once('exit', (c) => reject(new Error(`stall sender ${kind} exited (${c})`)));
+  const child = spawn(process.execPath, [script, kind, String(httpPort), String(grpcPort), String(dim), String(n)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
+  const lines = createInterface({ input: child.stdout! });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      lines.once('line', resolve);
+      child.once('exit', (c) => reject(new Error(`stall sender ${kind} exited (${c})`)));
+    });
   const ready = await next();
   if (ready !== 'ready') throw new Error(`stall sender ${kind}: ${ready}`);
   return {
@@ -83,16 +91,33 @@ async function startSender(kind: string, httpPort: number, grpcPort: number, dim
   };
 }
 
-export async function runStall(o: { rate: number; windowMs: number; slow: number; dim: number; log: (s: string) => void }): Promise<StallResult> {
+export async function runStall(o: {
+  rate: number;
+  windowMs: number;
+  slow: number;
+  dim: number;
+  log: (s: string) => void;
+}): Promise<StallResult> {
   const { log, dim } = o;
   const tmp = mkdtempSync(join(tmpdir(), 'coded-stall-'));
   const insts: ChildInstance[] = [];
   let fe: ListeningChild | null = null;
   const children = killOnExit(() => [...insts.map((i) => i.proc), ...(fe !== null ? [fe.proc] : [])]);
   try {
-    for (let i = 0; i < 2; i++) insts.push(await startInstanceProcess(['--model', `noop:${dim}`, '--name', 'model'], { timeoutMs: 120000 }));
+    for (let i = 0; i < 2; i++)
+      insts.push(await startInstanceProcess(['--model', `noop:${dim}`, '--name', 'model'], { timeoutMs: 120000 }));
     const path = join(tmp, 'frontend.json');
-    writeFileSync(path, JSON.stringify({ name: 'bench', httpPort: 0, grpcPort: 0, mode: 'none', logLevel: 'warn', pools: { base: { model: 'model', instances: insts.map((i) => i.address) } } }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        name: 'bench',
+        httpPort: 0,
+        grpcPort: 0,
+        mode: 'none',
+        logLevel: 'warn',
+        pools: { base: { model: 'model', instances: insts.map((i) => i.address) } },
+      }),
+    );
     fe = await startFrontendProcess(path);
     const f = fe;
     log(`frontend (mode none, defaults) over 2 noop:${dim} instances; normal load ${o.rate}/s over gRPC`);
@@ -136,10 +161,21 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
     const baseLag = await frontendLagMs();
     // the frontend's CPU per normal query (its CPU under the normal load alone, over the queries it served)
     const baseCpu = cpuMs(f.proc.pid!) - baseCpu0;
-    const base = normal.filter((n) => n.at >= t0).map((n) => n.ms).sort((a, b) => a - b);
+    const base = normal
+      .filter((n) => n.at >= t0)
+      .map((n) => n.ms)
+      .sort((a, b) => a - b);
     const cpuPerQuery = baseCpu / Math.max(1, base.length);
-    const baseline = { queries: base.length, p50Ms: q(base, 0.5), p99Ms: q(base, 0.99), maxMs: base[base.length - 1], frontendLagMs: baseLag };
-    log(`baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`);
+    const baseline = {
+      queries: base.length,
+      p50Ms: q(base, 0.5),
+      p99Ms: q(base, 0.99),
+      maxMs: base[base.length - 1],
+      frontendLagMs: baseLag,
+    };
+    log(
+      `baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`,
+    );
 
     const attacks: AttackResult[] = [];
     const measure = async (name: string, send: () => Promise<string>, windowMs = o.windowMs, note?: () => string) => {
@@ -154,15 +190,29 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
       await sleep(Math.max(0, end - performance.now()) + 1500);
       const feLag = await frontendLagMs();
       const cpuNow = cpuMs(f.proc.pid!);
-      const ws = normal.filter((n) => n.at >= start - 50 && n.at <= end).map((n) => n.ms).sort((a, b) => a - b);
+      const ws = normal
+        .filter((n) => n.at >= start - 50 && n.at <= end)
+        .map((n) => n.ms)
+        .sort((a, b) => a - b);
       const served = normal.filter((n) => n.at >= start).length;
       const extraCpuMs = cpuNow - cpu0 - cpuPerQuery * served;
       const r: AttackResult = {
-        name, answer, answerMs, queries: ws.length, p50Ms: q(ws, 0.5), maxMs: ws[ws.length - 1] ?? NaN,
-        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms, generatorLagMs: lag.max / 1e6, frontendLagMs: feLag, frontendCpuMs: extraCpuMs, ...(note !== undefined ? { note: note() } : {}),
+        name,
+        answer,
+        answerMs,
+        queries: ws.length,
+        p50Ms: q(ws, 0.5),
+        maxMs: ws[ws.length - 1] ?? NaN,
+        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms,
+        generatorLagMs: lag.max / 1e6,
+        frontendLagMs: feLag,
+        frontendCpuMs: extraCpuMs,
+        ...(note !== undefined ? { note: note() } : {}),
       };
       attacks.push(r);
-      log(`${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`);
+      log(
+        `${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`,
+      );
     };
     const kinds: [string, string, number?][] = [
       ['nested', 'REST: 16 MB of nested JSON arrays (refused from its Content-Length)'],
@@ -182,7 +232,12 @@ export async function runStall(o: { rate: number; windowMs: number; slow: number
     let peakRss = rss0;
     const watch = setInterval(() => (peakRss = Math.max(peakRss, rssMb(f.proc.pid!))), 500);
     const slow = await startSender('slow', f.http, f.grpc, dim, o.slow);
-    await measure(`${o.slow} REST + ${o.slow} gRPC slow senders (16 MB announced, 1 KB every 200 ms), kept until cut off`, slow.go, o.windowMs, () => `frontend RSS ${rss0.toFixed(0)} MB before, peak ${peakRss.toFixed(0)} MB while they were connected`);
+    await measure(
+      `${o.slow} REST + ${o.slow} gRPC slow senders (16 MB announced, 1 KB every 200 ms), kept until cut off`,
+      slow.go,
+      o.windowMs,
+      () => `frontend RSS ${rss0.toFixed(0)} MB before, peak ${peakRss.toFixed(0)} MB while they were connected`,
+    );
     clearInterval(watch);
     running = false;
     await sleep(500);
@@ -204,7 +259,10 @@ export function stallMarkdown(r: StallResult, rate: number): string {
     '',
     '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | frontend CPU it cost, ms | generator lag ms |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...r.attacks.map((a) => `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.frontendCpuMs)} | ${fmt(a.generatorLagMs)} |`),
+    ...r.attacks.map(
+      (a) =>
+        `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.frontendCpuMs)} | ${fmt(a.generatorLagMs)} |`,
+    ),
     '',
     ...r.attacks.filter((a) => a.note !== undefined).map((a) => `${a.name}: ${a.note}.`),
     '',

@@ -31,7 +31,15 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { reps: { type: 'string' }, threads: { type: 'string' }, 'block-seconds': { type: 'string' }, python: { type: 'string' }, example: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      reps: { type: 'string' },
+      threads: { type: 'string' },
+      'block-seconds': { type: 'string' },
+      python: { type: 'string' },
+      example: { type: 'string' },
+    },
+  });
   const reps = Number(values.reps ?? 5);
   const threads = Number(values.threads ?? 1);
   const blockSeconds = Number(values['block-seconds'] ?? 1);
@@ -60,7 +68,12 @@ async function main(): Promise<void> {
         const x = randn([batch, ...c.shape]).keep();
         const ours = (n: number): number => {
           const t0 = performance.now();
-          noGrad(() => { for (let i = 0; i < n; i++) tidy(() => { m.forward(x); }); });
+          noGrad(() => {
+            for (let i = 0; i < n; i++)
+              tidy(() => {
+                m.forward(x);
+              });
+          });
           return (performance.now() - t0) / 1000;
         };
         const peer = async (n: number): Promise<number> => {
@@ -82,10 +95,28 @@ async function main(): Promise<void> {
         const b: number[] = [];
         const o: number[] = [];
         for (let r = 0; r < reps; r++) {
-          if (r % 2 === 0) { a.push(ours(n) / n); b.push(await peer(n) / n); o.push(await ort(n) / n); } else { o.push(await ort(n) / n); b.push(await peer(n) / n); a.push(ours(n) / n); }
+          if (r % 2 === 0) {
+            a.push(ours(n) / n);
+            b.push((await peer(n)) / n);
+            o.push((await ort(n)) / n);
+          } else {
+            o.push((await ort(n)) / n);
+            b.push((await peer(n)) / n);
+            a.push(ours(n) / n);
+          }
         }
         x.dispose();
-        const row = { model: c.model, batch, forwardsPerBlock: n, blocks: reps, oursMs: median(a) * 1000, pytorchMs: median(b) * 1000, ratio: median(b) / median(a), onnxMs: median(o) * 1000, onnxRatio: median(o) / median(a) };
+        const row = {
+          model: c.model,
+          batch,
+          forwardsPerBlock: n,
+          blocks: reps,
+          oursMs: median(a) * 1000,
+          pytorchMs: median(b) * 1000,
+          ratio: median(b) / median(a),
+          onnxMs: median(o) * 1000,
+          onnxRatio: median(o) / median(a),
+        };
         rows.push(row);
         console.error(JSON.stringify(row));
       }

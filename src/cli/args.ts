@@ -8,7 +8,9 @@ export { UsageError, choiceOption };
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export type Parsed<O extends Options> = {
-  values: { [K in keyof O]?: O[K]['multiple'] extends true ? string[] : O[K]['type'] extends 'boolean' ? boolean : string } & { help?: boolean };
+  values: { [K in keyof O]?: O[K]['multiple'] extends true ? string[] : O[K]['type'] extends 'boolean' ? boolean : string } & {
+    help?: boolean;
+  };
   positionals: string[];
 };
 
@@ -40,7 +42,9 @@ export function parse<O extends Options>(argv: string[], options: O, usage: stri
 
 /** Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -87,4 +91,3 @@ export function numberOption(value: string | undefined, name: string, fallback: 
   if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
   return n;
 }
-

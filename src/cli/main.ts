@@ -3,17 +3,47 @@
 import { UsageError } from './args.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
-  demo: { summary: 'train Base-MLP on Fashion-MNIST end to end (the engine demo)', load: async () => (await import('./commands/demo.js')).demo },
-  train: { summary: 'train models: `coded train base|parity|learned|polynomial ...`', load: async () => (await import('./commands/train.js')).train },
-  eval: { summary: 'evaluate checkpoints: `coded eval base CKPT`, `coded eval CODE_CKPT`', load: async () => (await import('./commands/eval.js')).evalCommand },
-  compare: { summary: 'every coding scheme side by side: accuracy by stragglers, cost, timing (`coded compare --base CKPT --k K --n N`)', load: async () => (await import('./commands/compare.js')).compareCommand },
-  datasets: { summary: 'list datasets and whether each is present locally', load: async () => (await import('./commands/catalog.js')).datasets },
+  demo: {
+    summary: 'train Base-MLP on Fashion-MNIST end to end (the engine demo)',
+    load: async () => (await import('./commands/demo.js')).demo,
+  },
+  train: {
+    summary: 'train models: `coded train base|parity|learned|polynomial ...`',
+    load: async () => (await import('./commands/train.js')).train,
+  },
+  eval: {
+    summary: 'evaluate checkpoints: `coded eval base CKPT`, `coded eval CODE_CKPT`',
+    load: async () => (await import('./commands/eval.js')).evalCommand,
+  },
+  compare: {
+    summary: 'every coding scheme side by side: accuracy by stragglers, cost, timing (`coded compare --base CKPT --k K --n N`)',
+    load: async () => (await import('./commands/compare.js')).compareCommand,
+  },
+  datasets: {
+    summary: 'list datasets and whether each is present locally',
+    load: async () => (await import('./commands/catalog.js')).datasets,
+  },
   models: { summary: 'list the base models', load: async () => (await import('./commands/catalog.js')).models },
-  serve: { summary: 'Open Inference Protocol servers: `coded serve instance|frontend`', load: async () => (await import('./commands/serve.js')).serve },
-  deploy: { summary: 'Kubernetes manifests for a frontend config: `coded deploy k8s --config F --out DIR`', load: async () => (await import('./commands/deploy.js')).deploy },
-  export: { summary: 'a Triton model repository for a TorchScript/ONNX model and its parity models: `coded export triton --base F --out REPO`', load: async () => (await import('./commands/export.js')).exportCommand },
-  plan: { summary: 'predict latency and cost of serving configurations (simulation); recommend one', load: async () => (await import('./commands/plan.js')).planCommand },
-  bench: { summary: 'benchmarks: `coded bench engine` compares the engine with PyTorch', load: async () => (await import('./commands/bench.js')).bench },
+  serve: {
+    summary: 'Open Inference Protocol servers: `coded serve instance|frontend`',
+    load: async () => (await import('./commands/serve.js')).serve,
+  },
+  deploy: {
+    summary: 'Kubernetes manifests for a frontend config: `coded deploy k8s --config F --out DIR`',
+    load: async () => (await import('./commands/deploy.js')).deploy,
+  },
+  export: {
+    summary: 'a Triton model repository for a TorchScript/ONNX model and its parity models: `coded export triton --base F --out REPO`',
+    load: async () => (await import('./commands/export.js')).exportCommand,
+  },
+  plan: {
+    summary: 'predict latency and cost of serving configurations (simulation); recommend one',
+    load: async () => (await import('./commands/plan.js')).planCommand,
+  },
+  bench: {
+    summary: 'benchmarks: `coded bench engine` compares the engine with PyTorch',
+    load: async () => (await import('./commands/bench.js')).bench,
+  },
   info: { summary: 'libtorch version, threads, CUDA availability', load: async () => (await import('./commands/info.js')).info },
 };
 

@@ -10,7 +10,9 @@ function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '--:--';
   const m = Math.floor(s / 60);
   const sec = Math.floor(s % 60);
-  return m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m` : `${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
+  return m >= 60
+    ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`
+    : `${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
 }
 
 export class Progress {
@@ -24,7 +26,11 @@ export class Progress {
   private readonly enabled: boolean;
   private readonly unit: string;
 
-  constructor(private readonly label: string, private readonly total: number, o: ProgressOptions = {}) {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    o: ProgressOptions = {},
+  ) {
     this.stream = o.stream ?? process.stderr;
     this.tty = Boolean(this.stream.isTTY);
     this.enabled = o.enabled ?? true;

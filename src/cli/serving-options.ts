@@ -13,7 +13,8 @@ export function parseBackground(v: string | undefined): Stragglers['backgroundCp
   const m = /^(\d+)(?::([0-9.]+))?$/.exec(v);
   const processes = m === null ? NaN : Number(m[1]);
   const duty = m?.[2] === undefined ? 0.5 : Number(m[2]);
-  if (!Number.isInteger(processes) || !(duty > 0 && duty <= 1)) throw new UsageError(`--background-cpu must be N or N:DUTY with DUTY in (0, 1], got '${v}'`);
+  if (!Number.isInteger(processes) || !(duty > 0 && duty <= 1))
+    throw new UsageError(`--background-cpu must be N or N:DUTY with DUTY in (0, 1], got '${v}'`);
   return { processes, duty };
 }
 
@@ -33,7 +34,8 @@ export function stragglersFrom(values: Record<string, string | boolean | undefin
   const backgroundCpu = str('background-cpu');
   const network = str('network');
   return {
-    slowProb: numberOption(str('slow-prob'), 'slow-prob', defaultSlowProb), slowMs: numberOption(str('slow-ms'), 'slow-ms', 100),
+    slowProb: numberOption(str('slow-prob'), 'slow-prob', defaultSlowProb),
+    slowMs: numberOption(str('slow-ms'), 'slow-ms', 100),
     ...(slowPeriods !== undefined ? { slowPeriods } : {}),
     ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     ...(backgroundCpu !== undefined ? { backgroundCpu: parseBackground(backgroundCpu) } : {}),

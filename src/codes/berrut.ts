@@ -19,8 +19,16 @@ import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import { registerCodeFamily } from './family-table.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  patternsWithMissing,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from './code.js';
 import { berrutMatrix, chebyshevFirstKind, chebyshevSecondKind, combine, combinePerGroup } from './interpolation.js';
 
@@ -58,7 +66,8 @@ export class BerrutCode implements Code {
   constructor({ k, n, byzantine = 0, threshold = 4 }: BerrutOptions) {
     if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`berrut: k must be a positive integer, got ${k}`);
     if (!(Number.isInteger(n) && n >= k)) throw new RangeError(`berrut: n must be an integer >= k = ${k}, got ${n}`);
-    if (!(Number.isInteger(byzantine) && byzantine >= 0)) throw new RangeError(`berrut: byzantine must be a non-negative integer, got ${byzantine}`);
+    if (!(Number.isInteger(byzantine) && byzantine >= 0))
+      throw new RangeError(`berrut: byzantine must be a non-negative integer, got ${byzantine}`);
     if (!(Number.isFinite(threshold) && threshold > 1)) throw new RangeError(`berrut: threshold must be a number > 1, got ${threshold}`);
     this.k = k;
     this.n = n;
@@ -76,7 +85,12 @@ export class BerrutCode implements Code {
   encode(x: Tensor): CodedQuery[] {
     checkGroupInput(this, x);
     const m = berrutMatrix(this.betas, this.alphas);
-    const coded = tidy(() => combine(m, Array.from({ length: this.k }, (_, i) => x.select(1, i))));
+    const coded = tidy(() =>
+      combine(
+        m,
+        Array.from({ length: this.k }, (_, i) => x.select(1, i)),
+      ),
+    );
     return coded.map((t) => ({ fn: { kind: 'base' as const }, inputs: [t] }));
   }
 
@@ -95,17 +109,25 @@ export class BerrutCode implements Code {
     const values = idx.map((i) => outputs[i]!);
     const reconstructed = Array<boolean>(this.k).fill(true);
     if (this.byzantine === 0 || idx.length < 3) {
-      const m = berrutMatrix(idx.map((i) => this.alphas[i]), this.betas);
+      const m = berrutMatrix(
+        idx.map((i) => this.alphas[i]),
+        this.betas,
+      );
       return { outputs: combine(m, values), reconstructed, info: { used: idx.length } };
     }
     const { excluded } = this.locateByzantine(outputs);
     const weights = excluded.map((ex) => {
       const keep = idx.filter((i) => !ex.includes(i));
-      const m = berrutMatrix(keep.map((i) => this.alphas[i]), this.betas);
-      return m.map((row) => idx.map((i) => {
-        const at = keep.indexOf(i);
-        return at < 0 ? 0 : row[at];
-      }));
+      const m = berrutMatrix(
+        keep.map((i) => this.alphas[i]),
+        this.betas,
+      );
+      return m.map((row) =>
+        idx.map((i) => {
+          const at = keep.indexOf(i);
+          return at < 0 ? 0 : row[at];
+        }),
+      );
     });
     const info: Record<string, number> = { used: idx.length, excluded: excluded.reduce((a, e) => a + e.length, 0) };
     for (const i of idx) info[`excluded_${i}`] = excluded.filter((e) => e.includes(i)).length;
@@ -163,8 +185,14 @@ export class BerrutCode implements Code {
       const ys = keep.map((i) => outputs[i]!.reshape([groups, -1]));
       keep.forEach((j, a) => {
         const others = keep.filter((i) => i !== j);
-        const m = berrutMatrix(others.map((i) => this.alphas[i]), [this.alphas[j]]);
-        const [pred] = combine(m, ys.filter((_, b) => b !== a));
+        const m = berrutMatrix(
+          others.map((i) => this.alphas[i]),
+          [this.alphas[j]],
+        );
+        const [pred] = combine(
+          m,
+          ys.filter((_, b) => b !== a),
+        );
         rows.push(Float64Array.from(pred.sub(ys[a]).square().sum(1).sqrt().double().data() as Float64Array));
         const norms = ys[a].square().sum(1).sqrt().double().data() as Float64Array;
         for (let g = 0; g < groups; g++) scale[g] += norms[g] / keep.length;

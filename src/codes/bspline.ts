@@ -41,8 +41,10 @@ export class BsplineCode extends FittedCode {
 
   constructor({ k, n, encoder = 'berrut', basis }: BsplineOptions) {
     super(k, n, 'bspline');
-    if (!(BSPLINE_ENCODERS as readonly string[]).includes(encoder)) throw new RangeError(`bspline: encoder must be one of ${BSPLINE_ENCODERS.join(', ')}, got '${encoder}'`);
-    if (basis !== undefined && !(Number.isInteger(basis) && basis >= 1)) throw new RangeError(`bspline: basis must be a positive integer, got ${basis}`);
+    if (!(BSPLINE_ENCODERS as readonly string[]).includes(encoder))
+      throw new RangeError(`bspline: encoder must be one of ${BSPLINE_ENCODERS.join(', ')}, got '${encoder}'`);
+    if (basis !== undefined && !(Number.isInteger(basis) && basis >= 1))
+      throw new RangeError(`bspline: basis must be a positive integer, got ${basis}`);
     this.encoderKind = encoder;
     this.basis = basis;
     this.betas = chebyshevFirstKind(k);
@@ -58,7 +60,11 @@ export class BsplineCode extends FittedCode {
   }
 
   protected decoderMatrix(idx: readonly number[]): number[][] {
-    return bsplineFitMatrix(idx.map((i) => this.alphas[i]), this.betas, this.basis === undefined ? {} : { basis: this.basis });
+    return bsplineFitMatrix(
+      idx.map((i) => this.alphas[i]),
+      this.betas,
+      this.basis === undefined ? {} : { basis: this.basis },
+    );
   }
 
   config(): CodeConfig {
@@ -69,8 +75,13 @@ export class BsplineCode extends FittedCode {
   }
 }
 
-registerCodeFamily('bspline', (c) => new BsplineCode({
-  k: c.k, n: c.k + c.r,
-  encoder: (c.encoder ?? 'berrut') as BsplineEncoder,
-  basis: c.basis === undefined ? undefined : Number(c.basis),
-}));
+registerCodeFamily(
+  'bspline',
+  (c) =>
+    new BsplineCode({
+      k: c.k,
+      n: c.k + c.r,
+      encoder: (c.encoder ?? 'berrut') as BsplineEncoder,
+      basis: c.basis === undefined ? undefined : Number(c.basis),
+    }),
+);

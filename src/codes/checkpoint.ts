@@ -12,7 +12,13 @@ import type { Module } from '../nn/module.js';
 import { readCheckpoint, readCheckpointHeader } from '../nn/checkpoint.js';
 import { saveSafetensors } from '../nn/safetensors.js';
 import { buildModel, type InputSpec } from '../models/registry.js';
-import { fileSha256, loadBaseCheckpoint, resolveRecordedBase, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
+import {
+  fileSha256,
+  loadBaseCheckpoint,
+  resolveRecordedBase,
+  type BaseCheckpointMeta,
+  type BaseIdentity,
+} from '../models/base-checkpoint.js';
 import { loadBaseModel } from '../models/base-model.js';
 import { isTorchScriptPath } from '../models/file-kinds.js';
 import { TorchScriptModule } from '../models/torchscript.js';
@@ -50,10 +56,19 @@ export const BASE_PARITY_MODEL = 'base';
  */
 export function buildParityModels(meta: ParityMeta, base?: BaseIdentity): Module[] {
   if (meta.model === BASE_PARITY_MODEL) {
-    if (base === undefined || base.model !== 'torchscript') throw new Error("parity model 'base' (a copy of F's own architecture) is for TorchScript base models; with a zoo base, name its architecture");
-    if (!existsSync(base.path)) throw new Error(`${base.path}: the TorchScript base file whose architecture the parity models copy is missing; restore it (sha256 ${base.sha256.slice(0, 12)}…)`);
+    if (base === undefined || base.model !== 'torchscript')
+      throw new Error(
+        "parity model 'base' (a copy of F's own architecture) is for TorchScript base models; with a zoo base, name its architecture",
+      );
+    if (!existsSync(base.path))
+      throw new Error(
+        `${base.path}: the TorchScript base file whose architecture the parity models copy is missing; restore it (sha256 ${base.sha256.slice(0, 12)}…)`,
+      );
     const sha = fileSha256(base.path);
-    if (sha !== base.sha256) throw new Error(`${base.path} differs from the TorchScript base the parity models were built from (sha256 ${sha.slice(0, 12)}… vs ${base.sha256.slice(0, 12)}…)`);
+    if (sha !== base.sha256)
+      throw new Error(
+        `${base.path} differs from the TorchScript base the parity models were built from (sha256 ${sha.slice(0, 12)}… vs ${base.sha256.slice(0, 12)}…)`,
+      );
     return Array.from({ length: meta.count }, () => TorchScriptModule.load(base.path));
   }
   return Array.from({ length: meta.count }, () => buildModel(meta.model, meta.input));
@@ -64,7 +79,13 @@ export function buildParityModels(meta: ParityMeta, base?: BaseIdentity): Module
  * "parity.<j>.<name>") in one safetensors file, plus extra metadata (e.g. the base checkpoint it
  * was trained for) and extra tensors (e.g. optimizer state).
  */
-export function saveCode(path: string, code: Code, metadata: Record<string, unknown> = {}, extra: Map<string, Tensor> = new Map(), parity: readonly Module[] = []): void {
+export function saveCode(
+  path: string,
+  code: Code,
+  metadata: Record<string, unknown> = {},
+  extra: Map<string, Tensor> = new Map(),
+  parity: readonly Module[] = [],
+): void {
   const tensors = new Map(codeState(code, parity).stateDict());
   for (const [k, t] of extra) {
     if (tensors.has(k)) throw new Error(`saveCode: extra tensor '${k}' clashes with a module tensor`);
@@ -106,10 +127,16 @@ export function readCodeCheckpoint(path: string, { parity: mode = 'auto' }: Read
     code = codeFromConfig(upgradeStoredConfig(meta.code, new Map([...all].map(([k, t]) => [k, t.shape]))));
     const withParity = mode === 'required' || (mode === 'auto' && meta.parity !== undefined);
     if (withParity) {
-      if (meta.parity === undefined || meta.base === undefined || typeof meta.parity.model !== 'string' || typeof meta.base.sha256 !== 'string') {
+      if (
+        meta.parity === undefined ||
+        meta.base === undefined ||
+        typeof meta.parity.model !== 'string' ||
+        typeof meta.base.sha256 !== 'string'
+      ) {
         throw new Error(`${path} is a code checkpoint without parity models (no "parity"/"base" metadata)`);
       }
-      if (meta.parity.count !== code.r) throw new Error(`${path}: metadata says ${meta.parity.count} parity models but the code has r = ${code.r}`);
+      if (meta.parity.count !== code.r)
+        throw new Error(`${path}: metadata says ${meta.parity.count} parity models but the code has r = ${code.r}`);
       parity.push(...buildParityModels(meta.parity, meta.base));
     }
     const state = codeState(code, parity);
@@ -121,7 +148,11 @@ export function readCodeCheckpoint(path: string, { parity: mode = 'auto' }: Read
     for (const [k, t] of all) {
       if (own.has(k)) sd.set(k, t);
       else if (owners.has(k.split('.')[0])) {
-        throw new Error(k.startsWith(`${PARITY_KEY}.`) ? `unexpected tensor '${k}' (parity models 0..${code.r - 1} only)` : `unexpected tensor '${k}' for ${code.name}`);
+        throw new Error(
+          k.startsWith(`${PARITY_KEY}.`)
+            ? `unexpected tensor '${k}' (parity models 0..${code.r - 1} only)`
+            : `unexpected tensor '${k}' for ${code.name}`,
+        );
       }
     }
     try {
@@ -134,7 +165,10 @@ export function readCodeCheckpoint(path: string, { parity: mode = 'auto' }: Read
         const given = [...sd].filter(([k]) => k.startsWith(prefix));
         return given.length !== own.size || given.some(([k, t]) => own.get(k.slice(prefix.length))?.shape.join(',') !== t.shape.join(','));
       });
-      if (j >= 0) throw new Error(`${path}: parity model ${j} does not fit its recorded architecture '${meta.parity!.model}': ${(e as Error).message}`);
+      if (j >= 0)
+        throw new Error(
+          `${path}: parity model ${j} does not fit its recorded architecture '${meta.parity!.model}': ${(e as Error).message}`,
+        );
       throw e;
     }
     for (const [k, t] of sd) {
@@ -184,10 +218,12 @@ export interface LoadedCodeCheckpoint extends ReadCode {
 /** Where a code checkpoint's base checkpoint is (no weights read): recorded, explicit, or the Lagrange default. */
 function baseCheckpointPath(path: string, header: Record<string, unknown>, explicit?: string): string {
   const rec = header.base as { path?: string; sha256?: string } | undefined;
-  if (rec?.sha256 !== undefined && rec.path !== undefined) return resolveRecordedBase(path, { path: rec.path, sha256: rec.sha256 }, explicit);
+  if (rec?.sha256 !== undefined && rec.path !== undefined)
+    return resolveRecordedBase(path, { path: rec.path, sha256: rec.sha256 }, explicit);
   const dataset = header.dataset as string | undefined;
   if (explicit !== undefined) return explicit;
-  if (dataset === undefined) throw new Error(`${path} records neither its base checkpoint nor its dataset; pass the base checkpoint (--base CKPT)`);
+  if (dataset === undefined)
+    throw new Error(`${path} records neither its base checkpoint nor its dataset; pass the base checkpoint (--base CKPT)`);
   const p = join('models', `${dataset}-base-mlp.safetensors`);
   if (!existsSync(p)) throw new Error(`no base model for A_a: ${p} does not exist (pass --base CKPT, a ${dataset} base checkpoint)`);
   return p;
@@ -196,9 +232,20 @@ function baseCheckpointPath(path: string, header: Record<string, unknown>, expli
 function loadBaseFor(path: string, header: Record<string, unknown>, bp: string): LoadedBase {
   const rec = header.base as BaseIdentity | undefined;
   if (isTorchScriptPath(bp)) {
-    if (rec?.input === undefined) throw new Error(`${path}: the TorchScript base ${bp} needs its input shape, which the checkpoint does not record`);
+    if (rec?.input === undefined)
+      throw new Error(`${path}: the TorchScript base ${bp} needs its input shape, which the checkpoint does not record`);
     const b = loadBaseModel(bp, { inputShape: [rec.input.channels, rec.input.height, rec.input.width], dataset: rec.dataset });
-    return { model: b.model, identity: b.identity, meta: { kind: 'base', dataset: rec.dataset, model: rec.model, input: rec.input, classes: Array.from({ length: b.classes }, (_, i) => String(i)) } };
+    return {
+      model: b.model,
+      identity: b.identity,
+      meta: {
+        kind: 'base',
+        dataset: rec.dataset,
+        model: rec.model,
+        input: rec.input,
+        classes: Array.from({ length: b.classes }, (_, i) => String(i)),
+      },
+    };
   }
   const b = loadBaseCheckpoint(bp);
   if (rec === undefined && header.dataset !== undefined && b.meta.dataset !== header.dataset) {
@@ -214,10 +261,14 @@ function loadBaseFor(path: string, header: Record<string, unknown>, bp: string):
  */
 export function loadCodeCheckpoint(path: string, o: LoadCodeCheckpointOptions & { base: false }): ReadCode & { dispose(): void };
 export function loadCodeCheckpoint(path: string, o?: LoadCodeCheckpointOptions): LoadedCodeCheckpoint;
-export function loadCodeCheckpoint(path: string, o: LoadCodeCheckpointOptions = {}): LoadedCodeCheckpoint | (ReadCode & { dispose(): void }) {
+export function loadCodeCheckpoint(
+  path: string,
+  o: LoadCodeCheckpointOptions = {},
+): LoadedCodeCheckpoint | (ReadCode & { dispose(): void }) {
   // the header first (no weights), to find the base checkpoint before loading anything
   const header = readCheckpointHeader(path);
-  if (header.kind !== 'code' || header.code === undefined) throw new Error(`${path} is not a code checkpoint (its metadata has no "kind": "code" and "code" config)`);
+  if (header.kind !== 'code' || header.code === undefined)
+    throw new Error(`${path} is not a code checkpoint (its metadata has no "kind": "code" and "code" config)`);
   const bp = o.base === false ? null : baseCheckpointPath(path, header, o.basePath);
   const r = readCodeCheckpoint(path, o);
   if (!o.keepExtra) {
@@ -241,7 +292,10 @@ export function loadCodeCheckpoint(path: string, o: LoadCodeCheckpointOptions = 
   const wm = r.code.workerModules?.();
   if (wm !== undefined) workers.workers = wm;
   return {
-    ...r, workers, base, basePath: bp,
+    ...r,
+    workers,
+    base,
+    basePath: bp,
     dispose: () => {
       disposeCode();
       base.model.dispose();

@@ -169,5 +169,6 @@ export function checkGroupInput(code: Pick<Code, 'name' | 'k'>, x: Tensor): numb
 
 /** Check decode() input length, with a clear error. */
 export function checkOutputs(code: Pick<Code, 'name' | 'n'>, outputs: readonly (Tensor | null)[]): void {
-  if (outputs.length !== code.n) throw new RangeError(`${code.name}: decode() takes ${code.n} outputs (null where missing), got ${outputs.length}`);
+  if (outputs.length !== code.n)
+    throw new RangeError(`${code.name}: decode() takes ${code.n} outputs (null where missing), got ${outputs.length}`);
 }

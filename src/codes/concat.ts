@@ -28,7 +28,8 @@ export function concatLayout(k: number, height: number, width: number): ConcatLa
   const rows = Math.ceil(k / cols);
   const tileHeight = Math.floor(height / rows);
   const tileWidth = Math.floor(width / cols);
-  if (tileHeight < 1 || tileWidth < 1) throw new RangeError(`concat code: ${height}x${width} images are too small to tile ${k} of them (${rows} x ${cols} grid)`);
+  if (tileHeight < 1 || tileWidth < 1)
+    throw new RangeError(`concat code: ${height}x${width} images are too small to tile ${k} of them (${rows} x ${cols} grid)`);
   const positions = Array.from({ length: k }, (_, i) => ({ top: Math.floor(i / cols) * tileHeight, left: (i % cols) * tileWidth }));
   return { rows, cols, tileHeight, tileWidth, positions };
 }
@@ -44,7 +45,8 @@ export class ConcatCode extends LinearCode {
   protected override parityInput(x: Tensor, j: number): Tensor {
     if (j !== 0) throw new RangeError(`concat code has one parity, asked for parity ${j}`);
     const s = x.shape;
-    if (s.length !== 4 && s.length !== 5) throw new RangeError(`concat code: expected images [G, ${this.k}, C, H, W] or [G, ${this.k}, H, W], got [${s.join(', ')}]`);
+    if (s.length !== 4 && s.length !== 5)
+      throw new RangeError(`concat code: expected images [G, ${this.k}, C, H, W] or [G, ${this.k}, H, W], got [${s.join(', ')}]`);
     return tidy(() => {
       const G = s[0];
       const H = s[s.length - 2];
@@ -53,7 +55,13 @@ export class ConcatCode extends LinearCode {
       const C = imgs.shape[2];
       const L = concatLayout(this.k, H, W);
       // interpolate works on [N, C, H, W]: each image's channels stay its own channels
-      const small = interpolate(imgs.reshape([G * this.k, C, H, W]), [L.tileHeight, L.tileWidth], { mode: 'area' }).reshape([G, this.k, C, L.tileHeight, L.tileWidth]);
+      const small = interpolate(imgs.reshape([G * this.k, C, H, W]), [L.tileHeight, L.tileWidth], { mode: 'area' }).reshape([
+        G,
+        this.k,
+        C,
+        L.tileHeight,
+        L.tileWidth,
+      ]);
       const blank = zeros([G, C, L.tileHeight, L.tileWidth], { dtype: x.dtype, device: x.device });
       const rowImgs: Tensor[] = [];
       for (let r = 0; r < L.rows; r++) {

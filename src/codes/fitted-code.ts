@@ -9,8 +9,16 @@ import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  patternsWithMissing,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from './code.js';
 import { combine } from './interpolation.js';
 
@@ -24,7 +32,11 @@ export abstract class FittedCode implements Code {
   private encoderCache: number[][] | null = null;
   private readonly decoderCache = new Map<string, number[][]>();
 
-  constructor(readonly k: number, readonly n: number, what: string) {
+  constructor(
+    readonly k: number,
+    readonly n: number,
+    what: string,
+  ) {
     if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`${what}: k must be a positive integer, got ${k}`);
     if (!(Number.isInteger(n) && n >= k)) throw new RangeError(`${what}: n must be an integer >= k = ${k}, got ${n}`);
     this.r = n - k;
@@ -55,7 +67,12 @@ export abstract class FittedCode implements Code {
 
   encode(x: Tensor): CodedQuery[] {
     checkGroupInput(this, x);
-    const coded = tidy(() => combine(this.encoding(), Array.from({ length: this.k }, (_, i) => x.select(1, i))));
+    const coded = tidy(() =>
+      combine(
+        this.encoding(),
+        Array.from({ length: this.k }, (_, i) => x.select(1, i)),
+      ),
+    );
     return coded.map((t) => ({ fn: { kind: 'base' as const }, inputs: [t] }));
   }
 
@@ -69,7 +86,10 @@ export abstract class FittedCode implements Code {
     if (!this.canDecode(avail)) throw new UndecodableError(this.name, avail, 'no worker output arrived');
     const idx = avail.flatMap((a, i) => (a ? [i] : []));
     return {
-      outputs: combine(this.decoding(idx), idx.map((i) => outputs[i]!)),
+      outputs: combine(
+        this.decoding(idx),
+        idx.map((i) => outputs[i]!),
+      ),
       reconstructed: Array<boolean>(this.k).fill(true),
       info: { used: idx.length },
     };
@@ -91,6 +111,7 @@ export abstract class FittedCode implements Code {
 export function nonNegativeParam(family: string, field: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   const x = typeof v === 'string' ? Number(v) : v;
-  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw new RangeError(`${family}: ${field} must be a finite number >= 0, got ${JSON.stringify(v)}`);
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0)
+    throw new RangeError(`${family}: ${field} must be a finite number >= 0, got ${JSON.stringify(v)}`);
   return x;
 }

@@ -97,16 +97,26 @@ export function berrutMatrix(nodes: readonly number[], targets: readonly number[
  */
 export function combine(matrix: readonly (readonly number[])[], values: readonly Tensor[]): Tensor[] {
   if (values.length === 0) throw new RangeError('combine: no values');
-  for (const row of matrix) if (row.length !== values.length) throw new RangeError(`combine: matrix rows have ${row.length} entries for ${values.length} values`);
+  for (const row of matrix)
+    if (row.length !== values.length) throw new RangeError(`combine: matrix rows have ${row.length} entries for ${values.length} values`);
   const shape = values[0].shape;
   for (const v of values) {
-    if (v.shape.join(',') !== shape.join(',')) throw new RangeError(`combine: values have different shapes [${shape.join(', ')}] and [${v.shape.join(', ')}]`);
+    if (v.shape.join(',') !== shape.join(','))
+      throw new RangeError(`combine: values have different shapes [${shape.join(', ')}] and [${v.shape.join(', ')}]`);
   }
   return tidy(() => {
-    const flat = stack(values.map((v) => v.reshape([1, -1])), 0).reshape([values.length, -1]);
+    const flat = stack(
+      values.map((v) => v.reshape([1, -1])),
+      0,
+    ).reshape([values.length, -1]);
     const m = tensor(Float32Array.from(matrix.flat()), [matrix.length, values.length], { dtype: flat.dtype, device: flat.device });
     const out = m.matmul(flat);
-    return Array.from({ length: matrix.length }, (_, t) => out.select(0, t).reshape([...shape]).contiguous());
+    return Array.from({ length: matrix.length }, (_, t) =>
+      out
+        .select(0, t)
+        .reshape([...shape])
+        .contiguous(),
+    );
   });
 }
 
@@ -124,14 +134,23 @@ export function combinePerGroup(weights: readonly (readonly (readonly number[])[
   weights.forEach((m, gi) => {
     if (m.length !== targets) throw new RangeError('combinePerGroup: weight matrices differ in size');
     m.forEach((row, t) => {
-      if (row.length !== values.length) throw new RangeError(`combinePerGroup: rows have ${row.length} entries for ${values.length} values`);
+      if (row.length !== values.length)
+        throw new RangeError(`combinePerGroup: rows have ${row.length} entries for ${values.length} values`);
       row.forEach((v, j) => (data[(gi * targets + t) * values.length + j] = v));
     });
   });
   return tidy(() => {
-    const y = stack(values.map((v) => v.reshape([g, -1])), 1); // [G, nodes, D]
+    const y = stack(
+      values.map((v) => v.reshape([g, -1])),
+      1,
+    ); // [G, nodes, D]
     const w = tensor(data, [g, targets, values.length], { dtype: y.dtype, device: y.device });
     const out = w.matmul(y); // [G, targets, D]
-    return Array.from({ length: targets }, (_, t) => out.select(1, t).reshape([...shape]).contiguous());
+    return Array.from({ length: targets }, (_, t) =>
+      out
+        .select(1, t)
+        .reshape([...shape])
+        .contiguous(),
+    );
   });
 }

@@ -31,8 +31,16 @@ import { registerCodeFamily } from './family-table.js';
 import { codeState } from './code-state.js';
 import type { MultiInputModule, WorkerSet } from './computation.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs, patternsWithMissing,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  patternsWithMissing,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from './code.js';
 import { combine, lagrangeMatrix } from './interpolation.js';
 
@@ -100,13 +108,20 @@ export class PlainMLP extends Module {
 /** A coefficient network: K images [G, K, C, H, W] -> one image [G, C, H, W]. */
 export class CoefficientNet extends Module {
   readonly body: Module;
-  constructor(readonly arch: PolyArch, readonly k: number, readonly input: readonly number[]) {
+  constructor(
+    readonly arch: PolyArch,
+    readonly k: number,
+    readonly input: readonly number[],
+  ) {
     super();
     const [c, h, w] = input;
     const d = c * h * w;
-    this.body = this.registerModule('body', arch === 'cnn'
-      ? new ConvEncoder({ k: k * c, hidden: 20 * k, outChannels: c, dilations: DILATIONS })
-      : new PlainMLP([k * d, k * d, d], true));
+    this.body = this.registerModule(
+      'body',
+      arch === 'cnn'
+        ? new ConvEncoder({ k: k * c, hidden: 20 * k, outChannels: c, dilations: DILATIONS })
+        : new PlainMLP([k * d, k * d, d], true),
+    );
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
@@ -121,7 +136,15 @@ export class CoefficientNet extends Module {
 export class PolyWorker extends Module implements MultiInputModule {
   readonly conv: LinearConvStack | null;
   readonly omega: PlainMLP;
-  constructor(readonly design: PolyWorkerDesign, readonly power: number, computation: PolyArch, input: readonly number[], hidden: readonly number[], classes: number, k: number) {
+  constructor(
+    readonly design: PolyWorkerDesign,
+    readonly power: number,
+    computation: PolyArch,
+    input: readonly number[],
+    hidden: readonly number[],
+    classes: number,
+    k: number,
+  ) {
     super();
     const [c, h, w] = input;
     this.conv = design === 'HB' && computation === 'cnn' ? this.registerModule('conv', new LinearConvStack(c, 20 * k)) : null;
@@ -129,7 +152,8 @@ export class PolyWorker extends Module implements MultiInputModule {
   }
   /** H_B on an encoded image [B, C, H, W] -> logits-like outputs [B, classes]. */
   forward(x: Tensor): Tensor {
-    if (this.design === 'HS') throw new Error(`H_S needs its coefficient maps V_0..V_${this.power} as side inputs: use forwardInputs([x, V_0, ...])`);
+    if (this.design === 'HS')
+      throw new Error(`H_S needs its coefficient maps V_0..V_${this.power} as side inputs: use forwardInputs([x, V_0, ...])`);
     return tidy(() => this.omega.forward(this.conv === null ? x : this.conv.forward(x)));
   }
   forwardInputs(inputs: Tensor[]): Tensor {
@@ -137,7 +161,8 @@ export class PolyWorker extends Module implements MultiInputModule {
       if (inputs.length !== 1) throw new Error(`H_B takes only the encoded input, got ${inputs.length} inputs`);
       return this.forward(inputs[0]);
     }
-    if (inputs.length !== this.power + 2) throw new Error(`H_S takes the encoded input and ${this.power + 1} coefficient maps, got ${inputs.length} inputs`);
+    if (inputs.length !== this.power + 2)
+      throw new Error(`H_S takes the encoded input and ${this.power + 1} coefficient maps, got ${inputs.length} inputs`);
     const [x, ...v] = inputs;
     return tidy(() => {
       let acc = v[0];
@@ -175,10 +200,14 @@ export class LagrangeCode implements Code {
     if (worker !== 'HB' && worker !== 'HS') throw new RangeError(`lagrange: worker must be HB or HS, got ${String(worker)}`);
     const power = worker === 'HB' ? 1 : (options.power ?? 1);
     if (!(Number.isInteger(power) && power >= 1)) throw new RangeError(`lagrange: power P must be a positive integer, got ${power}`);
-    for (const [name, a] of [['encoder', encoder], ['computation', computation]] as const) {
+    for (const [name, a] of [
+      ['encoder', encoder],
+      ['computation', computation],
+    ] as const) {
       if (a !== 'mlp' && a !== 'cnn') throw new RangeError(`lagrange: ${name} must be mlp or cnn, got ${String(a)}`);
     }
-    if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d >= 1)) throw new RangeError(`lagrange: input must be [C, H, W], got [${input.join(', ')}]`);
+    if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d >= 1))
+      throw new RangeError(`lagrange: input must be [C, H, W], got [${input.join(', ')}]`);
     if (!(Number.isInteger(classes) && classes >= 2)) throw new RangeError(`lagrange: classes must be an integer >= 2, got ${classes}`);
     this.k = k;
     this.degree = degree;
@@ -238,9 +267,17 @@ export class LagrangeCode implements Code {
     return tidy(() => {
       const [g, k] = x.shape;
       const c = this.coefficients(x);
-      const enc = stack(this.betas.map((b) => LagrangeCode.evalPoly(c, b)), 1); // [G, K, C, H, W]
+      const enc = stack(
+        this.betas.map((b) => LagrangeCode.evalPoly(c, b)),
+        1,
+      ); // [G, K, C, H, W]
       const flat = enc.reshape([g * k, ...enc.shape.slice(2)]);
-      const v = this.maps(x).map((t) => t.unsqueeze(1).expand([g, k, ...t.shape.slice(1)]).reshape([g * k, ...t.shape.slice(1)]));
+      const v = this.maps(x).map((t) =>
+        t
+          .unsqueeze(1)
+          .expand([g, k, ...t.shape.slice(1)])
+          .reshape([g * k, ...t.shape.slice(1)]),
+      );
       const y = this.worker.forwardInputs([flat, ...v]);
       return y.reshape([g, k, -1]);
     });
@@ -263,11 +300,25 @@ export class LagrangeCode implements Code {
     const avail = availabilityOf(outputs);
     const idx = avail.flatMap((a, i) => (a ? [i] : []));
     if (idx.length < this.R) {
-      throw new UndecodableError(this.name, avail, `needs any R = ${this.R} worker outputs (degree ${this.R - 1} polynomial), got ${idx.length}`);
+      throw new UndecodableError(
+        this.name,
+        avail,
+        `needs any R = ${this.R} worker outputs (degree ${this.R - 1} polynomial), got ${idx.length}`,
+      );
     }
     const use = idx.slice(0, this.R);
-    const m = lagrangeMatrix(use.map((i) => this.alphas[i]), this.betas);
-    return { outputs: combine(m, use.map((i) => outputs[i]!)), reconstructed: Array<boolean>(this.k).fill(true), info: { used: this.R } };
+    const m = lagrangeMatrix(
+      use.map((i) => this.alphas[i]),
+      this.betas,
+    );
+    return {
+      outputs: combine(
+        m,
+        use.map((i) => outputs[i]!),
+      ),
+      reconstructed: Array<boolean>(this.k).fill(true),
+      info: { used: this.R },
+    };
   }
 
   evaluationPatterns(): Availability[] {
@@ -317,24 +368,37 @@ export class LagrangeCode implements Code {
   config(): CodeConfig {
     const o = this.options;
     return {
-      family: this.family, k: this.k, r: this.r, degree: this.degree, power: this.power, worker: o.worker,
-      encoder: o.encoder, computation: o.computation, input: [...o.input], classes: o.classes, hidden: [...(o.hidden ?? [200, 100])],
+      family: this.family,
+      k: this.k,
+      r: this.r,
+      degree: this.degree,
+      power: this.power,
+      worker: o.worker,
+      encoder: o.encoder,
+      computation: o.computation,
+      input: [...o.input],
+      classes: o.classes,
+      hidden: [...(o.hidden ?? [200, 100])],
     };
   }
 }
 
-registerCodeFamily('lagrange', (c) => new LagrangeCode({
-  k: c.k,
-  n: c.k + c.r,
-  degree: Number(c.degree),
-  power: c.power === undefined ? undefined : Number(c.power),
-  worker: c.worker as PolyWorkerDesign,
-  encoder: c.encoder as PolyArch,
-  computation: c.computation as PolyArch,
-  input: (c.input as number[]) ?? [],
-  classes: Number(c.classes),
-  hidden: c.hidden as number[] | undefined,
-}));
+registerCodeFamily(
+  'lagrange',
+  (c) =>
+    new LagrangeCode({
+      k: c.k,
+      n: c.k + c.r,
+      degree: Number(c.degree),
+      power: c.power === undefined ? undefined : Number(c.power),
+      worker: c.worker as PolyWorkerDesign,
+      encoder: c.encoder as PolyArch,
+      computation: c.computation as PolyArch,
+      input: (c.input as number[]) ?? [],
+      classes: Number(c.classes),
+      hidden: c.hidden as number[] | undefined,
+    }),
+);
 
 /** The centralized CNN baseline: the dilated convolution stack (1 image, with ReLU) then Base-MLP with ReLU. */
 export class CnnBaseline extends Module {

@@ -27,8 +27,18 @@ import { applyReferenceInit } from '../models/paper-init.js';
 import { isModelName, modelNames } from '../models/registry.js';
 import { registerCodeFamily } from './family-table.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded, type WorkerFunction,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  missingIndices,
+  systematicEvaluationPatterns,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
+  type WorkerFunction,
 } from './code.js';
 
 // ---------------------------------------------------------------------------
@@ -92,7 +102,12 @@ export function decoderNames(): string[] {
 /** MLPEncoder: flatten the k inputs, FC kn^2 -> kn^2, ReLU, FC kn^2 -> rn^2, reshape to r images. */
 export class MLPEncoder extends Module {
   readonly net: Sequential;
-  constructor(readonly k: number, readonly r: number, readonly height: number, readonly width: number) {
+  constructor(
+    readonly k: number,
+    readonly r: number,
+    readonly height: number,
+    readonly width: number,
+  ) {
     super();
     const d = height * width;
     this.net = this.registerModule('net', new Sequential(new Linear(k * d, k * d), new ReLU(), new Linear(k * d, r * d)));
@@ -111,14 +126,20 @@ export class MLPEncoder extends Module {
 export class MLPDecoder extends Module {
   readonly net: Sequential;
   readonly hidden: readonly [number, number];
-  constructor(readonly k: number, readonly r: number, readonly m: number, hidden?: readonly [number, number]) {
+  constructor(
+    readonly k: number,
+    readonly r: number,
+    readonly m: number,
+    hidden?: readonly [number, number],
+  ) {
     super();
     const km = k * m;
     this.hidden = hidden ?? [(k + r) * m, km];
     const [h1, h2] = this.hidden;
-    this.net = this.registerModule('net', new Sequential(
-      new Linear((k + r) * m, h1), new ReLU(), new Linear(h1, h2), new ReLU(), new Linear(h2, km),
-    ));
+    this.net = this.registerModule(
+      'net',
+      new Sequential(new Linear((k + r) * m, h1), new ReLU(), new Linear(h1, h2), new ReLU(), new Linear(h2, km)),
+    );
   }
   forward(y: Tensor): Tensor {
     return tidy(() => this.net.forward(y.flatten(1)).reshape([y.shape[0], this.k, this.m]));
@@ -130,7 +151,8 @@ registerEncoder('mlp', {
   build: (s) => applyReferenceInit(new MLPEncoder(s.k, s.r, s.height, s.width)),
 });
 registerEncoder('conv', {
-  description: "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (the reference code's Xavier-uniform with the ReLU gain, zero biases; options.init 'xavier': gain 1, 'kaiming': He init)",
+  description:
+    "ConvEncoder: 3x3 convs, dilations 1,1,2,4,8,1, 'same' padding, 20k channels, 1x1 conv to r channels (the reference code's Xavier-uniform with the ReLU gain, zero biases; options.init 'xavier': gain 1, 'kaiming': He init)",
   build: (s) => {
     const { hidden, init } = s.options;
     if (hidden !== undefined && !(Number.isInteger(hidden) && (hidden as number) >= 1)) {
@@ -144,7 +166,8 @@ registerEncoder('conv', {
   },
 });
 registerDecoder('mlp', {
-  description: 'MLPDecoder: FC (k+r)m -> (k+r)m, ReLU, FC (k+r)m -> km, ReLU, FC km -> km (N(0, 0.01) weights, zero biases; options.hidden [h1, h2] other widths)',
+  description:
+    'MLPDecoder: FC (k+r)m -> (k+r)m, ReLU, FC (k+r)m -> km, ReLU, FC km -> km (N(0, 0.01) weights, zero biases; options.hidden [h1, h2] other widths)',
   build: (s) => {
     const { hidden } = s.options;
     if (hidden !== undefined && !(Array.isArray(hidden) && hidden.length === 2 && hidden.every((h) => Number.isInteger(h) && h >= 1))) {
@@ -196,18 +219,25 @@ export function checkLearnedConfig(c: CodeConfig): LearnedCodeConfig {
   if (!posInt(c.k)) throw new RangeError(`learned code: k must be a positive integer, got ${String(c.k)}`);
   if (!posInt(c.r)) throw new RangeError(`learned code: r must be >= 1, got ${String(c.r)}`);
   if (typeof l.encoder !== 'string' || !encoders.has(l.encoder)) {
-    throw new Error(`learned code: unknown encoder '${String(l.encoder)}' (registered: ${encoderNames().join(', ')}; register your own with registerEncoder)`);
+    throw new Error(
+      `learned code: unknown encoder '${String(l.encoder)}' (registered: ${encoderNames().join(', ')}; register your own with registerEncoder)`,
+    );
   }
   if (typeof l.decoder !== 'string' || !decoders.has(l.decoder)) {
-    throw new Error(`learned code: unknown decoder '${String(l.decoder)}' (registered: ${decoderNames().join(', ')}; register your own with registerDecoder)`);
+    throw new Error(
+      `learned code: unknown decoder '${String(l.decoder)}' (registered: ${decoderNames().join(', ')}; register your own with registerDecoder)`,
+    );
   }
   const i = l.input;
   if (i === undefined || !posInt(i.channels) || !posInt(i.height) || !posInt(i.width)) {
     throw new RangeError(`learned code: input must be {channels, height, width} of positive integers, got ${JSON.stringify(i)}`);
   }
-  if (!posInt(l.outputs)) throw new RangeError(`learned code: outputs (length of a base-model output) must be a positive integer, got ${String(l.outputs)}`);
+  if (!posInt(l.outputs))
+    throw new RangeError(`learned code: outputs (length of a base-model output) must be a positive integer, got ${String(l.outputs)}`);
   if (l.parityModel !== undefined && (typeof l.parityModel !== 'string' || !isModelName(l.parityModel))) {
-    throw new Error(`learned code: unknown parityModel '${String(l.parityModel)}' (an architecture: ${modelNames().join(', ')}; leave it out to run the base model on the parities)`);
+    throw new Error(
+      `learned code: unknown parityModel '${String(l.parityModel)}' (an architecture: ${modelNames().join(', ')}; leave it out to run the base model on the parities)`,
+    );
   }
   return l as LearnedCodeConfig;
 }
@@ -230,7 +260,9 @@ export class LearnedCode implements Code {
     this.n = this.k + this.r;
     const { height, width } = this.cfg.input;
     this.encoder = encoders.get(this.cfg.encoder)!.build({ k: this.k, r: this.r, height, width, options: this.cfg.encoderOptions ?? {} });
-    this.decoder = decoders.get(this.cfg.decoder)!.build({ k: this.k, r: this.r, m: this.cfg.outputs, options: this.cfg.decoderOptions ?? {} });
+    this.decoder = decoders
+      .get(this.cfg.decoder)!
+      .build({ k: this.k, r: this.r, m: this.cfg.outputs, options: this.cfg.decoderOptions ?? {} });
     this.patterns = systematicEvaluationPatterns(this.k, this.r);
   }
 
@@ -265,7 +297,9 @@ export class LearnedCode implements Code {
       const p = this.encoder.forward(perChannel);
       const ps = p.shape;
       if (ps.length !== 4 || ps[0] !== G * C || ps[1] !== this.r || ps[2] !== H || ps[3] !== W) {
-        throw new Error(`encoder '${this.cfg.encoder}' returned [${ps.join(', ')}] for input [${G * C}, ${this.k}, ${H}, ${W}]; it must return [N, r = ${this.r}, H, W]`);
+        throw new Error(
+          `encoder '${this.cfg.encoder}' returned [${ps.join(', ')}] for input [${G * C}, ${this.k}, ${H}, ${W}]; it must return [N, r = ${this.r}, H, W]`,
+        );
       }
       return p.reshape([G, C, this.r, H, W]).permute(0, 2, 1, 3, 4).contiguous();
     });
@@ -290,16 +324,26 @@ export class LearnedCode implements Code {
     if (s.length !== 3 || s[1] !== this.n || s[2] !== this.cfg.outputs) {
       throw new RangeError(`${this.name}: decodePatterns expects outputs [G, ${this.n}, ${this.cfg.outputs}], got [${s.join(', ')}]`);
     }
-    for (const p of patterns) if (p.length !== this.n) throw new RangeError(`${this.name}: a pattern has ${p.length} entries, expected ${this.n}`);
+    for (const p of patterns)
+      if (p.length !== this.n) throw new RangeError(`${this.name}: a pattern has ${p.length} entries, expected ${this.n}`);
     const [G, n, m] = s;
     const P = patterns.length;
     return tidy(() => {
-      const mask = tensor(patterns.flatMap((p) => p.map((a) => (a ? 1 : 0))), [P, 1, n, 1], { dtype: all.dtype, device: all.device });
-      const input = all.unsqueeze(0).mul(mask).reshape([P * G, n, m]);
+      const mask = tensor(
+        patterns.flatMap((p) => p.map((a) => (a ? 1 : 0))),
+        [P, 1, n, 1],
+        { dtype: all.dtype, device: all.device },
+      );
+      const input = all
+        .unsqueeze(0)
+        .mul(mask)
+        .reshape([P * G, n, m]);
       const out = this.decoder.forward(input);
       const os = out.shape;
       if (os.length !== 3 || os[0] !== P * G || os[1] !== this.k || os[2] !== m) {
-        throw new Error(`decoder '${this.cfg.decoder}' returned [${os.join(', ')}] for input [${P * G}, ${n}, ${m}]; it must return [N, k = ${this.k}, m = ${m}]`);
+        throw new Error(
+          `decoder '${this.cfg.decoder}' returned [${os.join(', ')}] for input [${P * G}, ${n}, ${m}]; it must return [N, k = ${this.k}, m = ${m}]`,
+        );
       }
       return out.reshape([P, G, this.k, m]);
     });
@@ -320,7 +364,9 @@ export class LearnedCode implements Code {
     const m = this.cfg.outputs;
     for (const o of present) {
       if (o.rank !== 2 || o.shape[1] !== m || o.shape[0] !== ref.shape[0]) {
-        throw new RangeError(`${this.name}: every output must be [G, ${m}] with the same G, got [${o.shape.join(', ')}] and [${ref.shape.join(', ')}]`);
+        throw new RangeError(
+          `${this.name}: every output must be [G, ${m}] with the same G, got [${o.shape.join(', ')}] and [${ref.shape.join(', ')}]`,
+        );
       }
     }
     const dataMissing = missing.filter((i) => i < this.k);
@@ -329,7 +375,10 @@ export class LearnedCode implements Code {
     }
     const rec = tidy(() => {
       const G = ref.shape[0];
-      const all = stack(outputs.map((o) => (o === null ? zeros([G, m], { dtype: ref.dtype, device: ref.device }) : o)), 1);
+      const all = stack(
+        outputs.map((o) => (o === null ? zeros([G, m], { dtype: ref.dtype, device: ref.device }) : o)),
+        1,
+      );
       const r = this.decodePatterns(all, [avail]).select(0, 0);
       return dataMissing.map((i) => r.select(1, i).contiguous());
     });
@@ -344,7 +393,10 @@ export class LearnedCode implements Code {
   }
 
   modules(): Map<string, Module> {
-    return new Map<string, Module>([['encoder', this.encoder], ['decoder', this.decoder]]);
+    return new Map<string, Module>([
+      ['encoder', this.encoder],
+      ['decoder', this.decoder],
+    ]);
   }
 
   config(): LearnedCodeConfig {

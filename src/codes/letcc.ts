@@ -64,7 +64,11 @@ export class LetccCode extends FittedCode {
   }
 
   protected decoderMatrix(idx: readonly number[]): number[][] {
-    return smoothingSplineMatrix(idx.map((i) => this.alphas[i]), this.betas, this.lambdaDec);
+    return smoothingSplineMatrix(
+      idx.map((i) => this.alphas[i]),
+      this.betas,
+      this.lambdaDec,
+    );
   }
 
   config(): CodeConfig {
@@ -72,8 +76,13 @@ export class LetccCode extends FittedCode {
   }
 }
 
-registerCodeFamily('letcc', (c) => new LetccCode({
-  k: c.k, n: c.k + c.r,
-  lambdaEnc: nonNegativeParam('letcc', 'lambdaEnc', c.lambdaEnc, DEFAULT_LAMBDA_ENC),
-  lambdaDec: nonNegativeParam('letcc', 'lambdaDec', c.lambdaDec, DEFAULT_LAMBDA_DEC),
-}));
+registerCodeFamily(
+  'letcc',
+  (c) =>
+    new LetccCode({
+      k: c.k,
+      n: c.k + c.r,
+      lambdaEnc: nonNegativeParam('letcc', 'lambdaEnc', c.lambdaEnc, DEFAULT_LAMBDA_ENC),
+      lambdaDec: nonNegativeParam('letcc', 'lambdaDec', c.lambdaDec, DEFAULT_LAMBDA_DEC),
+    }),
+);

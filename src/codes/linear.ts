@@ -15,8 +15,17 @@ import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import { registerCodeFamily } from './family-table.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs, missingIndices, systematicEvaluationPatterns,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  missingIndices,
+  systematicEvaluationPatterns,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from './code.js';
 import { conditionNumber, leftInverse, type Matrix } from './small-matrix.js';
 
@@ -32,7 +41,11 @@ export function cauchyCoefficients(k: number, r: number): Matrix {
 
 /** Check a coefficient matrix: r x k finite numbers with every square submatrix invertible. */
 export function checkCoefficients(a: Matrix, k: number, r: number): void {
-  if (!Array.isArray(a) || a.length !== r || a.some((row) => !Array.isArray(row) || row.length !== k || row.some((v) => typeof v !== 'number' || !Number.isFinite(v)))) {
+  if (
+    !Array.isArray(a) ||
+    a.length !== r ||
+    a.some((row) => !Array.isArray(row) || row.length !== k || row.some((v) => typeof v !== 'number' || !Number.isFinite(v)))
+  ) {
     throw new RangeError(`linear code: coefficients must be an r x k = ${r} x ${k} matrix of finite numbers`);
   }
   const rows = [...Array(r).keys()];
@@ -44,7 +57,9 @@ export function checkCoefficients(a: Matrix, k: number, r: number): void {
       for (const cs of subsets(cols, m)) {
         const sub = rs.map((j) => cs.map((i) => a[j][i]));
         if (!Number.isFinite(conditionNumber(sub)) || conditionNumber(sub) > 1e10) {
-          throw new RangeError(`linear code: the coefficient submatrix on parity rows [${rs}] and data columns [${cs}] is singular; some erasure patterns could not be decoded`);
+          throw new RangeError(
+            `linear code: the coefficient submatrix on parity rows [${rs}] and data columns [${cs}] is singular; some erasure patterns could not be decoded`,
+          );
         }
       }
     }

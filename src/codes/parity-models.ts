@@ -12,8 +12,14 @@ import type { Code } from './code.js';
 import type { WorkerSet } from './computation.js';
 import { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdentity } from '../models/base-checkpoint.js';
 import {
-  BASE_PARITY_MODEL, buildParityModels, loadCodeCheckpoint, readCodeCheckpoint, saveCode,
-  type LoadedBase, type ParityCheckpointMeta, type ParityMeta,
+  BASE_PARITY_MODEL,
+  buildParityModels,
+  loadCodeCheckpoint,
+  readCodeCheckpoint,
+  saveCode,
+  type LoadedBase,
+  type ParityCheckpointMeta,
+  type ParityMeta,
 } from './checkpoint.js';
 import { PARITY_KEY } from './code-state.js';
 
@@ -21,7 +27,13 @@ export { fileSha256, loadBaseCheckpoint, type BaseCheckpointMeta, type BaseIdent
 export { BASE_PARITY_MODEL, buildParityModels, type ParityCheckpointMeta, type ParityMeta };
 
 /** Save a parity code: code config + parity weights + base identity + extra metadata/tensors. */
-export function saveParityCode(path: string, code: Code, parity: Module[], meta: { parity: ParityMeta; base: BaseIdentity } & Record<string, unknown>, extra: Map<string, Tensor> = new Map()): void {
+export function saveParityCode(
+  path: string,
+  code: Code,
+  parity: Module[],
+  meta: { parity: ParityMeta; base: BaseIdentity } & Record<string, unknown>,
+  extra: Map<string, Tensor> = new Map(),
+): void {
   saveCode(path, code, meta, extra, parity);
 }
 
@@ -48,7 +60,10 @@ export function loadParityCode(path: string): LoadedParityCode {
  * Load a parity code together with its base model (loadCodeCheckpoint): the base checkpoint is
  * the recorded path unless `basePath` is given; either way its SHA-256 must equal the recorded one.
  */
-export function loadParityWorkers(path: string, basePath?: string): { code: Code; workers: WorkerSet; metadata: ParityCheckpointMeta; base: LoadedBase } {
+export function loadParityWorkers(
+  path: string,
+  basePath?: string,
+): { code: Code; workers: WorkerSet; metadata: ParityCheckpointMeta; base: LoadedBase } {
   const l = loadCodeCheckpoint(path, { basePath, parity: 'required' });
   return { code: l.code, workers: l.workers, metadata: l.metadata as ParityCheckpointMeta, base: l.base };
 }

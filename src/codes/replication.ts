@@ -5,8 +5,15 @@ import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import { registerCodeFamily } from './family-table.js';
 import {
-  UndecodableError, availabilityOf, checkGroupInput, checkOutputs,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  UndecodableError,
+  availabilityOf,
+  checkGroupInput,
+  checkOutputs,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from './code.js';
 
 export class ReplicationCode implements Code {

@@ -17,7 +17,8 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
       let s = 0;
       for (let t = 0; t < inner; t++) s += a[i][t] * b[t][j];
       return s;
-    }));
+    }),
+  );
 }
 
 /** Inverse of a square matrix by Gauss-Jordan elimination with partial pivoting; throws when singular. */

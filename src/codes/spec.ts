@@ -38,14 +38,17 @@ export function parseCodeSpec(spec: string): CodeConfig {
   }
   const { k, n, r, ...rest } = fields;
   const kk = family === 'replication' && k === undefined ? 1 : k;
-  if (!(typeof kk === 'number' && Number.isInteger(kk) && kk >= 1)) throw new RangeError(`code spec '${spec}': k must be a positive integer (got ${JSON.stringify(kk)}); expected ${form}`);
+  if (!(typeof kk === 'number' && Number.isInteger(kk) && kk >= 1))
+    throw new RangeError(`code spec '${spec}': k must be a positive integer (got ${JSON.stringify(kk)}); expected ${form}`);
   let rr: number;
   if (n !== undefined && r !== undefined) throw new RangeError(`code spec '${spec}': give n or r, not both`);
   if (n !== undefined) {
-    if (!(typeof n === 'number' && Number.isInteger(n) && n >= kk)) throw new RangeError(`code spec '${spec}': n must be an integer >= k = ${kk}, got ${JSON.stringify(n)}`);
+    if (!(typeof n === 'number' && Number.isInteger(n) && n >= kk))
+      throw new RangeError(`code spec '${spec}': n must be an integer >= k = ${kk}, got ${JSON.stringify(n)}`);
     rr = n - kk;
   } else if (r !== undefined) {
-    if (!(typeof r === 'number' && Number.isInteger(r) && r >= 0)) throw new RangeError(`code spec '${spec}': r must be a non-negative integer, got ${JSON.stringify(r)}`);
+    if (!(typeof r === 'number' && Number.isInteger(r) && r >= 0))
+      throw new RangeError(`code spec '${spec}': r must be a non-negative integer, got ${JSON.stringify(r)}`);
     rr = r;
   } else {
     throw new RangeError(`code spec '${spec}': n (workers) is required; expected ${form}`);

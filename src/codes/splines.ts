@@ -50,7 +50,8 @@ function unsortColumns(m: Matrix, order: readonly number[]): number[][] {
 export function smoothingSplineMatrix(nodes: readonly number[], targets: readonly number[], lambda: number): number[][] {
   checkNodes(nodes, 'smoothingSplineMatrix');
   checkTargets(targets, 'smoothingSplineMatrix');
-  if (!(Number.isFinite(lambda) && lambda >= 0)) throw new RangeError(`smoothingSplineMatrix: lambda must be a finite number >= 0, got ${lambda}`);
+  if (!(Number.isFinite(lambda) && lambda >= 0))
+    throw new RangeError(`smoothingSplineMatrix: lambda must be a finite number >= 0, got ${lambda}`);
   const m = nodes.length;
   if (m === 1) return targets.map(() => [1]);
   const { x, order } = sorted(nodes);
@@ -93,7 +94,7 @@ export function smoothingSplineMatrix(nodes: readonly number[], targets: readonl
       const at = left ? 0 : m - 1;
       const d = t - x[at];
       for (let j = 0; j < m; j++) {
-        const slope = (G[i + 1][j] - G[i][j]) / h[i] + (left ? -h[i] * Gam[1][j] / 6 : h[i] * Gam[m - 2][j] / 6);
+        const slope = (G[i + 1][j] - G[i][j]) / h[i] + (left ? (-h[i] * Gam[1][j]) / 6 : (h[i] * Gam[m - 2][j]) / 6);
         row[j] = G[at][j] + d * (m === 2 ? (G[1][j] - G[0][j]) / h[0] : slope);
       }
       return row;
@@ -103,7 +104,7 @@ export function smoothingSplineMatrix(nodes: readonly number[], targets: readonl
     const a = t - x[i];
     const b = x[i + 1] - t;
     for (let j = 0; j < m; j++) {
-      row[j] = (a * G[i + 1][j] + b * G[i][j]) / h[i] - (a * b / 6) * ((1 + a / h[i]) * Gam[i + 1][j] + (1 + b / h[i]) * Gam[i][j]);
+      row[j] = (a * G[i + 1][j] + b * G[i][j]) / h[i] - ((a * b) / 6) * ((1 + a / h[i]) * Gam[i + 1][j] + (1 + b / h[i]) * Gam[i][j]);
     }
     return row;
   });
@@ -159,10 +160,12 @@ export function bsplineFitMatrix(nodes: readonly number[], targets: readonly num
   checkNodes(nodes, 'bsplineFitMatrix');
   checkTargets(targets, 'bsplineFitMatrix');
   const degree = o.degree ?? 3;
-  if (!(Number.isInteger(degree) && degree >= 0)) throw new RangeError(`bsplineFitMatrix: degree must be a non-negative integer, got ${degree}`);
+  if (!(Number.isInteger(degree) && degree >= 0))
+    throw new RangeError(`bsplineFitMatrix: degree must be a non-negative integer, got ${degree}`);
   const m = nodes.length;
   const basisWanted = o.basis ?? m;
-  if (!(Number.isInteger(basisWanted) && basisWanted >= 1)) throw new RangeError(`bsplineFitMatrix: basis must be a positive integer, got ${basisWanted}`);
+  if (!(Number.isInteger(basisWanted) && basisWanted >= 1))
+    throw new RangeError(`bsplineFitMatrix: basis must be a positive integer, got ${basisWanted}`);
   const count = Math.min(basisWanted, m);
   const p = Math.min(degree, count - 1);
   const { x, order } = sorted(nodes);
@@ -184,7 +187,9 @@ export function bsplineFitMatrix(nodes: readonly number[], targets: readonly num
   try {
     coef = matmul(inverse(matmul(Bt, B)), Bt);
   } catch {
-    throw new RangeError(`bsplineFitMatrix: the ${count} degree-${p} B-splines cannot be fitted to nodes [${x.map((v) => +v.toPrecision(4)).join(', ')}] (no node in some basis function's support); use fewer basis functions`);
+    throw new RangeError(
+      `bsplineFitMatrix: the ${count} degree-${p} B-splines cannot be fitted to nodes [${x.map((v) => +v.toPrecision(4)).join(', ')}] (no node in some basis function's support); use fewer basis functions`,
+    );
   }
   const E = targets.map((t) => designRow(knots, p, count, t)); // [targets x count]
   return unsortColumns(matmul(E, coef), order);

@@ -22,11 +22,16 @@ export function workerSignatures(config: { family: string } & Record<string, unk
   const classes = config.classes as number;
   const hs = config.worker === 'HS';
   const power = hs ? Number(config.power ?? 1) : 0;
-  return [{
-    name: 'H', index: 0, input: [...input], outputs: classes,
-    sideInputs: hs ? Array.from({ length: power + 1 }, (_, p) => ({ name: `v${p}`, shape: [...input] })) : [],
-    description: hs
-      ? `Lagrange worker H_S (degree ${String(config.degree)}, power ${power}): encoded input plus coefficient maps v0..v${power}`
-      : `Lagrange worker H_B (degree ${String(config.degree)}): a linear network on the encoded input`,
-  }];
+  return [
+    {
+      name: 'H',
+      index: 0,
+      input: [...input],
+      outputs: classes,
+      sideInputs: hs ? Array.from({ length: power + 1 }, (_, p) => ({ name: `v${p}`, shape: [...input] })) : [],
+      description: hs
+        ? `Lagrange worker H_S (degree ${String(config.degree)}, power ${power}): encoded input plus coefficient maps v0..v${power}`
+        : `Lagrange worker H_B (degree ${String(config.degree)}): a linear network on the encoded input`,
+    },
+  ];
 }

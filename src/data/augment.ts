@@ -46,7 +46,11 @@ export function paddingFill(norm: { mean: readonly number[]; std: readonly numbe
 }
 
 /** Apply explicit crop/flip parameters to images [N, C, H, W]: out[i] = crop(pad(x[i]), dy, dx), flipped if asked. */
-export function applyCropFlip(images: Tensor, p: CropFlipParams, { padding = 4, fill = 0 }: Pick<CropFlipOptions, 'padding' | 'fill'> = {}): Tensor {
+export function applyCropFlip(
+  images: Tensor,
+  p: CropFlipParams,
+  { padding = 4, fill = 0 }: Pick<CropFlipOptions, 'padding' | 'fill'> = {},
+): Tensor {
   const [n, c, h, w] = images.shape;
   if (images.rank !== 4) throw new RangeError(`applyCropFlip: images must be [N, C, H, W], got [${images.shape.join(', ')}]`);
   if (p.dy.length !== n) throw new RangeError(`applyCropFlip: ${p.dy.length} parameter sets for ${n} images`);

@@ -25,11 +25,17 @@ export function parseCifar(buf: Uint8Array, variant: CifarVariant, file = 'buffe
   const name = variant === 'cifar10' ? 'CIFAR-10' : 'CIFAR-100';
   if (buf.length === 0) throw new DataFileError(file, `empty file: not a ${name} binary file; delete it and fetch it again`);
   if (buf.length % rec !== 0) {
-    throw new DataFileError(file, `${buf.length} bytes is not a whole number of ${rec}-byte ${name} records (${Math.floor(buf.length / rec)} records + ${buf.length % rec} bytes): truncated, corrupt or not a ${name} binary file; delete it and fetch it again`);
+    throw new DataFileError(
+      file,
+      `${buf.length} bytes is not a whole number of ${rec}-byte ${name} records (${Math.floor(buf.length / rec)} records + ${buf.length % rec} bytes): truncated, corrupt or not a ${name} binary file; delete it and fetch it again`,
+    );
   }
   const count = buf.length / rec;
   if (expectedRecords !== undefined && count !== expectedRecords) {
-    throw new DataFileError(file, `${count} ${name} records, expected ${expectedRecords}: truncated or not the official file; delete it and fetch it again`);
+    throw new DataFileError(
+      file,
+      `${count} ${name} records, expected ${expectedRecords}: truncated or not the official file; delete it and fetch it again`,
+    );
   }
   const images = new Uint8Array(count * CIFAR_PIXELS);
   const labels = new Uint8Array(count);
@@ -38,10 +44,18 @@ export function parseCifar(buf: Uint8Array, variant: CifarVariant, file = 'buffe
   for (let i = 0; i < count; i++) {
     const o = i * rec;
     const fine = buf[o + LABEL_BYTES[variant] - 1];
-    if (fine >= nFine) throw new DataFileError(file, `record ${i} has label ${fine}, ${name} labels are 0-${nFine - 1}: corrupt file or another dataset's file`);
+    if (fine >= nFine)
+      throw new DataFileError(
+        file,
+        `record ${i} has label ${fine}, ${name} labels are 0-${nFine - 1}: corrupt file or another dataset's file`,
+      );
     if (coarse) {
       const c = buf[o];
-      if (c >= NUM_COARSE_CLASSES) throw new DataFileError(file, `record ${i} has coarse label ${c}, CIFAR-100 coarse labels are 0-19: corrupt file or another dataset's file`);
+      if (c >= NUM_COARSE_CLASSES)
+        throw new DataFileError(
+          file,
+          `record ${i} has coarse label ${c}, CIFAR-100 coarse labels are 0-19: corrupt file or another dataset's file`,
+        );
       coarse[i] = c;
     }
     labels[i] = fine;

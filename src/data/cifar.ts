@@ -94,7 +94,8 @@ function checkExtracted(dir: string, variant: CifarVariant, spec: CifarSpec): vo
     const path = join(dir, f);
     if (!existsSync(path)) throw new DataFileError(path, `missing after extracting ${spec.archive}: the archive is not the official one`);
     const size = statSync(path).size;
-    if (size !== n * RECORD_BYTES[variant]) throw new DataFileError(path, `${size} bytes, expected ${n} records of ${RECORD_BYTES[variant]} bytes`);
+    if (size !== n * RECORD_BYTES[variant])
+      throw new DataFileError(path, `${size} bytes, expected ${n} records of ${RECORD_BYTES[variant]} bytes`);
   }
 }
 
@@ -123,10 +124,17 @@ export async function fetchCifar(variant: CifarVariant, o: FetchCifarOptions = {
   const targetParent = writableDir(rootDir) ? rootDir : join(cacheRoot(), variant);
   if (archive === null) {
     if (o.download === false) {
-      throw new DatasetUnavailableError(variant, `${variant} not found (looked in ${cifarCandidateDirs(variant, o.dataDir, spec).join(', ')}): ${cifarHowToGet(variant, o.dataDir, spec)}`);
+      throw new DatasetUnavailableError(
+        variant,
+        `${variant} not found (looked in ${cifarCandidateDirs(variant, o.dataDir, spec).join(', ')}): ${cifarHowToGet(variant, o.dataDir, spec)}`,
+      );
     }
     archive = join(targetParent, spec.archive);
-    if (!writableDir(targetParent)) throw new DataFileError(targetParent, `cannot write here to download ${spec.archive}; set CODED_DATA or --data-dir to a writable directory`);
+    if (!writableDir(targetParent))
+      throw new DataFileError(
+        targetParent,
+        `cannot write here to download ${spec.archive}; set CODED_DATA or --data-dir to a writable directory`,
+      );
     log(`downloading ${spec.urls[0]} ...`);
     await downloadVerified(spec.urls, archive, { md5: spec.md5 }, { ...o, manual: cifarManual(spec, archive) });
     recordVerified(archive, spec.md5);
@@ -134,11 +142,16 @@ export async function fetchCifar(variant: CifarVariant, o: FetchCifarOptions = {
   } else if (!isVerified(archive, spec.md5)) {
     log(`verifying ${archive} ...`);
     const actual = await md5File(archive);
-    if (actual !== spec.md5) throw new ChecksumError(archive, spec.md5, actual, 'MD5', `delete it; ${cifarHowToGet(variant, o.dataDir, spec)}`);
+    if (actual !== spec.md5)
+      throw new ChecksumError(archive, spec.md5, actual, 'MD5', `delete it; ${cifarHowToGet(variant, o.dataDir, spec)}`);
     recordVerified(archive, spec.md5);
   }
   log(`extracting ${archive} ...`);
-  if (!writableDir(targetParent)) throw new DataFileError(targetParent, `cannot write here to extract ${spec.archive}; set CODED_DATA or --data-dir to a writable directory`);
+  if (!writableDir(targetParent))
+    throw new DataFileError(
+      targetParent,
+      `cannot write here to extract ${spec.archive}; set CODED_DATA or --data-dir to a writable directory`,
+    );
   removeStaleSiblings(join(targetParent, spec.dir), 'extract');
   const tmp = tempSibling(join(targetParent, spec.dir), 'extract');
   try {
@@ -177,7 +190,10 @@ export function cifarClassNames(variant: CifarVariant, dir?: string | null, spec
   const builtIn = variant === 'cifar10' ? CIFAR10_CLASSES : CIFAR100_CLASSES;
   if (dir) {
     try {
-      const names = readFileSync(join(dir, spec.namesFile), 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+      const names = readFileSync(join(dir, spec.namesFile), 'utf8')
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (names.length === builtIn.length) return names;
     } catch {
       // fall back

@@ -28,10 +28,23 @@ export interface DownloadOptions {
   manual?: string;
 }
 
-const UNREACHABLE = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPROTO', 'ERR_SOCKET_CONNECTION_TIMEOUT']);
+const UNREACHABLE = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EPROTO',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
 
 class AttemptError extends Error {
-  constructor(message: string, readonly unreachable: boolean) {
+  constructor(
+    message: string,
+    readonly unreachable: boolean,
+  ) {
     super(message);
   }
 }
@@ -45,7 +58,8 @@ export function describeExpected(e: Expected | Expected[]): string {
 export function manualInstructions(urls: string[], dest: string, expected: Expected | Expected[]): string {
   const name = basename(dest);
   const checks = (Array.isArray(expected) ? expected : [expected]).map((e) =>
-    e.of === 'gunzipped' ? `\`zcat ${name} | md5sum\` prints ${e.md5}` : `\`md5sum ${name}\` prints ${e.md5}`);
+    e.of === 'gunzipped' ? `\`zcat ${name} | md5sum\` prints ${e.md5}` : `\`md5sum ${name}\` prints ${e.md5}`,
+  );
   return `download ${urls[0]} on a machine with internet access, check that ${checks.join(' or ')}, and copy it to ${dest}; it is verified on the next run.`;
 }
 
@@ -122,7 +136,12 @@ async function fetchTo(url: string, tmp: string, timeoutMs: number, onProgress?:
  * skipped. Throws DownloadError (naming the file, the expected digest and how to get it
  * by hand) when all fail. Nothing is left at `dest` or next to it unless verified.
  */
-export async function downloadVerified(urls: string[], dest: string, expected: Expected | Expected[], o: DownloadOptions = {}): Promise<void> {
+export async function downloadVerified(
+  urls: string[],
+  dest: string,
+  expected: Expected | Expected[],
+  o: DownloadOptions = {},
+): Promise<void> {
   const accept = Array.isArray(expected) ? expected : [expected];
   if (urls.length === 0) throw new Error('downloadVerified: no URLs');
   const created = mkdirSync(dirname(dest), { recursive: true });

@@ -3,7 +3,10 @@
 
 /** A data file is missing, truncated, corrupt or not in the expected format. */
 export class DataFileError extends Error {
-  constructor(readonly file: string, detail: string) {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
     super(`${file}: ${detail}`);
     this.name = 'DataFileError';
   }
@@ -11,7 +14,13 @@ export class DataFileError extends Error {
 
 /** A file's digest differs from the expected one. */
 export class ChecksumError extends DataFileError {
-  constructor(file: string, readonly expected: string, readonly actual: string, what = 'MD5', repair = 'delete it and fetch it again') {
+  constructor(
+    file: string,
+    readonly expected: string,
+    readonly actual: string,
+    what = 'MD5',
+    repair = 'delete it and fetch it again',
+  ) {
     super(file, `${what} is ${actual}, expected ${expected}: the file is corrupt or not the official one; ${repair}`);
     this.name = 'ChecksumError';
   }
@@ -19,7 +28,10 @@ export class ChecksumError extends DataFileError {
 
 /** A dataset is not present locally and could not (or may not) be downloaded. */
 export class DatasetUnavailableError extends Error {
-  constructor(readonly dataset: string, message: string) {
+  constructor(
+    readonly dataset: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'DatasetUnavailableError';
   }

@@ -37,7 +37,11 @@ export class GroupSampler {
   readonly dropLastBatch: boolean;
 
   constructor(o: GroupSamplerOptions) {
-    for (const [name, v] of [['size', o.size], ['k', o.k], ['groupsPerBatch', o.groupsPerBatch]] as const) {
+    for (const [name, v] of [
+      ['size', o.size],
+      ['k', o.k],
+      ['groupsPerBatch', o.groupsPerBatch],
+    ] as const) {
       if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`GroupSampler: ${name} must be a positive integer, got ${v}`);
     }
     if (o.k > o.size) throw new RangeError(`GroupSampler: k = ${o.k} is larger than the dataset (${o.size} samples)`);
@@ -80,6 +84,9 @@ export function gatherGroups(split: Split, batch: GroupBatch): { images: Tensor;
     const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64', device: split.images.device });
     const x = split.images.indexSelect(0, idx);
     const [, ...rest] = x.shape;
-    return { images: x.reshape([batch.groups, batch.k, ...rest]), labels: split.labels.indexSelect(0, idx).reshape([batch.groups, batch.k]) };
+    return {
+      images: x.reshape([batch.groups, batch.k, ...rest]),
+      labels: split.labels.indexSelect(0, idx).reshape([batch.groups, batch.k]),
+    };
   });
 }

@@ -30,10 +30,12 @@ export function maybeGunzip(raw: Buffer, file = 'buffer'): Buffer {
 export function parseIdx(raw: Buffer, file = 'buffer'): IdxArray {
   const buf = maybeGunzip(raw, file);
   if (buf.length < 4) throw new DataFileError(file, `only ${buf.length} bytes: not an IDX file`);
-  if (buf[0] !== 0 || buf[1] !== 0) throw new DataFileError(file, `bad IDX magic ${buf.subarray(0, 4).toString('hex')} (expected 0000 08 NN)`);
+  if (buf[0] !== 0 || buf[1] !== 0)
+    throw new DataFileError(file, `bad IDX magic ${buf.subarray(0, 4).toString('hex')} (expected 0000 08 NN)`);
   const type = buf[2];
   const rank = buf[3];
-  if (type !== UBYTE) throw new DataFileError(file, `IDX element type 0x${type.toString(16)} is not supported (expected unsigned byte 0x08)`);
+  if (type !== UBYTE)
+    throw new DataFileError(file, `IDX element type 0x${type.toString(16)} is not supported (expected unsigned byte 0x08)`);
   if (rank < 1 || rank > 4) throw new DataFileError(file, `IDX rank ${rank} out of range`);
   const headerLen = 4 + 4 * rank;
   if (buf.length < headerLen) throw new DataFileError(file, 'truncated IDX header');
@@ -42,7 +44,10 @@ export function parseIdx(raw: Buffer, file = 'buffer'): IdxArray {
   const n = shape.reduce((a, b) => a * b, 1);
   const have = buf.length - headerLen;
   if (have !== n) {
-    throw new DataFileError(file, `IDX dims [${shape.join(', ')}] need ${n} bytes of data, the file has ${have} (${have < n ? 'truncated' : 'trailing bytes'})`);
+    throw new DataFileError(
+      file,
+      `IDX dims [${shape.join(', ')}] need ${n} bytes of data, the file has ${have} (${have < n ? 'truncated' : 'trailing bytes'})`,
+    );
   }
   return { data: new Uint8Array(buf.buffer, buf.byteOffset + headerLen, n), shape };
 }

@@ -32,12 +32,17 @@ const HOW = 'an image folder: DIR/<class name>/<image>.png|.jpg|.jpeg, one subfo
 /** Read an image folder; errors name the folder or image and what to do. */
 export async function loadImageFolder(dir: string, o: ImageFolderOptions = {}): Promise<ImageFolderData> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: not a folder (expected ${HOW})`);
-  const classes = readdirSync(dir).filter((d) => !d.startsWith('.') && statSync(join(dir, d)).isDirectory()).sort();
+  const classes = readdirSync(dir)
+    .filter((d) => !d.startsWith('.') && statSync(join(dir, d)).isDirectory())
+    .sort();
   if (classes.length === 0) throw new Error(`${dir}: no class subfolders (expected ${HOW})`);
   const files: { path: string; label: number }[] = [];
   classes.forEach((c, label) => {
-    const imgs = readdirSync(join(dir, c)).filter((f) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e))).sort();
-    if (imgs.length === 0) throw new Error(`${join(dir, c)}: class folder '${c}' has no PNG or JPEG images; add images or remove the folder (expected ${HOW})`);
+    const imgs = readdirSync(join(dir, c))
+      .filter((f) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e)))
+      .sort();
+    if (imgs.length === 0)
+      throw new Error(`${join(dir, c)}: class folder '${c}' has no PNG or JPEG images; add images or remove the folder (expected ${HOW})`);
     for (const f of imgs) files.push({ path: join(dir, c, f), label });
   });
   let shape = o.inputShape;
@@ -45,15 +50,20 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions = {}): 
     throw new Error(`--input-shape ${shape.join('x')}: an image folder gives CxHxW inputs with C 1 (greyscale) or 3 (RGB)`);
   }
   if (shape === undefined) {
-    const m = await sharp(files[0].path).metadata().catch((e: Error) => {
-      throw new Error(`${files[0].path}: not a readable image (${e.message}); remove or replace it`);
-    });
+    const m = await sharp(files[0].path)
+      .metadata()
+      .catch((e: Error) => {
+        throw new Error(`${files[0].path}: not a readable image (${e.message}); remove or replace it`);
+      });
     shape = [3, m.height!, m.width!];
   }
   const [c, h, w] = shape;
   const mean = o.mean ?? [0];
   const std = o.std ?? [1];
-  for (const [what, v] of [['mean', mean], ['std', std]] as const) {
+  for (const [what, v] of [
+    ['mean', mean],
+    ['std', std],
+  ] as const) {
     if (v.length !== 1 && v.length !== c) throw new Error(`--${what} has ${v.length} values for ${c} channels (give 1 or ${c})`);
   }
   if (std.some((s) => !(s > 0))) throw new Error(`--std values must be > 0, got ${std.join(',')}`);
@@ -88,7 +98,18 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions = {}): 
     labels[n] = label;
   }
   return {
-    inputs, labels, shape: [files.length, c, h, w], classes,
-    preprocessing: { size: [h, w], channels: c, mean: [...mean], std: [...std], scale: 1 / 255, resize: 'cover', source: `image folder ${dir}` },
+    inputs,
+    labels,
+    shape: [files.length, c, h, w],
+    classes,
+    preprocessing: {
+      size: [h, w],
+      channels: c,
+      mean: [...mean],
+      std: [...std],
+      scale: 1 / 255,
+      resize: 'cover',
+      source: `image folder ${dir}`,
+    },
   };
 }

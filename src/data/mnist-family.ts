@@ -71,8 +71,15 @@ export const FILE_SPECS: Record<MnistFamily, Record<FileKey, IdxFileSpec>> = {
 
 /** Download mirrors, tried in order (file name appended). */
 export const MIRRORS: Record<MnistFamily, string[]> = {
-  mnist: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/', 'https://storage.googleapis.com/cvdf-datasets/mnist/'],
-  'fashion-mnist': ['http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/', 'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/'],
+  mnist: [
+    'https://ossci-datasets.s3.amazonaws.com/mnist/',
+    'http://yann.lecun.com/exdb/mnist/',
+    'https://storage.googleapis.com/cvdf-datasets/mnist/',
+  ],
+  'fashion-mnist': [
+    'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+    'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
+  ],
 };
 
 export const DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
@@ -123,7 +130,13 @@ export function verifiedIdxBytes(name: MnistFamily, path: string, spec: IdxFileS
   if (!gzOk) {
     const actual = md5(content);
     if (actual !== spec.md5) {
-      throw new ChecksumError(path, spec.md5, actual, 'MD5 of the decompressed content', `delete it and obtain ${name} again: ${howToGet(name)}`);
+      throw new ChecksumError(
+        path,
+        spec.md5,
+        actual,
+        'MD5 of the decompressed content',
+        `delete it and obtain ${name} again: ${howToGet(name)}`,
+      );
     }
   }
   recordVerified(path, spec.md5);
@@ -131,7 +144,12 @@ export function verifiedIdxBytes(name: MnistFamily, path: string, spec: IdxFileS
 }
 
 /** Read (and by default verify) one split's images and labels as raw bytes. */
-export function readMnistFamily(name: MnistFamily, dir: string, split: 'train' | 'test', { verify = true }: { verify?: boolean } = {}): RawImages {
+export function readMnistFamily(
+  name: MnistFamily,
+  dir: string,
+  split: 'train' | 'test',
+  { verify = true }: { verify?: boolean } = {},
+): RawImages {
   const [ik, lk]: FileKey[] = split === 'train' ? ['trainImages', 'trainLabels'] : ['testImages', 'testLabels'];
   const read = (k: FileKey) => {
     const path = join(dir, FILES[k]);
@@ -141,8 +159,10 @@ export function readMnistFamily(name: MnistFamily, dir: string, split: 'train' |
   const y = read(lk);
   const xf = join(dir, FILES[ik]);
   const yf = join(dir, FILES[lk]);
-  if (x.shape.length !== 3 || x.shape[1] !== 28 || x.shape[2] !== 28) throw new DataFileError(xf, `expected [N, 28, 28] images, got [${x.shape.join(', ')}]`);
-  if (y.shape.length !== 1 || y.shape[0] !== x.shape[0]) throw new DataFileError(yf, `expected ${x.shape[0]} labels (one per image in ${FILES[ik]}), got [${y.shape.join(', ')}]`);
+  if (x.shape.length !== 3 || x.shape[1] !== 28 || x.shape[2] !== 28)
+    throw new DataFileError(xf, `expected [N, 28, 28] images, got [${x.shape.join(', ')}]`);
+  if (y.shape.length !== 1 || y.shape[0] !== x.shape[0])
+    throw new DataFileError(yf, `expected ${x.shape[0]} labels (one per image in ${FILES[ik]}), got [${y.shape.join(', ')}]`);
   const bad = y.data.findIndex((v) => v > 9);
   if (bad >= 0) throw new DataFileError(yf, `label ${bad} is ${y.data[bad]}, labels are 0-9: corrupt file or not an MNIST-family file`);
   return { images: x.data, labels: y.data, count: x.shape[0], channels: 1, height: 28, width: 28 };
@@ -154,7 +174,10 @@ function normOf(name: MnistFamily) {
 }
 
 /** Load a split as normalised tensors (no download: see fetchMnistFamily / loadDataset). */
-export function loadMnistFamily(name: MnistFamily, { dataDir, split, verify = true }: { dataDir?: string; split: 'train' | 'test'; verify?: boolean }): Split {
+export function loadMnistFamily(
+  name: MnistFamily,
+  { dataDir, split, verify = true }: { dataDir?: string; split: 'train' | 'test'; verify?: boolean },
+): Split {
   const dir = findDatasetDir(name, dataDir);
   if (dir === null) {
     throw new DataFileError(candidateDirs(name, dataDir).join(' or '), `${name} not found: ${howToGet(name, dataDir)}`);
@@ -166,18 +189,34 @@ export function loadMnistFamily(name: MnistFamily, { dataDir, split, verify = tr
  * Download the missing files of a dataset into <data root>/<name>, each verified before it
  * is renamed into place. Returns the directory.
  */
-export async function fetchMnistFamily(name: MnistFamily, { dataDir, mirrors = MIRRORS[name], splits = 'all', ...o }: { dataDir?: string; mirrors?: string[]; splits?: 'all' | 'test' } & DownloadOptions = {}): Promise<string> {
+export async function fetchMnistFamily(
+  name: MnistFamily,
+  {
+    dataDir,
+    mirrors = MIRRORS[name],
+    splits = 'all',
+    ...o
+  }: { dataDir?: string; mirrors?: string[]; splits?: 'all' | 'test' } & DownloadOptions = {},
+): Promise<string> {
   const dir = join(dataRoot(dataDir), name);
   const missing = splitFiles(splits).filter((k) => !existsSync(join(dir, FILES[k])));
   if (missing.length > 0 && !writableDir(dir)) {
-    throw new DataFileError(dir, `${name} is incomplete here and the directory is read-only; ${howToGet(name, dataDir)}, or choose a writable --data-dir / CODED_DATA`);
+    throw new DataFileError(
+      dir,
+      `${name} is incomplete here and the directory is read-only; ${howToGet(name, dataDir)}, or choose a writable --data-dir / CODED_DATA`,
+    );
   }
   for (const k of missing) {
     const dest = join(dir, FILES[k]);
     const spec = FILE_SPECS[name][k];
     const expected: Expected[] = [{ md5: spec.md5, of: 'gunzipped' }];
     if (spec.gzMd5) expected.unshift({ md5: spec.gzMd5 });
-    await downloadVerified(mirrors.map((m) => m + FILES[k]), dest, expected, o);
+    await downloadVerified(
+      mirrors.map((m) => m + FILES[k]),
+      dest,
+      expected,
+      o,
+    );
     recordVerified(dest, spec.md5);
   }
   return dir;

@@ -12,15 +12,25 @@ export interface NpyArray {
 }
 
 const DESCRS: Record<string, NpyDtype> = {
-  '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '<i2': 'int16',
-  '|i1': 'int8', '<i1': 'int8', '|u1': 'uint8', '<u1': 'uint8', '|b1': 'bool', '<b1': 'bool',
+  '<f4': 'float32',
+  '<f8': 'float64',
+  '<i8': 'int64',
+  '<i4': 'int32',
+  '<i2': 'int16',
+  '|i1': 'int8',
+  '<i1': 'int8',
+  '|u1': 'uint8',
+  '<u1': 'uint8',
+  '|b1': 'bool',
+  '<b1': 'bool',
 };
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 /** Parse the bytes of one .npy file; `name` is used in errors. */
 export function parseNpy(bytes: Uint8Array, name: string): NpyArray {
-  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new Error(`${name}: not a .npy file (no \\x93NUMPY magic); write it with numpy.save`);
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b))
+    throw new Error(`${name}: not a .npy file (no \\x93NUMPY magic); write it with numpy.save`);
   const major = bytes[6];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let headerLen: number;
@@ -40,26 +50,48 @@ export function parseNpy(bytes: Uint8Array, name: string): NpyArray {
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new Error(`${name}: malformed .npy header ${JSON.stringify(header.trim())}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw new Error(`${name}: malformed .npy header ${JSON.stringify(header.trim())}`);
   const dtype = DESCRS[descr];
   if (dtype === undefined) {
-    throw new Error(`${name}: dtype '${descr}' is not supported (little-endian float32/float64 and integer arrays are; ` +
-      `convert with e.g. x.astype('<f4') before numpy.save)`);
+    throw new Error(
+      `${name}: dtype '${descr}' is not supported (little-endian float32/float64 and integer arrays are; ` +
+        `convert with e.g. x.astype('<f4') before numpy.save)`,
+    );
   }
   if (fortran === 'True') throw new Error(`${name}: Fortran-ordered arrays are not supported; save numpy.ascontiguousarray(x)`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
-    const v = Number(s.replace(/L$/, ''));
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${name}: malformed shape (${shapeText}) in the .npy header`);
-    return v;
-  });
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const v = Number(s.replace(/L$/, ''));
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${name}: malformed shape (${shapeText}) in the .npy header`);
+      return v;
+    });
   const count = shape.reduce((a, b) => a * b, 1);
   const off = start + headerLen;
   const width = { float32: 4, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 }[dtype];
-  if (bytes.length - off < count * width) throw new Error(`${name}: truncated: the header says ${dtype} [${shape.join(', ')}] (${count * width} bytes) but ${bytes.length - off} bytes follow`);
+  if (bytes.length - off < count * width)
+    throw new Error(
+      `${name}: truncated: the header says ${dtype} [${shape.join(', ')}] (${count * width} bytes) but ${bytes.length - off} bytes follow`,
+    );
   // copy into an aligned buffer of its own (Buffer#slice would be a view of the whole file)
   const raw = new Uint8Array(bytes.subarray(off, off + count * width)).buffer;
-  const data = dtype === 'float32' ? new Float32Array(raw) : dtype === 'float64' ? new Float64Array(raw) : dtype === 'int64' ? new BigInt64Array(raw)
-    : dtype === 'int32' ? new Int32Array(raw) : dtype === 'int16' ? new Int16Array(raw) : dtype === 'int8' ? new Int8Array(raw) : new Uint8Array(raw);
+  const data =
+    dtype === 'float32'
+      ? new Float32Array(raw)
+      : dtype === 'float64'
+        ? new Float64Array(raw)
+        : dtype === 'int64'
+          ? new BigInt64Array(raw)
+          : dtype === 'int32'
+            ? new Int32Array(raw)
+            : dtype === 'int16'
+              ? new Int16Array(raw)
+              : dtype === 'int8'
+                ? new Int8Array(raw)
+                : new Uint8Array(raw);
   return { dtype, shape, data };
 }
 
@@ -86,7 +118,9 @@ export function parseNpz(bytes: Uint8Array, name: string): Map<string, NpyArray>
   try {
     files = unzipSync(bytes);
   } catch (e) {
-    throw new Error(`${name}: not a readable .npz (zip) archive (${(e as Error).message}); write it with numpy.savez(PATH, inputs=x, labels=y)`);
+    throw new Error(
+      `${name}: not a readable .npz (zip) archive (${(e as Error).message}); write it with numpy.savez(PATH, inputs=x, labels=y)`,
+    );
   }
   const out = new Map<string, NpyArray>();
   for (const [f, b] of Object.entries(files)) {

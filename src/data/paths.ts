@@ -94,12 +94,16 @@ export function checkDataDir(explicit?: string): void {
     st = statSync(explicit);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
-      throw new DataDirError(`--data-dir ${explicit} does not exist${resolve(explicit) !== explicit ? ` (${resolve(explicit)})` : ''}: give the directory that holds the datasets (e.g. one with mnist/ in it), ` +
-        `create it first (mkdir -p ${explicit}) to download into it, or leave --data-dir out to use ${cacheRoot()}`);
+      throw new DataDirError(
+        `--data-dir ${explicit} does not exist${resolve(explicit) !== explicit ? ` (${resolve(explicit)})` : ''}: give the directory that holds the datasets (e.g. one with mnist/ in it), ` +
+          `create it first (mkdir -p ${explicit}) to download into it, or leave --data-dir out to use ${cacheRoot()}`,
+      );
     }
     throw new DataDirError(`--data-dir ${explicit}: ${(e as Error).message}`);
   }
   if (!st.isDirectory()) {
-    throw new DataDirError(`--data-dir ${explicit} is a file, not a directory: give the directory that holds the datasets (e.g. one with mnist/ in it)`);
+    throw new DataDirError(
+      `--data-dir ${explicit} is a file, not a directory: give the directory that holds the datasets (e.g. one with mnist/ in it)`,
+    );
   }
 }

@@ -41,14 +41,23 @@ export function datasetPreprocessing(dataset: string): Preprocessing | null {
  * the normalisation and input shape base checkpoints record, else its dataset's (checkpoints
  * written before it was recorded), else null (unknown: e.g. a tensors file of pre-normalised inputs).
  */
-export function checkpointPreprocessing(meta: { preprocessing?: unknown; dataset?: unknown; input?: unknown; normalization?: unknown } | undefined): Preprocessing | null {
+export function checkpointPreprocessing(
+  meta: { preprocessing?: unknown; dataset?: unknown; input?: unknown; normalization?: unknown } | undefined,
+): Preprocessing | null {
   const p = meta?.preprocessing;
   if (p !== undefined && p !== null && typeof p === 'object' && Array.isArray((p as Preprocessing).mean)) return p as Preprocessing;
   const n = meta?.normalization as { mean?: unknown; std?: unknown } | undefined;
   const i = meta?.input as { channels?: number; height?: number; width?: number } | undefined;
   if (Array.isArray(n?.mean) && Array.isArray(n?.std) && i?.channels !== undefined && i.height !== undefined && i.width !== undefined) {
     // base checkpoints of `coded train base` record their dataset's normalisation and input shape
-    return { size: [i.height, i.width], channels: i.channels, mean: n.mean as number[], std: n.std as number[], scale: 1 / 255, source: `dataset ${String(meta?.dataset)}` };
+    return {
+      size: [i.height, i.width],
+      channels: i.channels,
+      mean: n.mean as number[],
+      std: n.std as number[],
+      scale: 1 / 255,
+      source: `dataset ${String(meta?.dataset)}`,
+    };
   }
   if (meta?.dataset === 'synthetic') {
     // generated data of any shape, nominal normalisation 0.5 / 0.25 (src/data/synthetic.ts)

@@ -23,10 +23,30 @@ import type { DownloadOptions } from './download.js';
 import { paddingFill } from './augment.js';
 import { takeRaw, toSplit, validationIndices, type Normalization, type RawImages, type Split } from './split.js';
 import {
-  CLASS_NAMES, FILES, FILE_SPECS, NORMALIZATION as MNIST_NORMALIZATION, candidateDirs, fetchMnistFamily, findDatasetDir, howToGet,
-  readMnistFamily, type MnistFamily,
+  CLASS_NAMES,
+  FILES,
+  FILE_SPECS,
+  NORMALIZATION as MNIST_NORMALIZATION,
+  candidateDirs,
+  fetchMnistFamily,
+  findDatasetDir,
+  howToGet,
+  readMnistFamily,
+  type MnistFamily,
 } from './mnist-family.js';
-import { CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR_SPECS, cifarArchiveCandidates, cifarCandidateDirs, cifarClassNames, cifarHowToGet, fetchCifar, findCifarDir, readCifarSplit, type CifarSpec } from './cifar.js';
+import {
+  CIFAR10_CLASSES,
+  CIFAR100_CLASSES,
+  CIFAR_SPECS,
+  cifarArchiveCandidates,
+  cifarCandidateDirs,
+  cifarClassNames,
+  cifarHowToGet,
+  fetchCifar,
+  findCifarDir,
+  readCifarSplit,
+  type CifarSpec,
+} from './cifar.js';
 import { SYNTHETIC_DEFAULTS, SYNTHETIC_NORMALIZATION, syntheticSplit, type SyntheticOptions } from './synthetic.js';
 import type { CifarVariant } from './cifar-binary.js';
 
@@ -60,7 +80,11 @@ function mnistInfo(name: MnistFamily): DatasetInfo {
     name,
     title: name === 'mnist' ? 'MNIST handwritten digits' : 'Fashion-MNIST (Zalando article images)',
     classes: CLASS_NAMES[name].slice(),
-    channels: 1, height: 28, width: 28, trainSize: 60000, testSize: 10000,
+    channels: 1,
+    height: 28,
+    width: 28,
+    trainSize: 60000,
+    testSize: 10000,
     normalization: { mean: [n.mean], std: [n.std] },
     augmentation: 'none',
     homepage: name === 'mnist' ? 'http://yann.lecun.com/exdb/mnist/' : 'https://github.com/zalandoresearch/fashion-mnist',
@@ -79,7 +103,11 @@ export function datasetInfo(name: DatasetName, synthetic: SyntheticOptions = {})
         name,
         title: name === 'cifar10' ? 'CIFAR-10 (32x32 colour images, 10 classes)' : 'CIFAR-100 (32x32 colour images, 100 fine classes)',
         classes: (name === 'cifar10' ? CIFAR10_CLASSES : CIFAR100_CLASSES).slice(),
-        channels: 3, height: 32, width: 32, trainSize: 50000, testSize: 10000,
+        channels: 3,
+        height: 32,
+        width: 32,
+        trainSize: 50000,
+        testSize: 10000,
         normalization: { mean: [...CIFAR_NORMALIZATION.mean], std: [...CIFAR_NORMALIZATION.std] },
         augmentation: 'crop-flip',
         homepage: 'https://www.cs.toronto.edu/~kriz/cifar.html',
@@ -90,8 +118,15 @@ export function datasetInfo(name: DatasetName, synthetic: SyntheticOptions = {})
         name,
         title: 'synthetic class patterns plus noise (for tests)',
         classes: Array.from({ length: o.classes }, (_, i) => `class ${i}`),
-        channels: o.channels, height: o.height, width: o.width, trainSize: o.trainSize, testSize: o.testSize,
-        normalization: { mean: Array(o.channels).fill(SYNTHETIC_NORMALIZATION.mean), std: Array(o.channels).fill(SYNTHETIC_NORMALIZATION.std) },
+        channels: o.channels,
+        height: o.height,
+        width: o.width,
+        trainSize: o.trainSize,
+        testSize: o.testSize,
+        normalization: {
+          mean: Array(o.channels).fill(SYNTHETIC_NORMALIZATION.mean),
+          std: Array(o.channels).fill(SYNTHETIC_NORMALIZATION.std),
+        },
         augmentation: 'none',
         homepage: 'generated (src/data/synthetic.ts)',
       };
@@ -148,7 +183,10 @@ export interface Dataset {
  * Make sure a dataset's files are present: find them, else download them (unless
  * download is false). Returns their directory (null for synthetic).
  */
-export async function ensureDataset(name: DatasetName, o: Omit<LoadDatasetOptions, 'validation' | 'seed' | 'device' | 'synthetic'> & { splits?: 'all' | 'test' } = {}): Promise<string | null> {
+export async function ensureDataset(
+  name: DatasetName,
+  o: Omit<LoadDatasetOptions, 'validation' | 'seed' | 'device' | 'synthetic'> & { splits?: 'all' | 'test' } = {},
+): Promise<string | null> {
   checkDataDir(o.dataDir);
   switch (name) {
     case 'synthetic':
@@ -159,7 +197,10 @@ export async function ensureDataset(name: DatasetName, o: Omit<LoadDatasetOption
       const dir = findDatasetDir(name, o.dataDir, splits);
       if (dir !== null) return dir;
       if (o.download === false) {
-        throw new DatasetUnavailableError(name, `${name} not found (looked in ${candidateDirs(name, o.dataDir).join(', ')}): ${howToGet(name, o.dataDir)}`);
+        throw new DatasetUnavailableError(
+          name,
+          `${name} not found (looked in ${candidateDirs(name, o.dataDir).join(', ')}): ${howToGet(name, o.dataDir)}`,
+        );
       }
       o.log?.(`${name}${splits === 'test' ? ' (test set)' : ''} not found locally; downloading into ${dataRoot(o.dataDir)}/${name} ...`);
       return fetchMnistFamily(name, { ...o, splits });
@@ -199,7 +240,10 @@ export async function loadDataset(name: DatasetName = DEFAULT_DATASET, o: LoadDa
     test = te;
   }
   const valSize = o.validation ?? (name === 'synthetic' ? Math.floor(train.count / 10) : DEFAULT_VALIDATION);
-  const hold = valSize > 0 ? validationIndices(train.count, valSize, o.seed ?? 0) : { train: Int32Array.from({ length: train.count }, (_, i) => i), validation: new Int32Array(0) };
+  const hold =
+    valSize > 0
+      ? validationIndices(train.count, valSize, o.seed ?? 0)
+      : { train: Int32Array.from({ length: train.count }, (_, i) => i), validation: new Int32Array(0) };
   const device = { device: o.device };
   const trainRaw = valSize > 0 ? takeRaw(train, hold.train) : train;
   const ds: Dataset = {
@@ -237,7 +281,10 @@ export interface TestSet {
  * downloaded nor read (CIFAR comes as one archive: it is fetched whole when missing, but only
  * the test batch is read). Dispose with disposeTestSet().
  */
-export async function loadTestSet(name: DatasetName = DEFAULT_DATASET, o: Omit<LoadDatasetOptions, 'validation' | 'seed'> = {}): Promise<TestSet> {
+export async function loadTestSet(
+  name: DatasetName = DEFAULT_DATASET,
+  o: Omit<LoadDatasetOptions, 'validation' | 'seed'> = {},
+): Promise<TestSet> {
   const info = datasetInfo(name, o.synthetic);
   const location = await ensureDataset(name, { ...o, splits: 'test' });
   let test: RawImages;
@@ -252,7 +299,9 @@ export async function loadTestSet(name: DatasetName = DEFAULT_DATASET, o: Omit<L
     test = te;
   }
   return {
-    name, info, location,
+    name,
+    info,
+    location,
     test: toSplit(test, info.normalization, { device: o.device }),
     ...(coarse !== undefined ? { coarseLabels: coarse } : {}),
     paddingFill: paddingFill(info.normalization),
@@ -295,24 +344,50 @@ export function describeDatasets(dataDir?: string): DatasetDescription[] {
   return DATASET_NAMES.map((name) => {
     const info = datasetInfo(name);
     const base = {
-      name, title: info.title, default: name === DEFAULT_DATASET, classes: info.classes.length,
-      shape: [info.channels, info.height, info.width] as [number, number, number], train: info.trainSize, test: info.testSize,
+      name,
+      title: info.title,
+      default: name === DEFAULT_DATASET,
+      classes: info.classes.length,
+      shape: [info.channels, info.height, info.width] as [number, number, number],
+      train: info.trainSize,
+      test: info.testSize,
       normalization: info.normalization,
     };
     if (name === 'synthetic') {
-      return { ...base, present: true, location: null, verified: null, searched: [], howToGet: 'generated on demand (deterministic for its options)' };
+      return {
+        ...base,
+        present: true,
+        location: null,
+        verified: null,
+        searched: [],
+        howToGet: 'generated on demand (deterministic for its options)',
+      };
     }
     if (name === 'mnist' || name === 'fashion-mnist') {
       const location = findDatasetDir(name, dataDir);
-      const verified = location === null ? null : (Object.keys(FILES) as (keyof typeof FILES)[]).every((k) => isVerified(`${location}/${FILES[k]}`, FILE_SPECS[name][k].md5));
-      return { ...base, present: location !== null, location, verified, searched: candidateDirs(name, dataDir), howToGet: howToGet(name, dataDir) };
+      const verified =
+        location === null
+          ? null
+          : (Object.keys(FILES) as (keyof typeof FILES)[]).every((k) => isVerified(`${location}/${FILES[k]}`, FILE_SPECS[name][k].md5));
+      return {
+        ...base,
+        present: location !== null,
+        location,
+        verified,
+        searched: candidateDirs(name, dataDir),
+        howToGet: howToGet(name, dataDir),
+      };
     }
     const variant = name as CifarVariant;
     const location = findCifarDir(variant, dataDir);
-    const archive = location === null ? cifarArchiveCandidates(variant, dataDir).find((p) => existsSync(p)) ?? null : null;
+    const archive = location === null ? (cifarArchiveCandidates(variant, dataDir).find((p) => existsSync(p)) ?? null) : null;
     return {
-      ...base, present: location !== null || archive !== null, location: location ?? archive, verified: null,
-      searched: cifarCandidateDirs(variant, dataDir), howToGet: cifarHowToGet(variant, dataDir),
+      ...base,
+      present: location !== null || archive !== null,
+      location: location ?? archive,
+      verified: null,
+      searched: cifarCandidateDirs(variant, dataDir),
+      howToGet: cifarHowToGet(variant, dataDir),
       ...(archive !== null ? { note: 'archive found: verified and extracted on first use' } : {}),
     };
   });
@@ -322,9 +397,17 @@ export function describeDatasets(dataDir?: string): DatasetDescription[] {
 export function formatDatasets(rows: DatasetDescription[]): string {
   const out: string[] = [];
   for (const r of rows) {
-    const status = r.present ? (r.verified === true ? 'present, verified' : r.verified === false ? 'present, verified on first use' : 'present') : 'missing';
+    const status = r.present
+      ? r.verified === true
+        ? 'present, verified'
+        : r.verified === false
+          ? 'present, verified on first use'
+          : 'present'
+      : 'missing';
     out.push(`${r.name}${r.default ? ' (default)' : ''}: ${r.title}`);
-    out.push(`  ${r.classes} classes, ${r.shape.join('x')}, ${r.train} train / ${r.test} test; normalisation mean (${r.normalization.mean.join(', ')}) std (${r.normalization.std.join(', ')})`);
+    out.push(
+      `  ${r.classes} classes, ${r.shape.join('x')}, ${r.train} train / ${r.test} test; normalisation mean (${r.normalization.mean.join(', ')}) std (${r.normalization.std.join(', ')})`,
+    );
     out.push(`  status: ${status}${r.location ? ` at ${r.location}` : ''}${r.note ? ` (${r.note})` : ''}`);
     if (!r.present) out.push(`  looked in: ${r.searched.join(', ')}`);
     if (!r.present || r.verified === false) out.push(`  how to get it: ${r.howToGet}`);

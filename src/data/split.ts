@@ -42,7 +42,11 @@ export function toSplit(raw: RawImages, norm: Normalization, { device }: { devic
   if (raw.labels.length !== n) throw new RangeError(`toSplit: ${raw.labels.length} labels for ${n} images`);
   return tidy(() => {
     const x = tensor(raw.images, [n, c, h, w], { dtype: 'float32', device });
-    const images = x.div(255).sub(channelTensor(norm.mean, c, device)).div(channelTensor(norm.std, c, device)).keep();
+    const images = x
+      .div(255)
+      .sub(channelTensor(norm.mean, c, device))
+      .div(channelTensor(norm.std, c, device))
+      .keep();
     const labels = tensor(raw.labels, [n], { dtype: 'int64', device }).keep();
     return { images, labels, size: n };
   });
@@ -73,7 +77,8 @@ export function concatRaw(parts: RawImages[]): RawImages {
   let io = 0;
   let lo = 0;
   for (const p of parts) {
-    if (p.channels !== first.channels || p.height !== first.height || p.width !== first.width) throw new RangeError('concatRaw: image shapes differ');
+    if (p.channels !== first.channels || p.height !== first.height || p.width !== first.width)
+      throw new RangeError('concatRaw: image shapes differ');
     images.set(p.images, io);
     labels.set(p.labels, lo);
     io += p.images.length;
@@ -95,7 +100,8 @@ export interface HoldOut {
  * part keeps the file order (shuffle separately).
  */
 export function validationIndices(n: number, size: number, seed: number): HoldOut {
-  if (!(Number.isInteger(size) && size >= 0 && size < n)) throw new RangeError(`validation size must be an integer in [0, ${n}), got ${size}`);
+  if (!(Number.isInteger(size) && size >= 0 && size < n))
+    throw new RangeError(`validation size must be an integer in [0, ${n}), got ${size}`);
   const perm = seededPermutation(n, seed, 'validation-split');
   const validation = perm.slice(0, size).sort();
   const train = perm.slice(size).sort();

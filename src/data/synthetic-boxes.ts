@@ -18,7 +18,14 @@ export interface BoxDatasetOptions {
   noise?: number;
 }
 
-export const BOX_DATASET_DEFAULTS: Required<BoxDatasetOptions> = { side: 28, trainSize: 10000, validationSize: 2000, testSize: 2000, seed: 0, noise: 0.3 };
+export const BOX_DATASET_DEFAULTS: Required<BoxDatasetOptions> = {
+  side: 28,
+  trainSize: 10000,
+  validationSize: 2000,
+  testSize: 2000,
+  seed: 0,
+  noise: 0.3,
+};
 
 export interface BoxSplit {
   /** [N, 1, S, S] float32 */
@@ -50,7 +57,8 @@ function generate(n: number, o: Required<BoxDatasetOptions>, stream: string): { 
       const cy = rng.float() * s;
       const cx = rng.float() * s;
       const r = 1 + rng.float() * 2;
-      for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) img[y * s + x] += 0.6 * Math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r));
+      for (let y = 0; y < s; y++)
+        for (let x = 0; x < s; x++) img[y * s + x] += 0.6 * Math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r));
     }
     const w = 4 + rng.int(Math.floor(s * 0.5));
     const h = 4 + rng.int(Math.floor(s * 0.5));
@@ -76,7 +84,13 @@ export function syntheticBoxes(options: BoxDatasetOptions = {}): BoxDataset {
   };
   const train = split(o.trainSize, 'train');
   const mean = train.boxes.mean(0).toList() as number[];
-  return { train, validation: split(o.validationSize, 'validation'), test: split(o.testSize, 'test'), meanBox: [mean[0], mean[1], mean[2], mean[3]], options: o };
+  return {
+    train,
+    validation: split(o.validationSize, 'validation'),
+    test: split(o.testSize, 'test'),
+    meanBox: [mean[0], mean[1], mean[2], mean[3]],
+    options: o,
+  };
 }
 
 export function disposeBoxDataset(d: BoxDataset): void {

@@ -45,7 +45,7 @@ function patterns(o: Required<SyntheticOptions>): Float32Array[] {
       for (let b = 0; b < 3; b++) {
         const cy = rng.float() * o.height;
         const cx = rng.float() * o.width;
-        const s = 0.5 + rng.float() * Math.max(o.height, o.width) / 4;
+        const s = 0.5 + (rng.float() * Math.max(o.height, o.width)) / 4;
         const sign = rng.bernoulli() ? 1 : -1;
         for (let y = 0; y < o.height; y++) {
           for (let x = 0; x < o.width; x++) {

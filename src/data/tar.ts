@@ -93,7 +93,8 @@ function parseHeader(b: Buffer, file: string): TarHeader {
   const stored = numeric(b, 148, 8, file, 'checksum');
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : b[i];
-  if (sum !== stored) throw new DataFileError(file, `corrupt tar header (checksum ${sum}, header says ${stored}); delete the archive and fetch it again`);
+  if (sum !== stored)
+    throw new DataFileError(file, `corrupt tar header (checksum ${sum}, header says ${stored}); delete the archive and fetch it again`);
   let name = cstr(b, 0, 100);
   if (b.toString('latin1', 257, 262) === 'ustar') {
     const prefix = cstr(b, 345, 155);
@@ -122,7 +123,14 @@ function parsePax(data: Buffer): Record<string, string> {
 /** A safe relative path for an entry, or an error for absolute / escaping names. */
 export function safeEntryPath(name: string, file: string): string {
   const n = normalize(name.replace(/\\/g, '/'));
-  if (n.startsWith('/') || n.startsWith(sep) || /^[A-Za-z]:/.test(n) || n === '..' || n.startsWith(`..${sep}`) || n.split(sep).includes('..')) {
+  if (
+    n.startsWith('/') ||
+    n.startsWith(sep) ||
+    /^[A-Za-z]:/.test(n) ||
+    n === '..' ||
+    n.startsWith(`..${sep}`) ||
+    n.split(sep).includes('..')
+  ) {
     throw new DataFileError(file, `refusing tar entry '${name}': absolute path or '..'`);
   }
   return n.replace(/[/\\]+$/, '');
@@ -169,7 +177,11 @@ export async function readTar(
     })();
     await onEntry(h, it);
     for await (const p of r.pieces(h.size - consumed)) consumed += p.length;
-    if (consumed < h.size) throw new DataFileError(file, `truncated tar archive: entry '${h.name}' needs ${h.size} bytes, got ${consumed}; delete it and fetch it again`);
+    if (consumed < h.size)
+      throw new DataFileError(
+        file,
+        `truncated tar archive: entry '${h.name}' needs ${h.size} bytes, got ${consumed}; delete it and fetch it again`,
+      );
     const pad = await r.read(padded - h.size);
     if (pad.length < padded - h.size) throw new DataFileError(file, 'truncated tar archive; delete it and fetch it again');
     entries++;

@@ -17,7 +17,8 @@ export interface TensorsFile {
   labels: Tensor | null;
 }
 
-const HOW = 'a safetensors file with `inputs` [N, ...] (float32) and optional `labels` [N] (integer classes), e.g. safetensors.torch.save_file({"inputs": x, "labels": y}, PATH)';
+const HOW =
+  'a safetensors file with `inputs` [N, ...] (float32) and optional `labels` [N] (integer classes), e.g. safetensors.torch.save_file({"inputs": x, "labels": y}, PATH)';
 
 /** Read a tensors file; errors name the file and the expected layout. */
 export function loadTensorsFile(path: string): TensorsFile {
@@ -31,8 +32,12 @@ export function loadTensorsFile(path: string): TensorsFile {
     throw new Error(`${path}: ${why} (expected ${HOW})`);
   };
   if (inputs === undefined) return fail(`no tensor named 'inputs' (it has ${[...tensors.keys()].join(', ') || 'none'})`);
-  if (inputs.dtype !== 'float32' || inputs.rank < 2) fail(`'inputs' is ${inputs.dtype} [${inputs.shape.join(', ')}]; it must be float32 with a batch dimension`);
-  if (labels !== null && (!['int64', 'int32', 'uint8'].includes(labels.dtype) || labels.rank !== 1 || labels.shape[0] !== inputs.shape[0])) {
+  if (inputs.dtype !== 'float32' || inputs.rank < 2)
+    fail(`'inputs' is ${inputs.dtype} [${inputs.shape.join(', ')}]; it must be float32 with a batch dimension`);
+  if (
+    labels !== null &&
+    (!['int64', 'int32', 'uint8'].includes(labels.dtype) || labels.rank !== 1 || labels.shape[0] !== inputs.shape[0])
+  ) {
     fail(`'labels' is ${labels.dtype} [${labels.shape.join(', ')}]; it must be integer [${inputs.shape[0]}]`);
   }
   for (const [k, t] of tensors) if (k !== 'inputs' && k !== 'labels') t.dispose();
@@ -42,15 +47,20 @@ export function loadTensorsFile(path: string): TensorsFile {
 }
 
 /** Cut [N, ...] inputs and [N] labels into seeded train / validation / test splits (fractions of N; default 80/10/10). */
-export function splitTensors(inputs: Tensor, labels: Tensor, { seed = 1, validation = 0.1, test = 0.1 } = {}): { train: Split; validation: Split; test: Split } {
+export function splitTensors(
+  inputs: Tensor,
+  labels: Tensor,
+  { seed = 1, validation = 0.1, test = 0.1 } = {},
+): { train: Split; validation: Split; test: Split } {
   const n = inputs.shape[0];
   const nv = Math.max(1, Math.round(n * validation));
   const nt = Math.max(1, Math.round(n * test));
   if (n - nv - nt < 2) throw new Error(`${n} examples are too few to split into train / validation / test`);
   const perm = seededPermutation(n, seed, 'tensors-file-split');
-  const take = (from: number, count: number): Split => tidy(() => {
-    const idx = tensor(Int32Array.from(perm.subarray(from, from + count)), [count], { dtype: 'int32' }).to('int64');
-    return { images: inputs.indexSelect(0, idx).keep(), labels: labels.indexSelect(0, idx).keep(), size: count };
-  });
+  const take = (from: number, count: number): Split =>
+    tidy(() => {
+      const idx = tensor(Int32Array.from(perm.subarray(from, from + count)), [count], { dtype: 'int32' }).to('int64');
+      return { images: inputs.indexSelect(0, idx).keep(), labels: labels.indexSelect(0, idx).keep(), size: count };
+    });
   return { test: take(0, nt), validation: take(nt, nv), train: take(nt + nv, n - nt - nv) };
 }

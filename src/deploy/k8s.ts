@@ -72,7 +72,11 @@ export interface K8sOptions {
   drainSeconds?: number;
 }
 
-export type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
+export type K8sObject = Record<string, unknown> & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+};
 
 const k8sObject = (o: IDeployment | IService | IConfigMap): K8sObject => o as unknown as K8sObject;
 
@@ -99,23 +103,37 @@ export interface PoolRef {
 /** The pools of a config, by the keys the frontend uses ('base', 'parity:J', 'worker:NAME:I'). */
 export function poolsOf(c: FrontendConfig): PoolRef[] {
   const out: PoolRef[] = [{ key: 'base', slug: 'base', model: c.pools.base.model, listed: c.pools.base.instances.length }];
-  (c.pools.parity ?? []).forEach((p, j) => out.push({ key: `parity:${j}`, slug: `parity-${j}`, model: p.model, listed: p.instances.length, parityIndex: j }));
+  (c.pools.parity ?? []).forEach((p, j) =>
+    out.push({ key: `parity:${j}`, slug: `parity-${j}`, model: p.model, listed: p.instances.length, parityIndex: j }),
+  );
   for (const [name, list] of Object.entries(c.pools.workers ?? {})) {
-    list.forEach((p, i) => out.push({ key: `worker:${name}:${i}`, slug: `worker-${dnsLabel(name)}-${i}`, model: p.model, listed: p.instances.length, worker: { name, index: i } }));
+    list.forEach((p, i) =>
+      out.push({
+        key: `worker:${name}:${i}`,
+        slug: `worker-${dnsLabel(name)}-${i}`,
+        model: p.model,
+        listed: p.instances.length,
+        worker: { name, index: i },
+      }),
+    );
   }
   return out;
 }
 
 /** A string as a DNS-1123 label part: lower case, [a-z0-9-], no leading / trailing '-'. */
 export function dnsLabel(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 function name(prefix: string, suffix: string): string {
   const n = `${prefix}-${suffix}`;
-  if (n.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n)) throw new Error(`resource name '${n}' is not a DNS-1123 label of at most 63 characters: choose a shorter --name`);
+  if (n.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n))
+    throw new Error(`resource name '${n}' is not a DNS-1123 label of at most 63 characters: choose a shorter --name`);
   return n;
 }
 
@@ -133,13 +151,28 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
   const drain = o.drainSeconds ?? Math.ceil((c.discovery?.intervalMs ?? 5000) / 1000) + 5;
   const pools = poolsOf(c);
   const known = new Set(pools.map((p) => p.key));
-  for (const [what, rec] of [['--model', o.models], ['--replicas', o.replicas ?? {}], ['--kserve/--triton', o.external ?? {}], ['--instance-arg', o.instanceArgs ?? {}]] as const) {
-    for (const k of Object.keys(rec)) if (!known.has(k)) throw new Error(`${what} names pool '${k}', which the config does not have (its pools: ${[...known].join(', ')})`);
+  for (const [what, rec] of [
+    ['--model', o.models],
+    ['--replicas', o.replicas ?? {}],
+    ['--kserve/--triton', o.external ?? {}],
+    ['--instance-arg', o.instanceArgs ?? {}],
+  ] as const) {
+    for (const k of Object.keys(rec))
+      if (!known.has(k)) throw new Error(`${what} names pool '${k}', which the config does not have (its pools: ${[...known].join(', ')})`);
   }
-  const common = { 'app.kubernetes.io/name': 'coded-inference', 'app.kubernetes.io/instance': prefix, 'app.kubernetes.io/managed-by': 'coded-deploy-k8s' };
+  const common = {
+    'app.kubernetes.io/name': 'coded-inference',
+    'app.kubernetes.io/instance': prefix,
+    'app.kubernetes.io/managed-by': 'coded-deploy-k8s',
+  };
   const files = new Map<string, K8sObject[]>();
   const entries: Record<string, string> = {};
-  const meta = (n: string, labels: Record<string, string>, namespace = ns, annotations?: Record<string, string>) => ({ name: n, namespace, labels, ...(annotations !== undefined ? { annotations } : {}) });
+  const meta = (n: string, labels: Record<string, string>, namespace = ns, annotations?: Record<string, string>) => ({
+    name: n,
+    namespace,
+    labels,
+    ...(annotations !== undefined ? { annotations } : {}),
+  });
   const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } };
   const podSecurity = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' as const } };
 
@@ -149,25 +182,51 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
     if (ext !== undefined) {
       const where = ext.namespace ?? ns;
       const labels = { ...common, 'app.kubernetes.io/component': `${ext.kind}-pool`, 'coded-inference/pool': p.slug };
-      for (const [k, v] of Object.entries(ext.selector)) if (!LABEL_VALUE.test(v) || v.length > 63) throw new Error(`pool ${p.key}: selector value '${v}' of '${k}' is not a valid label value`);
+      for (const [k, v] of Object.entries(ext.selector))
+        if (!LABEL_VALUE.test(v) || v.length > 63)
+          throw new Error(`pool ${p.key}: selector value '${v}' of '${k}' is not a valid label value`);
       const service: IService = {
-        apiVersion: 'v1', kind: 'Service', metadata: meta(svcName, labels, where),
-        spec: { clusterIP: 'None', selector: ext.selector, ports: [{ name: 'grpc', port: ext.port, targetPort: ext.port, protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] },
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: meta(svcName, labels, where),
+        spec: {
+          clusterIP: 'None',
+          selector: ext.selector,
+          ports: [{ name: 'grpc', port: ext.port, targetPort: ext.port, protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }],
+        },
       };
       files.set(`pool-${p.slug}.yaml`, [k8sObject(service)]);
       entries[p.key] = `dns:///${svcName}.${where}.svc.${domain}:${ext.port}`;
       continue;
     }
     const spec = o.models[p.key];
-    if (spec === undefined) throw new Error(`pool ${p.key} (model '${p.model}'): say what its instances serve with --model ${p.key}=CHECKPOINT (a path in the image, e.g. models/fashion-mnist-base-mlp.safetensors), or point it at existing pods with --kserve / --triton`);
+    if (spec === undefined)
+      throw new Error(
+        `pool ${p.key} (model '${p.model}'): say what its instances serve with --model ${p.key}=CHECKPOINT (a path in the image, e.g. models/fashion-mnist-base-mlp.safetensors), or point it at existing pods with --kserve / --triton`,
+      );
     const replicas = o.replicas?.[p.key] ?? p.listed;
     const labels = { ...common, 'app.kubernetes.io/component': 'instance', 'coded-inference/pool': p.slug };
     const args = [
-      'serve', 'instance', '--model', spec, '--name', p.model,
+      'serve',
+      'instance',
+      '--model',
+      spec,
+      '--name',
+      p.model,
       ...(p.parityIndex !== undefined && o.parityIndex?.[p.key] === true ? ['--parity-index', String(p.parityIndex)] : []),
       ...(p.worker !== undefined ? ['--worker', `${p.worker.name}[${p.worker.index}]`] : []),
-      '--host', '0.0.0.0', '--port', String(HTTP_PORT), '--grpc-port', String(GRPC_PORT),
-      '--device', gpus > 0 ? 'cuda' : 'cpu', '--threads', String(threads), '--log-level', c.logLevel === 'silent' ? 'warn' : 'info',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(HTTP_PORT),
+      '--grpc-port',
+      String(GRPC_PORT),
+      '--device',
+      gpus > 0 ? 'cuda' : 'cpu',
+      '--threads',
+      String(threads),
+      '--log-level',
+      c.logLevel === 'silent' ? 'warn' : 'info',
       ...(o.instanceArgs?.[p.key] ?? []),
     ];
     const resources = {
@@ -175,7 +234,9 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
       limits: { memory: inst.memory, ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
     };
     const deployment: IDeployment = {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(svcName, labels),
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta(svcName, labels),
       spec: {
         replicas,
         selector: { matchLabels: { 'app.kubernetes.io/instance': prefix, 'coded-inference/pool': p.slug } },
@@ -187,30 +248,60 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
             securityContext: podSecurity,
             terminationGracePeriodSeconds: drain + 30,
             ...(gpus > 0 ? { tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] } : {}),
-            containers: [{
-              name: 'instance', image: o.image, imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent', args,
-              env: [{ name: 'OMP_NUM_THREADS', value: String(threads) }],
-              ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }, { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' }],
-              // ready = the model is loaded and served (the frontend health-checks the same)
-              readinessProbe: { httpGet: { path: `/v2/models/${encodeURIComponent(p.model)}/ready`, port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
-              livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-              // model loading (and CUDA start-up) may take a while: liveness waits for it
-              startupProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 60 },
-              // a terminating pod leaves DNS at once; it keeps serving while the frontend drains it
-              lifecycle: { preStop: { exec: { command: ['sleep', String(drain)] } } },
-              resources, securityContext,
-            }],
+            containers: [
+              {
+                name: 'instance',
+                image: o.image,
+                imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+                args,
+                env: [{ name: 'OMP_NUM_THREADS', value: String(threads) }],
+                ports: [
+                  { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+                  { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
+                ],
+                // ready = the model is loaded and served (the frontend health-checks the same)
+                readinessProbe: {
+                  httpGet: { path: `/v2/models/${encodeURIComponent(p.model)}/ready`, port: 'http' },
+                  periodSeconds: 5,
+                  timeoutSeconds: 2,
+                  failureThreshold: 2,
+                },
+                livenessProbe: {
+                  httpGet: { path: '/v2/health/live', port: 'http' },
+                  periodSeconds: 10,
+                  timeoutSeconds: 5,
+                  failureThreshold: 3,
+                },
+                // model loading (and CUDA start-up) may take a while: liveness waits for it
+                startupProbe: {
+                  httpGet: { path: '/v2/health/ready', port: 'http' },
+                  periodSeconds: 5,
+                  timeoutSeconds: 2,
+                  failureThreshold: 60,
+                },
+                // a terminating pod leaves DNS at once; it keeps serving while the frontend drains it
+                lifecycle: { preStop: { exec: { command: ['sleep', String(drain)] } } },
+                resources,
+                securityContext,
+              },
+            ],
           },
         },
       },
     };
     const service: IService = {
-      apiVersion: 'v1', kind: 'Service', metadata: meta(svcName, labels),
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(svcName, labels),
       spec: {
         // headless: the name resolves to one A record per ready pod
-        clusterIP: 'None', publishNotReadyAddresses: false,
+        clusterIP: 'None',
+        publishNotReadyAddresses: false,
         selector: { 'app.kubernetes.io/instance': prefix, 'coded-inference/pool': p.slug },
-        ports: [{ name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }, { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }],
+        ports: [
+          { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+          { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' },
+        ],
       },
     };
     files.set(`pool-${p.slug}.yaml`, [k8sObject(deployment), k8sObject(service)]);
@@ -222,10 +313,17 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
   rewritten.host = '0.0.0.0';
   rewritten.httpPort = HTTP_PORT;
   rewritten.grpcPort = GRPC_PORT;
-  rewritten.discovery = { intervalMs: c.discovery?.intervalMs ?? 5000, ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}), ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}) };
+  rewritten.discovery = {
+    intervalMs: c.discovery?.intervalMs ?? 5000,
+    ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}),
+    ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
+  };
   rewritten.pools.base = { ...c.pools.base, instances: [entries.base] };
   if (c.pools.parity !== undefined) rewritten.pools.parity = c.pools.parity.map((p, j) => ({ ...p, instances: [entries[`parity:${j}`]] }));
-  if (c.pools.workers !== undefined) rewritten.pools.workers = Object.fromEntries(Object.entries(c.pools.workers).map(([n, list]) => [n, list.map((p, i) => ({ ...p, instances: [entries[`worker:${n}:${i}`]] }))]));
+  if (c.pools.workers !== undefined)
+    rewritten.pools.workers = Object.fromEntries(
+      Object.entries(c.pools.workers).map(([n, list]) => [n, list.map((p, i) => ({ ...p, instances: [entries[`worker:${n}:${i}`]] }))]),
+    );
   const config = validateFrontendConfig(rewritten, 'the rewritten frontend config');
   const json = `${JSON.stringify(config, null, 2)}\n`;
 
@@ -235,7 +333,9 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
   const configMap: IConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(feName, feLabels), data: { [CONFIG_FILE]: json } };
   files.set('frontend-config.yaml', [k8sObject(configMap)]);
   const feDeployment: IDeployment = {
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(feName, feLabels),
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(feName, feLabels),
     spec: {
       replicas: o.frontendReplicas ?? 1,
       selector: { matchLabels: feSelector },
@@ -244,37 +344,67 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
         metadata: {
           labels: feLabels,
           annotations: {
-            'prometheus.io/scrape': 'true', 'prometheus.io/port': String(HTTP_PORT), 'prometheus.io/path': '/metrics',
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(HTTP_PORT),
+            'prometheus.io/path': '/metrics',
             // a changed config rolls the frontend
             'coded-inference/config-sha256': createHash('sha256').update(json).digest('hex'),
           },
         },
         spec: {
           securityContext: podSecurity,
-          containers: [{
-            name: 'frontend', image: o.image, imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
-            args: ['serve', 'frontend', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
-            env: [{ name: 'OMP_NUM_THREADS', value: '1' }],
-            ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }, { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' }],
-            // ready = a base instance is healthy
-            readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
-            livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-            // the frontend waits for a base instance's metadata before it listens
-            startupProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 60 },
-            resources: { requests: { cpu: feRes.cpu, memory: feRes.memory }, limits: { memory: feRes.memory } },
-            securityContext,
-            volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
-          }],
+          containers: [
+            {
+              name: 'frontend',
+              image: o.image,
+              imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+              args: ['serve', 'frontend', '--config', `${CONFIG_DIR}/${CONFIG_FILE}`],
+              env: [{ name: 'OMP_NUM_THREADS', value: '1' }],
+              ports: [
+                { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+                { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
+              ],
+              // ready = a base instance is healthy
+              readinessProbe: {
+                httpGet: { path: '/v2/health/ready', port: 'http' },
+                periodSeconds: 5,
+                timeoutSeconds: 2,
+                failureThreshold: 2,
+              },
+              livenessProbe: {
+                httpGet: { path: '/v2/health/live', port: 'http' },
+                periodSeconds: 10,
+                timeoutSeconds: 5,
+                failureThreshold: 3,
+              },
+              // the frontend waits for a base instance's metadata before it listens
+              startupProbe: {
+                httpGet: { path: '/v2/health/live', port: 'http' },
+                periodSeconds: 5,
+                timeoutSeconds: 2,
+                failureThreshold: 60,
+              },
+              resources: { requests: { cpu: feRes.cpu, memory: feRes.memory }, limits: { memory: feRes.memory } },
+              securityContext,
+              volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+            },
+          ],
           volumes: [{ name: 'config', configMap: { name: feName } }],
         },
       },
     },
   };
   const feService: IService = {
-    apiVersion: 'v1', kind: 'Service', metadata: meta(feName, feLabels),
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(feName, feLabels),
     spec: {
-      type: o.serviceType ?? 'ClusterIP', selector: feSelector,
-      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }, { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }],
+      type: o.serviceType ?? 'ClusterIP',
+      selector: feSelector,
+      ports: [
+        { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' },
+        { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+      ],
     },
   };
   files.set('frontend.yaml', [k8sObject(feDeployment), k8sObject(feService)]);
@@ -285,7 +415,8 @@ export function renderK8s(o: K8sOptions): RenderedK8s {
 export function probePaths(objects: K8sObject[]): { object: string; container: string; probe: string; path: string }[] {
   const out: { object: string; container: string; probe: string; path: string }[] = [];
   for (const o of objects) {
-    const containers = ((o.spec as { template?: { spec?: { containers?: Record<string, unknown>[] } } } | undefined)?.template?.spec?.containers) ?? [];
+    const containers =
+      (o.spec as { template?: { spec?: { containers?: Record<string, unknown>[] } } } | undefined)?.template?.spec?.containers ?? [];
     for (const ct of containers) {
       for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
         const path = (ct[probe] as { httpGet?: { path?: string } } | undefined)?.httpGet?.path;

@@ -32,7 +32,8 @@ const quote = (s: string) => JSON.stringify(s); // text-format strings: double q
 
 /** config.pbtxt for a model. */
 export function renderTritonConfig(c: TritonModelConfig): string {
-  const tensor = (t: TritonTensor) => `  {\n    name: ${quote(t.name)}\n    data_type: ${t.data_type}\n    dims: [ ${t.dims.join(', ')} ]\n  }`;
+  const tensor = (t: TritonTensor) =>
+    `  {\n    name: ${quote(t.name)}\n    data_type: ${t.data_type}\n    dims: [ ${t.dims.join(', ')} ]\n  }`;
   const lines = [
     `name: ${quote(c.name)}`,
     `platform: ${quote(c.platform)}`,
@@ -45,7 +46,8 @@ export function renderTritonConfig(c: TritonModelConfig): string {
     const d = c.dynamic_batching.max_queue_delay_microseconds;
     lines.push(d === undefined ? 'dynamic_batching { }' : `dynamic_batching {\n  max_queue_delay_microseconds: ${d}\n}`);
   }
-  for (const [k, v] of Object.entries(c.parameters ?? {})) lines.push(`parameters {\n  key: ${quote(k)}\n  value {\n    string_value: ${quote(v)}\n  }\n}`);
+  for (const [k, v] of Object.entries(c.parameters ?? {}))
+    lines.push(`parameters {\n  key: ${quote(k)}\n  value {\n    string_value: ${quote(v)}\n  }\n}`);
   return lines.join('\n') + '\n';
 }
 
@@ -156,7 +158,23 @@ interface Field {
 }
 type Schema = Record<string, Field>;
 
-const DATA_TYPES = ['TYPE_INVALID', 'TYPE_BOOL', 'TYPE_UINT8', 'TYPE_UINT16', 'TYPE_UINT32', 'TYPE_UINT64', 'TYPE_INT8', 'TYPE_INT16', 'TYPE_INT32', 'TYPE_INT64', 'TYPE_FP16', 'TYPE_FP32', 'TYPE_FP64', 'TYPE_STRING', 'TYPE_BF16'] as const;
+const DATA_TYPES = [
+  'TYPE_INVALID',
+  'TYPE_BOOL',
+  'TYPE_UINT8',
+  'TYPE_UINT16',
+  'TYPE_UINT32',
+  'TYPE_UINT64',
+  'TYPE_INT8',
+  'TYPE_INT16',
+  'TYPE_INT32',
+  'TYPE_INT64',
+  'TYPE_FP16',
+  'TYPE_FP32',
+  'TYPE_FP64',
+  'TYPE_STRING',
+  'TYPE_BF16',
+] as const;
 const TENSOR: Schema = { name: { type: 'string' }, data_type: { type: { enum: DATA_TYPES } }, dims: { type: 'int', repeated: true } };
 
 /** inference.ModelConfig, the fields `coded export triton` writes (names, types and enum values as in model_config.proto). */
@@ -167,8 +185,20 @@ export const MODEL_CONFIG_SCHEMA: Schema = {
   max_batch_size: { type: 'int' },
   input: { type: { message: { ...TENSOR, format: { type: { enum: ['FORMAT_NONE', 'FORMAT_NHWC', 'FORMAT_NCHW'] } } } }, repeated: true },
   output: { type: { message: TENSOR }, repeated: true },
-  instance_group: { type: { message: { name: { type: 'string' }, kind: { type: { enum: ['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL'] } }, count: { type: 'int' }, gpus: { type: 'int', repeated: true } } }, repeated: true },
-  dynamic_batching: { type: { message: { max_queue_delay_microseconds: { type: 'int' }, preferred_batch_size: { type: 'int', repeated: true } } } },
+  instance_group: {
+    type: {
+      message: {
+        name: { type: 'string' },
+        kind: { type: { enum: ['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL'] } },
+        count: { type: 'int' },
+        gpus: { type: 'int', repeated: true },
+      },
+    },
+    repeated: true,
+  },
+  dynamic_batching: {
+    type: { message: { max_queue_delay_microseconds: { type: 'int' }, preferred_batch_size: { type: 'int', repeated: true } } },
+  },
   parameters: { type: { map: { string_value: { type: 'string' } } }, repeated: true },
 };
 
@@ -204,9 +234,11 @@ export function checkTritonConfig(msg: TextMessage, schema: Schema = MODEL_CONFI
         }
         for (const k of v.keys()) if (k !== 'key' && k !== 'value') problems.push(`${where}: a map entry has only key and value, not ${k}`);
         const key = v.get('key');
-        if (key === undefined || key.length !== 1 || typeof key[0] !== 'string') problems.push(`${where}: a map entry needs one string key`);
+        if (key === undefined || key.length !== 1 || typeof key[0] !== 'string')
+          problems.push(`${where}: a map entry needs one string key`);
         const value = v.get('value');
-        if (value === undefined || value.length !== 1 || !(value[0] instanceof Map)) problems.push(`${where}: a map entry needs one value { ... }`);
+        if (value === undefined || value.length !== 1 || !(value[0] instanceof Map))
+          problems.push(`${where}: a map entry needs one value { ... }`);
         else problems.push(...checkTritonConfig(value[0], t.map, `${where}.value.`));
       }
     }

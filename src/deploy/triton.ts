@@ -60,17 +60,21 @@ const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 /** Per-example output shape of a TorchScript model, from one forward of zeros. */
 function torchScriptOutputShape(m: TorchScriptModule, inputShape: number[]): number[] {
-  return tidy(() => noGrad(() => {
-    const n = inputShape.reduce((a, b) => a * b, 1);
-    const y = m.forward(tensor(new Float32Array(n), [1, ...inputShape]));
-    return y.shape.slice(1);
-  }));
+  return tidy(() =>
+    noGrad(() => {
+      const n = inputShape.reduce((a, b) => a * b, 1);
+      const y = m.forward(tensor(new Float32Array(n), [1, ...inputShape]));
+      return y.shape.slice(1);
+    }),
+  );
 }
 
 function kindOf(path: string): 'torchscript' | 'onnx' {
   if (isTorchScriptPath(path)) return 'torchscript';
   if (isOnnxPath(path)) return 'onnx';
-  throw new Error(`${path}: Triton serves TorchScript (.pt, .pth, .torchscript) or ONNX (.onnx) files, not ${extname(path) || 'a file without extension'}; export your model with torch.jit.trace(model.eval(), x).save(PATH) or torch.onnx.export, or serve this pool with \`coded serve instance --model ${path}\``);
+  throw new Error(
+    `${path}: Triton serves TorchScript (.pt, .pth, .torchscript) or ONNX (.onnx) files, not ${extname(path) || 'a file without extension'}; export your model with torch.jit.trace(model.eval(), x).save(PATH) or torch.onnx.export, or serve this pool with \`coded serve instance --model ${path}\``,
+  );
 }
 
 function writeModel(repo: string, c: TritonModelConfig, write: (file: string) => void, file: string): string {
@@ -86,10 +90,14 @@ function writeModel(repo: string, c: TritonModelConfig, write: (file: string) =>
 
 /** Write the repository; returns what it holds. */
 export async function exportTriton(o: TritonExportOptions): Promise<TritonExport> {
-  if (!existsSync(o.base) || !statSync(o.base).isFile()) throw new Error(`${o.base}: no such file (the base model: a TorchScript or ONNX file)`);
+  if (!existsSync(o.base) || !statSync(o.base).isFile())
+    throw new Error(`${o.base}: no such file (the base model: a TorchScript or ONNX file)`);
   const kind = kindOf(o.base);
   const name = o.name ?? basename(o.base, extname(o.base));
-  if (!NAME_RE.test(name)) throw new Error(`model name '${name}' has characters Triton's repository folders should not: use letters, digits, '_', '-', '.' (--name)`);
+  if (!NAME_RE.test(name))
+    throw new Error(
+      `model name '${name}' has characters Triton's repository folders should not: use letters, digits, '_', '-', '.' (--name)`,
+    );
   const maxBatch = o.maxBatchSize ?? 64;
   if (!Number.isInteger(maxBatch) || maxBatch < 0) throw new Error(`--max-batch must be an integer >= 0, got ${maxBatch}`);
   const count = o.count ?? 1;
@@ -97,7 +105,8 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
   const repo = resolve(o.out);
   if (existsSync(repo)) {
     if (!statSync(repo).isDirectory()) throw new Error(`${o.out} exists and is not a folder`);
-    if (readdirSync(repo).length > 0 && !o.force) throw new Error(`${o.out} is not empty: choose another --out, or pass --force to write into it`);
+    if (readdirSync(repo).length > 0 && !o.force)
+      throw new Error(`${o.out} is not empty: choose another --out, or pass --force to write into it`);
   }
   const baseSha = fileSha256(o.base);
 
@@ -106,18 +115,23 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
   let codeName: string | undefined;
   let recordedInput: number[] | undefined;
   if (o.code !== undefined) {
-    if (!existsSync(o.code)) throw new Error(`${o.code}: no such file (a parity-code checkpoint from \`coded train parity --base ${o.base}\`)`);
+    if (!existsSync(o.code))
+      throw new Error(`${o.code}: no such file (a parity-code checkpoint from \`coded train parity --base ${o.base}\`)`);
     const lp = loadParityCode(o.code);
     for (const t of lp.extra.values()) t.dispose();
     const rec = lp.metadata.base;
     codeName = lp.code.name;
     if (rec.sha256 !== baseSha) {
       for (const m of lp.parity) m.dispose();
-      throw new Error(`${o.code} was trained for another base model (sha256 ${rec.sha256.slice(0, 12)}…, recorded path ${rec.path}) than ${o.base} (sha256 ${baseSha.slice(0, 12)}…): pass the base it was trained for, or retrain the parity models for this one`);
+      throw new Error(
+        `${o.code} was trained for another base model (sha256 ${rec.sha256.slice(0, 12)}…, recorded path ${rec.path}) than ${o.base} (sha256 ${baseSha.slice(0, 12)}…): pass the base it was trained for, or retrain the parity models for this one`,
+      );
     }
     if (!lp.parity.every((m) => m instanceof TorchScriptModule)) {
       for (const m of lp.parity) m.dispose();
-      throw new Error(`${o.code}: its parity models are the project's own '${lp.metadata.parity.model}' modules, which Triton cannot load; train them as copies of F's TorchScript module (\`coded train parity --base ${o.base} --parity-model base\`), or serve the parity pool with \`coded serve instance --model ${o.code}\``);
+      throw new Error(
+        `${o.code}: its parity models are the project's own '${lp.metadata.parity.model}' modules, which Triton cannot load; train them as copies of F's TorchScript module (\`coded train parity --base ${o.base} --parity-model base\`), or serve the parity pool with \`coded serve instance --model ${o.code}\``,
+      );
     }
     parity = lp.parity as TorchScriptModule[];
     recordedInput = rec.input === undefined ? undefined : [rec.input.channels, rec.input.height, rec.input.width];
@@ -125,8 +139,15 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
 
   try {
     const models: TritonModelEntry[] = [];
-    const params = (role: string, extra: Record<string, string> = {}) => ({ 'coded.role': role, 'coded.base_sha256': baseSha, ...(codeName !== undefined ? { 'coded.code': codeName } : {}), ...extra });
-    const group = [{ kind: o.device === 'cpu' ? 'KIND_CPU' as const : o.device === 'auto' ? 'KIND_AUTO' as const : 'KIND_GPU' as const, count }];
+    const params = (role: string, extra: Record<string, string> = {}) => ({
+      'coded.role': role,
+      'coded.base_sha256': baseSha,
+      ...(codeName !== undefined ? { 'coded.code': codeName } : {}),
+      ...extra,
+    });
+    const group = [
+      { kind: o.device === 'cpu' ? ('KIND_CPU' as const) : o.device === 'auto' ? ('KIND_AUTO' as const) : ('KIND_GPU' as const), count },
+    ];
     const batching = maxBatch > 0 ? { dynamic_batching: {} } : {};
     let inputShape: number[];
     let outputShape: number[];
@@ -141,12 +162,18 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
       } finally {
         await m.close();
       }
-      if (parity.length > 0) throw new Error(`${o.code}: its parity models are TorchScript and the base is ONNX; export them with a TorchScript base (the frontend sends every pool the base's input name)`);
+      if (parity.length > 0)
+        throw new Error(
+          `${o.code}: its parity models are TorchScript and the base is ONNX; export them with a TorchScript base (the frontend sends every pool the base's input name)`,
+        );
     } else {
       const shape = o.inputShape ?? recordedInput;
-      if (shape === undefined) throw new Error(`${o.base}: a TorchScript file does not say its input shape: pass --input-shape (per example, e.g. 1x28x28)`);
+      if (shape === undefined)
+        throw new Error(`${o.base}: a TorchScript file does not say its input shape: pass --input-shape (per example, e.g. 1x28x28)`);
       if (o.inputShape !== undefined && recordedInput !== undefined && o.inputShape.join('x') !== recordedInput.join('x')) {
-        throw new Error(`--input-shape ${o.inputShape.join('x')} differs from the ${recordedInput.join('x')} that ${o.code} was trained on`);
+        throw new Error(
+          `--input-shape ${o.inputShape.join('x')} differs from the ${recordedInput.join('x')} that ${o.code} was trained on`,
+        );
       }
       inputShape = shape;
       const m = TorchScriptModule.load(o.base);
@@ -154,7 +181,9 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
         m.eval();
         outputShape = torchScriptOutputShape(m, inputShape);
       } catch (e) {
-        throw new Error(`${o.base}: a forward of one ${inputShape.join('x')} input failed (${(e as Error).message.split('\n')[0]}); check --input-shape`);
+        throw new Error(
+          `${o.base}: a forward of one ${inputShape.join('x')} input failed (${(e as Error).message.split('\n')[0]}); check --input-shape`,
+        );
       } finally {
         m.dispose();
       }
@@ -169,19 +198,41 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
       output: [{ name: io.output, data_type: 'TYPE_FP32' as const, dims: full(out) }],
     });
     const baseCfg: TritonModelConfig = {
-      name, platform: kind === 'onnx' ? 'onnxruntime_onnx' : 'pytorch_libtorch', max_batch_size: maxBatch, ...tensors(inputShape, outputShape),
-      instance_group: group, ...batching, parameters: params('base'),
+      name,
+      platform: kind === 'onnx' ? 'onnxruntime_onnx' : 'pytorch_libtorch',
+      max_batch_size: maxBatch,
+      ...tensors(inputShape, outputShape),
+      instance_group: group,
+      ...batching,
+      parameters: params('base'),
     };
     const file = kind === 'onnx' ? 'model.onnx' : 'model.pt';
-    models.push({ name, role: 'base', pool: 'base', dir: writeModel(repo, baseCfg, (p) => copyFileSync(o.base, p), file), config: baseCfg });
+    models.push({
+      name,
+      role: 'base',
+      pool: 'base',
+      dir: writeModel(repo, baseCfg, (p) => copyFileSync(o.base, p), file),
+      config: baseCfg,
+    });
     parity.forEach((m, j) => {
       m.eval();
       const out = torchScriptOutputShape(m, inputShape);
       const cfg: TritonModelConfig = {
-        name: `${name}-parity-${j}`, platform: 'pytorch_libtorch', max_batch_size: maxBatch, ...tensors(inputShape, out),
-        instance_group: group, ...batching, parameters: params('parity', { 'coded.parity_index': String(j) }),
+        name: `${name}-parity-${j}`,
+        platform: 'pytorch_libtorch',
+        max_batch_size: maxBatch,
+        ...tensors(inputShape, out),
+        instance_group: group,
+        ...batching,
+        parameters: params('parity', { 'coded.parity_index': String(j) }),
       };
-      models.push({ name: cfg.name, role: 'parity', pool: `parity:${j}`, dir: writeModel(repo, cfg, (p) => m.save(p), 'model.pt'), config: cfg });
+      models.push({
+        name: cfg.name,
+        role: 'parity',
+        pool: `parity:${j}`,
+        dir: writeModel(repo, cfg, (p) => m.save(p), 'model.pt'),
+        config: cfg,
+      });
     });
     const pools: TritonExport['pools'] = { base: { model: name, instances: [] } };
     if (parity.length > 0) pools.parity = parity.map((_, j) => ({ model: `${name}-parity-${j}`, instances: [] }));

@@ -12,8 +12,13 @@ export function toYaml(objects: readonly object[]): string {
 
 /** Write each file's objects (file name -> objects) into dir, then kustomization.yaml; returns the names written. */
 export function writeManifests(dir: string, files: ReadonlyMap<string, K8sObject[]>): string[] {
-  const names = [...files.keys()].sort((a, b) => (a === 'frontend-config.yaml' ? -1 : b === 'frontend-config.yaml' ? 1 : a.localeCompare(b)));
+  const names = [...files.keys()].sort((a, b) =>
+    a === 'frontend-config.yaml' ? -1 : b === 'frontend-config.yaml' ? 1 : a.localeCompare(b),
+  );
   for (const n of names) writeFileSync(join(dir, n), `# rendered by coded deploy k8s\n${toYaml(files.get(n)!)}`);
-  writeFileSync(join(dir, 'kustomization.yaml'), `# rendered by coded deploy k8s\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: names })}`);
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    `# rendered by coded deploy k8s\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: names })}`,
+  );
   return [...names, 'kustomization.yaml'];
 }

@@ -68,8 +68,16 @@ export interface ConvTranspose2dOptions {
 }
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvTranspose2dOptions = {}): Tensor {
   return new Tensor(
-    native.convTranspose2d(x.handle, weight.handle, bias ? bias.handle : null, pair(o.stride ?? 1), pair(o.padding ?? 0),
-      pair(o.outputPadding ?? 0), o.groups ?? 1, pair(o.dilation ?? 1)),
+    native.convTranspose2d(
+      x.handle,
+      weight.handle,
+      bias ? bias.handle : null,
+      pair(o.stride ?? 1),
+      pair(o.padding ?? 0),
+      pair(o.outputPadding ?? 0),
+      o.groups ?? 1,
+      pair(o.dilation ?? 1),
+    ),
   );
 }
 
@@ -88,11 +96,19 @@ export function batchNorm(x: Tensor, o: BatchNormOptions): Tensor {
     throw new Error('batchNorm: evaluation mode needs runningMean and runningVar');
   }
   const h = (t?: Tensor | null) => (t ? t.handle : null);
-  return new Tensor(native.batchNorm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar), o.training, o.momentum ?? 0.1, o.eps ?? 1e-5));
+  return new Tensor(
+    native.batchNorm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar), o.training, o.momentum ?? 0.1, o.eps ?? 1e-5),
+  );
 }
 
-export function layerNorm(x: Tensor, normalizedShape: number[], o: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
-  return new Tensor(native.layerNorm(x.handle, normalizedShape, o.weight ? o.weight.handle : null, o.bias ? o.bias.handle : null, o.eps ?? 1e-5));
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number[],
+  o: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {},
+): Tensor {
+  return new Tensor(
+    native.layerNorm(x.handle, normalizedShape, o.weight ? o.weight.handle : null, o.bias ? o.bias.handle : null, o.eps ?? 1e-5),
+  );
 }
 
 export interface PoolOptions {
@@ -103,18 +119,40 @@ export interface PoolOptions {
 }
 export function maxPool2d(x: Tensor, kernelSize: Pair, o: PoolOptions = {}): Tensor {
   const k = pair(kernelSize);
-  return new Tensor(native.maxPool2d(x.handle, k, o.stride === undefined ? k : pair(o.stride), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false));
+  return new Tensor(
+    native.maxPool2d(
+      x.handle,
+      k,
+      o.stride === undefined ? k : pair(o.stride),
+      pair(o.padding ?? 0),
+      pair(o.dilation ?? 1),
+      o.ceilMode ?? false,
+    ),
+  );
 }
 export function avgPool2d(x: Tensor, kernelSize: Pair, o: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
   const k = pair(kernelSize);
-  return new Tensor(native.avgPool2d(x.handle, k, o.stride === undefined ? k : pair(o.stride), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true));
+  return new Tensor(
+    native.avgPool2d(
+      x.handle,
+      k,
+      o.stride === undefined ? k : pair(o.stride),
+      pair(o.padding ?? 0),
+      o.ceilMode ?? false,
+      o.countIncludePad ?? true,
+    ),
+  );
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   return new Tensor(native.adaptiveAvgPool2d(x.handle, pair(outputSize)));
 }
 
 /** Resize [N, C, H, W] to `size`: 'bilinear', 'area' (adaptive average), 'nearest' or 'bicubic'. */
-export function interpolate(x: Tensor, size: Pair, { mode = 'bilinear', alignCorners = false }: { mode?: InterpolateMode; alignCorners?: boolean } = {}): Tensor {
+export function interpolate(
+  x: Tensor,
+  size: Pair,
+  { mode = 'bilinear', alignCorners = false }: { mode?: InterpolateMode; alignCorners?: boolean } = {},
+): Tensor {
   if (!INTERPOLATE_MODES.includes(mode)) throw new TypeError(`interpolate: unknown mode '${String(mode)}'`);
   return new Tensor(native.interpolate(x.handle, pair(size), mode, alignCorners));
 }
@@ -125,10 +163,20 @@ export function dropout(x: Tensor, p: number, training: boolean): Tensor {
 }
 
 export function cat(tensors: Tensor[], dim = 0): Tensor {
-  return new Tensor(native.cat(tensors.map((t) => t.handle), dim));
+  return new Tensor(
+    native.cat(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 export function stack(tensors: Tensor[], dim = 0): Tensor {
-  return new Tensor(native.stack(tensors.map((t) => t.handle), dim));
+  return new Tensor(
+    native.stack(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 export function where(condition: Tensor, a: Tensor, b: Tensor): Tensor {
   return new Tensor(native.where(condition.handle, a.handle, b.handle));
@@ -159,7 +207,11 @@ export function l1Loss(input: Tensor, target: Tensor, { reduction: r = 'mean' }:
  * KL divergence, `input` holding log-probabilities (as torch.nn.functional.kl_div).
  * 'batchmean' divides the sum by the batch size (the mathematically correct KL).
  */
-export function klDiv(input: Tensor, target: Tensor, { reduction: r = 'batchmean', logTarget = false }: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
+export function klDiv(
+  input: Tensor,
+  target: Tensor,
+  { reduction: r = 'batchmean', logTarget = false }: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {},
+): Tensor {
   if (r === 'batchmean') {
     const s = new Tensor(native.klDiv(input.handle, target.handle, 'sum', logTarget));
     const out = s.div(input.rank > 0 ? input.shape[0] : 1);
@@ -173,11 +225,26 @@ export function klDiv(input: Tensor, target: Tensor, { reduction: r = 'batchmean
 export function crossEntropy(
   logits: Tensor,
   target: Tensor,
-  { reduction: r = 'mean', weight = null, ignoreIndex = -100, labelSmoothing = 0 }: { reduction?: Reduction; weight?: Tensor | null; ignoreIndex?: number; labelSmoothing?: number } = {},
+  {
+    reduction: r = 'mean',
+    weight = null,
+    ignoreIndex = -100,
+    labelSmoothing = 0,
+  }: { reduction?: Reduction; weight?: Tensor | null; ignoreIndex?: number; labelSmoothing?: number } = {},
 ): Tensor {
-  return new Tensor(native.crossEntropy(logits.handle, target.handle, weight ? weight.handle : null, reduction(r), ignoreIndex, labelSmoothing));
+  return new Tensor(
+    native.crossEntropy(logits.handle, target.handle, weight ? weight.handle : null, reduction(r), ignoreIndex, labelSmoothing),
+  );
 }
-export function nllLoss(logProbs: Tensor, target: Tensor, { reduction: r = 'mean', weight = null, ignoreIndex = -100 }: { reduction?: Reduction; weight?: Tensor | null; ignoreIndex?: number } = {}): Tensor {
+export function nllLoss(
+  logProbs: Tensor,
+  target: Tensor,
+  {
+    reduction: r = 'mean',
+    weight = null,
+    ignoreIndex = -100,
+  }: { reduction?: Reduction; weight?: Tensor | null; ignoreIndex?: number } = {},
+): Tensor {
   return new Tensor(native.nllLoss(logProbs.handle, target.handle, weight ? weight.handle : null, reduction(r), ignoreIndex));
 }
 export function bceWithLogits(logits: Tensor, target: Tensor, { reduction: r = 'mean' }: { reduction?: Reduction } = {}): Tensor {

@@ -101,7 +101,12 @@ export class Tensor implements Disposable {
   toString(): string {
     if (this.isDisposed) return 'Tensor(disposed)';
     const n = this.size;
-    const values = n <= 8 ? this.toList().map((v) => +v.toPrecision(5)).join(', ') : `${n} values`;
+    const values =
+      n <= 8
+        ? this.toList()
+            .map((v) => +v.toPrecision(5))
+            .join(', ')
+        : `${n} values`;
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}, [${values}])`;
   }
 
@@ -214,55 +219,135 @@ export class Tensor implements Disposable {
   private un(op: UnaryOp): Tensor {
     return new Tensor(native.unary[op](this.handle));
   }
-  neg(): Tensor { return this.un('neg'); }
-  exp(): Tensor { return this.un('exp'); }
-  log(): Tensor { return this.un('log'); }
-  log1p(): Tensor { return this.un('log1p'); }
-  expm1(): Tensor { return this.un('expm1'); }
-  sqrt(): Tensor { return this.un('sqrt'); }
-  rsqrt(): Tensor { return this.un('rsqrt'); }
-  abs(): Tensor { return this.un('abs'); }
-  relu(): Tensor { return this.un('relu'); }
-  gelu(): Tensor { return this.un('gelu'); }
-  leakyRelu(slope = 0.01): Tensor { return new Tensor(native.scalar.leakyRelu(this.handle, slope)); }
-  sigmoid(): Tensor { return this.un('sigmoid'); }
-  tanh(): Tensor { return this.un('tanh'); }
-  sin(): Tensor { return this.un('sin'); }
-  cos(): Tensor { return this.un('cos'); }
-  square(): Tensor { return this.un('square'); }
-  sign(): Tensor { return this.un('sign'); }
-  floor(): Tensor { return this.un('floor'); }
-  ceil(): Tensor { return this.un('ceil'); }
-  round(): Tensor { return this.un('round'); }
-  reciprocal(): Tensor { return this.un('reciprocal'); }
-  isnan(): Tensor { return this.un('isnan'); }
-  isfinite(): Tensor { return this.un('isfinite'); }
-  logicalNot(): Tensor { return this.un('logicalNot'); }
+  neg(): Tensor {
+    return this.un('neg');
+  }
+  exp(): Tensor {
+    return this.un('exp');
+  }
+  log(): Tensor {
+    return this.un('log');
+  }
+  log1p(): Tensor {
+    return this.un('log1p');
+  }
+  expm1(): Tensor {
+    return this.un('expm1');
+  }
+  sqrt(): Tensor {
+    return this.un('sqrt');
+  }
+  rsqrt(): Tensor {
+    return this.un('rsqrt');
+  }
+  abs(): Tensor {
+    return this.un('abs');
+  }
+  relu(): Tensor {
+    return this.un('relu');
+  }
+  gelu(): Tensor {
+    return this.un('gelu');
+  }
+  leakyRelu(slope = 0.01): Tensor {
+    return new Tensor(native.scalar.leakyRelu(this.handle, slope));
+  }
+  sigmoid(): Tensor {
+    return this.un('sigmoid');
+  }
+  tanh(): Tensor {
+    return this.un('tanh');
+  }
+  sin(): Tensor {
+    return this.un('sin');
+  }
+  cos(): Tensor {
+    return this.un('cos');
+  }
+  square(): Tensor {
+    return this.un('square');
+  }
+  sign(): Tensor {
+    return this.un('sign');
+  }
+  floor(): Tensor {
+    return this.un('floor');
+  }
+  ceil(): Tensor {
+    return this.un('ceil');
+  }
+  round(): Tensor {
+    return this.un('round');
+  }
+  reciprocal(): Tensor {
+    return this.un('reciprocal');
+  }
+  isnan(): Tensor {
+    return this.un('isnan');
+  }
+  isfinite(): Tensor {
+    return this.un('isfinite');
+  }
+  logicalNot(): Tensor {
+    return this.un('logicalNot');
+  }
   /** A tensor sharing storage, cut from the autograd graph. */
-  detach(): Tensor { return this.un('detach'); }
-  contiguous(): Tensor { return this.un('contiguous'); }
-  clone(): Tensor { return this.un('clone'); }
-  zerosLike(): Tensor { return this.un('zerosLike'); }
-  onesLike(): Tensor { return this.un('onesLike'); }
+  detach(): Tensor {
+    return this.un('detach');
+  }
+  contiguous(): Tensor {
+    return this.un('contiguous');
+  }
+  clone(): Tensor {
+    return this.un('clone');
+  }
+  zerosLike(): Tensor {
+    return this.un('zerosLike');
+  }
+  onesLike(): Tensor {
+    return this.un('onesLike');
+  }
   /** A second handle to the same tensor (same storage and autograd identity). */
-  share(): Tensor { return this.un('share'); }
+  share(): Tensor {
+    return this.un('share');
+  }
 
   // ---- reductions ----
   private red(op: ReduceOp, dims: number | number[] | undefined, keepdim: boolean, unbiased = false): Tensor {
     const d = dims === undefined ? null : typeof dims === 'number' ? [dims] : dims;
     return new Tensor(native.reduce[op](this.handle, d, keepdim, unbiased));
   }
-  sum(dims?: number | number[], keepdim = false): Tensor { return this.red('sum', dims, keepdim); }
-  mean(dims?: number | number[], keepdim = false): Tensor { return this.red('mean', dims, keepdim); }
+  sum(dims?: number | number[], keepdim = false): Tensor {
+    return this.red('sum', dims, keepdim);
+  }
+  mean(dims?: number | number[], keepdim = false): Tensor {
+    return this.red('mean', dims, keepdim);
+  }
   /** Maximum over dims (values only; see maxWithIndices). */
-  max(dims?: number | number[], keepdim = false): Tensor { return this.red('amax', dims, keepdim); }
-  min(dims?: number | number[], keepdim = false): Tensor { return this.red('amin', dims, keepdim); }
-  logsumexp(dims?: number | number[], keepdim = false): Tensor { return this.red('logsumexp', dims, keepdim); }
-  variance(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red('var', dims, keepdim, unbiased); }
-  std(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor { return this.red('std', dims, keepdim, unbiased); }
-  prod(dim?: number, keepdim = false): Tensor { return this.red('prod', dim, keepdim); }
-  any(dim?: number, keepdim = false): Tensor { return this.red('any', dim, keepdim); }
-  all(dim?: number, keepdim = false): Tensor { return this.red('all', dim, keepdim); }
+  max(dims?: number | number[], keepdim = false): Tensor {
+    return this.red('amax', dims, keepdim);
+  }
+  min(dims?: number | number[], keepdim = false): Tensor {
+    return this.red('amin', dims, keepdim);
+  }
+  logsumexp(dims?: number | number[], keepdim = false): Tensor {
+    return this.red('logsumexp', dims, keepdim);
+  }
+  variance(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor {
+    return this.red('var', dims, keepdim, unbiased);
+  }
+  std(dims?: number | number[], { unbiased = true, keepdim = false } = {}): Tensor {
+    return this.red('std', dims, keepdim, unbiased);
+  }
+  prod(dim?: number, keepdim = false): Tensor {
+    return this.red('prod', dim, keepdim);
+  }
+  any(dim?: number, keepdim = false): Tensor {
+    return this.red('any', dim, keepdim);
+  }
+  all(dim?: number, keepdim = false): Tensor {
+    return this.red('all', dim, keepdim);
+  }
   maxWithIndices(dim: number, keepdim = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.maxDim(this.handle, dim, keepdim, false);
     return { values: new Tensor(v), indices: new Tensor(i) };
@@ -378,16 +463,28 @@ export class Tensor implements Disposable {
   }
 
   // ---- in-place (mutate this tensor; return this) ----
-  zero_(): this { native.inplace.zero(this.handle); return this; }
-  fill_(v: number): this { native.inplace.fill(this.handle, v); return this; }
-  copy_(src: Tensor): this { native.inplace.copy(this.handle, src.handle); return this; }
+  zero_(): this {
+    native.inplace.zero(this.handle);
+    return this;
+  }
+  fill_(v: number): this {
+    native.inplace.fill(this.handle, v);
+    return this;
+  }
+  copy_(src: Tensor): this {
+    native.inplace.copy(this.handle, src.handle);
+    return this;
+  }
   /** this += alpha * other (other may be a scalar). */
   add_(other: Tensor | Scalar, alpha = 1): this {
     if (typeof other === 'number') native.inplace.addScalar(this.handle, other * alpha);
     else native.inplace.add(this.handle, other.handle, alpha);
     return this;
   }
-  sub_(other: Tensor, alpha = 1): this { native.inplace.sub(this.handle, other.handle, alpha); return this; }
+  sub_(other: Tensor, alpha = 1): this {
+    native.inplace.sub(this.handle, other.handle, alpha);
+    return this;
+  }
   mul_(other: Tensor | Scalar): this {
     if (typeof other === 'number') native.inplace.mulScalar(this.handle, other);
     else native.inplace.mul(this.handle, other.handle);
@@ -398,18 +495,48 @@ export class Tensor implements Disposable {
     else native.inplace.div(this.handle, other.handle);
     return this;
   }
-  sqrt_(): this { native.inplace.sqrt(this.handle); return this; }
-  relu_(): this { native.inplace.relu(this.handle); return this; }
-  clamp_(min: number, max: number): this { native.inplace.clamp(this.handle, min, max); return this; }
-  clampMin_(min: number): this { native.inplace.clampMin(this.handle, min); return this; }
-  lerp_(end: Tensor, weight: number): this { native.inplace.lerp(this.handle, end.handle, weight); return this; }
+  sqrt_(): this {
+    native.inplace.sqrt(this.handle);
+    return this;
+  }
+  relu_(): this {
+    native.inplace.relu(this.handle);
+    return this;
+  }
+  clamp_(min: number, max: number): this {
+    native.inplace.clamp(this.handle, min, max);
+    return this;
+  }
+  clampMin_(min: number): this {
+    native.inplace.clampMin(this.handle, min);
+    return this;
+  }
+  lerp_(end: Tensor, weight: number): this {
+    native.inplace.lerp(this.handle, end.handle, weight);
+    return this;
+  }
   /** this += value * a * b */
-  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.inplace.addcmul(this.handle, a.handle, b.handle, value); return this; }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this {
+    native.inplace.addcmul(this.handle, a.handle, b.handle, value);
+    return this;
+  }
   /** this += value * a / b */
-  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.inplace.addcdiv(this.handle, a.handle, b.handle, value); return this; }
-  normal_(mean = 0, std = 1): this { native.inplace.normal(this.handle, mean, std); return this; }
-  uniform_(low = 0, high = 1): this { native.inplace.uniform(this.handle, low, high); return this; }
-  bernoulli_(p: number): this { native.inplace.bernoulli(this.handle, p); return this; }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this {
+    native.inplace.addcdiv(this.handle, a.handle, b.handle, value);
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    native.inplace.normal(this.handle, mean, std);
+    return this;
+  }
+  uniform_(low = 0, high = 1): this {
+    native.inplace.uniform(this.handle, low, high);
+    return this;
+  }
+  bernoulli_(p: number): this {
+    native.inplace.bernoulli(this.handle, p);
+    return this;
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -106,7 +106,13 @@ class Acc {
   recoveredTop5 = 0;
   stats(): ReconstructionStats {
     const d = this.count || 1;
-    return { count: this.count, accuracy: this.correct / d, top5: this.top5 / d, recovery: this.recovered / d, recoveryTop5: this.recoveredTop5 / d };
+    return {
+      count: this.count,
+      accuracy: this.correct / d,
+      top5: this.top5 / d,
+      recovery: this.recovered / d,
+      recoveryTop5: this.recoveredTop5 / d,
+    };
   }
 }
 
@@ -127,7 +133,8 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
   const patterns = code.evaluationPatterns();
   if (patterns.length === 0) throw new Error(`evaluateCode: ${code.name} reports no erasure patterns to evaluate`);
   for (const p of patterns) {
-    if (p.length !== code.n) throw new Error(`evaluateCode: ${code.name} reported pattern ${patternString(p)} of length ${p.length}, expected n = ${code.n}`);
+    if (p.length !== code.n)
+      throw new Error(`evaluateCode: ${code.name} reported pattern ${patternString(p)} of length ${p.length}, expected n = ${code.n}`);
   }
   const sampler = new GroupSampler({ size: test.size, k: code.k, groupsPerBatch: batchGroups, seed: o.seed ?? 1 });
   const totalGroups = sampler.groupsPerEpoch;
@@ -157,14 +164,19 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
           const G = batch.groups;
           const labels = g.labels.toList(); // [G * k], group-major
           const queries = code.encode(x);
-          if (queries.length !== code.n) throw new Error(`${code.name}: encode() returned ${queries.length} coded queries, expected n = ${code.n}`);
+          if (queries.length !== code.n)
+            throw new Error(`${code.name}: encode() returned ${queries.length} coded queries, expected n = ${code.n}`);
           const outputs = queries.map((q) => runQuery(workers, q));
           // the base model's outputs on the originals: [G, k, C]
           let base: Tensor;
           if (code.systematic) base = stack(outputs.slice(0, k), 1);
           else base = workers.base.forward(x.flatten(0, 1)).reshape([G, k, -1]);
-          if (base.shape[2] !== classes) throw new Error(`evaluateCode: the base model outputs ${base.shape[2]} values per query, expected ${classes} classes`);
-          const baseSorted = base.reshape([G * k, classes]).sort(1, true).indices.toList(); // [G*k*C]
+          if (base.shape[2] !== classes)
+            throw new Error(`evaluateCode: the base model outputs ${base.shape[2]} values per query, expected ${classes} classes`);
+          const baseSorted = base
+            .reshape([G * k, classes])
+            .sort(1, true)
+            .indices.toList(); // [G*k*C]
           const basePred = new Int32Array(G * k);
           for (let i = 0; i < G * k; i++) {
             basePred[i] = baseSorted[i * classes];
@@ -244,10 +256,15 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
     e.patterns++;
     byMissingMap.set(m, e);
   });
-  const byMissing = [...byMissingMap].sort((a, b) => a[0] - b[0]).map(([missing, e]) => ({ missing, patterns: e.patterns, ...e.acc.stats() }));
+  const byMissing = [...byMissingMap]
+    .sort((a, b) => a[0] - b[0])
+    .map(([missing, e]) => ({ missing, patterns: e.patterns, ...e.acc.stats() }));
   const baseAccuracy = samples ? baseCorrect / samples : 0;
   const degraded = all.stats();
-  const overall = Array.from({ length: 21 }, (_, i) => i / 20).map((f) => ({ f, accuracy: overallAccuracy(baseAccuracy, degraded.accuracy, f) }));
+  const overall = Array.from({ length: 21 }, (_, i) => i / 20).map((f) => ({
+    f,
+    accuracy: overallAccuracy(baseAccuracy, degraded.accuracy, f),
+  }));
   const rc = ranks.count || 1;
   return {
     code: code.name,
@@ -282,7 +299,9 @@ export function formatCodeEvaluation(e: CodeEvaluation): string {
   const lines: string[] = [];
   lines.push(`### ${e.code} (${e.systematic ? 'systematic' : 'non-systematic'}, k = ${e.k}, r = ${e.r}, n = ${e.n})`);
   lines.push('');
-  lines.push(`${e.groups} coding groups, ${e.samples} test samples, ${e.classes} classes, ${e.degraded.count} reconstructions; ${e.seconds.toFixed(1)} s`);
+  lines.push(
+    `${e.groups} coding groups, ${e.samples} test samples, ${e.classes} classes, ${e.degraded.count} reconstructions; ${e.seconds.toFixed(1)} s`,
+  );
   lines.push('');
   lines.push('| metric | value |');
   lines.push('|---|---|');
@@ -295,25 +314,34 @@ export function formatCodeEvaluation(e: CodeEvaluation): string {
   lines.push(`| default-prediction baseline (1/classes) | ${pct(e.defaultBaseline)} |`);
   lines.push(`| recovery when base right (${e.byBaseCorrect.baseCorrect.count}) | ${pct(e.byBaseCorrect.baseCorrect.recovery)} |`);
   lines.push(`| recovery when base wrong (${e.byBaseCorrect.baseWrong.count}) | ${pct(e.byBaseCorrect.baseWrong.recovery)} |`);
-  lines.push(`| wrong recoveries: rank 2 / 3 / other in base output (${e.wrongRanks.count}) | ${pct(e.wrongRanks.rank2)} / ${pct(e.wrongRanks.rank3)} / ${pct(e.wrongRanks.other)} |`);
-  for (const f of [0.01, 0.05, 0.1, 0.5, 1]) lines.push(`| A_o(f = ${f}) | ${pct(overallAccuracy(e.baseAccuracy, e.degraded.accuracy, f))} |`);
+  lines.push(
+    `| wrong recoveries: rank 2 / 3 / other in base output (${e.wrongRanks.count}) | ${pct(e.wrongRanks.rank2)} / ${pct(e.wrongRanks.rank3)} / ${pct(e.wrongRanks.other)} |`,
+  );
+  for (const f of [0.01, 0.05, 0.1, 0.5, 1])
+    lines.push(`| A_o(f = ${f}) | ${pct(overallAccuracy(e.baseAccuracy, e.degraded.accuracy, f))} |`);
   lines.push('');
   lines.push(`| ${e.systematic ? 'missing outputs' : 'stragglers'} | patterns | reconstructions | A_d | top-5 | recovery |`);
   lines.push('|---|---|---|---|---|---|');
-  for (const m of e.byMissing) lines.push(`| ${m.missing} | ${m.patterns} | ${m.count} | ${pct(m.accuracy)} | ${pct(m.top5)} | ${pct(m.recovery)} |`);
+  for (const m of e.byMissing)
+    lines.push(`| ${m.missing} | ${m.patterns} | ${m.count} | ${pct(m.accuracy)} | ${pct(m.top5)} | ${pct(m.recovery)} |`);
   lines.push('');
   const infoKeys = [...new Set(e.patterns.flatMap((p) => Object.keys(p.info)))];
   lines.push(`| pattern | missing | A_d | top-5 | recovery | recovery top-5 |${infoKeys.map((k) => ` ${k} |`).join('')}`);
   lines.push(`|---|---|---|---|---|---|${infoKeys.map(() => '---|').join('')}`);
   for (const p of e.patterns) {
-    lines.push(`| ${p.pattern} | ${p.missing.join(',')} | ${pct(p.accuracy)} | ${pct(p.top5)} | ${pct(p.recovery)} | ${pct(p.recoveryTop5)} |` +
-      infoKeys.map((k) => ` ${p.info[k] === undefined ? '' : +p.info[k].toPrecision(4)} |`).join(''));
+    lines.push(
+      `| ${p.pattern} | ${p.missing.join(',')} | ${pct(p.accuracy)} | ${pct(p.top5)} | ${pct(p.recovery)} | ${pct(p.recoveryTop5)} |` +
+        infoKeys.map((k) => ` ${p.info[k] === undefined ? '' : +p.info[k].toPrecision(4)} |`).join(''),
+    );
   }
   return lines.join('\n');
 }
 
 /** The vega-lite spec of A_o(f) versus f for one or more evaluations (plus the base and default lines). */
-export function overallAccuracySpec(evals: readonly CodeEvaluation[], title = 'Overall accuracy A_o(f) = (1 - f) A_a + f A_d'): Record<string, unknown> {
+export function overallAccuracySpec(
+  evals: readonly CodeEvaluation[],
+  title = 'Overall accuracy A_o(f) = (1 - f) A_a + f A_d',
+): Record<string, unknown> {
   const values: { f: number; accuracy: number; series: string }[] = [];
   for (const e of evals) for (const p of e.overall) values.push({ f: p.f, accuracy: 100 * p.accuracy, series: e.code });
   if (evals.length > 0) {
@@ -354,7 +382,10 @@ export async function renderVegaLite(spec: Record<string, unknown>, svgPath: str
 }
 
 /** Write the A_o-versus-f plot as PREFIX.svg and PREFIX.png; returns the two paths. */
-export async function writeOverallAccuracyPlot(evals: CodeEvaluation | readonly CodeEvaluation[], prefix: string): Promise<{ svg: string; png: string }> {
+export async function writeOverallAccuracyPlot(
+  evals: CodeEvaluation | readonly CodeEvaluation[],
+  prefix: string,
+): Promise<{ svg: string; png: string }> {
   const list = Array.isArray(evals) ? (evals as readonly CodeEvaluation[]) : [evals as CodeEvaluation];
   const out = { svg: `${prefix}.svg`, png: `${prefix}.png` };
   await renderVegaLite(overallAccuracySpec(list), out.svg, out.png);

@@ -88,7 +88,8 @@ function median(v: number[]): number {
 const argmaxRows = (t: Tensor): Int32Array => Int32Array.from(t.argmax(-1).toList() as number[]);
 
 export function compareSchemes(o: CompareOptions): SchemeResult[] {
-  if (!(Number.isInteger(o.maxStragglers) && o.maxStragglers >= 0)) throw new RangeError(`compareSchemes: maxStragglers must be a non-negative integer, got ${o.maxStragglers}`);
+  if (!(Number.isInteger(o.maxStragglers) && o.maxStragglers >= 0))
+    throw new RangeError(`compareSchemes: maxStragglers must be a non-negative integer, got ${o.maxStragglers}`);
   return o.schemes.map((s, i) => {
     o.onScheme?.(s.label, i);
     return noGrad(() => compareOne(s, o));
@@ -98,11 +99,15 @@ export function compareSchemes(o: CompareOptions): SchemeResult[] {
 function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
   const k = s.kind === 'code' ? s.code.k : s.k;
   const n = s.kind === 'code' ? s.code.n : s.n;
-  if (s.kind === 'replication' && !(Number.isInteger(k) && k >= 1 && Number.isInteger(n) && n >= k)) throw new RangeError(`replication: need integers n >= k >= 1, got k = ${k}, n = ${n}`);
+  if (s.kind === 'replication' && !(Number.isInteger(k) && k >= 1 && Number.isInteger(n) && n >= k))
+    throw new RangeError(`replication: need integers n >= k >= 1, got k = ${k}, n = ${n}`);
   const device = o.device ?? 'cpu';
   const classes = o.classes;
   const sampler = new GroupSampler({ size: o.test.size, k, groupsPerBatch: o.batchGroups ?? 500, seed: o.seed ?? 1 });
-  const modules = s.kind === 'code' ? [s.workers.base, ...(s.workers.parity ?? []), ...[...(s.workers.workers?.values() ?? [])].flat(), ...s.code.modules().values()] : [o.base];
+  const modules =
+    s.kind === 'code'
+      ? [s.workers.base, ...(s.workers.parity ?? []), ...[...(s.workers.workers?.values() ?? [])].flat(), ...s.code.modules().values()]
+      : [o.base];
   const wasTraining = modules.map((m) => m.training);
   for (const m of modules) m.eval();
   o.base.eval();
@@ -126,7 +131,8 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
         const labels = g.labels.toList() as number[];
         if (groups === 0) macs = countSchemeMacs(s, o.base, x);
         const baseOut = o.base.forward(x.flatten(0, 1)); // [G k, C]
-        if (baseOut.shape[1] !== classes) throw new Error(`compare: the base model outputs ${baseOut.shape[1]} values per query, expected ${classes} classes`);
+        if (baseOut.shape[1] !== classes)
+          throw new Error(`compare: the base model outputs ${baseOut.shape[1]} values per query, expected ${classes} classes`);
         const basePred = argmaxRows(baseOut);
         for (let i = 0; i < G * k; i++) if (basePred[i] === labels[i]) baseCorrect++;
         samples += G * k;
@@ -151,7 +157,11 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
           const per = baseOut.reshape([G, k, classes]);
           const answers = Array.from({ length: k }, (_, j) => per.select(1, j));
           patterns.forEach((ps, st) => {
-            for (const p of ps) score(st, answers.map((t, j) => (p.some((a, w) => a && w % k === j) ? t : null)));
+            for (const p of ps)
+              score(
+                st,
+                answers.map((t, j) => (p.some((a, w) => a && w % k === j) ? t : null)),
+              );
           });
         } else {
           if (groups === 0) {
@@ -176,7 +186,10 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
                   score(st, d.outputs);
                 } else {
                   // undecodable: a systematic code still has the originals that arrived
-                  score(st, Array.from({ length: k }, (_, j) => (s.code.systematic && p[j] ? avail[j] : null)));
+                  score(
+                    st,
+                    Array.from({ length: k }, (_, j) => (s.code.systematic && p[j] ? avail[j] : null)),
+                  );
                 }
               });
             }
@@ -192,17 +205,21 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
   return {
     label: s.label,
     scheme: s.kind === 'code' ? s.code.name : n === k ? `none(k=${k})` : `replication(k=${k}, n=${n})`,
-    family, k, n,
+    family,
+    k,
+    n,
     workersPerQuery: n / k,
     extraMacsPerQuery: (macs.scheme - k * macs.base) / k,
     codingMacsPerQuery: macs.coding / k,
     baseMacsPerQuery: macs.base,
     encodeUsPerGroup: s.kind === 'code' && encodeUs.length > 0 ? median(encodeUs) : null,
     decodeUsPerGroup: s.kind === 'code' && decodeUs.length > 0 ? median(decodeUs) : null,
-    groups, samples,
+    groups,
+    samples,
     baseAccuracy: samples ? baseCorrect / samples : 0,
     byStragglers: acc.map((a, st) => ({
-      stragglers: st, patterns: patterns[st].length,
+      stragglers: st,
+      patterns: patterns[st].length,
       accuracy: a.answers ? a.correct / a.answers : 0,
       recovery: a.answers ? a.recovered / a.answers : 0,
       defaulted: a.answers ? a.defaulted / a.answers : 0,
@@ -228,7 +245,8 @@ function countSchemeMacs(s: Scheme, base: Module, x: Tensor): { base: number; sc
 // reporting
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-const num = (v: number) => (Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : Math.abs(v) >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : v.toFixed(0));
+const num = (v: number) =>
+  Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : Math.abs(v) >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : v.toFixed(0);
 const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
 
 export interface ComparisonSection {
@@ -245,27 +263,46 @@ export function formatComparison(sections: readonly ComparisonSection[], header 
     lines.push(`### K = ${sec.k}, N = ${sec.n}`);
     lines.push('');
     const base = sec.results[0];
-    if (base) lines.push(`${base.samples} test samples in ${base.groups} groups of ${sec.k}; base accuracy ${pct(base.baseAccuracy)}; F: ${num(base.baseMacsPerQuery)} MACs per query.`);
+    if (base)
+      lines.push(
+        `${base.samples} test samples in ${base.groups} groups of ${sec.k}; base accuracy ${pct(base.baseAccuracy)}; F: ${num(base.baseMacsPerQuery)} MACs per query.`,
+      );
     lines.push('');
     const sCols = Array.from({ length: smax + 1 }, (_, s) => `acc. s=${s}`);
-    lines.push(`| scheme | k | n | ${sCols.join(' | ')} | recovery (s=1..${smax}) | workers/query | extra MACs/query | coding MACs/query | encode µs/group | decode µs/group |`);
+    lines.push(
+      `| scheme | k | n | ${sCols.join(' | ')} | recovery (s=1..${smax}) | workers/query | extra MACs/query | coding MACs/query | encode µs/group | decode µs/group |`,
+    );
     lines.push(`|---|---|---|${sCols.map(() => '---|').join('')}---|---|---|---|---|---|`);
     for (const r of sec.results) {
       const late = r.byStragglers.filter((b) => b.stragglers >= 1);
       const rec = late.length ? late.reduce((a, b) => a + b.recovery, 0) / late.length : NaN;
-      lines.push(`| ${r.label} | ${r.k} | ${r.n} | ${r.byStragglers.map((b) => pct(b.accuracy) + (b.defaulted > 0 ? ` (${pct(b.defaulted)} def.)` : '')).join(' | ')} | ${Number.isNaN(rec) ? '—' : pct(rec)} | ${r.workersPerQuery.toFixed(2)} | ${num(r.extraMacsPerQuery)} | ${num(r.codingMacsPerQuery)} | ${us(r.encodeUsPerGroup)} | ${us(r.decodeUsPerGroup)} |`);
+      lines.push(
+        `| ${r.label} | ${r.k} | ${r.n} | ${r.byStragglers.map((b) => pct(b.accuracy) + (b.defaulted > 0 ? ` (${pct(b.defaulted)} def.)` : '')).join(' | ')} | ${Number.isNaN(rec) ? '—' : pct(rec)} | ${r.workersPerQuery.toFixed(2)} | ${num(r.extraMacsPerQuery)} | ${num(r.codingMacsPerQuery)} | ${us(r.encodeUsPerGroup)} | ${us(r.decodeUsPerGroup)} |`,
+      );
     }
     lines.push('');
   }
-  lines.push('s: stragglers (late workers), every pattern of s equally likely; accuracy of all k answers per group; a query that cannot be answered gets the default answer, credited 1/classes ("def." gives their share). Recovery: answer argmax equals the base model\'s, averaged over s = 1..N-K. Extra MACs: beyond one F per query (coding plus extra worker computation); coding MACs: encoding and decoding alone. Times: wall clock in this run, median per group over batches (and patterns).');
+  lines.push(
+    's: stragglers (late workers), every pattern of s equally likely; accuracy of all k answers per group; a query that cannot be answered gets the default answer, credited 1/classes ("def." gives their share). Recovery: answer argmax equals the base model\'s, averaged over s = 1..N-K. Extra MACs: beyond one F per query (coding plus extra worker computation); coding MACs: encoding and decoding alone. Times: wall clock in this run, median per group over batches (and patterns).',
+  );
   return lines.join('\n');
 }
 
 /** Vega-lite: accuracy versus stragglers, a line per scheme, a panel per (K, N). */
-export function comparisonSpec(sections: readonly ComparisonSection[], title = 'Accuracy of the k answers by number of stragglers'): Record<string, unknown> {
-  const values = sections.flatMap((sec) => sec.results.flatMap((r) => r.byStragglers.map((b) => ({
-    config: `K=${sec.k}, N=${sec.n}`, scheme: r.label, stragglers: b.stragglers, accuracy: 100 * b.accuracy,
-  }))));
+export function comparisonSpec(
+  sections: readonly ComparisonSection[],
+  title = 'Accuracy of the k answers by number of stragglers',
+): Record<string, unknown> {
+  const values = sections.flatMap((sec) =>
+    sec.results.flatMap((r) =>
+      r.byStragglers.map((b) => ({
+        config: `K=${sec.k}, N=${sec.n}`,
+        scheme: r.label,
+        stragglers: b.stragglers,
+        accuracy: 100 * b.accuracy,
+      })),
+    ),
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,

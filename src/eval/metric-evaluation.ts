@@ -73,7 +73,9 @@ export function evaluateCodeWithMetric(o: MetricEvaluationOptions): MetricEvalua
           const x = xs.reshape([G, k, ...xs.shape.slice(1)]);
           const baseOut = workers.base.forward(xs);
           baseSum += metric.scores(baseOut, ts).sum().item();
-          const def = tensor(Float32Array.from(o.defaultOutput), [1, o.defaultOutput.length]).expand([G * k, o.defaultOutput.length]).contiguous();
+          const def = tensor(Float32Array.from(o.defaultOutput), [1, o.defaultOutput.length])
+            .expand([G * k, o.defaultOutput.length])
+            .contiguous();
           defaultSum += metric.scores(def.reshape(baseOut.shape), ts).sum().item();
           const outputs = code.encode(x).map((q) => runQuery(workers, q));
           const tk = ts.reshape([G, k, ...ts.shape.slice(1)]);
@@ -105,11 +107,17 @@ export function evaluateCodeWithMetric(o: MetricEvaluationOptions): MetricEvalua
   });
   const all = per.reduce((a, b) => ({ sum: a.sum + b.sum, count: a.count + b.count }), { sum: 0, count: 0 });
   return {
-    code: code.name, k, n: code.n, metric: metric.name, samples,
+    code: code.name,
+    k,
+    n: code.n,
+    metric: metric.name,
+    samples,
     base: baseSum / samples,
     degraded: all.count ? all.sum / all.count : 0,
     reconstructions: all.count,
     defaultBaseline: defaultSum / samples,
-    byMissing: [...byMissingMap].sort((a, b) => a[0] - b[0]).map(([missing, e]) => ({ missing, patterns: e.patterns, count: e.count, score: e.count ? e.sum / e.count : 0 })),
+    byMissing: [...byMissingMap]
+      .sort((a, b) => a[0] - b[0])
+      .map(([missing, e]) => ({ missing, patterns: e.patterns, count: e.count, score: e.count ? e.sum / e.count : 0 })),
   };
 }

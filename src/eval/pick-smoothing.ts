@@ -91,7 +91,12 @@ export function pickSmoothing(o: PickSmoothingOptions): SmoothingPick {
           });
         }
         codes.forEach((code, ci) => {
-          const t: SmoothingTrial = { lambdaEnc, lambdaDec: code.lambdaDec, accuracy: correct[ci] / answers, recovery: recovered[ci] / answers };
+          const t: SmoothingTrial = {
+            lambdaEnc,
+            lambdaDec: code.lambdaDec,
+            accuracy: correct[ci] / answers,
+            recovery: recovered[ci] / answers,
+          };
           trials.push(t);
           o.onTrial?.(t);
         });

@@ -16,7 +16,13 @@ export interface TaskMetric {
 
 export const classificationAccuracy: TaskMetric = {
   name: 'accuracy',
-  scores: (outputs, labels) => tidy(() => outputs.argmax(-1).eq(labels.reshape([-1])).float()),
+  scores: (outputs, labels) =>
+    tidy(() =>
+      outputs
+        .argmax(-1)
+        .eq(labels.reshape([-1]))
+        .float(),
+    ),
 };
 
 /** IoU of boxes a [B, 4] and b [B, 4] (x0, y0, x1, y1), per row. */
@@ -26,9 +32,19 @@ export function boxIoU(a: Tensor, b: Tensor): Tensor {
   }
   return tidy(() => {
     const col = (t: Tensor, i: number) => t.select(1, i);
-    const area = (t: Tensor) => col(t, 2).sub(col(t, 0)).clamp(0).mul(col(t, 3).sub(col(t, 1)).clamp(0));
-    const iw = col(a, 2).minimum(col(b, 2)).sub(col(a, 0).maximum(col(b, 0))).clamp(0);
-    const ih = col(a, 3).minimum(col(b, 3)).sub(col(a, 1).maximum(col(b, 1))).clamp(0);
+    const area = (t: Tensor) =>
+      col(t, 2)
+        .sub(col(t, 0))
+        .clamp(0)
+        .mul(col(t, 3).sub(col(t, 1)).clamp(0));
+    const iw = col(a, 2)
+      .minimum(col(b, 2))
+      .sub(col(a, 0).maximum(col(b, 0)))
+      .clamp(0);
+    const ih = col(a, 3)
+      .minimum(col(b, 3))
+      .sub(col(a, 1).maximum(col(b, 1)))
+      .clamp(0);
     const inter = iw.mul(ih);
     const union = area(a).add(area(b)).sub(inter);
     return inter.div(union.clamp(1e-12));

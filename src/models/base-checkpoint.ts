@@ -62,11 +62,12 @@ export interface RecordedBase {
  * exists with the recorded SHA-256 wins. Throws, naming every place looked, when none does.
  */
 export function resolveRecordedBase(codePath: string, rec: RecordedBase, explicit?: string): string {
-  const candidates = explicit !== undefined
-    ? [explicit]
-    : isAbsolute(rec.path)
-      ? [rec.path, resolve(dirname(codePath), basename(rec.path))]
-      : [resolve(dirname(codePath), rec.path), resolve(dirname(codePath), basename(rec.path)), resolve(rec.path)];
+  const candidates =
+    explicit !== undefined
+      ? [explicit]
+      : isAbsolute(rec.path)
+        ? [rec.path, resolve(dirname(codePath), basename(rec.path))]
+        : [resolve(dirname(codePath), rec.path), resolve(dirname(codePath), basename(rec.path)), resolve(rec.path)];
   const looked = [...new Set(candidates)];
   const mismatched: { path: string; sha: string }[] = [];
   for (const c of looked) {
@@ -78,10 +79,16 @@ export function resolveRecordedBase(codePath: string, rec: RecordedBase, explici
   const want = `sha256 ${rec.sha256.slice(0, 12)}…`;
   if (mismatched.length > 0) {
     const m = mismatched.map((x) => `${x.path} differs (sha256 ${x.sha.slice(0, 12)}…)`).join(', ');
-    throw new BaseMismatchError(`${codePath}: it was trained for base checkpoint ${rec.path} (${want}), but ${m}; ` +
-      (explicit !== undefined ? 'retrain it for this base model, or pass the base checkpoint it was trained for' : 'pass --base CKPT with the base checkpoint it was trained for'));
+    throw new BaseMismatchError(
+      `${codePath}: it was trained for base checkpoint ${rec.path} (${want}), but ${m}; ` +
+        (explicit !== undefined
+          ? 'retrain it for this base model, or pass the base checkpoint it was trained for'
+          : 'pass --base CKPT with the base checkpoint it was trained for'),
+    );
   }
-  throw new Error(`${codePath}: its base checkpoint ${rec.path} (${want}) was not found (looked in ${looked.join(', ')}); pass --base CKPT`);
+  throw new Error(
+    `${codePath}: its base checkpoint ${rec.path} (${want}) was not found (looked in ${looked.join(', ')}); pass --base CKPT`,
+  );
 }
 
 /** A base checkpoint exists but is not the one a code was trained for. */
@@ -99,7 +106,9 @@ export function loadBaseCheckpoint(path: string): { model: Module; meta: BaseChe
   try {
     const meta = ck.metadata as Partial<BaseCheckpointMeta>;
     if (meta.kind !== 'base' || !meta.dataset || !meta.model || !meta.input || !Array.isArray(meta.classes)) {
-      throw new Error(`${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`);
+      throw new Error(
+        `${path} is not a base-model checkpoint from \`coded train base\` (its metadata lacks kind/dataset/model/input/classes)`,
+      );
     }
     const model = buildModel(meta.model, { ...meta.input, classes: meta.classes.length });
     try {
@@ -113,7 +122,15 @@ export function loadBaseCheckpoint(path: string): { model: Module; meta: BaseChe
     return {
       model,
       meta: m,
-      identity: { path, sha256: fileSha256(path), dataset: m.dataset, model: m.model, input: m.input, classes: m.classes.length, ...preprocessingField(m) },
+      identity: {
+        path,
+        sha256: fileSha256(path),
+        dataset: m.dataset,
+        model: m.model,
+        input: m.input,
+        classes: m.classes.length,
+        ...preprocessingField(m),
+      },
     };
   } finally {
     for (const t of all) t.dispose();

@@ -30,16 +30,23 @@ export function loadBaseModel(path: string, o: { inputShape?: number[]; dataset?
     return { model: b.model, identity: b.identity, classes: b.meta.classes.length, format: 'checkpoint' };
   }
   const shape = o.inputShape;
-  if (shape === undefined) throw new Error(`${path}: TorchScript files do not record their input shape; pass --input-shape CxHxW (e.g. 3x32x32)`);
-  if (shape.length !== 3) throw new Error(`${path}: --input-shape ${shape.join('x')}: coded training takes image-shaped inputs CxHxW (3 dimensions) for now`);
+  if (shape === undefined)
+    throw new Error(`${path}: TorchScript files do not record their input shape; pass --input-shape CxHxW (e.g. 3x32x32)`);
+  if (shape.length !== 3)
+    throw new Error(`${path}: --input-shape ${shape.join('x')}: coded training takes image-shaped inputs CxHxW (3 dimensions) for now`);
   const model = TorchScriptModule.load(path);
   try {
     model.eval();
     const out = tidy(() => noGrad(() => model.forward(zeros([1, ...shape])).shape));
-    if (out.length !== 2) throw new Error(`${path}: F returns [${out.join(', ')}] for one example; coding needs [batch, outputs] (logits or regression outputs)`);
+    if (out.length !== 2)
+      throw new Error(
+        `${path}: F returns [${out.join(', ')}] for one example; coding needs [batch, outputs] (logits or regression outputs)`,
+      );
     const input = { channels: shape[0], height: shape[1], width: shape[2] };
     return {
-      model, classes: out[1], format: 'torchscript',
+      model,
+      classes: out[1],
+      format: 'torchscript',
       identity: { path, sha256: fileSha256(path), dataset: o.dataset ?? 'tensors-file', model: 'torchscript', input, classes: out[1] },
     };
   } catch (e) {

@@ -40,7 +40,7 @@ export const MODELS: ModelEntry[] = [
   },
   {
     name: 'base-mlp',
-    description: 'Base-MLP: fully connected 784-200-100-10 with ReLU (the papers\' MNIST-family model)',
+    description: "Base-MLP: fully connected 784-200-100-10 with ReLU (the papers' MNIST-family model)",
     accepts: () => true,
     build: (s) => applyPaperInit(new BaseMLP({ inFeatures: features(s), numClasses: s.classes })),
     init: 'paper',
@@ -61,14 +61,16 @@ export const MODELS: ModelEntry[] = [
   },
   {
     name: 'resnet18',
-    description: 'ResNet-18: 1x28x28 three-stage variant (MNIST family), 3x32x32 four-stage variant (CIFAR), or torchvision\'s ImageNet architecture (7x7 stride-2 stem + max-pool) for other 3xHxW inputs, e.g. 3x224x224',
+    description:
+      "ResNet-18: 1x28x28 three-stage variant (MNIST family), 3x32x32 four-stage variant (CIFAR), or torchvision's ImageNet architecture (7x7 stride-2 stem + max-pool) for other 3xHxW inputs, e.g. 3x224x224",
     accepts: (s) => grey28(s) || rgb32(s) || rgbLarge(s),
     build: (s) => new ResNet18(grey28(s) ? 'mnist' : rgb32(s) ? 'cifar' : 'imagenet', s.classes),
     init: 'pytorch-default',
   },
   {
     name: 'resnet152',
-    description: 'ResNet-152 (Bottleneck blocks [3, 8, 36, 3]): CIFAR variant for 3x32x32, torchvision\'s ImageNet architecture for other 3xHxW inputs, e.g. 3x224x224',
+    description:
+      "ResNet-152 (Bottleneck blocks [3, 8, 36, 3]): CIFAR variant for 3x32x32, torchvision's ImageNet architecture for other 3xHxW inputs, e.g. 3x224x224",
     accepts: (s) => rgb32(s) || rgbLarge(s),
     build: (s) => new ResNet152(s.classes, rgb32(s) ? 'cifar' : 'imagenet'),
     init: 'pytorch-default',
@@ -87,7 +89,8 @@ function mlpEntry(name: string): ModelEntry | undefined {
   const m = MLP_PATTERN.exec(name);
   if (m === null) return undefined;
   const hidden = m[1].split(',').map(Number);
-  if (hidden.some((w) => w < 1 || w > 1 << 16)) throw new Error(`model '${name}': hidden widths must be between 1 and 65536 (${MLP_FAMILY})`);
+  if (hidden.some((w) => w < 1 || w > 1 << 16))
+    throw new Error(`model '${name}': hidden widths must be between 1 and 65536 (${MLP_FAMILY})`);
   const dropout = m[2] === undefined ? 0 : Number(m[2]);
   if (!(dropout >= 0 && dropout < 1)) throw new Error(`model '${name}': dropout must be in [0, 1), got ${m[2]} (${MLP_FAMILY})`);
   return {

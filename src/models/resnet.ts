@@ -73,7 +73,14 @@ export class BasicBlock extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    const residual = pipe(x, (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu, (t) => this.conv2.forward(t), (t) => this.bn2.forward(t));
+    const residual = pipe(
+      x,
+      (t) => this.conv1.forward(t),
+      (t) => this.bn1.forward(t),
+      relu,
+      (t) => this.conv2.forward(t),
+      (t) => this.bn2.forward(t),
+    );
     return addShortcutRelu(residual, x, this.shortcut);
   }
 }
@@ -106,9 +113,14 @@ export class Bottleneck extends Module implements Block {
   forward(x: Tensor): Tensor {
     const residual = pipe(
       x,
-      (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu,
-      (t) => this.conv2.forward(t), (t) => this.bn2.forward(t), relu,
-      (t) => this.conv3.forward(t), (t) => this.bn3.forward(t),
+      (t) => this.conv1.forward(t),
+      (t) => this.bn1.forward(t),
+      relu,
+      (t) => this.conv2.forward(t),
+      (t) => this.bn2.forward(t),
+      relu,
+      (t) => this.conv3.forward(t),
+      (t) => this.bn3.forward(t),
     );
     return addShortcutRelu(residual, x, this.shortcut);
   }
@@ -141,13 +153,17 @@ export class ResNet extends Module {
     if (numBlocks.length !== stages) {
       throw new RangeError(`ResNet '${variant}' has ${stages} stages, got ${numBlocks.length} block counts [${numBlocks.join(', ')}]`);
     }
-    if (numBlocks.some((n) => !(Number.isInteger(n) && n >= 1))) throw new RangeError(`ResNet: block counts must be positive integers, got [${numBlocks.join(', ')}]`);
+    if (numBlocks.some((n) => !(Number.isInteger(n) && n >= 1)))
+      throw new RangeError(`ResNet: block counts must be positive integers, got [${numBlocks.join(', ')}]`);
     this.variant = variant;
     this.inChannels = variant === 'mnist' ? 1 : 3;
     this.numClasses = numClasses;
     const Block = block === 'basic' ? BasicBlock : Bottleneck;
     const stem = variant === 'imagenet' ? { kernel: 7, stride: 2, padding: 3 } : { kernel: 3, stride: 1, padding: 1 };
-    this.conv1 = this.registerModule('conv1', new Conv2d(this.inChannels, 64, stem.kernel, { stride: stem.stride, padding: stem.padding, bias: false }));
+    this.conv1 = this.registerModule(
+      'conv1',
+      new Conv2d(this.inChannels, 64, stem.kernel, { stride: stem.stride, padding: stem.padding, bias: false }),
+    );
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(64));
     let inPlanes = 64;
     this.stages = [];
@@ -167,10 +183,14 @@ export class ResNet extends Module {
   forward(x: Tensor): Tensor {
     return pipe(
       x,
-      (t) => this.conv1.forward(t), (t) => this.bn1.forward(t), relu,
+      (t) => this.conv1.forward(t),
+      (t) => this.bn1.forward(t),
+      relu,
       ...(this.variant === 'imagenet' ? [(t: Tensor) => maxPool2d(t, 3, { stride: 2, padding: 1 })] : []),
       ...this.stages.map((stage) => (t: Tensor) => stage.forward(t)),
-      (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), (t) => this.linear.forward(t),
+      (t) => adaptiveAvgPool2d(t, 1),
+      (t) => t.flatten(1),
+      (t) => this.linear.forward(t),
     );
   }
 }

@@ -29,7 +29,8 @@ class SubmoduleTensors extends Module {
 }
 
 /** Where a TorchScript file's error message tells the user how to make one. */
-const HOW_TO_SAVE = 'save the model with torch.jit.trace(model.eval(), example_input).save(PATH) or torch.jit.script(model).save(PATH) (torch.save(model) or a state dict is not TorchScript)';
+const HOW_TO_SAVE =
+  'save the model with torch.jit.trace(model.eval(), example_input).save(PATH) or torch.jit.script(model).save(PATH) (torch.save(model) or a state dict is not TorchScript)';
 
 export class TorchScriptError extends Error {
   constructor(message: string) {
@@ -42,7 +43,10 @@ export class TorchScriptModule extends Module {
   private jit: JitHandle | null;
   private readonly tree = new SubmoduleTensors();
 
-  private constructor(handle: JitHandle, readonly path: string) {
+  private constructor(
+    handle: JitHandle,
+    readonly path: string,
+  ) {
     super();
     this.jit = handle;
     const [pNames, pHandles] = native.jitParameters(handle);
@@ -112,15 +116,28 @@ export class TorchScriptModule extends Module {
   forwardInputs(inputs: Tensor[]): Tensor {
     let outs: Tensor[];
     try {
-      outs = native.jitForward(this.handle, inputs.map((t) => t.handle)).map((h) => new Tensor(h));
+      outs = native
+        .jitForward(
+          this.handle,
+          inputs.map((t) => t.handle),
+        )
+        .map((h) => new Tensor(h));
     } catch (e) {
       const shapes = inputs.map((t) => `[${t.shape.join(', ')}]`).join(', ');
-      const why = (e as Error).message.replace(/^libtorch: /, '').split('\n').find((l) => /error|expected|size|shape|mismatch|must/i.test(l)) ?? (e as Error).message.split('\n')[0];
-      throw new TorchScriptError(`${this.path}: forward failed on input ${shapes}: ${why.trim()}. TorchScript files do not record their input shape: check --input-shape (per example, without the batch dimension)`);
+      const why =
+        (e as Error).message
+          .replace(/^libtorch: /, '')
+          .split('\n')
+          .find((l) => /error|expected|size|shape|mismatch|must/i.test(l)) ?? (e as Error).message.split('\n')[0];
+      throw new TorchScriptError(
+        `${this.path}: forward failed on input ${shapes}: ${why.trim()}. TorchScript files do not record their input shape: check --input-shape (per example, without the batch dimension)`,
+      );
     }
     if (outs.length !== 1) {
       for (const t of outs) t.dispose();
-      throw new TorchScriptError(`${this.path}: forward returned ${outs.length} tensors; a served or coded model must return one tensor (wrap the model so forward returns its logits)`);
+      throw new TorchScriptError(
+        `${this.path}: forward returned ${outs.length} tensors; a served or coded model must return one tensor (wrap the model so forward returns its logits)`,
+      );
     }
     return outs[0];
   }

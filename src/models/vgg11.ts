@@ -16,7 +16,11 @@ const CONFIG: (number | 'M')[] = [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M
 export class VGG11 extends Module {
   readonly features: Sequential;
   readonly classifier: Sequential;
-  constructor(readonly inChannels = 3, readonly numClasses = 10, readonly inputSize = 32) {
+  constructor(
+    readonly inChannels = 3,
+    readonly numClasses = 10,
+    readonly inputSize = 32,
+  ) {
     super();
     const layers: Module[] = [];
     let c = inChannels;
@@ -33,9 +37,16 @@ export class VGG11 extends Module {
       }
     }
     this.features = this.registerModule('features', new Sequential(...layers));
-    this.classifier = this.registerModule('classifier', new Sequential(new AdaptiveAvgPool2d(1), new Flatten(), new Linear(512, numClasses)));
+    this.classifier = this.registerModule(
+      'classifier',
+      new Sequential(new AdaptiveAvgPool2d(1), new Flatten(), new Linear(512, numClasses)),
+    );
   }
   forward(x: Tensor): Tensor {
-    return pipe(x, (t) => this.features.forward(t), (t) => this.classifier.forward(t));
+    return pipe(
+      x,
+      (t) => this.features.forward(t),
+      (t) => this.classifier.forward(t),
+    );
   }
 }

@@ -19,7 +19,10 @@ export class BatchNorm2d extends Module {
   readonly numBatchesTracked: Tensor | null;
   readonly eps: number;
   readonly momentum: number;
-  constructor(readonly numFeatures: number, { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true }: BatchNormOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true }: BatchNormOptions = {},
+  ) {
     super();
     this.eps = eps;
     this.momentum = momentum;

@@ -30,9 +30,14 @@ export function saveCheckpoint(path: string, module: Module, metadata: Checkpoin
 /** Thrown when a checkpoint holds NaN or infinite values: weights that cannot give meaningful outputs. */
 export class NonFiniteWeightsError extends Error {
   constructor(path: string, bad: { name: string; count: number; size: number }[]) {
-    const list = bad.slice(0, 5).map((b) => `${b.name} (${b.count} of ${b.size})`).join(', ');
-    super(`${path}: the checkpoint holds non-finite weights (NaN or infinite values) in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${list}${bad.length > 5 ? ', …' : ''}; ` +
-      'it is corrupt or its training diverged: use another checkpoint or train again (e.g. with a lower learning rate)');
+    const list = bad
+      .slice(0, 5)
+      .map((b) => `${b.name} (${b.count} of ${b.size})`)
+      .join(', ');
+    super(
+      `${path}: the checkpoint holds non-finite weights (NaN or infinite values) in ${bad.length} tensor${bad.length === 1 ? '' : 's'}: ${list}${bad.length > 5 ? ', …' : ''}; ` +
+        'it is corrupt or its training diverged: use another checkpoint or train again (e.g. with a lower learning rate)',
+    );
     this.name = 'NonFiniteWeightsError';
   }
 }

@@ -9,7 +9,8 @@ export class ModuleDict<M extends Module = Module> extends Module {
   private readonly items = new Map<string, M>();
   constructor(entries: Iterable<[string, M]> | Record<string, M> = []) {
     super();
-    const list = Symbol.iterator in Object(entries) ? [...(entries as Iterable<[string, M]>)] : Object.entries(entries as Record<string, M>);
+    const list =
+      Symbol.iterator in Object(entries) ? [...(entries as Iterable<[string, M]>)] : Object.entries(entries as Record<string, M>);
     for (const [k, m] of list) this.set(k, m);
   }
   set(name: string, m: M): this {

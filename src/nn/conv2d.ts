@@ -16,7 +16,12 @@ export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   readonly options: Required<Omit<Conv2dOptions, 'bias'>>;
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    o: Conv2dOptions = {},
+  ) {
     super();
     const groups = o.groups ?? 1;
     if (inChannels % groups !== 0 || outChannels % groups !== 0) {

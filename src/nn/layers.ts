@@ -16,7 +16,10 @@ export class Identity extends Module {
 }
 
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -25,7 +28,10 @@ export class Flatten extends Module {
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: Pair, readonly options: PoolOptions = {}) {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly options: PoolOptions = {},
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -34,7 +40,10 @@ export class MaxPool2d extends Module {
 }
 
 export class AvgPool2d extends Module {
-  constructor(readonly kernelSize: Pair, readonly options: PoolOptions & { countIncludePad?: boolean } = {}) {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly options: PoolOptions & { countIncludePad?: boolean } = {},
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {

@@ -7,7 +7,11 @@ import { Module } from './module.js';
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true }: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    { bias = true }: { bias?: boolean } = {},
+  ) {
     super();
     if (!(inFeatures > 0 && outFeatures > 0)) throw new RangeError(`Linear(${inFeatures}, ${outFeatures}): sizes must be positive`);
     this.weight = this.registerParameter('weight', kaimingUniform_(empty([outFeatures, inFeatures]), { a: Math.sqrt(5) }));

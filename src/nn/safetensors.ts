@@ -19,8 +19,10 @@ export class SafetensorsError extends Error {
  */
 export class SafetensorsDigestError extends Error {
   constructor(source: string, recorded: string, actual: string) {
-    super(`${source}: corrupt file: its tensor data does not match the SHA-256 digest recorded when it was saved ` +
-      `(recorded ${recorded.slice(0, 16)}…, now ${actual.slice(0, 16)}…); restore the file from a clean copy or produce it again`);
+    super(
+      `${source}: corrupt file: its tensor data does not match the SHA-256 digest recorded when it was saved ` +
+        `(recorded ${recorded.slice(0, 16)}…, now ${actual.slice(0, 16)}…); restore the file from a clean copy or produce it again`,
+    );
     this.name = 'SafetensorsDigestError';
   }
 }
@@ -57,7 +59,11 @@ export interface SafetensorsContent {
 }
 
 /** Serialize tensors (copied to CPU) and string metadata into safetensors bytes. */
-export function serializeSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, options: SerializeOptions = {}): Buffer {
+export function serializeSafetensors(
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+  options: SerializeOptions = {},
+): Buffer {
   const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))];
   const names = new Set<string>();
   const items = entries.map(([name, t]) => {
@@ -65,7 +71,8 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
     if (names.has(name)) throw new Error(`duplicate tensor name '${name}'`);
     names.add(name);
     const st = TO_ST[t.dtype];
-    if (st === undefined) throw new Error(`tensor '${name}': dtype ${t.dtype} cannot be saved (supported: ${Object.keys(TO_ST).join(', ')})`);
+    if (st === undefined)
+      throw new Error(`tensor '${name}': dtype ${t.dtype} cannot be saved (supported: ${Object.keys(TO_ST).join(', ')})`);
     const data = t.data();
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return { name, st, shape: t.shape, bytes, key: Buffer.from(name, 'utf8') };
@@ -87,11 +94,17 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
   // neither vanish into a prototype nor be reordered by JS object-key rules.
   const parts: string[] = [];
   if (Object.keys(metadata).length > 0) {
-    parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+    parts.push(
+      `"__metadata__":{${Object.entries(metadata)
+        .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`)
+        .join(',')}}`,
+    );
   }
   let offset = 0;
   for (const it of items) {
-    parts.push(`${JSON.stringify(it.name)}:${JSON.stringify({ dtype: it.st, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] })}`);
+    parts.push(
+      `${JSON.stringify(it.name)}:${JSON.stringify({ dtype: it.st, shape: it.shape, data_offsets: [offset, offset + it.bytes.length] })}`,
+    );
     offset += it.bytes.length;
   }
   let json = `{${parts.join(',')}}`;
@@ -106,11 +119,16 @@ export function serializeSafetensors(tensors: Map<string, Tensor> | Record<strin
 function typedView(bytes: Buffer, st: string): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array {
   const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength); // aligned copy
   switch (st) {
-    case 'F32': return new Float32Array(copy);
-    case 'F64': return new Float64Array(copy);
-    case 'I32': return new Int32Array(copy);
-    case 'I64': return new BigInt64Array(copy);
-    default: return new Uint8Array(copy);
+    case 'F32':
+      return new Float32Array(copy);
+    case 'F64':
+      return new Float64Array(copy);
+    case 'I32':
+      return new Int32Array(copy);
+    case 'I64':
+      return new BigInt64Array(copy);
+    default:
+      return new Uint8Array(copy);
   }
 }
 
@@ -120,7 +138,8 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   const n = buf.readBigUInt64LE(0);
   if (n > BigInt(MAX_HEADER)) throw new SafetensorsError(source, `header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
   const headerLen = Number(n);
-  if (8 + headerLen > buf.length) throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the ${buf.length}-byte file (truncated?)`);
+  if (8 + headerLen > buf.length)
+    throw new SafetensorsError(source, `header length ${headerLen} runs past the end of the ${buf.length}-byte file (truncated?)`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf.subarray(8, 8 + headerLen));
@@ -134,13 +153,15 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   } catch (e) {
     throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(source, 'header is not a JSON object');
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    throw new SafetensorsError(source, 'header is not a JSON object');
   const data = buf.subarray(8 + headerLen);
   const metadata: Record<string, string> = {};
   const specs: { name: string; st: string; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError(source, '__metadata__ must be an object of strings');
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        throw new SafetensorsError(source, '__metadata__ must be an object of strings');
       for (const [k, s] of Object.entries(v)) {
         if (typeof s !== 'string') throw new SafetensorsError(source, `__metadata__.${k} is not a string`);
         Object.defineProperty(metadata, k, { value: s, enumerable: true, writable: true, configurable: true }); // safe for "__proto__"
@@ -151,15 +172,23 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
     if (e === null || typeof e !== 'object') throw new SafetensorsError(source, `entry '${name}' is not an object`);
     if (typeof e.dtype !== 'string') throw new SafetensorsError(source, `entry '${name}' has no dtype`);
     const kind = FROM_ST[e.dtype];
-    if (kind === undefined) throw new SafetensorsError(source, `entry '${name}' has dtype ${e.dtype}, which this reader does not support (${Object.keys(FROM_ST).join(', ')})`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(source, `entry '${name}' has an invalid shape`);
+    if (kind === undefined)
+      throw new SafetensorsError(
+        source,
+        `entry '${name}' has dtype ${e.dtype}, which this reader does not support (${Object.keys(FROM_ST).join(', ')})`,
+      );
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(source, `entry '${name}' has an invalid shape`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
       throw new SafetensorsError(source, `entry '${name}' has invalid data_offsets`);
     }
     const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
     if (off[1] - off[0] !== numel * kind.bytes) {
-      throw new SafetensorsError(source, `entry '${name}': shape [${(e.shape as number[]).join(', ')}] needs ${numel * kind.bytes} bytes, data_offsets span ${off[1] - off[0]}`);
+      throw new SafetensorsError(
+        source,
+        `entry '${name}': shape [${(e.shape as number[]).join(', ')}] needs ${numel * kind.bytes} bytes, data_offsets span ${off[1] - off[0]}`,
+      );
     }
     specs.push({ name, st: e.dtype, shape: e.shape as number[], begin: off[0], end: off[1] });
   }
@@ -167,12 +196,19 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
   const sorted = [...specs].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
   for (const s of sorted) {
-    if (s.begin > pos) throw new SafetensorsError(source, `entry '${s.name}' starts at data byte ${s.begin}, leaving a hole after byte ${pos}`);
-    if (s.begin < pos) throw new SafetensorsError(source, `entry '${s.name}' starts at data byte ${s.begin}, overlapping the tensor that ends at byte ${pos}`);
+    if (s.begin > pos)
+      throw new SafetensorsError(source, `entry '${s.name}' starts at data byte ${s.begin}, leaving a hole after byte ${pos}`);
+    if (s.begin < pos)
+      throw new SafetensorsError(
+        source,
+        `entry '${s.name}' starts at data byte ${s.begin}, overlapping the tensor that ends at byte ${pos}`,
+      );
     pos = s.end;
   }
-  if (pos < data.length) throw new SafetensorsError(source, `${data.length - pos} trailing bytes after the ${pos} data bytes the header describes`);
-  if (pos > data.length) throw new SafetensorsError(source, `truncated: the header describes ${pos} data bytes but the file holds ${data.length}`);
+  if (pos < data.length)
+    throw new SafetensorsError(source, `${data.length - pos} trailing bytes after the ${pos} data bytes the header describes`);
+  if (pos > data.length)
+    throw new SafetensorsError(source, `truncated: the header describes ${pos} data bytes but the file holds ${data.length}`);
   const recorded = metadata[DATA_DIGEST_KEY];
   if (recorded !== undefined) {
     const actual = createHash('sha256').update(data).digest('hex');
@@ -187,7 +223,12 @@ export function parseSafetensors(buf: Buffer, source = 'buffer'): SafetensorsCon
 }
 
 /** Write atomically (temp file, fsync, then rename): a crash never leaves a partial file. */
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, options: SerializeOptions = {}): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+  options: SerializeOptions = {},
+): void {
   const bytes = serializeSafetensors(tensors, metadata, options);
   const tmp = `${path}.tmp-${process.pid}`;
   let created = false;

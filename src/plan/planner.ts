@@ -43,8 +43,17 @@ export function baseInstancesFor(rate: number, service: ServiceTime, stragglers:
 export function candidates(p: PlanInput): Scenario[] {
   const B = p.base ?? baseInstancesFor(p.rate, p.service, p.stragglers);
   const common = {
-    rate: p.rate, queries: p.queries, warmup: Math.min(1000, Math.floor(p.queries / 10)), seed: p.seed, service: p.service, stragglers: p.stragglers,
-    sloMs: p.sloMs, decodeDeadlineMs: p.decodeDeadlineMs, maxWaitMs: p.maxWaitMs, parityDelayMs: 0, concurrency: 1,
+    rate: p.rate,
+    queries: p.queries,
+    warmup: Math.min(1000, Math.floor(p.queries / 10)),
+    seed: p.seed,
+    service: p.service,
+    stragglers: p.stragglers,
+    sloMs: p.sloMs,
+    decodeDeadlineMs: p.decodeDeadlineMs,
+    maxWaitMs: p.maxWaitMs,
+    parityDelayMs: 0,
+    concurrency: 1,
   };
   const out: Scenario[] = [{ ...common, mode: 'none', base: B, parity: 0, hedgeMs: null, fallback: false }];
   out.push({ ...common, mode: 'none', base: B, parity: 0, hedgeMs: p.hedgeMs, fallback: false });
@@ -69,7 +78,8 @@ export function candidates(p: PlanInput): Scenario[] {
 
 export function describe(s: Scenario): string {
   const n = s.mode === 'none' ? s.base : s.base + s.parity;
-  if (s.mode === 'coded') return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ', lone queries copied' : ''}, ${s.base} + ${s.parity}`;
+  if (s.mode === 'coded')
+    return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ', lone queries copied' : ''}, ${s.base} + ${s.parity}`;
   if (s.mode === 'replication') return `replication, ${n} (2 copies)`;
   const hedge = s.hedgeMs !== null ? ` + hedging after ${s.hedgeMs} ms` : '';
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${hedge}, ${n}`;
@@ -80,10 +90,17 @@ export function plan(p: PlanInput, progress?: (done: number, total: number) => v
   const rows: PlanRow[] = [];
   cands.forEach((s, i) => {
     const result = simulate(s);
-    rows.push({ config: describe(s), scenario: s, result, meetsTarget: p.target === null ? null : result.latencyMs[p.target.percentile] <= p.target.ms });
+    rows.push({
+      config: describe(s),
+      scenario: s,
+      result,
+      meetsTarget: p.target === null ? null : result.latencyMs[p.target.percentile] <= p.target.ms,
+    });
     progress?.(i + 1, cands.length);
   });
-  const ok = rows.filter((r) => r.meetsTarget === true).sort((a, b) => a.result.instances - b.result.instances || a.result.requestsPerQuery - b.result.requestsPerQuery);
+  const ok = rows
+    .filter((r) => r.meetsTarget === true)
+    .sort((a, b) => a.result.instances - b.result.instances || a.result.requestsPerQuery - b.result.requestsPerQuery);
   return { rows, recommended: ok[0] ?? null };
 }
 

@@ -17,7 +17,8 @@ import { poissonSchedule } from '../serve/load-generator.js';
 import { SimulatedInstance } from './simulated-instance.js';
 import { sampleServiceTime, type ServiceTime } from './service-time.js';
 
-export type StragglerModel = Pick<FaultSpec, 'latency' | 'slowProb' | 'slowMs' | 'failProb'> & Partial<Pick<FaultSpec, 'slowPeriods' | 'trace'>>;
+export type StragglerModel = Pick<FaultSpec, 'latency' | 'slowProb' | 'slowMs' | 'failProb'> &
+  Partial<Pick<FaultSpec, 'slowPeriods' | 'trace'>>;
 
 export interface Scenario {
   mode: ServingMode;
@@ -86,11 +87,19 @@ export function instancesOf(s: Scenario): number {
 }
 
 /** Run one scenario to completion; deterministic for a given seed. */
-export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: number, latencyMs: number, r: QueryResult | Error) => void } = {}): SimResult {
+export function simulate(
+  s: Scenario,
+  opts: { onAnswer?: (i: number, arrivalMs: number, latencyMs: number, r: QueryResult | Error) => void } = {},
+): SimResult {
   const clock = new VirtualClock();
   const log = pino({ level: 'silent' });
   const inputShape = s.inputShape ?? [1, 28, 28];
-  const code = s.mode === 'coded' ? codeFromConfig(s.code as never) : s.mode === 'replication' ? codeFromConfig({ family: 'replication', k: 1, r: 1 }) : null;
+  const code =
+    s.mode === 'coded'
+      ? codeFromConfig(s.code as never)
+      : s.mode === 'replication'
+        ? codeFromConfig({ family: 'replication', k: 1, r: 1 })
+        : null;
   if (s.mode === 'coded' && s.code === undefined) throw new Error('a coded scenario needs a code');
   const codec = code === null ? null : timingCodec(code, inputShape);
   const sims: SimulatedInstance[] = [];
@@ -99,13 +108,24 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
     if (count < 1) throw new Error(`pool ${name} needs at least one instance (got ${count})`);
     const addrs = Array.from({ length: count }, () => `sim-${instanceNo++}`);
     const pool = new Pool({
-      name, model: 'm', addresses: addrs, inputName: 'input', policy: 'single-queue', concurrency: s.concurrency, maxQueue: 1 << 30,
-      healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1 << 30, log, clock,
+      name,
+      model: 'm',
+      addresses: addrs,
+      inputName: 'input',
+      policy: 'single-queue',
+      concurrency: s.concurrency,
+      maxQueue: 1 << 30,
+      healthIntervalMs: 1e9,
+      healthTimeoutMs: 1e9,
+      healthFailures: 1 << 30,
+      log,
+      clock,
       connect: (addr) => {
         const i = Number(addr.slice(4));
         const rng = new Rng(deriveSeed(s.seed, 'service', i));
         const sim = new SimulatedInstance({
-          clock, serviceMs: () => sampleServiceTime(s.service, () => rng.float()),
+          clock,
+          serviceMs: () => sampleServiceTime(s.service, () => rng.float()),
           faults: new FaultInjector({ crashAfter: 0, ...s.stragglers, seed: s.seed * 100 + i }),
         });
         sims.push(sim);
@@ -125,11 +145,24 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
     });
   } else pools.set('base', makePool('base', instancesOf(s)));
   const policy = new ServingPolicy({
-    mode: s.mode, codec, pools, clock, log, inputShape, defaultOutput: new Float32Array(0),
-    sloMs: s.sloMs, decodeDeadlineMs: s.decodeDeadlineMs, maxWaitMs: s.maxWaitMs, parityDelayMs: s.parityDelayMs,
-    onMiss: 'default', maxPendingQueries: Number.MAX_SAFE_INTEGER, maxAttempts: 2,
-    hedgeMs: s.mode === 'none' || s.mode === 'equal-resources' ? s.hedgeMs : null, fallback: s.mode === 'coded' && s.fallback,
-    copyBudget: s.copyBudget, singletonGroups: s.singletonGroups ?? 'pad',
+    mode: s.mode,
+    codec,
+    pools,
+    clock,
+    log,
+    inputShape,
+    defaultOutput: new Float32Array(0),
+    sloMs: s.sloMs,
+    decodeDeadlineMs: s.decodeDeadlineMs,
+    maxWaitMs: s.maxWaitMs,
+    parityDelayMs: s.parityDelayMs,
+    onMiss: 'default',
+    maxPendingQueries: Number.MAX_SAFE_INTEGER,
+    maxAttempts: 2,
+    hedgeMs: s.mode === 'none' || s.mode === 'equal-resources' ? s.hedgeMs : null,
+    fallback: s.mode === 'coded' && s.fallback,
+    copyBudget: s.copyBudget,
+    singletonGroups: s.singletonGroups ?? 'pad',
   });
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
   const total = s.warmup + s.queries;
@@ -158,7 +191,11 @@ export function simulate(s: Scenario, opts: { onAnswer?: (i: number, arrivalMs: 
   const span = clock.now();
   const busy = sims.reduce((a, x) => a + x.busyMs, 0);
   return {
-    label: scenarioLabel(s), instances: instancesOf(s), latencyMs, counts: { ...policy.counts }, measured,
+    label: scenarioLabel(s),
+    instances: instancesOf(s),
+    latencyMs,
+    counts: { ...policy.counts },
+    measured,
     requestsPerQuery: (requestsSent() - tasksAtWarmupEnd) / Math.max(1, s.queries),
     utilisation: busy / (sims.length * Math.max(1, span)),
   };

@@ -20,7 +20,11 @@ export class ServiceTimeWindow {
   private n = 0;
   private sum = 0;
 
-  constructor(window = 128, private readonly clipMs = Infinity, private readonly maxAgeMs = Infinity) {
+  constructor(
+    window = 128,
+    private readonly clipMs = Infinity,
+    private readonly maxAgeMs = Infinity,
+  ) {
     if (!(window >= 1)) throw new RangeError(`service-time window must be >= 1, got ${window}`);
     this.values = new Float64Array(window);
     this.times = new Float64Array(window);

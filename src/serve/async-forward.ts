@@ -83,13 +83,18 @@ export class AsyncForward {
     for (const [i, t] of [{ data, shape }, ...(side ?? [])].entries()) {
       const n = t.shape.reduce((a, b) => a * b, 1);
       if (!t.shape.every((d) => Number.isInteger(d) && d >= 0) || n !== t.data.length) {
-        return Promise.reject(new RangeError(`${i === 0 ? 'input' : `side input ${i - 1}`} of ${t.data.length} values does not match shape [${t.shape.join(', ')}]`));
+        return Promise.reject(
+          new RangeError(
+            `${i === 0 ? 'input' : `side input ${i - 1}`} of ${t.data.length} values does not match shape [${t.shape.join(', ')}]`,
+          ),
+        );
       }
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      const req: ForwardRequest = side !== undefined && side.length > 0 ? { type: 'forward', id, data, shape, side } : { type: 'forward', id, data, shape };
+      const req: ForwardRequest =
+        side !== undefined && side.length > 0 ? { type: 'forward', id, data, shape, side } : { type: 'forward', id, data, shape };
       this.worker.postMessage(req);
     });
   }

@@ -1,7 +1,14 @@
 // A small V2 gRPC client (raw tensor contents): used by the frontend to reach instances, by
 // the load generator and by tests.
 import * as grpc from '@grpc/grpc-js';
-import { floatsFromBytes, fromGrpcParams, grpcClientClass, grpcFlowControlWindow, type GrpcInferResponse, type GrpcParam } from './v2/grpc.js';
+import {
+  floatsFromBytes,
+  fromGrpcParams,
+  grpcClientClass,
+  grpcFlowControlWindow,
+  type GrpcInferResponse,
+  type GrpcParam,
+} from './v2/grpc.js';
 import type { ParamValue } from './v2/types.js';
 
 export interface ClientResult {
@@ -19,7 +26,8 @@ export interface RemoteModelMeta {
 }
 
 type Callback<T> = (e: grpc.ServiceError | null, r?: T) => void;
-type Raw = grpc.Client & Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<unknown>) => grpc.ClientUnaryCall>;
+type Raw = grpc.Client &
+  Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<unknown>) => grpc.ClientUnaryCall>;
 
 export class V2GrpcClient {
   private readonly client: Raw;
@@ -35,7 +43,9 @@ export class V2GrpcClient {
 
   private call<T>(method: string, req: unknown, timeoutMs: number, onCall?: (c: grpc.ClientUnaryCall) => void): Promise<T> {
     return new Promise((resolve, reject) => {
-      const c = this.client[method](req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (e, r) => (e ? reject(e) : resolve(r as T)));
+      const c = this.client[method](req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (e, r) =>
+        e ? reject(e) : resolve(r as T),
+      );
       onCall?.(c);
     });
   }
@@ -61,7 +71,11 @@ export class V2GrpcClient {
    * receives the call (for cancel()).
    */
   async infer(
-    model: string, inputName: string, data: Float32Array, shape: number[], timeoutMs: number,
+    model: string,
+    inputName: string,
+    data: Float32Array,
+    shape: number[],
+    timeoutMs: number,
     opts: { id?: string; onCall?: (c: grpc.ClientUnaryCall) => void; side?: { name: string; data: Float32Array; shape: number[] }[] } = {},
   ): Promise<ClientResult> {
     const all = [{ name: inputName, data, shape }, ...(opts.side ?? [])];
@@ -74,7 +88,8 @@ export class V2GrpcClient {
     const r = await this.call<GrpcInferResponse>('ModelInfer', req, timeoutMs, opts.onCall);
     const o = r.outputs[0];
     if (o === undefined) throw new Error(`${this.address}: response has no outputs`);
-    const d = r.raw_output_contents.length > 0 ? floatsFromBytes(r.raw_output_contents[0]) : Float32Array.from(o.contents?.fp32_contents ?? []);
+    const d =
+      r.raw_output_contents.length > 0 ? floatsFromBytes(r.raw_output_contents[0]) : Float32Array.from(o.contents?.fp32_contents ?? []);
     return { data: d, shape: o.shape.map(Number), parameters: fromGrpcParams(r.parameters) };
   }
 

@@ -28,7 +28,12 @@ export const FrontendConfigSchema = Type.Object(
     grpcPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     mode: Type.Union([Type.Literal('coded'), Type.Literal('equal-resources'), Type.Literal('replication'), Type.Literal('none')]),
     /** the code for mode coded: a code config ({family, k, r, ...}) */
-    code: Type.Optional(Type.Object({ family: Type.String(), k: Type.Integer({ minimum: 1 }), r: Type.Integer({ minimum: 0 }) }, { additionalProperties: true })),
+    code: Type.Optional(
+      Type.Object(
+        { family: Type.String(), k: Type.Integer({ minimum: 1 }), r: Type.Integer({ minimum: 0 }) },
+        { additionalProperties: true },
+      ),
+    ),
     /** or a code checkpoint written by training (config + learned modules) */
     codeCheckpoint: Type.Optional(Type.String()),
     pools: Type.Object(
@@ -84,7 +89,11 @@ export const FrontendConfigSchema = Type.Object(
      * SLO. minSamples (default 20): requests a pool must have served before its predictions count. */
     admission: Type.Optional(
       Type.Object(
-        { enabled: Type.Optional(Type.Boolean()), maxPredictedLatencyMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })), minSamples: Type.Optional(Type.Integer({ minimum: 0 })) },
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          maxPredictedLatencyMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          minSamples: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -109,7 +118,11 @@ export const FrontendConfigSchema = Type.Object(
     ),
     health: Type.Optional(
       Type.Object(
-        { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })), failures: Type.Optional(Type.Integer({ minimum: 1 })) },
+        {
+          intervalMs: Type.Optional(Type.Number({ minimum: 10 })),
+          timeoutMs: Type.Optional(Type.Number({ minimum: 1 })),
+          failures: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -117,7 +130,11 @@ export const FrontendConfigSchema = Type.Object(
      * servers: DNS servers to ask (IP[:PORT]; default: the system resolver); timeoutMs per query (default 2000) */
     discovery: Type.Optional(
       Type.Object(
-        { intervalMs: Type.Optional(Type.Number({ minimum: 10 })), servers: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })), timeoutMs: Type.Optional(Type.Number({ minimum: 1 })) },
+        {
+          intervalMs: Type.Optional(Type.Number({ minimum: 10 })),
+          servers: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+          timeoutMs: Type.Optional(Type.Number({ minimum: 1 })),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -135,13 +152,21 @@ export function validateFrontendConfig(doc: unknown, source = 'config'): Fronten
     throw new Error(`${source} is not a valid frontend config:\n${errs.join('\n')}`);
   }
   const c = doc as FrontendConfig;
-  if (c.mode === 'coded' && (c.code === undefined) === (c.codeCheckpoint === undefined)) throw new Error(`${source}: mode "coded" needs exactly one of "code" and "codeCheckpoint"`);
-  if (c.mode !== 'coded' && (c.code !== undefined || c.codeCheckpoint !== undefined)) throw new Error(`${source}: "code"/"codeCheckpoint" only apply to mode "coded" (mode is "${c.mode}")`);
+  if (c.mode === 'coded' && (c.code === undefined) === (c.codeCheckpoint === undefined))
+    throw new Error(`${source}: mode "coded" needs exactly one of "code" and "codeCheckpoint"`);
+  if (c.mode !== 'coded' && (c.code !== undefined || c.codeCheckpoint !== undefined))
+    throw new Error(`${source}: "code"/"codeCheckpoint" only apply to mode "coded" (mode is "${c.mode}")`);
   if (c.mode !== 'coded' && (c.pools.parity !== undefined || c.pools.workers !== undefined)) {
-    throw new Error(`${source}: mode "${c.mode}" uses base instances only; list the extra instances under pools.base (they serve as base replicas)`);
+    throw new Error(
+      `${source}: mode "${c.mode}" uses base instances only; list the extra instances under pools.base (they serve as base replicas)`,
+    );
   }
-  if (c.hedgeMs !== undefined && (c.mode === 'coded' || c.mode === 'replication')) throw new Error(`${source}: "hedgeMs" applies to modes "none" and "equal-resources" (coded mode has "fallback", replication sends two copies anyway)`);
-  if (c.fallback !== undefined && c.mode !== 'coded') throw new Error(`${source}: "fallback" applies to mode "coded" only (mode is "${c.mode}")`);
+  if (c.hedgeMs !== undefined && (c.mode === 'coded' || c.mode === 'replication'))
+    throw new Error(
+      `${source}: "hedgeMs" applies to modes "none" and "equal-resources" (coded mode has "fallback", replication sends two copies anyway)`,
+    );
+  if (c.fallback !== undefined && c.mode !== 'coded')
+    throw new Error(`${source}: "fallback" applies to mode "coded" only (mode is "${c.mode}")`);
   if (c.httpPort === undefined && c.grpcPort === undefined) throw new Error(`${source}: give httpPort and/or grpcPort`);
   checkInstanceEntries(c, source);
   return c;
@@ -158,7 +183,22 @@ export function readFrontendConfig(path: string): FrontendConfig {
 }
 
 /** The serving policy's settings a frontend config gives, with the frontend's defaults. */
-export type PolicySettings = Pick<PolicyOptions, 'mode' | 'sloMs' | 'decodeDeadlineMs' | 'maxWaitMs' | 'parityDelayMs' | 'onMiss' | 'maxPendingQueries' | 'maxAttempts' | 'hedgeMs' | 'fallback' | 'copyBudget' | 'slowQueryMs' | 'singletonGroups'> & { admission: AdmissionOptions | null };
+export type PolicySettings = Pick<
+  PolicyOptions,
+  | 'mode'
+  | 'sloMs'
+  | 'decodeDeadlineMs'
+  | 'maxWaitMs'
+  | 'parityDelayMs'
+  | 'onMiss'
+  | 'maxPendingQueries'
+  | 'maxAttempts'
+  | 'hedgeMs'
+  | 'fallback'
+  | 'copyBudget'
+  | 'slowQueryMs'
+  | 'singletonGroups'
+> & { admission: AdmissionOptions | null };
 
 /**
  * The policy settings of a frontend config: what the frontend runs its ServingPolicy with
@@ -167,12 +207,23 @@ export type PolicySettings = Pick<PolicyOptions, 'mode' | 'sloMs' | 'decodeDeadl
 export function policySettings(c: FrontendConfig): PolicySettings {
   const sloMs = c.sloMs ?? 1000;
   return {
-    mode: c.mode, sloMs,
+    mode: c.mode,
+    sloMs,
     // replication ignores it: the policy answers with the first copy
     decodeDeadlineMs: c.decodeDeadlineMs ?? sloMs * 0.02,
-    maxWaitMs: c.maxWaitMs ?? 5, parityDelayMs: c.parityDelayMs ?? 0,
-    onMiss: c.onMiss ?? 'default', maxPendingQueries: c.maxPendingQueries ?? 4096, maxAttempts: c.maxAttempts ?? 2,
-    hedgeMs: c.hedgeMs ?? null, fallback: c.fallback ?? true, copyBudget: c.copyBudget, ...(c.slowQueryLogMs !== undefined ? { slowQueryMs: c.slowQueryLogMs } : {}), singletonGroups: c.singletonGroups ?? 'pad',
-    admission: c.admission?.enabled === false ? null : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? sloMs / 2, minSamples: c.admission?.minSamples ?? 20 },
+    maxWaitMs: c.maxWaitMs ?? 5,
+    parityDelayMs: c.parityDelayMs ?? 0,
+    onMiss: c.onMiss ?? 'default',
+    maxPendingQueries: c.maxPendingQueries ?? 4096,
+    maxAttempts: c.maxAttempts ?? 2,
+    hedgeMs: c.hedgeMs ?? null,
+    fallback: c.fallback ?? true,
+    copyBudget: c.copyBudget,
+    ...(c.slowQueryLogMs !== undefined ? { slowQueryMs: c.slowQueryLogMs } : {}),
+    singletonGroups: c.singletonGroups ?? 'pad',
+    admission:
+      c.admission?.enabled === false
+        ? null
+        : { maxPredictedLatencyMs: c.admission?.maxPredictedLatencyMs ?? sloMs / 2, minSamples: c.admission?.minSamples ?? 20 },
   };
 }

@@ -45,11 +45,15 @@ export function parseDnsEntry(entry: string): DnsTarget {
   if (rest.startsWith('//')) {
     const slash = rest.indexOf('/', 2);
     if (slash < 0) throw new Error(`instance entry '${entry}': ${form}`);
-    if (slash > 2) throw new Error(`instance entry '${entry}': a DNS server in the name is not supported; set "discovery": {"servers": [...]} in the frontend config instead`);
+    if (slash > 2)
+      throw new Error(
+        `instance entry '${entry}': a DNS server in the name is not supported; set "discovery": {"servers": [...]} in the frontend config instead`,
+      );
     rest = rest.slice(slash + 1);
   }
   const m = /^([^:]+)(?::(\d+))?$/.exec(rest);
-  if (m === null || !HOSTNAME.test(m[1])) throw new Error(`instance entry '${entry}': '${rest}' is not a host name with an optional port (${form})`);
+  if (m === null || !HOSTNAME.test(m[1]))
+    throw new Error(`instance entry '${entry}': '${rest}' is not a host name with an optional port (${form})`);
   const port = m[2] === undefined ? DEFAULT_GRPC_PORT : Number(m[2]);
   if (!(port >= 1 && port <= 65535)) throw new Error(`instance entry '${entry}': port ${m[2]} is out of range 1..65535`);
   return { name: m[1], port };
@@ -65,9 +69,16 @@ function checkServer(s: string): string {
 }
 
 /** Config check: every dns: entry parses (the error names the pool and the entry). */
-export function checkInstanceEntries(c: { pools: { base: { instances: string[] }; parity?: { instances: string[] }[]; workers?: Record<string, { instances: string[] }[]> } }, source: string): void {
-  const pools: [string, string[]][] = [['base', c.pools.base.instances], ...(c.pools.parity ?? []).map((p, j): [string, string[]] => [`parity[${j}]`, p.instances])];
-  for (const [name, list] of Object.entries(c.pools.workers ?? {})) list.forEach((p, j) => pools.push([`workers.${name}[${j}]`, p.instances]));
+export function checkInstanceEntries(
+  c: { pools: { base: { instances: string[] }; parity?: { instances: string[] }[]; workers?: Record<string, { instances: string[] }[]> } },
+  source: string,
+): void {
+  const pools: [string, string[]][] = [
+    ['base', c.pools.base.instances],
+    ...(c.pools.parity ?? []).map((p, j): [string, string[]] => [`parity[${j}]`, p.instances]),
+  ];
+  for (const [name, list] of Object.entries(c.pools.workers ?? {}))
+    list.forEach((p, j) => pools.push([`workers.${name}[${j}]`, p.instances]));
   for (const [name, entries] of pools) {
     for (const e of entries) {
       if (!isDnsEntry(e)) continue;
@@ -193,7 +204,8 @@ export class Discovery {
           return;
         }
         if (this.closed) return;
-        if (addresses.length === 0 && w.pool.addresses.length > 0) this.o.log.warn({ pool: w.pool.o.name, entries: w.entries }, 'instance discovery found no instances');
+        if (addresses.length === 0 && w.pool.addresses.length > 0)
+          this.o.log.warn({ pool: w.pool.o.name, entries: w.entries }, 'instance discovery found no instances');
         const { added, removed } = w.pool.setAddresses(addresses);
         this.changes.added += added.length;
         this.changes.removed += removed.length;
@@ -230,19 +242,35 @@ export class Discovery {
  */
 export function poolInstanceMetrics(reg: Registry, pools: () => Iterable<[string, Pool]>): DiscoveryEvents {
   new Gauge({
-    name: 'coded_pool_instances', help: 'instances per pool (static addresses and those found through DNS; healthy or not)', labelNames: ['pool'], registers: [reg],
+    name: 'coded_pool_instances',
+    help: 'instances per pool (static addresses and those found through DNS; healthy or not)',
+    labelNames: ['pool'],
+    registers: [reg],
     collect() {
       for (const [k, p] of pools()) this.set({ pool: k }, p.instances.length);
     },
   });
   new Gauge({
-    name: 'coded_pool_draining_instances', help: 'instances removed from a pool (no longer in DNS) that still finish requests', labelNames: ['pool'], registers: [reg],
+    name: 'coded_pool_draining_instances',
+    help: 'instances removed from a pool (no longer in DNS) that still finish requests',
+    labelNames: ['pool'],
+    registers: [reg],
     collect() {
       for (const [k, p] of pools()) this.set({ pool: k }, p.drainingCount);
     },
   });
-  const rounds = new Counter({ name: 'coded_discovery_rounds_total', help: 'DNS re-resolution rounds by result (failed: a lookup failed and its pool kept its instances)', labelNames: ['result'], registers: [reg] });
-  const changes = new Counter({ name: 'coded_discovery_changes_total', help: 'instances added to or removed from a pool by DNS discovery', labelNames: ['pool', 'change'], registers: [reg] });
+  const rounds = new Counter({
+    name: 'coded_discovery_rounds_total',
+    help: 'DNS re-resolution rounds by result (failed: a lookup failed and its pool kept its instances)',
+    labelNames: ['result'],
+    registers: [reg],
+  });
+  const changes = new Counter({
+    name: 'coded_discovery_changes_total',
+    help: 'instances added to or removed from a pool by DNS discovery',
+    labelNames: ['pool', 'change'],
+    registers: [reg],
+  });
   return {
     round: (ok) => rounds.inc({ result: ok ? 'ok' : 'failed' }),
     changed: (pool, added, removed) => {

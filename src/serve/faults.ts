@@ -46,8 +46,16 @@ export const NO_FAULTS: FaultSpec = { latency: { kind: 'none' }, slowProb: 0, sl
 /** Parse ON_MS:OFF_MS:FACTOR[:ADD_MS] (mean slow and normal period lengths, compute-time factor, added ms). */
 export function parseSlowPeriods(s: string): SlowPeriods {
   const nums = s.split(':').map(Number);
-  const ok = (nums.length === 3 || nums.length === 4) && nums.every((x) => Number.isFinite(x) && x >= 0) && nums[0] > 0 && nums[1] > 0 && nums[2] >= 1;
-  if (!ok) throw new Error(`bad slow periods '${s}': use ON_MS:OFF_MS:FACTOR[:ADD_MS] (mean slow-period and normal-period lengths in ms, both > 0; compute-time factor >= 1; optional added ms per request), e.g. 500:20000:1:50`);
+  const ok =
+    (nums.length === 3 || nums.length === 4) &&
+    nums.every((x) => Number.isFinite(x) && x >= 0) &&
+    nums[0] > 0 &&
+    nums[1] > 0 &&
+    nums[2] >= 1;
+  if (!ok)
+    throw new Error(
+      `bad slow periods '${s}': use ON_MS:OFF_MS:FACTOR[:ADD_MS] (mean slow-period and normal-period lengths in ms, both > 0; compute-time factor >= 1; optional added ms per request), e.g. 500:20000:1:50`,
+    );
   return { meanOnMs: nums[0], meanOffMs: nums[1], factor: nums[2], addMs: nums[3] ?? 0 };
 }
 
@@ -81,7 +89,8 @@ export function readLatencyTrace(path: string): number[] {
     });
   }
   const out = values.map((v, i) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`latency trace ${path}: entry ${i} (${JSON.stringify(v)}) must be a non-negative number of milliseconds`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new Error(`latency trace ${path}: entry ${i} (${JSON.stringify(v)}) must be a non-negative number of milliseconds`);
     return v;
   });
   if (out.length === 0) throw new Error(`latency trace ${path} holds no values`);
@@ -97,8 +106,11 @@ export function parseLatency(s: string): LatencyDist {
   if (kind === 'const' && ok(1)) return { kind: 'const', ms: nums[0] };
   if (kind === 'uniform' && ok(2) && nums[0] <= nums[1]) return { kind: 'uniform', lo: nums[0], hi: nums[1] };
   if (kind === 'exp' && ok(1)) return { kind: 'exp', mean: nums[0] };
-  if (kind === 'lognormal' && nums.length === 2 && nums.every(Number.isFinite) && nums[1] >= 0) return { kind: 'lognormal', mu: nums[0], sigma: nums[1] };
-  throw new Error(`bad latency distribution '${s}': use none, const:MS, uniform:LO:HI, exp:MEAN or lognormal:MU:SIGMA (milliseconds, non-negative)`);
+  if (kind === 'lognormal' && nums.length === 2 && nums.every(Number.isFinite) && nums[1] >= 0)
+    return { kind: 'lognormal', mu: nums[0], sigma: nums[1] };
+  throw new Error(
+    `bad latency distribution '${s}': use none, const:MS, uniform:LO:HI, exp:MEAN or lognormal:MU:SIGMA (milliseconds, non-negative)`,
+  );
 }
 
 export interface FaultDecision {
@@ -121,11 +133,15 @@ export class FaultInjector {
   private periodEnd: number | null = null;
   private readonly traceOffset: number;
   constructor(readonly spec: FaultSpec) {
-    for (const [k, v] of [['slowProb', spec.slowProb], ['failProb', spec.failProb]] as const) {
+    for (const [k, v] of [
+      ['slowProb', spec.slowProb],
+      ['failProb', spec.failProb],
+    ] as const) {
       if (!(v >= 0 && v <= 1)) throw new RangeError(`${k} must be a probability in [0, 1], got ${v}`);
     }
     if (!(spec.slowMs >= 0)) throw new RangeError(`slowMs must be >= 0, got ${spec.slowMs}`);
-    if (!Number.isInteger(spec.crashAfter) || spec.crashAfter < 0) throw new RangeError(`crashAfter must be a non-negative integer, got ${spec.crashAfter}`);
+    if (!Number.isInteger(spec.crashAfter) || spec.crashAfter < 0)
+      throw new RangeError(`crashAfter must be a non-negative integer, got ${spec.crashAfter}`);
     const rng = new Rng(spec.seed);
     this.rand = () => rng.float();
     // slow periods draw from their own stream: enabling them leaves the per-request draws unchanged
@@ -153,7 +169,14 @@ export class FaultInjector {
 
   get active(): boolean {
     const s = this.spec;
-    return s.latency.kind !== 'none' || s.slowProb > 0 || s.failProb > 0 || s.crashAfter > 0 || s.slowPeriods !== undefined || s.trace !== undefined;
+    return (
+      s.latency.kind !== 'none' ||
+      s.slowProb > 0 ||
+      s.failProb > 0 ||
+      s.crashAfter > 0 ||
+      s.slowPeriods !== undefined ||
+      s.trace !== undefined
+    );
   }
 
   /** Decide the fate of the next request, arriving at `now` (ms; the slow periods' clock). */

@@ -46,9 +46,13 @@ export function isV2Url(s: string): boolean {
 /** Why a forward-only F cannot be trained through, for `coded train learned` and `--parity-model base`. */
 export function noGradientsMessage(base: string, what: string): string {
   const kind = isV2Url(base) ? 'a running V2 server' : 'an ONNX file';
-  return `${base} is ${kind}: it computes F's outputs but gives no gradients and no weights, so ${what}. ` +
+  return (
+    `${base} is ${kind}: it computes F's outputs but gives no gradients and no weights, so ${what}. ` +
     'Use a TorchScript export of the same model (torch.jit.trace + save, FILE.pt) or a zoo checkpoint; ' +
-    '`coded train parity --base ' + base + ' --data ...` works with it (forward only)';
+    '`coded train parity --base ' +
+    base +
+    ' --data ...` works with it (forward only)'
+  );
 }
 
 /** Parse a V2 base address: v2://HOST:PORT/MODEL (gRPC) or http(s)://HOST:PORT/v2/models/MODEL[/versions/V] (REST). */
@@ -56,7 +60,8 @@ export function parseV2Url(url: string): { kind: 'v2-grpc' | 'v2-rest'; address:
   const g = /^v2:\/\/([^/\s]+:\d+)\/([^/\s]+)\/?$/i.exec(url);
   if (g !== null) return { kind: 'v2-grpc', address: g[1], model: decodeURIComponent(g[2]) };
   const r = /^(https?:\/\/[^/\s]+)\/v2\/models\/([^/\s]+)(?:\/versions\/([^/\s]+))?\/?$/i.exec(url);
-  if (r !== null) return { kind: 'v2-rest', address: r[1], model: decodeURIComponent(r[2]), ...(r[3] === undefined ? {} : { version: r[3] }) };
+  if (r !== null)
+    return { kind: 'v2-rest', address: r[1], model: decodeURIComponent(r[2]), ...(r[3] === undefined ? {} : { version: r[3] }) };
   throw new ForwardOnlyError(`bad V2 base '${url}': use v2://HOST:PORT/MODEL (gRPC) or http://HOST:PORT/v2/models/MODEL (REST)`);
 }
 
@@ -66,11 +71,17 @@ class V2GrpcSource implements ForwardOnlySource {
   readonly kind = 'v2-grpc';
   private client: V2GrpcClient | null = null;
   private inputName = 'input';
-  constructor(readonly address: string, private readonly host: string, private readonly model: string, private readonly timeoutMs: number) {}
+  constructor(
+    readonly address: string,
+    private readonly host: string,
+    private readonly model: string,
+    private readonly timeoutMs: number,
+  ) {}
   async open() {
     this.client ??= new V2GrpcClient(this.host);
     const m = await this.client.modelMetadata(this.model, this.timeoutMs);
-    if (m.inputs.length !== 1 || m.outputs.length < 1) throw new ForwardOnlyError(`${this.address}: model '${this.model}' takes ${m.inputs.length} inputs; a base model F takes one`);
+    if (m.inputs.length !== 1 || m.outputs.length < 1)
+      throw new ForwardOnlyError(`${this.address}: model '${this.model}' takes ${m.inputs.length} inputs; a base model F takes one`);
     this.inputName = m.inputs[0].name;
     return { inputShape: m.inputs[0].shape.slice(1).map(Number), outputShape: m.outputs[0].shape.slice(1).map(Number) };
   }
@@ -87,7 +98,10 @@ class V2GrpcSource implements ForwardOnlySource {
 class V2RestSource implements ForwardOnlySource {
   readonly kind = 'v2-rest';
   private inputName = 'input';
-  constructor(readonly address: string, private readonly timeoutMs: number) {}
+  constructor(
+    readonly address: string,
+    private readonly timeoutMs: number,
+  ) {}
   private async json(url: string, init?: RequestInit): Promise<unknown> {
     const r = await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
     const text = await r.text();
@@ -99,16 +113,24 @@ class V2RestSource implements ForwardOnlySource {
     return JSON.parse(text);
   }
   async open() {
-    const m = await this.json(this.address) as { inputs?: { name: string; shape: number[] }[]; outputs?: { shape: number[] }[] };
+    const m = (await this.json(this.address)) as { inputs?: { name: string; shape: number[] }[]; outputs?: { shape: number[] }[] };
     if (!Array.isArray(m.inputs) || m.inputs.length !== 1 || !Array.isArray(m.outputs) || m.outputs.length < 1) {
-      throw new ForwardOnlyError(`${this.address}: the model metadata does not describe one input and an output (got ${JSON.stringify(m).slice(0, 200)})`);
+      throw new ForwardOnlyError(
+        `${this.address}: the model metadata does not describe one input and an output (got ${JSON.stringify(m).slice(0, 200)})`,
+      );
     }
     this.inputName = m.inputs[0].name;
     return { inputShape: m.inputs[0].shape.slice(1).map(Number), outputShape: m.outputs[0].shape.slice(1).map(Number) };
   }
   async forward(x: Float32Array, batch: number, inputShape: number[]) {
-    const body = JSON.stringify({ inputs: [{ name: this.inputName, datatype: 'FP32', shape: [batch, ...inputShape], data: Array.from(x) }] });
-    const r = await this.json(`${this.address.replace(/\/$/, '')}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }) as { outputs?: { data?: number[] }[] };
+    const body = JSON.stringify({
+      inputs: [{ name: this.inputName, datatype: 'FP32', shape: [batch, ...inputShape], data: Array.from(x) }],
+    });
+    const r = (await this.json(`${this.address.replace(/\/$/, '')}/infer`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+    })) as { outputs?: { data?: number[] }[] };
     const d = r.outputs?.[0]?.data;
     if (!Array.isArray(d)) throw new ForwardOnlyError(`${this.address}: the infer response has no outputs[0].data`);
     return Float32Array.from(d);
@@ -119,7 +141,10 @@ class V2RestSource implements ForwardOnlySource {
 class OnnxSource implements ForwardOnlySource {
   readonly kind = 'onnx';
   private model: import('../models/onnx.js').OnnxModel | null = null;
-  constructor(readonly address: string, private readonly inputShape?: number[]) {}
+  constructor(
+    readonly address: string,
+    private readonly inputShape?: number[],
+  ) {}
   async open() {
     const { OnnxModel } = await import('../models/onnx.js');
     this.model = await OnnxModel.load(this.address, this.inputShape === undefined ? {} : { inputShape: this.inputShape });
@@ -180,7 +205,10 @@ export async function withRetries<T>(what: string, fn: () => Promise<T>, o: Retr
     } catch (e) {
       const err = e as Error;
       if (permanent(e)) throw new ForwardOnlyError(`${what}: ${err.message}`);
-      if (a >= attempts) throw new ForwardOnlyError(`${what}: failed after ${attempts} attempts (last error: ${err.message.split('\n')[0]}); check that the server is running and reachable at that address`);
+      if (a >= attempts)
+        throw new ForwardOnlyError(
+          `${what}: failed after ${attempts} attempts (last error: ${err.message.split('\n')[0]}); check that the server is running and reachable at that address`,
+        );
       o.onRetry?.(a, err, wait);
       await sleep(wait);
       wait = Math.min(wait * 2, o.maxBackoffMs ?? 5000);
@@ -199,7 +227,14 @@ export interface ComputeOptions extends RetryOptions {
  * F's outputs [N, ...outputShape] on inputs [N, ...inputShape] (float32, row-major), batched,
  * each request retried with backoff.
  */
-export async function computeOutputs(src: ForwardOnlySource, inputs: Float32Array, n: number, inputShape: number[], outputShape: number[], o: ComputeOptions = {}): Promise<Float32Array> {
+export async function computeOutputs(
+  src: ForwardOnlySource,
+  inputs: Float32Array,
+  n: number,
+  inputShape: number[],
+  outputShape: number[],
+  o: ComputeOptions = {},
+): Promise<Float32Array> {
   const per = prod(inputShape);
   const outPer = prod(outputShape);
   if (inputs.length !== n * per) throw new Error(`internal: ${inputs.length} input values for ${n} x [${inputShape.join(', ')}]`);
@@ -207,15 +242,25 @@ export async function computeOutputs(src: ForwardOnlySource, inputs: Float32Arra
   const out = new Float32Array(n * outPer);
   for (let s = 0; s < n; s += batch) {
     const b = Math.min(batch, n - s);
-    const y = await withRetries(`${src.address}: forward of examples ${s}..${s + b - 1}`, () => src.forward(inputs.subarray(s * per, (s + b) * per), b, inputShape), o);
-    if (y.length !== b * outPer) throw new ForwardOnlyError(`${src.address}: answered ${y.length} values for ${b} examples; its metadata says [${outputShape.join(', ')}] each`);
+    const y = await withRetries(
+      `${src.address}: forward of examples ${s}..${s + b - 1}`,
+      () => src.forward(inputs.subarray(s * per, (s + b) * per), b, inputShape),
+      o,
+    );
+    if (y.length !== b * outPer)
+      throw new ForwardOnlyError(
+        `${src.address}: answered ${y.length} values for ${b} examples; its metadata says [${outputShape.join(', ')}] each`,
+      );
     out.set(y, s * outPer);
     o.onProgress?.(s + b, n);
   }
   return out;
 }
 
-const rowKey = (row: Float32Array) => createHash('sha1').update(new Uint8Array(row.buffer, row.byteOffset, row.byteLength)).digest('base64');
+const rowKey = (row: Float32Array) =>
+  createHash('sha1')
+    .update(new Uint8Array(row.buffer, row.byteOffset, row.byteLength))
+    .digest('base64');
 
 /**
  * F as a Module answering from precomputed outputs: each input row is looked up by its bytes.
@@ -223,7 +268,14 @@ const rowKey = (row: Float32Array) => createHash('sha1').update(new Uint8Array(r
  */
 export class PrecomputedBase extends Module {
   private readonly table = new Map<string, number>();
-  constructor(readonly address: string, inputs: Float32Array, private readonly outputs: Float32Array, n: number, readonly inputShape: number[], readonly outputShape: number[]) {
+  constructor(
+    readonly address: string,
+    inputs: Float32Array,
+    private readonly outputs: Float32Array,
+    n: number,
+    readonly inputShape: number[],
+    readonly outputShape: number[],
+  ) {
     super();
     const per = prod(inputShape);
     for (let i = 0; i < n; i++) this.table.set(rowKey(inputs.subarray(i * per, (i + 1) * per)), i);
@@ -232,14 +284,19 @@ export class PrecomputedBase extends Module {
     const per = prod(this.inputShape);
     const outPer = prod(this.outputShape);
     const n = x.shape[0];
-    if (prod(x.shape.slice(1)) !== per) throw new ForwardOnlyError(`${this.address}: F was asked for inputs [${x.shape.join(', ')}]; it was computed on [N, ${this.inputShape.join(', ')}]`);
+    if (prod(x.shape.slice(1)) !== per)
+      throw new ForwardOnlyError(
+        `${this.address}: F was asked for inputs [${x.shape.join(', ')}]; it was computed on [N, ${this.inputShape.join(', ')}]`,
+      );
     const xs = (x.device === 'cpu' ? x : x.to('cpu')).contiguous().dataFloat32();
     const y = new Float32Array(n * outPer);
     for (let i = 0; i < n; i++) {
       const j = this.table.get(rowKey(xs.subarray(i * per, (i + 1) * per)));
       if (j === undefined) {
-        throw new ForwardOnlyError(`${this.address} is a forward-only F whose outputs were computed once on the data's inputs; ` +
-          'it was asked for an input outside the data (augmented training queries need a local F: drop --augment, or use a TorchScript export)');
+        throw new ForwardOnlyError(
+          `${this.address} is a forward-only F whose outputs were computed once on the data's inputs; ` +
+            'it was asked for an input outside the data (augmented training queries need a local F: drop --augment, or use a TorchScript export)',
+        );
       }
       y.set(this.outputs.subarray(j * outPer, (j + 1) * outPer), i * outPer);
     }
@@ -248,7 +305,9 @@ export class PrecomputedBase extends Module {
   }
   /** SHA-256 of F's outputs on the data: the identity of a forward-only F (no file to hash). */
   outputsSha256(): string {
-    return createHash('sha256').update(new Uint8Array(this.outputs.buffer, this.outputs.byteOffset, this.outputs.byteLength)).digest('hex');
+    return createHash('sha256')
+      .update(new Uint8Array(this.outputs.buffer, this.outputs.byteOffset, this.outputs.byteLength))
+      .digest('hex');
   }
 }
 
@@ -264,16 +323,25 @@ export interface ForwardOnlyBase {
  * data: training, validation and test splits are cut from it afterwards). The identity records
  * the URL or file, and the SHA-256 of the ONNX file or, for a server, of F's outputs on the data.
  */
-export async function loadForwardOnlyBase(base: string, inputs: Tensor, o: ComputeOptions & SourceOptions & { dataset?: string } = {}): Promise<ForwardOnlyBase> {
+export async function loadForwardOnlyBase(
+  base: string,
+  inputs: Tensor,
+  o: ComputeOptions & SourceOptions & { dataset?: string } = {},
+): Promise<ForwardOnlyBase> {
   const src = forwardOnlySource(base, o);
   try {
     const dataShape = inputs.shape.slice(1);
     const opened = await withRetries(`${base}: model metadata`, () => src.open(), o);
     // -1: a dimension the server leaves open; the data's
     if (opened.inputShape.length !== dataShape.length || opened.inputShape.some((d, i) => d !== -1 && d !== dataShape[i])) {
-      throw new ForwardOnlyError(`${base} takes inputs [${opened.inputShape.join(', ')}] per example, but the data has [${dataShape.join(', ')}]; use data of F's input shape`);
+      throw new ForwardOnlyError(
+        `${base} takes inputs [${opened.inputShape.join(', ')}] per example, but the data has [${dataShape.join(', ')}]; use data of F's input shape`,
+      );
     }
-    if (dataShape.length !== 3) throw new ForwardOnlyError(`${base}: coded training takes image-shaped inputs CxHxW (3 dimensions) for now, got [${dataShape.join(', ')}]`);
+    if (dataShape.length !== 3)
+      throw new ForwardOnlyError(
+        `${base}: coded training takes image-shaped inputs CxHxW (3 dimensions) for now, got [${dataShape.join(', ')}]`,
+      );
     const n = inputs.shape[0];
     const x = inputs.contiguous().dataFloat32();
     let outputShape = opened.outputShape;
@@ -281,15 +349,27 @@ export async function loadForwardOnlyBase(base: string, inputs: Tensor, o: Compu
       const y = await withRetries(`${base}: probe forward`, () => src.forward(x.subarray(0, prod(dataShape)), 1, dataShape), o);
       outputShape = [y.length];
     }
-    if (outputShape.length !== 1) throw new ForwardOnlyError(`${base} returns [${outputShape.join(', ')}] per example; coding needs one vector per example (logits or regression outputs)`);
+    if (outputShape.length !== 1)
+      throw new ForwardOnlyError(
+        `${base} returns [${outputShape.join(', ')}] per example; coding needs one vector per example (logits or regression outputs)`,
+      );
     const y = await computeOutputs(src, x, n, dataShape, outputShape, o);
     const model = new PrecomputedBase(base, x, y, n, dataShape, outputShape);
     model.eval();
     const input = { channels: dataShape[0], height: dataShape[1], width: dataShape[2] };
     const sha256 = src.kind === 'onnx' ? fileSha256(base) : model.outputsSha256();
     return {
-      model, classes: outputShape[0], format: 'forward-only',
-      identity: { path: base, sha256, dataset: o.dataset ?? 'tensors-file', model: src.kind === 'onnx' ? 'onnx' : 'v2', input, classes: outputShape[0] },
+      model,
+      classes: outputShape[0],
+      format: 'forward-only',
+      identity: {
+        path: base,
+        sha256,
+        dataset: o.dataset ?? 'tensors-file',
+        model: src.kind === 'onnx' ? 'onnx' : 'v2',
+        input,
+        classes: outputShape[0],
+      },
     };
   } finally {
     await src.close();
@@ -300,14 +380,20 @@ export async function loadForwardOnlyBase(base: string, inputs: Tensor, o: Compu
  * What parity training needs of forward-only bases (src/train/parity-run.ts's ForwardOnlySupport),
  * with optional progress and retry reports (the CLI passes a progress bar).
  */
-export function forwardOnlySupport(o: { onProgress?: (base: string, done: number, total: number) => void; onRetry?: (base: string, attempt: number, e: Error, waitMs: number) => void } = {}) {
+export function forwardOnlySupport(
+  o: {
+    onProgress?: (base: string, done: number, total: number) => void;
+    onRetry?: (base: string, attempt: number, e: Error, waitMs: number) => void;
+  } = {},
+) {
   return {
     is: isForwardOnlyBase,
     noGradients: noGradientsMessage,
-    load: (base: string, inputs: Tensor, opts: { dataset: string; inputShape?: number[] }) => loadForwardOnlyBase(base, inputs, {
-      ...opts,
-      ...(o.onProgress !== undefined ? { onProgress: (d: number) => o.onProgress!(base, d, inputs.shape[0]) } : {}),
-      ...(o.onRetry !== undefined ? { onRetry: (a: number, e: Error, ms: number) => o.onRetry!(base, a, e, ms) } : {}),
-    }),
+    load: (base: string, inputs: Tensor, opts: { dataset: string; inputShape?: number[] }) =>
+      loadForwardOnlyBase(base, inputs, {
+        ...opts,
+        ...(o.onProgress !== undefined ? { onProgress: (d: number) => o.onProgress!(base, d, inputs.shape[0]) } : {}),
+        ...(o.onRetry !== undefined ? { onRetry: (a: number, e: Error, ms: number) => o.onRetry!(base, a, e, ms) } : {}),
+      }),
   };
 }

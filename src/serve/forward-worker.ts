@@ -22,10 +22,13 @@ function reply(m: WorkerReply, transfer: ArrayBuffer[] = []): void {
 
 async function init(spec: ModelSpec): Promise<void> {
   if (spec.threads !== undefined) setNumThreads(spec.threads);
-  const url = spec.module.startsWith('file:') ? spec.module : pathToFileURL(isAbsolute(spec.module) ? spec.module : resolve(spec.module)).href;
+  const url = spec.module.startsWith('file:')
+    ? spec.module
+    : pathToFileURL(isAbsolute(spec.module) ? spec.module : resolve(spec.module)).href;
   const mod = (await import(url)) as Record<string, unknown>;
   const factory = mod[spec.export ?? 'default'];
-  if (typeof factory !== 'function') throw new Error(`${spec.module} has no exported function '${spec.export ?? 'default'}' that builds the model`);
+  if (typeof factory !== 'function')
+    throw new Error(`${spec.module} has no exported function '${spec.export ?? 'default'}' that builds the model`);
   const built = await (factory as (o: unknown) => unknown)(spec.options);
   if (!(built instanceof Module)) throw new Error(`${spec.module}: '${spec.export ?? 'default'}' did not return an nn Module`);
   model = built;
@@ -47,7 +50,9 @@ port.on('message', (m: { type: 'init'; spec: ModelSpec } | ForwardRequest) => {
     const m0 = model;
     const { data, shape } = tidy(() =>
       noGrad(() => {
-        const inputs = [{ data: m.data, shape: m.shape }, ...(m.side ?? [])].map((t) => tensor(t.data, t.shape, { dtype: 'float32', device }));
+        const inputs = [{ data: m.data, shape: m.shape }, ...(m.side ?? [])].map((t) =>
+          tensor(t.data, t.shape, { dtype: 'float32', device }),
+        );
         const y = forwardInputs(m0, inputs, 'the model');
         return { data: y.dataFloat32(), shape: y.shape };
       }),

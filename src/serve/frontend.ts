@@ -22,7 +22,17 @@ import type { InstanceClient } from './instance-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
 import type { AdmissionOptions } from './admission.js';
-import { ServeError, badRequest, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model } from './v2/types.js';
+import {
+  ServeError,
+  badRequest,
+  DEFAULT_LIMITS,
+  type V2Limits,
+  type InferRequest,
+  type InferResponse,
+  type ModelMeta,
+  type ParamValue,
+  type V2Model,
+} from './v2/types.js';
 import { checkJsonBounds, firstNonFinite } from './v2/dataplane.js';
 import { v2Rest, v2FastifyOptions, sendError } from './v2/rest.js';
 import { startV2Grpc, stopGrpc, fromGrpcParams } from './v2/grpc.js';
@@ -91,9 +101,12 @@ export class Frontend implements V2Model {
     const self = this;
     this.metrics = new FrontendMetrics({ pools: () => self.pools, pending: () => self.pendingQueries });
     this.discovery = new Discovery({
-      intervalMs: c.discovery?.intervalMs ?? 5000, ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
+      intervalMs: c.discovery?.intervalMs ?? 5000,
+      ...(c.discovery?.servers !== undefined ? { servers: c.discovery.servers } : {}),
       ...(c.discovery?.timeoutMs !== undefined ? { timeoutMs: c.discovery.timeoutMs } : {}),
-      clock: o.clock ?? systemClock, log: this.log, events: this.metrics.discovery,
+      clock: o.clock ?? systemClock,
+      log: this.log,
+      events: this.metrics.discovery,
     });
   }
 
@@ -117,7 +130,10 @@ export class Frontend implements V2Model {
     const c = this.o.config;
     // DNS entries: the pool starts empty and discovery fills it (see listen)
     const pool = new Pool({
-      name, model: p.model, addresses: p.instances.filter((e) => !e.startsWith('dns:')), inputName,
+      name,
+      model: p.model,
+      addresses: p.instances.filter((e) => !e.startsWith('dns:')),
+      inputName,
       policy: c.dispatch ?? 'single-queue',
       concurrency: c.instanceConcurrency ?? 1,
       maxQueue: c.maxPoolQueue ?? 8192,
@@ -162,7 +178,9 @@ export class Frontend implements V2Model {
             output: { name: out.name, datatype: 'FP32', shape: out.shape.slice(1).map(Number) },
             maxBatch: c.maxBatch ?? 64,
             // the base instance's preprocessing (what clients send) passes through
-            ...(m.parameters?.preprocessing === undefined ? {} : { parameters: { preprocessing: fromGrpcParams(m.parameters).preprocessing } }),
+            ...(m.parameters?.preprocessing === undefined
+              ? {}
+              : { parameters: { preprocessing: fromGrpcParams(m.parameters).preprocessing } }),
           };
         } catch (e) {
           last = `${addr}: ${(e as Error).message}`;
@@ -181,17 +199,23 @@ export class Frontend implements V2Model {
     const inputName = this.meta.input.name;
     this.pools.set('base', this.makePool('base', c.pools.base, inputName));
     (c.pools.parity ?? []).forEach((p, j) => this.pools.set(`parity:${j}`, this.makePool(`parity:${j}`, p, inputName)));
-    for (const [name, list] of Object.entries(c.pools.workers ?? {})) list.forEach((p, j) => this.pools.set(`worker:${name}:${j}`, this.makePool(`worker:${name}:${j}`, p, inputName)));
+    for (const [name, list] of Object.entries(c.pools.workers ?? {}))
+      list.forEach((p, j) => this.pools.set(`worker:${name}:${j}`, this.makePool(`worker:${name}:${j}`, p, inputName)));
     const outSize = this.meta.output.shape.reduce((a, b) => a * b, 1);
-    if (c.defaultOutput !== undefined && c.defaultOutput.length !== outSize) throw new Error(`defaultOutput has ${c.defaultOutput.length} values; the model returns ${outSize}`);
+    if (c.defaultOutput !== undefined && c.defaultOutput.length !== outSize)
+      throw new Error(`defaultOutput has ${c.defaultOutput.length} values; the model returns ${outSize}`);
     this.defaultOutput = c.defaultOutput ? Float32Array.from(c.defaultOutput) : new Float32Array(outSize);
     const mode = this.mode;
     const codeName = this.code?.name ?? '';
     this.policy = new ServingPolicy({
-      ...this.settings, clock: this.o.clock ?? systemClock, log: this.log, pools: this.pools,
+      ...this.settings,
+      clock: this.o.clock ?? systemClock,
+      log: this.log,
+      pools: this.pools,
       // the policy checks that every coded query has a pool
       codec: this.code === null ? null : tensorCodec(this.code, this.meta.input.shape, this.meta.output.shape),
-      inputShape: this.meta.input.shape, defaultOutput: this.defaultOutput,
+      inputShape: this.meta.input.shape,
+      defaultOutput: this.defaultOutput,
       events: { ...this.metrics.policyEvents(mode, codeName), slowQuery: (story) => this.log.warn({ slowQuery: story }, 'slow query') },
     });
     await this.discovery.refresh();
@@ -221,7 +245,19 @@ export class Frontend implements V2Model {
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }
-    this.log.info({ name: c.name, mode: this.mode, code: this.code?.name, http: this.httpPort, grpc: this.grpcPort, sloMs: this.sloMs, decodeDeadlineMs: this.decodeDeadlineMs, pools: Object.fromEntries([...this.pools].map(([k, p]) => [k, p.addresses])) }, 'frontend ready');
+    this.log.info(
+      {
+        name: c.name,
+        mode: this.mode,
+        code: this.code?.name,
+        http: this.httpPort,
+        grpc: this.grpcPort,
+        sloMs: this.sloMs,
+        decodeDeadlineMs: this.decodeDeadlineMs,
+        pools: Object.fromEntries([...this.pools].map(([k, p]) => [k, p.addresses])),
+      },
+      'frontend ready',
+    );
   }
 
   private inputSize(): number {
@@ -281,7 +317,8 @@ export class Frontend implements V2Model {
     const per = this.inputSize();
     const toSample = (v: unknown): Float32Array => {
       if (!Array.isArray(v) || !v.every((n) => typeof n === 'number')) throw badRequest('each input must be a flat array of numbers');
-      if (v.length !== per) throw badRequest(`each input needs ${per} numbers (shape [${this.meta.input.shape.join(', ')}]), got ${v.length}`);
+      if (v.length !== per)
+        throw badRequest(`each input needs ${per} numbers (shape [${this.meta.input.shape.join(', ')}]), got ${v.length}`);
       const x = Float32Array.from(v as number[]);
       const bad = firstNonFinite(x);
       if (bad >= 0) throw badRequest(`input holds ${x[bad]} at index ${bad}: inputs must be finite FP32 numbers`);
@@ -290,11 +327,17 @@ export class Frontend implements V2Model {
     const batched = doc.input_batch !== undefined;
     const raw = batched ? doc.input_batch : doc.input;
     if (raw === undefined) throw badRequest('body must be {"input": [...]} or {"input_batch": [[...], ...]}');
-    if (batched && (!Array.isArray(raw) || raw.length === 0 || raw.length > this.meta.maxBatch)) throw badRequest(`input_batch must hold 1..${this.meta.maxBatch} inputs`);
+    if (batched && (!Array.isArray(raw) || raw.length === 0 || raw.length > this.meta.maxBatch))
+      throw badRequest(`input_batch must hold 1..${this.meta.maxBatch} inputs`);
     const samples = batched ? (raw as unknown[]).map(toSample) : [toSample(raw)];
     const qid = this.queryCounter;
     const results = await Promise.all(this.submit(samples));
-    const one = (r: QueryResult) => ({ output: Array.from(r.data), default: r.defaulted, reconstructed: r.reconstructed, ...(r.reconstructed ? { code: this.code!.name } : {}) });
+    const one = (r: QueryResult) => ({
+      output: Array.from(r.data),
+      default: r.defaulted,
+      reconstructed: r.reconstructed,
+      ...(r.reconstructed ? { code: this.code!.name } : {}),
+    });
     return batched ? { query_id: qid, batch_predictions: results.map(one) } : { query_id: qid, ...one(results[0]) };
   }
 
@@ -310,12 +353,29 @@ export class Frontend implements V2Model {
 
   /** Counts by outcome (and copies, tasks), for tests and reports. */
   get counts(): PolicyCounts {
-    return this.policy?.counts ?? { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, copiesDenied: 0, tasks: 0 };
+    return (
+      this.policy?.counts ?? {
+        original: 0,
+        reconstructed: 0,
+        default: 0,
+        error: 0,
+        rejected: 0,
+        hedgedAnswers: 0,
+        copies: 0,
+        copiesDenied: 0,
+        tasks: 0,
+      }
+    );
   }
 
   /** Pool statistics for reports. */
   poolStats(): Record<string, { healthy: number; queued: number; inflight: number; served: number[] }> {
-    return Object.fromEntries([...this.pools].map(([k, p]) => [k, { healthy: p.healthyCount, queued: p.queued, inflight: p.inflight, served: p.instances.map((i) => i.served) }]));
+    return Object.fromEntries(
+      [...this.pools].map(([k, p]) => [
+        k,
+        { healthy: p.healthyCount, queued: p.queued, inflight: p.inflight, served: p.instances.map((i) => i.served) },
+      ]),
+    );
   }
 
   get pendingQueries(): number {

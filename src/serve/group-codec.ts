@@ -7,7 +7,8 @@ import { workerSignatures, type WorkerSignature } from '../codes/worker-signatur
 import { tensor } from '../engine/tensor.js';
 import { tidy } from '../engine/scope.js';
 
-export const poolKey = (fn: WorkerFunction): string => (fn.kind === 'base' ? 'base' : fn.kind === 'parity' ? `parity:${fn.index}` : `worker:${fn.name}:${fn.index}`);
+export const poolKey = (fn: WorkerFunction): string =>
+  fn.kind === 'base' ? 'base' : fn.kind === 'parity' ? `parity:${fn.index}` : `worker:${fn.name}:${fn.index}`;
 
 export interface CodedInput {
   data: Float32Array;
@@ -41,7 +42,11 @@ export function tensorCodec(code: Code, inputShape: number[], outputShape: numbe
   const signatures: WorkerSignature[] = workerSignatures(code.config() as { family: string } & Record<string, unknown>);
   const per = inputShape.reduce((a, b) => a * b, 1);
   return {
-    name: code.name, k: code.k, n: code.n, systematic: code.systematic, approximateDecoding: code.approximateDecoding === true,
+    name: code.name,
+    k: code.k,
+    n: code.n,
+    systematic: code.systematic,
+    approximateDecoding: code.approximateDecoding === true,
     pools: probePools(code, inputShape),
     canDecode: (a) => code.canDecode(a),
     encode(queries) {
@@ -55,8 +60,14 @@ export function tensorCodec(code: Code, inputShape: number[], outputShape: numbe
           // side inputs go by the names the worker instance expects (src/codes/worker-signature.ts)
           const fn = cq.fn;
           const sig = fn.kind === 'worker' ? signatures.find((s) => s.name === fn.name && s.index === fn.index) : undefined;
-          if (sig === undefined || sig.sideInputs.length !== cq.inputs.length - 1) throw new Error(`${code.name}: coded query ${i} has ${cq.inputs.length - 1} side input(s) that no worker signature names`);
-          return { ...main, side: cq.inputs.slice(1).map((t, j) => ({ name: sig.sideInputs[j].name, data: t.contiguous().dataFloat32(), shape: t.shape.slice(1) })) };
+          if (sig === undefined || sig.sideInputs.length !== cq.inputs.length - 1)
+            throw new Error(`${code.name}: coded query ${i} has ${cq.inputs.length - 1} side input(s) that no worker signature names`);
+          return {
+            ...main,
+            side: cq.inputs
+              .slice(1)
+              .map((t, j) => ({ name: sig.sideInputs[j].name, data: t.contiguous().dataFloat32(), shape: t.shape.slice(1) })),
+          };
         }),
       );
     },
@@ -76,7 +87,11 @@ export function tensorCodec(code: Code, inputShape: number[], outputShape: numbe
 export function timingCodec(code: Code, inputShape: number[]): GroupCodec {
   const empty = new Float32Array(0);
   return {
-    name: code.name, k: code.k, n: code.n, systematic: code.systematic, approximateDecoding: code.approximateDecoding === true,
+    name: code.name,
+    k: code.k,
+    n: code.n,
+    systematic: code.systematic,
+    approximateDecoding: code.approximateDecoding === true,
     pools: probePools(code, inputShape),
     canDecode: (a) => code.canDecode(a),
     encode: () => Array.from({ length: code.n }, () => ({ data: empty, shape: inputShape })),

@@ -35,7 +35,11 @@ export function grpcInstanceClient(address: string): InstanceClient {
       c.infer(call.model, call.inputName, call.data, call.shape, call.timeoutMs, call.side === undefined ? {} : { side: call.side }).then(
         (r) => done(r.data),
         (e: ServiceError) => {
-          const retryable = e.code === GrpcStatus.UNAVAILABLE || e.code === GrpcStatus.INTERNAL || e.code === GrpcStatus.UNKNOWN || e.code === GrpcStatus.CANCELLED;
+          const retryable =
+            e.code === GrpcStatus.UNAVAILABLE ||
+            e.code === GrpcStatus.INTERNAL ||
+            e.code === GrpcStatus.UNKNOWN ||
+            e.code === GrpcStatus.CANCELLED;
           const instanceDown = e.code === GrpcStatus.UNAVAILABLE && !/injected failure/.test(e.details ?? '');
           failed({ message: e.details || e.message, retryable, instanceDown });
         },

@@ -8,7 +8,15 @@ import { performance } from 'node:perf_hooks';
 import { FaultInjector, NO_FAULTS, type FaultSpec } from './faults.js';
 import type { ServedModel } from './served-model.js';
 import { preprocessingParameter } from '../data/preprocessing.js';
-import { ServeError, DEFAULT_LIMITS, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './v2/types.js';
+import {
+  ServeError,
+  DEFAULT_LIMITS,
+  type V2Limits,
+  type InferRequest,
+  type InferResponse,
+  type ModelMeta,
+  type V2Model,
+} from './v2/types.js';
 import { v2Rest, v2FastifyOptions } from './v2/rest.js';
 import { startV2Grpc, stopGrpc } from './v2/grpc.js';
 
@@ -55,7 +63,9 @@ export class InstanceServer implements V2Model {
       platform: m.platform,
       versions: ['1'],
       input: { name: 'input', datatype: 'FP32', shape: m.inputShape },
-      ...(m.sideInputs.length > 0 ? { sideInputs: m.sideInputs.map((t) => ({ name: t.name, datatype: 'FP32' as const, shape: t.shape })) } : {}),
+      ...(m.sideInputs.length > 0
+        ? { sideInputs: m.sideInputs.map((t) => ({ name: t.name, datatype: 'FP32' as const, shape: t.shape })) }
+        : {}),
       output: { name: 'output', datatype: 'FP32', shape: m.outputShape },
       maxBatch: opts.maxBatch ?? 256,
       ...(m.preprocessing === undefined ? {} : { parameters: { preprocessing: preprocessingParameter(m.preprocessing) } }),
@@ -98,7 +108,16 @@ export class InstanceServer implements V2Model {
       this.grpcPort = g.port;
     }
     this.isReady = true;
-    this.log.info({ model: this.meta.name, description: o.model.description, http: this.httpPort, grpc: this.grpcPort, faults: this.faults.active ? this.faults.spec : undefined }, 'instance ready');
+    this.log.info(
+      {
+        model: this.meta.name,
+        description: o.model.description,
+        http: this.httpPort,
+        grpc: this.grpcPort,
+        faults: this.faults.active ? this.faults.spec : undefined,
+      },
+      'instance ready',
+    );
   }
 
   live(): boolean {

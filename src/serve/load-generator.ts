@@ -27,7 +27,11 @@ export function poissonSchedule(n: number, rate: number, seed: number): Float64A
  * answers; `done` resolves once every send's promise has settled. Returns the start time
  * (performance.now() ms).
  */
-export function openLoop(schedule: ArrayLike<number>, send: (i: number, intended: number) => Promise<unknown>, startDelayMs: number): { start: number; done: Promise<void> } {
+export function openLoop(
+  schedule: ArrayLike<number>,
+  send: (i: number, intended: number) => Promise<unknown>,
+  startDelayMs: number,
+): { start: number; done: Promise<void> } {
   const n = schedule.length;
   const start = performance.now() + startDelayMs;
   let next = 0;
@@ -79,7 +83,17 @@ export interface Stats {
 
 export const newStats = (sloMs = Infinity): Stats => ({
   h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }),
-  errors: 0, rejected: 0, reconstructed: 0, defaults: 0, measured: 0, spanMs: 0, completed: 0, activeMs: 0, sloMs, lateNotDefault: 0, sendLagMs: [],
+  errors: 0,
+  rejected: 0,
+  reconstructed: 0,
+  defaults: 0,
+  measured: 0,
+  spanMs: 0,
+  completed: 0,
+  activeMs: 0,
+  sloMs,
+  lateNotDefault: 0,
+  sendLagMs: [],
   answers: { ms: [], outcome: [] },
 });
 
@@ -117,33 +131,48 @@ export function describeTail(t: TailComposition & { fromMs: number }, label: str
  * Replay a schedule against a frontend; latency from intended send time, in microseconds, into `st` (unless warm-up).
  * Query i sends input(i); `onResult(i, r)` (measured queries only) sees each answer.
  */
-export async function replay(clients: V2GrpcClient | V2GrpcClient[], name: string, schedule: Float64Array, st: Stats | null, input: (i: number) => Float32Array, shape: number[], timeoutMs: number, onResult?: (i: number, r: ClientResult) => void): Promise<void> {
+export async function replay(
+  clients: V2GrpcClient | V2GrpcClient[],
+  name: string,
+  schedule: Float64Array,
+  st: Stats | null,
+  input: (i: number) => Float32Array,
+  shape: number[],
+  timeoutMs: number,
+  onResult?: (i: number, r: ClientResult) => void,
+): Promise<void> {
   const all_ = Array.isArray(clients) ? clients : [clients];
   const n = schedule.length;
   let lastAnswer = 0;
-  const { start, done } = openLoop(schedule, (i, intended) => {
-    st?.sendLagMs.push(performance.now() - intended);
-    return all_[i % all_.length].infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
-      (r) => {
-        if (st === null) return;
-        const ms = performance.now() - intended;
-        lastAnswer = performance.now();
-        st.h.recordValue(Math.max(1, Math.round(ms * 1000)));
-        st.completed++;
-        if (r.parameters.reconstructed === true) st.reconstructed++;
-        if (r.parameters.default === true) st.defaults++;
-        else if (ms > st.sloMs) st.lateNotDefault++;
-        st.answers.ms.push(ms);
-        st.answers.outcome.push(r.parameters.default === true ? 3 : r.parameters.reconstructed === true ? 1 : r.parameters.copy === true ? 2 : 0);
-        onResult?.(i, r);
-      },
-      (e: { code?: number }) => {
-        if (st === null) return;
-        if (e.code === 8) st.rejected++;
-        else st.errors++;
-      },
-    );
-  }, 20);
+  const { start, done } = openLoop(
+    schedule,
+    (i, intended) => {
+      st?.sendLagMs.push(performance.now() - intended);
+      return all_[i % all_.length].infer(name, 'input', input(i), [1, ...shape], timeoutMs).then(
+        (r) => {
+          if (st === null) return;
+          const ms = performance.now() - intended;
+          lastAnswer = performance.now();
+          st.h.recordValue(Math.max(1, Math.round(ms * 1000)));
+          st.completed++;
+          if (r.parameters.reconstructed === true) st.reconstructed++;
+          if (r.parameters.default === true) st.defaults++;
+          else if (ms > st.sloMs) st.lateNotDefault++;
+          st.answers.ms.push(ms);
+          st.answers.outcome.push(
+            r.parameters.default === true ? 3 : r.parameters.reconstructed === true ? 1 : r.parameters.copy === true ? 2 : 0,
+          );
+          onResult?.(i, r);
+        },
+        (e: { code?: number }) => {
+          if (st === null) return;
+          if (e.code === 8) st.rejected++;
+          else st.errors++;
+        },
+      );
+    },
+    20,
+  );
   lastAnswer = start;
   await done;
   if (st !== null) {
@@ -166,13 +195,18 @@ export function summarize(st: Stats) {
   const p = (q: number) => Math.min(h.getValueAtPercentile(q) / 1000, max);
   const lags = [...st.sendLagMs].sort((a, b) => a - b);
   const cdf: { latencyMs: number; percentile: number }[] = [];
-  for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100]) cdf.push({ percentile: q, latencyMs: p(q) });
+  for (const q of [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.3, 99.5, 99.7, 99.8, 99.9, 99.95, 99.99, 100])
+    cdf.push({ percentile: q, latencyMs: p(q) });
   return {
-    latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max, mean: h.mean / 1000 }, cdf,
+    latencyMs: { p50: p(50), p90: p(90), p99: p(99), p999: p(99.9), max, mean: h.mean / 1000 },
+    cdf,
     achievedRate: st.activeMs > 0 ? st.completed / (st.activeMs / 1000) : 0,
     offeredRate: st.spanMs > 0 ? st.measured / (st.spanMs / 1000) : 0,
     lateNotDefault: st.lateNotDefault,
-    sendLagMs: { p99: lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(0.99 * lags.length) - 1)], max: lags.length === 0 ? 0 : lags[lags.length - 1] },
+    sendLagMs: {
+      p99: lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(0.99 * lags.length) - 1)],
+      max: lags.length === 0 ? 0 : lags[lags.length - 1],
+    },
   };
 }
 

@@ -36,7 +36,11 @@ export default function build(o: BuildOptions): Module {
     const keep = o.kind === 'parity' ? parity[o.index] : code.workerModules?.().get(o.name)?.[o.index];
     for (const m of [...code.modules().values(), ...parity]) if (m !== keep) m.dispose();
     if (keep === undefined) {
-      throw new Error(o.kind === 'parity' ? `${o.path} has ${parity.length} parity model(s); no parity index ${o.index}` : `${o.path} (${code.name}) has no worker ${o.name}[${o.index}]`);
+      throw new Error(
+        o.kind === 'parity'
+          ? `${o.path} has ${parity.length} parity model(s); no parity index ${o.index}`
+          : `${o.path} (${code.name}) has no worker ${o.name}[${o.index}]`,
+      );
     }
     return keep;
   }

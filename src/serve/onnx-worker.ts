@@ -21,7 +21,10 @@ let model: OnnxModel | null = null;
 port.on('message', (m: OnnxWorkerRequest) => {
   if (m.type === 'init') {
     (async () => {
-      const loaded = await OnnxModel.load(m.path, { threads: m.threads, ...(m.inputShape !== undefined ? { inputShape: m.inputShape } : {}) });
+      const loaded = await OnnxModel.load(m.path, {
+        threads: m.threads,
+        ...(m.inputShape !== undefined ? { inputShape: m.inputShape } : {}),
+      });
       if (loaded.outputShape === null) await loaded.run(new Float32Array(loaded.inputShape.reduce((a, b) => a * b, 1)), 1);
       model = loaded;
       port.postMessage({ type: 'ready', inputShape: loaded.inputShape, outputShape: loaded.outputShape! } satisfies OnnxWorkerReply);

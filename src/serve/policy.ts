@@ -80,7 +80,15 @@ export interface SlowQueryStory {
   groupSize: number;
   /** hedged / fallback copies that were due but denied by the copy budget (all queries so far) */
   copiesDeniedSoFar: number;
-  tasks: { role: string; pool: string; instance: string | null; createdMs: number | null; startedMs: number | null; finishedMs: number | null; cancelled: boolean }[];
+  tasks: {
+    role: string;
+    pool: string;
+    instance: string | null;
+    createdMs: number | null;
+    startedMs: number | null;
+    finishedMs: number | null;
+    cancelled: boolean;
+  }[];
 }
 
 export interface PolicyOptions {
@@ -179,7 +187,17 @@ export interface PolicyCounts {
 }
 
 export class ServingPolicy {
-  readonly counts: PolicyCounts = { original: 0, reconstructed: 0, default: 0, error: 0, rejected: 0, hedgedAnswers: 0, copies: 0, copiesDenied: 0, tasks: 0 };
+  readonly counts: PolicyCounts = {
+    original: 0,
+    reconstructed: 0,
+    default: 0,
+    error: 0,
+    rejected: 0,
+    hedgedAnswers: 0,
+    copies: 0,
+    copiesDenied: 0,
+    tasks: 0,
+  };
   private openGroup: Group | null = null;
   private openTimer: Timer | null = null;
   private readonly live = new Set<Query>();
@@ -208,7 +226,11 @@ export class ServingPolicy {
     this.copyTokens = this.copyBurst;
     if ((o.mode === 'coded' || o.mode === 'replication') && o.codec === null) throw new Error(`mode ${o.mode} needs a code`);
     if (o.codec !== null) {
-      for (const k of new Set(o.codec.pools)) if (!o.pools.has(k)) throw new Error(`code ${o.codec.name} sends coded queries to pool '${k}', which the config does not define (pools: ${[...o.pools.keys()].join(', ')})`);
+      for (const k of new Set(o.codec.pools))
+        if (!o.pools.has(k))
+          throw new Error(
+            `code ${o.codec.name} sends coded queries to pool '${k}', which the config does not define (pools: ${[...o.pools.keys()].join(', ')})`,
+          );
     }
   }
 
@@ -226,7 +248,11 @@ export class ServingPolicy {
     if (this.live.size + n > this.o.maxPendingQueries) {
       this.counts.rejected += n;
       this.ev.rejected?.('pending', n);
-      throw new ServeError('overloaded', `overloaded: ${this.live.size} queries pending (limit ${this.o.maxPendingQueries}); retry later`, 1000);
+      throw new ServeError(
+        'overloaded',
+        `overloaded: ${this.live.size} queries pending (limit ${this.o.maxPendingQueries}); retry later`,
+        1000,
+      );
     }
     const c = this.o.codec;
     const tasksPerQuery = c === null ? 1 : Math.ceil(c.n / c.k) + 1;
@@ -242,7 +268,14 @@ export class ServingPolicy {
     if (this.copyBurst !== Infinity) this.copyTokens = Math.min(this.copyBurst, this.copyTokens + n * this.copyBudget);
     samples.forEach((data, i) => {
       const q: Query = {
-        data, arrival: now, answered: false, sloTimer: null, copyTimer: null, group: null, tasks: [], copied: false,
+        data,
+        arrival: now,
+        answered: false,
+        sloTimer: null,
+        copyTimer: null,
+        group: null,
+        tasks: [],
+        copied: false,
         settle: (r) => {
           if (q.answered) return;
           q.answered = true;
@@ -251,7 +284,8 @@ export class ServingPolicy {
           q.copyTimer?.cancel();
           for (const t of q.tasks) t.cancelled = true;
           const ms = this.o.clock.now() - q.arrival;
-          if (this.o.slowQueryMs !== undefined && ms >= this.o.slowQueryMs && this.ev.slowQuery !== undefined) this.ev.slowQuery(this.story(q, ms, r));
+          if (this.o.slowQueryMs !== undefined && ms >= this.o.slowQueryMs && this.ev.slowQuery !== undefined)
+            this.ev.slowQuery(this.story(q, ms, r));
           if (r instanceof Error) {
             this.counts.error++;
             this.ev.failed?.(ms);
@@ -312,9 +346,22 @@ export class ServingPolicy {
     if (q.group !== null) this.cancelIfDone(q.group);
   }
 
-  private taskFor(pool: Dispatch, data: Float32Array, expiresAt: number, done: (out: Float32Array) => void, failed: (e: Error) => void, isNeeded: () => boolean, input?: { shape: number[]; side?: Task['side'] }): Task {
+  private taskFor(
+    pool: Dispatch,
+    data: Float32Array,
+    expiresAt: number,
+    done: (out: Float32Array) => void,
+    failed: (e: Error) => void,
+    isNeeded: () => boolean,
+    input?: { shape: number[]; side?: Task['side'] },
+  ): Task {
     const t: Task = {
-      data, shape: input?.shape ?? this.o.inputShape, expiresAt, attempts: 0, cancelled: false, createdAt: this.o.clock.now(),
+      data,
+      shape: input?.shape ?? this.o.inputShape,
+      expiresAt,
+      attempts: 0,
+      cancelled: false,
+      createdAt: this.o.clock.now(),
       ...(input?.side !== undefined ? { side: input.side } : {}),
       done: (out) => {
         t.finishedAt = this.o.clock.now();
@@ -359,7 +406,15 @@ export class ServingPolicy {
       byCopy: !(r instanceof Error) && r.hedged,
       groupSize: g === null ? 0 : g.queries.length,
       copiesDeniedSoFar: this.counts.copiesDenied,
-      tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({ role, pool, instance: t.ranOn ?? null, createdMs: at(t.createdAt), startedMs: at(t.startedAt), finishedMs: at(t.finishedAt), cancelled: t.cancelled })),
+      tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({
+        role,
+        pool,
+        instance: t.ranOn ?? null,
+        createdMs: at(t.createdAt),
+        startedMs: at(t.startedAt),
+        finishedMs: at(t.finishedAt),
+        cancelled: t.cancelled,
+      })),
     };
   }
 
@@ -370,7 +425,9 @@ export class ServingPolicy {
 
   private dispatchUncoded(q: Query): void {
     const t = this.taskFor(
-      this.base, q.data, q.arrival + this.o.sloMs,
+      this.base,
+      q.data,
+      q.arrival + this.o.sloMs,
       (out) => q.settle({ data: out, reconstructed: false, defaulted: false, hedged: false }),
       // out of attempts: the SLO timer (or a hedged copy) answers the query
       (e) => this.o.log.debug({ error: e.message }, 'query failed; the SLO timer will answer it'),
@@ -379,10 +436,11 @@ export class ServingPolicy {
     q.tasks.push(t);
     this.send(this.base, t);
     const h = this.o.hedgeMs;
-    if (h !== null) q.copyTimer = this.o.clock.after(h, () => {
-      q.copyTimer = null;
-      this.considerCopy(q, 'hedge', h);
-    });
+    if (h !== null)
+      q.copyTimer = this.o.clock.after(h, () => {
+        q.copyTimer = null;
+        this.considerCopy(q, 'hedge', h);
+      });
   }
 
   /** The task that carries a query's original (uncoded: its only task; coded: its slot). */
@@ -403,7 +461,8 @@ export class ServingPolicy {
     const first = this.originalTask(q);
     const now = this.o.clock.now();
     // never started (queued, or never dispatched) vs. running since startedAt
-    const due = first === undefined || first.startedAt === undefined ? (first === undefined ? now : now + delayMs) : first.startedAt + delayMs;
+    const due =
+      first === undefined || first.startedAt === undefined ? (first === undefined ? now : now + delayMs) : first.startedAt + delayMs;
     if (due <= now) {
       // copies never join a backlog: queued behind one they would only feed it (under load,
       // copies of late queries make every query later: a feedback loop). They go out when an
@@ -433,7 +492,9 @@ export class ServingPolicy {
     this.copyTokens -= 1;
     const first = this.originalTask(q);
     const t = this.taskFor(
-      this.base, q.data, q.arrival + this.o.sloMs,
+      this.base,
+      q.data,
+      q.arrival + this.o.sloMs,
       (out) => {
         q.settle({ data: out, reconstructed: false, defaulted: false, hedged: true });
         if (q.group !== null) this.cancelIfDone(q.group);
@@ -467,8 +528,18 @@ export class ServingPolicy {
     let g = this.openGroup;
     if (g === null) {
       g = {
-        queries: [], slotQuery: [], outputs: Array(code.n).fill(null), failed: Array(code.n).fill(false), tasks: Array(code.n).fill(null),
-        deadline: q.arrival + this.decodeDeadlineMs, deadlinePassed: false, timer: null, paritySent: false, paddingFrom: null, parityTimer: null, closed: false,
+        queries: [],
+        slotQuery: [],
+        outputs: Array(code.n).fill(null),
+        failed: Array(code.n).fill(false),
+        tasks: Array(code.n).fill(null),
+        deadline: q.arrival + this.decodeDeadlineMs,
+        deadlinePassed: false,
+        timer: null,
+        paritySent: false,
+        paddingFrom: null,
+        parityTimer: null,
+        closed: false,
       };
       this.openGroup = g;
       this.liveGroups.add(g);
@@ -489,10 +560,19 @@ export class ServingPolicy {
     if (g.queries.length >= code.k) this.closeGroup(g);
   }
 
-  private dispatchSlot(g: Group, i: number, key: string, data: Float32Array, expiresAt: number, input?: { shape: number[]; side?: Task['side'] }): void {
+  private dispatchSlot(
+    g: Group,
+    i: number,
+    key: string,
+    data: Float32Array,
+    expiresAt: number,
+    input?: { shape: number[]; side?: Task['side'] },
+  ): void {
     const pool = this.o.pools.get(key)!;
     const t = this.taskFor(
-      pool, data, expiresAt,
+      pool,
+      data,
+      expiresAt,
       (out) => this.slotArrived(g, i, out),
       () => {
         g.failed[i] = true;

@@ -135,7 +135,10 @@ export class InstanceConn {
   /** removed from the pool (discovery): no new work; closed once nothing is in flight */
   draining = false;
   readonly queue = new Deque<Task>();
-  constructor(readonly address: string, readonly client: InstanceClient) {}
+  constructor(
+    readonly address: string,
+    readonly client: InstanceClient,
+  ) {}
 }
 
 export class Pool implements Dispatch {
@@ -371,7 +374,14 @@ export class Pool implements Dispatch {
     const started = t.startedAt;
     const timeout = Math.max(1, t.expiresAt - this.clock.now());
     conn.client.infer(
-      { model: this.o.model, inputName: this.o.inputName, data: t.data, shape: [1, ...t.shape], side: t.side?.map((s) => ({ ...s, shape: [1, ...s.shape] })), timeoutMs: timeout },
+      {
+        model: this.o.model,
+        inputName: this.o.inputName,
+        data: t.data,
+        shape: [1, ...t.shape],
+        side: t.side?.map((s) => ({ ...s, shape: [1, ...s.shape] })),
+        timeoutMs: timeout,
+      },
       (out) => {
         conn.inflight--;
         conn.served++;
@@ -391,7 +401,10 @@ export class Pool implements Dispatch {
             this.requeuedFromRemoved++;
             delete t.startedAt;
             delete t.ranOn;
-            this.o.log.debug({ pool: this.o.name, instance: conn.address, error: e.message }, 'request on a removed instance failed: retried on another');
+            this.o.log.debug(
+              { pool: this.o.name, instance: conn.address, error: e.message },
+              'request on a removed instance failed: retried on another',
+            );
             this.requeue(t);
             this.pump();
             return;

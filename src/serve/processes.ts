@@ -37,7 +37,14 @@ export interface ListeningChild {
  * it prints {"event":"listening",...}; reject, with its stderr, if it exits, cannot start or
  * stays silent for timeoutMs.
  */
-function spawnListening(label: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, onLog?: (entry: Record<string, unknown>) => void): Promise<ListeningChild> {
+function spawnListening(
+  label: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  onLog?: (entry: Record<string, unknown>) => void,
+): Promise<ListeningChild> {
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
@@ -110,14 +117,33 @@ const childEnv = (): NodeJS.ProcessEnv => ({
  * resolves when it listens.
  */
 export async function startInstanceProcess(args: string[], opts: InstanceProcessOptions = {}): Promise<ChildInstance> {
-  const argv = ['serve', 'instance', opts.http ? '--port=0' : '--port=-1', '--grpc-port=0', '--log-level', 'warn', ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []), ...args];
+  const argv = [
+    'serve',
+    'instance',
+    opts.http ? '--port=0' : '--port=-1',
+    '--grpc-port=0',
+    '--log-level',
+    'warn',
+    ...(opts.host !== undefined ? ['--host', '0.0.0.0'] : []),
+    ...args,
+  ];
   const wrap = opts.wrap ?? [];
   const label = `instance ${args.join(' ')}${wrap.length > 0 ? ` (under ${wrap.join(' ')})` : ''}`;
-  const c = await spawnListening(label, wrap.length > 0 ? wrap[0] : launcher(), wrap.length > 0 ? [...wrap.slice(1), launcher(), ...argv] : argv, childEnv(), opts.timeoutMs ?? 30000);
+  const c = await spawnListening(
+    label,
+    wrap.length > 0 ? wrap[0] : launcher(),
+    wrap.length > 0 ? [...wrap.slice(1), launcher(), ...argv] : argv,
+    childEnv(),
+    opts.timeoutMs ?? 30000,
+  );
   return { ...c, address: `${opts.host ?? '127.0.0.1'}:${c.grpc}` };
 }
 
 /** Start `coded serve frontend --config PATH`; resolves when it listens. `onLog` sees each JSON log line it prints (pino). */
-export function startFrontendProcess(configPath: string, timeoutMs = 60_000, onLog?: (entry: Record<string, unknown>) => void): Promise<ListeningChild> {
+export function startFrontendProcess(
+  configPath: string,
+  timeoutMs = 60_000,
+  onLog?: (entry: Record<string, unknown>) => void,
+): Promise<ListeningChild> {
   return spawnListening(`frontend ${configPath}`, launcher(), ['serve', 'frontend', '--config', configPath], childEnv(), timeoutMs, onLog);
 }

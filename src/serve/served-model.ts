@@ -90,7 +90,8 @@ class WorkerModel implements ServedModel {
   }
   async forward(data: Float32Array, batch: number, side?: Float32Array[]): Promise<Float32Array> {
     if (this.af === null) throw new Error('model not loaded');
-    if ((side?.length ?? 0) !== this.sideInputs.length) throw new Error(`${this.name} takes ${this.sideInputs.length} side input(s), got ${side?.length ?? 0}`);
+    if ((side?.length ?? 0) !== this.sideInputs.length)
+      throw new Error(`${this.name} takes ${this.sideInputs.length} side input(s), got ${side?.length ?? 0}`);
     const s = this.sideInputs.map((t, i) => ({ data: side![i], shape: [batch, ...t.shape] }));
     const r = await this.af.forward(data, [batch, ...this.inputShape], s.length > 0 ? s : undefined);
     return r.data;
@@ -106,7 +107,11 @@ class NoopModel implements ServedModel {
   readonly platform = 'coded-noop';
   readonly description: string;
   readonly sideInputs = [];
-  constructor(readonly name: string, readonly inputShape: number[], readonly outputShape: number[]) {
+  constructor(
+    readonly name: string,
+    readonly inputShape: number[],
+    readonly outputShape: number[],
+  ) {
     this.description = `identity on ${inputShape[0]} floats (no-op)`;
   }
   async load(): Promise<void> {}
@@ -126,18 +131,30 @@ class OnnxServedModel implements ServedModel {
   inputShape: number[] = [];
   outputShape: number[] = [];
   description: string;
-  constructor(readonly name: string, private readonly path: string, private readonly givenInputShape?: number[]) {
+  constructor(
+    readonly name: string,
+    private readonly path: string,
+    private readonly givenInputShape?: number[],
+  ) {
     this.inputShape = givenInputShape ?? [];
     this.description = `ONNX model ${path} (ONNX Runtime, CPU)`;
   }
   async load(device: string, threads: number): Promise<void> {
     if (this.worker !== null) return;
-    if (device !== 'cpu') throw new Error(`${this.path}: ONNX models run on the CPU here (ONNX Runtime's CPU provider); use --device cpu, or serve a TorchScript export of the model on ${device}`);
+    if (device !== 'cpu')
+      throw new Error(
+        `${this.path}: ONNX models run on the CPU here (ONNX Runtime's CPU provider); use --device cpu, or serve a TorchScript export of the model on ${device}`,
+      );
     const worker = new Worker(new URL('./onnx-worker.js', import.meta.url));
     const ready = await new Promise<OnnxWorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', (e) => reject(new Error(`ONNX worker failed to start: ${e.message}`)));
-      worker.postMessage({ type: 'init', path: this.path, threads, ...(this.givenInputShape !== undefined ? { inputShape: this.givenInputShape } : {}) } satisfies OnnxWorkerRequest);
+      worker.postMessage({
+        type: 'init',
+        path: this.path,
+        threads,
+        ...(this.givenInputShape !== undefined ? { inputShape: this.givenInputShape } : {}),
+      } satisfies OnnxWorkerRequest);
     });
     if (ready.type !== 'ready') {
       await worker.terminate();
@@ -181,7 +198,9 @@ class OnnxServedModel implements ServedModel {
 export function parseInputShape(text: string): number[] {
   const dims = text.split(/[x,]/);
   if (dims.length === 0 || !dims.every((d) => /^\d+$/.test(d) && Number(d) >= 1)) {
-    throw new Error(`bad --input-shape '${text}': use positive integers joined by x, per example without the batch dimension (e.g. 3x32x32 or 784)`);
+    throw new Error(
+      `bad --input-shape '${text}': use positive integers joined by x, per example without the batch dimension (e.g. 3x32x32 or 784)`,
+    );
   }
   return dims.map(Number);
 }
@@ -202,17 +221,26 @@ export interface RandomModelSpec {
  * syntax when the spec is malformed. Whether the zoo has MODEL is checked when it is built.
  */
 export function parseRandomModelSpec(spec: string): RandomModelSpec {
-  const bad = (why: string) => new Error(`bad --model '${spec}': ${why}; use ${RANDOM_MODEL_SPEC}, e.g. random:resnet18:3x224x224:1000 or random:mlp:200,100:1x28x28:10:7 (MODEL from \`coded models\`)`);
+  const bad = (why: string) =>
+    new Error(
+      `bad --model '${spec}': ${why}; use ${RANDOM_MODEL_SPEC}, e.g. random:resnet18:3x224x224:1000 or random:mlp:200,100:1x28x28:10:7 (MODEL from \`coded models\`)`,
+    );
   if (!spec.startsWith('random:')) throw bad('not a random:... spec');
   const m = /^random:(.+):([^:]*x[^:]*):([^:]+)(?::([^:]+))?$/.exec(spec);
   if (m === null) throw bad('expected a model name, an input shape CxHxW and a class count');
   const [, model, shape, classesText, seedText] = m;
   const dims = shape.split('x');
   const n = dims.map(Number);
-  if (dims.length !== 3 || !n.every((x) => Number.isInteger(x) && x >= 1) || dims.some((d) => !/^\d+$/.test(d))) throw bad(`the input shape '${shape}' must be three positive integers CxHxW`);
+  if (dims.length !== 3 || !n.every((x) => Number.isInteger(x) && x >= 1) || dims.some((d) => !/^\d+$/.test(d)))
+    throw bad(`the input shape '${shape}' must be three positive integers CxHxW`);
   if (!/^\d+$/.test(classesText) || !(Number(classesText) >= 1)) throw bad(`CLASSES must be a positive integer, got '${classesText}'`);
   if (seedText !== undefined && !/^-?\d+$/.test(seedText)) throw bad(`SEED must be an integer, got '${seedText}'`);
-  return { model, input: { channels: n[0], height: n[1], width: n[2] }, classes: Number(classesText), seed: seedText === undefined ? 1 : Number(seedText) };
+  return {
+    model,
+    input: { channels: n[0], height: n[1], width: n[2] },
+    classes: Number(classesText),
+    seed: seedText === undefined ? 1 : Number(seedText),
+  };
 }
 
 function positiveInts(parts: string[], what: string): number[] {
@@ -225,18 +253,44 @@ function positiveInts(parts: string[], what: string): number[] {
  * Resolve an instance's --model argument (see the file comment); `name` overrides the V2 model
  * name; `parityIndex` picks the parity model of a parity-code checkpoint (only for those).
  */
-export function servedModelFrom(spec: string, name?: string, parityIndex?: number, worker?: string, opts: { inputShape?: number[] } = {}): ServedModel {
+export function servedModelFrom(
+  spec: string,
+  name?: string,
+  parityIndex?: number,
+  worker?: string,
+  opts: { inputShape?: number[] } = {},
+): ServedModel {
   const isTorchScript = isTorchScriptPath(spec);
   const isOnnx = isOnnxPath(spec);
-  if (opts.inputShape !== undefined && !isTorchScript && !isOnnx) throw new Error(`--input-shape applies to TorchScript (${TORCHSCRIPT_EXTENSIONS.join(', ')}) and ONNX (.onnx) files, not to '${spec}' (its shape is known)`);
-  if ((isTorchScript || isOnnx) && (parityIndex !== undefined || worker !== undefined)) throw new Error(`--parity-index and --worker apply to code checkpoints, not to '${spec}'`);
+  if (opts.inputShape !== undefined && !isTorchScript && !isOnnx)
+    throw new Error(
+      `--input-shape applies to TorchScript (${TORCHSCRIPT_EXTENSIONS.join(', ')}) and ONNX (.onnx) files, not to '${spec}' (its shape is known)`,
+    );
+  if ((isTorchScript || isOnnx) && (parityIndex !== undefined || worker !== undefined))
+    throw new Error(`--parity-index and --worker apply to code checkpoints, not to '${spec}'`);
   if (isTorchScript) {
-    if (opts.inputShape === undefined) throw new Error(`${spec}: TorchScript files do not record their input shape; pass --input-shape (per example, without the batch dimension, e.g. 3x32x32)`);
+    if (opts.inputShape === undefined)
+      throw new Error(
+        `${spec}: TorchScript files do not record their input shape; pass --input-shape (per example, without the batch dimension, e.g. 3x32x32)`,
+      );
     const n = name ?? basename(spec).replace(/\.[^.]+$/, '');
-    return withPreprocessing(new WorkerModel(n, 'pytorch_libtorch', opts.inputShape, [], `TorchScript model ${spec} (libtorch JIT) on ${opts.inputShape.join('x')} inputs`, { kind: 'torchscript', path: spec }, [], true), null);
+    return withPreprocessing(
+      new WorkerModel(
+        n,
+        'pytorch_libtorch',
+        opts.inputShape,
+        [],
+        `TorchScript model ${spec} (libtorch JIT) on ${opts.inputShape.join('x')} inputs`,
+        { kind: 'torchscript', path: spec },
+        [],
+        true,
+      ),
+      null,
+    );
   }
   if (isOnnx) return withPreprocessing(new OnnxServedModel(name ?? basename(spec).replace(/\.onnx$/i, ''), spec, opts.inputShape), null);
-  if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0)) throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
+  if (parityIndex !== undefined && !(Number.isInteger(parityIndex) && parityIndex >= 0))
+    throw new Error(`parity index must be a non-negative integer, got ${parityIndex}`);
   const notParity = () => {
     if (parityIndex !== undefined) throw new Error(`--parity-index applies to parity-code checkpoints only, not to '${spec}'`);
   };
@@ -256,55 +310,110 @@ export function servedModelFrom(spec: string, name?: string, parityIndex?: numbe
     const [d, c] = positiveInts(parts.slice(0, 2), spec);
     const seed = parts[2] === undefined ? 1 : Number(parts[2]);
     if (!Number.isInteger(seed)) throw new Error(`bad --model '${spec}': SEED must be an integer`);
-    return new WorkerModel(name ?? 'linear', 'coded-libtorch', [d], [c], `random linear map ${d} -> ${c} (seed ${seed})`, { kind: 'linear', inFeatures: d, classes: c, seed });
+    return new WorkerModel(name ?? 'linear', 'coded-libtorch', [d], [c], `random linear map ${d} -> ${c} (seed ${seed})`, {
+      kind: 'linear',
+      inFeatures: d,
+      classes: c,
+      seed,
+    });
   }
   if (spec.startsWith('random:')) {
     notParity();
     const r = parseRandomModelSpec(spec);
     const { channels, height, width } = r.input;
-    return new WorkerModel(name ?? r.model.replace(/[^\w.-]/g, '_'), 'coded-libtorch', [channels, height, width], [r.classes], `${r.model} with random weights (seed ${r.seed}) on ${channels}x${height}x${width} inputs, ${r.classes} classes`, { kind: 'random', ...r });
+    return new WorkerModel(
+      name ?? r.model.replace(/[^\w.-]/g, '_'),
+      'coded-libtorch',
+      [channels, height, width],
+      [r.classes],
+      `${r.model} with random weights (seed ${r.seed}) on ${channels}x${height}x${width} inputs, ${r.classes} classes`,
+      { kind: 'random', ...r },
+    );
   }
   const meta = readCheckpointMetadata(spec) as {
-    kind?: string; model?: string; dataset?: string; input?: { channels: number; height: number; width: number }; classes?: string[];
-    parity?: Partial<ParityMeta>; code?: { family?: string; k?: number; r?: number } & Record<string, unknown>;
+    kind?: string;
+    model?: string;
+    dataset?: string;
+    input?: { channels: number; height: number; width: number };
+    classes?: string[];
+    parity?: Partial<ParityMeta>;
+    code?: { family?: string; k?: number; r?: number } & Record<string, unknown>;
   };
   if (meta.kind === 'code' && meta.parity === undefined && meta.code !== undefined) {
     // a code with family-specific workers (Lagrange: H); only the header is read here
     const sigs = workerSignatures(meta.code as { family: string } & Record<string, unknown>);
     if (sigs.length > 0) notParity();
-    if (sigs.length === 0) throw new Error(`${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
+    if (sigs.length === 0)
+      throw new Error(
+        `${spec} is a ${String(meta.code.family)} code checkpoint without parity models (no "parity" metadata from \`coded train parity\`) or worker networks to serve; an instance serves a base checkpoint, a parity-code checkpoint, a code checkpoint with worker networks (e.g. Lagrange), linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`,
+      );
     let sig = sigs[0];
     if (worker !== undefined) {
       const m = /^([A-Za-z_][\w-]*)(?:\[(\d+)\])?$/.exec(worker);
       const found = m === null ? undefined : sigs.find((s) => s.name === m[1] && s.index === Number(m[2] ?? 0));
-      if (found === undefined) throw new Error(`--worker '${worker}': ${spec} has worker(s) ${sigs.map((s) => `${s.name}[${s.index}]`).join(', ')}`);
+      if (found === undefined)
+        throw new Error(`--worker '${worker}': ${spec} has worker(s) ${sigs.map((s) => `${s.name}[${s.index}]`).join(', ')}`);
       sig = found;
     }
     const n = name ?? `${basename(spec).replace(/\.safetensors$/, '')}-${sig.name}${sig.index}`;
-    return new WorkerModel(n, 'coded-libtorch', sig.input, [sig.outputs], `${sig.description} (${spec})`, { kind: 'code-worker', path: spec, name: sig.name, index: sig.index }, sig.sideInputs);
+    return new WorkerModel(
+      n,
+      'coded-libtorch',
+      sig.input,
+      [sig.outputs],
+      `${sig.description} (${spec})`,
+      { kind: 'code-worker', path: spec, name: sig.name, index: sig.index },
+      sig.sideInputs,
+    );
   }
-  if (worker !== undefined) throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
+  if (worker !== undefined)
+    throw new Error(`--worker applies to code checkpoints with worker networks (e.g. from \`coded train polynomial\`), not to '${spec}'`);
   if (meta.kind === 'code') {
     // Only the header here; the worker thread loads the weights with readCodeCheckpoint, which checks them.
     const p = meta.parity;
     if (p === undefined || typeof p.model !== 'string' || p.input === undefined || !Number.isInteger(p.count)) {
-      throw new Error(`${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
+      throw new Error(
+        `${spec} is a code checkpoint without parity models (no "parity" metadata from \`coded train parity\` or \`coded train learned --parity-model\`); an instance serves a base checkpoint, a parity-code checkpoint, linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`,
+      );
     }
     const j = parityIndex ?? 0;
-    if (j >= p.count!) throw new Error(`${spec} has ${p.count} parity model(s) (indices 0..${p.count! - 1}); --parity-index ${j} is out of range`);
+    if (j >= p.count!)
+      throw new Error(`${spec} has ${p.count} parity model(s) (indices 0..${p.count! - 1}); --parity-index ${j} is out of range`);
     const { channels, height, width, classes } = p.input;
     const n = name ?? `${basename(spec).replace(/\.safetensors$/, '')}-parity${j}`;
     const code = meta.code ? `${meta.code.family}(k=${meta.code.k}, r=${meta.code.r})` : 'code';
     // the preprocessing of the base's inputs (a parity model takes codes of such inputs)
-    return withPreprocessing(new WorkerModel(n, 'coded-libtorch', [channels, height, width], [classes], `parity model ${j} (${p.model}) of ${code} for ${meta.dataset ?? (meta as { base?: { dataset?: string } }).base?.dataset ?? '?'} (${spec})`, { kind: 'parity', path: spec, index: j }), checkpointPreprocessing((meta as { base?: Record<string, unknown> }).base));
+    return withPreprocessing(
+      new WorkerModel(
+        n,
+        'coded-libtorch',
+        [channels, height, width],
+        [classes],
+        `parity model ${j} (${p.model}) of ${code} for ${meta.dataset ?? (meta as { base?: { dataset?: string } }).base?.dataset ?? '?'} (${spec})`,
+        { kind: 'parity', path: spec, index: j },
+      ),
+      checkpointPreprocessing((meta as { base?: Record<string, unknown> }).base),
+    );
   }
   notParity();
   if (meta.kind !== 'base' || !meta.model || !meta.input || !meta.classes) {
-    throw new Error(`${spec} is neither a base-model checkpoint from \`coded train base\` nor a parity-code checkpoint from \`coded train parity\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`);
+    throw new Error(
+      `${spec} is neither a base-model checkpoint from \`coded train base\` nor a parity-code checkpoint from \`coded train parity\` (its metadata lacks kind/model/input/classes); or use linear:D:C[:SEED], ${RANDOM_MODEL_SPEC} or noop:D`,
+    );
   }
   const { channels, height, width } = meta.input;
   const n = name ?? basename(spec).replace(/\.safetensors$/, '');
-  return withPreprocessing(new WorkerModel(n, 'coded-libtorch', [channels, height, width], [meta.classes.length], `${meta.model} on ${meta.dataset ?? '?'} (${spec})`, { kind: 'checkpoint', path: spec }), checkpointPreprocessing(meta));
+  return withPreprocessing(
+    new WorkerModel(
+      n,
+      'coded-libtorch',
+      [channels, height, width],
+      [meta.classes.length],
+      `${meta.model} on ${meta.dataset ?? '?'} (${spec})`,
+      { kind: 'checkpoint', path: spec },
+    ),
+    checkpointPreprocessing(meta),
+  );
 }
 
 function withPreprocessing<M extends ServedModel>(m: M, p: Preprocessing | null): M {

@@ -80,8 +80,14 @@ function makeOptimizer(cfg: BaseTrainingConfig, params: Tensor[]): Optimizer {
     : new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, nesterov: cfg.momentum > 0, weightDecay: cfg.weightDecay });
 }
 
-
-export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrainingData, outDir: string, { resume = false } = {}, hooks: BaseTrainingHooks = {}): BaseTrainingResult {
+export function trainBase(
+  cfg: BaseTrainingConfig,
+  model: Module,
+  data: BaseTrainingData,
+  outDir: string,
+  { resume = false } = {},
+  hooks: BaseTrainingHooks = {},
+): BaseTrainingResult {
   const t0 = performance.now();
   model.to(cfg.device);
   const opt = makeOptimizer(cfg, model.parameters());
@@ -101,7 +107,12 @@ export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrai
   let run: ReturnType<typeof runEpochs<EpochRecord>>;
   try {
     run = runEpochs<EpochRecord>({
-      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valAccuracy', optimizers: [opt],
+      outDir,
+      resume,
+      epochs: cfg.epochs,
+      seed: cfg.seed,
+      scoreName: 'valAccuracy',
+      optimizers: [opt],
       readLast: (path) => {
         const ck = readCheckpoint(path);
         const m = ck.metadata as { config?: BaseTrainingConfig };
@@ -110,7 +121,9 @@ export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrai
         };
         try {
           if (m.config?.model !== cfg.model || m.config?.dataset !== cfg.dataset) {
-            throw new Error(`--resume: ${path} was trained as ${m.config?.model} on ${m.config?.dataset}, not ${cfg.model} on ${cfg.dataset}`);
+            throw new Error(
+              `--resume: ${path} was trained as ${m.config?.model} on ${m.config?.dataset}, not ${cfg.model} on ${cfg.dataset}`,
+            );
           }
           model.loadStateDict(ck.state);
         } catch (e) {
@@ -128,7 +141,15 @@ export function trainBase(cfg: BaseTrainingConfig, model: Module, data: BaseTrai
           onBatch: (b, loss) => hooks.onBatch?.(epoch, b, batches, loss),
         });
         const val = classifierAccuracy(model, data.validation, { numClasses: data.classes.length, device: cfg.device });
-        const record: EpochRecord = { epoch, trainLoss: r.meanLoss, trainAccuracy: r.accuracy, valAccuracy: val.accuracy, lr: lrOf(epoch, 0), seconds: r.seconds, best: false };
+        const record: EpochRecord = {
+          epoch,
+          trainLoss: r.meanLoss,
+          trainAccuracy: r.accuracy,
+          valAccuracy: val.accuracy,
+          lr: lrOf(epoch, 0),
+          seconds: r.seconds,
+          best: false,
+        };
         return { record, score: val.accuracy };
       },
       save: (path, meta, extra) => saveCheckpoint(path, model, { ...baseMeta, ...meta }, extra),

@@ -21,7 +21,16 @@ export interface DemoTrainingResult {
 }
 
 /** Train a fresh Base-MLP (Adam lr 1e-3, L2 1e-5, batch 64) for `epochs`, reporting each batch's loss and each epoch. */
-export function trainDemoMlp(train: Split, test: Split, o: { epochs: number; onEpochStart?: (epoch: number, batches: number) => void; onBatch?: (loss: number) => void; onEpoch?: (e: DemoEpoch) => void }): DemoTrainingResult {
+export function trainDemoMlp(
+  train: Split,
+  test: Split,
+  o: {
+    epochs: number;
+    onEpochStart?: (epoch: number, batches: number) => void;
+    onBatch?: (loss: number) => void;
+    onEpoch?: (e: DemoEpoch) => void;
+  },
+): DemoTrainingResult {
   const model = new BaseMLP();
   const opt = new Adam(model.parameters(), { lr: 1e-3, weightDecay: 1e-5 });
   const batchSize = 64;

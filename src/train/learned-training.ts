@@ -85,14 +85,23 @@ export function isParityModelChoice(choice: string): boolean {
  * The architecture of the parity models for a --parity-model value (undefined for none), with
  * clear errors for unknown names and for architectures that do not take the base model's inputs.
  */
-export function resolveParityModel(choice: string | undefined, baseModel: string, input?: { channels: number; height: number; width: number }): string | undefined {
+export function resolveParityModel(
+  choice: string | undefined,
+  baseModel: string,
+  input?: { channels: number; height: number; width: number },
+): string | undefined {
   if (choice === undefined || choice === 'none') return undefined;
   if (!isParityModelChoice(choice)) throw new Error(`unknown parity model '${choice}' (valid: ${parityModelChoices().join(', ')})`);
   const arch = choice === 'base' ? baseModel : choice;
   const e = findModel(arch);
-  if (e === undefined) throw new Error(`parity model 'base': the base model's architecture '${baseModel}' is not in the model zoo (${modelNames().join(', ')})`);
+  if (e === undefined)
+    throw new Error(
+      `parity model 'base': the base model's architecture '${baseModel}' is not in the model zoo (${modelNames().join(', ')})`,
+    );
   if (input !== undefined && !e.accepts({ ...input, classes: 2 })) {
-    throw new Error(`parity model '${arch}' does not take the base model's ${input.channels}x${input.height}x${input.width} inputs (${e.description})`);
+    throw new Error(
+      `parity model '${arch}' does not take the base model's ${input.channels}x${input.height}x${input.width} inputs (${e.description})`,
+    );
   }
   return arch;
 }
@@ -149,7 +158,11 @@ export function erasedSlotLoss(rec: Tensor, target: Tensor, labels: Tensor, eras
 
 /** The 0/1 mask [P, k] of erased data slots of each pattern. */
 export function erasedMask(patterns: readonly Availability[], k: number, device: Device = 'cpu'): Tensor {
-  return tensor(patterns.flatMap((p) => p.slice(0, k).map((a) => (a ? 0 : 1))), [patterns.length, k], { device });
+  return tensor(
+    patterns.flatMap((p) => p.slice(0, k).map((a) => (a ? 0 : 1))),
+    [patterns.length, k],
+    { device },
+  );
 }
 
 /** Freeze a base model: evaluation mode, no gradients for its parameters. */
@@ -162,20 +175,34 @@ export function freeze(base: Module): void {
  * One training step's forward pass: the loss over every pattern for G groups.
  * images [G, k, C, H, W], labels [G, k]; base frozen.
  */
-export function learnedLoss(code: LearnedCode, base: Module, images: Tensor, labels: Tensor, patterns: readonly Availability[], erased: Tensor, loss: LearnedLoss, parity: readonly Module[] = []): Tensor {
+export function learnedLoss(
+  code: LearnedCode,
+  base: Module,
+  images: Tensor,
+  labels: Tensor,
+  patterns: readonly Availability[],
+  erased: Tensor,
+  loss: LearnedLoss,
+  parity: readonly Module[] = [],
+): Tensor {
   if (code.usesParityModels && parity.length !== code.r) {
     throw new Error(`${code.name} runs its parity queries on ${code.r} parity model(s); learnedLoss was given ${parity.length}`);
   }
-  if (!code.usesParityModels && parity.length > 0) throw new Error(`${code.name} runs its parity queries on the base model; learnedLoss was given parity models`);
+  if (!code.usesParityModels && parity.length > 0)
+    throw new Error(`${code.name} runs its parity queries on the base model; learnedLoss was given parity models`);
   return tidy(() => {
     const [G, k, C, H, W] = images.shape;
     // F on the originals: nothing trainable upstream, so no graph
     const data = noGrad(() => base.forward(images.reshape([G * k, C, H, W])).reshape([G, k, -1]));
     const parities = code.parities(images); // [G, r, C, H, W], differentiable
     // F on the parities (gradients flow through it into the encoder), or F_P[j] on parity j
-    const par = parity.length === 0
-      ? base.forward(parities.reshape([G * code.r, C, H, W])).reshape([G, code.r, -1])
-      : stack(parity.map((m, j) => m.forward(parities.select(1, j))), 1);
+    const par =
+      parity.length === 0
+        ? base.forward(parities.reshape([G * code.r, C, H, W])).reshape([G, code.r, -1])
+        : stack(
+            parity.map((m, j) => m.forward(parities.select(1, j))),
+            1,
+          );
     const rec = code.decodePatterns(allOutputs(data, par), patterns);
     return erasedSlotLoss(rec, data, labels, erased, loss);
   });
@@ -221,13 +248,19 @@ export interface LearnedTrainingData {
 /** The code config of a training run; baseModel (the base architecture) resolves --parity-model base. */
 export function learnedCodeConfig(cfg: LearnedTrainingConfig, data: LearnedTrainingData, baseModel?: string): LearnedCodeConfig {
   const c: LearnedCodeConfig = {
-    family: 'learned', k: cfg.k, r: cfg.r, encoder: cfg.encoder, decoder: cfg.decoder,
-    input: data.input, outputs: data.classes.length,
+    family: 'learned',
+    k: cfg.k,
+    r: cfg.r,
+    encoder: cfg.encoder,
+    decoder: cfg.decoder,
+    input: data.input,
+    outputs: data.classes.length,
   };
   if (cfg.encoderOptions) c.encoderOptions = cfg.encoderOptions;
   if (cfg.decoderOptions) c.decoderOptions = cfg.decoderOptions;
   if (cfg.parityModel !== undefined && cfg.parityModel !== 'none') {
-    if (cfg.parityModel === 'base' && baseModel === undefined) throw new Error(`learnedCodeConfig: parity model 'base' needs the base model's architecture`);
+    if (cfg.parityModel === 'base' && baseModel === undefined)
+      throw new Error(`learnedCodeConfig: parity model 'base' needs the base model's architecture`);
     const arch = resolveParityModel(cfg.parityModel, baseModel ?? '', data.input);
     if (arch !== undefined) c.parityModel = arch;
   }
@@ -238,14 +271,21 @@ export function learnedCodeConfig(cfg: LearnedTrainingConfig, data: LearnedTrain
  * The r parity models of a joint run, freshly built for the code's parity architecture; with
  * --parity-model base, each gets a copy of F's weights (F is only read).
  */
-export function buildJointParityModels(cfg: Pick<LearnedTrainingConfig, 'parityModel'>, code: LearnedCode, base: Module): { parity: Module[]; meta: ParityMeta | null } {
+export function buildJointParityModels(
+  cfg: Pick<LearnedTrainingConfig, 'parityModel'>,
+  code: LearnedCode,
+  base: Module,
+): { parity: Module[]; meta: ParityMeta | null } {
   const arch = code.cfg.parityModel;
   if (arch === undefined) {
-    if (cfg.parityModel !== undefined && cfg.parityModel !== 'none') throw new Error(`--parity-model ${cfg.parityModel}: the code ${code.name} has no parity models (build it with learnedCodeConfig)`);
+    if (cfg.parityModel !== undefined && cfg.parityModel !== 'none')
+      throw new Error(`--parity-model ${cfg.parityModel}: the code ${code.name} has no parity models (build it with learnedCodeConfig)`);
     return { parity: [], meta: null };
   }
-  if (cfg.parityModel === undefined || cfg.parityModel === 'none') throw new Error(`${code.name} runs parity models; the training config must name them (parityModel)`);
-  if (cfg.parityModel !== 'base' && cfg.parityModel !== arch) throw new Error(`--parity-model ${cfg.parityModel} does not match the code's parity models (${arch})`);
+  if (cfg.parityModel === undefined || cfg.parityModel === 'none')
+    throw new Error(`${code.name} runs parity models; the training config must name them (parityModel)`);
+  if (cfg.parityModel !== 'base' && cfg.parityModel !== arch)
+    throw new Error(`--parity-model ${cfg.parityModel} does not match the code's parity models (${arch})`);
   const meta: ParityMeta = { model: arch, input: { ...code.cfg.input, classes: code.cfg.outputs }, count: code.r };
   const parity: Module[] = [];
   try {
@@ -278,7 +318,16 @@ function optimizersFor(cfg: LearnedTrainingConfig, code: LearnedCode, parity: re
   return [enc, dec, par].filter((p) => p.length > 0).map((p) => new Adam(p, o));
 }
 
-export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base: Module, baseId: BaseIdentity, data: LearnedTrainingData, outDir: string, { resume = false } = {}, hooks: LearnedTrainingHooks = {}): LearnedTrainingResult {
+export function trainLearned(
+  cfg: LearnedTrainingConfig,
+  code: LearnedCode,
+  base: Module,
+  baseId: BaseIdentity,
+  data: LearnedTrainingData,
+  outDir: string,
+  { resume = false } = {},
+  hooks: LearnedTrainingHooks = {},
+): LearnedTrainingResult {
   const t0 = performance.now();
   // joint mode: the parity models (built before F is frozen and moved; F is only read)
   const { parity, meta: parityMeta } = buildJointParityModels(cfg, code, base);
@@ -293,7 +342,14 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
   const patterns = code.evaluationPatterns();
   const erased = erasedMask(patterns, code.k, cfg.device).keep();
   // with parity models, the metadata a parity-code checkpoint carries (readCodeCheckpoint, serving)
-  const meta = { base: baseId, dataset: cfg.dataset, classes: data.classes, training: cfg, command: hooks.command ?? null, ...(parityMeta ? { parity: parityMeta } : {}) };
+  const meta = {
+    base: baseId,
+    dataset: cfg.dataset,
+    classes: data.classes,
+    training: cfg,
+    command: hooks.command ?? null,
+    ...(parityMeta ? { parity: parityMeta } : {}),
+  };
 
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
@@ -303,7 +359,12 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
   let run: ReturnType<typeof runEpochs<LearnedEpochRecord>>;
   try {
     run = runEpochs<LearnedEpochRecord>({
-      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valRecovery', optimizers: opts,
+      outDir,
+      resume,
+      epochs: cfg.epochs,
+      seed: cfg.seed,
+      scoreName: 'valRecovery',
+      optimizers: opts,
       readLast: (path) => {
         // the saved code and its parity models (when the run has them) are read as a checkpoint's, then copied in
         const saved = readCodeCheckpoint(path, { parity: parity.length > 0 ? 'required' : 'none' });
@@ -313,8 +374,12 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
           for (const t of saved.extra.values()) t.dispose();
         };
         try {
-          if (m.base?.sha256 !== baseId.sha256) throw new Error(`--resume: ${path} was trained for base model ${m.base?.path} (sha256 ${m.base?.sha256?.slice(0, 12)}), not ${baseId.path}`);
-          if (JSON.stringify(saved.code.config()) !== JSON.stringify(code.config())) throw new Error(`--resume: ${path} holds ${saved.code.name}, not ${code.name}`);
+          if (m.base?.sha256 !== baseId.sha256)
+            throw new Error(
+              `--resume: ${path} was trained for base model ${m.base?.path} (sha256 ${m.base?.sha256?.slice(0, 12)}), not ${baseId.path}`,
+            );
+          if (JSON.stringify(saved.code.config()) !== JSON.stringify(code.config()))
+            throw new Error(`--resume: ${path} holds ${saved.code.name}, not ${code.name}`);
           state.loadStateDict(codeState(saved.code, saved.parity).stateDict());
         } catch (e) {
           free();
@@ -348,8 +413,12 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
         }
         const val = evaluateCode({ code, workers, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
         const record: LearnedEpochRecord = {
-          epoch, trainLoss: lossSum / Math.max(1, n), valRecovery: val.degraded.recovery, valAccuracy: val.degraded.accuracy,
-          seconds: (performance.now() - te) / 1000, best: false,
+          epoch,
+          trainLoss: lossSum / Math.max(1, n),
+          valRecovery: val.degraded.recovery,
+          valAccuracy: val.degraded.accuracy,
+          seconds: (performance.now() - te) / 1000,
+          best: false,
         };
         return { record, score: val.degraded.recovery };
       },
@@ -367,8 +436,14 @@ export function trainLearned(cfg: LearnedTrainingConfig, code: LearnedCode, base
     erased.dispose();
   }
   return {
-    bestCheckpoint: run.bestCheckpoint, bestEpoch: run.bestEpoch, bestValRecovery: run.bestScore, test, epochs: run.epochs,
-    seconds: (performance.now() - t0) / 1000, resumedFrom: run.resumedFrom, stoppedEarly: run.stoppedEarly,
+    bestCheckpoint: run.bestCheckpoint,
+    bestEpoch: run.bestEpoch,
+    bestValRecovery: run.bestScore,
+    test,
+    epochs: run.epochs,
+    seconds: (performance.now() - t0) / 1000,
+    resumedFrom: run.resumedFrom,
+    stoppedEarly: run.stoppedEarly,
   };
 }
 
@@ -379,14 +454,31 @@ function testBest(path: string, cfg: LearnedTrainingConfig, base: Module, data: 
   try {
     for (const t of extra.values()) t.dispose();
     state.to(cfg.device);
-    const test = evaluateCode({ code: bestCode, workers: parity.length > 0 ? { base, parity } : { base }, test: data.test, classes: data.classes, device: cfg.device });
+    const test = evaluateCode({
+      code: bestCode,
+      workers: parity.length > 0 ? { base, parity } : { base },
+      test: data.test,
+      classes: data.classes,
+      device: cfg.device,
+    });
     const { kind: _k, code: _c, ...rest } = metadata;
     void _k;
     void _c;
-    saveCode(path, bestCode, {
-      ...rest,
-      test: { recovery: test.degraded.recovery, degradedAccuracy: test.degraded.accuracy, baseAccuracy: test.baseAccuracy, reconstructions: test.degraded.count },
-    }, new Map(), parity);
+    saveCode(
+      path,
+      bestCode,
+      {
+        ...rest,
+        test: {
+          recovery: test.degraded.recovery,
+          degradedAccuracy: test.degraded.accuracy,
+          baseAccuracy: test.baseAccuracy,
+          reconstructions: test.degraded.count,
+        },
+      },
+      new Map(),
+      parity,
+    );
     return test;
   } finally {
     state.dispose();

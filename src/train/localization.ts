@@ -52,7 +52,12 @@ function meanIoU(model: Module, s: BoxSplit): number {
 }
 
 /** Train a box regressor with MSE on the corners; returns the validation IoU after each epoch. */
-export function trainBoxRegressor(model: Module, train: BoxSplit, validation: BoxSplit, o: { epochs: number; lr: number; batchSize: number; seed: number; log?: (s: string) => void }): number[] {
+export function trainBoxRegressor(
+  model: Module,
+  train: BoxSplit,
+  validation: BoxSplit,
+  o: { epochs: number; lr: number; batchSize: number; seed: number; log?: (s: string) => void },
+): number[] {
   const opt = new Adam(model.parameters(), { lr: o.lr });
   const history: number[] = [];
   try {
@@ -83,8 +88,15 @@ export function trainBoxRegressor(model: Module, train: BoxSplit, validation: Bo
 }
 
 /** Train the parity model of an addition code: F_P(sum X_i) ~ sum F(X_i); returns the validation degraded IoU after each epoch. */
-export function trainParityRegressor(parity: Module, base: Module, code: AdditionCode, train: BoxSplit, validation: BoxSplit, meanBox: readonly number[],
-  o: { epochs: number; lr: number; batchSize: number; seed: number; log?: (s: string) => void }): number[] {
+export function trainParityRegressor(
+  parity: Module,
+  base: Module,
+  code: AdditionCode,
+  train: BoxSplit,
+  validation: BoxSplit,
+  meanBox: readonly number[],
+  o: { epochs: number; lr: number; batchSize: number; seed: number; log?: (s: string) => void },
+): number[] {
   const k = code.k;
   const opt = new Adam(parity.parameters(), { lr: o.lr });
   const history: number[] = [];
@@ -111,7 +123,14 @@ export function trainParityRegressor(parity: Module, base: Module, code: Additio
         });
         batches++;
       }
-      const v = evaluateCodeWithMetric({ code, workers: { base, parity: [parity] }, inputs: validation.images, targets: validation.boxes, metric: boxIntersectionOverUnion, defaultOutput: meanBox });
+      const v = evaluateCodeWithMetric({
+        code,
+        workers: { base, parity: [parity] },
+        inputs: validation.images,
+        targets: validation.boxes,
+        metric: boxIntersectionOverUnion,
+        defaultOutput: meanBox,
+      });
       history.push(v.degraded);
       o.log?.(`parity epoch ${epoch}: train MSE ${(loss / batches).toFixed(5)}, validation degraded IoU ${v.degraded.toFixed(4)}`);
     }
@@ -138,9 +157,29 @@ export function runLocalization(o: LocalizationOptions = {}): LocalizationResult
     const baseHistory = trainBoxRegressor(base, ds.train, ds.validation, train);
     const code = new AdditionCode(k);
     parity = buildModel(modelName, { channels: 1, height: side, width: side, classes: 4 });
-    const parityHistory = trainParityRegressor(parity, base, code, ds.train, ds.validation, ds.meanBox, { ...train, epochs: o.parityEpochs ?? train.epochs });
-    const test = evaluateCodeWithMetric({ code, workers: { base, parity: [parity] }, inputs: ds.test.images, targets: ds.test.boxes, metric: boxIntersectionOverUnion, defaultOutput: ds.meanBox, seed });
-    return { seed, dataSeed: ds.options.seed, model: modelName, k, baseHistory, parityHistory, test, seconds: (performance.now() - t0) / 1000 };
+    const parityHistory = trainParityRegressor(parity, base, code, ds.train, ds.validation, ds.meanBox, {
+      ...train,
+      epochs: o.parityEpochs ?? train.epochs,
+    });
+    const test = evaluateCodeWithMetric({
+      code,
+      workers: { base, parity: [parity] },
+      inputs: ds.test.images,
+      targets: ds.test.boxes,
+      metric: boxIntersectionOverUnion,
+      defaultOutput: ds.meanBox,
+      seed,
+    });
+    return {
+      seed,
+      dataSeed: ds.options.seed,
+      model: modelName,
+      k,
+      baseHistory,
+      parityHistory,
+      test,
+      seconds: (performance.now() - t0) / 1000,
+    };
   } finally {
     base?.dispose();
     parity?.dispose();

@@ -112,14 +112,16 @@ export const parityFiles = runFiles;
 /** The base model's outputs on a whole split [N, classes], computed once without gradients. */
 export function baseOutputs(base: Module, split: Split, device: Device, batch = 1000): Tensor {
   base.eval();
-  return noGrad(() => tidy(() => {
-    const parts: Tensor[] = [];
-    for (let s = 0; s < split.size; s += batch) {
-      const x = split.images.narrow(0, s, Math.min(batch, split.size - s));
-      parts.push(base.forward(device === 'cpu' ? x : x.to(device)));
-    }
-    return parts.length === 1 ? parts[0] : cat(parts, 0);
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      const parts: Tensor[] = [];
+      for (let s = 0; s < split.size; s += batch) {
+        const x = split.images.narrow(0, s, Math.min(batch, split.size - s));
+        parts.push(base.forward(device === 'cpu' ? x : x.to(device)));
+      }
+      return parts.length === 1 ? parts[0] : cat(parts, 0);
+    }),
+  );
 }
 
 /**
@@ -129,13 +131,23 @@ export function baseOutputs(base: Module, split: Split, device: Device, batch = 
  * F(X_i) + (F_P(P_j) - target_j) / a_ji), scored by KL against softmax F(X_i) at temperature
  * T (scaled by T^2), or, given labels [G, k], by cross-entropy; averaged over the k slots.
  */
-export function decodedParityLoss(code: LinearCode, j: number, pred: Tensor, outs: Tensor, labels: Tensor | null, T: number, labelWeight: number): Tensor {
+export function decodedParityLoss(
+  code: LinearCode,
+  j: number,
+  pred: Tensor,
+  outs: Tensor,
+  labels: Tensor | null,
+  T: number,
+  labelWeight: number,
+): Tensor {
   const soft = (t: Tensor) => (T === 1 ? t : t.mul(1 / T));
   let sum: Tensor | null = null;
   for (let i = 0; i < code.k; i++) {
     const out = outs.select(1, i);
     // slot i and every parity but j erased: the decoder reconstructs slot i from parity j
-    const outputs = Array.from({ length: code.n }, (_, t) => (t < code.k ? (t === i ? null : outs.select(1, t)) : t === code.k + j ? pred : null));
+    const outputs = Array.from({ length: code.n }, (_, t) =>
+      t < code.k ? (t === i ? null : outs.select(1, t)) : t === code.k + j ? pred : null,
+    );
     const rec = code.decode(outputs).outputs[i];
     const kl = labelWeight < 1 ? klDiv(soft(rec).logSoftmax(-1), soft(out).softmax(-1)).mul(T * T * (1 - labelWeight)) : null;
     const xent = labelWeight > 0 ? crossEntropy(rec, labels!.select(1, i).contiguous()).mul(labelWeight) : null;
@@ -146,18 +158,31 @@ export function decodedParityLoss(code: LinearCode, j: number, pred: Tensor, out
 }
 
 export function trainParity(
-  cfg: ParityTrainingConfig, code: LinearCode, base: Module, baseIdentity: BaseIdentity, input: ParityMeta['input'],
-  data: ParityTrainingData, outDir: string, { resume = false } = {}, hooks: ParityTrainingHooks = {},
+  cfg: ParityTrainingConfig,
+  code: LinearCode,
+  base: Module,
+  baseIdentity: BaseIdentity,
+  input: ParityMeta['input'],
+  data: ParityTrainingData,
+  outDir: string,
+  { resume = false } = {},
+  hooks: ParityTrainingHooks = {},
 ): ParityTrainingResult {
   const t0 = performance.now();
   if (code.k !== cfg.k || code.r !== cfg.r) throw new Error(`internal: code ${code.name} does not match k = ${cfg.k}, r = ${cfg.r}`);
   if (cfg.ema !== undefined && !(cfg.ema > 0 && cfg.ema < 1)) throw new Error(`ema must be a decay in (0, 1), got ${cfg.ema}`);
   if (cfg.ema !== undefined && resume) throw new Error('--resume does not restore the weight average (--ema): start the run again');
   if (cfg.temperature !== undefined && !(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
-  if (cfg.labelWeight !== undefined && !(cfg.labelWeight >= 0 && cfg.labelWeight <= 1)) throw new Error(`label weight must be in [0, 1], got ${cfg.labelWeight}`);
-  if ((cfg.labelWeight ?? 0) > 0 && cfg.loss !== 'kl-decoded') throw new Error(`a label weight mixes the true labels into the kl-decoded loss: use --loss kl-decoded (got ${cfg.loss ?? 'mse'})`);
-  if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base') throw new Error('augmented training queries need target \'base\' (their base outputs are computed on the fly)');
-  if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base') throw new Error(`loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`);
+  if (cfg.labelWeight !== undefined && !(cfg.labelWeight >= 0 && cfg.labelWeight <= 1))
+    throw new Error(`label weight must be in [0, 1], got ${cfg.labelWeight}`);
+  if ((cfg.labelWeight ?? 0) > 0 && cfg.loss !== 'kl-decoded')
+    throw new Error(`a label weight mixes the true labels into the kl-decoded loss: use --loss kl-decoded (got ${cfg.loss ?? 'mse'})`);
+  if ((cfg.augment ?? 'none') !== 'none' && cfg.target !== 'base')
+    throw new Error("augmented training queries need target 'base' (their base outputs are computed on the fly)");
+  if ((cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded') && cfg.target !== 'base')
+    throw new Error(
+      `loss '${cfg.loss}' scores the decoder's reconstructions, which are built from the base model's outputs: it needs target 'base'`,
+    );
   const parityMeta: ParityMeta = { model: cfg.parityModel, input, count: cfg.r };
   manualSeed(cfg.seed);
   const parity = buildParityModels(parityMeta, baseIdentity);
@@ -175,7 +200,7 @@ export function trainParity(
   let trainOut: Tensor | null = null;
   const decoded = cfg.loss === 'kl-decoded' || cfg.loss === 'xent-decoded';
   // weight of the true labels in the decoded loss (xent-decoded: labels only)
-  const labelWeight = cfg.loss === 'xent-decoded' ? 1 : cfg.labelWeight ?? 0;
+  const labelWeight = cfg.loss === 'xent-decoded' ? 1 : (cfg.labelWeight ?? 0);
   const sampler = new GroupSampler({ size: data.train.size, k: cfg.k, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const batches = sampler.batchesPerEpoch;
   const lrAt = learningRate(cfg, batches);
@@ -186,13 +211,20 @@ export function trainParity(
     if (started) return;
     started = true;
     ema = cfg.ema === undefined ? null : tidy(() => noGrad(() => params.map((p) => p.detach().clone().keep())));
-    trainOut = augment ? null : cfg.target === 'base'
-      ? baseOutputs(base, data.train, cfg.device).keep()
-      : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
+    trainOut = augment
+      ? null
+      : cfg.target === 'base'
+        ? baseOutputs(base, data.train, cfg.device).keep()
+        : tidy(() => oneHot(data.train.labels, data.classes.length).float().to(cfg.device)).keep();
   };
   try {
     run = runEpochs<ParityEpochRecord>({
-      outDir, resume, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valDegradedAccuracy', optimizers: [opt],
+      outDir,
+      resume,
+      epochs: cfg.epochs,
+      seed: cfg.seed,
+      scoreName: 'valDegradedAccuracy',
+      optimizers: [opt],
       readLast: (path) => {
         const lp = loadParityCode(path);
         const m = lp.metadata as unknown as { config?: ParityTrainingConfig; base: BaseIdentity };
@@ -201,8 +233,16 @@ export function trainParity(
           for (const t of lp.extra.values()) t.dispose();
         };
         try {
-          if (m.config?.code !== cfg.code || m.config?.k !== cfg.k || m.config?.r !== cfg.r || m.config?.parityModel !== cfg.parityModel || m.base.sha256 !== baseIdentity.sha256) {
-            throw new Error(`--resume: ${path} was trained as ${m.config?.code} k=${m.config?.k} r=${m.config?.r} (${m.config?.parityModel}) for base ${m.base.path}; not this configuration`);
+          if (
+            m.config?.code !== cfg.code ||
+            m.config?.k !== cfg.k ||
+            m.config?.r !== cfg.r ||
+            m.config?.parityModel !== cfg.parityModel ||
+            m.base.sha256 !== baseIdentity.sha256
+          ) {
+            throw new Error(
+              `--resume: ${path} was trained as ${m.config?.code} k=${m.config?.k} r=${m.config?.r} (${m.config?.parityModel}) for base ${m.base.path}; not this configuration`,
+            );
           }
           new ModuleList(parity).loadStateDict(new ModuleList(lp.parity).stateDict());
         } catch (e) {
@@ -222,20 +262,24 @@ export function trainParity(
           const loss = tidy(() => {
             const idx = tensor(batch.indices, [batch.indices.length], { dtype: 'int64' });
             let xs = data.train.images.indexSelect(0, idx);
-            if (augRng !== null) xs = randomCropFlip(xs, augRng, { padding: 2, flip: cfg.augment === 'crop-flip', fill: data.paddingFill ?? 0 });
+            if (augRng !== null)
+              xs = randomCropFlip(xs, augRng, { padding: 2, flip: cfg.augment === 'crop-flip', fill: data.paddingFill ?? 0 });
             const [, ...rest] = xs.shape;
             let x = xs.reshape([batch.groups, cfg.k, ...rest]);
             if (cfg.device !== 'cpu') x = x.to(cfg.device);
-            const outs = trainOut === null
-              ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
-              : (trainOut as Tensor).indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
+            const outs =
+              trainOut === null
+                ? noGrad(() => base.forward(cfg.device === 'cpu' ? xs : xs.to(cfg.device))).reshape([batch.groups, cfg.k, -1])
+                : (trainOut as Tensor).indexSelect(0, cfg.device === 'cpu' ? idx : idx.to(cfg.device)).reshape([batch.groups, cfg.k, -1]);
             const labels = labelWeight > 0 ? data.train.labels.indexSelect(0, idx).reshape([batch.groups, cfg.k]).to(cfg.device) : null;
             const queries = code.encode(x);
             opt.zeroGrad();
             let l: Tensor | null = null;
             for (let j = 0; j < cfg.r; j++) {
               const pred = parity[j].forward(queries[cfg.k + j].inputs[0]);
-              const lj = decoded ? decodedParityLoss(code, j, pred, outs, labels, cfg.temperature ?? 1, labelWeight) : mseLoss(pred, code.parityTarget(outs, j));
+              const lj = decoded
+                ? decodedParityLoss(code, j, pred, outs, labels, cfg.temperature ?? 1, labelWeight)
+                : mseLoss(pred, code.parityTarget(outs, j));
               l = l === null ? lj : l.add(lj);
             }
             l!.backward();
@@ -248,11 +292,16 @@ export function trainParity(
         }
         // with --ema, validate (and save as best) the averaged weights, then put the trained ones back
         const avg: Tensor[] | null = ema;
-        const trained = avg === null ? null : noGrad(() => params.map((p, i) => {
-          const keep = p.clone().keep();
-          p.copy_(avg[i]);
-          return keep;
-        }));
+        const trained =
+          avg === null
+            ? null
+            : noGrad(() =>
+                params.map((p, i) => {
+                  const keep = p.clone().keep();
+                  p.copy_(avg[i]);
+                  return keep;
+                }),
+              );
         const restore = () => {
           if (trained === null) return;
           noGrad(() => params.forEach((p, i) => p.copy_(trained[i])));
@@ -260,15 +309,27 @@ export function trainParity(
         };
         let val: CodeEvaluation;
         try {
-          val = evaluateCode({ code, workers: { base, parity }, test: data.validation, classes: data.classes, device: cfg.device, seed: cfg.seed });
+          val = evaluateCode({
+            code,
+            workers: { base, parity },
+            test: data.validation,
+            classes: data.classes,
+            device: cfg.device,
+            seed: cfg.seed,
+          });
         } catch (e) {
           restore();
           throw e;
         }
         lastValBase = val.baseAccuracy;
         const record: ParityEpochRecord = {
-          epoch, trainLoss: lossSum / batches, valDegradedAccuracy: val.degraded.accuracy, valRecovery: val.degraded.recovery,
-          lr: lrAt(epoch, 0), seconds: (performance.now() - te) / 1000, best: false,
+          epoch,
+          trainLoss: lossSum / batches,
+          valDegradedAccuracy: val.degraded.accuracy,
+          valRecovery: val.degraded.recovery,
+          lr: lrAt(epoch, 0),
+          seconds: (performance.now() - te) / 1000,
+          best: false,
         };
         return { record, score: val.degraded.accuracy, restore };
       },
@@ -287,15 +348,29 @@ export function trainParity(
   for (const t of lp.extra.values()) t.dispose();
   try {
     for (const m of lp.parity) m.to(cfg.device);
-    const test = evaluateCode({ code: lp.code, workers: { base, parity: lp.parity }, test: data.test, classes: data.classes, device: cfg.device, seed: cfg.seed });
+    const test = evaluateCode({
+      code: lp.code,
+      workers: { base, parity: lp.parity },
+      test: data.test,
+      classes: data.classes,
+      device: cfg.device,
+      seed: cfg.seed,
+    });
     const bestMeta = lp.metadata as unknown as Record<string, unknown>;
     saveParityCode(run.bestCheckpoint, lp.code, lp.parity, {
       ...(bestMeta as { parity: ParityMeta; base: BaseIdentity }),
-      testDegradedAccuracy: test.degraded.accuracy, testRecovery: test.degraded.recovery, testBaseAccuracy: test.baseAccuracy,
+      testDegradedAccuracy: test.degraded.accuracy,
+      testRecovery: test.degraded.recovery,
+      testBaseAccuracy: test.baseAccuracy,
     });
     return {
-      bestCheckpoint: run.bestCheckpoint, bestEpoch: run.bestEpoch, bestValDegradedAccuracy: run.bestScore, test,
-      epochs: run.epochs, seconds: (performance.now() - t0) / 1000, resumedFrom: run.resumedFrom,
+      bestCheckpoint: run.bestCheckpoint,
+      bestEpoch: run.bestEpoch,
+      bestValDegradedAccuracy: run.bestScore,
+      test,
+      epochs: run.epochs,
+      seconds: (performance.now() - t0) / 1000,
+      resumedFrom: run.resumedFrom,
     };
   } finally {
     for (const m of lp.parity) m.dispose();

@@ -53,7 +53,13 @@ export interface PolynomialTrainingData {
   input: number[];
 }
 
-export interface PolynomialEpochRecord { epoch: number; trainLoss: number; valAccuracy: number; seconds: number; best: boolean }
+export interface PolynomialEpochRecord {
+  epoch: number;
+  trainLoss: number;
+  valAccuracy: number;
+  seconds: number;
+  best: boolean;
+}
 
 export interface PolynomialTrainingOptions {
   device?: Device;
@@ -104,11 +110,20 @@ export function groupAccuracy(split: Split, k: number, batch: number, device: De
 }
 
 /** The name of a run's configuration, e.g. "HB-cnn+cnn-k2-n4-G1" or "centralized-mlp". */
-export function polynomialRunTag(cfg: Pick<PolynomialTrainingConfig, 'centralized' | 'worker' | 'encoder' | 'computation' | 'k' | 'n' | 'degree' | 'power'>): string {
-  return cfg.centralized !== null ? `centralized-${cfg.centralized}` : `${cfg.worker}-${cfg.encoder}+${cfg.computation}-k${cfg.k}-n${cfg.n}-G${cfg.degree}${cfg.worker === 'HS' ? `-P${cfg.power}` : ''}`;
+export function polynomialRunTag(
+  cfg: Pick<PolynomialTrainingConfig, 'centralized' | 'worker' | 'encoder' | 'computation' | 'k' | 'n' | 'degree' | 'power'>,
+): string {
+  return cfg.centralized !== null
+    ? `centralized-${cfg.centralized}`
+    : `${cfg.worker}-${cfg.encoder}+${cfg.computation}-k${cfg.k}-n${cfg.n}-G${cfg.degree}${cfg.worker === 'HS' ? `-P${cfg.power}` : ''}`;
 }
 
-export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialTrainingData, outDir: string, o: PolynomialTrainingOptions = {}): PolynomialTrainingResult {
+export function trainPolynomial(
+  cfg: PolynomialTrainingConfig,
+  data: PolynomialTrainingData,
+  outDir: string,
+  o: PolynomialTrainingOptions = {},
+): PolynomialTrainingResult {
   const device = o.device ?? 'cpu';
   const say = o.log ?? (() => {});
   const { input } = data;
@@ -116,21 +131,49 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
   const { k, centralized } = cfg;
   manualSeed(cfg.seed);
   // the trained object: a Lagrange code, or a centralized baseline (k = 1 for its batches)
-  const code = centralized === null ? new LagrangeCode({ k, n: cfg.n, degree: cfg.degree, power: cfg.power, worker: cfg.worker, encoder: cfg.encoder, computation: cfg.computation, input, classes }) : null;
-  const net: Module | null = centralized === 'cnn' ? new CnnBaseline(input, classes) : centralized === 'mlp' ? new BaseMLP({ inFeatures: input[0] * input[1] * input[2], numClasses: classes }) : null;
+  const code =
+    centralized === null
+      ? new LagrangeCode({
+          k,
+          n: cfg.n,
+          degree: cfg.degree,
+          power: cfg.power,
+          worker: cfg.worker,
+          encoder: cfg.encoder,
+          computation: cfg.computation,
+          input,
+          classes,
+        })
+      : null;
+  const net: Module | null =
+    centralized === 'cnn'
+      ? new CnnBaseline(input, classes)
+      : centralized === 'mlp'
+        ? new BaseMLP({ inFeatures: input[0] * input[1] * input[2], numClasses: classes })
+        : null;
   const trained: Module = code !== null ? codeState(code) : net!;
   trained.to(device);
   const numParams = trained.numParameters();
   const gk = code !== null ? k : 1;
-  const logits = (x: Tensor): Tensor => (code !== null ? code.trainingLogits(x) : net!.forward(x.reshape([-1, ...input])).reshape([x.shape[0], 1, -1]));
+  const logits = (x: Tensor): Tensor =>
+    code !== null ? code.trainingLogits(x) : net!.forward(x.reshape([-1, ...input])).reshape([x.shape[0], 1, -1]);
   const opt = new Adam(trained.parameters(), { lr: cfg.lr });
   const files = runFiles(outDir);
   const name = code?.name ?? `centralized-${centralized}`;
-  say(`training ${name} (${numParams.toLocaleString('en')} parameters) on ${cfg.dataset}: ${cfg.epochs} epochs, Adam lr ${cfg.lr}, batch ${cfg.batchSize} groups, ${device}; output ${outDir}`);
+  say(
+    `training ${name} (${numParams.toLocaleString('en')} parameters) on ${cfg.dataset}: ${cfg.epochs} epochs, Adam lr ${cfg.lr}, batch ${cfg.batchSize} groups, ${device}; output ${outDir}`,
+  );
   const sampler = new GroupSampler({ size: data.train.size, k: gk, groupsPerBatch: cfg.batchSize, seed: cfg.seed });
   const t0 = performance.now();
   const save = (path: string, extraMeta: Record<string, unknown>, extra: Map<string, Tensor>) => {
-    const meta = { dataset: cfg.dataset, classes: data.classes, normalization: data.normalization, training: cfg, command: o.command ?? null, ...extraMeta };
+    const meta = {
+      dataset: cfg.dataset,
+      classes: data.classes,
+      normalization: data.normalization,
+      training: cfg,
+      command: o.command ?? null,
+      ...extraMeta,
+    };
     if (code !== null) saveCode(path, code, meta, extra);
     else saveCheckpoint(path, net!, { kind: 'centralized-baseline', ...meta }, extra);
   };
@@ -143,7 +186,12 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
       best = { epoch: meta.epoch ?? 0, valAccuracy: meta.valAccuracy ?? NaN };
     } else {
       const run = runEpochs<PolynomialEpochRecord>({
-        outDir, resume: o.resume ?? false, epochs: cfg.epochs, seed: cfg.seed, scoreName: 'valAccuracy', optimizers: [opt],
+        outDir,
+        resume: o.resume ?? false,
+        epochs: cfg.epochs,
+        seed: cfg.seed,
+        scoreName: 'valAccuracy',
+        optimizers: [opt],
         readLast: (path) => {
           const ck = readCheckpoint(path);
           const meta = ck.metadata as { training?: PolynomialTrainingConfig };
@@ -152,7 +200,8 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
             for (const t of all.values()) t.dispose();
           };
           try {
-            if (JSON.stringify({ ...meta.training, epochs: 0 }) !== JSON.stringify({ ...cfg, epochs: 0 })) throw new Error(`--resume: ${path} was trained with another configuration`);
+            if (JSON.stringify({ ...meta.training, epochs: 0 }) !== JSON.stringify({ ...cfg, epochs: 0 }))
+              throw new Error(`--resume: ${path} was trained with another configuration`);
             // the trained module's own tensors by state-dict name; the rest (optimizer state) is extra
             const own = trained.stateDict();
             trained.loadStateDict(new Map([...all].filter(([key]) => own.has(key))));
@@ -180,20 +229,29 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
               opt.step();
               return loss.item();
             });
-            if (!Number.isFinite(l)) throw new Error(`epoch ${epoch} batch ${batch.index}: the loss is ${l} (diverged); try a smaller --lr`);
+            if (!Number.isFinite(l))
+              throw new Error(`epoch ${epoch} batch ${batch.index}: the loss is ${l} (diverged); try a smaller --lr`);
             lossSum += l;
             nb++;
             o.onBatch?.(epoch, batch.index, sampler.batchesPerEpoch, l);
           }
           trained.eval();
           const valAccuracy = groupAccuracy(data.validation, gk, 500, device, logits);
-          const record: PolynomialEpochRecord = { epoch, trainLoss: lossSum / Math.max(1, nb), valAccuracy, seconds: (performance.now() - te) / 1000, best: false };
+          const record: PolynomialEpochRecord = {
+            epoch,
+            trainLoss: lossSum / Math.max(1, nb),
+            valAccuracy,
+            seconds: (performance.now() - te) / 1000,
+            best: false,
+          };
           return { record, score: valAccuracy };
         },
         save,
         afterEpoch: (rec) => {
           o.onEpoch?.(rec);
-          say(`epoch ${rec.epoch}: train loss ${rec.trainLoss.toFixed(4)}, val acc ${(100 * rec.valAccuracy).toFixed(2)}%${rec.best ? ' (best)' : ''}, ${rec.seconds.toFixed(1)} s`);
+          say(
+            `epoch ${rec.epoch}: train loss ${rec.trainLoss.toFixed(4)}, val acc ${(100 * rec.valAccuracy).toFixed(2)}%${rec.best ? ' (best)' : ''}, ${rec.seconds.toFixed(1)} s`,
+          );
         },
       });
       best = { epoch: run.bestEpoch, valAccuracy: run.bestScore };
@@ -207,7 +265,8 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
   try {
     if (code !== null) {
       const basePath = o.basePath ?? `models/${cfg.dataset}-base-mlp.safetensors`;
-      if (!existsSync(basePath)) throw new Error(`no base model for the test evaluation's A_a: ${basePath} does not exist (pass --base CKPT)`);
+      if (!existsSync(basePath))
+        throw new Error(`no base model for the test evaluation's A_a: ${basePath} does not exist (pass --base CKPT)`);
       const l = loadCodeCheckpoint(files.best, { basePath });
       try {
         const lc = l.code as LagrangeCode;
@@ -217,8 +276,14 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
         const ev = noGrad(() => evaluateCode({ code: lc, workers: l.workers, test: data.test, classes, device }));
         const direct = groupAccuracy(data.test, k, 500, device, (x) => lc.trainingLogits(x));
         result = {
-          code: lc.name, R: lc.R, parameters: numParams, bestEpoch: best.epoch, bestValAccuracy: best.valAccuracy,
-          testAccuracy: ev.degraded.accuracy, testDirect: direct, baseAccuracy: ev.baseAccuracy,
+          code: lc.name,
+          R: lc.R,
+          parameters: numParams,
+          bestEpoch: best.epoch,
+          bestValAccuracy: best.valAccuracy,
+          testAccuracy: ev.degraded.accuracy,
+          testDirect: direct,
+          baseAccuracy: ev.baseAccuracy,
           byStragglers: ev.byMissing.map((m) => ({ missing: m.missing, patterns: m.patterns, accuracy: m.accuracy })),
         };
       } finally {
@@ -229,7 +294,13 @@ export function trainPolynomial(cfg: PolynomialTrainingConfig, data: PolynomialT
       net!.loadStateDict(ck.state);
       for (const t of [...ck.state.values(), ...ck.extra.values()]) t.dispose();
       net!.eval();
-      result = { code: name, parameters: numParams, bestEpoch: best.epoch, bestValAccuracy: best.valAccuracy, testAccuracy: groupAccuracy(data.test, 1, 500, device, logits) };
+      result = {
+        code: name,
+        parameters: numParams,
+        bestEpoch: best.epoch,
+        bestValAccuracy: best.valAccuracy,
+        testAccuracy: groupAccuracy(data.test, 1, 500, device, logits),
+      };
     }
   } finally {
     trained.dispose();

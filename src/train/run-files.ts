@@ -23,12 +23,15 @@ export function refuseBaseOverwrite(outDir: string, { resume, force }: { resume:
   let what = 'a checkpoint';
   try {
     const m = readCheckpointHeader(best) as { kind?: string; model?: string; dataset?: string; testAccuracy?: number };
-    if (m.kind === 'base') what = `a trained base model (${m.model} on ${m.dataset}${typeof m.testAccuracy === 'number' ? `, test accuracy ${(100 * m.testAccuracy).toFixed(2)}%` : ''})`;
+    if (m.kind === 'base')
+      what = `a trained base model (${m.model} on ${m.dataset}${typeof m.testAccuracy === 'number' ? `, test accuracy ${(100 * m.testAccuracy).toFixed(2)}%` : ''})`;
   } catch {
     // unreadable: still not ours to overwrite
   }
-  throw new RunDirectoryInUseError(`${outDir} already holds ${what} in ${best}; codes trained for it record its SHA-256 and would no longer load with a retrained file. ` +
-    'Choose another --out, continue that run with --resume, or pass --force to overwrite it');
+  throw new RunDirectoryInUseError(
+    `${outDir} already holds ${what} in ${best}; codes trained for it record its SHA-256 and would no longer load with a retrained file. ` +
+      'Choose another --out, continue that run with --resume, or pass --force to overwrite it',
+  );
 }
 
 export class RunDirectoryInUseError extends Error {

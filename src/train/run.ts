@@ -52,9 +52,8 @@ export function restoreOptimizers(opts: readonly Optimizer[], metadata: Record<s
   const one = metadata.optimizer as Omit<OptimizerState, 'tensors'> | undefined;
   if (one === undefined || opts.length === 0) return;
   const prefixed = [...extra].filter(([k]) => k.startsWith('optim.'));
-  const tensors: Record<string, Tensor> = prefixed.length > 0
-    ? Object.fromEntries(prefixed.map(([k, t]) => [k.slice('optim.'.length), t]))
-    : Object.fromEntries(extra);
+  const tensors: Record<string, Tensor> =
+    prefixed.length > 0 ? Object.fromEntries(prefixed.map(([k, t]) => [k.slice('optim.'.length), t])) : Object.fromEntries(extra);
   opts[0].loadStateDict({ ...one, tensors });
 }
 
@@ -166,5 +165,12 @@ export function runEpochs<R extends EpochLog>(o: TrainingRunOptions<R>): Trainin
     }
   }
   if (best.epoch === 0) throw new Error('no epoch was trained (is --epochs below the resumed epoch?)');
-  return { bestCheckpoint: f.best, bestEpoch: best.epoch, bestScore: best[o.scoreName], epochs: history, resumedFrom: startEpoch, stoppedEarly };
+  return {
+    bestCheckpoint: f.best,
+    bestEpoch: best.epoch,
+    bestScore: best[o.scoreName],
+    epochs: history,
+    resumedFrom: startEpoch,
+    stoppedEarly,
+  };
 }

@@ -10,6 +10,7 @@ export class UsageError extends Error {
 /** `value` if it is one of `choices` (the fallback when undefined); else a UsageError naming --name. */
 export function choiceOption<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
-  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
   return value as T;
 }

@@ -30,7 +30,10 @@ const python = defaultPython();
 const peerAvailable = existsSync(python) && spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 function assertPositiveFinite(r: EngineBenchReport, withPeer: boolean): void {
-  assert.deepEqual(r.workloads.map((w) => w.name), [...WORKLOAD_NAMES]);
+  assert.deepEqual(
+    r.workloads.map((w) => w.name),
+    [...WORKLOAD_NAMES],
+  );
   for (const w of r.workloads) {
     assert.ok(Number.isFinite(w.ours) && w.ours > 0, `${w.name}: ours = ${w.ours}`);
     if (withPeer) {
@@ -44,7 +47,8 @@ function assertPositiveFinite(r: EngineBenchReport, withPeer: boolean): void {
     }
   }
   const json = JSON.parse(engineBenchJson(r)) as { workloads: Record<string, unknown>[]; machine: string; threads: number; device: string };
-  for (const w of json.workloads) for (const k of ['name', 'ours', 'pytorch', 'unit', 'ratio']) assert.ok(k in w, `JSON workload lacks '${k}'`);
+  for (const w of json.workloads)
+    for (const k of ['name', 'ours', 'pytorch', 'unit', 'ratio']) assert.ok(k in w, `JSON workload lacks '${k}'`);
   assert.equal(typeof json.machine, 'string');
   assert.equal(json.threads, r.threads);
   assert.equal(json.device, 'cpu');
@@ -82,7 +86,13 @@ test('statistics and argument parsing', () => {
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.equal(quantile([0, 10], 0.25), 2.5);
   assert.deepEqual(parseEngineBenchArgs(['--json', '--threads', '3', '--quick', '--no-peer']), {
-    json: true, device: 'cpu', threads: 3, quick: true, peer: false, sameMalloc: false, workloads: undefined,
+    json: true,
+    device: 'cpu',
+    threads: 3,
+    quick: true,
+    peer: false,
+    sameMalloc: false,
+    workloads: undefined,
   });
   assert.deepEqual(parseEngineBenchArgs(['--workloads', 'w1,W4'])?.workloads, ['W1', 'W4']);
   assert.equal(parseEngineBenchArgs(['--help']), null);

@@ -16,7 +16,25 @@ test('instances are dealt out to frontends in turn: every instance in exactly on
 });
 
 test('the prediction for F frontends simulates one of them: 1/F of the instances at 1/F of the rate', () => {
-  const spec = { base: 12, parity: 6, rate: 270, queries: 1000, warmup: 10, seed: 1, stragglers: { slowProb: 0, slowMs: 0 }, sloMs: 1000, decodeDeadlineMs: 10, maxWaitMs: 5, parityDelayMs: 0, hedgeMs: 10, fallback: true, concurrency: 1, shape: [4], code: { family: 'addition', k: 2, r: 1 }, frontends: 3 } as unknown as ExperimentSpec;
+  const spec = {
+    base: 12,
+    parity: 6,
+    rate: 270,
+    queries: 1000,
+    warmup: 10,
+    seed: 1,
+    stragglers: { slowProb: 0, slowMs: 0 },
+    sloMs: 1000,
+    decodeDeadlineMs: 10,
+    maxWaitMs: 5,
+    parityDelayMs: 0,
+    hedgeMs: 10,
+    fallback: true,
+    concurrency: 1,
+    shape: [4],
+    code: { family: 'addition', k: 2, r: 1 },
+    frontends: 3,
+  } as unknown as ExperimentSpec;
   const s = scenarioFor(spec, 'coded', { kind: 'constant', ms: 1 } as never);
   assert.deepEqual([s.base, s.parity, s.rate], [4, 2, 90]);
   const one = scenarioFor({ ...spec, frontends: 1 }, 'coded', { kind: 'constant', ms: 1 } as never);

@@ -15,12 +15,18 @@ function sh(cmd: string, args: string[]): string {
 }
 
 function labObjects(prefix: string): string[] {
-  const ns = sh('ip', ['netns', 'list']).split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((n) => n && n.startsWith(prefix));
-  const links = sh('ip', ['-o', 'link', 'show']).split('\n').map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).filter((n): n is string => n !== undefined && n.startsWith(prefix));
+  const ns = sh('ip', ['netns', 'list'])
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0])
+    .filter((n) => n && n.startsWith(prefix));
+  const links = sh('ip', ['-o', 'link', 'show'])
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined && n.startsWith(prefix));
   return [...ns, ...links];
 }
 
-test('network lab: a noop instance in host 0\'s namespace answers V2 gRPC from the root namespace at lab.address(0)', { skip }, async () => {
+test("network lab: a noop instance in host 0's namespace answers V2 gRPC from the root namespace at lab.address(0)", { skip }, async () => {
   const lab = await NetworkLab.start({ hosts: 2, rateMbit: 100 });
   try {
     const inst = await startInstanceProcess(['--model', 'noop:16'], { wrap: lab.wrap(0), host: lab.address(0) });
@@ -42,12 +48,17 @@ test('network lab: a noop instance in host 0\'s namespace answers V2 gRPC from t
   }
 });
 
-test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue); the hosts have no default route and use the chosen congestion control', { skip }, async () => {
+test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue); the hosts have no default route and use the chosen congestion control', {
+  skip,
+}, async () => {
   const lab = await NetworkLab.start({ hosts: 2, rateMbit: 37, queuePackets: 500, congestionControl: 'reno' });
   try {
     for (let i = 0; i < 2; i++) {
       const l = lab.link(i);
-      for (const [ns, dev] of [[[], l.outside], [['-n', l.ns], l.inside]] as const) {
+      for (const [ns, dev] of [
+        [[], l.outside],
+        [['-n', l.ns], l.inside],
+      ] as const) {
         const classes = sh('tc', [...ns, 'class', 'show', 'dev', dev]);
         assert.match(classes, /class htb 1:1 .*rate 37Mbit ceil 37Mbit/, `${dev}: ${classes}`);
         const qdiscs = sh('tc', [...ns, 'qdisc', 'show', 'dev', dev]);
@@ -65,7 +76,9 @@ test('network lab: both ends of every host link are rate-limited (htb at rateMbi
   }
 });
 
-test('network lab: bulk transfers complete between random pairs, each finished one starts the next, and stats() counts the bytes exactly', { skip }, async () => {
+test('network lab: bulk transfers complete between random pairs, each finished one starts the next, and stats() counts the bytes exactly', {
+  skip,
+}, async () => {
   const lab = await NetworkLab.start({ hosts: 3, rateMbit: 1000 });
   try {
     const bulk = await lab.startBulkTransfers({ pairs: 2, minBytes: 300_000, maxBytes: 300_000, seed: 5 });
@@ -86,12 +99,16 @@ test('network lab: bulk transfers complete between random pairs, each finished o
   }
 });
 
-test('network lab: stop() removes every namespace, veth and bridge of the lab (and kills processes in it); it is idempotent', { skip }, async () => {
+test('network lab: stop() removes every namespace, veth and bridge of the lab (and kills processes in it); it is idempotent', {
+  skip,
+}, async () => {
   const lab = await NetworkLab.start({ hosts: 2, rateMbit: 100 });
   try {
     const bulk = await lab.startBulkTransfers({ pairs: 1, minBytes: 1 << 30, maxBytes: 1 << 30, seed: 1 });
     // a process started through wrap() that the lab does not own
-    const stray = spawn(lab.wrap(1)[0], [...lab.wrap(1).slice(1), process.execPath, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const stray = spawn(lab.wrap(1)[0], [...lab.wrap(1).slice(1), process.execPath, '-e', 'setInterval(() => {}, 1000)'], {
+      stdio: 'ignore',
+    });
     const strayExit = new Promise((resolve) => stray.once('exit', resolve));
     // in the root namespace: 2 namespaces, the bridge, the 2 outer veth ends
     assert.equal(labObjects(`${lab.name}-`).length, 5);

@@ -17,7 +17,7 @@ test('summarize: no percentile is printed above the largest latency recorded (HD
   st.h.destroy();
 });
 
-test('summarize: achievedRate is answers per second over the time until the last answer, not the schedule\'s rate', () => {
+test("summarize: achievedRate is answers per second over the time until the last answer, not the schedule's rate", () => {
   const st = newStats(1000);
   st.measured = 1000; // sent over 1 s ...
   st.spanMs = 1000;
@@ -33,11 +33,53 @@ test('summarize: achievedRate is answers per second over the time until the last
 function report(lateNotDefault: number): ServeReport {
   const lat = { p50: 1500, p99: 1800, p999: 1900, max: 1950 };
   return {
-    settings: { model: 'noop:1000', device: 'cpu', rate: 300, queries: 1000, warmup: 10, sloMs: 1000, decodeDeadlineMs: 10, parityDelayMs: 0, stragglers: { slowProb: 0.01, slowMs: 100 } },
-    stragglers: 'independent stalls', warning: null, coding: { code: 'addition', encodeUs: 30, decodeUs: 30, totalUs: 60 }, frontendOverheadMs: 1.5,
+    settings: {
+      model: 'noop:1000',
+      device: 'cpu',
+      rate: 300,
+      queries: 1000,
+      warmup: 10,
+      sloMs: 1000,
+      decodeDeadlineMs: 10,
+      parityDelayMs: 0,
+      stragglers: { slowProb: 0.01, slowMs: 100 },
+    },
+    stragglers: 'independent stalls',
+    warning: null,
+    coding: { code: 'addition', encodeUs: 30, decodeUs: 30, totalUs: 60 },
+    frontendOverheadMs: 1.5,
     modes: [
-      { mode: 'coded', config: '4 base + 2 parity', queries: 1000, latencyMs: lat, predictedMs: { p50: 4, p99: 10, p999: 20 }, requestsPerQuery: 1.5, reconstructed: 5, answeredByCopy: 1, defaults: 0, lost: 0, duplicates: 0, rejected: 0, lateNotDefault, sendLagMs: { p99: 700, max: 900 } },
-      { mode: 'equal-resources', config: '6 base replicas', queries: 1000, latencyMs: lat, predictedMs: null, requestsPerQuery: 1, reconstructed: 0, answeredByCopy: 0, defaults: 0, lost: 0, duplicates: 0, rejected: 0, lateNotDefault: 0 },
+      {
+        mode: 'coded',
+        config: '4 base + 2 parity',
+        queries: 1000,
+        latencyMs: lat,
+        predictedMs: { p50: 4, p99: 10, p999: 20 },
+        requestsPerQuery: 1.5,
+        reconstructed: 5,
+        answeredByCopy: 1,
+        defaults: 0,
+        lost: 0,
+        duplicates: 0,
+        rejected: 0,
+        lateNotDefault,
+        sendLagMs: { p99: 700, max: 900 },
+      },
+      {
+        mode: 'equal-resources',
+        config: '6 base replicas',
+        queries: 1000,
+        latencyMs: lat,
+        predictedMs: null,
+        requestsPerQuery: 1,
+        reconstructed: 0,
+        answeredByCopy: 0,
+        defaults: 0,
+        lost: 0,
+        duplicates: 0,
+        rejected: 0,
+        lateNotDefault: 0,
+      },
     ],
     comparisons: { 'equal-resources': { p50: 1, p99: 1, p999: 1 } },
   };
@@ -53,16 +95,36 @@ test('serve.md ends in sentences, not in raw camelCase keys', () => {
 
 test('serve.md explains answers later than the SLO that are not defaults (the SLO starts when the frontend reads the query)', () => {
   const md = serveMarkdown(report(812));
-  assert.match(md, /coded: 812 answers came more than 1000 ms after their intended send time without being defaults \(the load generator sent p99 700 ms, at most 900 ms late\)/);
+  assert.match(
+    md,
+    /coded: 812 answers came more than 1000 ms after their intended send time without being defaults \(the load generator sent p99 700 ms, at most 900 ms late\)/,
+  );
   assert.match(md, /waited before the frontend read them/);
 });
 
 test('tailComposition: counts how the answers at or above a percentile were made', () => {
   const st = newStats(1000);
   // 1000 answers: 990 fast originals, then the 10 slowest: 4 originals, 3 reconstructions, 2 copies, 1 default
-  for (let i = 0; i < 990; i++) { st.answers.ms.push(5 + (i % 7)); st.answers.outcome.push(0); }
-  const slow: [number, number][] = [[40, 0], [41, 1], [42, 2], [43, 0], [44, 1], [45, 2], [46, 0], [47, 1], [60, 0], [1000, 3]];
-  for (const [ms, o] of slow) { st.answers.ms.push(ms); st.answers.outcome.push(o); }
+  for (let i = 0; i < 990; i++) {
+    st.answers.ms.push(5 + (i % 7));
+    st.answers.outcome.push(0);
+  }
+  const slow: [number, number][] = [
+    [40, 0],
+    [41, 1],
+    [42, 2],
+    [43, 0],
+    [44, 1],
+    [45, 2],
+    [46, 0],
+    [47, 1],
+    [60, 0],
+    [1000, 3],
+  ];
+  for (const [ms, o] of slow) {
+    st.answers.ms.push(ms);
+    st.answers.outcome.push(o);
+  }
   const p99 = tailComposition(st, 99);
   assert.equal(p99.fromMs, 40);
   assert.deepEqual({ ...p99, fromMs: undefined }, { original: 4, reconstructed: 3, copy: 2, default: 1, fromMs: undefined });

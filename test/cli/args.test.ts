@@ -13,7 +13,10 @@ test('command-line parsing: a negative number after a string option is its value
 });
 
 test('command-line parsing: unknown options and a missing value are usage errors', () => {
-  assert.throws(() => parse(['--nope'], opts, 'the usage'), (e: unknown) => e instanceof UsageError && /nope/.test(e.message) && /the usage/.test(e.message));
+  assert.throws(
+    () => parse(['--nope'], opts, 'the usage'),
+    (e: unknown) => e instanceof UsageError && /nope/.test(e.message) && /the usage/.test(e.message),
+  );
   assert.throws(() => parse(['--port', '--json'], opts, 'usage'), UsageError);
   // a negative number after a boolean option is not taken as its value
   assert.throws(() => parse(['--json', '-1'], opts, 'usage'), UsageError);

@@ -48,8 +48,10 @@ test('a shipped code checkpoint evaluates from any directory: its base is found 
   const code = join(models, 'fashion-mnist-base-mlp-addition-k2.safetensors');
   const rec = { path: 'models/fashion-mnist-base-mlp.safetensors', sha256: 'f'.repeat(64) };
   assert.throws(() => resolveRecordedBase(code, rec), /but .*models\/fashion-mnist-base-mlp\.safetensors differs \(sha256 /);
-  assert.throws(() => resolveRecordedBase(join(elsewhere, 'x.safetensors'), { path: 'nowhere/base.safetensors', sha256: rec.sha256 }),
-    /its base checkpoint nowhere\/base\.safetensors .* was not found \(looked in .*nowhere\/base\.safetensors, .*base\.safetensors.*\); pass --base CKPT/);
+  assert.throws(
+    () => resolveRecordedBase(join(elsewhere, 'x.safetensors'), { path: 'nowhere/base.safetensors', sha256: rec.sha256 }),
+    /its base checkpoint nowhere\/base\.safetensors .* was not found \(looked in .*nowhere\/base\.safetensors, .*base\.safetensors.*\); pass --base CKPT/,
+  );
 });
 
 test('coded train base refuses to overwrite a trained base model in --out unless --force (codes record its SHA-256)', () => {
@@ -70,16 +72,22 @@ test('coded train base refuses to overwrite a trained base model in --out unless
 
 test('unknown options get a "did you mean" suggestion', () => {
   const opts = { epochs: { type: 'string' as const }, 'batch-size': { type: 'string' as const }, 'data-dir': { type: 'string' as const } };
-  assert.throws(() => parse(['--epoch', '3'], opts, 'USAGE'), (e: unknown) => {
-    assert.ok(e instanceof UsageError);
-    assert.match(e.message, /^unknown option '--epoch' \(did you mean --epochs\?\)\n\nUSAGE$/);
-    return true;
-  });
+  assert.throws(
+    () => parse(['--epoch', '3'], opts, 'USAGE'),
+    (e: unknown) => {
+      assert.ok(e instanceof UsageError);
+      assert.match(e.message, /^unknown option '--epoch' \(did you mean --epochs\?\)\n\nUSAGE$/);
+      return true;
+    },
+  );
   assert.equal(closestOption('--epohcs', Object.keys(opts)), 'epochs');
   assert.equal(closestOption('--batchsize', Object.keys(opts)), 'batch-size');
   assert.equal(closestOption('--data', Object.keys(opts)), 'data-dir');
   assert.equal(closestOption('--zzz', Object.keys(opts)), undefined);
-  assert.throws(() => parse(['--zzz'], opts, 'USAGE'), (e: unknown) => e instanceof UsageError && /^unknown option '--zzz'\n\nUSAGE$/.test(e.message));
+  assert.throws(
+    () => parse(['--zzz'], opts, 'USAGE'),
+    (e: unknown) => e instanceof UsageError && /^unknown option '--zzz'\n\nUSAGE$/.test(e.message),
+  );
   const r = coded(['train', 'base', '--model', 'base-mlp', '--epoch', '3']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown option '--epoch' \(did you mean --epochs\?\)/);
@@ -103,7 +111,10 @@ test('evaluation reads only the test split: no training files needed, downloaded
   // miniature MNIST test files (unverified: they are not the official bytes)
   const n = 6;
   writeFileSync(join(dataRoot, 'mnist', 't10k-images-idx3-ubyte.gz'), gzipSync(idxBytes([n, 28, 28], new Uint8Array(n * 784).fill(7))));
-  writeFileSync(join(dataRoot, 'mnist', 't10k-labels-idx1-ubyte.gz'), gzipSync(idxBytes([n], Uint8Array.from([0, 1, 2, 3, 4, 5]), { type: 0x08 })));
+  writeFileSync(
+    join(dataRoot, 'mnist', 't10k-labels-idx1-ubyte.gz'),
+    gzipSync(idxBytes([n], Uint8Array.from([0, 1, 2, 3, 4, 5]), { type: 0x08 })),
+  );
   const ts = await loadTestSet('mnist', { dataDir: dataRoot, download: false, verify: false });
   try {
     assert.equal(ts.test.size, n);
@@ -116,7 +127,9 @@ test('evaluation reads only the test split: no training files needed, downloaded
   await assert.rejects(loadDataset('mnist', { dataDir: dataRoot, download: false, verify: false }), DatasetUnavailableError);
 });
 
-test('coded eval of an MNIST model works with only the official test files present', { skip: !existsSync(join(sharedMnist, 't10k-images-idx3-ubyte.gz')) && 'no ../shared/data/mnist next to the repository' }, () => {
+test('coded eval of an MNIST model works with only the official test files present', {
+  skip: !existsSync(join(sharedMnist, 't10k-images-idx3-ubyte.gz')) && 'no ../shared/data/mnist next to the repository',
+}, () => {
   const dataRoot = tmp();
   mkdirSync(join(dataRoot, 'mnist'));
   for (const f of ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) symlinkSync(join(sharedMnist, f), join(dataRoot, 'mnist', f));

@@ -26,16 +26,56 @@ test('coded compare: one table section and plot panel per (K, N), every entry, J
     const input = { channels: info.channels, height: info.height, width: info.width };
     const base = buildModel('base-mlp', { ...input, classes: info.classes.length });
     const basePath = join(dir, 'base.safetensors');
-    saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'base-mlp', classes: info.classes, normalization: info.normalization, input, config: { seed: 1 } });
+    saveCheckpoint(basePath, base, {
+      kind: 'base',
+      dataset: 'synthetic',
+      model: 'base-mlp',
+      classes: info.classes,
+      normalization: info.normalization,
+      input,
+      config: { seed: 1 },
+    });
     base.dispose();
     const out = join(dir, 'out');
-    const r = coded('compare', '--base', basePath, '--k', '2..3', '--r', '1,2', '--codes', 'none replication berrut', '--codes', 'letcc:lambdaDec=0.01 bspline', '--out', out, '--json');
+    const r = coded(
+      'compare',
+      '--base',
+      basePath,
+      '--k',
+      '2..3',
+      '--r',
+      '1,2',
+      '--codes',
+      'none replication berrut',
+      '--codes',
+      'letcc:lambdaDec=0.01 bspline',
+      '--out',
+      out,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { sections: { k: number; n: number; results: { label: string; byStragglers: { stragglers: number }[] }[] }[] };
-    assert.deepEqual(j.sections.map((s) => [s.k, s.n]), [[2, 3], [2, 4], [3, 4], [3, 5]]);
+    const j = JSON.parse(r.stdout) as {
+      sections: { k: number; n: number; results: { label: string; byStragglers: { stragglers: number }[] }[] }[];
+    };
+    assert.deepEqual(
+      j.sections.map((s) => [s.k, s.n]),
+      [
+        [2, 3],
+        [2, 4],
+        [3, 4],
+        [3, 5],
+      ],
+    );
     for (const s of j.sections) {
-      assert.deepEqual(s.results.map((x) => x.label), ['no code', 'replication', 'berrut', 'letcc:lambdaDec=0.01', 'bspline']);
-      for (const x of s.results) assert.deepEqual(x.byStragglers.map((b) => b.stragglers), Array.from({ length: s.n - s.k + 1 }, (_, i) => i));
+      assert.deepEqual(
+        s.results.map((x) => x.label),
+        ['no code', 'replication', 'berrut', 'letcc:lambdaDec=0.01', 'bspline'],
+      );
+      for (const x of s.results)
+        assert.deepEqual(
+          x.byStragglers.map((b) => b.stragglers),
+          Array.from({ length: s.n - s.k + 1 }, (_, i) => i),
+        );
     }
     for (const f of ['compare.md', 'compare.json', 'compare.svg', 'compare.png']) assert.ok(existsSync(join(out, f)), f);
     assert.match(readFileSync(join(out, 'compare.md'), 'utf8'), /### K = 3, N = 5\n/);

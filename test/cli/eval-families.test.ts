@@ -25,8 +25,14 @@ test('code specs: FAMILY:k=K,n=N[,key=value]; trained families and malformed spe
   assert.throws(() => parseCodeSpec('berrut:k=3,n=2'), /n must be an integer >= k = 3/);
   assert.throws(() => parseCodeSpec('berrut:k=2,n=4,r=2'), /give n or r, not both/);
   assert.throws(() => parseCodeSpec('berrut:k=2,4'), /'4' is not key=value/);
-  assert.throws(() => parseCodeSpec('addition:k=2,n=3'), /addition codes need parity models: train them with `coded train parity --code addition`/);
-  assert.throws(() => parseCodeSpec('reed-solomon:k=2,n=3'), /unknown training-free family 'reed-solomon' \(known: berrut, letcc, bspline, replication\)/);
+  assert.throws(
+    () => parseCodeSpec('addition:k=2,n=3'),
+    /addition codes need parity models: train them with `coded train parity --code addition`/,
+  );
+  assert.throws(
+    () => parseCodeSpec('reed-solomon:k=2,n=3'),
+    /unknown training-free family 'reed-solomon' \(known: berrut, letcc, bspline, replication\)/,
+  );
 });
 
 test('coded eval routes every family: --code SPEC with a base checkpoint (Berrut, LeTCC, B-spline) and Lagrange checkpoints from `coded train polynomial`', () => {
@@ -37,24 +43,48 @@ test('coded eval routes every family: --code SPEC with a base checkpoint (Berrut
     const input = { channels: info.channels, height: info.height, width: info.width };
     const base = buildModel('base-mlp', { ...input, classes: info.classes.length });
     const basePath = join(dir, 'base.safetensors');
-    saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'base-mlp', classes: info.classes, normalization: info.normalization, input, config: { seed: 1 } });
+    saveCheckpoint(basePath, base, {
+      kind: 'base',
+      dataset: 'synthetic',
+      model: 'base-mlp',
+      classes: info.classes,
+      normalization: info.normalization,
+      input,
+      config: { seed: 1 },
+    });
     base.dispose();
     for (const spec of ['berrut:k=2,n=4', 'letcc:k=3,n=5,lambdaDec=0.01', 'bspline:k=2,n=5']) {
       const r = coded('eval', '--code', spec, '--base', basePath, '--json');
       assert.equal(r.status, 0, r.stderr);
-      const e = JSON.parse(r.stdout) as { family: string; k: number; n: number; byMissing: { missing: number }[]; config: Record<string, unknown> };
+      const e = JSON.parse(r.stdout) as {
+        family: string;
+        k: number;
+        n: number;
+        byMissing: { missing: number }[];
+        config: Record<string, unknown>;
+      };
       const want = parseCodeSpec(spec);
       assert.equal(e.family, want.family);
       assert.equal(e.n, want.k + want.r);
-      assert.deepEqual(e.byMissing.map((m) => m.missing), Array.from({ length: want.r + 1 }, (_, i) => i), `${spec}: results for 0..N-K stragglers`);
+      assert.deepEqual(
+        e.byMissing.map((m) => m.missing),
+        Array.from({ length: want.r + 1 }, (_, i) => i),
+        `${spec}: results for 0..N-K stragglers`,
+      );
       if (want.family === 'letcc') assert.equal(e.config.lambdaDec, 0.01);
     }
     // the smoothing parameters picked on the validation hold-out, then evaluated
     const p = coded('eval', '--code', 'letcc:k=2,n=3', '--base', basePath, '--pick-smoothing', '--json');
     assert.equal(p.status, 0, p.stderr);
-    const pe = JSON.parse(p.stdout) as { pickSmoothing: { lambdaDec: number; trials: { lambdaDec: number; accuracy: number }[] }; config: { lambdaDec: number } };
+    const pe = JSON.parse(p.stdout) as {
+      pickSmoothing: { lambdaDec: number; trials: { lambdaDec: number; accuracy: number }[] };
+      config: { lambdaDec: number };
+    };
     assert.equal(pe.config.lambdaDec, pe.pickSmoothing.lambdaDec);
-    assert.equal(Math.max(...pe.pickSmoothing.trials.map((t) => t.accuracy)), pe.pickSmoothing.trials.find((t) => t.lambdaDec === pe.pickSmoothing.lambdaDec)!.accuracy);
+    assert.equal(
+      Math.max(...pe.pickSmoothing.trials.map((t) => t.accuracy)),
+      pe.pickSmoothing.trials.find((t) => t.lambdaDec === pe.pickSmoothing.lambdaDec)!.accuracy,
+    );
     // usage errors: exit 2 with the reason
     const bad = coded('eval', '--code', 'addition:k=2,n=3', '--base', basePath);
     assert.equal(bad.status, 2);
@@ -66,7 +96,19 @@ test('coded eval routes every family: --code SPEC with a base checkpoint (Berrut
     assert.equal(pickBerrut.status, 2);
     assert.match(pickBerrut.stderr, /--pick-smoothing applies to letcc codes/);
     // a Lagrange (AICC) checkpoint: evaluated with its worker network H
-    const lc = codeFromConfig({ family: 'lagrange', k: 2, r: 1, degree: 1, power: 1, worker: 'HB', encoder: 'mlp', computation: 'mlp', input: [input.channels, input.height, input.width], classes: info.classes.length, hidden: [8] }) as LagrangeCode;
+    const lc = codeFromConfig({
+      family: 'lagrange',
+      k: 2,
+      r: 1,
+      degree: 1,
+      power: 1,
+      worker: 'HB',
+      encoder: 'mlp',
+      computation: 'mlp',
+      input: [input.channels, input.height, input.width],
+      classes: info.classes.length,
+      hidden: [8],
+    }) as LagrangeCode;
     const lpath = join(dir, 'poly.safetensors');
     saveCode(lpath, lc, { dataset: 'synthetic', classes: info.classes });
     lc.dispose();
@@ -75,7 +117,13 @@ test('coded eval routes every family: --code SPEC with a base checkpoint (Berrut
     const le = JSON.parse(l.stdout) as { family: string; R: number; byMissing: { missing: number; patterns: number }[] };
     assert.equal(le.family, 'lagrange');
     assert.equal(le.R, 2);
-    assert.deepEqual(le.byMissing.map((m) => [m.missing, m.patterns]), [[0, 1], [1, 3]]);
+    assert.deepEqual(
+      le.byMissing.map((m) => [m.missing, m.patterns]),
+      [
+        [0, 1],
+        [1, 3],
+      ],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,15 +5,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensor, tidy } from '../../src/index.js';
 import {
-  patternsWithMissing, systematicEvaluationPatterns, missingIndices, codeFromConfig, saveCode, loadCode,
-  ReplicationCode, UndecodableError, computeAll,
+  patternsWithMissing,
+  systematicEvaluationPatterns,
+  missingIndices,
+  codeFromConfig,
+  saveCode,
+  loadCode,
+  ReplicationCode,
+  UndecodableError,
+  computeAll,
 } from '../../src/codes/index.js';
 import { Linear } from '../../src/nn/index.js';
 
 const choose = (n: number, m: number): number => (m < 0 || m > n ? 0 : m === 0 ? 1 : (choose(n - 1, m - 1) * n) / m);
 
 test('patternsWithMissing enumerates C(n, m) distinct patterns with m missing', () => {
-  for (const [n, m] of [[3, 1], [5, 2], [6, 3], [4, 0], [4, 4]]) {
+  for (const [n, m] of [
+    [3, 1],
+    [5, 2],
+    [6, 3],
+    [4, 0],
+    [4, 4],
+  ]) {
     const ps = patternsWithMissing(n, m);
     assert.equal(ps.length, choose(n, m));
     assert.equal(new Set(ps.map((p) => p.join())).size, ps.length);
@@ -22,12 +35,22 @@ test('patternsWithMissing enumerates C(n, m) distinct patterns with m missing', 
 });
 
 test('systematic evaluation patterns count C(k+r, m) minus the all-parity ones, for m = 1..r', () => {
-  for (const [k, r] of [[2, 1], [2, 2], [3, 2], [5, 1], [4, 3]]) {
+  for (const [k, r] of [
+    [2, 1],
+    [2, 2],
+    [3, 2],
+    [5, 1],
+    [4, 3],
+  ]) {
     let expected = 0;
     for (let m = 1; m <= r; m++) expected += choose(k + r, m) - choose(r, m);
     const ps = systematicEvaluationPatterns(k, r);
     assert.equal(ps.length, expected, `k=${k} r=${r}`);
-    for (const p of ps) assert.ok(p.slice(0, k).some((a) => !a), 'every pattern misses a data output');
+    for (const p of ps)
+      assert.ok(
+        p.slice(0, k).some((a) => !a),
+        'every pattern misses a data output',
+      );
   }
 });
 

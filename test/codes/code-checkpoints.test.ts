@@ -18,7 +18,9 @@ import { buildModel } from '../../src/models/registry.js';
 const MODELS = new URL('../../../models/', import.meta.url).pathname;
 
 test('every checkpoint in models/ loads: codes through loadCodeCheckpoint (with their recorded base), base models through loadBaseCheckpoint', () => {
-  const files = readdirSync(MODELS).filter((f) => f.endsWith('.safetensors')).sort();
+  const files = readdirSync(MODELS)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
   assert.ok(files.length >= 8, `models/ holds ${files.length} checkpoints`);
   let codes = 0;
   for (const f of files) {
@@ -34,12 +36,14 @@ test('every checkpoint in models/ loads: codes through loadCodeCheckpoint (with 
         const names = [...codeState(l.code, l.parity).stateDict().keys()];
         assert.ok(names.length > 0 && names.every((n) => n.startsWith('parity.')), f);
         assert.equal(readSafetensorsMetadata(path).format, 'pt', f);
-        tidy(() => noGrad(() => {
-          const { channels, height, width } = l.base.meta.input;
-          const x = randn([2, l.code.k, channels, height, width]);
-          const outs = computeAll(l.code, l.workers, x);
-          assert.equal(outs.length, l.code.n, f);
-        }));
+        tidy(() =>
+          noGrad(() => {
+            const { channels, height, width } = l.base.meta.input;
+            const x = randn([2, l.code.k, channels, height, width]);
+            const outs = computeAll(l.code, l.workers, x);
+            assert.equal(outs.length, l.code.n, f);
+          }),
+        );
       } finally {
         l.dispose();
       }
@@ -57,11 +61,25 @@ test('a code with parity models saves and reloads through its state Module; tens
   const dir = mkdtempSync(join(tmpdir(), 'code-ckpt-'));
   try {
     manualSeed(3);
-    const code = codeFromConfig({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input: { channels: 1, height: 4, width: 4 }, outputs: 3, parityModel: 'base-mlp' });
+    const code = codeFromConfig({
+      family: 'learned',
+      k: 2,
+      r: 1,
+      encoder: 'mlp',
+      decoder: 'mlp',
+      input: { channels: 1, height: 4, width: 4 },
+      outputs: 3,
+      parityModel: 'base-mlp',
+    });
     const input = { channels: 1, height: 4, width: 4, classes: 3 };
     const parity = [buildModel('base-mlp', input)];
     const names = [...codeState(code, parity).stateDict().keys()];
-    assert.ok(names.some((n) => n.startsWith('encoder.')) && names.some((n) => n.startsWith('decoder.')) && names.some((n) => n.startsWith('parity.0.')), names.join(', '));
+    assert.ok(
+      names.some((n) => n.startsWith('encoder.')) &&
+        names.some((n) => n.startsWith('decoder.')) &&
+        names.some((n) => n.startsWith('parity.0.')),
+      names.join(', '),
+    );
     const path = join(dir, 'c.safetensors');
     const base = { path: 'b.safetensors', sha256: '0'.repeat(64), dataset: 'synthetic', model: 'base-mlp' };
     saveCode(path, code, { base, parity: { model: 'base-mlp', input, count: 1 } }, new Map(), parity);

@@ -6,8 +6,16 @@ import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed, dispose, empty, noGrad, type Tensor } from '../../src/index.js';
 import { normal_ } from '../../src/engine/init.js';
 import {
-  LearnedCode, type MLPDecoder, registerDecoder, registerEncoder, codeFromConfig, saveCode, loadCode, computeAll,
-  UndecodableError, type LearnedCodeConfig,
+  LearnedCode,
+  type MLPDecoder,
+  registerDecoder,
+  registerEncoder,
+  codeFromConfig,
+  saveCode,
+  loadCode,
+  computeAll,
+  UndecodableError,
+  type LearnedCodeConfig,
 } from '../../src/codes/index.js';
 import { Module, Linear, Sequential, BatchNorm2d, ReLU, saveSafetensors } from '../../src/nn/index.js';
 import { applyReferenceInit } from '../../src/models/paper-init.js';
@@ -16,20 +24,39 @@ import type { ConvEncoder } from '../../src/models/conv-encoder.js';
 import { Conv2d } from '../../src/nn/conv2d.js';
 import { Adam } from '../../src/engine/optim/adam.js';
 import { loadDataset, disposeDataset } from '../../src/data/registry.js';
-import { buildJointParityModels, erasedMask, erasedSlotLoss, freeze, learnedLoss, trainLearned, LOSSES, type LearnedTrainingConfig } from '../../src/train/learned-training.js';
+import {
+  buildJointParityModels,
+  erasedMask,
+  erasedSlotLoss,
+  freeze,
+  learnedLoss,
+  trainLearned,
+  LOSSES,
+  type LearnedTrainingConfig,
+} from '../../src/train/learned-training.js';
 import { buildModel } from '../../src/models/registry.js';
 
 const choose = (n: number, m: number): number => (m < 0 || m > n ? 0 : m === 0 ? 1 : (choose(n - 1, m - 1) * n) / m);
 
 const cfg = (o: Partial<LearnedCodeConfig> = {}): LearnedCodeConfig => ({
-  family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input: { channels: 1, height: 4, width: 4 }, outputs: 3, ...o,
+  family: 'learned',
+  k: 2,
+  r: 1,
+  encoder: 'mlp',
+  decoder: 'mlp',
+  input: { channels: 1, height: 4, width: 4 },
+  outputs: 3,
+  ...o,
 });
 
 // a decoder that records what it was given and returns zeros of the right shape (a user coder)
 let recorded: number[][] = [];
 class RecordingDecoder extends Module {
   readonly lin: Linear;
-  constructor(readonly k: number, readonly m: number) {
+  constructor(
+    readonly k: number,
+    readonly m: number,
+  ) {
     super();
     this.lin = this.registerModule('lin', new Linear(1, 1));
   }
@@ -50,14 +77,25 @@ class SumEncoder extends Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const s = x.sum(1, true);
-      return s.repeat([1, this.r, 1, 1]).mul(tensor(Array.from({ length: this.r }, (_, j) => j + 1), [1, this.r, 1, 1]));
+      return s.repeat([1, this.r, 1, 1]).mul(
+        tensor(
+          Array.from({ length: this.r }, (_, j) => j + 1),
+          [1, this.r, 1, 1],
+        ),
+      );
     });
   }
 }
 registerEncoder('test-sum', { description: 'sum of inputs', build: (s) => new SumEncoder(s.r) });
 
 test('evaluation and training patterns: every pattern of 1..r missing outputs except the all-parity ones', () => {
-  for (const [k, r] of [[2, 1], [2, 2], [5, 1], [3, 2], [2, 3]]) {
+  for (const [k, r] of [
+    [2, 1],
+    [2, 2],
+    [5, 1],
+    [3, 2],
+    [2, 3],
+  ]) {
     const code = new LearnedCode(cfg({ k, r }));
     const ps = code.evaluationPatterns();
     let expected = 0;
@@ -79,7 +117,12 @@ test('decoder input: unavailable outputs are zeros at their own positions, the r
     const code = new LearnedCode(cfg({ k: 3, r: 2, decoder: 'test-recording' }));
     const G = 2;
     const m = 3;
-    const outs = Array.from({ length: 5 }, (_, i) => tensor(Array.from({ length: G * m }, (_, j) => 10 * (i + 1) + j + 1), [G, m]));
+    const outs = Array.from({ length: 5 }, (_, i) =>
+      tensor(
+        Array.from({ length: G * m }, (_, j) => 10 * (i + 1) + j + 1),
+        [G, m],
+      ),
+    );
     const avail = [true, false, true, true, false];
     const d = code.decode(outs.map((o, i) => (avail[i] ? o : null)));
     assert.deepEqual(d.reconstructed, [false, true, false]);
@@ -97,16 +140,25 @@ test('decoder input: unavailable outputs are zeros at their own positions, the r
     assert.deepEqual(d.outputs[0].toList(), outs[0].toList());
     assert.deepEqual(d.outputs[2].toList(), outs[2].toList());
     // the vectorised path zeroes the same positions for every pattern
-    const all = tidy(() => tensor(outs.flatMap((o) => o.toList()), [5, G, m]).permute(1, 0, 2).contiguous());
+    const all = tidy(() =>
+      tensor(
+        outs.flatMap((o) => o.toList()),
+        [5, G, m],
+      )
+        .permute(1, 0, 2)
+        .contiguous(),
+    );
     const ps = code.evaluationPatterns();
     code.decodePatterns(all, ps);
     const [s2, v2] = recorded;
     assert.deepEqual(s2, [ps.length * G, 5, m]);
     ps.forEach((p, pi) => {
-      for (let g = 0; g < G; g++) for (let i = 0; i < 5; i++) for (let c = 0; c < m; c++) {
-        const v = v2[((pi * G + g) * 5 + i) * m + c];
-        assert.equal(v, p[i] ? 10 * (i + 1) + g * m + c + 1 : 0);
-      }
+      for (let g = 0; g < G; g++)
+        for (let i = 0; i < 5; i++)
+          for (let c = 0; c < m; c++) {
+            const v = v2[((pi * G + g) * 5 + i) * m + c];
+            assert.equal(v, p[i] ? 10 * (i + 1) + g * m + c + 1 : 0);
+          }
     });
     for (const [, mod] of code.modules()) mod.dispose();
   });
@@ -175,22 +227,34 @@ test('multi-channel queries are encoded channel by channel: channels never mix',
 
 test('the gradient reaches the encoder through F (or F_P in joint mode) while F stays bit-identical; F_P moves', () => {
   const snap = (ps: Tensor[]) => ps.map((p) => Float32Array.from(p.data() as Float32Array));
-  const moved = (ps: Tensor[], before: Float32Array[]) => ps.some((p, i) => Float32Array.from(p.data() as Float32Array).some((v, j) => v !== before[i][j]));
+  const moved = (ps: Tensor[], before: Float32Array[]) =>
+    ps.some((p, i) => Float32Array.from(p.data() as Float32Array).some((v, j) => v !== before[i][j]));
   for (const mode of ['F', 'joint'] as const) {
     for (const encoder of ['mlp', 'conv']) {
       const what = `${mode}/${encoder}`;
       manualSeed(1);
       // joint mode copies F into its parity models, so F must be the zoo's base-mlp there
       // (with O(1) weights: the paper init's ~0.01 make outputs so flat that kl-base gradients round to zero)
-      const base = mode === 'F' ? new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 }) : buildModel('base-mlp', { channels: 1, height: 4, width: 4, classes: 3 });
-      if (mode === 'joint') noGrad(() => { for (const t of base.parameters()) t.uniform_(-0.3, 0.3); });
+      const base =
+        mode === 'F'
+          ? new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 })
+          : buildModel('base-mlp', { channels: 1, height: 4, width: 4, classes: 3 });
+      if (mode === 'joint')
+        noGrad(() => {
+          for (const t of base.parameters()) t.uniform_(-0.3, 0.3);
+        });
       freeze(base);
       const before = snap(base.parameters());
-      const code = new LearnedCode(cfg({ k: 2, r: mode === 'joint' ? 2 : 1, encoder, parityModel: mode === 'joint' ? 'base-mlp' : undefined }));
+      const code = new LearnedCode(
+        cfg({ k: 2, r: mode === 'joint' ? 2 : 1, encoder, parityModel: mode === 'joint' ? 'base-mlp' : undefined }),
+      );
       const { parity } = buildJointParityModels({ parityModel: mode === 'joint' ? 'base' : undefined }, code, base);
       assert.equal(parity.length, mode === 'joint' ? 2 : 0);
       // 'base': each parity model starts as a copy of F (separate storage)
-      for (const pm of parity) pm.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], `${what}: F_P is not a copy of F`));
+      for (const pm of parity)
+        pm.parameters().forEach((p, i) =>
+          assert.deepEqual(Float32Array.from(p.data() as Float32Array), before[i], `${what}: F_P is not a copy of F`),
+        );
       const parityParams = parity.flatMap((m) => m.parameters());
       const params = [...code.encoder.parameters(), ...code.decoder.parameters(), ...parityParams];
       const opt = new Adam(params, { lr: 1e-3, weightDecay: 1e-5 });
@@ -211,8 +275,14 @@ test('the gradient reaches the encoder through F (or F_P in joint mode) while F 
             assert.ok(p.grad.abs().sum().item() > 0 || p.shape.length === 1, `${what}: encoder gradient is zero`);
           }
           for (const pm of parity) {
-            assert.ok(pm.parameters().every((p) => p.grad !== null), `${what}: F_P gradient missing`);
-            assert.ok(pm.parameters().some((p) => p.grad!.abs().sum().item() > 0), `${what}: F_P gradient is zero`);
+            assert.ok(
+              pm.parameters().every((p) => p.grad !== null),
+              `${what}: F_P gradient missing`,
+            );
+            assert.ok(
+              pm.parameters().some((p) => p.grad!.abs().sum().item() > 0),
+              `${what}: F_P gradient is zero`,
+            );
           }
           for (const p of base.parameters()) assert.equal(p.grad, null, 'F accumulated a gradient');
           opt.step();
@@ -225,7 +295,11 @@ test('the gradient reaches the encoder through F (or F_P in joint mode) while F 
         assert.ok(moved(parityParams, parBefore), `${what}: F_P did not move`);
         for (const pm of parity) assert.ok(moved(pm.parameters(), before), `${what}: a parity model still equals F`);
         // a joint code must be given its parity models
-        assert.throws(() => learnedLoss(code, base, randn([2, 2, 1, 4, 4]), tensor([0, 1, 2, 0], [2, 2], { dtype: 'int64' }), patterns, erased, 'kl-base'), /2 parity model\(s\); learnedLoss was given 0/);
+        assert.throws(
+          () =>
+            learnedLoss(code, base, randn([2, 2, 1, 4, 4]), tensor([0, 1, 2, 0], [2, 2], { dtype: 'int64' }), patterns, erased, 'kl-base'),
+          /2 parity model\(s\); learnedLoss was given 0/,
+        );
       }
       opt.dispose();
       erased.dispose();
@@ -241,7 +315,10 @@ test('losses are taken on erased slots only (value and gradient)', () => {
     // k = 2, r = 1: patterns 011 (slot 0 erased) and 101 (slot 1 erased)
     const code = new LearnedCode(cfg());
     const ps = code.evaluationPatterns();
-    assert.deepEqual(ps, [[false, true, true], [true, false, true]]);
+    assert.deepEqual(ps, [
+      [false, true, true],
+      [true, false, true],
+    ]);
     const erased = erasedMask(ps, 2);
     const G = 3;
     const target = randn([G, 2, 3]);
@@ -271,9 +348,15 @@ test('losses are taken on erased slots only (value and gradient)', () => {
       if (loss === 'kl-base') {
         // KL(softmax(target) || softmax(rec)) summed over the m outputs, averaged over erased slots
         let s = 0;
-        for (const [pi, slot] of [[0, 0], [1, 1]]) {
+        for (const [pi, slot] of [
+          [0, 0],
+          [1, 1],
+        ]) {
           const q = target.select(1, slot).softmax(-1);
-          s += q.mul(q.log().sub(rec.detach().select(0, pi).select(1, slot).logSoftmax(-1))).sum().item();
+          s += q
+            .mul(q.log().sub(rec.detach().select(0, pi).select(1, slot).logSoftmax(-1)))
+            .sum()
+            .item();
         }
         assert.ok(Math.abs(l.item() - s / (2 * G)) < 1e-4, `kl-base ${l.item()} vs ${s / (2 * G)}`);
       }
@@ -298,17 +381,20 @@ test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 
     // std of the input and of every convolution's output (pre-ReLU; the last is the parity)
     manualSeed(4);
     const x0 = randn([8, 4, 28, 28]);
-    const layerStds = (code: LearnedCode): number[] => tidy(() => noGrad(() => {
-      let x = x0;
-      const out = [x.std().item()];
-      const net = (code.encoder as ConvEncoder).net;
-      for (let i = 0; i < net.length; i++) {
-        const m = net.at(i);
-        x = m.forward(x);
-        if (m instanceof Conv2d) out.push(x.std().item());
-      }
-      return out;
-    }));
+    const layerStds = (code: LearnedCode): number[] =>
+      tidy(() =>
+        noGrad(() => {
+          let x = x0;
+          const out = [x.std().item()];
+          const net = (code.encoder as ConvEncoder).net;
+          for (let i = 0; i < net.length; i++) {
+            const m = net.at(i);
+            x = m.forward(x);
+            if (m instanceof Conv2d) out.push(x.std().item());
+          }
+          return out;
+        }),
+      );
     manualSeed(3);
     const he = new LearnedCode(cfg({ k: 4, input, encoder: 'conv', encoderOptions: { init: 'kaiming' } }));
     manualSeed(3);
@@ -320,14 +406,16 @@ test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 
     assert.equal(sh.length, 8); // input + 6 dilated 3x3 convs + the 1x1 conv
     // the six 3x3 convolutions (the 1x1 parity has one output channel and 'same' padding eats
     // into the dilated layers, so it is only checked to stay within 4x)
-    for (const [i, s] of sh.slice(1, 7).entries()) assert.ok(s > sh[0] / 2 && s < sh[0] * 2, `kaiming: layer ${i} std ${s} vs input ${sh[0]} (${sh.join(', ')})`);
+    for (const [i, s] of sh.slice(1, 7).entries())
+      assert.ok(s > sh[0] / 2 && s < sh[0] * 2, `kaiming: layer ${i} std ${s} vs input ${sh[0]} (${sh.join(', ')})`);
     assert.ok(sh[7] > sh[0] / 4 && sh[7] < sh[0] * 4, `kaiming: parity std ${sh[7]} vs input ${sh[0]}`);
     // Xavier gain 1: every layer shrinks, the parity ends far below the input
     assert.ok(sx[6] < sx[0] / 2 && sx[7] < sx[0] / 10, `xavier init: stds ${sx.join(', ')}`);
     // a stored legacy 'paper' is Xavier gain 1: the same weights from the same seed
     assert.deepEqual(layerStds(legacy), sx);
     // biases zero with both
-    for (const c of [he, xavier]) for (const [n, p] of c.encoder.namedParameters()) if (n.endsWith('bias')) assert.equal(p.abs().max().item(), 0);
+    for (const c of [he, xavier])
+      for (const [n, p] of c.encoder.namedParameters()) if (n.endsWith('bias')) assert.equal(p.abs().max().item(), 0);
     // the init is part of the code config: saved, and a loaded checkpoint rebuilds (then loads) the same encoder
     assert.deepEqual(he.config().encoderOptions, { init: 'kaiming' });
     assert.equal(new LearnedCode(cfg({ k: 4, input, encoder: 'conv' })).config().encoderOptions, undefined);
@@ -335,7 +423,10 @@ test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 
     const { code: back } = loadCode(join(dir, 'he.safetensors'));
     assert.deepEqual((back as LearnedCode).config().encoderOptions, { init: 'kaiming' });
     assert.deepEqual(layerStds(back as LearnedCode), sh);
-    assert.throws(() => codeFromConfig(cfg({ encoder: 'conv', encoderOptions: { init: 'he' } })), /options.init must be one of reference, xavier, kaiming/);
+    assert.throws(
+      () => codeFromConfig(cfg({ encoder: 'conv', encoderOptions: { init: 'he' } })),
+      /options.init must be one of reference, xavier, kaiming/,
+    );
     x0.dispose();
     for (const c of [he, xavier, legacy, back]) for (const [, m] of c.modules()) m.dispose();
   } finally {
@@ -357,15 +448,32 @@ test("the default init is the reference code's: conv weights Xavier-uniform with
       if (out * inC * kh * kw >= 1000) {
         assert.ok(w.abs().max().item() > 0.95 * bound, `${name}: max |w| ${w.abs().max().item()} far below ${bound}`);
         const std = w.std().item();
-        assert.ok(Math.abs(std - bound / Math.sqrt(3)) < 0.05 * bound / Math.sqrt(3), `${name}: std ${std}, expected ${bound / Math.sqrt(3)} (ReLU gain; gain 1 would be ${bound / Math.SQRT2 / Math.sqrt(3)})`);
+        assert.ok(
+          Math.abs(std - bound / Math.sqrt(3)) < (0.05 * bound) / Math.sqrt(3),
+          `${name}: std ${std}, expected ${bound / Math.sqrt(3)} (ReLU gain; gain 1 would be ${bound / Math.SQRT2 / Math.sqrt(3)})`,
+        );
       }
       assert.equal(m.bias!.abs().max().item(), 0, `${name}: bias`);
     }
     // decoder: the reference widths (k+r)m -> (k+r)m -> km -> km, N(0, 0.01) weights, zero biases
     const lin = [...code.decoder.namedModules()].map(([, m]) => m).filter((m): m is Linear => m instanceof Linear);
-    assert.deepEqual(lin.map((l) => l.weight.shape), [[30, 30], [20, 30], [20, 20]]);
-    let n = 0, s = 0, s2 = 0;
-    for (const l of lin) for (const v of l.weight.flatten().toList() as number[]) { n++; s += v; s2 += v * v; }
+    assert.deepEqual(
+      lin.map((l) => l.weight.shape),
+      [
+        [30, 30],
+        [20, 30],
+        [20, 20],
+      ],
+    );
+    let n = 0,
+      s = 0,
+      s2 = 0;
+    for (const l of lin)
+      for (const v of l.weight.flatten().toList() as number[]) {
+        n++;
+        s += v;
+        s2 += v * v;
+      }
     const std = Math.sqrt(s2 / n - (s / n) ** 2);
     assert.ok(Math.abs(std - 0.01) < 0.001 && Math.abs(s / n) < 0.001, `decoder weights mean ${s / n} std ${std}`);
     for (const l of lin) assert.equal(l.bias!.abs().max().item(), 0);
@@ -414,7 +522,7 @@ test('an MLPDecoder checkpoint of the layout before issue 19 (hidden km, km; no 
     const ps = narrow.evaluationPatterns();
     assert.deepEqual((back as LearnedCode).decodePatterns(all, ps).toList(), narrow.decodePatterns(all, ps).toList());
     // a new code with no options has the reference widths, so the old tensors would not fit it
-    assert.deepEqual(((new LearnedCode(cfg())).decoder as MLPDecoder).hidden, [9, 6]);
+    assert.deepEqual((new LearnedCode(cfg()).decoder as MLPDecoder).hidden, [9, 6]);
     assert.throws(() => codeFromConfig(cfg({ decoderOptions: { hidden: [6] } })), /options.hidden must be two positive integers/);
     for (const cd of [narrow, back]) for (const [, m] of cd.modules()) m.dispose();
   } finally {
@@ -451,16 +559,38 @@ test('save/load round trip: the same code decodes identically; computeAll runs i
 });
 
 test('trainLearned: trains through a frozen base, keeps the best checkpoint, resumes to the same result', async () => {
-  const ds = await loadDataset('synthetic', { synthetic: { trainSize: 600, testSize: 200, height: 6, width: 6, classes: 4 }, validation: 100 });
+  const ds = await loadDataset('synthetic', {
+    synthetic: { trainSize: 600, testSize: 200, height: 6, width: 6, classes: 4 },
+    validation: 100,
+  });
   const dir = mkdtempSync(join(tmpdir(), 'learned-train-'));
   try {
     manualSeed(5);
     const base = new BaseMLP({ inFeatures: 36, hidden: [16], numClasses: 4 });
     const baseBefore = base.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
-    const data = { train: ds.train, validation: ds.validation!, test: ds.test, classes: ds.info.classes, input: { channels: 1, height: 6, width: 6 } };
+    const data = {
+      train: ds.train,
+      validation: ds.validation!,
+      test: ds.test,
+      classes: ds.info.classes,
+      input: { channels: 1, height: 6, width: 6 },
+    };
     const tc: LearnedTrainingConfig = {
-      dataset: 'synthetic', base: 'none', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', loss: 'kl-base', epochs: 2, batchSize: 16,
-      lr: 1e-3, weightDecay: 1e-5, optimizers: 'joint', trainParts: 'both', seed: 1, device: 'cpu',
+      dataset: 'synthetic',
+      base: 'none',
+      k: 2,
+      r: 1,
+      encoder: 'mlp',
+      decoder: 'mlp',
+      loss: 'kl-base',
+      epochs: 2,
+      batchSize: 16,
+      lr: 1e-3,
+      weightDecay: 1e-5,
+      optimizers: 'joint',
+      trainParts: 'both',
+      seed: 1,
+      device: 'cpu',
     };
     const id = { path: 'none', sha256: 'abc', dataset: 'synthetic', model: 'base-mlp' };
     const mk = () => new LearnedCode({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input: data.input, outputs: 4 });
@@ -469,7 +599,9 @@ test('trainLearned: trains through a frozen base, keeps the best checkpoint, res
     const full = trainLearned(tc, c1, base, id, data, join(dir, 'full'));
     assert.equal(full.epochs.length, 2);
     assert.ok(full.test.degraded.count > 0);
-    base.parameters().forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), baseBefore[i], 'F changed during training'));
+    base
+      .parameters()
+      .forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), baseBefore[i], 'F changed during training'));
     const { metadata } = loadCode(full.bestCheckpoint);
     assert.equal((metadata as unknown as { base: { sha256: string } }).base.sha256, 'abc');
     // one epoch, then resume to two: the same weights as two epochs straight
@@ -486,7 +618,10 @@ test('trainLearned: trains through a frozen base, keeps the best checkpoint, res
       const other = b.code.modules().get(name)!.stateDict();
       for (const [key, t] of m.stateDict()) assert.deepEqual(t.toList(), other.get(key)!.toList(), `${name}.${key}`);
     }
-    assert.throws(() => trainLearned(tc, mk(), base, { ...id, sha256: 'other' }, data, join(dir, 'resumed'), { resume: true }), /trained for base model/);
+    assert.throws(
+      () => trainLearned(tc, mk(), base, { ...id, sha256: 'other' }, data, join(dir, 'resumed'), { resume: true }),
+      /trained for base model/,
+    );
     for (const c of [c1, c2, c3, a.code, b.code]) for (const [, m] of c.modules()) m.dispose();
     dispose([...a.extra.values(), ...b.extra.values()]);
     base.dispose();
@@ -512,7 +647,10 @@ class WeightedSumEncoder extends Module {
 }
 
 test('the README worked example: a user encoder trains through F with the built-in decoder', () => {
-  registerEncoder('weighted-sum', { description: 'parity j = sum_i w_ji X_i with trainable w', build: ({ k, r }) => new WeightedSumEncoder(k, r) });
+  registerEncoder('weighted-sum', {
+    description: 'parity j = sum_i w_ji X_i with trainable w',
+    build: ({ k, r }) => new WeightedSumEncoder(k, r),
+  });
   manualSeed(4);
   const code = new LearnedCode(cfg({ k: 3, r: 2, encoder: 'weighted-sum', input: { channels: 2, height: 4, width: 4 } }));
   const base = new BaseMLP({ inFeatures: 32, hidden: [8], numClasses: 3 });
@@ -521,7 +659,11 @@ test('the README worked example: a user encoder trains through F with the built-
   const erased = erasedMask(ps, 3);
   tidy(() => {
     const x = randn([5, 3, 2, 4, 4]);
-    const y = tensor(Array.from({ length: 15 }, (_, i) => i % 3), [5, 3], { dtype: 'int64' });
+    const y = tensor(
+      Array.from({ length: 15 }, (_, i) => i % 3),
+      [5, 3],
+      { dtype: 'int64' },
+    );
     const loss = learnedLoss(code, base, x, y, ps, erased, 'xent-label');
     loss.backward();
     const g = (code.encoder as WeightedSumEncoder).weights.grad;

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed, stack, noGrad, type Tensor } from '../../src/index.js';
 import { zeros_ } from '../../src/engine/init.js';
 import {
-  LinearCode, AdditionCode, ConcatCode, UndecodableError, codeFromConfig, computeAll, patternsWithMissing, concatLayout, cauchyCoefficients,
+  LinearCode,
+  AdditionCode,
+  ConcatCode,
+  UndecodableError,
+  codeFromConfig,
+  computeAll,
+  patternsWithMissing,
+  concatLayout,
+  cauchyCoefficients,
 } from '../../src/codes/index.js';
 import { saveParityCode, loadParityCode, loadParityWorkers, fileSha256 } from '../../src/codes/parity-models.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
@@ -24,7 +32,14 @@ test('linear code with F_P = F linear reconstructs every decodable pattern exact
   manualSeed(11);
   const f = linearF(2 * 5 * 5, 7);
   try {
-    for (const [k, r] of [[2, 1], [3, 1], [2, 2], [3, 2], [4, 3], [2, 3]]) {
+    for (const [k, r] of [
+      [2, 1],
+      [3, 1],
+      [2, 2],
+      [3, 2],
+      [4, 3],
+      [2, 3],
+    ]) {
       tidy(() => {
         const code = new LinearCode({ k, r });
         const x = randn([6, k, 2, 5, 5]); // G = 6 groups, 2-channel 5x5 queries
@@ -47,7 +62,13 @@ test('linear code with F_P = F linear reconstructs every decodable pattern exact
           }
         }
         assert.ok(checked > 0);
-        assert.equal(code.evaluationPatterns().length, [...Array(r).keys()].reduce((s, m) => s + patternsWithMissing(k + r, m + 1).filter((p) => p.slice(0, k).some((a) => !a)).length, 0));
+        assert.equal(
+          code.evaluationPatterns().length,
+          [...Array(r).keys()].reduce(
+            (s, m) => s + patternsWithMissing(k + r, m + 1).filter((p) => p.slice(0, k).some((a) => !a)).length,
+            0,
+          ),
+        );
       });
     }
   } finally {
@@ -63,7 +84,18 @@ test('r = 1 linear code is the addition code; codes rebuild from their configs',
   assert.equal(codeFromConfig({ family: 'addition', k: 2, r: 1 }).name, 'addition(k=2, r=1)');
   assert.equal(codeFromConfig({ family: 'concat', k: 4, r: 1 }).name, 'concat(k=4, r=1)');
   assert.throws(() => codeFromConfig({ family: 'addition', k: 2, r: 2 }), /r = 1/);
-  assert.throws(() => new LinearCode({ k: 2, r: 2, coefficients: [[1, 1], [2, 2]] }), /singular/);
+  assert.throws(
+    () =>
+      new LinearCode({
+        k: 2,
+        r: 2,
+        coefficients: [
+          [1, 1],
+          [2, 2],
+        ],
+      }),
+    /singular/,
+  );
   assert.throws(() => new LinearCode({ k: 2, r: 1, coefficients: [[1, 0]] }), /singular/);
   assert.throws(() => new LinearCode({ k: 2, r: 1, coefficients: [[1]] }), /r x k = 1 x 2/);
 });
@@ -76,7 +108,10 @@ test('encode/decode shapes and batching: a batch of groups decodes like each gro
     const code = new LinearCode({ k: 3, r: 2 });
     const x = randn([4, 3, 1, 4, 4]);
     const q = code.encode(x);
-    assert.deepEqual(q.map((c) => c.fn), [{ kind: 'base' }, { kind: 'base' }, { kind: 'base' }, { kind: 'parity', index: 0 }, { kind: 'parity', index: 1 }]);
+    assert.deepEqual(
+      q.map((c) => c.fn),
+      [{ kind: 'base' }, { kind: 'base' }, { kind: 'base' }, { kind: 'parity', index: 0 }, { kind: 'parity', index: 1 }],
+    );
     for (const c of q) assert.deepEqual(c.inputs[0].shape, [4, 1, 4, 4]);
     const outs = computeAll(code, { base: f, parity: [fp, fp] }, x);
     const pattern = [false, true, false, true, true];
@@ -96,7 +131,13 @@ test('undecodable patterns give a clear error', () => {
     const code = new LinearCode({ k: 3, r: 1 });
     const o = tensor([[1, 2]]);
     assert.equal(code.canDecode([false, false, true, true]), false);
-    assert.throws(() => code.decode([null, null, o, o]), (e: Error) => e instanceof UndecodableError && /2 data outputs are missing but only 1 parity outputs arrived/.test(e.message) && /\[0011\]/.test(e.message));
+    assert.throws(
+      () => code.decode([null, null, o, o]),
+      (e: Error) =>
+        e instanceof UndecodableError &&
+        /2 data outputs are missing but only 1 parity outputs arrived/.test(e.message) &&
+        /\[0011\]/.test(e.message),
+    );
     assert.throws(() => code.decode([o, o]), /takes 4 outputs/);
     const two = new LinearCode({ k: 2, r: 2 });
     assert.throws(() => two.decode([null, null, o, null]), UndecodableError);
@@ -104,8 +145,22 @@ test('undecodable patterns give a clear error', () => {
 });
 
 test('concat layout: k = 2 side by side, 4 as 2 x 2, other k on a near-square grid', () => {
-  assert.deepEqual(concatLayout(2, 28, 28), { rows: 1, cols: 2, tileHeight: 28, tileWidth: 14, positions: [{ top: 0, left: 0 }, { top: 0, left: 14 }] });
-  assert.deepEqual(concatLayout(4, 28, 28).positions, [{ top: 0, left: 0 }, { top: 0, left: 14 }, { top: 14, left: 0 }, { top: 14, left: 14 }]);
+  assert.deepEqual(concatLayout(2, 28, 28), {
+    rows: 1,
+    cols: 2,
+    tileHeight: 28,
+    tileWidth: 14,
+    positions: [
+      { top: 0, left: 0 },
+      { top: 0, left: 14 },
+    ],
+  });
+  assert.deepEqual(concatLayout(4, 28, 28).positions, [
+    { top: 0, left: 0 },
+    { top: 0, left: 14 },
+    { top: 14, left: 0 },
+    { top: 14, left: 14 },
+  ]);
   const l5 = concatLayout(5, 28, 28);
   assert.deepEqual([l5.rows, l5.cols, l5.tileHeight, l5.tileWidth], [2, 3, 14, 9]);
   assert.throws(() => concatLayout(9, 2, 2), /too small/);
@@ -114,7 +169,14 @@ test('concat layout: k = 2 side by side, 4 as 2 x 2, other k on a near-square gr
     for (const k of [2, 3, 4, 5]) {
       const code = new ConcatCode(k);
       const G = 2;
-      const x = stack(Array.from({ length: k }, (_, i) => randn([G, 1, 28, 28]).mul(0).add(i + 1)), 1);
+      const x = stack(
+        Array.from({ length: k }, (_, i) =>
+          randn([G, 1, 28, 28])
+            .mul(0)
+            .add(i + 1),
+        ),
+        1,
+      );
       const q = code.encode(x);
       assert.equal(q.length, k + 1);
       assert.deepEqual(q[k].fn, { kind: 'parity', index: 0 });
@@ -126,7 +188,11 @@ test('concat layout: k = 2 side by side, 4 as 2 x 2, other k on a near-square gr
       L.positions.forEach(({ top, left }, i) => {
         for (let h = top; h < top + L.tileHeight; h++) for (let w = left; w < left + L.tileWidth; w++) expected[h * 28 + w] = i + 1;
       });
-      assert.deepEqual(v.map((a) => Math.round(a * 1e4) / 1e4), expected, `k = ${k}`);
+      assert.deepEqual(
+        v.map((a) => Math.round(a * 1e4) / 1e4),
+        expected,
+        `k = ${k}`,
+      );
     }
   });
 });
@@ -136,14 +202,35 @@ test('multi-channel inputs are encoded channel by channel: channels never mix', 
     const k = 4;
     const G = 3;
     // image i, channel c is the constant 100 * (c + 1) + (i + 1): any mixing shows in the values
-    const x = stack(Array.from({ length: k }, (_, i) => stack([0, 1, 2].map((c) => randn([G, 8, 8]).mul(0).add(100 * (c + 1) + i + 1)), 1)), 1);
+    const x = stack(
+      Array.from({ length: k }, (_, i) =>
+        stack(
+          [0, 1, 2].map((c) =>
+            randn([G, 8, 8])
+              .mul(0)
+              .add(100 * (c + 1) + i + 1),
+          ),
+          1,
+        ),
+      ),
+      1,
+    );
     assert.deepEqual(x.shape, [G, k, 3, 8, 8]);
     const concat = new ConcatCode(k).encode(x)[k].inputs[0];
     const linear = new LinearCode({ k, r: 2 });
     const lq = linear.encode(x);
     for (let c = 0; c < 3; c++) {
-      const vals = new Set(concat.select(1, c).toList().map((a) => Math.round(a * 1e4) / 1e4));
-      assert.deepEqual([...vals].sort((a, b) => a - b), [1, 2, 3, 4].map((i) => 100 * (c + 1) + i), `concat channel ${c}`);
+      const vals = new Set(
+        concat
+          .select(1, c)
+          .toList()
+          .map((a) => Math.round(a * 1e4) / 1e4),
+      );
+      assert.deepEqual(
+        [...vals].sort((a, b) => a - b),
+        [1, 2, 3, 4].map((i) => 100 * (c + 1) + i),
+        `concat channel ${c}`,
+      );
       for (let j = 0; j < 2; j++) {
         const want = linear.coefficients[j].reduce((s, a, i) => s + a * (100 * (c + 1) + i + 1), 0);
         const got = lq[k + j].inputs[0].select(1, c).toList();
@@ -170,7 +257,10 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
     const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'mnist', model: 'logistic-regression', input, classes: 10 };
     const code = new LinearCode({ k: 2, r: 2 });
     const path = join(dir, 'code.safetensors');
-    saveParityCode(path, code, parity, { parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 }, base: identity });
+    saveParityCode(path, code, parity, {
+      parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 },
+      base: identity,
+    });
     const lw = loadParityWorkers(path);
     assert.equal(lw.code.name, 'linear(k=2, r=2)');
     assert.equal(lw.workers.parity!.length, 2);
@@ -192,13 +282,19 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
     // parity weights that do not fit the recorded architecture
     const wrong = join(dir, 'wrong.safetensors');
     const small = [new LogisticRegression(9, 10), new LogisticRegression(9, 10)];
-    saveParityCode(wrong, code, small, { parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 }, base: identity });
+    saveParityCode(wrong, code, small, {
+      parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 },
+      base: identity,
+    });
     for (const m of small) m.dispose();
     assert.throws(() => loadParityCode(wrong), /parity model 0 does not fit its recorded architecture/);
     // non-finite weights
     const nan = join(dir, 'nan.safetensors');
     noGrad(() => parity[0].fc.weight.fill_(Number.NaN));
-    saveParityCode(nan, code, parity, { parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 }, base: identity });
+    saveParityCode(nan, code, parity, {
+      parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 },
+      base: identity,
+    });
     assert.throws(() => loadParityCode(nan), /non-finite weights/);
     // a code checkpoint without parity metadata
     const bare = join(dir, 'bare.safetensors');

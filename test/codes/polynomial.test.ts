@@ -5,8 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualSeed, randn, tidy, dispose, type Tensor } from '../../src/index.js';
 import {
-  BerrutCode, LagrangeCode, UndecodableError, berrutMatrix, chebyshevFirstKind, chebyshevSecondKind, codeFromConfig,
-  computeAll, lagrangeMatrix, loadCode, patternsWithMissing, saveCode, type WorkerSet,
+  BerrutCode,
+  LagrangeCode,
+  UndecodableError,
+  berrutMatrix,
+  chebyshevFirstKind,
+  chebyshevSecondKind,
+  codeFromConfig,
+  computeAll,
+  lagrangeMatrix,
+  loadCode,
+  patternsWithMissing,
+  saveCode,
+  type WorkerSet,
 } from '../../src/codes/index.js';
 import { BaseMLP } from '../../src/models/index.js';
 import { Linear } from '../../src/nn/index.js';
@@ -31,7 +42,15 @@ test('barycentric Lagrange matrix reproduces polynomials of degree < nodes exact
   assert.ok(c1.every((x) => Math.abs(x) < 1) && c2[0] === 1 && Math.abs(c2[4] + 1) < 1e-15);
 });
 
-const cases: { k: number; n: number; degree: number; power: number; worker: 'HB' | 'HS'; encoder: 'mlp' | 'cnn'; computation: 'mlp' | 'cnn' }[] = [
+const cases: {
+  k: number;
+  n: number;
+  degree: number;
+  power: number;
+  worker: 'HB' | 'HS';
+  encoder: 'mlp' | 'cnn';
+  computation: 'mlp' | 'cnn';
+}[] = [
   { k: 2, n: 3, degree: 1, power: 1, worker: 'HB', encoder: 'mlp', computation: 'mlp' },
   { k: 2, n: 3, degree: 1, power: 1, worker: 'HS', encoder: 'cnn', computation: 'cnn' },
   { k: 2, n: 4, degree: 2, power: 1, worker: 'HB', encoder: 'cnn', computation: 'cnn' },
@@ -68,7 +87,10 @@ test('Lagrange codes: outputs interpolated from ANY R of the N workers equal H(E
       // fewer than R outputs: a clear error
       const few = outs.map((o, i) => (i < code.R - 1 ? o : null));
       assert.equal(code.canDecode(few.map((o) => o !== null)), false);
-      assert.throws(() => code.decode(few), (e: Error) => e instanceof UndecodableError && /needs any R = \d+ worker outputs/.test(e.message));
+      assert.throws(
+        () => code.decode(few),
+        (e: Error) => e instanceof UndecodableError && /needs any R = \d+ worker outputs/.test(e.message),
+      );
     });
     ws.base.dispose();
     code.dispose();
@@ -77,7 +99,10 @@ test('Lagrange codes: outputs interpolated from ANY R of the N workers equal H(E
 
 test('Lagrange code: bad parameters and inputs are refused clearly; checkpoint round trip decodes identically', () => {
   const base = { k: 2, input: [1, 6, 6], classes: 5, encoder: 'cnn' as const, computation: 'mlp' as const };
-  assert.throws(() => new LagrangeCode({ ...base, n: 2, degree: 2, worker: 'HB' }), /n must be an integer >= max\(k = 2, R = G P \+ 1 = 3\)/);
+  assert.throws(
+    () => new LagrangeCode({ ...base, n: 2, degree: 2, worker: 'HB' }),
+    /n must be an integer >= max\(k = 2, R = G P \+ 1 = 3\)/,
+  );
   assert.throws(() => new LagrangeCode({ ...base, n: 3, degree: 0, worker: 'HB' }), /degree G/);
   assert.throws(() => new LagrangeCode({ ...base, n: 3, degree: 1, worker: 'HX' as 'HB' }), /HB or HS/);
   manualSeed(3);
@@ -122,7 +147,11 @@ test('Berrut code: exact when the K queries are equal (constants are reproduced)
   manualSeed(11);
   const f = new BaseMLP({ inFeatures: 16, hidden: [12], numClasses: 4 });
   const ws: WorkerSet = { base: f };
-  for (const [k, n] of [[2, 3], [3, 5], [4, 7]]) {
+  for (const [k, n] of [
+    [2, 3],
+    [3, 5],
+    [4, 7],
+  ]) {
     const code = new BerrutCode({ k, n });
     tidy(() => {
       const one = randn([5, 1, 1, 4, 4]);
@@ -144,16 +173,17 @@ test('Berrut code: exact when the K queries are equal (constants are reproduced)
 test('Berrut code: exact for K = 2 and a linear F when N >= 4; for a nonlinear F the error shrinks with more workers and grows with stragglers', () => {
   manualSeed(5);
   const lin = linearF(16, 4);
-  const relSq = (code: BerrutCode, f: Module, x: Tensor, drop: number[] = []): number => tidy(() => {
-    const outs = computeAll(code, { base: f }, x).map((o, i) => (drop.includes(i) ? null : o));
-    const d = code.decode(outs);
-    let e = 0;
-    d.outputs.forEach((o, k) => {
-      const t = f.forward(x.select(1, k));
-      e += o.sub(t).square().mean().item() / t.square().mean().item();
+  const relSq = (code: BerrutCode, f: Module, x: Tensor, drop: number[] = []): number =>
+    tidy(() => {
+      const outs = computeAll(code, { base: f }, x).map((o, i) => (drop.includes(i) ? null : o));
+      const d = code.decode(outs);
+      let e = 0;
+      d.outputs.forEach((o, k) => {
+        const t = f.forward(x.select(1, k));
+        e += o.sub(t).square().mean().item() / t.square().mean().item();
+      });
+      return e / d.outputs.length;
     });
-    return e / d.outputs.length;
-  });
   tidy(() => {
     const x = randn([64, 2, 1, 4, 4]);
     // K = 2: Berrut's encoder through two points is the straight line through them, so a
@@ -168,7 +198,8 @@ test('Berrut code: exact for K = 2 and a linear F when N >= 4; for a nonlinear F
     assert.ok(errs[3] < errs[0] / 2, `errors ${errs.map((v) => v.toExponential(2)).join(', ')}`);
     const code = new BerrutCode({ k: 3, n: 8 });
     const byStragglers = [[], [2], [2, 5], [1, 3, 6], [0, 2, 4, 6, 7]].map((d) => relSq(code, f, x, d));
-    for (const e of byStragglers) assert.ok(Number.isFinite(e) && e < 2, `by stragglers ${byStragglers.map((v) => v.toExponential(2)).join(', ')}`);
+    for (const e of byStragglers)
+      assert.ok(Number.isFinite(e) && e < 2, `by stragglers ${byStragglers.map((v) => v.toExponential(2)).join(', ')}`);
     assert.ok(byStragglers[0] < byStragglers[4], `by stragglers ${byStragglers.map((v) => v.toExponential(2)).join(', ')}`);
   });
   lin.dispose();
@@ -179,7 +210,11 @@ test('Berrut code: robust decoding locates injected corrupt outputs and excludes
   manualSeed(9);
   const f = new BaseMLP({ inFeatures: 16, hidden: [32], numClasses: 6 });
   const ws: WorkerSet = { base: f };
-  for (const [k, n, bad] of [[2, 7, [3]], [2, 8, [1, 5]], [3, 9, [0]]] as [number, number, number[]][]) {
+  for (const [k, n, bad] of [
+    [2, 7, [3]],
+    [2, 8, [1, 5]],
+    [3, 9, [0]],
+  ] as [number, number, number[]][]) {
     const plain = new BerrutCode({ k, n });
     const robust = new BerrutCode({ k, n, byzantine: bad.length });
     assert.deepEqual(codeFromConfig(robust.config()).config(), robust.config());
@@ -189,7 +224,10 @@ test('Berrut code: robust decoding locates injected corrupt outputs and excludes
       const outs = computeAll(plain, ws, x);
       // honest: nothing excluded
       const honest = robust.locateByzantine(outs).excluded;
-      assert.ok(honest.filter((e) => e.length > 0).length <= 2, `false alarms in ${honest.filter((e) => e.length > 0).length}/${groups} groups`);
+      assert.ok(
+        honest.filter((e) => e.length > 0).length <= 2,
+        `false alarms in ${honest.filter((e) => e.length > 0).length}/${groups} groups`,
+      );
       const clean = plain.decode(outs);
       // corrupt: the listed workers return garbage of the outputs' scale times 5
       const scale = maxAbs(outs[0]);
@@ -204,7 +242,10 @@ test('Berrut code: robust decoding locates injected corrupt outputs and excludes
         const eFixed = relErr(fixed.outputs[i], clean.outputs[i]);
         const eNaive = relErr(naive.outputs[i], clean.outputs[i]);
         // (an output whose beta_k is a worker point is exact whatever the others return)
-        assert.ok(eFixed < 0.5 && (eNaive < 1e-6 || eFixed < eNaive / 5), `${robust.name} output ${i}: robust ${eFixed.toFixed(3)} vs naive ${eNaive.toFixed(3)}`);
+        assert.ok(
+          eFixed < 0.5 && (eNaive < 1e-6 || eFixed < eNaive / 5),
+          `${robust.name} output ${i}: robust ${eFixed.toFixed(3)} vs naive ${eNaive.toFixed(3)}`,
+        );
       }
       dispose(corrupt.filter((_, i) => bad.includes(i)));
     });
@@ -229,7 +270,10 @@ test('CNN baseline: no dead-ReLU start (its 1-channel conv output is image-depen
     for (const seed of [1, 2, 3, 5]) {
       manualSeed(seed);
       const net = new CnnBaseline(input, ds.info.classes.length);
-      const [std, open] = tidy(() => { const c = net.conv.forward(x); return [c.std().item(), c.gt(0).float().mean().item()]; });
+      const [std, open] = tidy(() => {
+        const c = net.conv.forward(x);
+        return [c.std().item(), c.gt(0).float().mean().item()];
+      });
       net.dispose();
       assert.ok(std > 0.02, `seed ${seed}: conv output std ${std} (signal vanished)`);
       assert.ok(open > 0.05 && open < 0.95, `seed ${seed}: ${(100 * open).toFixed(1)}% of the ReLU after the conv stack is open`);
@@ -240,14 +284,16 @@ test('CNN baseline: no dead-ReLU start (its 1-channel conv output is image-depen
     const sampler = new GroupSampler({ size: ds.train.size, k: 1, groupsPerBatch: 32, seed: 1 });
     const losses: number[] = [];
     for (const batch of sampler.batches(1)) {
-      losses.push(tidy(() => {
-        const g = gatherGroups(ds.train, batch);
-        opt.zeroGrad();
-        const loss = crossEntropy(net.forward(g.images.reshape([-1, ...input])), g.labels.reshape([-1]));
-        loss.backward();
-        opt.step();
-        return loss.item();
-      }));
+      losses.push(
+        tidy(() => {
+          const g = gatherGroups(ds.train, batch);
+          opt.zeroGrad();
+          const loss = crossEntropy(net.forward(g.images.reshape([-1, ...input])), g.labels.reshape([-1]));
+          loss.backward();
+          opt.step();
+          return loss.item();
+        }),
+      );
       if (losses.length === 40) break;
     }
     net.eval();

@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualSeed, randn, stack, tidy, type Tensor } from '../../src/index.js';
 import {
-  BsplineCode, LetccCode, UndecodableError, bsplineFitMatrix, codeFromConfig, patternsWithMissing, smoothingSplineMatrix,
+  BsplineCode,
+  LetccCode,
+  UndecodableError,
+  bsplineFitMatrix,
+  codeFromConfig,
+  patternsWithMissing,
+  smoothingSplineMatrix,
 } from '../../src/codes/index.js';
 
 const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
@@ -15,13 +21,21 @@ test('smoothing-spline matrix: interpolates at lambda 0, keeps straight lines fo
   apply(smoothingSplineMatrix(nodes, nodes, 0), nodes, cubic).forEach((v, i) => assert.ok(Math.abs(v - cubic(nodes[i])) < 1e-12));
   const targets = [-1.2, -1, -0.5, 0, 0.33, 1, 1.3];
   for (const lambda of [0, 1e-3, 1, 1e6]) {
-    apply(smoothingSplineMatrix(nodes, targets, lambda), nodes, line).forEach((v, i) => assert.ok(Math.abs(v - line(targets[i])) < 1e-9, `lambda ${lambda} at ${targets[i]}: ${v}`));
+    apply(smoothingSplineMatrix(nodes, targets, lambda), nodes, line).forEach((v, i) =>
+      assert.ok(Math.abs(v - line(targets[i])) < 1e-9, `lambda ${lambda} at ${targets[i]}: ${v}`),
+    );
   }
   // reference values: scipy.interpolate.make_smoothing_spline(x, sin(x), lam = 7 * lambda) (its
   // objective is the sum of squares, ours the mean) and the natural interpolating spline, at 0.2 and 0.6
-  const ref: [number, number[]][] = [[0, [0.19843126, 0.56507191]], [1e-3, [0.19404554, 0.55566459]], [0.1, [0.18507386, 0.54006049]]];
+  const ref: [number, number[]][] = [
+    [0, [0.19843126, 0.56507191]],
+    [1e-3, [0.19404554, 0.55566459]],
+    [0.1, [0.18507386, 0.54006049]],
+  ];
   for (const [lambda, want] of ref) {
-    apply(smoothingSplineMatrix(nodes, [0.2, 0.6], lambda), nodes, Math.sin).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-7, `lambda ${lambda}: ${v} vs ${want[i]}`));
+    apply(smoothingSplineMatrix(nodes, [0.2, 0.6], lambda), nodes, Math.sin).forEach((v, i) =>
+      assert.ok(Math.abs(v - want[i]) < 1e-7, `lambda ${lambda}: ${v} vs ${want[i]}`),
+    );
   }
   // huge lambda: the least-squares line
   const xs = nodes;
@@ -38,16 +52,24 @@ test('B-spline fit matrix: interpolation reproduces cubics (also beyond the end 
   const cubic = (x: number) => 1 + x - 2 * x * x + 0.5 * x ** 3;
   const targets = [-1.2, -1, -0.5, 0, 0.33, 0.8, 1, 1.3];
   for (const basis of [undefined, 5, 4]) {
-    apply(bsplineFitMatrix(nodes, targets, basis === undefined ? {} : { basis }), nodes, cubic)
-      .forEach((v, i) => assert.ok(Math.abs(v - cubic(targets[i])) < 1e-9, `basis ${basis} at ${targets[i]}: ${v}`));
+    apply(bsplineFitMatrix(nodes, targets, basis === undefined ? {} : { basis }), nodes, cubic).forEach((v, i) =>
+      assert.ok(Math.abs(v - cubic(targets[i])) < 1e-9, `basis ${basis} at ${targets[i]}: ${v}`),
+    );
   }
   // scipy.interpolate.make_interp_spline(x, sin(x)) (cubic, not-a-knot) at 0.2 and 0.6
-  apply(bsplineFitMatrix(nodes, [0.2, 0.6]), nodes, Math.sin).forEach((v, i) => assert.ok(Math.abs(v - [0.19865698, 0.56463607][i]) < 1e-7));
+  apply(bsplineFitMatrix(nodes, [0.2, 0.6]), nodes, Math.sin).forEach((v, i) =>
+    assert.ok(Math.abs(v - [0.19865698, 0.56463607][i]) < 1e-7),
+  );
   // local support: with 7 nodes, a value far from a target barely moves it (Berrut-like global weights would)
-  const m = bsplineFitMatrix(Array.from({ length: 12 }, (_, i) => -1 + (2 * i) / 11), [-0.95]);
+  const m = bsplineFitMatrix(
+    Array.from({ length: 12 }, (_, i) => -1 + (2 * i) / 11),
+    [-0.95],
+  );
   assert.ok(Math.abs(m[0][11]) < 0.01, `weight of the farthest node: ${m[0][11]}`);
   // fewer nodes than 4: the polynomial through them
-  apply(bsplineFitMatrix([0.1, 0.5, -0.4], [0, 2]), [0.1, 0.5, -0.4], (x) => 3 - x + x * x).forEach((v, i) => assert.ok(Math.abs(v - (3 - [0, 2][i] + [0, 2][i] ** 2)) < 1e-12));
+  apply(bsplineFitMatrix([0.1, 0.5, -0.4], [0, 2]), [0.1, 0.5, -0.4], (x) => 3 - x + x * x).forEach((v, i) =>
+    assert.ok(Math.abs(v - (3 - [0, 2][i] + [0, 2][i] ** 2)) < 1e-12),
+  );
   assert.deepEqual(bsplineFitMatrix([0.3], [0, 1]), [[1], [1]]);
   assert.throws(() => bsplineFitMatrix([0.1, 0.2], [0], { basis: 0 }), /basis must be a positive integer/);
 });
@@ -69,9 +91,17 @@ test('LeTCC and B-spline codes reproduce a smooth polynomial F with error fallin
   for (const make of [(n: number) => new LetccCode({ k: 3, n, lambdaEnc: 0, lambdaDec: 0 }), (n: number) => new BsplineCode({ k: 3, n })]) {
     const errs = [8, 16, 32, 64].map((n) => {
       const code = make(n);
-      return maxError(code, x, Array.from({ length: n }, (_, i) => i !== 1));
+      return maxError(
+        code,
+        x,
+        Array.from({ length: n }, (_, i) => i !== 1),
+      );
     });
-    for (let i = 1; i < errs.length; i++) assert.ok(errs[i] < errs[i - 1] / 2, `${make(4).family}: errors ${errs.map((e) => e.toExponential(2)).join(', ')} for N = 8, 16, 32, 64`);
+    for (let i = 1; i < errs.length; i++)
+      assert.ok(
+        errs[i] < errs[i - 1] / 2,
+        `${make(4).family}: errors ${errs.map((e) => e.toExponential(2)).join(', ')} for N = 8, 16, 32, 64`,
+      );
     assert.ok(errs[3] < 1e-3, `${make(4).family}: error ${errs[3]} at N = 64`);
   }
   x.dispose();
@@ -79,7 +109,11 @@ test('LeTCC and B-spline codes reproduce a smooth polynomial F with error fallin
 
 test('exact on data the spline spaces contain: LeTCC on collinear queries with a linear F (any lambda, any pattern); B-spline on cubic queries with F = identity', () => {
   // queries on a line in the data points beta_k: X_k = A + beta_k B; F linear: F(u) = 2u - 1
-  for (const [lambdaEnc, lambdaDec] of [[0, 0], [0.01, 0.1], [1, 1e-4]]) {
+  for (const [lambdaEnc, lambdaDec] of [
+    [0, 0],
+    [0.01, 0.1],
+    [1, 1e-4],
+  ]) {
     const code = new LetccCode({ k: 4, n: 7, lambdaEnc, lambdaDec });
     tidy(() => {
       manualSeed(2);
@@ -90,7 +124,9 @@ test('exact on data the spline spaces contain: LeTCC on collinear queries with a
       const outs = code.encode(X).map((q) => q.inputs[0].mul(2).sub(1));
       for (const p of code.evaluationPatterns()) {
         const d = code.decode(outs.map((o, i) => (p[i] ? o : null)));
-        d.outputs.forEach((o, k) => assert.ok(maxAbs(o.sub(xs[k].mul(2).sub(1))) < 1e-4, `${code.name} pattern ${p.map(Number).join('')} query ${k}`));
+        d.outputs.forEach((o, k) =>
+          assert.ok(maxAbs(o.sub(xs[k].mul(2).sub(1))) < 1e-4, `${code.name} pattern ${p.map(Number).join('')} query ${k}`),
+        );
       }
     });
   }
@@ -104,7 +140,9 @@ test('exact on data the spline spaces contain: LeTCC on collinear queries with a
     const outs = code.encode(X).map((q) => q.inputs[0]);
     for (const p of code.evaluationPatterns()) {
       const d = code.decode(outs.map((o, i) => (p[i] ? o : null)));
-      d.outputs.forEach((o, k) => assert.ok(maxAbs(o.sub(xs[k])) < 1e-4, `${code.name} pattern ${p.map(Number).join('')} query ${k}: ${maxAbs(o.sub(xs[k]))}`));
+      d.outputs.forEach((o, k) =>
+        assert.ok(maxAbs(o.sub(xs[k])) < 1e-4, `${code.name} pattern ${p.map(Number).join('')} query ${k}: ${maxAbs(o.sub(xs[k]))}`),
+      );
     }
   });
 });
@@ -134,7 +172,10 @@ test('decoding from any subset: every pattern with up to N - K missing decodes a
       }
       const none = Array(code.n).fill(null);
       assert.equal(code.canDecode(none.map(() => false)), false);
-      assert.throws(() => code.decode(none), (e: Error) => e instanceof UndecodableError && /no worker output arrived/.test(e.message));
+      assert.throws(
+        () => code.decode(none),
+        (e: Error) => e instanceof UndecodableError && /no worker output arrived/.test(e.message),
+      );
       assert.throws(() => code.decode(outs.slice(1)), /decode\(\) takes 6 outputs|decode\(\) takes 5 outputs/);
     });
   }
@@ -148,7 +189,10 @@ test('spline codes: configs round-trip through codeFromConfig; bad parameters ar
   assert.equal(b.name, 'bspline(k=3, n=6, encoder=bspline, basis=4)');
   assert.deepEqual(codeFromConfig(b.config()).config(), b.config());
   assert.equal(codeFromConfig({ family: 'bspline', k: 2, r: 1 }).approximateDecoding, true);
-  assert.throws(() => codeFromConfig({ family: 'letcc', k: 2, r: 1, lambdaDec: -1 }), /letcc: lambdaDec must be a finite number >= 0, got -1/);
+  assert.throws(
+    () => codeFromConfig({ family: 'letcc', k: 2, r: 1, lambdaDec: -1 }),
+    /letcc: lambdaDec must be a finite number >= 0, got -1/,
+  );
   assert.throws(() => codeFromConfig({ family: 'letcc', k: 2, r: 1, lambdaEnc: 'x' }), /lambdaEnc must be a finite number >= 0/);
   assert.throws(() => codeFromConfig({ family: 'bspline', k: 2, r: 1, encoder: 'lagrange' }), /encoder must be one of berrut, bspline/);
   assert.throws(() => new LetccCode({ k: 3, n: 2 }), /n must be an integer >= k = 3/);

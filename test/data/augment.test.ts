@@ -3,7 +3,15 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, type Tensor } from '../../src/engine/tensor.js';
-import { Rng, applyCropFlip, cropFlipAugmenter, cropFlipParams, paddingFill, randomCropFlip, type CropFlipParams } from '../../src/data/index.js';
+import {
+  Rng,
+  applyCropFlip,
+  cropFlipAugmenter,
+  cropFlipParams,
+  paddingFill,
+  randomCropFlip,
+  type CropFlipParams,
+} from '../../src/data/index.js';
 import { isolateCache } from './helpers.js';
 
 isolateCache(after);
@@ -13,11 +21,14 @@ const src = Float32Array.from({ length: N * C * H * W }, (_, i) => (i % 97) / 10
 
 function reference(p: CropFlipParams, padding: number, fill: number[]): Float32Array {
   const out = new Float32Array(src.length);
-  for (let i = 0; i < N; i++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    const yy = p.dy[i] + y - padding;
-    const xx = p.dx[i] + (p.flip[i] ? W - 1 - x : x) - padding;
-    out[((i * C + c) * H + y) * W + x] = yy >= 0 && yy < H && xx >= 0 && xx < W ? src[((i * C + c) * H + yy) * W + xx] : fill[c];
-  }
+  for (let i = 0; i < N; i++)
+    for (let c = 0; c < C; c++)
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          const yy = p.dy[i] + y - padding;
+          const xx = p.dx[i] + (p.flip[i] ? W - 1 - x : x) - padding;
+          out[((i * C + c) * H + y) * W + x] = yy >= 0 && yy < H && xx >= 0 && xx < W ? src[((i * C + c) * H + yy) * W + xx] : fill[c];
+        }
   return out;
 }
 

@@ -8,8 +8,17 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  ChecksumError, CIFAR_SPECS, DataFileError, DatasetUnavailableError, DownloadError, fetchCifar, parseCifar, readCifar, readCifarSplit,
-  toSplit, type CifarSpec,
+  ChecksumError,
+  CIFAR_SPECS,
+  DataFileError,
+  DatasetUnavailableError,
+  DownloadError,
+  fetchCifar,
+  parseCifar,
+  readCifar,
+  readCifarSplit,
+  toSplit,
+  type CifarSpec,
 } from '../../src/data/index.js';
 import { cifarBytes, pixel, tarGz, tempDir, withServer, isolateCache } from './helpers.js';
 
@@ -22,7 +31,12 @@ test('CIFAR-10 records: label byte, then R, G, B planes of 32x32 in CHW order', 
   assert.deepEqual([r.channels, r.height, r.width], [3, 32, 32]);
   assert.deepEqual(Array.from(r.labels), labels);
   assert.equal(r.coarseLabels, undefined);
-  for (const [i, c, y, x] of [[0, 0, 0, 0], [1, 1, 5, 31], [2, 2, 31, 0], [3, 0, 17, 9]]) {
+  for (const [i, c, y, x] of [
+    [0, 0, 0, 0],
+    [1, 1, 5, 31],
+    [2, 2, 31, 0],
+    [3, 0, 17, 9],
+  ]) {
     assert.equal(r.images[((i * 3 + c) * 32 + y) * 32 + x], pixel(i, c, y, x));
   }
 });
@@ -41,9 +55,23 @@ test('CIFAR: truncated, empty, mislabelled and wrong-variant files are refused, 
   try {
     const good = cifarBytes([1, 2, 3]);
     const cases: [string, Buffer, 'cifar10' | 'cifar100', RegExp][] = [
-      ['truncated.bin', good.subarray(0, good.length - 100), 'cifar10', /9119 bytes is not a whole number of 3073-byte CIFAR-10 records \(2 records \+ 2973 bytes\): truncated/],
+      [
+        'truncated.bin',
+        good.subarray(0, good.length - 100),
+        'cifar10',
+        /9119 bytes is not a whole number of 3073-byte CIFAR-10 records \(2 records \+ 2973 bytes\): truncated/,
+      ],
       ['empty.bin', Buffer.alloc(0), 'cifar10', /empty file/],
-      ['badlabel.bin', (() => { const b = Buffer.from(good); b[3073] = 10; return b; })(), 'cifar10', /record 1 has label 10, CIFAR-10 labels are 0-9/],
+      [
+        'badlabel.bin',
+        (() => {
+          const b = Buffer.from(good);
+          b[3073] = 10;
+          return b;
+        })(),
+        'cifar10',
+        /record 1 has label 10, CIFAR-10 labels are 0-9/,
+      ],
       ['badcoarse.bin', cifarBytes([5], [20]), 'cifar100', /record 0 has coarse label 20/],
       ['badfine.bin', cifarBytes([100], [1]), 'cifar100', /record 0 has label 100, CIFAR-100 labels are 0-99/],
       ['variant.bin', cifarBytes([1, 2, 3], [1, 2, 3]), 'cifar10', /not a whole number of 3073-byte CIFAR-10 records/],
@@ -51,12 +79,15 @@ test('CIFAR: truncated, empty, mislabelled and wrong-variant files are refused, 
     for (const [name, bytes, variant, re] of cases) {
       const p = join(dir, name);
       writeFileSync(p, bytes);
-      assert.throws(() => readCifar(p, variant), (e: unknown) => {
-        assert.ok(e instanceof DataFileError, String(e));
-        assert.ok(e.message.startsWith(`${p}: `), e.message);
-        assert.match(e.message, re);
-        return true;
-      });
+      assert.throws(
+        () => readCifar(p, variant),
+        (e: unknown) => {
+          assert.ok(e instanceof DataFileError, String(e));
+          assert.ok(e.message.startsWith(`${p}: `), e.message);
+          assert.match(e.message, re);
+          return true;
+        },
+      );
     }
     writeFileSync(join(dir, 'count.bin'), good);
     assert.throws(() => readCifar(join(dir, 'count.bin'), 'cifar10', 10000), /count\.bin: 3 CIFAR-10 records, expected 10000/);
@@ -95,7 +126,10 @@ function miniCifar10(): { spec: CifarSpec; archive: Buffer } {
   const spec: CifarSpec = {
     ...CIFAR_SPECS.cifar10,
     md5: createHash('md5').update(archive).digest('hex'),
-    train: [['data_batch_1.bin', 3], ['data_batch_2.bin', 3]],
+    train: [
+      ['data_batch_1.bin', 3],
+      ['data_batch_2.bin', 3],
+    ],
     test: [['test_batch.bin', 2]],
   };
   return { spec, archive };
@@ -163,33 +197,36 @@ test('CIFAR fetch: downloads from a local server, extracts, and deletes the arch
   const root = tempDir();
   try {
     const { spec, archive } = miniCifar10();
-    await withServer((req, res) => {
-      if (req.url === '/good/cifar-10-binary.tar.gz') {
-        res.writeHead(200, { 'content-length': archive.length });
-        res.end(archive);
-      } else if (req.url === '/bad/cifar-10-binary.tar.gz') {
-        const b = Buffer.from(archive);
-        b[b.length - 20] ^= 0xff;
-        res.writeHead(200, { 'content-length': b.length });
-        res.end(b);
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    }, async (base) => {
-      const bad = { ...spec, urls: [`${base}/bad/cifar-10-binary.tar.gz`] };
-      await assert.rejects(fetchCifar('cifar10', { dataDir: root }, bad), (e: unknown) => {
-        assert.ok(e instanceof DownloadError);
-        assert.match(e.message, /checksum mismatch/);
-        assert.match(e.message, new RegExp(spec.md5));
-        return true;
-      });
-      assert.ok(!existsSync(join(root, 'cifar10')) || readdirSync(join(root, 'cifar10')).length === 0);
-      const good = { ...spec, urls: [`${base}/missing/cifar-10-binary.tar.gz`, `${base}/good/cifar-10-binary.tar.gz`] };
-      const dir = await fetchCifar('cifar10', { dataDir: root }, good);
-      assert.deepEqual(readdirSync(join(root, 'cifar10')), [spec.dir], 'downloaded archive removed after extraction');
-      assert.equal(readCifarSplit('cifar10', dir, 'train', spec).count, 6);
-    });
+    await withServer(
+      (req, res) => {
+        if (req.url === '/good/cifar-10-binary.tar.gz') {
+          res.writeHead(200, { 'content-length': archive.length });
+          res.end(archive);
+        } else if (req.url === '/bad/cifar-10-binary.tar.gz') {
+          const b = Buffer.from(archive);
+          b[b.length - 20] ^= 0xff;
+          res.writeHead(200, { 'content-length': b.length });
+          res.end(b);
+        } else {
+          res.writeHead(404);
+          res.end();
+        }
+      },
+      async (base) => {
+        const bad = { ...spec, urls: [`${base}/bad/cifar-10-binary.tar.gz`] };
+        await assert.rejects(fetchCifar('cifar10', { dataDir: root }, bad), (e: unknown) => {
+          assert.ok(e instanceof DownloadError);
+          assert.match(e.message, /checksum mismatch/);
+          assert.match(e.message, new RegExp(spec.md5));
+          return true;
+        });
+        assert.ok(!existsSync(join(root, 'cifar10')) || readdirSync(join(root, 'cifar10')).length === 0);
+        const good = { ...spec, urls: [`${base}/missing/cifar-10-binary.tar.gz`, `${base}/good/cifar-10-binary.tar.gz`] };
+        const dir = await fetchCifar('cifar10', { dataDir: root }, good);
+        assert.deepEqual(readdirSync(join(root, 'cifar10')), [spec.dir], 'downloaded archive removed after extraction');
+        assert.equal(readCifarSplit('cifar10', dir, 'train', spec).count, 6);
+      },
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -135,15 +135,18 @@ test('an unreachable host says the machine has no access, and how to get the fil
   try {
     const port = await closedPort();
     const dest = join(dir, 'cache', 'cifar-10-binary.tar.gz');
-    await assert.rejects(downloadVerified([`http://127.0.0.1:${port}/cifar-10-binary.tar.gz`], dest, { md5: 'c32a1d4ab5d03f1284b67883e8d87530' }), (e: unknown) => {
-      assert.ok(e instanceof DownloadError);
-      assert.match(e.message, /cannot download cifar-10-binary\.tar\.gz/);
-      assert.match(e.message, /c32a1d4ab5d03f1284b67883e8d87530/);
-      assert.match(e.message, /no internet access/);
-      assert.match(e.message, /ECONNREFUSED/);
-      assert.match(e.message, new RegExp(`copy it to ${dest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-      return true;
-    });
+    await assert.rejects(
+      downloadVerified([`http://127.0.0.1:${port}/cifar-10-binary.tar.gz`], dest, { md5: 'c32a1d4ab5d03f1284b67883e8d87530' }),
+      (e: unknown) => {
+        assert.ok(e instanceof DownloadError);
+        assert.match(e.message, /cannot download cifar-10-binary\.tar\.gz/);
+        assert.match(e.message, /c32a1d4ab5d03f1284b67883e8d87530/);
+        assert.match(e.message, /no internet access/);
+        assert.match(e.message, /ECONNREFUSED/);
+        assert.match(e.message, new RegExp(`copy it to ${dest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+        return true;
+      },
+    );
     assert.ok(!existsSync(join(dir, 'cache')), 'the directory created for the download is removed again');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,12 @@ function collect(s: GroupSampler, epoch: number): number[][] {
 }
 
 test('groups have k distinct samples, none repeated within an epoch, remainder dropped', () => {
-  for (const [size, k, B] of [[1003, 4, 10], [100, 2, 7], [10, 3, 1], [60000, 5, 64]]) {
+  for (const [size, k, B] of [
+    [1003, 4, 10],
+    [100, 2, 7],
+    [10, 3, 1],
+    [60000, 5, 64],
+  ]) {
     const s = new GroupSampler({ size, k, groupsPerBatch: B, seed: 1 });
     const groups = collect(s, 0);
     assert.equal(groups.length, Math.floor(size / k));
@@ -42,7 +47,10 @@ test('batches hold B groups (last one partial unless dropped)', () => {
   assert.deepEqual(sizes, [10, 10, 5]);
   assert.equal(s.batchesPerEpoch, 3);
   const d = new GroupSampler({ size: 103, k: 4, groupsPerBatch: 10, seed: 0, dropLastBatch: true });
-  assert.deepEqual([...d.batches(0)].map((b) => b.groups), [10, 10]);
+  assert.deepEqual(
+    [...d.batches(0)].map((b) => b.groups),
+    [10, 10],
+  );
   assert.throws(() => new GroupSampler({ size: 3, k: 4, groupsPerBatch: 1, seed: 0 }), /larger than the dataset/);
   assert.throws(() => new GroupSampler({ size: 10, k: 0, groupsPerBatch: 1, seed: 0 }), /k must be a positive integer/);
 });
@@ -60,7 +68,17 @@ test('every sample is covered across epochs; seeded determinism; epochs and seed
 
 test('gatherGroups returns [G, k, C, H, W] images and [G, k] labels in group order', () => {
   const n = 20;
-  const split = { images: tensor(Float32Array.from({ length: n * 4 }, (_, i) => Math.floor(i / 4)), [n, 1, 2, 2]), labels: tensor(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]), size: n };
+  const split = {
+    images: tensor(
+      Float32Array.from({ length: n * 4 }, (_, i) => Math.floor(i / 4)),
+      [n, 1, 2, 2],
+    ),
+    labels: tensor(
+      BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+      [n],
+    ),
+    size: n,
+  };
   try {
     const s = new GroupSampler({ size: n, k: 3, groupsPerBatch: 4, seed: 2 });
     const b = s.batches(0).next().value!;

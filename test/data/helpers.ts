@@ -38,7 +38,8 @@ export function cifarBytes(labels: number[], coarse?: number[]): Buffer {
     const o = i * rec;
     if (coarse) b[o] = coarse[i];
     b[o + lb - 1] = l;
-    for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) b[o + lb + c * 1024 + y * 32 + x] = pixel(i, c, y, x);
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) b[o + lb + c * 1024 + y * 32 + x] = pixel(i, c, y, x);
   });
   return b;
 }

@@ -8,8 +8,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import {
-  ChecksumError, DataFileError, FILES, candidateDirs, dataRoot, findDatasetDir, isVerified, loadMnistFamily, parseIdx, readIdx,
-  readMnistFamily, stampFile, verifiedIdxBytes, FILE_SPECS,
+  ChecksumError,
+  DataFileError,
+  FILES,
+  candidateDirs,
+  dataRoot,
+  findDatasetDir,
+  isVerified,
+  loadMnistFamily,
+  parseIdx,
+  readIdx,
+  readMnistFamily,
+  stampFile,
+  verifiedIdxBytes,
+  FILE_SPECS,
 } from '../../src/data/index.js';
 import { tempDir, idxBytes, isolateCache } from './helpers.js';
 
@@ -57,12 +69,15 @@ test('IDX: malformed files give errors naming the file and the problem', () => {
     [gzipSync(good).subarray(0, 20), /corrupt gzip data/],
   ];
   for (const [buf, re] of cases) {
-    assert.throws(() => parseIdx(buf, '/data/f.idx'), (e: unknown) => {
-      assert.ok(e instanceof DataFileError);
-      assert.ok(e.message.startsWith('/data/f.idx: '), e.message);
-      assert.match(e.message, re);
-      return true;
-    });
+    assert.throws(
+      () => parseIdx(buf, '/data/f.idx'),
+      (e: unknown) => {
+        assert.ok(e instanceof DataFileError);
+        assert.ok(e.message.startsWith('/data/f.idx: '), e.message);
+        assert.match(e.message, re);
+        return true;
+      },
+    );
   }
   assert.throws(() => readIdx('/nonexistent/train-images-idx3-ubyte.gz'), /\/nonexistent\/train-images-idx3-ubyte\.gz: file not found/);
 });
@@ -76,7 +91,10 @@ function writeTinyMnist(dir: string, n = 12, m = 5): void {
     labels.forEach((l, i) => images.fill(l * 20, i * 784, (i + 1) * 784));
     return { labels, images, file };
   };
-  for (const [imgs, lbls, count] of [[FILES.trainImages, FILES.trainLabels, n], [FILES.testImages, FILES.testLabels, m]] as const) {
+  for (const [imgs, lbls, count] of [
+    [FILES.trainImages, FILES.trainLabels, n],
+    [FILES.testImages, FILES.testLabels, m],
+  ] as const) {
     const { labels, images } = write(imgs, count);
     writeFileSync(join(dir, imgs), gzipSync(idxBytes([count, 28, 28], images)));
     writeFileSync(join(dir, lbls), gzipSync(idxBytes([count], labels)));
@@ -134,19 +152,27 @@ test('MNIST family: a file whose decompressed MD5 differs is rejected, naming fi
     const dir = join(cache, 'mnist');
     writeTinyMnist(dir);
     const path = join(dir, FILES.testLabels);
-    assert.throws(() => readMnistFamily('mnist', dir, 'test'), (e: unknown) => {
-      assert.ok(e instanceof ChecksumError);
-      assert.ok(e.message.includes(FILES.testImages), e.message);
-      assert.match(e.message, new RegExp(FILE_SPECS.mnist.testImages.md5));
-      assert.match(e.message, /decompressed content/);
-      return true;
-    });
-    assert.throws(() => verifiedIdxBytes('mnist', path, FILE_SPECS.mnist.testLabels), new RegExp(`${path}: MD5 of the decompressed content is [0-9a-f]{32}, expected ${FILE_SPECS.mnist.testLabels.md5}`));
+    assert.throws(
+      () => readMnistFamily('mnist', dir, 'test'),
+      (e: unknown) => {
+        assert.ok(e instanceof ChecksumError);
+        assert.ok(e.message.includes(FILES.testImages), e.message);
+        assert.match(e.message, new RegExp(FILE_SPECS.mnist.testImages.md5));
+        assert.match(e.message, /decompressed content/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => verifiedIdxBytes('mnist', path, FILE_SPECS.mnist.testLabels),
+      new RegExp(`${path}: MD5 of the decompressed content is [0-9a-f]{32}, expected ${FILE_SPECS.mnist.testLabels.md5}`),
+    );
     assert.equal(isVerified(path, FILE_SPECS.mnist.testLabels.md5), false);
   });
 });
 
-test('MNIST family: the real labels file verifies once, the stamp is reused, and a change invalidates it', { skip: !existsSync(join(SHARED_MNIST, FILES.testLabels)) }, () => {
+test('MNIST family: the real labels file verifies once, the stamp is reused, and a change invalidates it', {
+  skip: !existsSync(join(SHARED_MNIST, FILES.testLabels)),
+}, () => {
   withCache((cache) => {
     const dir = join(cache, 'copy');
     mkdirSync(dir);
@@ -172,7 +198,9 @@ test('MNIST family: the real labels file verifies once, the stamp is reused, and
   });
 });
 
-test('MNIST family: the shared MNIST copy loads and verifies from a read-only directory', { skip: !existsSync(join(SHARED_MNIST, FILES.testImages)) }, () => {
+test('MNIST family: the shared MNIST copy loads and verifies from a read-only directory', {
+  skip: !existsSync(join(SHARED_MNIST, FILES.testImages)),
+}, () => {
   withCache((cache) => {
     const s = loadMnistFamily('mnist', { dataDir: SHARED_DATA, split: 'test' });
     try {

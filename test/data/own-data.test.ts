@@ -30,7 +30,7 @@ test('.npy files as numpy writes them parse to their dtype, shape and values; en
   const a = parseNpy(numpyStyleNpy(), 'x.npy');
   assert.equal(a.dtype, 'float32');
   assert.deepEqual(a.shape, [2, 3]);
-  assert.deepEqual([...a.data as Float32Array], [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual([...(a.data as Float32Array)], [0, 1, 2, 3, 4, 5]);
   for (const arr of [
     { dtype: 'int64' as const, shape: [4], data: BigInt64Array.from([1n, 0n, 3n, 2n]) },
     { dtype: 'float64' as const, shape: [1, 2, 2], data: Float64Array.from([0.5, -1, 2, 3]) },
@@ -65,7 +65,13 @@ test('a .npz with inputs and labels, stored or deflated, and a .npy of inputs lo
     }
     // int32 labels and float64 inputs are converted
     const f64 = join(dir, 'f64.npz');
-    writeFileSync(f64, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'float64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, 6]) }), 'labels.npy': encodeNpy({ dtype: 'int32', shape: [2], data: Int32Array.from([1, 0]) }) }));
+    writeFileSync(
+      f64,
+      zipSync({
+        'inputs.npy': encodeNpy({ dtype: 'float64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, 6]) }),
+        'labels.npy': encodeNpy({ dtype: 'int32', shape: [2], data: Int32Array.from([1, 0]) }),
+      }),
+    );
     const d2 = await loadOwnData(f64);
     assert.equal(d2.inputs.dtype, 'float32');
     assert.deepEqual(d2.labels!.toList(), [1, 0]);
@@ -89,16 +95,35 @@ test('bad tensors files: wrong dtype, missing inputs, mislabelled, not an archiv
     const b = numpyStyleNpy();
     b.set(new TextEncoder().encode("{'descr': '>f4'"), 10);
     writeFileSync(big, b);
-    await assert.rejects(loadOwnData(big), (e: Error) => e.message.includes(big) && /dtype '>f4' is not supported/.test(e.message) && /astype\('<f4'\)/.test(e.message));
+    await assert.rejects(
+      loadOwnData(big),
+      (e: Error) => e.message.includes(big) && /dtype '>f4' is not supported/.test(e.message) && /astype\('<f4'\)/.test(e.message),
+    );
     const ints = join(dir, 'ints.npz');
     writeFileSync(ints, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'uint8', shape: [2, 3], data: new Uint8Array(6) }) }));
-    await assert.rejects(loadOwnData(ints), (e: Error) => e.message.includes(ints) && /'inputs' is uint8; it must be float32/.test(e.message));
+    await assert.rejects(
+      loadOwnData(ints),
+      (e: Error) => e.message.includes(ints) && /'inputs' is uint8; it must be float32/.test(e.message),
+    );
     const noInputs = join(dir, 'no-inputs.npz');
     writeFileSync(noInputs, zipSync({ 'x.npy': encodeNpy({ dtype: 'float32', shape: [2, 3], data: new Float32Array(6) }) }));
-    await assert.rejects(loadOwnData(noInputs), (e: Error) => e.message.includes(noInputs) && /no array named 'inputs' \(it has x\)/.test(e.message) && /numpy\.savez/.test(e.message));
+    await assert.rejects(
+      loadOwnData(noInputs),
+      (e: Error) =>
+        e.message.includes(noInputs) && /no array named 'inputs' \(it has x\)/.test(e.message) && /numpy\.savez/.test(e.message),
+    );
     const badLabels = join(dir, 'bad-labels.npz');
-    writeFileSync(badLabels, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'float32', shape: [2, 3], data: new Float32Array(6) }), 'labels.npy': encodeNpy({ dtype: 'float32', shape: [2], data: new Float32Array(2) }) }));
-    await assert.rejects(loadOwnData(badLabels), (e: Error) => e.message.includes(badLabels) && /'labels' is float32 \[2\]; it must be integer \[2\]/.test(e.message));
+    writeFileSync(
+      badLabels,
+      zipSync({
+        'inputs.npy': encodeNpy({ dtype: 'float32', shape: [2, 3], data: new Float32Array(6) }),
+        'labels.npy': encodeNpy({ dtype: 'float32', shape: [2], data: new Float32Array(2) }),
+      }),
+    );
+    await assert.rejects(
+      loadOwnData(badLabels),
+      (e: Error) => e.message.includes(badLabels) && /'labels' is float32 \[2\]; it must be integer \[2\]/.test(e.message),
+    );
     const notZip = join(dir, 'not-zip.npz');
     writeFileSync(notZip, 'hello');
     await assert.rejects(loadOwnData(notZip), (e: Error) => e.message.includes(notZip) && /not a readable \.npz/.test(e.message));
@@ -116,16 +141,23 @@ test('bad tensors files: wrong dtype, missing inputs, mislabelled, not an archiv
   }
 });
 
-const solid = (w: number, h: number, rgb: [number, number, number]) => sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
+const solid = (w: number, h: number, rgb: [number, number, number]) =>
+  sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
 
 test('an image folder (PNG and JPEG, one subfolder per class) is decoded, resized, normalised and labelled by sorted class name', async () => {
   const dir = tmpDir('images');
   try {
     mkdirSync(join(dir, 'red'));
     mkdirSync(join(dir, 'blue'));
-    await solid(8, 6, [255, 0, 0]).png().toFile(join(dir, 'red', 'a.png'));
-    await solid(5, 5, [255, 0, 0]).png().toFile(join(dir, 'red', 'b.png'));
-    await solid(8, 6, [0, 0, 255]).jpeg({ quality: 100 }).toFile(join(dir, 'blue', 'c.jpg'));
+    await solid(8, 6, [255, 0, 0])
+      .png()
+      .toFile(join(dir, 'red', 'a.png'));
+    await solid(5, 5, [255, 0, 0])
+      .png()
+      .toFile(join(dir, 'red', 'b.png'));
+    await solid(8, 6, [0, 0, 255])
+      .jpeg({ quality: 100 })
+      .toFile(join(dir, 'blue', 'c.jpg'));
     writeFileSync(join(dir, 'blue', 'notes.txt'), 'not an image: ignored');
     const d = await loadOwnData(dir, { inputShape: [3, 4, 4], mean: [0.5], std: [0.5] });
     assert.deepEqual(d.classNames, ['blue', 'red']);
@@ -137,7 +169,15 @@ test('an image folder (PNG and JPEG, one subfolder per class) is decoded, resize
     assert.ok(Math.abs(px(0, 2) - 1) < 0.02 && Math.abs(px(0, 0) + 1) < 0.02, `blue jpeg: ${px(0, 0)}, ${px(0, 2)}`);
     assert.equal(px(1, 0), 1);
     assert.equal(px(2, 1), -1);
-    assert.deepEqual(d.preprocessing, { size: [4, 4], channels: 3, mean: [0.5], std: [0.5], scale: 1 / 255, resize: 'cover', source: `image folder ${dir}` });
+    assert.deepEqual(d.preprocessing, {
+      size: [4, 4],
+      channels: 3,
+      mean: [0.5],
+      std: [0.5],
+      scale: 1 / 255,
+      resize: 'cover',
+      source: `image folder ${dir}`,
+    });
     d.inputs.dispose();
     d.labels!.dispose();
     // greyscale (C = 1) and the default size (the first image's)
@@ -159,16 +199,31 @@ test('an image folder (PNG and JPEG, one subfolder per class) is decoded, resize
 test('bad image folders: an unreadable image, an empty class folder, no class folders: errors name the path and what to do', async () => {
   const dir = tmpDir('bad-images');
   try {
-    await assert.rejects(loadOwnData(dir), (e: Error) => e.message.includes(dir) && /no class subfolders/.test(e.message) && /one subfolder per class/.test(e.message));
+    await assert.rejects(
+      loadOwnData(dir),
+      (e: Error) => e.message.includes(dir) && /no class subfolders/.test(e.message) && /one subfolder per class/.test(e.message),
+    );
     mkdirSync(join(dir, 'cat'));
     mkdirSync(join(dir, 'dog'));
-    await solid(4, 4, [10, 20, 30]).png().toFile(join(dir, 'cat', 'a.png'));
-    await assert.rejects(loadOwnData(dir), (e: Error) => e.message.includes(join(dir, 'dog')) && /class folder 'dog' has no PNG or JPEG images; add images or remove the folder/.test(e.message));
+    await solid(4, 4, [10, 20, 30])
+      .png()
+      .toFile(join(dir, 'cat', 'a.png'));
+    await assert.rejects(
+      loadOwnData(dir),
+      (e: Error) =>
+        e.message.includes(join(dir, 'dog')) &&
+        /class folder 'dog' has no PNG or JPEG images; add images or remove the folder/.test(e.message),
+    );
     const bad = join(dir, 'dog', 'broken.jpg');
     writeFileSync(bad, 'this is not a JPEG');
-    await assert.rejects(loadOwnData(dir, { inputShape: [3, 4, 4] }), (e: Error) => e.message.includes(bad) && /not a readable image .*remove or replace it/.test(e.message));
+    await assert.rejects(
+      loadOwnData(dir, { inputShape: [3, 4, 4] }),
+      (e: Error) => e.message.includes(bad) && /not a readable image .*remove or replace it/.test(e.message),
+    );
     rmSync(bad);
-    await solid(4, 4, [10, 20, 30]).png().toFile(join(dir, 'dog', 'b.png'));
+    await solid(4, 4, [10, 20, 30])
+      .png()
+      .toFile(join(dir, 'dog', 'b.png'));
     await assert.rejects(loadOwnData(dir, { inputShape: [2, 4, 4] }), /C 1 \(greyscale\) or 3 \(RGB\)/);
     await assert.rejects(loadOwnData(join(dir, 'cat', 'a.png')), /unknown data file kind/);
   } finally {
@@ -181,11 +236,19 @@ test("preprocessing: the zoo table matches the datasets' normalisations; checkpo
     if (name === 'synthetic') continue;
     const i = datasetInfo(name);
     const p = datasetPreprocessing(name)!;
-    assert.deepEqual({ mean: p.mean, std: p.std, size: p.size, channels: p.channels }, { mean: [...i.normalization.mean], std: [...i.normalization.std], size: [i.height, i.width], channels: i.channels }, name);
+    assert.deepEqual(
+      { mean: p.mean, std: p.std, size: p.size, channels: p.channels },
+      { mean: [...i.normalization.mean], std: [...i.normalization.std], size: [i.height, i.width], channels: i.channels },
+      name,
+    );
   }
   const recorded = { size: [4, 4] as [number, number], channels: 3, mean: [0.5], std: [0.5], scale: 1 / 255, source: 'image folder x' };
   assert.deepEqual(checkpointPreprocessing({ preprocessing: recorded, dataset: 'cifar10' }), recorded);
-  const base = checkpointPreprocessing({ dataset: 'fashion-mnist', normalization: { mean: [0.286], std: [0.353] }, input: { channels: 1, height: 28, width: 28 } });
+  const base = checkpointPreprocessing({
+    dataset: 'fashion-mnist',
+    normalization: { mean: [0.286], std: [0.353] },
+    input: { channels: 1, height: 28, width: 28 },
+  });
   assert.deepEqual(base, { size: [28, 28], channels: 1, mean: [0.286], std: [0.353], scale: 1 / 255, source: 'dataset fashion-mnist' });
   assert.deepEqual(checkpointPreprocessing({ dataset: 'cifar10' })?.mean, [0.4914, 0.4822, 0.4465]);
   assert.deepEqual(checkpointPreprocessing({ dataset: 'synthetic', input: { channels: 2, height: 8, width: 8 } })?.size, [8, 8]);

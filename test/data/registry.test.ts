@@ -11,8 +11,17 @@ import { stack } from '../../src/engine/ops.js';
 import { tidy } from '../../src/engine/scope.js';
 import { tensor } from '../../src/engine/tensor.js';
 import {
-  DATASET_NAMES, DEFAULT_DATASET, DatasetUnavailableError, datasetInfo, describeDatasets, disposeDataset, formatDatasets, loadDataset,
-  syntheticSplit, validationIndices, type Split,
+  DATASET_NAMES,
+  DEFAULT_DATASET,
+  DatasetUnavailableError,
+  datasetInfo,
+  describeDatasets,
+  disposeDataset,
+  formatDatasets,
+  loadDataset,
+  syntheticSplit,
+  validationIndices,
+  type Split,
 } from '../../src/data/index.js';
 import { cifarBytes, isolateCache, tarGz, tempDir } from './helpers.js';
 
@@ -118,7 +127,11 @@ test('loadDataset: a miniature CIFAR-100 archive is verified, extracted and load
   ]);
   mkdirSync(join(root, 'cifar100'));
   writeFileSync(join(root, 'cifar100', 'cifar-100-binary.tar.gz'), archive);
-  const cifar = { md5: createHash('md5').update(archive).digest('hex'), train: [['train.bin', 4]] as [string, number][], test: [['test.bin', 2]] as [string, number][] };
+  const cifar = {
+    md5: createHash('md5').update(archive).digest('hex'),
+    train: [['train.bin', 4]] as [string, number][],
+    test: [['test.bin', 2]] as [string, number][],
+  };
   const ds = await loadDataset('cifar100', { dataDir: root, cifar, validation: 1, seed: 0, download: false });
   try {
     assert.equal(ds.location, join(root, 'cifar100', dirName));
@@ -127,10 +140,17 @@ test('loadDataset: a miniature CIFAR-100 archive is verified, extracted and load
     assert.deepEqual(ds.test.labels.toList(), [99, 0]);
     assert.deepEqual(Array.from(ds.coarseLabels!.test), [19, 0]);
     const trainFine = ds.train.labels.toList();
-    assert.deepEqual(Array.from(ds.coarseLabels!.train), trainFine.map((f) => f - 4), 'coarse labels follow the hold-out');
+    assert.deepEqual(
+      Array.from(ds.coarseLabels!.train),
+      trainFine.map((f) => f - 4),
+      'coarse labels follow the hold-out',
+    );
     assert.deepEqual(ds.train.images.shape, [3, 3, 32, 32]);
     assert.equal(ds.info.classes.length, 100);
-    assert.deepEqual(ds.paddingFill.map((v) => +v.toFixed(4)), [-2.4291, -2.4183, -2.2214]);
+    assert.deepEqual(
+      ds.paddingFill.map((v) => +v.toFixed(4)),
+      [-2.4291, -2.4183, -2.2214],
+    );
     const desc = describeDatasets(root).find((d) => d.name === 'cifar100')!;
     assert.equal(desc.present, true);
     assert.equal(desc.location, ds.location);
@@ -148,13 +168,19 @@ test('unavailable datasets: downloads off gives where it looked and how to get i
     return true;
   });
   await assert.rejects(loadDataset('cifar10', { dataDir: root, download: false }), /c32a1d4ab5d03f1284b67883e8d87530/);
-  await assert.rejects(loadDataset('nope' as never), /unknown dataset 'nope': use one of fashion-mnist, mnist, cifar10, cifar100, synthetic/);
+  await assert.rejects(
+    loadDataset('nope' as never),
+    /unknown dataset 'nope': use one of fashion-mnist, mnist, cifar10, cifar100, synthetic/,
+  );
 });
 
 test('describeDatasets lists every dataset with presence, location and how to get it', () => {
   const root = tempDir();
   const rows = describeDatasets(root);
-  assert.deepEqual(rows.map((r) => r.name), [...DATASET_NAMES]);
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    [...DATASET_NAMES],
+  );
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
   assert.equal(byName.mnist.present, false);
   assert.deepEqual(byName.mnist.searched, [join(root, 'mnist')]);
@@ -169,7 +195,9 @@ test('describeDatasets lists every dataset with presence, location and how to ge
   assert.ok(cache.length > 0);
 });
 
-test('the shared MNIST copy loads through the registry with a 5000-sample hold-out', { skip: !existsSync(join(SHARED_DATA, 'mnist', 'train-images-idx3-ubyte.gz')) }, async () => {
+test('the shared MNIST copy loads through the registry with a 5000-sample hold-out', {
+  skip: !existsSync(join(SHARED_DATA, 'mnist', 'train-images-idx3-ubyte.gz')),
+}, async () => {
   const ds = await loadDataset('mnist', { dataDir: SHARED_DATA, seed: 1 });
   try {
     assert.deepEqual([ds.train.size, ds.validation!.size, ds.test.size], [55000, 5000, 10000]);

@@ -3,7 +3,17 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor } from '../../src/engine/tensor.js';
-import { Rng, deriveSeed, seededPermutation, shuffleSplit, subsetSplit, takeRaw, concatRaw, validationIndices, type RawImages } from '../../src/data/index.js';
+import {
+  Rng,
+  deriveSeed,
+  seededPermutation,
+  shuffleSplit,
+  subsetSplit,
+  takeRaw,
+  concatRaw,
+  validationIndices,
+  type RawImages,
+} from '../../src/data/index.js';
 import { isolateCache } from './helpers.js';
 
 isolateCache(after);
@@ -13,8 +23,14 @@ test('Rng: deterministic per seed, different across seeds, uniform enough', () =
   const b = new Rng(42);
   const c = new Rng(43);
   const xs = Array.from({ length: 100 }, () => a.nextU32());
-  assert.deepEqual(xs, Array.from({ length: 100 }, () => b.nextU32()));
-  assert.notDeepEqual(xs, Array.from({ length: 100 }, () => c.nextU32()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 100 }, () => b.nextU32()),
+  );
+  assert.notDeepEqual(
+    xs,
+    Array.from({ length: 100 }, () => c.nextU32()),
+  );
   const r = new Rng(7);
   const counts = new Array(10).fill(0);
   for (let i = 0; i < 20000; i++) counts[r.int(10)]++;
@@ -34,7 +50,10 @@ test('Rng: deterministic per seed, different across seeds, uniform enough', () =
 
 test('seeded permutation: a permutation, reproducible, seed-dependent', () => {
   const p = seededPermutation(1000, 5, 'x');
-  assert.deepEqual(Array.from(p).sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(
+    Array.from(p).sort((a, b) => a - b),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   assert.deepEqual(p, seededPermutation(1000, 5, 'x'));
   assert.notDeepEqual(p, seededPermutation(1000, 6, 'x'));
   assert.notDeepEqual(p, seededPermutation(1000, 5, 'y'));
@@ -48,7 +67,10 @@ test('validation hold-out: right sizes, disjoint, covering, deterministic for a 
   const seen = new Uint8Array(n);
   for (const i of h.train) seen[i]++;
   for (const i of h.validation) seen[i]++;
-  assert.ok(seen.every((v) => v === 1), 'every index exactly once');
+  assert.ok(
+    seen.every((v) => v === 1),
+    'every index exactly once',
+  );
   for (let i = 1; i < h.validation.length; i++) assert.ok(h.validation[i] > h.validation[i - 1], 'sorted');
   assert.deepEqual(validationIndices(n, 5000, 1), h);
   const other = validationIndices(n, 5000, 2);
@@ -60,7 +82,14 @@ test('validation hold-out: right sizes, disjoint, covering, deterministic for a 
 });
 
 test('raw subsets and concatenation keep images with their labels', () => {
-  const raw: RawImages = { images: Uint8Array.from({ length: 5 * 4 }, (_, i) => Math.floor(i / 4) * 10), labels: Uint8Array.from([0, 1, 2, 3, 4]), count: 5, channels: 1, height: 2, width: 2 };
+  const raw: RawImages = {
+    images: Uint8Array.from({ length: 5 * 4 }, (_, i) => Math.floor(i / 4) * 10),
+    labels: Uint8Array.from([0, 1, 2, 3, 4]),
+    count: 5,
+    channels: 1,
+    height: 2,
+    width: 2,
+  };
   const t = takeRaw(raw, [4, 0, 2]);
   assert.deepEqual(Array.from(t.labels), [4, 0, 2]);
   assert.deepEqual(Array.from(t.images), [40, 40, 40, 40, 0, 0, 0, 0, 20, 20, 20, 20]);
@@ -72,7 +101,17 @@ test('raw subsets and concatenation keep images with their labels', () => {
 
 test('subset and seeded shuffle of a tensor split keep pairs aligned', () => {
   const n = 50;
-  const split = { images: tensor(Float32Array.from({ length: n * 2 }, (_, i) => Math.floor(i / 2)), [n, 1, 1, 2]), labels: tensor(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]), size: n };
+  const split = {
+    images: tensor(
+      Float32Array.from({ length: n * 2 }, (_, i) => Math.floor(i / 2)),
+      [n, 1, 1, 2],
+    ),
+    labels: tensor(
+      BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+      [n],
+    ),
+    size: n,
+  };
   const s1 = shuffleSplit(split, 3, 0);
   const s2 = shuffleSplit(split, 3, 0);
   const s3 = shuffleSplit(split, 3, 1);
@@ -80,8 +119,14 @@ test('subset and seeded shuffle of a tensor split keep pairs aligned', () => {
     const l1 = s1.labels.toList();
     assert.deepEqual(l1, s2.labels.toList());
     assert.notDeepEqual(l1, s3.labels.toList());
-    assert.notDeepEqual(l1, Array.from({ length: n }, (_, i) => i));
-    assert.deepEqual([...l1].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+    assert.notDeepEqual(
+      l1,
+      Array.from({ length: n }, (_, i) => i),
+    );
+    assert.deepEqual(
+      [...l1].sort((a, b) => a - b),
+      Array.from({ length: n }, (_, i) => i),
+    );
     const img = s1.images.flatten(1).select(1, 1).toList();
     assert.deepEqual(img, l1, 'each image moves with its label');
     const sub = subsetSplit(split, [7, 3]);

@@ -16,16 +16,19 @@ test('extracts files and directories from a .tar.gz, including long names', asyn
     const big = randomBytes(100_000);
     const longPath = `top/${'d'.repeat(60)}/${'e'.repeat(60)}/file.bin`;
     const archive = join(dir, 'a.tar.gz');
-    writeFileSync(archive, tarGz([
-      { name: 'top/', type: '5' },
-      { name: 'top/small.txt', data: Buffer.from('hello\n') },
-      { name: 'top/empty', data: Buffer.alloc(0) },
-      { name: 'top/big.bin', data: big },
-      { name: longPath, data: Buffer.from('gnu'), longName: 'gnu' },
-      { name: `top/${'p'.repeat(120)}.bin`, data: Buffer.from('pax'), longName: 'pax' },
-      { name: `top/${'q'.repeat(90)}/x.bin`, data: Buffer.from('prefix'), longName: 'prefix' },
-      { name: 'top/link', type: '2' },
-    ]));
+    writeFileSync(
+      archive,
+      tarGz([
+        { name: 'top/', type: '5' },
+        { name: 'top/small.txt', data: Buffer.from('hello\n') },
+        { name: 'top/empty', data: Buffer.alloc(0) },
+        { name: 'top/big.bin', data: big },
+        { name: longPath, data: Buffer.from('gnu'), longName: 'gnu' },
+        { name: `top/${'p'.repeat(120)}.bin`, data: Buffer.from('pax'), longName: 'pax' },
+        { name: `top/${'q'.repeat(90)}/x.bin`, data: Buffer.from('prefix'), longName: 'prefix' },
+        { name: 'top/link', type: '2' },
+      ]),
+    );
     const out = join(dir, 'out');
     const files = await extractTar(archive, out);
     assert.equal(files.length, 6);
@@ -57,7 +60,15 @@ test('corrupt, truncated and unsafe archives are refused with the archive named'
   try {
     const good = tarBytes([{ name: 'a/b.bin', data: randomBytes(3000) }]);
     const cases: [string, Buffer, RegExp][] = [
-      ['badsum.tar', (() => { const b = Buffer.from(good); b[0] ^= 0x01; return b; })(), /corrupt tar header/],
+      [
+        'badsum.tar',
+        (() => {
+          const b = Buffer.from(good);
+          b[0] ^= 0x01;
+          return b;
+        })(),
+        /corrupt tar header/,
+      ],
       ['short.tar', good.subarray(0, 512 + 1000), /truncated tar archive/],
       ['halfheader.tar', good.subarray(0, 300), /truncated tar archive/],
       ['escape.tar', tarBytes([{ name: '../evil.txt', data: Buffer.from('x') }]), /refusing tar entry/],

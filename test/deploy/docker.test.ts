@@ -19,15 +19,26 @@ interface Instruction {
 
 /** Dockerfile instructions, continuation lines joined, comments dropped. */
 function instructions(path: string): Instruction[] {
-  const text = readFileSync(path, 'utf8').split('\n').filter((l) => !/^\s*#/.test(l)).join('\n').replace(/\\\n/g, ' ');
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').map((l) => {
-    const m = /^(\w+)\s+(.*)$/.exec(l);
-    assert.ok(m !== null, `${path}: cannot read '${l}'`);
-    return { op: m[1].toUpperCase(), args: m[2] };
-  });
+  const text = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => !/^\s*#/.test(l))
+    .join('\n')
+    .replace(/\\\n/g, ' ');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => {
+      const m = /^(\w+)\s+(.*)$/.exec(l);
+      assert.ok(m !== null, `${path}: cannot read '${l}'`);
+      return { op: m[1].toUpperCase(), args: m[2] };
+    });
 }
 
-const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const ignored = readFileSync(join(root, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
 const executable = (p: string) => (statSync(p).mode & 0o111) !== 0;
 
 for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
@@ -45,11 +56,24 @@ for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
     }
     // what scripts/setup needs to build: npm ci (package files), the addon (binding.gyp, native/), tsc (tsconfig's include)
     const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { include: string[] };
-    const needed = ['package.json', 'package-lock.json', 'binding.gyp', 'tsconfig.json', 'bin', 'scripts', 'native', 'models', ...tsconfig.include.map((g) => g.split('/')[0])];
+    const needed = [
+      'package.json',
+      'package-lock.json',
+      'binding.gyp',
+      'tsconfig.json',
+      'bin',
+      'scripts',
+      'native',
+      'models',
+      ...tsconfig.include.map((g) => g.split('/')[0]),
+    ];
     for (const n of needed) assert.ok(copied.has(n), `${file}: the build needs ${n}, which is not copied`);
     for (const n of needed) assert.ok(!ignored.includes(n), `.dockerignore excludes ${n}, which the build needs`);
     // RUN ./scripts/...: each exists and is executable
-    const runs = ins.filter((i) => i.op === 'RUN').map((i) => i.args).join(' ; ');
+    const runs = ins
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' ; ');
     const scripts = [...runs.matchAll(/\.\/(scripts\/[\w.-]+)/g)].map((m) => m[1]);
     assert.ok(scripts.includes('scripts/setup'), `${file}: does not run scripts/setup`);
     for (const s of scripts) {
@@ -69,9 +93,15 @@ for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
     const uid = Number(user.split(':')[0]);
     assert.ok(Number.isInteger(uid) && uid > 0, `${file}: USER ${user} is not a numeric non-root user`);
     assert.ok(runs.includes(`--uid ${uid}`), `${file}: the user ${uid} is not created`);
-    const { files } = renderK8s({ config: readFrontendConfig(join(root, 'deploy', 'examples', 'demo-equal-resources.json')), image: 'x', namespace: 'default', models: { base: 'noop:4' } });
+    const { files } = renderK8s({
+      config: readFrontendConfig(join(root, 'deploy', 'examples', 'demo-equal-resources.json')),
+      image: 'x',
+      namespace: 'default',
+      models: { base: 'noop:4' },
+    });
     for (const o of [...files.values()].flat().filter((x) => x.kind === 'Deployment')) {
-      const sc = (o.spec as { template: { spec: { securityContext: { runAsUser: number; runAsNonRoot: boolean } } } }).template.spec.securityContext;
+      const sc = (o.spec as { template: { spec: { securityContext: { runAsUser: number; runAsNonRoot: boolean } } } }).template.spec
+        .securityContext;
       assert.equal(sc.runAsUser, uid, `${o.metadata.name} runs as ${sc.runAsUser}, the image's user is ${uid}`);
       assert.equal(sc.runAsNonRoot, true);
     }

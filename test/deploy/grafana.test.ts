@@ -20,10 +20,19 @@ interface Panel {
 const SCRAPE_LABELS = new Set(['namespace', 'le']);
 
 test('grafana dashboard: every coded_* metric a query uses is exported by the frontend (histograms via _bucket) with the labels used; every exported coded_* metric is shown', () => {
-  const dash = JSON.parse(readFileSync(join(packageRoot(), 'deploy', 'grafana', 'coded-frontend-dashboard.json'), 'utf8')) as { panels: Panel[]; templating: { list: { definition?: string }[] } };
+  const dash = JSON.parse(readFileSync(join(packageRoot(), 'deploy', 'grafana', 'coded-frontend-dashboard.json'), 'utf8')) as {
+    panels: Panel[];
+    templating: { list: { definition?: string }[] };
+  };
   // a coded frontend (its constructor registers every metric; nothing listens)
   const fe = new Frontend({
-    config: validateFrontendConfig({ name: 'x', mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, grpcPort: 0, pools: { base: { model: 'm', instances: ['127.0.0.1:1'] }, parity: [{ model: 'p', instances: ['127.0.0.1:2'] }] } }),
+    config: validateFrontendConfig({
+      name: 'x',
+      mode: 'coded',
+      code: { family: 'addition', k: 2, r: 1 },
+      grpcPort: 0,
+      pools: { base: { model: 'm', instances: ['127.0.0.1:1'] }, parity: [{ model: 'p', instances: ['127.0.0.1:2'] }] },
+    }),
     logger: pino({ level: 'silent' }),
   });
   const exported = new Map<string, { type: string; labels: string[] }>();
@@ -32,7 +41,10 @@ test('grafana dashboard: every coded_* metric a query uses is exported by the fr
     exported.set(o.name, { type: o.constructor.name, labels: o.labelNames ?? [] });
   }
   assert.ok(exported.size >= 15, `only ${exported.size} metrics`);
-  const exprs = [...dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr }))), ...dash.templating.list.filter((v) => v.definition !== undefined).map((v) => ({ panel: 'variable', expr: v.definition! }))];
+  const exprs = [
+    ...dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr }))),
+    ...dash.templating.list.filter((v) => v.definition !== undefined).map((v) => ({ panel: 'variable', expr: v.definition! })),
+  ];
   assert.ok(exprs.length >= 15);
   const used = new Set<string>();
   for (const { panel, expr } of exprs) {
@@ -43,19 +55,32 @@ test('grafana dashboard: every coded_* metric a query uses is exported by the fr
       const base = n.replace(/_(bucket|sum|count)$/, '');
       const m = exported.get(n) ?? exported.get(base);
       assert.ok(m !== undefined, `${panel}: ${n} is not exported by the frontend`);
-      if (exported.get(n) === undefined) assert.equal(m.type, 'Histogram', `${panel}: ${n}: only histograms have _bucket/_sum/_count series`);
+      if (exported.get(n) === undefined)
+        assert.equal(m.type, 'Histogram', `${panel}: ${n}: only histograms have _bucket/_sum/_count series`);
       if (n.endsWith('_bucket')) assert.equal(m.type, 'Histogram', `${panel}: ${n}`);
       used.add(exported.has(n) ? n : base);
       for (const l of m.labels) labelsHere.add(l);
     }
     // labels in selectors {label="..."} and in by (...) must exist on the metrics of this expression
-    const selectorLabels = [...expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|!~|=)/g)].map((x) => x[1]));
-    const byLabels = [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) => m[1].split(',').map((x) => x.trim()).filter((x) => x !== ''));
-    for (const l of [...selectorLabels, ...byLabels]) assert.ok(labelsHere.has(l), `${panel}: label '${l}' is not a label of ${names.join(', ')}`);
+    const selectorLabels = [...expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) =>
+      [...m[1].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|!~|=)/g)].map((x) => x[1]),
+    );
+    const byLabels = [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) =>
+      m[1]
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    );
+    for (const l of [...selectorLabels, ...byLabels])
+      assert.ok(labelsHere.has(l), `${panel}: label '${l}' is not a label of ${names.join(', ')}`);
   }
   // nothing exported is left off the dashboard
   const codedExported = [...exported.keys()].filter((n) => n.startsWith('coded_'));
-  assert.deepEqual(codedExported.filter((n) => !used.has(n)), [], 'coded_* metrics not on the dashboard');
+  assert.deepEqual(
+    codedExported.filter((n) => !used.has(n)),
+    [],
+    'coded_* metrics not on the dashboard',
+  );
   // every panel has a unique id and a grid position
   const ids = dash.panels.map((p) => (p as unknown as { id: number }).id);
   assert.equal(new Set(ids).size, ids.length);

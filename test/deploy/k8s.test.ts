@@ -62,7 +62,12 @@ function schemaError(o: K8sObject): string | null {
   }
 }
 
-const demoModels = ['--model', 'base=models/fashion-mnist-base-mlp.safetensors', '--model', 'parity:0=models/fashion-mnist-base-mlp-concat-k2.safetensors'];
+const demoModels = [
+  '--model',
+  'base=models/fashion-mnist-base-mlp.safetensors',
+  '--model',
+  'parity:0=models/fashion-mnist-base-mlp-concat-k2.safetensors',
+];
 
 for (const [label, config, extra] of [
   ['coded (4 base + 2 parity, GPU pods)', demoCoded, [...demoModels, '--gpu', '1']],
@@ -78,9 +83,16 @@ for (const [label, config, extra] of [
       const src = readFrontendConfig(config);
       const poolSlugs = src.mode === 'coded' ? ['base', 'parity-0'] : ['base'];
       const prefix = src.name;
-      assert.deepEqual(kinds, [
-        `ConfigMap/${prefix}-frontend`, `Deployment/${prefix}-frontend`, ...poolSlugs.map((s) => `Deployment/${prefix}-${s}`), `Service/${prefix}-frontend`, ...poolSlugs.map((s) => `Service/${prefix}-${s}`),
-      ].sort());
+      assert.deepEqual(
+        kinds,
+        [
+          `ConfigMap/${prefix}-frontend`,
+          `Deployment/${prefix}-frontend`,
+          ...poolSlugs.map((s) => `Deployment/${prefix}-${s}`),
+          `Service/${prefix}-frontend`,
+          ...poolSlugs.map((s) => `Service/${prefix}-${s}`),
+        ].sort(),
+      );
       for (const d of docs) assert.equal(schemaError(d.obj), null, `${d.file} ${d.obj.kind}/${d.obj.metadata.name}`);
       // YAML round trip: what was written parses back to what was rendered
       for (const d of docs) assert.deepEqual(parseYaml(toYaml([d.obj])), d.obj);
@@ -88,7 +100,15 @@ for (const [label, config, extra] of [
       assert.deepEqual([...kust.resources].sort(), [...new Set(docs.map((d) => d.file))].sort());
 
       // replicas as the config lists them; GPUs requested when asked for
-      const dep = (slug: string) => docs.find((d) => d.obj.kind === 'Deployment' && d.obj.metadata.name === `${prefix}-${slug}`)!.obj as unknown as { spec: { replicas: number; template: { spec: { containers: { args: string[]; resources: { requests: Record<string, string>; limits: Record<string, string> } }[] } } } };
+      const dep = (slug: string) =>
+        docs.find((d) => d.obj.kind === 'Deployment' && d.obj.metadata.name === `${prefix}-${slug}`)!.obj as unknown as {
+          spec: {
+            replicas: number;
+            template: {
+              spec: { containers: { args: string[]; resources: { requests: Record<string, string>; limits: Record<string, string> } }[] };
+            };
+          };
+        };
       assert.equal(dep('base').spec.replicas, src.pools.base.instances.length);
       const ct = dep('base').spec.template.spec.containers[0];
       if (src.mode === 'coded') {
@@ -97,7 +117,11 @@ for (const [label, config, extra] of [
         assert.equal(ct.resources.limits['nvidia.com/gpu'], '1');
         assert.deepEqual(ct.args.slice(ct.args.indexOf('--device'), ct.args.indexOf('--device') + 2), ['--device', 'cuda']);
         const pargs = dep('parity-0').spec.template.spec.containers[0].args;
-        assert.deepEqual(pargs.slice(pargs.indexOf('--parity-index'), pargs.indexOf('--parity-index') + 2), ['--parity-index', '0'], 'a parity-code checkpoint serves its parity model 0');
+        assert.deepEqual(
+          pargs.slice(pargs.indexOf('--parity-index'), pargs.indexOf('--parity-index') + 2),
+          ['--parity-index', '0'],
+          'a parity-code checkpoint serves its parity model 0',
+        );
       } else {
         assert.equal(ct.resources.requests['nvidia.com/gpu'], undefined);
         assert.ok(ct.args.includes('cpu'));
@@ -113,18 +137,27 @@ for (const [label, config, extra] of [
         assert.equal(list.length, 1);
         const t = parseDnsEntry(list[0]);
         const [svcName, ns] = t.name.split('.');
-        const svc = docs.find((d) => d.obj.kind === 'Service' && d.obj.metadata.name === svcName)?.obj as unknown as { metadata: { namespace: string }; spec: { clusterIP: string; selector: Record<string, string>; ports: { targetPort: string }[] } } | undefined;
+        const svc = docs.find((d) => d.obj.kind === 'Service' && d.obj.metadata.name === svcName)?.obj as unknown as
+          | {
+              metadata: { namespace: string };
+              spec: { clusterIP: string; selector: Record<string, string>; ports: { targetPort: string }[] };
+            }
+          | undefined;
         assert.ok(svc !== undefined, `no Service ${svcName}`);
         assert.equal(ns, 'serving');
         assert.equal(svc.metadata.namespace, 'serving');
         assert.equal(svc.spec.clusterIP, 'None', 'a headless Service (one A record per ready pod)');
         // the Service selects exactly the pods of its Deployment
-        const d = dep(svcName.slice(prefix.length + 1)) as unknown as { spec: { template: { metadata: { labels: Record<string, string> } }; selector: { matchLabels: Record<string, string> } } };
+        const d = dep(svcName.slice(prefix.length + 1)) as unknown as {
+          spec: { template: { metadata: { labels: Record<string, string> } }; selector: { matchLabels: Record<string, string> } };
+        };
         for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(d.spec.template.metadata.labels[k], v);
-        assert.equal(t.port, 8001, 'the DNS entry names the pods\' gRPC container port');
+        assert.equal(t.port, 8001, "the DNS entry names the pods' gRPC container port");
       }
       // Prometheus scrapes the frontend's /metrics
-      const fe = docs.find((d) => d.obj.kind === 'Deployment' && d.obj.metadata.name === `${prefix}-frontend`)!.obj as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } };
+      const fe = docs.find((d) => d.obj.kind === 'Deployment' && d.obj.metadata.name === `${prefix}-frontend`)!.obj as unknown as {
+        spec: { template: { metadata: { annotations: Record<string, string> } } };
+      };
       assert.equal(fe.spec.template.metadata.annotations['prometheus.io/scrape'], 'true');
       assert.equal(fe.spec.template.metadata.annotations['prometheus.io/path'], '/metrics');
     } finally {
@@ -134,8 +167,15 @@ for (const [label, config, extra] of [
 }
 
 test('deploy k8s: the schema check rejects a broken manifest (it can fail)', () => {
-  const { files } = renderK8s({ config: readFrontendConfig(demoEqual), image: 'x', namespace: 'default', models: { base: 'models/fashion-mnist-base-mlp.safetensors' } });
-  const dep = structuredClone(files.get('pool-base.yaml')![0]) as unknown as { spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } } };
+  const { files } = renderK8s({
+    config: readFrontendConfig(demoEqual),
+    image: 'x',
+    namespace: 'default',
+    models: { base: 'models/fashion-mnist-base-mlp.safetensors' },
+  });
+  const dep = structuredClone(files.get('pool-base.yaml')![0]) as unknown as {
+    spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } };
+  };
   assert.equal(schemaError(dep as unknown as K8sObject), null);
   dep.spec.replicas = 'six';
   assert.match(schemaError(dep as unknown as K8sObject) ?? '', /replicas/);
@@ -156,8 +196,17 @@ test('deploy k8s: every probe points at a route the instance and the frontend re
   const parity = await InstanceServer.start({ model: servedModelFrom('noop:4', 'parity'), httpPort: 0, grpcPort: 0 });
   let fe: Frontend | null = null;
   try {
-    fe = await Frontend.start({ config: validateFrontendConfig({ name: 'fashion', mode: 'none', httpPort: 0, pools: { base: { model: 'base', instances: [`127.0.0.1:${base.grpcPort}`] } } }), logger: silent });
-    const portFor = (object: string) => (object.endsWith('-frontend') ? fe!.httpPort : object.endsWith('-base') ? base.httpPort : parity.httpPort);
+    fe = await Frontend.start({
+      config: validateFrontendConfig({
+        name: 'fashion',
+        mode: 'none',
+        httpPort: 0,
+        pools: { base: { model: 'base', instances: [`127.0.0.1:${base.grpcPort}`] } },
+      }),
+      logger: silent,
+    });
+    const portFor = (object: string) =>
+      object.endsWith('-frontend') ? fe!.httpPort : object.endsWith('-base') ? base.httpPort : parity.httpPort;
     for (const p of probes) {
       const r = await fetch(`http://127.0.0.1:${portFor(p.object)}${p.path}`);
       await r.arrayBuffer();
@@ -176,15 +225,32 @@ test('deploy k8s: every probe points at a route the instance and the frontend re
 test('deploy k8s: --kserve and --triton point pools at existing pods (a headless Service selecting them, no Deployment); missing --model is a usage error naming the pool', () => {
   const out = mkdtempSync(join(tmpdir(), 'coded-k8s-'));
   try {
-    const r = run(['--config', demoCoded, '--out', out, '--kserve', 'base=models/fmnist-base:8081', '--triton', 'parity:0=app=triton-parity,tier=gpu', '--json']);
+    const r = run([
+      '--config',
+      demoCoded,
+      '--out',
+      out,
+      '--kserve',
+      'base=models/fmnist-base:8081',
+      '--triton',
+      'parity:0=app=triton-parity,tier=gpu',
+      '--json',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const summary = JSON.parse(r.stdout) as { pools: Record<string, string> };
     assert.equal(summary.pools.base, 'dns:///fashion-base.models.svc.cluster.local:8081');
     assert.equal(summary.pools['parity:0'], 'dns:///fashion-parity-0.default.svc.cluster.local:8001');
     const docs = readManifests(out);
     for (const d of docs) assert.equal(schemaError(d.obj), null, `${d.file} ${d.obj.kind}/${d.obj.metadata.name}`);
-    assert.deepEqual(docs.filter((d) => d.obj.kind === 'Deployment').map((d) => d.obj.metadata.name), ['fashion-frontend']);
-    const svc = (n: string) => docs.find((d) => d.obj.kind === 'Service' && d.obj.metadata.name === n)!.obj as unknown as { metadata: { namespace: string }; spec: { clusterIP: string; selector: Record<string, string>; ports: { port: number }[] } };
+    assert.deepEqual(
+      docs.filter((d) => d.obj.kind === 'Deployment').map((d) => d.obj.metadata.name),
+      ['fashion-frontend'],
+    );
+    const svc = (n: string) =>
+      docs.find((d) => d.obj.kind === 'Service' && d.obj.metadata.name === n)!.obj as unknown as {
+        metadata: { namespace: string };
+        spec: { clusterIP: string; selector: Record<string, string>; ports: { port: number }[] };
+      };
     assert.deepEqual(svc('fashion-base').spec.selector, { 'serving.kserve.io/inferenceservice': 'fmnist-base' });
     assert.equal(svc('fashion-base').metadata.namespace, 'models');
     assert.equal(svc('fashion-base').spec.clusterIP, 'None');

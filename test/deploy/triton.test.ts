@@ -34,7 +34,24 @@ const coded = (args: string[]) => spawnSync(process.execPath, [main, ...args], {
 /** A parity checkpoint (addition k = 2, parity models = copies of F's TorchScript module), trained 1 epoch. */
 function trainParity(parityModel: string): string {
   const out = join(tmp(), 'run');
-  const r = coded(['train', 'parity', '--base', pt, '--data', data, '--code', 'addition', '--k', '2', '--parity-model', parityModel, '--epochs', '1', '--out', out]);
+  const r = coded([
+    'train',
+    'parity',
+    '--base',
+    pt,
+    '--data',
+    data,
+    '--code',
+    'addition',
+    '--k',
+    '2',
+    '--parity-model',
+    parityModel,
+    '--epochs',
+    '1',
+    '--out',
+    out,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   return join(out, 'best.safetensors');
 }
@@ -51,9 +68,21 @@ test('export triton: a TorchScript base and its TorchScript parity models become
   const out = join(tmp(), 'repo');
   const r = coded(['export', 'triton', '--base', pt, '--code', ckpt, '--out', out, '--json']);
   assert.equal(r.status, 0, r.stderr);
-  const report = JSON.parse(r.stdout) as { models: { name: string; role: string; pool: string }[]; pools: { base: { model: string }; parity: { model: string }[] } };
-  assert.deepEqual(report.models.map((m) => [m.name, m.role, m.pool]), [['small_cnn', 'base', 'base'], ['small_cnn-parity-0', 'parity', 'parity:0']]);
-  assert.deepEqual(report.pools.parity.map((p) => p.model), ['small_cnn-parity-0']);
+  const report = JSON.parse(r.stdout) as {
+    models: { name: string; role: string; pool: string }[];
+    pools: { base: { model: string }; parity: { model: string }[] };
+  };
+  assert.deepEqual(
+    report.models.map((m) => [m.name, m.role, m.pool]),
+    [
+      ['small_cnn', 'base', 'base'],
+      ['small_cnn-parity-0', 'parity', 'parity:0'],
+    ],
+  );
+  assert.deepEqual(
+    report.pools.parity.map((p) => p.model),
+    ['small_cnn-parity-0'],
+  );
 
   const base = configOf(join(out, 'small_cnn'));
   assert.deepEqual(base.get('platform'), ['pytorch_libtorch']);
@@ -63,7 +92,12 @@ test('export triton: a TorchScript base and its TorchScript parity models become
   assert.deepEqual(input.get('data_type'), ['TYPE_FP32']);
   assert.deepEqual(input.get('dims'), [3, 32, 32]); // recorded by the checkpoint
   assert.deepEqual((base.get('output')![0] as Map<string, unknown[]>).get('dims'), [10]);
-  const params = new Map((base.get('parameters') as Map<string, unknown[]>[]).map((p) => [p.get('key')![0], ((p.get('value')![0]) as Map<string, unknown[]>).get('string_value')![0]]));
+  const params = new Map(
+    (base.get('parameters') as Map<string, unknown[]>[]).map((p) => [
+      p.get('key')![0],
+      (p.get('value')![0] as Map<string, unknown[]>).get('string_value')![0],
+    ]),
+  );
   assert.equal(params.get('coded.role'), 'base');
   assert.equal(params.get('coded.base_sha256'), fileSha256(pt));
   // the base file is copied unchanged
@@ -75,10 +109,12 @@ test('export triton: a TorchScript base and its TorchScript parity models become
   for (const t of lp.extra.values()) t.dispose();
   try {
     manualSeed(3);
-    const maxDiff = tidy(() => noGrad(() => {
-      const x = randn([4, 3, 32, 32]);
-      return exported.forward(x).sub(lp.parity[0].forward(x)).abs().max().item();
-    }));
+    const maxDiff = tidy(() =>
+      noGrad(() => {
+        const x = randn([4, 3, 32, 32]);
+        return exported.forward(x).sub(lp.parity[0].forward(x)).abs().max().item();
+      }),
+    );
     assert.equal(maxDiff, 0);
   } finally {
     exported.dispose();
@@ -86,7 +122,7 @@ test('export triton: a TorchScript base and its TorchScript parity models become
   }
 });
 
-test('export triton: an ONNX base keeps the file\'s tensor names and shape; --max-batch 0 gives whole-tensor dims with a variable batch', async () => {
+test("export triton: an ONNX base keeps the file's tensor names and shape; --max-batch 0 gives whole-tensor dims with a variable batch", async () => {
   const out = join(tmp(), 'repo');
   const r = await exportTriton({ base: onnx, out, device: 'cpu', maxBatchSize: 0 });
   assert.equal(r.models.length, 1);
@@ -102,7 +138,10 @@ test('export triton: an ONNX base keeps the file\'s tensor names and shape; --ma
 
 test('export triton refuses what Triton cannot serve, naming the file and what to do', async () => {
   const out = () => join(tmp(), 'repo');
-  await assert.rejects(exportTriton({ base: join(root, 'models', 'fashion-mnist-base-mlp.safetensors'), out: out() }), /Triton serves TorchScript .* or ONNX .*not \.safetensors.*coded serve instance/);
+  await assert.rejects(
+    exportTriton({ base: join(root, 'models', 'fashion-mnist-base-mlp.safetensors'), out: out() }),
+    /Triton serves TorchScript .* or ONNX .*not \.safetensors.*coded serve instance/,
+  );
   await assert.rejects(exportTriton({ base: pt, out: out() }), /does not say its input shape: pass --input-shape/);
   await assert.rejects(exportTriton({ base: join(tmp(), 'missing.pt'), out: out() }), /no such file/);
   // parity models of the project's own architecture: not TorchScript
@@ -123,17 +162,28 @@ test('export triton refuses what Triton cannot serve, naming the file and what t
 
 test('the config check catches fields, types and enum values ModelConfig does not have (so it can fail)', () => {
   const ok = renderTritonConfig({
-    name: 'm', platform: 'pytorch_libtorch', max_batch_size: 8,
-    input: [{ name: 'INPUT__0', data_type: 'TYPE_FP32', dims: [1, 28, 28] }], output: [{ name: 'OUTPUT__0', data_type: 'TYPE_FP32', dims: [10] }],
-    instance_group: [{ kind: 'KIND_GPU', count: 2 }], dynamic_batching: { max_queue_delay_microseconds: 100 }, parameters: { a: 'b "quoted"' },
+    name: 'm',
+    platform: 'pytorch_libtorch',
+    max_batch_size: 8,
+    input: [{ name: 'INPUT__0', data_type: 'TYPE_FP32', dims: [1, 28, 28] }],
+    output: [{ name: 'OUTPUT__0', data_type: 'TYPE_FP32', dims: [10] }],
+    instance_group: [{ kind: 'KIND_GPU', count: 2 }],
+    dynamic_batching: { max_queue_delay_microseconds: 100 },
+    parameters: { a: 'b "quoted"' },
   });
   const msg = parseTextFormat(ok);
   assert.deepEqual(checkTritonConfig(msg), []);
   const p = (msg.get('parameters')![0] as Map<string, unknown[]>).get('value')![0] as Map<string, unknown[]>;
   assert.deepEqual(p.get('string_value'), ['b "quoted"']);
   assert.match(checkTritonConfig(parseTextFormat('name: "m"\nmax_batch: 3\n')).join(), /max_batch: not a field/);
-  assert.match(checkTritonConfig(parseTextFormat('input [ { name: "x" data_type: TYPE_FLOAT32 dims: [1] } ]')).join(), /TYPE_FLOAT32 is not one of/);
+  assert.match(
+    checkTritonConfig(parseTextFormat('input [ { name: "x" data_type: TYPE_FLOAT32 dims: [1] } ]')).join(),
+    /TYPE_FLOAT32 is not one of/,
+  );
   assert.match(checkTritonConfig(parseTextFormat('max_batch_size: "8"')).join(), /expected an integer/);
-  assert.match(checkTritonConfig(parseTextFormat('instance_group [ { kind: KIND_GPU count: 1 gpu: 0 } ]')).join(), /instance_group\.gpu: not a field/);
+  assert.match(
+    checkTritonConfig(parseTextFormat('instance_group [ { kind: KIND_GPU count: 1 gpu: 0 } ]')).join(),
+    /instance_group\.gpu: not a field/,
+  );
   assert.throws(() => parseTextFormat('input [ { name: "x" '), /missing '}'/);
 });

@@ -54,7 +54,15 @@ describe('noGrad / enableGrad', () => {
         close(g!.toList(), [4]);
       });
       assert.ok(isGradEnabled());
-      assert.throws(() => enableGrad(() => noGrad(() => { throw new Error('x'); })), /x/);
+      assert.throws(
+        () =>
+          enableGrad(() =>
+            noGrad(() => {
+              throw new Error('x');
+            }),
+          ),
+        /x/,
+      );
       assert.ok(isGradEnabled());
     });
   });
@@ -85,10 +93,16 @@ describe('grad()', () => {
       const xs = [0.5, -1, 2, 3.25];
       const x = f64(xs, true);
       const [g1] = grad(x.pow(3).sum(), [x], { createGraph: true });
-      close(g1!.toList(), xs.map((v) => 3 * v * v));
+      close(
+        g1!.toList(),
+        xs.map((v) => 3 * v * v),
+      );
       assert.ok(g1!.requiresGrad, 'the first derivative is itself differentiable');
       const [g2] = grad(g1!.sum(), [x]);
-      close(g2!.toList(), xs.map((v) => 6 * v));
+      close(
+        g2!.toList(),
+        xs.map((v) => 6 * v),
+      );
       assert.equal(g2!.requiresGrad, false, 'no graph asked for the second one');
     });
   });
@@ -122,7 +136,10 @@ describe('grad()', () => {
       const [gu, none] = grad(a.sum(), [a, c], { allowUnused: true });
       close(gu!.toList(), [1, 1]);
       assert.equal(none, null);
-      assert.throws(() => grad(a.sum(), [a, c]), /(One |element \d+ ?)of the differentiated Tensors appears to not have been used in the graph/);
+      assert.throws(
+        () => grad(a.sum(), [a, c]),
+        /(One |element \d+ ?)of the differentiated Tensors appears to not have been used in the graph/,
+      );
       assert.throws(() => grad(a.mul(b), [a]), /grad can be implicitly created only for scalar outputs/);
     });
   });

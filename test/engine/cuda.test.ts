@@ -18,7 +18,14 @@ test('tensors move to the GPU and back unchanged', { skip }, () => {
 
 test('a training step on the GPU matches the same step on the CPU', { skip }, () => {
   manualSeed(7);
-  const build = () => new Sequential(new Conv2d(1, 4, 3, { padding: 1, bias: false }), new BatchNorm2d(4), new ReLU(), new Flatten(), new Linear(4 * 8 * 8, 10));
+  const build = () =>
+    new Sequential(
+      new Conv2d(1, 4, 3, { padding: 1, bias: false }),
+      new BatchNorm2d(4),
+      new ReLU(),
+      new Flatten(),
+      new Linear(4 * 8 * 8, 10),
+    );
   const cpu = build();
   const gpu = build();
   gpu.loadStateDict(cpu.stateDict());

@@ -13,7 +13,7 @@ import { conv2d } from '../../src/engine/ops.js';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const main = join(root, 'dist', 'src', 'cli', 'main.js');
 
-test('setDeterministic switches libtorch\'s deterministic algorithms on and off; CPU training ops still run', () => {
+test("setDeterministic switches libtorch's deterministic algorithms on and off; CPU training ops still run", () => {
   assert.equal(isDeterministic(), false, 'off by default');
   try {
     setDeterministic(true);
@@ -36,7 +36,27 @@ test('coded train base --deterministic: two runs of one seed write the same weig
   try {
     const digests = [1, 2].map((i) => {
       const out = join(dir, `run${i}`);
-      const r = spawnSync(process.execPath, [main, 'train', 'base', '--dataset', 'synthetic', '--model', 'logistic-regression', '--epochs', '2', '--seed', '3', '--deterministic', '--out', out, '--json'], { encoding: 'utf8' });
+      const r = spawnSync(
+        process.execPath,
+        [
+          main,
+          'train',
+          'base',
+          '--dataset',
+          'synthetic',
+          '--model',
+          'logistic-regression',
+          '--epochs',
+          '2',
+          '--seed',
+          '3',
+          '--deterministic',
+          '--out',
+          out,
+          '--json',
+        ],
+        { encoding: 'utf8' },
+      );
       assert.equal(r.status, 0, r.stderr);
       const st = nn.loadSafetensors(join(out, 'best.safetensors'));
       for (const t of st.tensors.values()) t.dispose();

@@ -56,7 +56,10 @@ describe('shape errors', () => {
 
   test('add / mul / mseLoss with non-broadcastable shapes', () => {
     tidy(() => {
-      assert.throws(() => ones([2, 3]).add(ones([2, 4])), libtorch(/size of tensor a \(3\) must match the size of tensor b \(4\) at non-singleton dimension 1/));
+      assert.throws(
+        () => ones([2, 3]).add(ones([2, 4])),
+        libtorch(/size of tensor a \(3\) must match the size of tensor b \(4\) at non-singleton dimension 1/),
+      );
       assert.throws(() => ones([2, 3]).mul(ones([3, 2])), libtorch(/must match the size of tensor b/));
       assert.throws(() => mseLoss(ones([2, 3]), ones([3, 2])), libtorch(/must match the size of tensor b/));
     });
@@ -64,12 +67,24 @@ describe('shape errors', () => {
 
   test('conv2d with the wrong channel count, the wrong rank, groups that do not divide', () => {
     tidy(() => {
-      assert.throws(() => conv2d(ones([1, 4, 5, 5]), ones([2, 3, 3, 3])), libtorch(/expected input\[1, 4, 5, 5\] to have 3 channels, but got 4 channels/));
-      assert.throws(() => conv2d(ones([4, 5]), ones([2, 3, 3, 3])), libtorch(/Expected 3D \(unbatched\) or 4D \(batched\) input to conv2d/));
+      assert.throws(
+        () => conv2d(ones([1, 4, 5, 5]), ones([2, 3, 3, 3])),
+        libtorch(/expected input\[1, 4, 5, 5\] to have 3 channels, but got 4 channels/),
+      );
+      assert.throws(
+        () => conv2d(ones([4, 5]), ones([2, 3, 3, 3])),
+        libtorch(/Expected 3D \(unbatched\) or 4D \(batched\) input to conv2d/),
+      );
       assert.throws(() => conv2d(ones([1, 4, 5, 5]), ones([2, 4, 3, 3]), null, { groups: 3 }), libtorch(/groups/));
       assert.throws(() => conv2d(ones([1, 1, 2, 2]), ones([1, 1, 3, 3])), libtorch(/Kernel size can't be greater than actual input size/));
-      assert.throws(() => conv2d(ones([1, 1, 5, 5]), ones([1, 1, 2, 2]), null, { padding: 'same' }), /'same' padding needs an odd effective kernel size/);
-      assert.throws(() => conv2d(ones([1, 1, 5, 5]), ones([1, 1, 3, 3]), null, { padding: 'same', stride: 2 }), /padding 'same' needs stride 1/);
+      assert.throws(
+        () => conv2d(ones([1, 1, 5, 5]), ones([1, 1, 2, 2]), null, { padding: 'same' }),
+        /'same' padding needs an odd effective kernel size/,
+      );
+      assert.throws(
+        () => conv2d(ones([1, 1, 5, 5]), ones([1, 1, 3, 3]), null, { padding: 'same', stride: 2 }),
+        /padding 'same' needs stride 1/,
+      );
       assert.throws(() => new nn.Conv2d(3, 4, 3, { groups: 2 }), /must be divisible by groups/);
     });
   });
@@ -96,7 +111,10 @@ describe('shape errors', () => {
 
   test('layers with inconsistent parameters', () => {
     tidy(() => {
-      assert.throws(() => batchNorm(ones([2, 3, 2, 2]), { training: true, weight: ones([4]) }), libtorch(/weight should contain 3 elements not 4/));
+      assert.throws(
+        () => batchNorm(ones([2, 3, 2, 2]), { training: true, weight: ones([4]) }),
+        libtorch(/weight should contain 3 elements not 4/),
+      );
       assert.throws(() => batchNorm(ones([2, 3, 2, 2]), { training: false }), /evaluation mode needs runningMean and runningVar/);
       assert.throws(() => maxPool2d(ones([1, 1, 2, 2]), 3), libtorch(/Output size is too small/));
       const lin = new nn.Linear(4, 2);
@@ -112,7 +130,10 @@ describe('dtype and index errors', () => {
       const logits = ones([4, 3]);
       assert.throws(() => crossEntropy(logits, ones([4])), libtorch(/expected scalar type Long but found Float/));
       assert.throws(() => crossEntropy(logits, ones([4, 2])), libtorch(/1D target tensor expected/));
-      assert.throws(() => crossEntropy(logits, tensor([0, 1, 2, 0], undefined, { dtype: 'int32' })), libtorch(/expected scalar type Long but found Int/));
+      assert.throws(
+        () => crossEntropy(logits, tensor([0, 1, 2, 0], undefined, { dtype: 'int32' })),
+        libtorch(/expected scalar type Long but found Int/),
+      );
       assert.throws(() => crossEntropy(logits, long([0, 1, 2, 0, 1, 1, 1, 1], [4, 2])), libtorch(/1D target tensor expected/));
     });
   });
@@ -137,7 +158,10 @@ describe('dtype and index errors', () => {
 
   test('matmul of mixed float32 / float64', () => {
     tidy(() => {
-      assert.throws(() => ones([2, 2]).matmul(ones([2, 2], { dtype: 'float64' })), libtorch(/expected scalar type Float but found Double|expected m1 and m2 to have the same dtype/));
+      assert.throws(
+        () => ones([2, 2]).matmul(ones([2, 2], { dtype: 'float64' })),
+        libtorch(/expected scalar type Float but found Double|expected m1 and m2 to have the same dtype/),
+      );
     });
   });
 });
@@ -145,7 +169,10 @@ describe('dtype and index errors', () => {
 describe('invalid sizes and data', () => {
   test('negative sizes in factories and reshape', () => {
     tidy(() => {
-      assert.throws(() => zeros([-1, 2]), libtorch(/Trying to create tensor with negative dimension -1: \[-1, 2\]|Dimension size must be non-negative/));
+      assert.throws(
+        () => zeros([-1, 2]),
+        libtorch(/Trying to create tensor with negative dimension -1: \[-1, 2\]|Dimension size must be non-negative/),
+      );
       assert.throws(() => ones([2, -3]), libtorch(/negative dimension -3|Dimension size must be non-negative/));
       assert.throws(() => full([-3], 1), libtorch(/negative dimension -3|Dimension size must be non-negative/));
       assert.throws(() => randn([-3]), libtorch(/negative dimension -3|Dimension size must be non-negative/));
@@ -166,7 +193,10 @@ describe('invalid sizes and data', () => {
 
   test('fromArray: data length does not match the shape', () => {
     tidy(() => {
-      assert.throws(() => tensor(new Float32Array(3), [2, 2]), (e: unknown) => e instanceof RangeError && /shape \[2, 2\] holds 4 elements but the array has 3/.test(e.message));
+      assert.throws(
+        () => tensor(new Float32Array(3), [2, 2]),
+        (e: unknown) => e instanceof RangeError && /shape \[2, 2\] holds 4 elements but the array has 3/.test(e.message),
+      );
       assert.throws(() => tensor([1, 2, 3], [4]), /holds 4 elements but the array has 3/);
       assert.throws(() => tensor([[1, 2], [3]]), /holds 4 elements but the array has 3/);
       assert.throws(() => tensor([['a'] as unknown as number[]]), /nested arrays must hold numbers/);
@@ -177,10 +207,16 @@ describe('invalid sizes and data', () => {
   test('unknown dtype and device strings', () => {
     tidy(() => {
       const bad = 'float128' as DType;
-      assert.throws(() => zeros([2], { dtype: bad }), (e: unknown) => e instanceof TypeError && /unknown dtype 'float128'/.test(e.message));
+      assert.throws(
+        () => zeros([2], { dtype: bad }),
+        (e: unknown) => e instanceof TypeError && /unknown dtype 'float128'/.test(e.message),
+      );
       assert.throws(() => tensor([1], undefined, { dtype: bad }), /unknown dtype 'float128'/);
       assert.throws(() => ones([1]).to(bad), /unknown dtype 'float128'/);
-      assert.throws(() => zeros([2], { device: 'tpu' }), (e: unknown) => e instanceof TypeError && /unknown device 'tpu'/.test(e.message));
+      assert.throws(
+        () => zeros([2], { device: 'tpu' }),
+        (e: unknown) => e instanceof TypeError && /unknown device 'tpu'/.test(e.message),
+      );
       assert.throws(() => tensor([1], undefined, { device: 'tpu' }), /unknown device 'tpu'/);
       assert.throws(() => tensor(new Float32Array(1), [1], { device: 'meta' }), /unknown device 'meta'/);
       assert.throws(() => ones([1]).to({ device: 'gpu' }), /unknown device 'gpu'/);
@@ -209,11 +245,17 @@ describe('invalid sizes and data', () => {
 
   test('native argument types: a non-handle, a missing argument', () => {
     tidy(() => {
-      assert.throws(() => native.unary.exp({} as Handle), (e: unknown) => e instanceof TypeError && /unary exp: expected a tensor handle/.test(e.message));
+      assert.throws(
+        () => native.unary.exp({} as Handle),
+        (e: unknown) => e instanceof TypeError && /unary exp: expected a tensor handle/.test(e.message),
+      );
       assert.throws(() => native.unary.exp(undefined as unknown as Handle), /expected a tensor handle/);
       assert.throws(() => native.reshape(ones([2]).handle, 'ab' as unknown as number[]), /reshape shape: expected an array of integers/);
       assert.throws(() => native.inplace.fill(ones([1]).handle, 'x' as unknown as number), /inplace scalar: expected a number/);
-      assert.throws(() => native.pad(ones([1, 4]).handle, [1, 1], 'wrap' as 'reflect', 0), (e: unknown) => e instanceof TypeError && /unknown pad mode 'wrap'/.test(e.message));
+      assert.throws(
+        () => native.pad(ones([1, 4]).handle, [1, 1], 'wrap' as 'reflect', 0),
+        (e: unknown) => e instanceof TypeError && /unknown pad mode 'wrap'/.test(e.message),
+      );
       assert.throws(() => native.mseLoss(ones([1]).handle, ones([1]).handle, 'avg' as 'mean'), /unknown reduction 'avg'/);
     });
   });
@@ -279,7 +321,14 @@ describe('NaN and infinities flow through without crashing', () => {
       assert.ok(x.softmax().toList().every(Number.isNaN));
       assert.deepEqual(x.isnan().toList(), [1, 0, 0, 0]);
       assert.deepEqual(x.isfinite().toList(), [0, 1, 0, 0]);
-      assert.ok(Number.isNaN(tensor([-1]).log().add(tensor([-1]).sqrt()).item()));
+      assert.ok(
+        Number.isNaN(
+          tensor([-1])
+            .log()
+            .add(tensor([-1]).sqrt())
+            .item(),
+        ),
+      );
       assert.ok(Number.isNaN(tensor([NaN]).item()));
       assert.ok(Number.isNaN(ones([1]).div(0).mul(0).item()));
     });
@@ -287,7 +336,14 @@ describe('NaN and infinities flow through without crashing', () => {
 
   test('crossEntropy with NaN logits returns NaN; backward gives NaN gradients, not a crash', () => {
     tidy(() => {
-      const logits = tensor([[NaN, 1, 2], [0, 1, 2]], undefined, { requiresGrad: true });
+      const logits = tensor(
+        [
+          [NaN, 1, 2],
+          [0, 1, 2],
+        ],
+        undefined,
+        { requiresGrad: true },
+      );
       const y = long([1, 2]);
       const loss = crossEntropy(logits, y);
       assert.ok(Number.isNaN(loss.item()));
@@ -303,7 +359,11 @@ describe('NaN and infinities flow through without crashing', () => {
     tidy(() => {
       const x = randn([1, 1, 4, 4]);
       const bad = x.add(tensor([NaN]).reshape(1, 1, 1, 1)).mul(ones([1, 1, 4, 4]));
-      assert.ok(conv2d(bad, ones([1, 1, 2, 2])).toList().every(Number.isNaN));
+      assert.ok(
+        conv2d(bad, ones([1, 1, 2, 2]))
+          .toList()
+          .every(Number.isNaN),
+      );
       assert.ok(maxPool2d(bad, 2).toList().every(Number.isNaN));
       assert.ok(batchNorm(bad, { training: true }).toList().every(Number.isNaN));
     });

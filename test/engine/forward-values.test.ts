@@ -40,7 +40,10 @@ const logSumExp = (v: number[]) => {
 describe('factories and conversion', () => {
   test('tensor() infers shape and dtype; toList / item / shape', () => {
     tidy(() => {
-      const a = tensor([[1, 2, 3], [4, 5, 6]]);
+      const a = tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       assert.deepEqual(a.shape, [2, 3]);
       assert.equal(a.dtype, 'float32');
       assert.deepEqual(a.toList(), [1, 2, 3, 4, 5, 6]);
@@ -87,7 +90,10 @@ describe('factories and conversion', () => {
 describe('elementwise, matmul and reductions', () => {
   test('arithmetic with broadcasting, scalars, alpha', () => {
     tidy(() => {
-      const a = tensor([[1, 2, 3], [4, 5, 6]]);
+      const a = tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       const r = tensor([10, 20, 30]);
       assert.deepEqual(a.add(r).toList(), [11, 22, 33, 14, 25, 36]);
       assert.deepEqual(a.sub(r, 0.5).toList(), [-4, -8, -12, -1, -5, -9]);
@@ -103,18 +109,36 @@ describe('elementwise, matmul and reductions', () => {
 
   test('matmul and linear', () => {
     tidy(() => {
-      const a = tensor([[1, 2], [3, 4], [5, 6]]);
-      const b = tensor([[1, 0, -1], [2, 1, 0]]);
+      const a = tensor([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]);
+      const b = tensor([
+        [1, 0, -1],
+        [2, 1, 0],
+      ]);
       assert.deepEqual(a.matmul(b).toList(), [5, 2, -1, 11, 4, -3, 17, 6, -5]);
       // linear: x W^T + b
-      const y = linear(tensor([[1, 1]]), tensor([[1, 2], [3, 4], [5, 6]]), tensor([0.5, 0, -1]));
+      const y = linear(
+        tensor([[1, 1]]),
+        tensor([
+          [1, 2],
+          [3, 4],
+          [5, 6],
+        ]),
+        tensor([0.5, 0, -1]),
+      );
       assert.deepEqual(y.toList(), [3.5, 7, 10]);
     });
   });
 
   test('sum, mean, max, min, logsumexp, variance, std', () => {
     tidy(() => {
-      const x = tensor([[1, 5, 3], [4, 2, 6]]);
+      const x = tensor([
+        [1, 5, 3],
+        [4, 2, 6],
+      ]);
       assert.equal(x.sum().item(), 21);
       assert.deepEqual(x.sum(0).toList(), [5, 7, 9]);
       assert.deepEqual(x.sum(1, true).shape, [2, 1]);
@@ -158,10 +182,24 @@ describe('elementwise, matmul and reductions', () => {
       const e = [1, Math.E, Math.E ** 2];
       const z = e.reduce((a, b) => a + b);
       const expected = e.map((v) => v / z);
-      const x = tensor([[0, 1, 2], [1000, 1001, 1002]], undefined, { dtype: 'float64' });
+      const x = tensor(
+        [
+          [0, 1, 2],
+          [1000, 1001, 1002],
+        ],
+        undefined,
+        { dtype: 'float64' },
+      );
       close(x.softmax(1).toList(), [...expected, ...expected], 1e-12);
       close(x.logSoftmax(1).toList(), [...expected, ...expected].map(Math.log), 1e-12);
-      const cols = tensor([[0, 0], [Math.log(3), 0]], undefined, { dtype: 'float64' }).softmax(0);
+      const cols = tensor(
+        [
+          [0, 0],
+          [Math.log(3), 0],
+        ],
+        undefined,
+        { dtype: 'float64' },
+      ).softmax(0);
       close(cols.toList(), [0.25, 0.5, 0.75, 0.5], 1e-12);
     });
   });
@@ -171,7 +209,10 @@ describe('layers', () => {
   test('conv2d on a 3x3 input: valid, strided + padded, grouped', () => {
     tidy(() => {
       const x = tensor(seq(9), [1, 1, 3, 3]);
-      const w = tensor([[1, 2], [3, 4]]).reshape(1, 1, 2, 2);
+      const w = tensor([
+        [1, 2],
+        [3, 4],
+      ]).reshape(1, 1, 2, 2);
       // out[i][j] = x[i][j] + 2 x[i][j+1] + 3 x[i+1][j] + 4 x[i+1][j+1] + bias
       assert.deepEqual(conv2d(x, w, tensor([0.5])).toList(), [37.5, 47.5, 67.5, 77.5]);
       const box = ones([1, 1, 3, 3]);
@@ -227,10 +268,16 @@ describe('layers', () => {
       const x = arange(16, undefined, 1, { dtype: 'float32' }).reshape(1, 1, 4, 4);
       assert.deepEqual(interpolate(x, 2, { mode: 'area' }).toList(), [2.5, 4.5, 10.5, 12.5]);
       assert.deepEqual(interpolate(x, [1, 2], { mode: 'area' }).toList(), [6.5, 8.5]);
-      const s = tensor([[0, 1], [2, 3]]).reshape(1, 1, 2, 2);
+      const s = tensor([
+        [0, 1],
+        [2, 3],
+      ]).reshape(1, 1, 2, 2);
       assert.deepEqual(interpolate(s, 3, { mode: 'bilinear', alignCorners: true }).toList(), [0, 0.5, 1, 1, 1.5, 2, 2, 2.5, 3]);
       // half-pixel centres: output (0,0) samples (-0.25, -0.25), clamped to the edge
-      close(interpolate(s, 4, { mode: 'bilinear' }).toList(), [0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3]);
+      close(
+        interpolate(s, 4, { mode: 'bilinear' }).toList(),
+        [0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3],
+      );
       assert.deepEqual(interpolate(s, 4, { mode: 'nearest' }).toList(), [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]);
     });
   });
@@ -239,7 +286,11 @@ describe('layers', () => {
 describe('losses', () => {
   test('crossEntropy on known logits: every reduction, label smoothing, ignoreIndex, weights', () => {
     tidy(() => {
-      const rows = [[1, 2, 3], [1, 1, 1], [0, -2, 4]];
+      const rows = [
+        [1, 2, 3],
+        [1, 1, 1],
+        [0, -2, 4],
+      ];
       const targets = [2, 0, 1];
       const nll = rows.map((r, i) => logSumExp(r) - r[targets[i]]);
       const logits = tensor(rows, undefined, { dtype: 'float64' });
@@ -260,14 +311,29 @@ describe('losses', () => {
       const wt = tensor([1, 2, 0.5], undefined, { dtype: 'float64' });
       close([crossEntropy(logits, y, { weight: wt }).item()], [(0.5 * nll[0] + 1 * nll[1] + 2 * nll[2]) / 3.5], 1e-12);
       // probability targets: one-hot targets give the same loss as indices
-      const onehot = tensor([[0, 0, 1], [1, 0, 0], [0, 1, 0]], undefined, { dtype: 'float64' });
+      const onehot = tensor(
+        [
+          [0, 0, 1],
+          [1, 0, 0],
+          [0, 1, 0],
+        ],
+        undefined,
+        { dtype: 'float64' },
+      );
       close([crossEntropy(logits, onehot).item()], [(nll[0] + nll[1] + nll[2]) / 3], 1e-12);
     });
   });
 
   test('nllLoss, mseLoss, klDiv (batchmean = sum / batch)', () => {
     tidy(() => {
-      const lp = tensor([[-1, -2], [-3, -0.5]], undefined, { dtype: 'float64' });
+      const lp = tensor(
+        [
+          [-1, -2],
+          [-3, -0.5],
+        ],
+        undefined,
+        { dtype: 'float64' },
+      );
       const y = tensor([1, 0], undefined, { dtype: 'int64' });
       close([nllLoss(lp, y).item()], [(2 + 3) / 2], 1e-12);
       close([nllLoss(lp, y, { reduction: 'sum' }).item()], [5], 1e-12);
@@ -275,8 +341,14 @@ describe('losses', () => {
       const b = tensor([1, 0, 5], undefined, { dtype: 'float64' });
       close([mseLoss(a, b).item()], [8 / 3], 1e-12);
       close(mseLoss(a, b, { reduction: 'none' }).toList(), [0, 4, 4], 1e-12);
-      const p = [[0.25, 0.75], [0.5, 0.5]];
-      const q = [[0.5, 0.5], [0.1, 0.9]];
+      const p = [
+        [0.25, 0.75],
+        [0.5, 0.5],
+      ];
+      const q = [
+        [0.5, 0.5],
+        [0.1, 0.9],
+      ];
       const kl = p.map((pr, i) => pr.reduce((s, v, j) => s + v * (Math.log(v) - Math.log(q[i][j])), 0));
       const logq = tensor(q, undefined, { dtype: 'float64' }).log();
       const pt = tensor(p, undefined, { dtype: 'float64' });

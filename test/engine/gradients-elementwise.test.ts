@@ -174,7 +174,10 @@ describe('unary functions', () => {
       gradcheck(() => x.clamp(-0.5), [x]);
       gradcheck(() => x.clamp(undefined, 0.5), [x]);
       const a = randLeaf([2, 5], 28);
-      const b = a.detach().add(awayFromZeroLeaf([2, 5], 29).detach()).requiresGrad_(true);
+      const b = a
+        .detach()
+        .add(awayFromZeroLeaf([2, 5], 29).detach())
+        .requiresGrad_(true);
       gradcheck(() => a.maximum(b), [a, b]);
       gradcheck(() => a.minimum(b), [a, b]);
     });

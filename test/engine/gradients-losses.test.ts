@@ -1,6 +1,18 @@
 // Finite-difference gradient checks (float64) for the losses, every reduction.
 import { before, beforeEach, describe, test } from 'node:test';
-import { bceWithLogits, crossEntropy, klDiv, l1Loss, manualSeed, mseLoss, nllLoss, setNumThreads, tensor, tidy, type Reduction } from '../../src/index.js';
+import {
+  bceWithLogits,
+  crossEntropy,
+  klDiv,
+  l1Loss,
+  manualSeed,
+  mseLoss,
+  nllLoss,
+  setNumThreads,
+  tensor,
+  tidy,
+  type Reduction,
+} from '../../src/index.js';
 import { gradcheck, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
 // Finite differences run thousands of tiny float64 ops: intra-op threads only add
@@ -24,7 +36,15 @@ describe('regression losses', () => {
   test('l1Loss away from the kink', () => {
     tidy(() => {
       const a = randLeaf([3, 4], 3);
-      const b = a.detach().add(tensor(Float64Array.from({ length: 12 }, (_, i) => (i % 2 ? 0.3 : -0.4) * (1 + i / 10)), [3, 4])).requiresGrad_(true);
+      const b = a
+        .detach()
+        .add(
+          tensor(
+            Float64Array.from({ length: 12 }, (_, i) => (i % 2 ? 0.3 : -0.4) * (1 + i / 10)),
+            [3, 4],
+          ),
+        )
+        .requiresGrad_(true);
       for (const r of reductions) gradcheck(() => l1Loss(a, b, { reduction: r }), [a, b]);
     });
   });

@@ -1,7 +1,20 @@
 // Finite-difference gradient checks (float64) for shape / indexing ops, reductions and
 // softmax-type functions.
 import { before, beforeEach, describe, test } from 'node:test';
-import { cat, logSoftmax, manualSeed, maskedFill, pad, scatter, setNumThreads, softmax, stack, tensor, tidy, where } from '../../src/index.js';
+import {
+  cat,
+  logSoftmax,
+  manualSeed,
+  maskedFill,
+  pad,
+  scatter,
+  setNumThreads,
+  softmax,
+  stack,
+  tensor,
+  tidy,
+  where,
+} from '../../src/index.js';
 import { distinctLeaf, gradcheck, randLeaf, uniformLeaf } from '../helpers/gradcheck.js';
 
 // Finite differences run thousands of tiny float64 ops: intra-op threads only add

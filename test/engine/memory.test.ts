@@ -211,7 +211,15 @@ describe('long runs', () => {
       new nn.Linear(16 * 14 * 14, 10),
     ).eval();
     const batch = Float32Array.from({ length: 128 * 784 }, (_, i) => (i % 97) / 97);
-    const infer = (): number[] => noGrad(() => tidy(() => net.forward(tensor(batch, [128, 1, 28, 28]).sub(0.5).div(0.25)).argmax(1).toList()));
+    const infer = (): number[] =>
+      noGrad(() =>
+        tidy(() =>
+          net
+            .forward(tensor(batch, [128, 1, 28, 28]).sub(0.5).div(0.25))
+            .argmax(1)
+            .toList(),
+        ),
+      );
     const expected = infer();
     for (let i = 0; i < 10; i++) infer();
     const handles = liveTensors();

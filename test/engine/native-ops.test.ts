@@ -33,7 +33,9 @@ describe('the native op tables', () => {
       assert.deepEqual(x.sub(ones([2]), 2).toList(), [2, 2]);
       assert.deepEqual(x.std(0, { unbiased: false }).item(), 0);
       const t = ones([2]);
-      t.add_(ones([2]), 3).sub_(ones([2]), 0.5).addcmul_(ones([2]), ones([2]), 2);
+      t.add_(ones([2]), 3)
+        .sub_(ones([2]), 0.5)
+        .addcmul_(ones([2]), ones([2]), 2);
       assert.deepEqual(t.toList(), [5.5, 5.5]);
     });
   });

@@ -28,7 +28,9 @@ describe('Adam', () => {
       const expected = p0.map((v, i) => v - (0.01 * g[i]) / (Math.abs(g[i]) + 1e-8));
       close(p.toList(), expected);
       // away from tiny gradients that is lr * sign(g)
-      p.toList().slice(0, 3).forEach((v, i) => assert.ok(Math.abs(v - (p0[i] - 0.01 * Math.sign(g[i]))) < 1e-7));
+      p.toList()
+        .slice(0, 3)
+        .forEach((v, i) => assert.ok(Math.abs(v - (p0[i] - 0.01 * Math.sign(g[i]))) < 1e-7));
       opt.dispose();
     });
   });
@@ -37,7 +39,10 @@ describe('Adam', () => {
     tidy(() => {
       const [b1, b2, eps, lr, wd] = [0.8, 0.95, 1e-6, 0.1, 0.05];
       let x = [1, -2];
-      const grads = [[0.5, 0.1], [-0.2, 0.4]];
+      const grads = [
+        [0.5, 0.1],
+        [-0.2, 0.4],
+      ];
       const p = param(x);
       const opt = new Adam([p], { lr, betas: [b1, b2], eps, weightDecay: wd });
       let m = [0, 0];
@@ -115,7 +120,14 @@ describe('Adam', () => {
       };
       const p1 = param([1, 1]);
       const o1 = new Adam([p1], { lr: 0.1 });
-      run([[1, 2], [0.5, -1]], o1, p1);
+      run(
+        [
+          [1, 2],
+          [0.5, -1],
+        ],
+        o1,
+        p1,
+      );
       const p2 = param(p1.toList());
       const o2 = new Adam([p2], { lr: 0.3 });
       o2.loadStateDict(o1.stateDict());
@@ -160,7 +172,10 @@ describe('SGD', () => {
         setGrad(p, g2);
         opt.step();
         const buf = g1.map((g, i) => mu * g + (1 - dampening) * g2[i]);
-        close(p.toList(), x1.map((x, i) => x - lr * buf[i]));
+        close(
+          p.toList(),
+          x1.map((x, i) => x - lr * buf[i]),
+        );
         close(opt.stateDict().tensors['0.momentum_buffer'].toList(), buf);
       }
     });
@@ -180,7 +195,10 @@ describe('SGD', () => {
       setGrad(p, g2);
       opt.step();
       const buf = g1.map((g, i) => mu * g + g2[i]);
-      close(p.toList(), x1.map((x, i) => x - lr * (g2[i] + mu * buf[i])));
+      close(
+        p.toList(),
+        x1.map((x, i) => x - lr * (g2[i] + mu * buf[i])),
+      );
     });
   });
 
@@ -204,7 +222,13 @@ describe('optimizers in a training loop', () => {
     for (const make of [(ps: Tensor[]) => new Adam(ps, { lr: 0.05 }), (ps: Tensor[]) => new SGD(ps, { lr: 0.1, momentum: 0.9 })]) {
       const model = new nn.Linear(3, 1);
       const opt = make(model.parameters());
-      const x = tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [2, -1, 0.5]]);
+      const x = tensor([
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 1],
+        [2, -1, 0.5],
+      ]);
       const y = tidy(() => x.matmul(tensor([[2], [-1], [0.5]])).add(0.3));
       let loss = Infinity;
       const live = liveTensors();

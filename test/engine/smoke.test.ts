@@ -4,7 +4,10 @@ import { tensor, tidy, liveTensors } from '../../src/index.js';
 
 test('matmul of known values', () => {
   tidy(() => {
-    const a = tensor([[1, 2], [3, 4]]);
+    const a = tensor([
+      [1, 2],
+      [3, 4],
+    ]);
     assert.deepEqual(a.matmul(a).toList(), [7, 10, 15, 22]);
   });
 });

@@ -6,8 +6,18 @@ import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed, liveTensors, type Tensor } from '../../src/index.js';
 import { zeros_ } from '../../src/engine/init.js';
 import {
-  LinearCode, AdditionCode, UndecodableError, patternsWithMissing, checkGroupInput, checkOutputs, availabilityOf,
-  type Availability, type Code, type CodeConfig, type CodedQuery, type Decoded,
+  LinearCode,
+  AdditionCode,
+  UndecodableError,
+  patternsWithMissing,
+  checkGroupInput,
+  checkOutputs,
+  availabilityOf,
+  type Availability,
+  type Code,
+  type CodeConfig,
+  type CodedQuery,
+  type Decoded,
 } from '../../src/codes/index.js';
 import { inverse } from '../../src/codes/small-matrix.js';
 import { LogisticRegression } from '../../src/models/logistic-regression.js';
@@ -49,7 +59,10 @@ test('evaluateCode: a linear F with F_P = F reconstructs exactly, so A_d = A_a a
       assert.ok(Math.abs(e.degraded.accuracy - e.baseAccuracy) < 1e-12, `${e.degraded.accuracy} vs ${e.baseAccuracy}`);
       assert.ok(e.baseAccuracy > 0.4 && e.baseAccuracy < 0.6);
       assert.equal(e.patterns.length, code.evaluationPatterns().length);
-      assert.deepEqual(e.byMissing.map((m) => m.missing), code.r === 1 ? [1] : [1, 2]);
+      assert.deepEqual(
+        e.byMissing.map((m) => m.missing),
+        code.r === 1 ? [1] : [1, 2],
+      );
       assert.equal(e.byBaseCorrect.baseCorrect.recovery, 1);
       assert.equal(e.byBaseCorrect.baseWrong.accuracy, 0);
       assert.equal(e.overall[0].accuracy, e.baseAccuracy);
@@ -64,7 +77,7 @@ test('evaluateCode: a linear F with F_P = F reconstructs exactly, so A_d = A_a a
     split.images.dispose();
     split.labels.dispose();
   }
-  assert.equal(liveTensors(), before - 2 - 2, 'no tensor leaks (the model\'s 2 and the split\'s 2 freed)');
+  assert.equal(liveTensors(), before - 2 - 2, "no tensor leaks (the model's 2 and the split's 2 freed)");
 });
 
 test('evaluateCode: a wrong parity model gives recovery < 1 and ranks of the wrong reconstructions', () => {
@@ -96,10 +109,17 @@ class ToyMDS implements Code {
   readonly r = 1;
   readonly n = 3;
   readonly systematic = false;
-  private readonly rows = [[1, 1], [1, -1], [1, 2]];
+  private readonly rows = [
+    [1, 1],
+    [1, -1],
+    [1, 2],
+  ];
   encode(x: Tensor): CodedQuery[] {
     checkGroupInput(this, x);
-    return this.rows.map(([a, b]) => ({ fn: { kind: 'base' as const }, inputs: [tidy(() => x.select(1, 0).mul(a).add(x.select(1, 1).mul(b)))] }));
+    return this.rows.map(([a, b]) => ({
+      fn: { kind: 'base' as const },
+      inputs: [tidy(() => x.select(1, 0).mul(a).add(x.select(1, 1).mul(b)))],
+    }));
   }
   canDecode(a: Availability): boolean {
     return a.length === 3 && a.filter(Boolean).length >= 2;
@@ -108,7 +128,10 @@ class ToyMDS implements Code {
     checkOutputs(this, outputs);
     const av = availabilityOf(outputs);
     if (!this.canDecode(av)) throw new UndecodableError(this.name, av, 'fewer than 2 outputs');
-    const use = av.map((a, i) => (a ? i : -1)).filter((i) => i >= 0).slice(0, 2);
+    const use = av
+      .map((a, i) => (a ? i : -1))
+      .filter((i) => i >= 0)
+      .slice(0, 2);
     const inv = inverse(use.map((i) => this.rows[i]));
     const outs = [0, 1].map((q) => tidy(() => outputs[use[0]]!.mul(inv[q][0]).add(outputs[use[1]]!.mul(inv[q][1]))));
     return { outputs: outs, reconstructed: [true, true] };
@@ -132,7 +155,13 @@ test('evaluateCode: non-systematic codes decode every output, grouped by straggl
   try {
     const e = evaluateCode({ code: new ToyMDS(), workers: { base: f }, test: split, classes: 10 });
     assert.equal(e.systematic, false);
-    assert.deepEqual(e.byMissing.map((m) => [m.missing, m.patterns, m.count]), [[0, 1, 60], [1, 3, 180]]);
+    assert.deepEqual(
+      e.byMissing.map((m) => [m.missing, m.patterns, m.count]),
+      [
+        [0, 1, 60],
+        [1, 3, 180],
+      ],
+    );
     assert.ok(e.degraded.recovery > 0.999);
     assert.ok(Math.abs(e.degraded.accuracy - e.baseAccuracy) < 1e-12);
     assert.match(formatCodeEvaluation(e), /\| stragglers \|/);

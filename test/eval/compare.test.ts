@@ -44,23 +44,42 @@ test('compareSchemes: accuracy of the k answers by straggler count; replication,
         { label: 'berrut', kind: 'code', code: codeFromConfig({ family: 'berrut', k: 2, r: 1 }), workers: { base: f } },
         { label: 'letcc', kind: 'code', code: codeFromConfig({ family: 'letcc', k: 2, r: 1 }), workers: { base: f } },
       ],
-      base: f, test: test_, classes: 4, maxStragglers: 1, batchGroups: 7,
+      base: f,
+      test: test_,
+      classes: 4,
+      maxStragglers: 1,
+      batchGroups: 7,
     });
     const [none, rep, add, berrut, letcc] = results;
     for (const r of results) {
       assert.equal(r.samples, 40);
       assert.equal(r.baseAccuracy, 1);
-      assert.deepEqual(r.byStragglers.map((b) => b.stragglers), [0, 1]);
+      assert.deepEqual(
+        r.byStragglers.map((b) => b.stragglers),
+        [0, 1],
+      );
     }
     // no code: one of the two workers late -> half the answers default (credited 1/4)
-    assert.deepEqual(none.byStragglers.map((b) => [b.patterns, b.accuracy, b.defaulted]), [[1, 1, 0], [2, 0.5 + 0.5 / 4, 0.5]]);
+    assert.deepEqual(
+      none.byStragglers.map((b) => [b.patterns, b.accuracy, b.defaulted]),
+      [
+        [1, 1, 0],
+        [2, 0.5 + 0.5 / 4, 0.5],
+      ],
+    );
     // replication over 3 workers: worker 0 and 2 serve query 0, worker 1 query 1; one late worker
     // (3 patterns): only worker 1 late loses an answer -> 1 of 6 answers defaulted
     assert.deepEqual(rep.byStragglers[1].patterns, 3);
     assert.ok(Math.abs(rep.byStragglers[1].defaulted - 1 / 6) < 1e-12);
     assert.ok(Math.abs(rep.byStragglers[1].accuracy - (5 / 6 + 1 / 6 / 4)) < 1e-12);
     // a linear F: the addition code decodes exactly
-    assert.deepEqual(add.byStragglers.map((b) => [b.accuracy, b.recovery, b.defaulted]), [[1, 1, 0], [1, 1, 0]]);
+    assert.deepEqual(
+      add.byStragglers.map((b) => [b.accuracy, b.recovery, b.defaulted]),
+      [
+        [1, 1, 0],
+        [1, 1, 0],
+      ],
+    );
     // costs: n / k workers per query; extra MACs = the third worker's F (16 x 4) over 2 queries,
     // plus Berrut's coding: encode 3 x 2 x 16, decode 2 x 3 x 4 (all returned), per query
     assert.equal(none.workersPerQuery, 1);

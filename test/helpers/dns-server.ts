@@ -12,7 +12,10 @@ export class TestDnsServer {
   /** A queries answered */
   queries = 0;
 
-  private constructor(private readonly sock: Socket, readonly port: number) {
+  private constructor(
+    private readonly sock: Socket,
+    readonly port: number,
+  ) {
     sock.on('message', (msg, rinfo) => {
       let q: dnsPacket.Packet;
       try {
@@ -28,11 +31,15 @@ export class TestDnsServer {
         const ips = this.records.get(question.name.toLowerCase().replace(/\.$/, ''));
         if (this.failing) rcode = RCODE.SERVFAIL;
         else if (ips === undefined) rcode = RCODE.NXDOMAIN;
-        else if (question.type === 'A') for (const ip of ips) answers.push({ type: 'A', class: 'IN', name: question.name, ttl: 0, data: ip });
+        else if (question.type === 'A')
+          for (const ip of ips) answers.push({ type: 'A', class: 'IN', name: question.name, ttl: 0, data: ip });
       }
       const reply = dnsPacket.encode({
-        type: 'response', id: q.id ?? 0, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | dnsPacket.AUTHORITATIVE_ANSWER | rcode,
-        questions, answers: this.failing ? [] : answers,
+        type: 'response',
+        id: q.id ?? 0,
+        flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | dnsPacket.AUTHORITATIVE_ANSWER | rcode,
+        questions,
+        answers: this.failing ? [] : answers,
       });
       sock.send(reply, rinfo.port, rinfo.address);
     });

@@ -154,13 +154,19 @@ export function randLeaf(shape: number[], seed: number, { scale = 1, shift = 0 }
 /** Uniform values in [lo, hi) as a float64 leaf (e.g. positive inputs for log / sqrt). */
 export function uniformLeaf(shape: number[], seed: number, lo: number, hi: number): Tensor {
   const rnd = prng(seed);
-  return leaf(Float64Array.from({ length: numel(shape) }, () => lo + (hi - lo) * rnd()), shape);
+  return leaf(
+    Float64Array.from({ length: numel(shape) }, () => lo + (hi - lo) * rnd()),
+    shape,
+  );
 }
 
 /** Values at least `margin` away from zero, random signs (relu, abs, division). */
 export function awayFromZeroLeaf(shape: number[], seed: number, margin = 0.2): Tensor {
   const rnd = prng(seed);
-  return leaf(Float64Array.from({ length: numel(shape) }, () => (rnd() < 0.5 ? -1 : 1) * (margin + rnd())), shape);
+  return leaf(
+    Float64Array.from({ length: numel(shape) }, () => (rnd() < 0.5 ? -1 : 1) * (margin + rnd())),
+    shape,
+  );
 }
 
 /**

@@ -13,7 +13,10 @@ export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, to
   const at = what === '' ? '' : `${what}: `;
   assert.equal(actual.length, expected.length, `${at}got ${actual.length} values, expected ${expected.length}`);
   for (let i = 0; i < actual.length; i++) {
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `${at}[${i}]: got ${actual[i]}, expected ${expected[i]}`);
+    assert.ok(
+      Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])),
+      `${at}[${i}]: got ${actual[i]}, expected ${expected[i]}`,
+    );
   }
 }
 

@@ -43,9 +43,26 @@ test("a TorchScript module's parameters and buffers are engine tensors under PyT
     const names = [...m.stateDict().keys()];
     assert.deepEqual(names.slice(0, 4), ['features.0.weight', 'features.0.bias', 'features.1.weight', 'features.1.bias']);
     assert.ok(names.includes('features.1.running_mean') && names.includes('head.2.bias'));
-    assert.deepEqual(m.namedParameters().map(([n]) => n), ['features.0.weight', 'features.0.bias', 'features.1.weight', 'features.1.bias', 'features.4.weight', 'features.4.bias', 'features.5.weight', 'features.5.bias', 'head.2.weight', 'head.2.bias']);
+    assert.deepEqual(
+      m.namedParameters().map(([n]) => n),
+      [
+        'features.0.weight',
+        'features.0.bias',
+        'features.1.weight',
+        'features.1.bias',
+        'features.4.weight',
+        'features.4.bias',
+        'features.5.weight',
+        'features.5.bias',
+        'head.2.weight',
+        'head.2.bias',
+      ],
+    );
     assert.equal(m.numParameters(), 8 * 27 + 8 + 8 + 8 + 16 * 72 + 16 + 16 + 16 + 160 + 10);
-    const x = tensor(Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i)), [2, 3, 32, 32]).keep();
+    const x = tensor(
+      Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i)),
+      [2, 3, 32, 32],
+    ).keep();
     const before = tidy(() => noGrad(() => m.forward(x).dataFloat32()));
     // an in-place change of the engine tensor is seen by the JIT module's forward
     const bias = m.stateDict().get('head.2.bias')!;
@@ -88,9 +105,18 @@ test('gradients through a frozen TorchScript F to its input match finite differe
     assert.ok(m.parameters().every((p) => !p.requiresGrad && p.dtype === 'float64'));
     assert.equal(m.stateDict().get('features.1.num_batches_tracked')!.dtype, 'int64', 'counters keep their dtype');
     const rnd = prng(3);
-    const x = tensor(Float64Array.from({ length: 2 * 3 * 8 * 8 }, () => 2 * rnd() - 1), [2, 3, 8, 8], { dtype: 'float64' }).keep().requiresGrad_(true);
+    const x = tensor(
+      Float64Array.from({ length: 2 * 3 * 8 * 8 }, () => 2 * rnd() - 1),
+      [2, 3, 8, 8],
+      { dtype: 'float64' },
+    )
+      .keep()
+      .requiresGrad_(true);
     gradcheck(() => m.forward(x), [x], { eps: 1e-6, rtol: 1e-4, atol: 1e-6 });
-    assert.ok(m.parameters().every((p) => p.grad === null), 'a frozen F accumulates no parameter gradients');
+    assert.ok(
+      m.parameters().every((p) => p.grad === null),
+      'a frozen F accumulates no parameter gradients',
+    );
     x.dispose();
   } finally {
     m.dispose();
@@ -101,13 +127,24 @@ test('files that are not TorchScript, missing files and wrong input shapes get e
   const tmp = mkdtempSync(join(tmpdir(), 'coded-ts-'));
   try {
     writeFileSync(join(tmp, 'junk.pt'), 'not a model');
-    assert.throws(() => TorchScriptModule.load(join(tmp, 'junk.pt')), (e: Error) => e.message.includes(join(tmp, 'junk.pt')) && /is not a TorchScript file/.test(e.message) && /torch\.jit\.trace/.test(e.message));
+    assert.throws(
+      () => TorchScriptModule.load(join(tmp, 'junk.pt')),
+      (e: Error) =>
+        e.message.includes(join(tmp, 'junk.pt')) && /is not a TorchScript file/.test(e.message) && /torch\.jit\.trace/.test(e.message),
+    );
     assert.throws(() => TorchScriptModule.load(join(dir, 'small_cnn.onnx')), /small_cnn\.onnx is not a TorchScript file/);
     assert.throws(() => TorchScriptModule.load(join(tmp, 'missing.pt')), /missing\.pt: no such file/);
     const m = TorchScriptModule.load(ptFile);
     try {
       const x = tensor(new Float32Array(2 * 784), [2, 1, 28, 28]).keep();
-      assert.throws(() => m.forward(x), (e: Error) => e.message.includes(ptFile) && /forward failed on input \[2, 1, 28, 28\]/.test(e.message) && /--input-shape/.test(e.message) && /channels/.test(e.message));
+      assert.throws(
+        () => m.forward(x),
+        (e: Error) =>
+          e.message.includes(ptFile) &&
+          /forward failed on input \[2, 1, 28, 28\]/.test(e.message) &&
+          /--input-shape/.test(e.message) &&
+          /channels/.test(e.message),
+      );
       x.dispose();
     } finally {
       m.dispose();

@@ -31,7 +31,7 @@ for (const [name, spec, params] of cases) {
   });
 }
 
-test('ResNet-18 on 3x224x224 is torchvision\'s ImageNet architecture: 11,689,512 parameters, [1, 3, 224, 224] -> [1, 1000]', () => {
+test("ResNet-18 on 3x224x224 is torchvision's ImageNet architecture: 11,689,512 parameters, [1, 3, 224, 224] -> [1, 1000]", () => {
   manualSeed(0);
   const m = buildModel('resnet18', { channels: 3, height: 224, width: 224, classes: 1000 });
   try {
@@ -45,7 +45,7 @@ test('ResNet-18 on 3x224x224 is torchvision\'s ImageNet architecture: 11,689,512
   }
 });
 
-test('ResNet-152 on 3x224x224 has torchvision\'s 60,192,808 parameters', () => {
+test("ResNet-152 on 3x224x224 has torchvision's 60,192,808 parameters", () => {
   const m = buildModel('resnet152', { channels: 3, height: 224, width: 224, classes: 1000 });
   try {
     assert.equal(m.numParameters(), 60192808);
@@ -73,7 +73,7 @@ test('unknown models and unsupported input shapes are refused with a clear error
   assert.equal(modelNames().length, MODELS.length + 1, 'the zoo names and the mlp:... family');
 });
 
-test('mlp:W1,W2 builds a fully connected model with those widths (mlp:200,100 has Base-MLP\'s state-dict layout)', () => {
+test("mlp:W1,W2 builds a fully connected model with those widths (mlp:200,100 has Base-MLP's state-dict layout)", () => {
   manualSeed(0);
   const a = buildModel('mlp:200,100', grey);
   const b = buildModel('base-mlp', grey);
@@ -82,7 +82,10 @@ test('mlp:W1,W2 builds a fully connected model with those widths (mlp:200,100 ha
     assert.deepEqual([...a.stateDict().keys()], [...b.stateDict().keys()]);
     assert.equal(a.numParameters(), b.numParameters());
     assert.equal(c.numParameters(), 784 * 64 + 64 + 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10);
-    assert.deepEqual(tidy(() => noGrad(() => c.eval().forward(randn([3, 1, 28, 28])).shape)), [3, 10]);
+    assert.deepEqual(
+      tidy(() => noGrad(() => c.eval().forward(randn([3, 1, 28, 28])).shape)),
+      [3, 10],
+    );
     assert.ok(isModelName('mlp:1024,512:dropout=0.25') && isModelName('mlp:8') && isModelName('base-mlp'));
   } finally {
     for (const m of [a, b, c]) m.dispose();
@@ -93,16 +96,18 @@ test('mlp:...:dropout=P drops hidden units in training mode only', () => {
   manualSeed(0);
   const m = buildModel('mlp:256,128:dropout=0.5', grey);
   try {
-    tidy(() => noGrad(() => {
-      const x = randn([4, 1, 28, 28]);
-      const e1 = m.eval().forward(x);
-      const e2 = m.forward(x);
-      assert.equal(e1.sub(e2).abs().max().item(), 0, 'evaluation is deterministic');
-      const t1 = m.train().forward(x);
-      const t2 = m.forward(x);
-      assert.ok(t1.sub(t2).abs().max().item() > 0, 'training draws different masks');
-      assert.ok(t1.sub(e1).abs().max().item() > 0, 'training mode drops units');
-    }));
+    tidy(() =>
+      noGrad(() => {
+        const x = randn([4, 1, 28, 28]);
+        const e1 = m.eval().forward(x);
+        const e2 = m.forward(x);
+        assert.equal(e1.sub(e2).abs().max().item(), 0, 'evaluation is deterministic');
+        const t1 = m.train().forward(x);
+        const t2 = m.forward(x);
+        assert.ok(t1.sub(t2).abs().max().item() > 0, 'training draws different masks');
+        assert.ok(t1.sub(e1).abs().max().item() > 0, 'training mode drops units');
+      }),
+    );
   } finally {
     m.dispose();
   }

@@ -12,11 +12,20 @@ import { loadBaseCheckpoint } from '../../src/models/base-checkpoint.js';
 import { buildModel } from '../../src/models/registry.js';
 import { tmp } from '../helpers/util.js';
 
-const { DATA_DIGEST_KEY, Linear, NonFiniteWeightsError, SafetensorsDigestError, loadSafetensors, parseSafetensors, readCheckpoint, saveCheckpoint, saveSafetensors } = nn;
+const {
+  DATA_DIGEST_KEY,
+  Linear,
+  NonFiniteWeightsError,
+  SafetensorsDigestError,
+  loadSafetensors,
+  parseSafetensors,
+  readCheckpoint,
+  saveCheckpoint,
+  saveSafetensors,
+} = nn;
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const main = join(root, 'dist', 'src', 'cli', 'main.js');
-
 
 /** Byte offset of the data section (after the 8-byte length and the JSON header). */
 function dataStart(buf: Buffer): number {
@@ -44,12 +53,15 @@ test('saveCheckpoint records the SHA-256 of the tensor data; a flipped data byte
     bad[at] ^= 0x10;
     const q = join(dir, 'flipped.safetensors');
     writeFileSync(q, bad);
-    assert.throws(() => readCheckpoint(q), (e: unknown) => {
-      assert.ok(e instanceof SafetensorsDigestError, String(e));
-      assert.ok(e.message.startsWith(`${q}: corrupt file`), e.message);
-      assert.match(e.message, /SHA-256 digest recorded when it was saved/);
-      return true;
-    });
+    assert.throws(
+      () => readCheckpoint(q),
+      (e: unknown) => {
+        assert.ok(e instanceof SafetensorsDigestError, String(e));
+        assert.ok(e.message.startsWith(`${q}: corrupt file`), e.message);
+        assert.match(e.message, /SHA-256 digest recorded when it was saved/);
+        return true;
+      },
+    );
     assert.throws(() => loadBaseCheckpoint(q), SafetensorsDigestError);
     lin.dispose();
     assert.equal(liveTensors(), live, 'a refused file leaves no tensors behind');
@@ -83,11 +95,17 @@ test('checkpoints with NaN or infinite weights are refused with the tensors name
       const b = tensor(new Float32Array([0, 0]), [2]);
       const p = join(dir, 'nan.safetensors');
       saveSafetensors(p, { weight: w, bias: b }, { format: 'pt', coded: JSON.stringify({ kind: 'test' }) });
-      assert.throws(() => readCheckpoint(p), (e: unknown) => {
-        assert.ok(e instanceof NonFiniteWeightsError, String(e));
-        assert.ok(e.message.startsWith(`${p}: the checkpoint holds non-finite weights (NaN or infinite values) in 1 tensor: weight (2 of 6)`), e.message);
-        return true;
-      });
+      assert.throws(
+        () => readCheckpoint(p),
+        (e: unknown) => {
+          assert.ok(e instanceof NonFiniteWeightsError, String(e));
+          assert.ok(
+            e.message.startsWith(`${p}: the checkpoint holds non-finite weights (NaN or infinite values) in 1 tensor: weight (2 of 6)`),
+            e.message,
+          );
+          return true;
+        },
+      );
       // a digest does not make NaN weights acceptable
       const q = join(dir, 'nan-digest.safetensors');
       saveSafetensors(q, { weight: w, bias: b }, { format: 'pt' }, { digest: true });

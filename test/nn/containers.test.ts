@@ -8,11 +8,15 @@ const { Linear, ModuleDict, ModuleList, Sequential, ReLU } = nn;
 
 test('ModuleDict and ModuleList name their children in the state dict as PyTorch does ("key.0.weight")', () => {
   manualSeed(1);
-  const d = new ModuleDict({ encoder: new Linear(3, 2), parity: new ModuleList([new Linear(2, 2), new Sequential(new Linear(2, 1), new ReLU())]) });
+  const d = new ModuleDict({
+    encoder: new Linear(3, 2),
+    parity: new ModuleList([new Linear(2, 2), new Sequential(new Linear(2, 1), new ReLU())]),
+  });
   try {
-    assert.deepEqual([...d.stateDict().keys()], [
-      'encoder.weight', 'encoder.bias', 'parity.0.weight', 'parity.0.bias', 'parity.1.0.weight', 'parity.1.0.bias',
-    ]);
+    assert.deepEqual(
+      [...d.stateDict().keys()],
+      ['encoder.weight', 'encoder.bias', 'parity.0.weight', 'parity.0.bias', 'parity.1.0.weight', 'parity.1.0.bias'],
+    );
     assert.deepEqual(d.keys(), ['encoder', 'parity']);
     const list = d.get('parity') as InstanceType<typeof ModuleList>;
     assert.equal(list.length, 2);
@@ -29,7 +33,11 @@ test('ModuleDict and ModuleList name their children in the state dict as PyTorch
 
 test('a ModuleDict state dict round-trips through loadStateDict into a fresh one', () => {
   manualSeed(1);
-  const build = () => new ModuleDict<ModuleT>([['a', new Linear(2, 2)], ['b', new ModuleList([new Linear(2, 3)])]]);
+  const build = () =>
+    new ModuleDict<ModuleT>([
+      ['a', new Linear(2, 2)],
+      ['b', new ModuleList([new Linear(2, 3)])],
+    ]);
   const x = build();
   manualSeed(2);
   const y = build();

@@ -22,13 +22,23 @@ function build(out = 3): InstanceType<typeof Sequential> {
 test('nested Sequential: dotted PyTorch names for parameters, buffers, modules and the state dict', () => {
   const net = build();
   try {
-    assert.deepEqual(net.namedModules().map(([n]) => n), ['', '0', '1', '2', '3', '3.0', '3.1', '3.2']);
-    assert.deepEqual(net.namedParameters().map(([n]) => n), ['0.weight', '0.bias', '1.weight', '1.bias', '3.2.weight', '3.2.bias']);
-    assert.deepEqual(net.namedBuffers().map(([n]) => n), ['1.running_mean', '1.running_var', '1.num_batches_tracked']);
+    assert.deepEqual(
+      net.namedModules().map(([n]) => n),
+      ['', '0', '1', '2', '3', '3.0', '3.1', '3.2'],
+    );
+    assert.deepEqual(
+      net.namedParameters().map(([n]) => n),
+      ['0.weight', '0.bias', '1.weight', '1.bias', '3.2.weight', '3.2.bias'],
+    );
+    assert.deepEqual(
+      net.namedBuffers().map(([n]) => n),
+      ['1.running_mean', '1.running_var', '1.num_batches_tracked'],
+    );
     const sd = net.stateDict();
-    assert.deepEqual([...sd.keys()], [
-      '0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked', '3.2.weight', '3.2.bias',
-    ]);
+    assert.deepEqual(
+      [...sd.keys()],
+      ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked', '3.2.weight', '3.2.bias'],
+    );
     // the module's own tensors, not copies
     const conv = net.at(0) as InstanceType<typeof Conv2d>;
     const bn = net.at(1) as InstanceType<typeof BatchNorm2d>;
@@ -42,7 +52,10 @@ test('nested Sequential: dotted PyTorch names for parameters, buffers, modules a
     assert.equal(sd.get('1.num_batches_tracked')!.dtype, 'int64');
     assert.deepEqual(sd.get('1.num_batches_tracked')!.shape, []);
     assert.equal(net.numParameters(), 2 * 1 * 9 + 2 + 2 + 2 + 32 * 3 + 3);
-    assert.deepEqual(net.children().map(([n]) => n), ['0', '1', '2', '3']);
+    assert.deepEqual(
+      net.children().map(([n]) => n),
+      ['0', '1', '2', '3'],
+    );
   } finally {
     net.dispose();
   }
@@ -51,7 +64,10 @@ test('nested Sequential: dotted PyTorch names for parameters, buffers, modules a
 test('train() and eval() propagate through nested modules', () => {
   const net = build();
   try {
-    assert.ok(net.namedModules().every(([, m]) => m.training), 'modules start in training mode');
+    assert.ok(
+      net.namedModules().every(([, m]) => m.training),
+      'modules start in training mode',
+    );
     assert.equal(net.eval(), net, 'eval() chains');
     assert.ok(net.namedModules().every(([, m]) => !m.training));
     net.train();
@@ -60,9 +76,19 @@ test('train() and eval() propagate through nested modules', () => {
     assert.ok(net.namedModules().every(([, m]) => !m.training));
     net.train();
     net.at(3).eval(); // a subtree only
-    assert.deepEqual(net.namedModules().map(([n, m]) => [n, m.training]), [
-      ['', true], ['0', true], ['1', true], ['2', true], ['3', false], ['3.0', false], ['3.1', false], ['3.2', false],
-    ]);
+    assert.deepEqual(
+      net.namedModules().map(([n, m]) => [n, m.training]),
+      [
+        ['', true],
+        ['0', true],
+        ['1', true],
+        ['2', true],
+        ['3', false],
+        ['3.0', false],
+        ['3.1', false],
+        ['3.2', false],
+      ],
+    );
   } finally {
     net.dispose();
   }
@@ -86,7 +112,10 @@ test('stateDict -> saveCheckpoint -> readCheckpoint / loadCheckpointInto reprodu
       assert.notDeepEqual(b.forward(x).data(), y1, 'differently seeded models differ');
 
       const p = join(dir, 'ck.safetensors');
-      const extra = new Map<string, Tensor>([['adam.step', tensor(new BigInt64Array([7n]), [])], ['adam.m.0', ones([2, 2])]]);
+      const extra = new Map<string, Tensor>([
+        ['adam.step', tensor(new BigInt64Array([7n]), [])],
+        ['adam.m.0', ones([2, 2])],
+      ]);
       saveCheckpoint(p, a, { kind: 'test', epoch: 3, nested: { ok: true } }, extra);
 
       const ck = readCheckpoint(p);
@@ -133,20 +162,30 @@ test('strict loading names missing and unexpected keys and shape mismatches, and
       const missing = new Map(a.stateDict());
       missing.delete('1.running_var');
       missing.delete('0.bias');
-      assert.throws(() => b.loadStateDict(missing), (e: unknown) => {
-        assert.ok(e instanceof Error);
-        assert.match(e.message, /state dict does not match Sequential: missing 0\.bias, 1\.running_var \(/);
-        assert.doesNotMatch(e.message, /unexpected/);
-        return true;
-      });
+      assert.throws(
+        () => b.loadStateDict(missing),
+        (e: unknown) => {
+          assert.ok(e instanceof Error);
+          assert.match(e.message, /state dict does not match Sequential: missing 0\.bias, 1\.running_var \(/);
+          assert.doesNotMatch(e.message, /unexpected/);
+          return true;
+        },
+      );
       const unexpected = new Map(a.stateDict());
       unexpected.set('4.weight', zeros([1]));
       assert.throws(() => b.loadStateDict(unexpected), /state dict does not match Sequential: unexpected 4\.weight \(/);
       const both = new Map(missing);
       both.set('4.weight', zeros([1]));
       assert.throws(() => b.loadStateDict(both), /missing 0\.bias, 1\.running_var; unexpected 4\.weight/);
-      assert.throws(() => b.loadStateDict(wrong.stateDict()), /state dict entry '3\.2\.weight' has shape \[4,32\], the module expects \[3,32\]/);
-      assert.throws(() => b.loadStateDict(wrong.stateDict(), { strict: false }), /'3\.2\.weight' has shape \[4,32\]/, 'shapes are checked in non-strict mode too');
+      assert.throws(
+        () => b.loadStateDict(wrong.stateDict()),
+        /state dict entry '3\.2\.weight' has shape \[4,32\], the module expects \[3,32\]/,
+      );
+      assert.throws(
+        () => b.loadStateDict(wrong.stateDict(), { strict: false }),
+        /'3\.2\.weight' has shape \[4,32\]/,
+        'shapes are checked in non-strict mode too',
+      );
       assert.deepEqual(b.stateDict().get('0.weight')!.data(), before, 'failed loads leave the module unchanged');
 
       // non-strict loads the names that match and reports the rest
@@ -157,16 +196,22 @@ test('strict loading names missing and unexpected keys and shape mismatches, and
       // through a checkpoint file: the error names the file
       const p = join(dir, 'wrong.safetensors');
       saveCheckpoint(p, wrong, { kind: 'wrong' });
-      assert.throws(() => loadCheckpointInto(p, a), (e: unknown) => {
-        assert.ok(e instanceof Error);
-        assert.ok(e.message.startsWith(`${p}: state dict entry '3.2.weight' has shape [4,32]`), e.message);
-        return true;
-      });
+      assert.throws(
+        () => loadCheckpointInto(p, a),
+        (e: unknown) => {
+          assert.ok(e instanceof Error);
+          assert.ok(e.message.startsWith(`${p}: state dict entry '3.2.weight' has shape [4,32]`), e.message);
+          return true;
+        },
+      );
       const q = join(dir, 'other.safetensors');
       const lin = new Linear(2, 2);
       saveCheckpoint(q, lin, {});
       lin.dispose();
-      assert.throws(() => loadCheckpointInto(q, a), /other\.safetensors: state dict does not match Sequential: missing 0\.weight, .*; unexpected (weight, bias|bias, weight) \(/);
+      assert.throws(
+        () => loadCheckpointInto(q, a),
+        /other\.safetensors: state dict does not match Sequential: missing 0\.weight, .*; unexpected (weight, bias|bias, weight) \(/,
+      );
       assert.throws(() => loadCheckpointInto(join(dir, 'none.safetensors'), a), /none\.safetensors: no such file/);
     });
     assert.equal(liveTensors(), live, 'failed loads free their temporaries');
@@ -201,7 +246,10 @@ test("to('float64') keeps tensor identity and requiresGrad, casts only floating 
     const live = liveTensors();
     assert.equal(net.to('float64'), net);
     assert.equal(liveTensors(), live, 'to() leaves no stray handles');
-    assert.deepEqual(net.namedParameters().map(([n]) => n), params.map(([n]) => n));
+    assert.deepEqual(
+      net.namedParameters().map(([n]) => n),
+      params.map(([n]) => n),
+    );
     net.namedParameters().forEach(([n, t], i) => {
       assert.equal(t, params[i][1], `${n}: same Tensor object`);
       assert.equal(t.dtype, 'float64', n);
@@ -263,15 +311,30 @@ test('BatchNorm2d: running statistics update in train mode and are used in eval 
       }
       assert.equal(bn.numBatchesTracked!.item(), 0);
       const y = bn.forward(x);
-      close(bn.runningMean!.data() as Float32Array, mean.map((m) => 0.1 * m), 1e-5, 'running_mean after one step');
-      close(bn.runningVar!.data() as Float32Array, varU.map((v) => 0.9 + 0.1 * v), 1e-5, 'running_var (unbiased) after one step');
+      close(
+        bn.runningMean!.data() as Float32Array,
+        mean.map((m) => 0.1 * m),
+        1e-5,
+        'running_mean after one step',
+      );
+      close(
+        bn.runningVar!.data() as Float32Array,
+        varU.map((v) => 0.9 + 0.1 * v),
+        1e-5,
+        'running_var (unbiased) after one step',
+      );
       assert.equal(bn.numBatchesTracked!.item(), 1);
       // train mode normalizes with the batch's statistics
       close(y.mean([0, 2, 3]).data() as Float32Array, [0, 0], 1e-5, 'train output mean');
       bn.forward(x);
       bn.forward(x);
       assert.equal(bn.numBatchesTracked!.item(), 3);
-      close(bn.runningMean!.data() as Float32Array, mean.map((m) => (1 - 0.9 ** 3) * m), 1e-5, 'running_mean after three steps');
+      close(
+        bn.runningMean!.data() as Float32Array,
+        mean.map((m) => (1 - 0.9 ** 3) * m),
+        1e-5,
+        'running_mean after three steps',
+      );
 
       noGrad(() => {
         bn.weight!.copy_(tensor([2, 0.5]));
@@ -302,13 +365,19 @@ test('Dropout is active only in training mode', () => {
       manualSeed(7);
       const x = ones([4000]);
       const yt = Array.from(d.forward(x).data() as Float32Array);
-      assert.ok(yt.every((v) => v === 0 || v === 2), 'kept values are scaled by 1 / (1 - p)');
+      assert.ok(
+        yt.every((v) => v === 0 || v === 2),
+        'kept values are scaled by 1 / (1 - p)',
+      );
       const zeroFrac = yt.filter((v) => v === 0).length / yt.length;
       assert.ok(zeroFrac > 0.45 && zeroFrac < 0.55, `about half dropped, got ${zeroFrac}`);
       d.eval();
       assert.deepEqual(d.forward(x).data(), x.data(), 'identity in eval mode');
       d.train();
-      assert.deepEqual(Array.from(new Dropout(1).forward(x).data() as Float32Array).every((v) => v === 0), true);
+      assert.deepEqual(
+        Array.from(new Dropout(1).forward(x).data() as Float32Array).every((v) => v === 0),
+        true,
+      );
       assert.deepEqual(new Dropout(0).forward(x).data(), x.data());
       // inside a model: eval() reaches the nested dropout
       manualSeed(8);
@@ -330,7 +399,11 @@ test("Conv2d padding 'same' keeps the spatial size, with dilation", () => {
     const cases: [number | [number, number], number | [number, number], [number, number]][] = [
       [3, 1, [1, 1]],
       [3, 2, [2, 2]],
-      [[3, 5], [3, 2], [3, 4]],
+      [
+        [3, 5],
+        [3, 2],
+        [3, 4],
+      ],
       [4, 2, [3, 3]],
       [1, 5, [0, 0]],
     ];
@@ -362,13 +435,22 @@ test('parameter counts and shapes of Linear and Conv2d', () => {
     new BatchNorm2d(6),
   ];
   try {
-    const [l1, l2, c1, c2, bn] = mods as [InstanceType<typeof Linear>, InstanceType<typeof Linear>, InstanceType<typeof Conv2d>, InstanceType<typeof Conv2d>, InstanceType<typeof BatchNorm2d>];
+    const [l1, l2, c1, c2, bn] = mods as [
+      InstanceType<typeof Linear>,
+      InstanceType<typeof Linear>,
+      InstanceType<typeof Conv2d>,
+      InstanceType<typeof Conv2d>,
+      InstanceType<typeof BatchNorm2d>,
+    ];
     assert.equal(l1.numParameters(), 55);
     assert.deepEqual(l1.weight.shape, [5, 10]);
     assert.deepEqual(l1.bias!.shape, [5]);
     assert.equal(l2.numParameters(), 50);
     assert.equal(l2.bias, null);
-    assert.deepEqual(l2.namedParameters().map(([n]) => n), ['weight']);
+    assert.deepEqual(
+      l2.namedParameters().map(([n]) => n),
+      ['weight'],
+    );
     assert.equal(c1.numParameters(), 8 * 3 * 9 + 8);
     assert.deepEqual(c1.weight.shape, [8, 3, 3, 3]);
     assert.equal(c2.numParameters(), 8 * 2 * 15);

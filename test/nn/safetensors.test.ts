@@ -16,13 +16,20 @@ const ST: Record<string, string> = { float32: 'F32', float64: 'F64', int32: 'I32
 
 function make(dtype: DType, values: Values, shape: number[]): Tensor {
   switch (dtype) {
-    case 'float32': return tensor(Float32Array.from(values as number[]), shape);
-    case 'float64': return tensor(Float64Array.from(values as number[]), shape);
-    case 'int32': return tensor(Int32Array.from(values as number[]), shape);
-    case 'int64': return tensor(BigInt64Array.from(values as bigint[]), shape);
-    case 'uint8': return tensor(Uint8Array.from(values as number[]), shape);
-    case 'bool': return tensor(Uint8Array.from(values as number[]), shape, { dtype: 'bool' });
-    default: throw new Error(dtype);
+    case 'float32':
+      return tensor(Float32Array.from(values as number[]), shape);
+    case 'float64':
+      return tensor(Float64Array.from(values as number[]), shape);
+    case 'int32':
+      return tensor(Int32Array.from(values as number[]), shape);
+    case 'int64':
+      return tensor(BigInt64Array.from(values as bigint[]), shape);
+    case 'uint8':
+      return tensor(Uint8Array.from(values as number[]), shape);
+    case 'bool':
+      return tensor(Uint8Array.from(values as number[]), shape, { dtype: 'bool' });
+    default:
+      throw new Error(dtype);
   }
 }
 
@@ -61,7 +68,6 @@ function raw(h: string | object, data: number[] | Buffer = [], { pad = true, len
   prefix.writeBigUInt64LE(length ?? BigInt(hb.length));
   return Buffer.concat([prefix, hb, Buffer.from(data)]);
 }
-
 
 function sameTensor(got: Tensor | undefined, dtype: DType, shape: number[], values: Values): void {
   assert.ok(got !== undefined, 'tensor missing');
@@ -189,7 +195,10 @@ test('header is spec-exact: LE length, "{", space padding to 8, contiguous align
       assert.equal(8 + Number(n) + pos, bytes.length);
       // the JSON lists tensors in data order
       const order = [...text.matchAll(/"([a-z0-9_]+)":\{"dtype"/g)].map((m) => m[1]);
-      assert.deepEqual(order, entries.map(([k]) => k));
+      assert.deepEqual(
+        order,
+        entries.map(([k]) => k),
+      );
     }
   });
 });
@@ -217,17 +226,58 @@ test('names that are special to JS objects survive ("__proto__", "0", "construct
 // {"a": float32 [2] = [1, 2]} exactly as safetensors.torch.save_file writes it:
 // compact serde_json, padded with spaces to 56 bytes, then 1.0f and 2.0f little-endian.
 const REFERENCE = Buffer.from([
-  0x38, 0, 0, 0, 0, 0, 0, 0,
+  0x38,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
   ...Buffer.from('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', 'latin1'),
-  0x20, 0x20,
-  0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40,
+  0x20,
+  0x20,
+  0x00,
+  0x00,
+  0x80,
+  0x3f,
+  0x00,
+  0x00,
+  0x00,
+  0x40,
 ]);
 // the same with metadata {"format": "pt"} and a second tensor "b": float32 [] = 3
 const REFERENCE_META = Buffer.from([
-  0x90, 0, 0, 0, 0, 0, 0, 0,
-  ...Buffer.from('{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[],"data_offsets":[8,12]}}', 'latin1'),
-  0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-  0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x40, 0x40,
+  0x90,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  ...Buffer.from(
+    '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[],"data_offsets":[8,12]}}',
+    'latin1',
+  ),
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x00,
+  0x00,
+  0x80,
+  0x3f,
+  0x00,
+  0x00,
+  0x00,
+  0x40,
+  0x00,
+  0x00,
+  0x40,
+  0x40,
 ]);
 
 test('reads a hand-built reference file, and writes the same bytes', () => {
@@ -239,7 +289,10 @@ test('reads a hand-built reference file, and writes the same bytes', () => {
     sameTensor(r.tensors.get('a'), 'float32', [2], [1, 2]);
     assert.deepEqual(r.metadata, {});
     const ours = serializeSafetensors({ a: tensor(new Float32Array([1, 2])) });
-    assert.ok(ours.equals(REFERENCE), `writer bytes differ from the reference:\n${ours.toString('latin1')}\n${REFERENCE.toString('latin1')}`);
+    assert.ok(
+      ours.equals(REFERENCE),
+      `writer bytes differ from the reference:\n${ours.toString('latin1')}\n${REFERENCE.toString('latin1')}`,
+    );
     // what the writer produces parses back identically
     const again = parseSafetensors(ours);
     sameTensor(again.tensors.get('a'), 'float32', [2], [1, 2]);
@@ -249,7 +302,13 @@ test('reads a hand-built reference file, and writes the same bytes', () => {
     sameTensor(m.tensors.get('a'), 'float32', [2], [1, 2]);
     sameTensor(m.tensors.get('b'), 'float32', [], [3]);
     assert.deepEqual(m.metadata, { format: 'pt' });
-    const oursMeta = serializeSafetensors(new Map([['b', tensor(new Float32Array([3]), [])], ['a', tensor(new Float32Array([1, 2]))]]), { format: 'pt' });
+    const oursMeta = serializeSafetensors(
+      new Map([
+        ['b', tensor(new Float32Array([3]), [])],
+        ['a', tensor(new Float32Array([1, 2]))],
+      ]),
+      { format: 'pt' },
+    );
     assert.ok(oursMeta.equals(REFERENCE_META), 'writer bytes (with metadata) differ from the reference');
   });
 });
@@ -263,8 +322,14 @@ test('mixed dtypes are laid out as the Python library lays them out, byte for by
     '"e_f32":{"dtype":"F32","shape":[1],"data_offsets":[28,32]},"f_i32":{"dtype":"I32","shape":[1],"data_offsets":[32,36]},' +
     '"a_u8":{"dtype":"U8","shape":[1],"data_offsets":[36,37]},"b_bool":{"dtype":"BOOL","shape":[1],"data_offsets":[37,38]}}      ';
   const data = Buffer.concat([
-    leBytes('int64', [1n]), leBytes('float64', [1]), leBytes('float64', [2]), leBytes('float32', [1]),
-    leBytes('float32', [1]), leBytes('int32', [1]), leBytes('uint8', [1]), leBytes('bool', [1]),
+    leBytes('int64', [1n]),
+    leBytes('float64', [1]),
+    leBytes('float64', [2]),
+    leBytes('float32', [1]),
+    leBytes('float32', [1]),
+    leBytes('int32', [1]),
+    leBytes('uint8', [1]),
+    leBytes('bool', [1]),
   ]);
   const expected = raw(pyHeader, data, { pad: false });
   assert.equal(pyHeader.length % 8, 0);
@@ -287,7 +352,8 @@ test('mixed dtypes are laid out as the Python library lays them out, byte for by
 test('a file written with different but valid choices still parses (unsorted offsets, no padding, extra whitespace)', () => {
   tidy(() => {
     // tensors listed out of data order, header not padded, JSON with spaces and newlines
-    const h = '{ "b": {"dtype": "I32", "shape": [1], "data_offsets": [4, 8]},\n "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} }';
+    const h =
+      '{ "b": {"dtype": "I32", "shape": [1], "data_offsets": [4, 8]},\n "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} }';
     const data = [...leBytes('float32', [0.5]), ...leBytes('int32', [-1])];
     const r = parseSafetensors(raw(h, data, { pad: false }));
     sameTensor(r.tensors.get('a'), 'float32', [1], [0.5]);
@@ -301,25 +367,68 @@ const EIGHT = [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40];
 const MALFORMED: { what: string; bytes: () => Buffer; error: RegExp }[] = [
   { what: 'shorter than 8 bytes', bytes: () => Buffer.from([1, 2, 3, 4, 5]), error: /5 bytes, shorter than the 8-byte header length/ },
   { what: 'empty file', bytes: () => Buffer.alloc(0), error: /0 bytes, shorter than the 8-byte/ },
-  { what: 'header length past the end', bytes: () => raw({ a: F32x2 }, EIGHT, { length: 1000n }), error: /header length 1000 runs past the end of the \d+-byte file/ },
-  { what: 'header length > 100 MB', bytes: () => raw({ a: F32x2 }, EIGHT, { length: 100_000_001n }), error: /header length 100000001 exceeds the 100000000-byte limit/ },
+  {
+    what: 'header length past the end',
+    bytes: () => raw({ a: F32x2 }, EIGHT, { length: 1000n }),
+    error: /header length 1000 runs past the end of the \d+-byte file/,
+  },
+  {
+    what: 'header length > 100 MB',
+    bytes: () => raw({ a: F32x2 }, EIGHT, { length: 100_000_001n }),
+    error: /header length 100000001 exceeds the 100000000-byte limit/,
+  },
   { what: 'header length 2^64 - 1', bytes: () => raw({}, [], { length: 2n ** 64n - 1n }), error: /exceeds the 100000000-byte limit/ },
   { what: 'non-JSON header', bytes: () => raw('{"a": {"dtype": "F32",'), error: /header is not valid JSON/ },
-  { what: 'header not valid UTF-8', bytes: () => Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d, 0x20])]), error: /header is not valid UTF-8/ },
+  {
+    what: 'header not valid UTF-8',
+    bytes: () => Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d, 0x20])]),
+    error: /header is not valid UTF-8/,
+  },
   { what: 'header a JSON array', bytes: () => raw('[1, 2]'), error: /header is not a JSON object/ },
   { what: 'header a JSON string', bytes: () => raw('"{}"'), error: /header is not a JSON object/ },
   { what: 'header with leading whitespace', bytes: () => raw(' {}'), error: /does not start with "\{"/ },
-  { what: 'unknown dtype', bytes: () => raw({ a: { dtype: 'X99', shape: [2], data_offsets: [0, 8] } }, EIGHT), error: /entry 'a' has dtype X99, which this reader does not support/ },
-  { what: 'unsupported real dtype (F16)', bytes: () => raw({ a: { dtype: 'F16', shape: [4], data_offsets: [0, 8] } }, EIGHT), error: /dtype F16/ },
+  {
+    what: 'unknown dtype',
+    bytes: () => raw({ a: { dtype: 'X99', shape: [2], data_offsets: [0, 8] } }, EIGHT),
+    error: /entry 'a' has dtype X99, which this reader does not support/,
+  },
+  {
+    what: 'unsupported real dtype (F16)',
+    bytes: () => raw({ a: { dtype: 'F16', shape: [4], data_offsets: [0, 8] } }, EIGHT),
+    error: /dtype F16/,
+  },
   { what: 'missing dtype', bytes: () => raw({ a: { shape: [2], data_offsets: [0, 8] } }, EIGHT), error: /entry 'a' has no dtype/ },
   { what: 'entry not an object', bytes: () => raw({ a: 5 }), error: /entry 'a' is not an object/ },
-  { what: 'negative dimension', bytes: () => raw({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, EIGHT), error: /entry 'a' has an invalid shape/ },
-  { what: 'fractional offset', bytes: () => raw({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 7.5] } }, EIGHT), error: /entry 'a' has invalid data_offsets/ },
-  { what: 'reversed offsets', bytes: () => raw({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, EIGHT), error: /entry 'a' has invalid data_offsets/ },
-  { what: 'shape/offset size mismatch', bytes: () => raw({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, EIGHT), error: /entry 'a': shape \[3\] needs 12 bytes, data_offsets span 8/ },
+  {
+    what: 'negative dimension',
+    bytes: () => raw({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, EIGHT),
+    error: /entry 'a' has an invalid shape/,
+  },
+  {
+    what: 'fractional offset',
+    bytes: () => raw({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 7.5] } }, EIGHT),
+    error: /entry 'a' has invalid data_offsets/,
+  },
+  {
+    what: 'reversed offsets',
+    bytes: () => raw({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, EIGHT),
+    error: /entry 'a' has invalid data_offsets/,
+  },
+  {
+    what: 'shape/offset size mismatch',
+    bytes: () => raw({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, EIGHT),
+    error: /entry 'a': shape \[3\] needs 12 bytes, data_offsets span 8/,
+  },
   {
     what: 'hole between tensors',
-    bytes: () => raw({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, [...EIGHT, 0, 0, 0, 0]),
+    bytes: () =>
+      raw({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, [
+        ...EIGHT,
+        0,
+        0,
+        0,
+        0,
+      ]),
     error: /entry 'b' starts at data byte 8, leaving a hole after byte 4/,
   },
   {
@@ -333,9 +442,21 @@ const MALFORMED: { what: string; bytes: () => Buffer; error: RegExp }[] = [
     error: /entry 'b' starts at data byte 4, overlapping the tensor that ends at byte 8/,
   },
   { what: 'trailing bytes after data', bytes: () => raw({ a: F32x2 }, [...EIGHT, 1, 2]), error: /2 trailing bytes after the 8 data bytes/ },
-  { what: 'truncated data', bytes: () => raw({ a: F32x2 }, EIGHT.slice(0, 5)), error: /truncated: the header describes 8 data bytes but the file holds 5/ },
-  { what: 'metadata value not a string', bytes: () => raw({ __metadata__: { format: 'pt', epoch: 3 }, a: F32x2 }, EIGHT), error: /__metadata__\.epoch is not a string/ },
-  { what: 'metadata not an object', bytes: () => raw({ __metadata__: ['pt'], a: F32x2 }, EIGHT), error: /__metadata__ must be an object of strings/ },
+  {
+    what: 'truncated data',
+    bytes: () => raw({ a: F32x2 }, EIGHT.slice(0, 5)),
+    error: /truncated: the header describes 8 data bytes but the file holds 5/,
+  },
+  {
+    what: 'metadata value not a string',
+    bytes: () => raw({ __metadata__: { format: 'pt', epoch: 3 }, a: F32x2 }, EIGHT),
+    error: /__metadata__\.epoch is not a string/,
+  },
+  {
+    what: 'metadata not an object',
+    bytes: () => raw({ __metadata__: ['pt'], a: F32x2 }, EIGHT),
+    error: /__metadata__ must be an object of strings/,
+  },
 ];
 
 for (const c of MALFORMED) {
@@ -359,16 +480,22 @@ test('loading a missing file says so, naming the path', () => {
   const dir = tmp('st-test-');
   try {
     const p = join(dir, 'nope.safetensors');
-    assert.throws(() => loadSafetensors(p), (e: unknown) => {
-      assert.ok(e instanceof Error);
-      assert.match(e.message, /no such file/);
-      assert.ok(e.message.includes(p));
-      return true;
-    });
+    assert.throws(
+      () => loadSafetensors(p),
+      (e: unknown) => {
+        assert.ok(e instanceof Error);
+        assert.match(e.message, /no such file/);
+        assert.ok(e.message.includes(p));
+        return true;
+      },
+    );
     // a malformed file on disk is reported with its path
     const bad = join(dir, 'bad.safetensors');
     writeFileSync(bad, Buffer.from([1, 2, 3]));
-    assert.throws(() => loadSafetensors(bad), (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${bad}: not a valid safetensors file`));
+    assert.throws(
+      () => loadSafetensors(bad),
+      (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${bad}: not a valid safetensors file`),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -393,7 +520,10 @@ test('saveSafetensors is atomic: no temp file left, failed saves keep the previo
       const v2 = readFileSync(p);
 
       // failure while serializing (a dtype safetensors files here do not hold)
-      assert.throws(() => saveSafetensors(p, { a: make('float32', [1], [1]), h: make('float32', [1], [1]).to('float16') }), /dtype float16 cannot be saved/);
+      assert.throws(
+        () => saveSafetensors(p, { a: make('float32', [1], [1]), h: make('float32', [1], [1]).to('float16') }),
+        /dtype float16 cannot be saved/,
+      );
       assert.ok(readFileSync(p).equals(v2), 'previous file intact');
       assert.deepEqual(readdirSync(dir), ['w.safetensors']);
 

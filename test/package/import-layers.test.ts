@@ -44,7 +44,13 @@ const rank = (layer: string): number => (layer === 'index' ? LAYERS.length : (LA
 
 test('import parsing finds static, dynamic, side-effect and re-export imports, across lines', () => {
   const text = `import { a } from '../engine/tensor.js';\nimport {\n  b,\n} from "./x.js";\nimport '../codes/index.js';\nexport * from './v2/types.js';\nconst m = await import('../../bench/serve.js');\nimport { readFileSync } from 'node:fs';`;
-  assert.deepEqual(importedSpecifiers(text), ['../engine/tensor.js', './x.js', '../codes/index.js', './v2/types.js', '../../bench/serve.js']);
+  assert.deepEqual(importedSpecifiers(text), [
+    '../engine/tensor.js',
+    './x.js',
+    '../codes/index.js',
+    './v2/types.js',
+    '../../bench/serve.js',
+  ]);
 });
 
 test('every directory of src/ has a place in the layer order', () => {

@@ -21,14 +21,31 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   return r.stdout;
 }
 
-test('npm pack: the tarball installs into an empty directory and runs coded --help, coded info and coded demo', { skip: !npm && 'npm is not installed', timeout: 900_000 }, () => {
+test('npm pack: the tarball installs into an empty directory and runs coded --help, coded info and coded demo', {
+  skip: !npm && 'npm is not installed',
+  timeout: 900_000,
+}, () => {
   const work = mkdtempSync(join(tmpdir(), 'coded-pack-'));
   try {
     // dist/ is built (the suite runs from it): pack without prepack's rebuild
-    const packed = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], root)) as { filename: string; files: { path: string }[] }[];
+    const packed = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], root)) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     const files = new Set(packed[0].files.map((f) => f.path));
-    for (const f of ['LICENSE', 'package.json', 'bin/coded', 'dist/src/cli/main.js', 'src/serve/proto/inference.proto', 'src/bench/peer/engine_peer.py',
-      'models/fashion-mnist-base-mlp.safetensors', 'models/fashion-mnist-base-mlp-concat-k2.safetensors', 'binding.gyp', 'native/addon.cc', 'scripts/build-native.mjs']) {
+    for (const f of [
+      'LICENSE',
+      'package.json',
+      'bin/coded',
+      'dist/src/cli/main.js',
+      'src/serve/proto/inference.proto',
+      'src/bench/peer/engine_peer.py',
+      'models/fashion-mnist-base-mlp.safetensors',
+      'models/fashion-mnist-base-mlp-concat-k2.safetensors',
+      'binding.gyp',
+      'native/addon.cc',
+      'scripts/build-native.mjs',
+    ]) {
       assert.ok(files.has(f), `${f} is not in the tarball`);
     }
     assert.ok(![...files].some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'tests are not shipped');
@@ -41,7 +58,12 @@ test('npm pack: the tarball installs into an empty directory and runs coded --he
     delete env.CODED_ADDON;
     // onnxruntime-node (optional) would fetch its CUDA provider from nuget.org: not here
     env.ONNXRUNTIME_NODE_INSTALL = 'skip';
-    run('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, packed[0].filename)], app, env);
+    run(
+      'npm',
+      ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, packed[0].filename)],
+      app,
+      env,
+    );
     const pkg = join(app, 'node_modules', 'coded-inference');
     assert.ok(existsSync(join(pkg, 'build', 'Release', 'coded_torch.node')), 'the install script put the addon in place');
     assert.ok(!existsSync(join(app, 'node_modules', 'typescript')), 'no devDependency was installed');
@@ -49,7 +71,10 @@ test('npm pack: the tarball installs into an empty directory and runs coded --he
     const coded = join(app, 'node_modules', '.bin', 'coded');
     assert.match(run(coded, ['--help'], app, env), /Commands:/);
     assert.match(run(coded, ['info'], app, env), /libtorch/i);
-    const demo = JSON.parse(run(coded, ['demo', '--json'], app, env).trim().split('\n').pop()!) as { testAccuracy: number; coded: { degradedAccuracy: number } | null };
+    const demo = JSON.parse(run(coded, ['demo', '--json'], app, env).trim().split('\n').pop()!) as {
+      testAccuracy: number;
+      coded: { degradedAccuracy: number } | null;
+    };
     assert.ok(demo.testAccuracy > 0.8, `demo test accuracy ${demo.testAccuracy}`);
     assert.ok(demo.coded !== null && demo.coded.degradedAccuracy > 0.8, 'part 2 ran with the shipped models');
   } finally {

@@ -10,8 +10,21 @@ import { parseServiceTime } from '../../src/plan/service-time.js';
 import { packageRoot } from '../../src/util/package-root.js';
 
 const base: Omit<Scenario, 'mode'> = {
-  base: 1, parity: 0, rate: 10, queries: 2000, warmup: 100, seed: 1, service: { kind: 'dist', dist: { kind: 'const', ms: 2 }, label: 'const:2' },
-  stragglers: { latency: { kind: 'none' }, slowProb: 0, slowMs: 0, failProb: 0 }, sloMs: 1000, decodeDeadlineMs: 10, maxWaitMs: 5, parityDelayMs: 0, hedgeMs: null, fallback: true, concurrency: 1,
+  base: 1,
+  parity: 0,
+  rate: 10,
+  queries: 2000,
+  warmup: 100,
+  seed: 1,
+  service: { kind: 'dist', dist: { kind: 'const', ms: 2 }, label: 'const:2' },
+  stragglers: { latency: { kind: 'none' }, slowProb: 0, slowMs: 0, failProb: 0 },
+  sloMs: 1000,
+  decodeDeadlineMs: 10,
+  maxWaitMs: 5,
+  parityDelayMs: 0,
+  hedgeMs: null,
+  fallback: true,
+  concurrency: 1,
 };
 
 test('simulated serving without stragglers at light load answers (nearly) every query in exactly its service time', () => {
@@ -25,20 +38,43 @@ test('simulated serving without stragglers at light load answers (nearly) every 
 });
 
 test('the simulator reproduces M/M/1 queueing: mean latency 1 / (mu - lambda) at 50% load', () => {
-  const r = simulate({ ...base, mode: 'none', rate: 250, queries: 200000, warmup: 5000, service: { kind: 'dist', dist: { kind: 'exp', mean: 2 }, label: 'exp:2' } });
+  const r = simulate({
+    ...base,
+    mode: 'none',
+    rate: 250,
+    queries: 200000,
+    warmup: 5000,
+    service: { kind: 'dist', dist: { kind: 'exp', mean: 2 }, label: 'exp:2' },
+  });
   // mu = 500/s, lambda = 250/s: mean time in system 4 ms
   assert.ok(Math.abs(r.latencyMs.mean - 4) < 0.2, `mean ${r.latencyMs.mean}`);
   assert.ok(Math.abs(r.utilisation - 0.5) < 0.02, `utilisation ${r.utilisation}`);
 });
 
 test('simulations are deterministic for a seed', () => {
-  const s: Scenario = { ...base, mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, base: 4, parity: 2, rate: 200, stragglers: { ...base.stragglers, slowProb: 0.05, slowMs: 50 } };
+  const s: Scenario = {
+    ...base,
+    mode: 'coded',
+    code: { family: 'addition', k: 2, r: 1 },
+    base: 4,
+    parity: 2,
+    rate: 200,
+    stragglers: { ...base.stragglers, slowProb: 0.05, slowMs: 50 },
+  };
   assert.deepEqual(simulate(s), simulate(s));
 });
 
 test('coded serving with stalls: reconstructions bound the tail near the decode deadline, the fallback answers undecodable groups, and cost is counted', () => {
   const st = { ...base.stragglers, slowProb: 0.02, slowMs: 100 };
-  const common = { ...base, base: 4, parity: 2, rate: 150, queries: 20000, stragglers: st, service: { kind: 'dist' as const, dist: { kind: 'exp' as const, mean: 1 }, label: 'exp:1' } };
+  const common = {
+    ...base,
+    base: 4,
+    parity: 2,
+    rate: 150,
+    queries: 20000,
+    stragglers: st,
+    service: { kind: 'dist' as const, dist: { kind: 'exp' as const, mean: 1 }, label: 'exp:1' },
+  };
   const er = simulate({ ...common, mode: 'equal-resources' });
   const coded = simulate({ ...common, mode: 'coded', code: { family: 'addition', k: 2, r: 1 } });
   assert.ok(er.latencyMs.p999 > 100, `equal-resources p99.9 ${er.latencyMs.p999}`);
@@ -52,7 +88,20 @@ test('the planner recommends the cheapest configuration that meets the target, a
   const service = parseServiceTime('exp:1');
   const stragglers = { latency: { kind: 'none' as const }, slowProb: 0.02, slowMs: 100, failProb: 0 };
   assert.equal(baseInstancesFor(150, service, stragglers), 1);
-  const input = { service, stragglers, rate: 150, base: 4, ks: [2], rs: [1], sloMs: 1000, decodeDeadlineMs: 10, hedgeMs: 10, maxWaitMs: 5, queries: 10000, seed: 1 };
+  const input = {
+    service,
+    stragglers,
+    rate: 150,
+    base: 4,
+    ks: [2],
+    rs: [1],
+    sloMs: 1000,
+    decodeDeadlineMs: 10,
+    hedgeMs: 10,
+    maxWaitMs: 5,
+    queries: 10000,
+    seed: 1,
+  };
   const p = plan({ ...input, target: { percentile: 'p999', ms: 50 } });
   assert.ok(p.recommended !== null);
   for (const r of p.rows) if (r.meetsTarget) assert.ok(r.result.instances >= p.recommended.result.instances);
@@ -64,7 +113,11 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
   const dir = mkdtempSync(join(tmpdir(), 'coded-plan-'));
   try {
-    const r = spawnSync(process.execPath, [main, 'plan', '--rate', '100', '--base', '2', '--k', '2', '--queries', '2000', '--target', 'p99:30', '--out', dir, '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [main, 'plan', '--rate', '100', '--base', '2', '--k', '2', '--queries', '2000', '--target', 'p99:30', '--out', dir, '--json'],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
     const rep = JSON.parse(r.stdout) as { rows: { config: string }[]; recommended: string | null };
     assert.ok(rep.rows.length >= 5);
@@ -82,7 +135,16 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
 
 test('sparse arrivals: padding lone queries costs well over 1.5 requests per query; copying them instead costs about one, and still bounds stalls', () => {
   // 4 + 2 instances at 50 queries/s: a group of 2 fills within maxWaitMs = 5 ms only ~22% of the time
-  const s: Scenario = { ...base, mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, base: 4, parity: 2, rate: 50, queries: 20000, stragglers: { ...base.stragglers, slowProb: 0.02, slowMs: 100 } };
+  const s: Scenario = {
+    ...base,
+    mode: 'coded',
+    code: { family: 'addition', k: 2, r: 1 },
+    base: 4,
+    parity: 2,
+    rate: 50,
+    queries: 20000,
+    stragglers: { ...base.stragglers, slowProb: 0.02, slowMs: 100 },
+  };
   const pad = simulate({ ...s, singletonGroups: 'pad' });
   const copy = simulate({ ...s, singletonGroups: 'copy' });
   assert.ok(pad.requestsPerQuery > 1.6, `pad: ${pad.requestsPerQuery} requests per query`);

@@ -18,7 +18,14 @@ test('async forward matches the synchronous forward of the same checkpoint', asy
     const ckpt = join(dir, 'm.safetensors');
     saveCheckpoint(ckpt, model, { test: true });
     const input = Float32Array.from({ length: 3 * 16 }, (_, i) => Math.sin(i));
-    const expected = tidy(() => noGrad(() => model.eval().forward(tensor(input, [3, 16])).dataFloat32()));
+    const expected = tidy(() =>
+      noGrad(() =>
+        model
+          .eval()
+          .forward(tensor(input, [3, 16]))
+          .dataFloat32(),
+      ),
+    );
     const af = await AsyncForward.create({ module: fixture, options: { width: 32 }, checkpoint: ckpt, threads: 1 });
     try {
       const r = await af.forward(input, [3, 16]);
@@ -44,7 +51,10 @@ test('the event loop keeps running while a forward pass computes', async () => {
     const before = performance.eventLoopUtilization();
     await Promise.all([0, 1, 2, 3].map(() => af.forward(input, [512, 16])));
     const u = performance.eventLoopUtilization(before);
-    assert.ok(u.idle > u.active, `the event loop was busy ${u.active.toFixed(1)} ms and idle only ${u.idle.toFixed(1)} ms while the forward passes ran`);
+    assert.ok(
+      u.idle > u.active,
+      `the event loop was busy ${u.active.toFixed(1)} ms and idle only ${u.idle.toFixed(1)} ms while the forward passes ran`,
+    );
   } finally {
     await af.close();
   }

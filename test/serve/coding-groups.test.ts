@@ -22,7 +22,10 @@ class ScriptedDispatch implements Dispatch {
   idleCount = 1;
   queued = 0;
   readonly serviceTimes = { count: 0 };
-  constructor(readonly name: string, private readonly clock: VirtualClock) {}
+  constructor(
+    readonly name: string,
+    private readonly clock: VirtualClock,
+  ) {}
   submit(t: Task): void {
     this.tasks.push(t);
     t.attempts++;
@@ -41,7 +44,12 @@ const add = (a: Float32Array, b: Float32Array, sign = 1) => a.map((v, i) => v + 
 
 /** The addition code (k = 2, r = 1) in plain JS: parity = X1 + X2; decodes with any two of three outputs. */
 const additionCodec: GroupCodec = {
-  name: 'addition-js', k: 2, n: 3, systematic: true, approximateDecoding: false, pools: ['base', 'base', 'parity:0'],
+  name: 'addition-js',
+  k: 2,
+  n: 3,
+  systematic: true,
+  approximateDecoding: false,
+  pools: ['base', 'base', 'parity:0'],
   canDecode: (a) => a.filter(Boolean).length >= 2,
   encode: (q): CodedInput[] => [...q.map((x) => ({ data: x, shape: [D] })), { data: add(q[0], q[1]), shape: [D] }],
   decode: (o) => {
@@ -66,12 +74,37 @@ function setup(o: Partial<PolicyOptions> = {}): Harness {
   const base = new ScriptedDispatch('base', clock);
   const parity = new ScriptedDispatch('parity:0', clock);
   const policy = new ServingPolicy({
-    mode: 'coded', codec: additionCodec, pools: new Map<string, Dispatch>([['base', base], ['parity:0', parity]]), clock, log: silent,
-    inputShape: [D], defaultOutput: new Float32Array(D), sloMs: 1000, decodeDeadlineMs: 10, maxWaitMs: 5, parityDelayMs: 0,
-    onMiss: 'default', maxPendingQueries: 100, maxAttempts: 1, hedgeMs: null, fallback: true, admission: null, ...o,
+    mode: 'coded',
+    codec: additionCodec,
+    pools: new Map<string, Dispatch>([
+      ['base', base],
+      ['parity:0', parity],
+    ]),
+    clock,
+    log: silent,
+    inputShape: [D],
+    defaultOutput: new Float32Array(D),
+    sloMs: 1000,
+    decodeDeadlineMs: 10,
+    maxWaitMs: 5,
+    parityDelayMs: 0,
+    onMiss: 'default',
+    maxPendingQueries: 100,
+    maxAttempts: 1,
+    hedgeMs: null,
+    fallback: true,
+    admission: null,
+    ...o,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
-  return { clock, policy, base, parity, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
+  return {
+    clock,
+    policy,
+    base,
+    parity,
+    answers,
+    ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])),
+  };
 }
 
 /** The one answer of query `id` (fails if it has none or several, or an error). */
@@ -194,7 +227,13 @@ test('at the decode deadline an undecodable group (partner and parity late too) 
   assert.equal(h.base.tasks.length, 2, 'no copies before the deadline');
   h.clock.runUntil(10);
   assert.equal(h.base.tasks.length, 4, 'both originals copied at the deadline');
-  assert.deepEqual(h.base.tasks.slice(2).map((t) => [t.hedge, t.avoid]), [[true, h.base.tasks[0].ranOn], [true, h.base.tasks[1].ranOn]]);
+  assert.deepEqual(
+    h.base.tasks.slice(2).map((t) => [t.hedge, t.avoid]),
+    [
+      [true, h.base.tasks[0].ranOn],
+      [true, h.base.tasks[1].ranOn],
+    ],
+  );
   h.clock.advance(1);
   h.base.tasks[2].done(y1);
   assert.equal(only(h, 1).r.hedged, true);
@@ -236,18 +275,45 @@ test('close answers every open query with an error, exactly once; answers after 
   }
   h.base.tasks[0].done(y1);
   h.clock.run();
-  assert.deepEqual([1, 2, 3].map((id) => h.answers.get(id)!.length), [1, 1, 1]);
+  assert.deepEqual(
+    [1, 2, 3].map((id) => h.answers.get(id)!.length),
+    [1, 1, 1],
+  );
   assert.equal(h.policy.pending, 0);
 });
 
 test("a frontend config's policy settings: the frontend's defaults, and the config's values where given", () => {
   const pools = { base: { model: 'm', instances: ['127.0.0.1:1'] } };
-  const d = policySettings(validateFrontendConfig({ name: 'f', grpcPort: 0, mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, pools }));
+  const d = policySettings(
+    validateFrontendConfig({ name: 'f', grpcPort: 0, mode: 'coded', code: { family: 'addition', k: 2, r: 1 }, pools }),
+  );
   assert.deepEqual(d, {
-    mode: 'coded', sloMs: 1000, decodeDeadlineMs: 20, maxWaitMs: 5, parityDelayMs: 0, onMiss: 'default', maxPendingQueries: 4096, maxAttempts: 2,
-    hedgeMs: null, fallback: true, copyBudget: undefined, singletonGroups: 'pad', admission: { maxPredictedLatencyMs: 500, minSamples: 20 },
+    mode: 'coded',
+    sloMs: 1000,
+    decodeDeadlineMs: 20,
+    maxWaitMs: 5,
+    parityDelayMs: 0,
+    onMiss: 'default',
+    maxPendingQueries: 4096,
+    maxAttempts: 2,
+    hedgeMs: null,
+    fallback: true,
+    copyBudget: undefined,
+    singletonGroups: 'pad',
+    admission: { maxPredictedLatencyMs: 500, minSamples: 20 },
   });
-  const s = policySettings(validateFrontendConfig({ name: 'f', grpcPort: 0, mode: 'equal-resources', sloMs: 200, hedgeMs: 15, copyBudget: null, admission: { enabled: false }, pools }));
+  const s = policySettings(
+    validateFrontendConfig({
+      name: 'f',
+      grpcPort: 0,
+      mode: 'equal-resources',
+      sloMs: 200,
+      hedgeMs: 15,
+      copyBudget: null,
+      admission: { enabled: false },
+      pools,
+    }),
+  );
   assert.equal(s.decodeDeadlineMs, 4);
   assert.equal(s.hedgeMs, 15);
   assert.equal(s.copyBudget, null);

@@ -24,7 +24,10 @@ import { TestDnsServer } from '../helpers/dns-server.js';
 const silent = pino({ level: 'silent' });
 
 test('dns entries: dns:///NAME:PORT and dns:NAME parse (default port 8001); bad entries are config errors naming the pool', () => {
-  assert.deepEqual(parseDnsEntry('dns:///coded-base.default.svc.cluster.local:9001'), { name: 'coded-base.default.svc.cluster.local', port: 9001 });
+  assert.deepEqual(parseDnsEntry('dns:///coded-base.default.svc.cluster.local:9001'), {
+    name: 'coded-base.default.svc.cluster.local',
+    port: 9001,
+  });
   assert.deepEqual(parseDnsEntry('dns:coded-parity-0'), { name: 'coded-parity-0', port: 8001 });
   assert.throws(() => parseDnsEntry('dns://10.0.0.10/base:8001'), /discovery.*servers/);
   assert.throws(() => parseDnsEntry('dns:///base:99999'), /out of range/);
@@ -63,7 +66,18 @@ function heldPool(policy: 'single-queue' | 'round-robin', addresses: string[]) {
   const clock = new VirtualClock();
   const insts = new Map<string, HeldInstance>();
   const pool = new Pool({
-    name: 'base', model: 'm', addresses, inputName: 'input', policy, concurrency: 1, maxQueue: 100, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock,
+    name: 'base',
+    model: 'm',
+    addresses,
+    inputName: 'input',
+    policy,
+    concurrency: 1,
+    maxQueue: 100,
+    healthIntervalMs: 1e9,
+    healthTimeoutMs: 1e9,
+    healthFailures: 1,
+    log: silent,
+    clock,
     connect: (a) => {
       const h = new HeldInstance();
       insts.set(a, h);
@@ -76,7 +90,11 @@ function heldPool(policy: 'single-queue' | 'round-robin', addresses: string[]) {
 
 function task(results: { out?: number[]; err?: string }[], maxAttempts = 1): Task {
   const t: Task = {
-    data: Float32Array.of(1, 2), shape: [2], expiresAt: 1e9, attempts: 0, cancelled: false,
+    data: Float32Array.of(1, 2),
+    shape: [2],
+    expiresAt: 1e9,
+    attempts: 0,
+    cancelled: false,
     done: (out) => results.push({ out: [...out] }),
     fail: (e, retryable) => results.push({ err: `${e.message} (retryable ${retryable}, attempts ${t.attempts}/${maxAttempts})` }),
   };
@@ -114,7 +132,10 @@ for (const policy of ['single-queue', 'round-robin'] as const) {
     b.answer();
     b.answer();
     assert.equal(results.length, 3);
-    assert.ok(results.every((r) => r.out !== undefined && r.out[0] === 2 && r.out[1] === 4), JSON.stringify(results));
+    assert.ok(
+      results.every((r) => r.out !== undefined && r.out[0] === 2 && r.out[1] === 4),
+      JSON.stringify(results),
+    );
     assert.equal(t1.attempts, 1);
   });
 }
@@ -137,7 +158,10 @@ test('pool: a removed instance that answers its in-flight request is used once a
     assert.equal(c.calls.length + d.calls.length, 1, `${policy}: a new instance took the parked task`);
     (c.calls.length > 0 ? c : d).answer();
     assert.equal(results.length, 2);
-    assert.ok(results.every((r) => r.out !== undefined), JSON.stringify(results));
+    assert.ok(
+      results.every((r) => r.out !== undefined),
+      JSON.stringify(results),
+    );
     // an address that leaves and comes back while draining gets a new connection
     pool.submit(task(results));
     const busy = c.calls.length > 0 ? 'c' : 'd';
@@ -160,18 +184,50 @@ test('coded policy: base and parity instances replaced mid-group on a virtual cl
     return h;
   };
   const mk = (name: string, addresses: string[]) => {
-    const p = new Pool({ name, model: 'm', addresses, inputName: 'input', policy: 'single-queue', concurrency: 1, maxQueue: 100, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock, connect });
+    const p = new Pool({
+      name,
+      model: 'm',
+      addresses,
+      inputName: 'input',
+      policy: 'single-queue',
+      concurrency: 1,
+      maxQueue: 100,
+      healthIntervalMs: 1e9,
+      healthTimeoutMs: 1e9,
+      healthFailures: 1,
+      log: silent,
+      clock,
+      connect,
+    });
     p.assumeHealthy();
     return p;
   };
-  const pools = new Map([['base', mk('base', ['b1', 'b2'])], ['parity:0', mk('parity:0', ['p1'])]]);
+  const pools = new Map([
+    ['base', mk('base', ['b1', 'b2'])],
+    ['parity:0', mk('parity:0', ['p1'])],
+  ]);
   const code = codeFromConfig({ family: 'addition', k: 2, r: 1 });
   const policy = new ServingPolicy({
-    mode: 'coded', codec: tensorCodec(code, [2], [2]), pools, clock, log: silent, inputShape: [2], defaultOutput: new Float32Array(2),
-    sloMs: 5000, decodeDeadlineMs: 10, maxWaitMs: 2, parityDelayMs: 0, onMiss: 'default', maxPendingQueries: 100, maxAttempts: 1, hedgeMs: null, fallback: true,
+    mode: 'coded',
+    codec: tensorCodec(code, [2], [2]),
+    pools,
+    clock,
+    log: silent,
+    inputShape: [2],
+    defaultOutput: new Float32Array(2),
+    sloMs: 5000,
+    decodeDeadlineMs: 10,
+    maxWaitMs: 2,
+    parityDelayMs: 0,
+    onMiss: 'default',
+    maxPendingQueries: 100,
+    maxAttempts: 1,
+    hedgeMs: null,
+    fallback: true,
   });
   const answers = new Map<number, QueryResult[]>();
-  for (let i = 0; i < 2; i++) policy.submit([Float32Array.of(i + 1, i + 2)], (_, r) => answers.set(i, [...(answers.get(i) ?? []), r as QueryResult]));
+  for (let i = 0; i < 2; i++)
+    policy.submit([Float32Array.of(i + 1, i + 2)], (_, r) => answers.set(i, [...(answers.get(i) ?? []), r as QueryResult]));
   // both base instances and the parity instance are replaced; the old ones die
   pools.get('base')!.setAddresses(['b3']);
   pools.get('parity:0')!.setAddresses(['p2']);
@@ -278,11 +334,16 @@ async function freePort(hosts: string[]): Promise<number> {
         s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
       });
     });
-    const free = await Promise.all(hosts.map((h) => new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, h, () => s.close(() => resolve(true)));
-    })));
+    const free = await Promise.all(
+      hosts.map(
+        (h) =>
+          new Promise<boolean>((resolve) => {
+            const s = createServer();
+            s.once('error', () => resolve(false));
+            s.listen(port, h, () => s.close(() => resolve(true)));
+          }),
+      ),
+    );
     if (free.every(Boolean)) return port;
   }
   throw new Error('no port free on every test address');
@@ -302,32 +363,118 @@ test('frontend with DNS discovery (coded, real instances on 127.0.0.x): instance
     const started = await Promise.allSettled([
       // stragglers: 1% of requests stall 600 ms (reconstructed at the 400 ms decode deadline);
       // 127.0.0.2 answers every request after 250 ms, so it has requests in flight when it is removed and killed
-      ...baseHosts.map(async (h) => procs.set(h, await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'base', '--host', h, '--grpc-port', String(port), '--slow-prob', '0.01', '--slow-ms', '600', '--seed', h.slice(8), ...(h === ip(2) ? ['--latency', 'const:250'] : [])]))),
-      ...parityHosts.map(async (h) => procs.set(h, await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'parity0', '--host', h, '--grpc-port', String(port)]))),
+      ...baseHosts.map(async (h) =>
+        procs.set(
+          h,
+          await startInstanceProcess([
+            '--model',
+            `linear:${D}:${C}:7`,
+            '--name',
+            'base',
+            '--host',
+            h,
+            '--grpc-port',
+            String(port),
+            '--slow-prob',
+            '0.01',
+            '--slow-ms',
+            '600',
+            '--seed',
+            h.slice(8),
+            ...(h === ip(2) ? ['--latency', 'const:250'] : []),
+          ]),
+        ),
+      ),
+      ...parityHosts.map(async (h) =>
+        procs.set(
+          h,
+          await startInstanceProcess(['--model', `linear:${D}:${C}:7`, '--name', 'parity0', '--host', h, '--grpc-port', String(port)]),
+        ),
+      ),
     ]);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     dns.set('base.coded.test', [ip(2), ip(3)]);
     dns.set('parity.coded.test', [ip(10)]);
     const config = validateFrontendConfig({
-      name: 'clf', mode: 'coded', code: { family: 'linear', k: 2, r: 1 }, grpcPort: 0, httpPort: 0,
-      pools: { base: { model: 'base', instances: [`dns:///base.coded.test:${port}`] }, parity: [{ model: 'parity0', instances: [`dns:///parity.coded.test:${port}`] }] },
+      name: 'clf',
+      mode: 'coded',
+      code: { family: 'linear', k: 2, r: 1 },
+      grpcPort: 0,
+      httpPort: 0,
+      pools: {
+        base: { model: 'base', instances: [`dns:///base.coded.test:${port}`] },
+        parity: [{ model: 'parity0', instances: [`dns:///parity.coded.test:${port}`] }],
+      },
       // re-resolution is driven by the test (fe.discovery.refresh()), not by time
       discovery: { servers: [dns.address], intervalMs: 3_600_000, timeoutMs: 2000 },
-      sloMs: 20000, decodeDeadlineMs: 400, maxWaitMs: 2, instanceConcurrency: 4, maxAttempts: 1, health: { intervalMs: 200, timeoutMs: 1000, failures: 2 },
+      sloMs: 20000,
+      decodeDeadlineMs: 400,
+      maxWaitMs: 2,
+      instanceConcurrency: 4,
+      maxAttempts: 1,
+      health: { intervalMs: 200, timeoutMs: 1000, failures: 2 },
     });
     fe = await Frontend.start({ config, logger: silent });
     client = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
-    const addrs = (pool: string) => (fe!.poolStats(), [...((fe as unknown as { pools: Map<string, Pool> }).pools.get(pool)!.addresses)].sort());
+    const addrs = (pool: string) => (
+      fe!.poolStats(), [...(fe as unknown as { pools: Map<string, Pool> }).pools.get(pool)!.addresses].sort()
+    );
     assert.deepEqual(addrs('base'), [`${ip(2)}:${port}`, `${ip(3)}:${port}`]);
 
     // the changes, each when this many queries have been answered
     const steps: { at: number; what: string; run: () => Promise<void> }[] = [
-      { at: 600, what: 'base: 2 instances added', run: async () => { dns.set('base.coded.test', [ip(2), ip(3), ip(4), ip(5)]); await fe!.discovery.refresh(); } },
-      { at: 1400, what: 'base: 127.0.0.2 removed, then killed (its in-flight requests fail)', run: async () => { dns.set('base.coded.test', [ip(3), ip(4), ip(5)]); await fe!.discovery.refresh(); await procs.get(ip(2))!.stop('SIGKILL'); } },
-      { at: 2000, what: 'DNS fails (SERVFAIL): pools kept', run: async () => { dns.failing = true; await fe!.discovery.refresh(); dns.failing = false; } },
-      { at: 2400, what: 'parity: 127.0.0.10 replaced by 127.0.0.11, then stopped', run: async () => { dns.set('parity.coded.test', [ip(11)]); await fe!.discovery.refresh(); await procs.get(ip(10))!.stop('SIGTERM'); } },
-      { at: 3000, what: 'base: 127.0.0.3 removed, then stopped', run: async () => { dns.set('base.coded.test', [ip(4), ip(5)]); await fe!.discovery.refresh(); await procs.get(ip(3))!.stop('SIGTERM'); } },
-      { at: 3400, what: 'base: 127.0.0.6 added', run: async () => { dns.set('base.coded.test', [ip(4), ip(5), ip(6)]); await fe!.discovery.refresh(); } },
+      {
+        at: 600,
+        what: 'base: 2 instances added',
+        run: async () => {
+          dns.set('base.coded.test', [ip(2), ip(3), ip(4), ip(5)]);
+          await fe!.discovery.refresh();
+        },
+      },
+      {
+        at: 1400,
+        what: 'base: 127.0.0.2 removed, then killed (its in-flight requests fail)',
+        run: async () => {
+          dns.set('base.coded.test', [ip(3), ip(4), ip(5)]);
+          await fe!.discovery.refresh();
+          await procs.get(ip(2))!.stop('SIGKILL');
+        },
+      },
+      {
+        at: 2000,
+        what: 'DNS fails (SERVFAIL): pools kept',
+        run: async () => {
+          dns.failing = true;
+          await fe!.discovery.refresh();
+          dns.failing = false;
+        },
+      },
+      {
+        at: 2400,
+        what: 'parity: 127.0.0.10 replaced by 127.0.0.11, then stopped',
+        run: async () => {
+          dns.set('parity.coded.test', [ip(11)]);
+          await fe!.discovery.refresh();
+          await procs.get(ip(10))!.stop('SIGTERM');
+        },
+      },
+      {
+        at: 3000,
+        what: 'base: 127.0.0.3 removed, then stopped',
+        run: async () => {
+          dns.set('base.coded.test', [ip(4), ip(5)]);
+          await fe!.discovery.refresh();
+          await procs.get(ip(3))!.stop('SIGTERM');
+        },
+      },
+      {
+        at: 3400,
+        what: 'base: 127.0.0.6 added',
+        run: async () => {
+          dns.set('base.coded.test', [ip(4), ip(5), ip(6)]);
+          await fe!.discovery.refresh();
+        },
+      },
     ];
     const N = 5000;
     const CONC = 32;
@@ -377,7 +524,20 @@ test('frontend with DNS discovery (coded, real instances on 127.0.0.x): instance
     const answersAtFrontend = counts.original + counts.reconstructed + counts.default + counts.error;
     const poolsOf = (fe as unknown as { pools: Map<string, Pool> }).pools;
     const requeued = [...poolsOf.values()].reduce((n, p) => n + p.requeuedFromRemoved, 0);
-    const report = { requeuedFromRemoved: requeued, queries: N, answered, lost: defaults + errors, defaults, errors, duplicated, wrong, reconstructed, frontendAnswers: answersAtFrontend, steps: stepsDone.length, changes: fe.discovery.changes };
+    const report = {
+      requeuedFromRemoved: requeued,
+      queries: N,
+      answered,
+      lost: defaults + errors,
+      defaults,
+      errors,
+      duplicated,
+      wrong,
+      reconstructed,
+      frontendAnswers: answersAtFrontend,
+      steps: stepsDone.length,
+      changes: fe.discovery.changes,
+    };
     console.log(`# discovery under load: ${JSON.stringify(report)}`);
     assert.deepEqual(problems, []);
     assert.equal(stepsDone.length, steps.length, `steps run: ${stepsDone.join('; ')}`);
@@ -387,7 +547,10 @@ test('frontend with DNS discovery (coded, real instances on 127.0.0.x): instance
     assert.equal(wrong, 0);
     assert.equal(answersAtFrontend, N, 'the frontend answered each query exactly once');
     assert.equal(fe.pendingQueries, 0);
-    assert.deepEqual(addrs('base'), [ip(4), ip(5), ip(6)].map((h) => `${h}:${port}`));
+    assert.deepEqual(
+      addrs('base'),
+      [ip(4), ip(5), ip(6)].map((h) => `${h}:${port}`),
+    );
     assert.deepEqual(addrs('parity:0'), [`${ip(11)}:${port}`]);
     // 3 found at start, then 4 added and 3 removed
     assert.deepEqual(fe.discovery.changes, { added: 7, removed: 3 });

@@ -41,9 +41,19 @@ test('frontend (coded, linear code, real instance processes): reconstructions eq
       ])),
     );
     const config: FrontendConfig = validateFrontendConfig({
-      name: 'clf', mode: 'coded', code: { family: 'linear', k: 2, r: 1 }, grpcPort: 0,
-      pools: { base: { model: 'base', instances: [insts[0].address, insts[1].address] }, parity: [{ model: 'parity0', instances: [insts[2].address] }] },
-      sloMs: 3000, decodeDeadlineMs: 20, maxWaitMs: 2, instanceConcurrency: 8, health: { intervalMs: 100, timeoutMs: 200, failures: 1 },
+      name: 'clf',
+      mode: 'coded',
+      code: { family: 'linear', k: 2, r: 1 },
+      grpcPort: 0,
+      pools: {
+        base: { model: 'base', instances: [insts[0].address, insts[1].address] },
+        parity: [{ model: 'parity0', instances: [insts[2].address] }],
+      },
+      sloMs: 3000,
+      decodeDeadlineMs: 20,
+      maxWaitMs: 2,
+      instanceConcurrency: 8,
+      health: { intervalMs: 100, timeoutMs: 200, failures: 1 },
     });
     fe = await Frontend.start({ config, logger: silent });
     client.c = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
@@ -65,7 +75,8 @@ test('frontend (coded, linear code, real instance processes): reconstructions eq
           if (r.parameters.default === true) problems.push(`query ${i}: default response`);
           if (r.parameters.reconstructed === true) {
             reconstructed++;
-            if (!/^linear\(/.test(String(r.parameters.code))) problems.push(`query ${i}: reconstruction marked with code ${String(r.parameters.code)}`);
+            if (!/^linear\(/.test(String(r.parameters.code)))
+              problems.push(`query ${i}: reconstruction marked with code ${String(r.parameters.code)}`);
           }
           const want = F.f(x);
           for (let j = 0; j < C; j++) maxErr = Math.max(maxErr, Math.abs(r.data[j] - want[j]));
@@ -97,16 +108,41 @@ test('frontend (coded, linear code, real instance processes): reconstructions eq
 });
 
 test('frontend: malformed requests get 400 while serving continues; overload gets 429 / RESOURCE_EXHAUSTED; Clipper predict, metrics, replication mode', async () => {
-  const inst = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: null, grpcPort: 0, faults: { latency: { kind: 'const', ms: 40 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 } });
+  const inst = await InstanceServer.start({
+    model: servedModelFrom('noop:4', 'm'),
+    httpPort: null,
+    grpcPort: 0,
+    faults: { latency: { kind: 'const', ms: 40 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 },
+  });
   const base = { model: 'm', instances: [`127.0.0.1:${inst.grpcPort}`] };
-  const fe = await Frontend.start({ config: validateFrontendConfig({ name: 'echo', app: 'echo-app', mode: 'none', httpPort: 0, grpcPort: 0, pools: { base }, maxPendingQueries: 6, sloMs: 5000 }), logger: silent });
-  const rep = await Frontend.start({ config: validateFrontendConfig({ name: 'echo', mode: 'replication', httpPort: 0, pools: { base }, sloMs: 5000 }), logger: silent });
+  const fe = await Frontend.start({
+    config: validateFrontendConfig({
+      name: 'echo',
+      app: 'echo-app',
+      mode: 'none',
+      httpPort: 0,
+      grpcPort: 0,
+      pools: { base },
+      maxPendingQueries: 6,
+      sloMs: 5000,
+    }),
+    logger: silent,
+  });
+  const rep = await Frontend.start({
+    config: validateFrontendConfig({ name: 'echo', mode: 'replication', httpPort: 0, pools: { base }, sloMs: 5000 }),
+    logger: silent,
+  });
   const gc = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
   const url = (p: string, port = fe.httpPort) => `http://127.0.0.1:${port}${p}`;
-  const post = (p: string, body: string, port?: number) => fetch(url(p, port), { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const post = (p: string, body: string, port?: number) =>
+    fetch(url(p, port), { method: 'POST', body, headers: { 'content-type': 'application/json' } });
   try {
     const good = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
-    for (const bad of ['{oops', JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }] }), JSON.stringify({ inputs: 3 })]) {
+    for (const bad of [
+      '{oops',
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }] }),
+      JSON.stringify({ inputs: 3 }),
+    ]) {
       const r = await post('/v2/models/echo/infer', bad);
       assert.equal(r.status, 400);
       assert.ok(((await r.json()) as { error: string }).error.length > 0);
@@ -125,11 +161,20 @@ test('frontend: malformed requests get 400 while serving continues; overload get
     assert.equal((await post('/echo-app/predict', JSON.stringify({ input: [1] }))).status, 400);
     assert.equal((await post('/other/predict', JSON.stringify({ input: [1, 2, 3, 4] }))).status, 404);
     // overload: 20 concurrent single queries against a bound of 6 pending
-    const codes = await Promise.all(Array.from({ length: 20 }, () => post('/v2/models/echo/infer', good).then(async (r) => (await r.arrayBuffer(), r.status))));
+    const codes = await Promise.all(
+      Array.from({ length: 20 }, () => post('/v2/models/echo/infer', good).then(async (r) => (await r.arrayBuffer(), r.status))),
+    );
     assert.ok(codes.filter((c) => c === 429).length >= 10, `codes ${codes.join(',')}`);
     assert.ok(codes.filter((c) => c === 200).length >= 1);
     assert.ok(codes.every((c) => c === 200 || c === 429));
-    const grpcCodes = await Promise.all(Array.from({ length: 20 }, () => gc.infer('echo', 'input', new Float32Array(4), [1, 4], 5000).then(() => 0, (e: grpc.ServiceError) => e.code)));
+    const grpcCodes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        gc.infer('echo', 'input', new Float32Array(4), [1, 4], 5000).then(
+          () => 0,
+          (e: grpc.ServiceError) => e.code,
+        ),
+      ),
+    );
     assert.ok(grpcCodes.includes(grpc.status.RESOURCE_EXHAUSTED));
     // serving continues
     assert.equal((await post('/v2/models/echo/infer', good)).status, 200);
@@ -137,7 +182,8 @@ test('frontend: malformed requests get 400 while serving continues; overload get
     assert.match(metrics, /coded_queries_total\{mode="none",outcome="original",code=""\} \d+/);
     assert.match(metrics, /coded_rejected_total/);
     assert.match(metrics, /coded_pool_queue_depth\{pool="base"\}/);
-    for (const p of ['/v2/health/live', '/v2/health/ready', '/v2/models/echo', '/v2/models/echo/ready']) assert.equal((await fetch(url(p))).status, 200, p);
+    for (const p of ['/v2/health/live', '/v2/health/ready', '/v2/models/echo', '/v2/models/echo/ready'])
+      assert.equal((await fetch(url(p))).status, 200, p);
     // replication: both copies go to the base pool, the first answer wins
     const rr = await post('/v2/models/echo/infer', good, rep.httpPort);
     assert.equal(rr.status, 200);
@@ -170,11 +216,26 @@ test('frontend admission control: a query predicted to miss the limit is refused
   });
   const next = () => new Promise<void>((r) => (arrived = r));
   const fe = await Frontend.start({
-    config: validateFrontendConfig({ name: 'echo', mode: 'none', httpPort: 0, grpcPort: 0, pools: { base: { model: 'm', instances: [`127.0.0.1:${inst.grpcPort}`] } }, sloMs: 5000, admission: { maxPredictedLatencyMs: 50, minSamples: 1 } }),
-    logger: silent, clock, connect,
+    config: validateFrontendConfig({
+      name: 'echo',
+      mode: 'none',
+      httpPort: 0,
+      grpcPort: 0,
+      pools: { base: { model: 'm', instances: [`127.0.0.1:${inst.grpcPort}`] } },
+      sloMs: 5000,
+      admission: { maxPredictedLatencyMs: 50, minSamples: 1 },
+    }),
+    logger: silent,
+    clock,
+    connect,
   });
   const gc = new V2GrpcClient(`127.0.0.1:${fe.grpcPort}`);
-  const post = () => fetch(`http://127.0.0.1:${fe.httpPort}/v2/models/echo/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }), headers: { 'content-type': 'application/json' } });
+  const post = () =>
+    fetch(`http://127.0.0.1:${fe.httpPort}/v2/models/echo/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+      headers: { 'content-type': 'application/json' },
+    });
   try {
     // one query measured at 40 ms of (virtual) service time
     let n = next();
@@ -192,7 +253,10 @@ test('frontend admission control: a query predicted to miss the limit is refused
     assert.equal(r.status, 429);
     assert.match(((await r.json()) as { error: string }).error, /predicted latency 80 ms .*exceeds the admission limit of 50 ms/);
     assert.equal(r.headers.get('retry-after'), '1');
-    const e = await gc.infer('echo', 'input', new Float32Array(4), [1, 4], 5000).then(() => null, (err: grpc.ServiceError) => err);
+    const e = await gc.infer('echo', 'input', new Float32Array(4), [1, 4], 5000).then(
+      () => null,
+      (err: grpc.ServiceError) => err,
+    );
     assert.ok(e !== null);
     assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.deepEqual(e.metadata.get('grpc-retry-pushback-ms'), ['1000']);
@@ -220,7 +284,12 @@ test('frontend (equal resources, hedged): an answer that came from a hedged copy
   let c: V2GrpcClient | null = null;
   try {
     const config: FrontendConfig = validateFrontendConfig({
-      name: 'clf', mode: 'equal-resources', grpcPort: 0, hedgeMs: 20, sloMs: 15000, copyBudget: null,
+      name: 'clf',
+      mode: 'equal-resources',
+      grpcPort: 0,
+      hedgeMs: 20,
+      sloMs: 15000,
+      copyBudget: null,
       pools: { base: { model: 'base', instances: insts.map((i) => i.address) } },
     });
     fe = await Frontend.start({ config, logger: silent });

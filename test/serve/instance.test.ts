@@ -10,7 +10,11 @@ const D = 6;
 const C = 3;
 
 async function post(port: number, path: string, body: string | Buffer, headers: Record<string, string> = {}) {
-  const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
   return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
 }
 
@@ -19,12 +23,19 @@ function jsonReq(data: number[], shape = [data.length / D, D], extra: Record<str
 }
 
 test('instance: REST JSON, binary extension and gRPC agree with each other; bad requests get 400 / INVALID_ARGUMENT and serving continues', async () => {
-  const s = await InstanceServer.start({ model: servedModelFrom(`linear:${D}:${C}:7`), httpPort: 0, grpcPort: 0, maxBatch: 8, maxBodyBytes: 4096 });
+  const s = await InstanceServer.start({
+    model: servedModelFrom(`linear:${D}:${C}:7`),
+    httpPort: 0,
+    grpcPort: 0,
+    maxBatch: 8,
+    maxBodyBytes: 4096,
+  });
   const client = new V2GrpcClient(`127.0.0.1:${s.grpcPort}`);
   try {
     const x = Array.from({ length: 2 * D }, (_, i) => Math.sin(i + 1));
     // health, metadata
-    for (const p of ['/v2/health/live', '/v2/health/ready', '/v2/models/linear/ready']) assert.equal((await fetch(`http://127.0.0.1:${s.httpPort}${p}`)).status, 200, p);
+    for (const p of ['/v2/health/live', '/v2/health/ready', '/v2/models/linear/ready'])
+      assert.equal((await fetch(`http://127.0.0.1:${s.httpPort}${p}`)).status, 200, p);
     const meta = (await (await fetch(`http://127.0.0.1:${s.httpPort}/v2/models/linear`)).json()) as { inputs: { shape: number[] }[] };
     assert.deepEqual(meta.inputs[0].shape, [-1, D]);
     assert.equal((await fetch(`http://127.0.0.1:${s.httpPort}/v2/models/other`)).status, 404);
@@ -35,9 +46,17 @@ test('instance: REST JSON, binary extension and gRPC agree with each other; bad 
     assert.equal(j1.id, 'q1');
     assert.deepEqual(j1.outputs[0].shape, [2, C]);
     // binary in, binary out
-    const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, D], parameters: { binary_data_size: 4 * 2 * D } }], outputs: [{ name: 'output', parameters: { binary_data: true } }] }));
+    const head = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, D], parameters: { binary_data_size: 4 * 2 * D } }],
+        outputs: [{ name: 'output', parameters: { binary_data: true } }],
+      }),
+    );
     const bin = Buffer.from(Float32Array.from(x).buffer);
-    const r2 = await post(s.httpPort, '/v2/models/linear/infer', Buffer.concat([head, bin]), { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) });
+    const r2 = await post(s.httpPort, '/v2/models/linear/infer', Buffer.concat([head, bin]), {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(head.length),
+    });
     assert.equal(r2.status, 200, r2.body.toString());
     const hl = Number(r2.headers.get('inference-header-content-length'));
     const out2 = new Float32Array(r2.body.buffer.slice(r2.body.byteOffset + hl, r2.body.byteOffset + r2.body.length));
@@ -72,12 +91,24 @@ test('instance: REST JSON, binary extension and gRPC agree with each other; bad 
       assert.match((JSON.parse(r.body.toString()) as { error: string }).error, re);
     }
     // bad gRPC requests
-    await assert.rejects(client.infer('linear', 'input', new Float32Array(D - 1), [1, D], 2000), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /needs 6 values/.test(e.details));
-    await assert.rejects(client.infer('nope', 'input', new Float32Array(D), [1, D], 2000), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+    await assert.rejects(
+      client.infer('linear', 'input', new Float32Array(D - 1), [1, D], 2000),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /needs 6 values/.test(e.details),
+    );
+    await assert.rejects(
+      client.infer('nope', 'input', new Float32Array(D), [1, D], 2000),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
+    );
     const raw = new grpc.Client(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure());
     try {
       const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-        raw.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x01]), (e) => resolve(e)),
+        raw.makeUnaryRequest(
+          '/inference.GRPCInferenceService/ModelInfer',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x01]),
+          (e) => resolve(e),
+        ),
       );
       assert.equal(err?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(err!.details, /malformed protobuf/);
@@ -93,7 +124,9 @@ test('instance: REST JSON, binary extension and gRPC agree with each other; bad 
   }
 });
 
-test('instance: the event loop answers health checks while forward passes run; injected failures and crash-after-N', { timeout: 120_000 }, async () => {
+test('instance: the event loop answers health checks while forward passes run; injected failures and crash-after-N', {
+  timeout: 120_000,
+}, async () => {
   let crashed = 0;
   // a forward pass that stays in progress until the test lets it finish (no timing involved)
   const noop = servedModelFrom('noop:4');
@@ -113,7 +146,9 @@ test('instance: the event loop answers health checks while forward passes run; i
     },
   });
   const s = await InstanceServer.start({
-    model: held, httpPort: null, grpcPort: 0,
+    model: held,
+    httpPort: null,
+    grpcPort: 0,
     faults: { latency: { kind: 'none' }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 3, seed: 1 },
     onCrash: () => crashed++,
   });
@@ -127,7 +162,10 @@ test('instance: the event loop answers health checks while forward passes run; i
     release();
     assert.deepEqual([...(await slow).data], [2, 2, 2, 2]);
     await client.infer('noop', 'input', new Float32Array(4), [1, 4], 5000);
-    await assert.rejects(client.infer('noop', 'input', new Float32Array(4), [1, 4], 5000), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE);
+    await assert.rejects(
+      client.infer('noop', 'input', new Float32Array(4), [1, 4], 5000),
+      (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE,
+    );
     assert.equal(crashed, 1);
   } finally {
     client.close();

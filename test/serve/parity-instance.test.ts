@@ -22,7 +22,9 @@ test('instance serving parity model j of a parity-code checkpoint answers exactl
   const base = buildModel('logistic-regression', { ...input, classes: CLASSES });
   const parity = buildParityModels(pm);
   // O(1) weights (the paper init's are ~0.01, outputs ~1e-4: too small to tell models apart at 1e-5)
-  noGrad(() => { for (const m of parity) for (const t of m.parameters()) t.uniform_(-0.5, 0.5); });
+  noGrad(() => {
+    for (const m of parity) for (const t of m.parameters()) t.uniform_(-0.5, 0.5);
+  });
   for (const m of parity) m.eval();
   let s: InstanceServer | null = null;
   try {
@@ -30,7 +32,14 @@ test('instance serving parity model j of a parity-code checkpoint answers exactl
     const classes = Array.from({ length: CLASSES }, (_, i) => `c${i}`);
     saveCheckpoint(basePath, base, { kind: 'base', dataset: 'toy', model: 'logistic-regression', input, classes });
     const path = join(dir, 'code.safetensors');
-    const identity = { path: basePath, sha256: fileSha256(basePath), dataset: 'toy', model: 'logistic-regression', input, classes: CLASSES };
+    const identity = {
+      path: basePath,
+      sha256: fileSha256(basePath),
+      dataset: 'toy',
+      model: 'logistic-regression',
+      input,
+      classes: CLASSES,
+    };
     saveParityCode(path, new LinearCode({ k: 2, r: 2 }), parity, { parity: pm, base: identity, classes });
 
     // metadata from the checkpoint header; default index 0, default name <file>-parity<J>
@@ -54,23 +63,32 @@ test('instance serving parity model j of a parity-code checkpoint answers exactl
     // serve parity model 1 and compare with its forward computed here
     const J = 1;
     s = await InstanceServer.start({ model: servedModelFrom(path, 'p1', J), httpPort: 0, grpcPort: null });
-    const meta = (await (await fetch(`http://127.0.0.1:${s.httpPort}/v2/models/p1`)).json()) as { inputs: { shape: number[] }[]; outputs: { shape: number[] }[] };
+    const meta = (await (await fetch(`http://127.0.0.1:${s.httpPort}/v2/models/p1`)).json()) as {
+      inputs: { shape: number[] }[];
+      outputs: { shape: number[] }[];
+    };
     assert.deepEqual(meta.inputs[0].shape, [-1, 1, 4, 4]);
     assert.deepEqual(meta.outputs[0].shape, [-1, CLASSES]);
     const B = 3;
     const x = Array.from({ length: B * 16 }, (_, i) => Math.sin(0.7 * i + 0.3));
     const r = await fetch(`http://127.0.0.1:${s.httpPort}/v2/models/p1/infer`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [B, 1, 4, 4], data: x }] }),
     });
     assert.equal(r.status, 200);
     const out = ((await r.json()) as { outputs: { shape: number[]; data: number[] }[] }).outputs[0];
     assert.deepEqual(out.shape, [B, CLASSES]);
     const want = tidy(() => noGrad(() => Array.from(parity[J].forward(tensor(Float32Array.from(x), [B, 1, 4, 4])).data() as Float32Array)));
-    const other = tidy(() => noGrad(() => Array.from(parity[0].forward(tensor(Float32Array.from(x), [B, 1, 4, 4])).data() as Float32Array)));
+    const other = tidy(() =>
+      noGrad(() => Array.from(parity[0].forward(tensor(Float32Array.from(x), [B, 1, 4, 4])).data() as Float32Array)),
+    );
     assert.equal(out.data.length, want.length);
     for (let i = 0; i < want.length; i++) assert.ok(Math.abs(out.data[i] - want[i]) < 1e-5, `output ${i}: ${out.data[i]} vs ${want[i]}`);
-    assert.ok(out.data.some((v, i) => Math.abs(v - other[i]) > 1e-3), 'served the wrong parity model');
+    assert.ok(
+      out.data.some((v, i) => Math.abs(v - other[i]) > 1e-3),
+      'served the wrong parity model',
+    );
   } finally {
     if (s !== null) await s.close();
     for (const m of [base, ...parity]) m.dispose();

@@ -21,7 +21,12 @@ const D = 4;
 /** Instances whose k-th request takes script[k] ms (then `rest` ms); they compute F(x) = 2x (linear: the addition code decodes exactly). */
 function scripted(clock: VirtualClock, script: number[], rest = 1, faults?: FaultInjector) {
   let n = 0;
-  return new SimulatedInstance({ clock, serviceMs: () => script[n++] ?? rest, compute: (x) => x.map((v) => 2 * v), ...(faults ? { faults } : {}) });
+  return new SimulatedInstance({
+    clock,
+    serviceMs: () => script[n++] ?? rest,
+    compute: (x) => x.map((v) => 2 * v),
+    ...(faults ? { faults } : {}),
+  });
 }
 
 interface Harness {
@@ -47,23 +52,68 @@ function setup(o: Setup): Harness {
   const clock = new VirtualClock();
   const make = (name: string, insts: SimulatedInstance[]) => {
     const byAddr = new Map(insts.map((s, i) => [`${name}-${i}`, s]));
-    const p = new Pool({ name, model: 'm', addresses: [...byAddr.keys()], inputName: 'input', policy: 'single-queue', concurrency: 1, maxQueue: 1000, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock, connect: (a) => byAddr.get(a)! });
+    const p = new Pool({
+      name,
+      model: 'm',
+      addresses: [...byAddr.keys()],
+      inputName: 'input',
+      policy: 'single-queue',
+      concurrency: 1,
+      maxQueue: 1000,
+      healthIntervalMs: 1e9,
+      healthTimeoutMs: 1e9,
+      healthFailures: 1,
+      log: silent,
+      clock,
+      connect: (a) => byAddr.get(a)!,
+    });
     p.assumeHealthy();
     return p;
   };
   const pools = new Map<string, Pool>([['base', make('base', o.base(clock))]]);
   (o.parity?.(clock) ?? []).forEach((insts, j) => pools.set(`parity:${j}`, make(`parity:${j}`, insts)));
   const early = o.early ?? 0;
-  const policyClock: Clock = early === 0 ? clock : { now: () => clock.now(), soon: (fn) => clock.soon(fn), after: (ms, fn) => clock.after(Math.max(0, ms - early), fn) };
-  const code = o.mode === 'coded' ? codeFromConfig({ family: o.family ?? 'addition', k: 2, r: 1 }) : o.mode === 'replication' ? codeFromConfig({ family: 'replication', k: 1, r: 1 }) : null;
+  const policyClock: Clock =
+    early === 0
+      ? clock
+      : { now: () => clock.now(), soon: (fn) => clock.soon(fn), after: (ms, fn) => clock.after(Math.max(0, ms - early), fn) };
+  const code =
+    o.mode === 'coded'
+      ? codeFromConfig({ family: o.family ?? 'addition', k: 2, r: 1 })
+      : o.mode === 'replication'
+        ? codeFromConfig({ family: 'replication', k: 1, r: 1 })
+        : null;
   const policy = new ServingPolicy({
-    mode: o.mode, codec: code === null ? null : tensorCodec(code, [D], [D]), pools, clock: policyClock, log: silent, inputShape: [D], defaultOutput: new Float32Array(D),
-    sloMs: o.sloMs ?? 5000, decodeDeadlineMs: o.decodeDeadlineMs ?? 10, maxWaitMs: o.maxWaitMs ?? 2, parityDelayMs: o.parityDelayMs ?? 0,
-    onMiss: 'default', maxPendingQueries: 1000, maxAttempts: 2, hedgeMs: o.hedgeMs ?? null, fallback: o.fallback ?? true, copyBudget: o.copyBudget, singletonGroups: o.singletonGroups, admission: o.admission ?? null,
-    slowQueryMs: o.slowQueryMs, events: o.events,
+    mode: o.mode,
+    codec: code === null ? null : tensorCodec(code, [D], [D]),
+    pools,
+    clock: policyClock,
+    log: silent,
+    inputShape: [D],
+    defaultOutput: new Float32Array(D),
+    sloMs: o.sloMs ?? 5000,
+    decodeDeadlineMs: o.decodeDeadlineMs ?? 10,
+    maxWaitMs: o.maxWaitMs ?? 2,
+    parityDelayMs: o.parityDelayMs ?? 0,
+    onMiss: 'default',
+    maxPendingQueries: 1000,
+    maxAttempts: 2,
+    hedgeMs: o.hedgeMs ?? null,
+    fallback: o.fallback ?? true,
+    copyBudget: o.copyBudget,
+    singletonGroups: o.singletonGroups,
+    admission: o.admission ?? null,
+    slowQueryMs: o.slowQueryMs,
+    events: o.events,
   });
   const answers = new Map<number, { at: number; r: QueryResult | Error }[]>();
-  return { clock, policy, pools, answers, ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])) };
+  return {
+    clock,
+    policy,
+    pools,
+    answers,
+    ask: (id, x) => policy.submit([x], (_, r) => answers.set(id, [...(answers.get(id) ?? []), { at: clock.now(), r }])),
+  };
 }
 
 function only(h: Harness, id: number): { at: number; r: QueryResult } {
@@ -104,7 +154,11 @@ test('a decode-deadline timer that fires a fraction of a millisecond early still
 });
 
 test('when the partner is late too, the fallback re-issues both originals to a free instance once they have run for the deadline; first answer wins, flagged hedged', () => {
-  const h = setup({ mode: 'coded', base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  const h = setup({
+    mode: 'coded',
+    base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])],
+    parity: (c) => [[scripted(c, [])]],
+  });
   h.ask(1, x1);
   h.ask(2, x2);
   h.clock.run();
@@ -114,7 +168,10 @@ test('when the partner is late too, the fallback re-issues both originals to a f
   // (only the parity is in): both go out again to the idle third instance (nothing else waits
   // in the queue, so query 2's copy is the next task served there)
   assert.deepEqual([a1.at, a2.at], [11, 12]);
-  for (const [a, x] of [[a1, x1], [a2, x2]] as const) {
+  for (const [a, x] of [
+    [a1, x1],
+    [a2, x2],
+  ] as const) {
     assert.deepEqual([a.r.reconstructed, a.r.hedged, a.r.defaulted], [false, true, false]);
     assert.deepEqual([...a.r.data], twice(x));
   }
@@ -123,7 +180,12 @@ test('when the partner is late too, the fallback re-issues both originals to a f
 });
 
 test('without the fallback the same undecodable group waits for its stalled originals', () => {
-  const h = setup({ mode: 'coded', fallback: false, base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  const h = setup({
+    mode: 'coded',
+    fallback: false,
+    base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])],
+    parity: (c) => [[scripted(c, [])]],
+  });
   h.ask(1, x1);
   h.ask(2, x2);
   h.clock.run();
@@ -181,7 +243,12 @@ test('the copy budget caps hedged copies when every request is slow (an overload
   // 10 instances, every request takes 100 ms, a query every 20 ms: instances are often idle, so
   // hedging after 10 ms would copy every query (doubling the load of a slow system)
   const run = (copyBudget: number | null) => {
-    const h = setup({ mode: 'equal-resources', hedgeMs: 10, copyBudget, base: (c) => Array.from({ length: 10 }, () => scripted(c, [], 100)) });
+    const h = setup({
+      mode: 'equal-resources',
+      hedgeMs: 10,
+      copyBudget,
+      base: (c) => Array.from({ length: 10 }, () => scripted(c, [], 100)),
+    });
     for (let i = 0; i < 200; i++) {
       h.ask(i, x1);
       h.clock.advance(20);
@@ -216,7 +283,14 @@ test('the copy budget also caps the coded fallback', () => {
 
 test("singletonGroups 'copy': a group that closes with one query sends no padding and no parity; a late original gets a fallback copy", () => {
   const run = (singletonGroups: 'pad' | 'copy') => {
-    const h = setup({ mode: 'coded', singletonGroups, maxWaitMs: 2, decodeDeadlineMs: 10, base: (c) => [scripted(c, [1000]), scripted(c, []), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+    const h = setup({
+      mode: 'coded',
+      singletonGroups,
+      maxWaitMs: 2,
+      decodeDeadlineMs: 10,
+      base: (c) => [scripted(c, [1000]), scripted(c, []), scripted(c, [])],
+      parity: (c) => [[scripted(c, [])]],
+    });
     h.ask(1, x1); // alone: its group closes after 2 ms; its original stalls
     h.clock.advance(50);
     h.ask(2, x2); // alone too, answered at once
@@ -231,14 +305,24 @@ test("singletonGroups 'copy': a group that closes with one query sends no paddin
   assert.equal(copy.h.pools.get('parity:0')!.requests, 0, 'no parity query for lone queries');
   assert.equal(copy.h.pools.get('base')!.requests, 3, 'two originals and one copy');
   const pad = run('pad');
-  assert.equal(pad.h.pools.get('parity:0')!.requests, 1, 'pad: the stalled lone query is padded and encoded (the other was answered before its group closed)');
+  assert.equal(
+    pad.h.pools.get('parity:0')!.requests,
+    1,
+    'pad: the stalled lone query is padded and encoded (the other was answered before its group closed)',
+  );
   assert.equal(pad.a1.r.hedged, true, 'pad: the padding copy answers the stalled query');
 });
 
 test('slow-query stories: a query answered after slowQueryMs is told with each request (role, instance, created / started / finished after arrival)', () => {
   const stories: SlowQueryStory[] = [];
   // coded: query 1's original stalls, its partner and the parity are on time -> reconstructed at the deadline (10 ms)
-  const h = setup({ mode: 'coded', slowQueryMs: 5, events: { slowQuery: (s) => stories.push(s) }, base: (c) => [scripted(c, [1000]), scripted(c, [])], parity: (c) => [[scripted(c, [])]] });
+  const h = setup({
+    mode: 'coded',
+    slowQueryMs: 5,
+    events: { slowQuery: (s) => stories.push(s) },
+    base: (c) => [scripted(c, [1000]), scripted(c, [])],
+    parity: (c) => [[scripted(c, [])]],
+  });
   h.ask(1, x1);
   h.ask(2, x2);
   h.clock.run();
@@ -247,16 +331,44 @@ test('slow-query stories: a query answered after slowQueryMs is told with each r
   const s = stories[0];
   assert.deepEqual([s.latencyMs, s.outcome, s.byCopy, s.groupSize], [10, 'reconstructed', false, 2]);
   const byRole = new Map(s.tasks.map((t) => [t.role, t]));
-  assert.deepEqual(byRole.get('original'), { role: 'original', pool: 'base', instance: 'base-0', createdMs: 0, startedMs: 0, finishedMs: null, cancelled: false });
-  assert.deepEqual(byRole.get('partner'), { role: 'partner', pool: 'base', instance: 'base-1', createdMs: 0, startedMs: 0, finishedMs: 1, cancelled: false });
+  assert.deepEqual(byRole.get('original'), {
+    role: 'original',
+    pool: 'base',
+    instance: 'base-0',
+    createdMs: 0,
+    startedMs: 0,
+    finishedMs: null,
+    cancelled: false,
+  });
+  assert.deepEqual(byRole.get('partner'), {
+    role: 'partner',
+    pool: 'base',
+    instance: 'base-1',
+    createdMs: 0,
+    startedMs: 0,
+    finishedMs: 1,
+    cancelled: false,
+  });
   assert.deepEqual([byRole.get('parity')!.pool, byRole.get('parity')!.finishedMs], ['parity:0', 1]);
   // uncoded with hedging: the copy is told too
   const told: SlowQueryStory[] = [];
-  const e = setup({ mode: 'equal-resources', hedgeMs: 10, slowQueryMs: 5, events: { slowQuery: (x) => told.push(x) }, base: (c) => [scripted(c, [1000]), scripted(c, [])] });
+  const e = setup({
+    mode: 'equal-resources',
+    hedgeMs: 10,
+    slowQueryMs: 5,
+    events: { slowQuery: (x) => told.push(x) },
+    base: (c) => [scripted(c, [1000]), scripted(c, [])],
+  });
   e.ask(1, x1);
   e.clock.run();
   assert.equal(told.length, 1);
-  assert.deepEqual(told[0].tasks.map((t) => [t.role, t.instance, t.startedMs, t.finishedMs]), [['original', 'base-0', 0, null], ['copy', 'base-1', 10, 11]]);
+  assert.deepEqual(
+    told[0].tasks.map((t) => [t.role, t.instance, t.startedMs, t.finishedMs]),
+    [
+      ['original', 'base-0', 0, null],
+      ['copy', 'base-1', 10, 11],
+    ],
+  );
   assert.equal(told[0].byCopy, true);
 });
 
@@ -268,7 +380,13 @@ test('equal-resources without hedging waits for the straggler', () => {
 });
 
 test('parityDelayMs: no parity query goes out for groups whose originals answer within the delay; a late original makes it go out and is reconstructed', () => {
-  const h = setup({ mode: 'coded', parityDelayMs: 3, decodeDeadlineMs: 5, base: (c) => [scripted(c, [1, 1, 50]), scripted(c, [1, 1])], parity: (c) => [[scripted(c, [])]] });
+  const h = setup({
+    mode: 'coded',
+    parityDelayMs: 3,
+    decodeDeadlineMs: 5,
+    base: (c) => [scripted(c, [1, 1, 50]), scripted(c, [1, 1])],
+    parity: (c) => [[scripted(c, [])]],
+  });
   h.ask(1, x1);
   h.ask(2, x2);
   h.clock.run();
@@ -279,7 +397,11 @@ test('parityDelayMs: no parity query goes out for groups whose originals answer 
   h.ask(3, x1);
   h.clock.run();
   assert.equal(only(h, 3).at, h.answers.get(3)![0].at);
-  assert.equal(h.pools.get('base')!.instances.reduce((s, i) => s + i.served, 0), 3, 'the padding copy was sent although its original answered in time');
+  assert.equal(
+    h.pools.get('base')!.instances.reduce((s, i) => s + i.served, 0),
+    3,
+    'the padding copy was sent although its original answered in time',
+  );
   // now a group whose first original stalls (50 ms on instance 0): the parity goes out at the
   // delay, and the query is reconstructed at its deadline
   const t0 = h.clock.now();
@@ -297,10 +419,23 @@ test('every accepted query is answered exactly once under random stalls, slow pe
   for (const mode of ['coded', 'equal-resources', 'replication', 'none'] as const) {
     for (const seed of [1, 2, 3]) {
       const rng = new Rng(seed);
-      const f = (i: number) => new FaultInjector({ latency: { kind: 'none' }, slowProb: 0.1, slowMs: 40, failProb: 0.05, crashAfter: 0, seed: seed * 10 + i, slowPeriods: { meanOnMs: 30, meanOffMs: 200, factor: 5, addMs: 3 } });
+      const f = (i: number) =>
+        new FaultInjector({
+          latency: { kind: 'none' },
+          slowProb: 0.1,
+          slowMs: 40,
+          failProb: 0.05,
+          crashAfter: 0,
+          seed: seed * 10 + i,
+          slowPeriods: { meanOnMs: 30, meanOffMs: 200, factor: 5, addMs: 3 },
+        });
       const h = setup({
-        mode, hedgeMs: mode === 'equal-resources' ? 4 : undefined, sloMs: 120, decodeDeadlineMs: 6,
-        base: (c) => [0, 1, 2].map((i) => scripted(c, [], 1 + i, f(i))), parity: mode === 'coded' ? (c) => [[scripted(c, [], 2, f(7))]] : undefined,
+        mode,
+        hedgeMs: mode === 'equal-resources' ? 4 : undefined,
+        sloMs: 120,
+        decodeDeadlineMs: 6,
+        base: (c) => [0, 1, 2].map((i) => scripted(c, [], 1 + i, f(i))),
+        parity: mode === 'coded' ? (c) => [[scripted(c, [], 2, f(7))]] : undefined,
       });
       const N = 400;
       let t = 0;
@@ -332,24 +467,50 @@ test('replication sends exactly two copies of every query (no fallback copies on
   assert.equal(h.policy.counts.tasks, 10);
 });
 
-test('a pool never runs more than its concurrency on an instance, even when an expired task\'s failure handler submits new work', () => {
+test("a pool never runs more than its concurrency on an instance, even when an expired task's failure handler submits new work", () => {
   const clock = new VirtualClock();
   let inflight = 0;
   let maxInflight = 0;
   const inner = scripted(clock, [20], 1);
   const counting = {
-    infer: (call: Parameters<SimulatedInstance['infer']>[0], done: (o: Float32Array) => void, failed: Parameters<SimulatedInstance['infer']>[2]) => {
+    infer: (
+      call: Parameters<SimulatedInstance['infer']>[0],
+      done: (o: Float32Array) => void,
+      failed: Parameters<SimulatedInstance['infer']>[2],
+    ) => {
       maxInflight = Math.max(maxInflight, ++inflight);
-      inner.infer(call, (o) => (inflight--, done(o)), (e) => (inflight--, failed(e)));
+      inner.infer(
+        call,
+        (o) => (inflight--, done(o)),
+        (e) => (inflight--, failed(e)),
+      );
     },
     modelReady: () => Promise.resolve(true),
     close: () => {},
   };
-  const pool = new Pool({ name: 'base', model: 'm', addresses: ['a'], inputName: 'input', policy: 'single-queue', concurrency: 1, maxQueue: 100, healthIntervalMs: 1e9, healthTimeoutMs: 1e9, healthFailures: 1, log: silent, clock, connect: () => counting });
+  const pool = new Pool({
+    name: 'base',
+    model: 'm',
+    addresses: ['a'],
+    inputName: 'input',
+    policy: 'single-queue',
+    concurrency: 1,
+    maxQueue: 100,
+    healthIntervalMs: 1e9,
+    healthTimeoutMs: 1e9,
+    healthFailures: 1,
+    log: silent,
+    clock,
+    connect: () => counting,
+  });
   pool.assumeHealthy();
   const done: string[] = [];
   const task = (name: string, expiresAt: number, onFail?: () => void) => ({
-    data: x1, shape: [D], expiresAt, attempts: 0, cancelled: false,
+    data: x1,
+    shape: [D],
+    expiresAt,
+    attempts: 0,
+    cancelled: false,
     done: () => done.push(name),
     fail: () => {
       done.push(`${name} expired`);
@@ -379,7 +540,12 @@ function tryAsk(h: Harness, id: number, x: Float32Array): ServeError | null {
 
 test('admission control: at 10x capacity the excess is refused at once (overloaded, with a retry-after), every accepted query meets the budget, and service is normal right after', () => {
   // 2 instances of 10 ms: capacity 200 queries/s. Budget 100 ms, SLO 1000 ms.
-  const h = setup({ mode: 'none', sloMs: 1000, admission: { maxPredictedLatencyMs: 100, minSamples: 5 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)] });
+  const h = setup({
+    mode: 'none',
+    sloMs: 1000,
+    admission: { maxPredictedLatencyMs: 100, minSamples: 5 },
+    base: (c) => [scripted(c, [], 10), scripted(c, [], 10)],
+  });
   // light load first: the pool measures its service time (10 ms)
   for (let i = 0; i < 10; i++) {
     assert.equal(tryAsk(h, i, x1), null);
@@ -430,9 +596,14 @@ test('without admission control the same overload is accepted and answered late 
   assert.ok(h.policy.counts.default > 500, `defaults ${h.policy.counts.default}`);
 });
 
-test('admission control admits before minSamples, never refuses a query that starts at once (even with a model slower than the budget), and counts replication\'s two copies', () => {
+test("admission control admits before minSamples, never refuses a query that starts at once (even with a model slower than the budget), and counts replication's two copies", () => {
   // one instance of 500 ms, budget 100 ms
-  const h = setup({ mode: 'none', sloMs: 5000, admission: { maxPredictedLatencyMs: 100, minSamples: 1 }, base: (c) => [scripted(c, [], 500)] });
+  const h = setup({
+    mode: 'none',
+    sloMs: 5000,
+    admission: { maxPredictedLatencyMs: 100, minSamples: 1 },
+    base: (c) => [scripted(c, [], 500)],
+  });
   assert.equal(tryAsk(h, 1, x1), null, 'no measurement yet: admitted');
   assert.equal(tryAsk(h, 2, x1), null, 'no measurement yet: admitted although queued');
   h.clock.run();
@@ -441,7 +612,12 @@ test('admission control admits before minSamples, never refuses a query that sta
   h.clock.run();
   assert.equal(h.answers.has(4), false);
   // replication: each query is two requests to the base pool
-  const r = setup({ mode: 'replication', sloMs: 5000, admission: { maxPredictedLatencyMs: 15, minSamples: 1 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)] });
+  const r = setup({
+    mode: 'replication',
+    sloMs: 5000,
+    admission: { maxPredictedLatencyMs: 15, minSamples: 1 },
+    base: (c) => [scripted(c, [], 10), scripted(c, [], 10)],
+  });
   tryAsk(r, 1, x1);
   r.clock.run();
   assert.equal(tryAsk(r, 2, x1), null, 'two copies, two free instances');
@@ -466,17 +642,33 @@ test('service-time window: mean of the last samples, each clipped; predicted lat
   assert.equal(aged.meanMs, null);
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 0, inflight: 2 }, 1), 10);
   assert.equal(predictedLatencyMs({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 1), 10 + (9 * 10) / 4);
-  assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  assert.equal(
+    admissionVerdict({ serviceMs: 10, slots: 4, queued: 8, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 }),
+    null,
+  );
   // a batch of 64 on an idle pool predicts 10 + 60 x 10 / 4 = 160 ms but starts now: admitted
-  assert.equal(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 3 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
-  assert.notEqual(admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 4 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }), null);
+  assert.equal(
+    admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 3 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }),
+    null,
+  );
+  assert.notEqual(
+    admissionVerdict({ serviceMs: 10, slots: 4, queued: 0, inflight: 4 }, 10, 64, { maxPredictedLatencyMs: 100, minSamples: 5 }),
+    null,
+  );
   const v = admissionVerdict({ serviceMs: 10, slots: 4, queued: 80, inflight: 4 }, 10, 1, { maxPredictedLatencyMs: 100, minSamples: 5 });
   assert.ok(v !== null && v.predictedMs > 100 && v.retryAfterMs === 1000);
 });
 
 test('admission control in coded mode: the base pool that answers the originals decides; at 10x the excess is refused and every accepted query is answered within the limit, none with the default', () => {
   // 2 base instances of 10 ms and 1 parity instance of 10 ms (addition k=2): 200 queries/s
-  const h = setup({ mode: 'coded', sloMs: 1000, decodeDeadlineMs: 50, admission: { maxPredictedLatencyMs: 100, minSamples: 5 }, base: (c) => [scripted(c, [], 10), scripted(c, [], 10)], parity: (c) => [[scripted(c, [], 10)]] });
+  const h = setup({
+    mode: 'coded',
+    sloMs: 1000,
+    decodeDeadlineMs: 50,
+    admission: { maxPredictedLatencyMs: 100, minSamples: 5 },
+    base: (c) => [scripted(c, [], 10), scripted(c, [], 10)],
+    parity: (c) => [[scripted(c, [], 10)]],
+  });
   for (let i = 0; i < 10; i++) {
     assert.equal(tryAsk(h, i, x1), null);
     h.clock.advance(20);

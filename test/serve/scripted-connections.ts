@@ -48,14 +48,19 @@ export class ScriptedConnections {
     }
     const real = grpcInstanceClient(address);
     return {
-      infer: (call, done, failed) => real.infer(call, (out) => {
-        this.answered++;
-        done(out);
-        for (const w of this.waiters.splice(0)) {
-          if (this.answered >= w.n) w.resolve();
-          else this.waiters.push(w);
-        }
-      }, failed),
+      infer: (call, done, failed) =>
+        real.infer(
+          call,
+          (out) => {
+            this.answered++;
+            done(out);
+            for (const w of this.waiters.splice(0)) {
+              if (this.answered >= w.n) w.resolve();
+              else this.waiters.push(w);
+            }
+          },
+          failed,
+        ),
       modelReady: () => Promise.resolve(true),
       close: () => real.close(),
     };

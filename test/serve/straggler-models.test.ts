@@ -40,7 +40,8 @@ test('slow periods leave the per-request stall draws unchanged (their own random
 });
 
 test('bad slow-period specs are refused with the syntax', () => {
-  for (const bad of ['', '1:2', '0:10:2', '10:10:0.5', 'a:b:c', '1:2:3:4:5']) assert.throws(() => parseSlowPeriods(bad), /ON_MS:OFF_MS:FACTOR/, bad);
+  for (const bad of ['', '1:2', '0:10:2', '10:10:0.5', 'a:b:c', '1:2:3:4:5'])
+    assert.throws(() => parseSlowPeriods(bad), /ON_MS:OFF_MS:FACTOR/, bad);
 });
 
 test('a latency trace is replayed cyclically from a seeded offset; text and JSON forms; bad files named with the line', () => {
@@ -59,7 +60,10 @@ test('a latency trace is replayed cyclically from a seeded offset; text and JSON
     const seq = Array.from({ length: 6 }, (_, i) => f.next(i).delayMs);
     const start = [1, 2.5, 3].indexOf(seq[0]);
     assert.ok(start >= 0);
-    assert.deepEqual(seq, Array.from({ length: 6 }, (_, i) => [1, 2.5, 3][(start + i) % 3]));
+    assert.deepEqual(
+      seq,
+      Array.from({ length: 6 }, (_, i) => [1, 2.5, 3][(start + i) % 3]),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

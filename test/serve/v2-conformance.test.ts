@@ -15,11 +15,21 @@ const D = 6;
 const C = 3;
 
 async function req(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}) {
-  const r = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body !== undefined ? { body } : {}), headers: { 'content-type': 'application/json', ...headers } });
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    ...(body !== undefined ? { body } : {}),
+    headers: { 'content-type': 'application/json', ...headers },
+  });
   return { status: r.status, headers: r.headers, text: Buffer.from(await r.arrayBuffer()).toString() };
 }
 const errorOf = (text: string) => (JSON.parse(text) as { error: string }).error;
-const input = (extra: Record<string, unknown> = {}, data: unknown = Array(D).fill(0.5)) => ({ name: 'input', datatype: 'FP32', shape: [1, D], data, ...extra });
+const input = (extra: Record<string, unknown> = {}, data: unknown = Array(D).fill(0.5)) => ({
+  name: 'input',
+  datatype: 'FP32',
+  shape: [1, D],
+  data,
+  ...extra,
+});
 /** an input whose values follow the JSON as binary data */
 const binaryInput = () => ({ name: 'input', datatype: 'FP32', shape: [1, D], parameters: { binary_data_size: 4 * D } });
 const body = (doc: Record<string, unknown>) => JSON.stringify(doc);
@@ -29,8 +39,17 @@ function grpcCall(client: Raw, method: string, r: unknown): Promise<{ error: grp
   return new Promise((resolve) => client[method](r, (error, res) => resolve({ error, res })));
 }
 
-async function withInstance(f: (s: InstanceServer, g: Raw) => Promise<void>, limits?: Parameters<typeof InstanceServer.start>[0]['limits']): Promise<void> {
-  const s = await InstanceServer.start({ model: servedModelFrom(`linear:${D}:${C}:7`), httpPort: 0, grpcPort: 0, maxBatch: 8, ...(limits !== undefined ? { limits } : {}) });
+async function withInstance(
+  f: (s: InstanceServer, g: Raw) => Promise<void>,
+  limits?: Parameters<typeof InstanceServer.start>[0]['limits'],
+): Promise<void> {
+  const s = await InstanceServer.start({
+    model: servedModelFrom(`linear:${D}:${C}:7`),
+    httpPort: 0,
+    grpcPort: 0,
+    maxBatch: 8,
+    ...(limits !== undefined ? { limits } : {}),
+  });
   const C2 = grpcClientClass();
   const g = new C2(`127.0.0.1:${s.grpcPort}`, grpc.credentials.createInsecure()) as unknown as Raw;
   try {
@@ -56,7 +75,11 @@ test('V2 REST: GET /v2/ is server metadata; model routes exist with /versions/{v
     const inf = await req(s.httpPort, 'POST', '/v2/models/linear/versions/1/infer', body({ inputs: [input()] }));
     assert.equal(inf.status, 200, inf.text);
     assert.deepEqual((JSON.parse(inf.text) as { outputs: { shape: number[] }[] }).outputs[0].shape, [1, C]);
-    for (const [m, p] of [['GET', '/v2/models/linear/versions/2'], ['GET', '/v2/models/linear/versions/2/ready'], ['POST', '/v2/models/linear/versions/2/infer']] as const) {
+    for (const [m, p] of [
+      ['GET', '/v2/models/linear/versions/2'],
+      ['GET', '/v2/models/linear/versions/2/ready'],
+      ['POST', '/v2/models/linear/versions/2/infer'],
+    ] as const) {
       const r = await req(s.httpPort, m, p, m === 'POST' ? body({ inputs: [input()] }) : undefined);
       assert.equal(r.status, 404, p);
       assert.match(errorOf(r.text), /has no version '2' \(versions: 1\)/);
@@ -71,7 +94,14 @@ test('V2 REST health: status code only with an empty body, 200 when true and 400
       assert.deepEqual([r.status, r.text], [200, ''], p);
     }
   });
-  const meta: ModelMeta = { name: 'm', platform: 'test', versions: ['1'], input: { name: 'input', datatype: 'FP32', shape: [2] }, output: { name: 'output', datatype: 'FP32', shape: [2] }, maxBatch: 4 };
+  const meta: ModelMeta = {
+    name: 'm',
+    platform: 'test',
+    versions: ['1'],
+    input: { name: 'input', datatype: 'FP32', shape: [2] },
+    output: { name: 'output', datatype: 'FP32', shape: [2] },
+    maxBatch: 4,
+  };
   const notReady: V2Model = { meta, live: () => true, ready: () => false, infer: () => Promise.reject(new Error('not ready')) };
   const app = Fastify();
   mountV2Rest(app, notReady, 1 << 20);
@@ -93,15 +123,25 @@ test('V2 REST requests the spec does not allow get a 400 naming the problem: NaN
     const head = Buffer.from(body({ inputs: [binaryInput()] }));
     const withNaN = Buffer.concat([head, Buffer.from(Float32Array.of(1, NaN, 2, 3, 4, 5).buffer)]);
     const cases: [string | Buffer, RegExp, Record<string, string>?][] = [
-      ['{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"data":[1,2,3,4,5,1e400]}]}', /holds Infinity at flat index 5: inputs must be finite/],
+      [
+        '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"data":[1,2,3,4,5,1e400]}]}',
+        /holds Infinity at flat index 5: inputs must be finite/,
+      ],
       [body({ inputs: [input({}, [1, 2, 3, 4, 5, 1e39])] }), /holds Infinity at flat index 5/],
       [withNaN, /holds NaN at flat index 1/, { 'inference-header-content-length': String(head.length) }],
       [body({ inputs: [input({ parameters: { binary_data_size: 4 * D } })] }), /both "data" and a binary_data_size/],
       [body({ inputs: [input()], outputs: 'output' }), /"outputs" must be an array of requested outputs like \[\{"name": "output"\}\]/],
       [body({ inputs: [input()], outputs: ['output'] }), /each requested output must be an object/],
-      [Buffer.concat([head, Buffer.alloc(4 * D)]), /'0x[0-9a-f]+' is not a decimal integer/, { 'inference-header-content-length': `0x${head.length.toString(16)}` }],
+      [
+        Buffer.concat([head, Buffer.alloc(4 * D)]),
+        /'0x[0-9a-f]+' is not a decimal integer/,
+        { 'inference-header-content-length': `0x${head.length.toString(16)}` },
+      ],
       [body({ id: 42, inputs: [input()] }), /"id" must be a string .*send "id": "42"/],
-      [body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [0, D], data: [] }] }), /has batch 0 \(shape \[0, 6\]\): send at least one sample/],
+      [
+        body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [0, D], data: [] }] }),
+        /has batch 0 \(shape \[0, 6\]\): send at least one sample/,
+      ],
       [body({ inputs: [input({}, [[[1, 2, 3, 4, 5, 6]]])] }), /"data" is nested 3 levels deep, more than its shape has dimensions \(2\)/],
       [body({ inputs: [input({}, [{ a: 1 }])] }), /"data" must hold numbers .*found an object/],
     ];
@@ -112,15 +152,30 @@ test('V2 REST requests the spec does not allow get a 400 naming the problem: NaN
     }
     // the same binary request with a decimal length and finite values is served; a string id comes back
     const ok = Buffer.concat([Buffer.from(body({ id: '42', inputs: [binaryInput()] })), Buffer.alloc(4 * D)]);
-    const r = await req(s.httpPort, 'POST', '/v2/models/linear/infer', ok, { 'inference-header-content-length': String(ok.length - 4 * D) });
+    const r = await req(s.httpPort, 'POST', '/v2/models/linear/infer', ok, {
+      'inference-header-content-length': String(ok.length - 4 * D),
+    });
     assert.equal(r.status, 200, r.text);
     assert.equal((JSON.parse(r.text) as { id: string }).id, '42');
   });
 });
 
 test('V2 REST: an output JSON cannot carry (NaN) is refused with a message pointing to binary output, and sent as binary when asked', async () => {
-  const meta: ModelMeta = { name: 'm', platform: 'test', versions: ['1'], input: { name: 'input', datatype: 'FP32', shape: [2] }, output: { name: 'output', datatype: 'FP32', shape: [2] }, maxBatch: 4 };
-  const nanModel: V2Model = { meta, live: () => true, ready: () => true, infer: (r) => Promise.resolve({ id: r.id, outputs: [{ name: 'output', shape: [1, 2], data: Float32Array.of(NaN, 1) }], parameters: {} }) };
+  const meta: ModelMeta = {
+    name: 'm',
+    platform: 'test',
+    versions: ['1'],
+    input: { name: 'input', datatype: 'FP32', shape: [2] },
+    output: { name: 'output', datatype: 'FP32', shape: [2] },
+    maxBatch: 4,
+  };
+  const nanModel: V2Model = {
+    meta,
+    live: () => true,
+    ready: () => true,
+    infer: (r) =>
+      Promise.resolve({ id: r.id, outputs: [{ name: 'output', shape: [1, 2], data: Float32Array.of(NaN, 1) }], parameters: {} }),
+  };
   const app = Fastify();
   mountV2Rest(app, nanModel, 1 << 20);
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -147,10 +202,37 @@ test('V2 gRPC: a wrong model_version is NOT_FOUND; typed contents with raw_input
       ['ModelInfer', { ...typed, model_version: '3' }, grpc.status.NOT_FOUND, /has no version '3'/],
       ['ModelReady', { name: 'linear', version: '3' }, grpc.status.NOT_FOUND, /has no version '3'/],
       ['ModelMetadata', { name: 'linear', version: '3' }, grpc.status.NOT_FOUND, /has no version '3'/],
-      ['ModelInfer', { ...typed, raw_input_contents: [Buffer.from(Float32Array.from(x).buffer)] }, grpc.status.INVALID_ARGUMENT, /typed contents \(fp32_contents\) and the request has raw_input_contents/],
-      ['ModelInfer', { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], contents: { fp64_contents: x } }] }, grpc.status.INVALID_ARGUMENT, /carries its values in fp64_contents: FP32 values go in contents.fp32_contents/],
-      ['ModelInfer', { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], contents: { fp32_contents: [NaN, 0, 0, 0, 0, 0] } }] }, grpc.status.INVALID_ARGUMENT, /holds NaN at flat index 0/],
-      ['ModelInfer', { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D] }], raw_input_contents: [Buffer.from(Float32Array.of(0, 0, Infinity, 0, 0, 0).buffer)] }, grpc.status.INVALID_ARGUMENT, /holds Infinity at flat index 2/],
+      [
+        'ModelInfer',
+        { ...typed, raw_input_contents: [Buffer.from(Float32Array.from(x).buffer)] },
+        grpc.status.INVALID_ARGUMENT,
+        /typed contents \(fp32_contents\) and the request has raw_input_contents/,
+      ],
+      [
+        'ModelInfer',
+        { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], contents: { fp64_contents: x } }] },
+        grpc.status.INVALID_ARGUMENT,
+        /carries its values in fp64_contents: FP32 values go in contents.fp32_contents/,
+      ],
+      [
+        'ModelInfer',
+        {
+          model_name: 'linear',
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], contents: { fp32_contents: [NaN, 0, 0, 0, 0, 0] } }],
+        },
+        grpc.status.INVALID_ARGUMENT,
+        /holds NaN at flat index 0/,
+      ],
+      [
+        'ModelInfer',
+        {
+          model_name: 'linear',
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D] }],
+          raw_input_contents: [Buffer.from(Float32Array.of(0, 0, Infinity, 0, 0, 0).buffer)],
+        },
+        grpc.status.INVALID_ARGUMENT,
+        /holds Infinity at flat index 2/,
+      ],
     ];
     for (const [m, r, code, re] of cases) {
       const { error } = await grpcCall(g, m, r);
@@ -178,10 +260,16 @@ test('bounded work: a deeply nested body, a JSON array over the value limit and 
     const r3 = await req(s.httpPort, 'POST', '/v2/models/linear/infer', huge);
     assert.equal(r3.status, 400);
     assert.match(errorOf(r3.text), /request JSON of 600\d+ bytes is larger than the 198144 bytes its values can need/);
-    const big = await grpcCall(g, 'ModelInfer', { model_name: 'linear', inputs: [{ name: 'input', datatype: 'FP32', shape: [50000, D], contents: { fp32_contents: new Array(300000).fill(0) } }] });
+    const big = await grpcCall(g, 'ModelInfer', {
+      model_name: 'linear',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [50000, D], contents: { fp32_contents: new Array(300000).fill(0) } }],
+    });
     assert.ok(big.error !== null);
     assert.equal(big.error.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(big.error.details, /typed contents carry 300000 values, more than the limit of 262144: send large tensors as raw_input_contents/);
+    assert.match(
+      big.error.details,
+      /typed contents carry 300000 values, more than the limit of 262144: send large tensors as raw_input_contents/,
+    );
     // serving continues
     assert.equal((await req(s.httpPort, 'POST', '/v2/models/linear/infer', body({ inputs: [input()] }))).status, 200);
   });
@@ -190,58 +278,95 @@ test('bounded work: a deeply nested body, a JSON array over the value limit and 
 test('typedValueCount counts typed values on the wire: packed fp32 by 4 bytes, fp64 by 8', () => {
   const C2 = grpcClientClass() as unknown as { service: Record<string, { requestSerialize: (r: unknown) => Buffer }> };
   const ser = C2.service.ModelInfer.requestSerialize;
-  const b = ser({ model_name: 'm', inputs: [{ name: 'a', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } }, { name: 'b', datatype: 'FP64', shape: [2], contents: { fp64_contents: [1, 2] } }] });
+  const b = ser({
+    model_name: 'm',
+    inputs: [
+      { name: 'a', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } },
+      { name: 'b', datatype: 'FP64', shape: [2], contents: { fp64_contents: [1, 2] } },
+    ],
+  });
   assert.equal(typedValueCount(b), 5);
   assert.equal(typedValueCount(ser({ model_name: 'm', raw_input_contents: [Buffer.alloc(4000)] })), 0);
 });
 
 test('slow senders are cut off: an HTTP request not received whole within requestTimeoutMs gets 408 and its connection closed; a gRPC stream whose message never completes is reset', async () => {
-  await withInstance(async (s) => {
-    // HTTP: headers and 10 of the 1000 body bytes announced, then nothing
-    const answer = await new Promise<string>((resolve, reject) => {
-      const sock = netConnect(s.httpPort, '127.0.0.1', () => {
-        sock.write(`POST /v2/models/linear/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs":`);
+  await withInstance(
+    async (s) => {
+      // HTTP: headers and 10 of the 1000 body bytes announced, then nothing
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = netConnect(s.httpPort, '127.0.0.1', () => {
+          sock.write(
+            `POST /v2/models/linear/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs":`,
+          );
+        });
+        let got = '';
+        sock.on('data', (d) => (got += d.toString()));
+        sock.on('close', () => resolve(got));
+        sock.on('error', reject);
       });
-      let got = '';
-      sock.on('data', (d) => (got += d.toString()));
-      sock.on('close', () => resolve(got));
-      sock.on('error', reject);
-    });
-    assert.match(answer, /^HTTP\/1\.1 408/);
-    // gRPC: a ModelInfer stream with the 5-byte frame header of a 1000-byte message and 10 bytes of it
-    const session = h2Connect(`http://127.0.0.1:${s.grpcPort}`);
-    try {
-      const code = await new Promise<number>((resolve, reject) => {
-        const st = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' });
-        const frame = Buffer.alloc(15);
-        frame.writeUInt32BE(1000, 1);
-        st.write(frame);
-        st.on('error', () => {});
-        st.on('close', () => resolve(st.rstCode ?? -1));
-        session.on('error', reject);
-      });
-      assert.equal(code, h2c.NGHTTP2_CANCEL);
-    } finally {
-      session.close();
-    }
-  }, { requestTimeoutMs: 300 });
+      assert.match(answer, /^HTTP\/1\.1 408/);
+      // gRPC: a ModelInfer stream with the 5-byte frame header of a 1000-byte message and 10 bytes of it
+      const session = h2Connect(`http://127.0.0.1:${s.grpcPort}`);
+      try {
+        const code = await new Promise<number>((resolve, reject) => {
+          const st = session.request({
+            ':method': 'POST',
+            ':path': '/inference.GRPCInferenceService/ModelInfer',
+            'content-type': 'application/grpc',
+            te: 'trailers',
+          });
+          const frame = Buffer.alloc(15);
+          frame.writeUInt32BE(1000, 1);
+          st.write(frame);
+          st.on('error', () => {});
+          st.on('close', () => resolve(st.rstCode ?? -1));
+          session.on('error', reject);
+        });
+        assert.equal(code, h2c.NGHTTP2_CANCEL);
+      } finally {
+        session.close();
+      }
+    },
+    { requestTimeoutMs: 300 },
+  );
 });
 
 test('frontend config takes limits and admission settings, and refuses unknown keys in them', () => {
   const base = { model: 'm', instances: ['127.0.0.1:1'] };
-  const c = validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, limits: { maxJsonDepth: 16, requestTimeoutMs: 5000 }, admission: { maxPredictedLatencyMs: 200 } });
+  const c = validateFrontendConfig({
+    name: 'x',
+    mode: 'none',
+    httpPort: 0,
+    pools: { base },
+    limits: { maxJsonDepth: 16, requestTimeoutMs: 5000 },
+    admission: { maxPredictedLatencyMs: 200 },
+  });
   assert.equal(c.limits?.maxJsonDepth, 16);
   assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, limits: { maxDepth: 3 } }), /limits/);
-  assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, admission: { maxPredictedLatencyMs: 0 } }), /admission/);
+  assert.throws(
+    () => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, admission: { maxPredictedLatencyMs: 0 } }),
+    /admission/,
+  );
 });
 
 test('the request timeout bounds receiving a request, not answering it: a call that computes longer than requestTimeoutMs is answered (REST and gRPC)', async () => {
   const { V2GrpcClient } = await import('../../src/serve/client.js');
-  const s = await InstanceServer.start({ model: servedModelFrom('noop:4', 'm'), httpPort: 0, grpcPort: 0, limits: { requestTimeoutMs: 200 }, faults: { latency: { kind: 'const', ms: 600 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 } });
+  const s = await InstanceServer.start({
+    model: servedModelFrom('noop:4', 'm'),
+    httpPort: 0,
+    grpcPort: 0,
+    limits: { requestTimeoutMs: 200 },
+    faults: { latency: { kind: 'const', ms: 600 }, slowProb: 0, slowMs: 0, failProb: 0, crashAfter: 0, seed: 1 },
+  });
   const c = new V2GrpcClient(`127.0.0.1:${s.grpcPort}`);
   try {
     assert.deepEqual((await c.infer('m', 'input', Float32Array.of(1, 2, 3, 4), [1, 4], 10000)).shape, [1, 4]);
-    const r = await req(s.httpPort, 'POST', '/v2/models/m/infer', body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
+    const r = await req(
+      s.httpPort,
+      'POST',
+      '/v2/models/m/infer',
+      body({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+    );
     assert.equal(r.status, 200, r.text);
   } finally {
     c.close();

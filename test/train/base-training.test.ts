@@ -10,8 +10,17 @@ import { readCheckpoint } from '../../src/nn/checkpoint.js';
 import { trainBase, files, type BaseTrainingConfig } from '../../src/train/base-training.js';
 
 const cfg = (epochs: number): BaseTrainingConfig => ({
-  dataset: 'synthetic', model: 'base-mlp', epochs, batchSize: 32, optimizer: 'adam', lr: 1e-3,
-  weightDecay: 1e-5, momentum: 0, schedule: 'constant', seed: 5, device: 'cpu',
+  dataset: 'synthetic',
+  model: 'base-mlp',
+  epochs,
+  batchSize: 32,
+  optimizer: 'adam',
+  lr: 1e-3,
+  weightDecay: 1e-5,
+  momentum: 0,
+  schedule: 'constant',
+  seed: 5,
+  device: 'cpu',
 });
 
 async function run(dir: string, epochs: number, resume = false) {
@@ -20,10 +29,20 @@ async function run(dir: string, epochs: number, resume = false) {
   manualSeed(5);
   const model = buildModel('base-mlp', spec);
   try {
-    return trainBase(cfg(epochs), model, {
-      train: ds.train, validation: ds.validation!, test: ds.test, classes: ds.info.classes,
-      normalization: ds.info.normalization, input: spec,
-    }, dir, { resume });
+    return trainBase(
+      cfg(epochs),
+      model,
+      {
+        train: ds.train,
+        validation: ds.validation!,
+        test: ds.test,
+        classes: ds.info.classes,
+        normalization: ds.info.normalization,
+        input: spec,
+      },
+      dir,
+      { resume },
+    );
   } finally {
     model.dispose();
     disposeDataset(ds);
@@ -44,8 +63,14 @@ test('training learns the synthetic task, logs every epoch and records metadata 
     const r = await run(dir, 3);
     assert.equal(liveTensors(), before, 'training leaked tensors');
     assert.ok(r.testAccuracy > 0.8, `test accuracy ${r.testAccuracy}`);
-    const lines = readFileSync(files(dir).log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3]);
+    const lines = readFileSync(files(dir).log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.epoch),
+      [1, 2, 3],
+    );
     const meta = readCheckpoint(files(dir).best).metadata as Record<string, unknown>;
     assert.equal(meta.kind, 'base');
     assert.equal(meta.dataset, 'synthetic');
@@ -72,7 +97,10 @@ test('resuming after an interruption gives the same weights as an uninterrupted 
       const maxDiff = v.reduce((m, x, i) => Math.max(m, Math.abs(x - u[i])), 0);
       assert.ok(maxDiff < 1e-5, `${k} differs by ${maxDiff}`);
     }
-    const lines = readFileSync(files(b).log, 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+    const lines = readFileSync(files(b).log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).epoch);
     assert.deepEqual(lines, [1, 2, 3]);
   } finally {
     rmSync(a, { recursive: true, force: true });

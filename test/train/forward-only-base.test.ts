@@ -15,7 +15,12 @@ import { servedModelFrom } from '../../src/serve/served-model.js';
 import { encodeNpy } from '../../src/data/npy.js';
 import { Rng } from '../../src/data/rng.js';
 import {
-  computeOutputs, forwardOnlySource, loadForwardOnlyBase, parseV2Url, withRetries, type ForwardOnlySource,
+  computeOutputs,
+  forwardOnlySource,
+  loadForwardOnlyBase,
+  parseV2Url,
+  withRetries,
+  type ForwardOnlySource,
 } from '../../src/serve/forward-only-base.js';
 
 const dir = join(packageRoot(), 'examples', 'own-model');
@@ -45,7 +50,11 @@ test('targets computed through a V2 server (gRPC and REST) equal local forwards 
   const n = 10;
   const x = inputs(n, 1);
   const want = localOutputs(x, n, 4);
-  const s = await InstanceServer.start({ model: servedModelFrom(ptFile, 'small_cnn', undefined, undefined, { inputShape: shape }), httpPort: 0, grpcPort: 0 });
+  const s = await InstanceServer.start({
+    model: servedModelFrom(ptFile, 'small_cnn', undefined, undefined, { inputShape: shape }),
+    httpPort: 0,
+    grpcPort: 0,
+  });
   let first: Float32Array | null = null;
   try {
     for (const url of [`v2://127.0.0.1:${s.grpcPort}/small_cnn`, `http://127.0.0.1:${s.httpPort}/v2/models/small_cnn`]) {
@@ -73,14 +82,23 @@ test('targets computed through a V2 server (gRPC and REST) equal local forwards 
     assert.match(base.identity.sha256, /^[0-9a-f]{64}$/);
     const rows = tidy(() => noGrad(() => base.model.forward(t.narrow(0, 5, 3)).dataFloat32()));
     assert.deepEqual([...rows], [...first!.subarray(50, 80)], 'rows 5..7 answered from the outputs computed through the server');
-    assert.throws(() => tidy(() => base.model.forward(t.narrow(0, 0, 2).add(1))), /forward-only F .*asked for an input outside the data .*drop --augment/);
+    assert.throws(
+      () => tidy(() => base.model.forward(t.narrow(0, 0, 2).add(1))),
+      /forward-only F .*asked for an input outside the data .*drop --augment/,
+    );
     t.dispose();
     // data of another shape than the server's model takes
     const wrong = tensor(new Float32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]);
-    await assert.rejects(loadForwardOnlyBase(`v2://127.0.0.1:${s.grpcPort}/small_cnn`, wrong), /takes inputs \[3, 32, 32\] per example, but the data has \[3, 16, 16\]/);
+    await assert.rejects(
+      loadForwardOnlyBase(`v2://127.0.0.1:${s.grpcPort}/small_cnn`, wrong),
+      /takes inputs \[3, 32, 32\] per example, but the data has \[3, 16, 16\]/,
+    );
     wrong.dispose();
     // an unknown model is not retried: the error names it
-    await assert.rejects(loadForwardOnlyBase(`v2://127.0.0.1:${s.grpcPort}/nope`, tensor(x, [n, ...shape]), { sleep: async () => assert.fail('not retried') }), /v2:\/\/127\.0\.0\.1:\d+\/nope: model metadata: .*nope/);
+    await assert.rejects(
+      loadForwardOnlyBase(`v2://127.0.0.1:${s.grpcPort}/nope`, tensor(x, [n, ...shape]), { sleep: async () => assert.fail('not retried') }),
+      /v2:\/\/127\.0\.0\.1:\d+\/nope: model metadata: .*nope/,
+    );
   } finally {
     await s.close();
   }
@@ -102,7 +120,8 @@ test('requests are retried with exponential backoff on transient failures; an un
   let calls = 0;
   const waits: number[] = [];
   const flaky: ForwardOnlySource = {
-    address: 'v2://fake:1/m', kind: 'v2-grpc',
+    address: 'v2://fake:1/m',
+    kind: 'v2-grpc',
     open: async () => ({ inputShape: [2], outputShape: [1] }),
     forward: async (x, b) => {
       calls++;
@@ -111,27 +130,48 @@ test('requests are retried with exponential backoff on transient failures; an un
     },
     close: async () => {},
   };
-  const y = await computeOutputs(flaky, Float32Array.from([1, 2, 3, 4, 5, 6]), 3, [2], [1], { batch: 2, sleep: async (ms) => void waits.push(ms), backoffMs: 100 });
+  const y = await computeOutputs(flaky, Float32Array.from([1, 2, 3, 4, 5, 6]), 3, [2], [1], {
+    batch: 2,
+    sleep: async (ms) => void waits.push(ms),
+    backoffMs: 100,
+  });
   assert.deepEqual([...y], [3, 7, 11]);
   assert.deepEqual(waits, [100, 200, 100, 200], 'two retries per batch, doubling');
   // permanent errors (INVALID_ARGUMENT) are not retried
   let tries = 0;
-  await assert.rejects(withRetries('x', async () => {
-    tries++;
-    throw Object.assign(new Error('3 INVALID_ARGUMENT: bad shape'), { code: 3 });
-  }, { sleep: async () => {} }), /x: 3 INVALID_ARGUMENT: bad shape/);
+  await assert.rejects(
+    withRetries(
+      'x',
+      async () => {
+        tries++;
+        throw Object.assign(new Error('3 INVALID_ARGUMENT: bad shape'), { code: 3 });
+      },
+      { sleep: async () => {} },
+    ),
+    /x: 3 INVALID_ARGUMENT: bad shape/,
+  );
   assert.equal(tries, 1);
   // nothing listens on port 1: gRPC and REST fail after the attempts, naming the address
   const t = tensor(new Float32Array(per), [1, ...shape]);
   for (const url of ['v2://127.0.0.1:1/small_cnn', 'http://127.0.0.1:1/v2/models/small_cnn']) {
     const seen: number[] = [];
-    await assert.rejects(loadForwardOnlyBase(url, t, { attempts: 3, sleep: async (ms) => void seen.push(ms), timeoutMs: 5000 }),
-      (e: Error) => e.message.startsWith(url) && /failed after 3 attempts .*check that the server is running and reachable/.test(e.message));
+    await assert.rejects(
+      loadForwardOnlyBase(url, t, { attempts: 3, sleep: async (ms) => void seen.push(ms), timeoutMs: 5000 }),
+      (e: Error) => e.message.startsWith(url) && /failed after 3 attempts .*check that the server is running and reachable/.test(e.message),
+    );
     assert.deepEqual(seen, [200, 400]);
   }
   t.dispose();
-  assert.throws(() => parseV2Url('v2://host/model'), /use v2:\/\/HOST:PORT\/MODEL \(gRPC\) or http:\/\/HOST:PORT\/v2\/models\/MODEL \(REST\)/);
-  assert.deepEqual(parseV2Url('http://h:8000/v2/models/resnet/versions/2'), { kind: 'v2-rest', address: 'http://h:8000', model: 'resnet', version: '2' });
+  assert.throws(
+    () => parseV2Url('v2://host/model'),
+    /use v2:\/\/HOST:PORT\/MODEL \(gRPC\) or http:\/\/HOST:PORT\/v2\/models\/MODEL \(REST\)/,
+  );
+  assert.deepEqual(parseV2Url('http://h:8000/v2/models/resnet/versions/2'), {
+    kind: 'v2-rest',
+    address: 'http://h:8000',
+    model: 'resnet',
+    version: '2',
+  });
 });
 
 test('coded train parity --base v2://... trains on targets from the server; --parity-model base, --augment and coded train learned are refused (no gradients)', async () => {
@@ -140,15 +180,35 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
   const { readCheckpointMetadata } = await import('../../src/serve/served-model.js');
   const { trainLearnedCommand } = await import('../../src/cli/commands/train-learned.js');
   const tmp = mkdtempSync(join(tmpdir(), 'coded-v2-base-'));
-  const s = await InstanceServer.start({ model: servedModelFrom(ptFile, 'small_cnn', undefined, undefined, { inputShape: shape }), httpPort: null, grpcPort: 0 });
+  const s = await InstanceServer.start({
+    model: servedModelFrom(ptFile, 'small_cnn', undefined, undefined, { inputShape: shape }),
+    httpPort: null,
+    grpcPort: 0,
+  });
   const url = `v2://127.0.0.1:${s.grpcPort}/small_cnn`;
   try {
     const n = 24;
     const data = join(tmp, 'data.npz');
     writeFileSync(data, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'float32', shape: [n, ...shape], data: inputs(n, 3) }) }));
-    const cfg = { code: 'addition', k: 2, r: 1, parityModel: 'mlp:32', epochs: 1, batchSize: 8, lr: 1e-3, weightDecay: 1e-5, schedule: 'constant' as const, target: 'base' as const, seed: 1, device: 'cpu' as const };
+    const cfg = {
+      code: 'addition',
+      k: 2,
+      r: 1,
+      parityModel: 'mlp:32',
+      epochs: 1,
+      batchSize: 8,
+      lr: 1e-3,
+      weightDecay: 1e-5,
+      schedule: 'constant' as const,
+      target: 'base' as const,
+      seed: 1,
+      device: 'cpu' as const,
+    };
     const quiet = { resume: false, command: 'test', quiet: true, log: () => {}, forwardOnly: forwardOnlySupport() };
-    await assert.rejects(runParity({ base: url, data, cfg: { ...cfg, parityModel: 'base' }, ...quiet }), /is a running V2 server: it computes F's outputs but gives no gradients .*--parity-model base/);
+    await assert.rejects(
+      runParity({ base: url, data, cfg: { ...cfg, parityModel: 'base' }, ...quiet }),
+      /is a running V2 server: it computes F's outputs but gives no gradients .*--parity-model base/,
+    );
     await assert.rejects(runParity({ base: url, data, cfg: { ...cfg, augment: 'crop' }, ...quiet }), /--augment needs a local F/);
     const res = await runParity({ base: url, data, cfg, outDir: join(tmp, 'run'), ...quiet });
     assert.equal(res.epochs.length, 1);
@@ -157,7 +217,8 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
     assert.equal(meta.base.model, 'v2');
     assert.equal(meta.base.classes, 10);
     assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
-    for (const b of [url, onnxFile]) await assert.rejects(trainLearnedCommand(['--base', b, '--k', '2']), /gives no gradients .*learned codes/);
+    for (const b of [url, onnxFile])
+      await assert.rejects(trainLearnedCommand(['--base', b, '--k', '2']), /gives no gradients .*learned codes/);
     // coded eval CKPT --data FILE: F's outputs through the server again, the training's test split, the same result
     const { evalForwardOnlyCode } = await import('../../src/cli/commands/eval-forward-only.js');
     await assert.rejects(evalForwardOnlyCode(res.bestCheckpoint, {}), /trained for the forward-only base v2:.*pass --data/);
@@ -172,7 +233,11 @@ test('coded train parity --base v2://... trains on targets from the server; --pa
     const e = JSON.parse(printed.pop()!) as { degraded: { accuracy: number }; samples: number };
     assert.equal(e.samples, res.test.samples);
     assert.equal(e.degraded.accuracy, res.test.degraded.accuracy);
-    assert.equal(await evalForwardOnlyCode(join(packageRoot(), 'models', 'fashion-mnist-base-mlp-addition-k2.safetensors'), {}), false, 'other checkpoints: the general path');
+    assert.equal(
+      await evalForwardOnlyCode(join(packageRoot(), 'models', 'fashion-mnist-base-mlp-addition-k2.safetensors'), {}),
+      false,
+      'other checkpoints: the general path',
+    );
   } finally {
     await s.close();
     rmSync(tmp, { recursive: true, force: true });

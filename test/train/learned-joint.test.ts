@@ -15,7 +15,12 @@ import { saveCheckpoint } from '../../src/nn/checkpoint.js';
 import { loadDataset, disposeDataset } from '../../src/data/registry.js';
 import { evaluateCode } from '../../src/eval/code-metrics.js';
 import {
-  baseIdentity, buildJointParityModels, learnedCodeConfig, resolveParityModel, trainLearned, type LearnedTrainingConfig,
+  baseIdentity,
+  buildJointParityModels,
+  learnedCodeConfig,
+  resolveParityModel,
+  trainLearned,
+  type LearnedTrainingConfig,
 } from '../../src/train/learned-training.js';
 import { trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
 import { parseSweep } from '../../src/train/learned-run.js';
@@ -56,13 +61,29 @@ before(async () => {
   // a base-mlp with O(1) weights (the paper init's ~0.01 give nearly flat outputs)
   manualSeed(11);
   const base = buildModel('base-mlp', { ...input, classes: CLASSES });
-  noGrad(() => { for (const t of base.parameters()) t.uniform_(-0.2, 0.2); });
+  noGrad(() => {
+    for (const t of base.parameters()) t.uniform_(-0.2, 0.2);
+  });
   basePath = join(dir, 'synthetic-base-mlp.safetensors');
   saveCheckpoint(basePath, base, { kind: 'base', dataset: 'synthetic', model: 'base-mlp', input, classes, config: { seed: 1 } });
   base.dispose();
-  const out = await captureLog(() => trainLearnedCommand([
-    '--base', basePath, '--k', '2', '--r', '2', '--parity-model', 'base', '--epochs', '1', '--out', join(dir, 'cli'), '--json',
-  ]));
+  const out = await captureLog(() =>
+    trainLearnedCommand([
+      '--base',
+      basePath,
+      '--k',
+      '2',
+      '--r',
+      '2',
+      '--parity-model',
+      'base',
+      '--epochs',
+      '1',
+      '--out',
+      join(dir, 'cli'),
+      '--json',
+    ]),
+  );
   cliResult = JSON.parse(out);
   jointCkpt = cliResult.checkpoint;
 });
@@ -78,8 +99,22 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
     const id = baseIdentity(basePath, meta);
     const data = { train: ds.train, validation: ds.validation!, test: ds.test, classes, input };
     const tc: LearnedTrainingConfig = {
-      dataset: 'synthetic', base: basePath, k: 2, r: 2, encoder: 'mlp', decoder: 'mlp', loss: 'kl-base', epochs: 2, batchSize: 16,
-      lr: 1e-3, weightDecay: 1e-5, optimizers: 'separate', trainParts: 'both', seed: 1, device: 'cpu', parityModel: 'base',
+      dataset: 'synthetic',
+      base: basePath,
+      k: 2,
+      r: 2,
+      encoder: 'mlp',
+      decoder: 'mlp',
+      loss: 'kl-base',
+      epochs: 2,
+      batchSize: 16,
+      lr: 1e-3,
+      weightDecay: 1e-5,
+      optimizers: 'separate',
+      trainParts: 'both',
+      seed: 1,
+      device: 'cpu',
+      parityModel: 'base',
     };
     const mk = () => new LearnedCode(learnedCodeConfig(tc, data, 'base-mlp'));
     const fBefore = base.parameters().map(values);
@@ -93,18 +128,31 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
     assert.ok(full.test.degraded.count > 0);
     // F: bit-identical; encoder and decoder: moved
     base.parameters().forEach((p, i) => assert.deepEqual(values(p), fBefore[i], 'F changed during joint training'));
-    assert.ok(c1.encoder.parameters().some((p, i) => values(p).some((v, j) => v !== encBefore[i][j])), 'the encoder did not move');
-    assert.ok(c1.decoder.parameters().some((p, i) => values(p).some((v, j) => v !== decBefore[i][j])), 'the decoder did not move');
+    assert.ok(
+      c1.encoder.parameters().some((p, i) => values(p).some((v, j) => v !== encBefore[i][j])),
+      'the encoder did not move',
+    );
+    assert.ok(
+      c1.decoder.parameters().some((p, i) => values(p).some((v, j) => v !== decBefore[i][j])),
+      'the decoder did not move',
+    );
     // F_P[j]: started as copies of F, moved away from it; the checkpoint records them as a parity code does
     const lp = loadParityCode(join(dir, 'full', 'last.safetensors'));
     assert.equal(lp.parity.length, 2);
     assert.deepEqual(lp.metadata.parity, { model: 'base-mlp', input: { ...input, classes: CLASSES }, count: 2 });
     assert.equal(lp.metadata.base.sha256, id.sha256);
     assert.equal((lp.metadata as unknown as { training: LearnedTrainingConfig }).training.parityModel, 'base');
-    assert.equal((lp.metadata as unknown as { optimizers: unknown[] }).optimizers.length, 3, 'separate: one Adam each for encoder, decoder and F_P');
+    assert.equal(
+      (lp.metadata as unknown as { optimizers: unknown[] }).optimizers.length,
+      3,
+      'separate: one Adam each for encoder, decoder and F_P',
+    );
     for (const pm of lp.parity) {
       assert.ok(pm.parameters().every((p, i) => p.shape.join() === base.parameters()[i].shape.join()));
-      assert.ok(pm.parameters().some((p, i) => values(p).some((v, j) => v !== fBefore[i][j])), 'a parity model did not move away from F');
+      assert.ok(
+        pm.parameters().some((p, i) => values(p).some((v, j) => v !== fBefore[i][j])),
+        'a parity model did not move away from F',
+      );
     }
     dispose([...lp.extra.values()]);
     for (const m of [...lp.parity, ...lp.code.modules().values()]) m.dispose();
@@ -128,7 +176,10 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
     }
     // a joint run is not resumed as a plain one
     const plain = new LearnedCode(learnedCodeConfig({ ...tc, parityModel: undefined }, data));
-    assert.throws(() => trainLearned({ ...tc, parityModel: undefined, epochs: 3 }, plain, base, id, data, join(dir, 'resumed'), { resume: true }), /holds learned\(.*parity=base-mlp\), not learned\(k=2, r=2, encoder=mlp, decoder=mlp\)/);
+    assert.throws(
+      () => trainLearned({ ...tc, parityModel: undefined, epochs: 3 }, plain, base, id, data, join(dir, 'resumed'), { resume: true }),
+      /holds learned\(.*parity=base-mlp\), not learned\(k=2, r=2, encoder=mlp, decoder=mlp\)/,
+    );
     for (const c of [c1, c2, c3, a.code, b.code, plain]) for (const [, m] of c.modules()) m.dispose();
     dispose([...a.extra.values(), ...b.extra.values()]);
   } finally {
@@ -140,10 +191,22 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
 test('a joint code checkpoint round-trips: the loaded code and parity models compute the same outputs', () => {
   manualSeed(3);
   const base = buildModel('base-mlp', { ...input, classes: CLASSES });
-  const cfg: LearnedCodeConfig = { family: 'learned', k: 3, r: 2, encoder: 'conv', decoder: 'mlp', input, outputs: CLASSES, encoderOptions: { hidden: 4 }, parityModel: 'base-mlp' };
+  const cfg: LearnedCodeConfig = {
+    family: 'learned',
+    k: 3,
+    r: 2,
+    encoder: 'conv',
+    decoder: 'mlp',
+    input,
+    outputs: CLASSES,
+    encoderOptions: { hidden: 4 },
+    parityModel: 'base-mlp',
+  };
   const code = new LearnedCode(cfg);
   const { parity, meta } = buildJointParityModels({ parityModel: 'base-mlp' }, code, base);
-  noGrad(() => { for (const m of parity) for (const t of m.parameters()) t.uniform_(-0.3, 0.3); });
+  noGrad(() => {
+    for (const m of parity) for (const t of m.parameters()) t.uniform_(-0.3, 0.3);
+  });
   const path = join(dir, 'roundtrip.safetensors');
   saveCode(path, code, { parity: meta, base: { path: basePath, sha256: 'x' } }, parityTensors(parity));
   const back = loadParityCode(path);
@@ -153,7 +216,10 @@ test('a joint code checkpoint round-trips: the loaded code and parity models com
     tidy(() => {
       const x = randn([4, 3, ...Object.values(input)]);
       const q = code.encode(x);
-      assert.deepEqual(q.map((c) => c.fn), [{ kind: 'base' }, { kind: 'base' }, { kind: 'base' }, { kind: 'parity', index: 0 }, { kind: 'parity', index: 1 }]);
+      assert.deepEqual(
+        q.map((c) => c.fn),
+        [{ kind: 'base' }, { kind: 'base' }, { kind: 'base' }, { kind: 'parity', index: 0 }, { kind: 'parity', index: 1 }],
+      );
       const o1 = computeAll(code, { base, parity }, x);
       const o2 = computeAll(back.code, { base, parity: back.parity }, x);
       o1.forEach((t, i) => assert.deepEqual(values(t), values(o2[i]), `output ${i}`));
@@ -199,17 +265,29 @@ test('evaluating a joint checkpoint runs the parity queries on its parity models
     assert.equal(e.degraded.count, cliResult.test.degraded.count);
     assert.equal(e.degraded.recovery, cliResult.test.degraded.recovery);
     // without its parity models the code cannot be evaluated; F in their place gives other reconstructions
-    assert.throws(() => evaluateCode({ code: l.code, workers: { base: l.workers.base }, test: ds.test, classes }), /no model for worker function F_P\[0\]/);
+    assert.throws(
+      () => evaluateCode({ code: l.code, workers: { base: l.workers.base }, test: ds.test, classes }),
+      /no model for worker function F_P\[0\]/,
+    );
     tidy(() => {
       const x = ds.test.images.narrow(0, 0, 20).reshape([10, 2, ...Object.values(input)]);
       const withFP = computeAll(l.code, l.workers, x);
       const withF = computeAll(l.code, { base: l.workers.base, parity: [l.workers.base, l.workers.base] }, x);
       assert.ok(maxDiff(withFP[2], withF[2]) > 1e-6 && maxDiff(withFP[3], withF[3]) > 1e-6, 'F_P computes what F computes');
       const avail = [false, true, true, false];
-      assert.ok(maxDiff(l.code.decode(withFP.map((t, i) => (avail[i] ? t : null))).outputs[0], l.code.decode(withF.map((t, i) => (avail[i] ? t : null))).outputs[0]) > 1e-6);
+      assert.ok(
+        maxDiff(
+          l.code.decode(withFP.map((t, i) => (avail[i] ? t : null))).outputs[0],
+          l.code.decode(withF.map((t, i) => (avail[i] ? t : null))).outputs[0],
+        ) > 1e-6,
+      );
     });
     // the CLI: `coded eval CKPT --json`
-    const out = JSON.parse(await captureLog(() => evalCodeCommand([jointCkpt, '--json']))) as { parity: { model: string; count: number }; code: string; degraded: { count: number; recovery: number } };
+    const out = JSON.parse(await captureLog(() => evalCodeCommand([jointCkpt, '--json']))) as {
+      parity: { model: string; count: number };
+      code: string;
+      degraded: { count: number; recovery: number };
+    };
     assert.deepEqual({ model: out.parity.model, count: out.parity.count }, { model: 'base-mlp', count: 2 });
     assert.equal(out.code, l.code.name);
     assert.equal(out.degraded.recovery, e.degraded.recovery);
@@ -231,11 +309,13 @@ test('an instance serves parity model J of a joint checkpoint (--parity-index J)
   const served = buildServed({ kind: 'parity', path: jointCkpt, index: 1 });
   const lp = loadParityCode(jointCkpt);
   try {
-    tidy(() => noGrad(() => {
-      const x = randn([5, 1, 8, 8]);
-      assert.deepEqual(values(served.forward(x)), values(lp.parity[1].forward(x)));
-      assert.ok(maxDiff(served.forward(x), lp.parity[0].forward(x)) > 0, 'served the wrong parity model');
-    }));
+    tidy(() =>
+      noGrad(() => {
+        const x = randn([5, 1, 8, 8]);
+        assert.deepEqual(values(served.forward(x)), values(lp.parity[1].forward(x)));
+        assert.ok(maxDiff(served.forward(x), lp.parity[0].forward(x)) > 0, 'served the wrong parity model');
+      }),
+    );
   } finally {
     served.dispose();
     dispose([...lp.extra.values()]);
@@ -250,19 +330,37 @@ test('an instance serves parity model J of a joint checkpoint (--parity-index J)
 });
 
 test('bad --parity-model values give clear errors listing the valid ones', async () => {
-  await assert.rejects(trainLearnedCommand(['--base', basePath, '--k', '2', '--parity-model', 'nonsense']),
-    /--parity-model must be one of none, base, logistic-regression, base-mlp, lenet5, .*got 'nonsense'/);
+  await assert.rejects(
+    trainLearnedCommand(['--base', basePath, '--k', '2', '--parity-model', 'nonsense']),
+    /--parity-model must be one of none, base, logistic-regression, base-mlp, lenet5, .*got 'nonsense'/,
+  );
   // an architecture that does not take the base model's inputs: refused before any data is loaded
-  await assert.rejects(trainLearnedCommand(['--base', basePath, '--k', '2', '--parity-model', 'lenet5']), /parity model 'lenet5' does not take the base model's 1x8x8 inputs/);
+  await assert.rejects(
+    trainLearnedCommand(['--base', basePath, '--k', '2', '--parity-model', 'lenet5']),
+    /parity model 'lenet5' does not take the base model's 1x8x8 inputs/,
+  );
   assert.throws(() => resolveParityModel('nope', 'base-mlp'), /unknown parity model 'nope' \(valid: none, base, logistic-regression/);
   assert.throws(() => resolveParityModel('base', 'my-own-net'), /architecture 'my-own-net' is not in the model zoo/);
   assert.equal(resolveParityModel('base', 'lenet5'), 'lenet5');
   assert.equal(resolveParityModel('none', 'lenet5'), undefined);
-  assert.equal(resolveParityModel('mlp:64,32:dropout=0.1', 'base-mlp'), 'mlp:64,32:dropout=0.1', 'the mlp:... family is a valid parity architecture');
+  assert.equal(
+    resolveParityModel('mlp:64,32:dropout=0.1', 'base-mlp'),
+    'mlp:64,32:dropout=0.1',
+    'the mlp:... family is a valid parity architecture',
+  );
   assert.throws(() => resolveParityModel('mlp:64,x', 'base-mlp'), /unknown parity model 'mlp:64,x'/);
-  await assert.rejects(parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['none', 'nonsense'] })), /unknown parityModel 'nonsense' \(none, base, logistic-regression/);
+  await assert.rejects(
+    parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['none', 'nonsense'] })),
+    /unknown parityModel 'nonsense' \(none, base, logistic-regression/,
+  );
   const s = await parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['none', 'base', 'lenet5'] }));
   assert.deepEqual(s.parityModel, ['none', 'base', 'lenet5']);
-  assert.deepEqual((await parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['mlp:32,16'] }))).parityModel, ['mlp:32,16']);
-  assert.throws(() => new LearnedCode({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input, outputs: CLASSES, parityModel: 'nope' }), /unknown parityModel 'nope' \(an architecture: logistic-regression/);
+  assert.deepEqual(
+    (await parseSweep(JSON.stringify({ out: 'x', epochs: 1, base: ['b'], k: [2], parityModel: ['mlp:32,16'] }))).parityModel,
+    ['mlp:32,16'],
+  );
+  assert.throws(
+    () => new LearnedCode({ family: 'learned', k: 2, r: 1, encoder: 'mlp', decoder: 'mlp', input, outputs: CLASSES, parityModel: 'nope' }),
+    /unknown parityModel 'nope' \(an architecture: logistic-regression/,
+  );
 });

@@ -13,7 +13,20 @@ import { encodeNpy } from '../../src/data/npy.js';
 import { Rng } from '../../src/data/rng.js';
 
 const ptFile = join(packageRoot(), 'examples', 'own-model', 'small_cnn.pt');
-const cfg = { code: 'addition', k: 2, r: 1, parityModel: 'mlp:32', epochs: 1, batchSize: 8, lr: 1e-3, weightDecay: 1e-5, schedule: 'constant' as const, target: 'base' as const, seed: 1, device: 'cpu' as const };
+const cfg = {
+  code: 'addition',
+  k: 2,
+  r: 1,
+  parityModel: 'mlp:32',
+  epochs: 1,
+  batchSize: 8,
+  lr: 1e-3,
+  weightDecay: 1e-5,
+  schedule: 'constant' as const,
+  target: 'base' as const,
+  seed: 1,
+  device: 'cpu' as const,
+};
 const quiet = { resume: false, command: 'test', quiet: true, log: () => {} };
 
 test('coded train parity on an image folder records its preprocessing; coded eval reads the folder again with it', async () => {
@@ -36,10 +49,21 @@ test('coded train parity on an image folder records its preprocessing; coded eva
     await assert.rejects(runParity({ base: ptFile, data: join(tmp, 'none.npz'), cfg, ...quiet }), /none\.npz: no such file or folder/);
     const res = await runParity({ base: ptFile, data: dir, inputShape: [3, 32, 32], mean, std, cfg, outDir: join(tmp, 'run'), ...quiet });
     const meta = readCheckpointMetadata(res.bestCheckpoint) as { base: { preprocessing?: unknown; input: unknown }; classes: string[] };
-    assert.deepEqual(meta.base.preprocessing, { size: [32, 32], channels: 3, mean, std, scale: 1 / 255, resize: 'cover', source: `image folder ${dir}` });
+    assert.deepEqual(meta.base.preprocessing, {
+      size: [32, 32],
+      channels: 3,
+      mean,
+      std,
+      scale: 1 / 255,
+      resize: 'cover',
+      source: `image folder ${dir}`,
+    });
     assert.deepEqual(meta.base.input, { channels: 3, height: 32, width: 32 });
     const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-    const ev = spawnSync(process.execPath, [main, 'eval', res.bestCheckpoint, '--data', dir, '--json'], { encoding: 'utf8', timeout: 120000 });
+    const ev = spawnSync(process.execPath, [main, 'eval', res.bestCheckpoint, '--data', dir, '--json'], {
+      encoding: 'utf8',
+      timeout: 120000,
+    });
     assert.equal(ev.status, 0, ev.stderr);
     const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as { degraded: { accuracy: number }; samples: number };
     assert.equal(e.samples, res.test.samples);
@@ -59,7 +83,10 @@ test('coded train parity on a .npz tensors file; --mean with a tensors file is r
     const x = Float32Array.from({ length: n * 3 * 32 * 32 }, () => rng.float() * 2 - 1);
     const f = join(tmp, 'data.npz');
     writeFileSync(f, zipSync({ 'inputs.npy': encodeNpy({ dtype: 'float32', shape: [n, 3, 32, 32], data: x }) }));
-    await assert.rejects(runParity({ base: ptFile, data: f, mean: [0.5], cfg, ...quiet }), /--mean\/--std normalise an image folder; .*data\.npz is a tensors file/);
+    await assert.rejects(
+      runParity({ base: ptFile, data: f, mean: [0.5], cfg, ...quiet }),
+      /--mean\/--std normalise an image folder; .*data\.npz is a tensors file/,
+    );
     const res = await runParity({ base: ptFile, data: f, cfg, outDir: join(tmp, 'run'), ...quiet });
     assert.equal(res.epochs.length, 1);
     const meta = readCheckpointMetadata(res.bestCheckpoint) as { base: { preprocessing?: unknown; dataset: string } };

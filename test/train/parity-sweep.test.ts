@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel } from '../../src/models/index.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
-import { baseStem, parseParitySweep, paritySweepRuns, runParitySweep, type ParitySweep, type ParitySweepRow } from '../../src/train/parity-run.js';
+import {
+  baseStem,
+  parseParitySweep,
+  paritySweepRuns,
+  runParitySweep,
+  type ParitySweep,
+  type ParitySweepRow,
+} from '../../src/train/parity-run.js';
 import { parseSweep } from '../../src/train/learned-run.js';
 
 const repoFile = (p: string) => new URL(`../../../${p}`, import.meta.url);
@@ -17,8 +24,12 @@ function syntheticBase(dir: string, name = 'synthetic-lr.safetensors'): string {
   const path = join(dir, name);
   try {
     saveCheckpoint(path, model, {
-      kind: 'base', dataset: 'synthetic', model: 'logistic-regression', input,
-      classes: Array.from({ length: 10 }, (_, i) => `c${i}`), config: { seed: 1 },
+      kind: 'base',
+      dataset: 'synthetic',
+      model: 'logistic-regression',
+      input,
+      classes: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      config: { seed: 1 },
     });
   } finally {
     model.dispose();
@@ -47,8 +58,13 @@ test('a parity sweep config with several problems lists each of them (unknown ke
     return true;
   });
   await assert.rejects(parseParitySweep('{"out": ', 'cut.json'), /cut\.json: not valid JSON/);
-  await assert.rejects(parseParitySweep(JSON.stringify({ out: 'o', epochs: 1, base: ['b'], code: ['linear'], k: [2], parityModel: ['resnet1000'] }), 'pm.json'),
-    /pm\.json: unknown parity model 'resnet1000'/);
+  await assert.rejects(
+    parseParitySweep(
+      JSON.stringify({ out: 'o', epochs: 1, base: ['b'], code: ['linear'], k: [2], parityModel: ['resnet1000'] }),
+      'pm.json',
+    ),
+    /pm\.json: unknown parity model 'resnet1000'/,
+  );
 });
 
 test('the learned sweep config still lists its schema problems, and both example configs are valid', async () => {
@@ -67,14 +83,25 @@ test('the learned sweep config still lists its schema problems, and both example
 });
 
 test('combinations a code cannot take are skipped with the reason; run names follow the grid', () => {
-  const s: ParitySweep = { out: 'o', epochs: 1, base: ['models/a.safetensors'], code: ['addition', 'linear', 'concat'], k: [2, 3], r: [1, 2], target: ['base', 'labels'] };
+  const s: ParitySweep = {
+    out: 'o',
+    epochs: 1,
+    base: ['models/a.safetensors'],
+    code: ['addition', 'linear', 'concat'],
+    k: [2, 3],
+    r: [1, 2],
+    target: ['base', 'labels'],
+  };
   const { runs, skipped } = paritySweepRuns(s, () => 'base-mlp');
   // 3 codes x 2 k x 2 r x 2 targets = 24; addition and concat with r = 2: 2 x 2 x 2 = 8 skipped
   assert.equal(runs.length, 16);
   assert.equal(skipped.length, 8);
   assert.ok(skipped.every((x) => /-(addition|concat)-k\d-r2-/.test(x.name) && /r = 1/.test(x.reason)));
   assert.ok(runs.every((x) => x.r === 1 || x.code === 'linear'));
-  assert.deepEqual(runs.slice(0, 2).map((x) => x.name), ['a-addition-k2-r1-base-mlp-base', 'a-addition-k2-r1-base-mlp-labels']);
+  assert.deepEqual(
+    runs.slice(0, 2).map((x) => x.name),
+    ['a-addition-k2-r1-base-mlp-base', 'a-addition-k2-r1-base-mlp-labels'],
+  );
   assert.ok(runs.some((x) => x.name === 'a-linear-k3-r2-base-mlp-labels'));
   // a base from `coded train base` is named by its run directory
   assert.equal(baseStem('runs/base/mnist-lenet5/best.safetensors'), 'mnist-lenet5');
@@ -89,7 +116,13 @@ test('a sweep whose whole grid is invalid stops with a clear error before traini
     const cfg = writeConfig(dir, { out: join(dir, 'out'), epochs: 1, base: [base], code: ['addition', 'concat'], k: [2], r: [2, 3] });
     await assert.rejects(runParitySweep(cfg, { log: () => {} }), /no combination of the sweep can be trained \(4 skipped/);
     assert.equal(existsSync(join(dir, 'out')), false);
-    const missing = writeConfig(dir, { out: join(dir, 'out'), epochs: 1, base: [join(dir, 'nope.safetensors')], code: ['addition'], k: [2] });
+    const missing = writeConfig(dir, {
+      out: join(dir, 'out'),
+      epochs: 1,
+      base: [join(dir, 'nope.safetensors')],
+      code: ['addition'],
+      k: [2],
+    });
     await assert.rejects(runParitySweep(missing, { log: () => {} }), /nope\.safetensors/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -102,9 +135,21 @@ test('a parity sweep on the synthetic dataset trains each combination and writes
   try {
     const base = syntheticBase(dir);
     const out = join(dir, 'out');
-    const cfg = writeConfig(dir, { out, epochs: 1, base: [base], code: ['addition', 'concat'], k: [2], r: [1, 2], batchSize: 64, lr: 1e-2 });
+    const cfg = writeConfig(dir, {
+      out,
+      epochs: 1,
+      base: [base],
+      code: ['addition', 'concat'],
+      k: [2],
+      r: [1, 2],
+      batchSize: 64,
+      lr: 1e-2,
+    });
     const rows = await runParitySweep(cfg, { log: (s) => log.push(s) });
-    assert.deepEqual(rows.map((x) => x.run), ['synthetic-lr-addition-k2-r1-logistic-regression-base', 'synthetic-lr-concat-k2-r1-logistic-regression-base']);
+    assert.deepEqual(
+      rows.map((x) => x.run),
+      ['synthetic-lr-addition-k2-r1-logistic-regression-base', 'synthetic-lr-concat-k2-r1-logistic-regression-base'],
+    );
     assert.equal(log.filter((l) => /skipping synthetic-lr-(addition|concat)-k2-r2-/.test(l)).length, 2, log.join('\n'));
     const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ParitySweepRow[];
     assert.equal(json.length, 2);
@@ -113,14 +158,21 @@ test('a parity sweep on the synthetic dataset trains each combination and writes
       assert.equal(x.dataset, 'synthetic');
       assert.equal(x.baseModel, 'logistic-regression');
       assert.equal(x.bestEpoch, 1);
-      for (const v of [x.valDegradedAccuracy, x.testBaseAccuracy, x.testDegradedAccuracy, x.testRecovery]) assert.ok(typeof v === 'number' && v >= 0 && v <= 1);
+      for (const v of [x.valDegradedAccuracy, x.testBaseAccuracy, x.testDegradedAccuracy, x.testRecovery])
+        assert.ok(typeof v === 'number' && v >= 0 && v <= 1);
       assert.ok(existsSync(x.checkpoint!));
       assert.ok(existsSync(join(out, x.run, 'test-eval.json')));
     }
     const md = readFileSync(join(out, 'results.md'), 'utf8').trim().split('\n');
     assert.equal(md.length, 4);
-    assert.equal(md[0], '| run | dataset | base model | code | k | r | parity model | epochs (best) | val A_d | test A_a | test A_d | test recovery | seconds |');
-    assert.match(md[2], /^\| synthetic-lr-addition-k2-r1-logistic-regression-base \| synthetic \| logistic-regression \| addition \| 2 \| 1 \| logistic-regression \| 1 \(1\) \| \d+\.\d\d% \|/);
+    assert.equal(
+      md[0],
+      '| run | dataset | base model | code | k | r | parity model | epochs (best) | val A_d | test A_a | test A_d | test recovery | seconds |',
+    );
+    assert.match(
+      md[2],
+      /^\| synthetic-lr-addition-k2-r1-logistic-regression-base \| synthetic \| logistic-regression \| addition \| 2 \| 1 \| logistic-regression \| 1 \(1\) \| \d+\.\d\d% \|/,
+    );
     assert.match(md[3], /\| concat \| 2 \| 1 \|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -134,9 +186,19 @@ test('a failed run of a parity sweep is recorded with its error and the sweep go
     const base = syntheticBase(join(dir, 'lr'), 'best.safetensors');
     const out = join(dir, 'out');
     // LeNet-5 takes 28x28 images only: building it for the 8x8 synthetic images throws
-    const cfg = writeConfig(dir, { out, epochs: 1, base: [base], code: ['addition'], k: [2], parityModel: ['lenet5', 'logistic-regression'] });
+    const cfg = writeConfig(dir, {
+      out,
+      epochs: 1,
+      base: [base],
+      code: ['addition'],
+      k: [2],
+      parityModel: ['lenet5', 'logistic-regression'],
+    });
     const rows = await runParitySweep(cfg, { log: () => {} });
-    assert.deepEqual(rows.map((x) => x.run), ['lr-addition-k2-r1-lenet5-base', 'lr-addition-k2-r1-logistic-regression-base']);
+    assert.deepEqual(
+      rows.map((x) => x.run),
+      ['lr-addition-k2-r1-lenet5-base', 'lr-addition-k2-r1-logistic-regression-base'],
+    );
     assert.match(rows[0].error!, /lenet5/);
     assert.equal(rows[0].testDegradedAccuracy, null);
     assert.equal(rows[1].error, undefined);

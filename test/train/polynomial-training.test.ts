@@ -14,16 +14,37 @@ import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { trainPolynomial, type PolynomialTrainingConfig } from '../../src/train/polynomial-training.js';
 
 const cfg = (epochs: number, centralized: 'mlp' | null = null): PolynomialTrainingConfig => ({
-  dataset: 'synthetic', k: 2, n: 3, degree: 1, power: 1, worker: 'HB', encoder: 'mlp', computation: 'mlp', centralized, epochs, batchSize: 32, lr: 3e-3, seed: 3,
+  dataset: 'synthetic',
+  k: 2,
+  n: 3,
+  degree: 1,
+  power: 1,
+  worker: 'HB',
+  encoder: 'mlp',
+  computation: 'mlp',
+  centralized,
+  epochs,
+  batchSize: 32,
+  lr: 3e-3,
+  seed: 3,
 });
 
 async function run(dir: string, base: string, c: PolynomialTrainingConfig, resume = false) {
   const ds = await loadDataset('synthetic', { seed: 3 });
   try {
-    return trainPolynomial(c, {
-      train: ds.train, validation: ds.validation!, test: ds.test, classes: ds.info.classes, normalization: ds.info.normalization,
-      input: [ds.info.channels, ds.info.height, ds.info.width],
-    }, dir, { resume, basePath: base });
+    return trainPolynomial(
+      c,
+      {
+        train: ds.train,
+        validation: ds.validation!,
+        test: ds.test,
+        classes: ds.info.classes,
+        normalization: ds.info.normalization,
+        input: [ds.info.channels, ds.info.height, ds.info.width],
+      },
+      dir,
+      { resume, basePath: base },
+    );
   } finally {
     disposeDataset(ds);
   }
@@ -35,7 +56,13 @@ function baseCheckpoint(dir: string): string {
   const input = { channels: 1, height: 8, width: 8 };
   const m = buildModel('base-mlp', { ...input, classes: 10 });
   const path = join(dir, 'base.safetensors');
-  saveCheckpoint(path, m, { kind: 'base', dataset: 'synthetic', model: 'base-mlp', input, classes: Array.from({ length: 10 }, (_, i) => String(i)) });
+  saveCheckpoint(path, m, {
+    kind: 'base',
+    dataset: 'synthetic',
+    model: 'base-mlp',
+    input,
+    classes: Array.from({ length: 10 }, (_, i) => String(i)),
+  });
   m.dispose();
   return path;
 }
@@ -55,7 +82,12 @@ test('polynomial training lowers the loss over a few epochs, logs each, and its 
     assert.equal(r.epochs.length, 3);
     assert.ok(r.epochs[2].trainLoss < r.epochs[0].trainLoss, `loss ${r.epochs.map((e) => e.trainLoss.toFixed(3)).join(' -> ')}`);
     assert.ok(r.bestValAccuracy > 0.15, `validation accuracy ${r.bestValAccuracy}`);
-    assert.equal(readFileSync(join(dir, 'run', 'log.jsonl'), 'utf8').trim().split('\n').length, 3);
+    assert.equal(
+      readFileSync(join(dir, 'run', 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length,
+      3,
+    );
     assert.equal(typeof r.testDirect, 'number');
     assert.ok(r.byStragglers!.length > 0);
     const l = loadCodeCheckpoint(r.bestCheckpoint, { basePath: base });
@@ -81,7 +113,10 @@ test('a resumed polynomial run (1 epoch, then 2) ends with the same weights and 
     const a = tensors(join(dir, 'straight', 'last.safetensors'));
     const b = tensors(join(dir, 'resumed', 'last.safetensors'));
     assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-    assert.ok([...a.keys()].some((k) => k.startsWith('optim0.')), 'optimizer state under optim0.');
+    assert.ok(
+      [...a.keys()].some((k) => k.startsWith('optim0.')),
+      'optimizer state under optim0.',
+    );
     for (const [k, v] of a) assert.deepEqual(b.get(k), v, k);
     // a different configuration does not resume
     await assert.rejects(run(join(dir, 'resumed'), base, { ...cfg(3), lr: 1e-2 }, true), /trained with another configuration/);

@@ -13,7 +13,11 @@ function stepped(): { net: InstanceType<typeof nn.Linear>; opt: Adam } {
   for (let i = 0; i < 3; i++) {
     tidy(() => {
       opt.zeroGrad();
-      net.forward(randn([4, 3])).square().mean().backward();
+      net
+        .forward(randn([4, 3]))
+        .square()
+        .mean()
+        .backward();
       opt.step();
     });
   }

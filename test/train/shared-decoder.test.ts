@@ -9,7 +9,15 @@ import { decodedParityLoss } from '../../src/train/parity-training.js';
 import { erasedSlotLoss } from '../../src/train/learned-training.js';
 
 /** The loss as parity training wrote it before: the subtraction decoder re-derived by hand. */
-function handWrittenDecodedLoss(code: LinearCode, j: number, pred: Tensor, outs: Tensor, labels: Tensor | null, T: number, labelWeight: number): Tensor {
+function handWrittenDecodedLoss(
+  code: LinearCode,
+  j: number,
+  pred: Tensor,
+  outs: Tensor,
+  labels: Tensor | null,
+  T: number,
+  labelWeight: number,
+): Tensor {
   const err = pred.sub(code.parityTarget(outs, j));
   const soft = (t: Tensor) => (T === 1 ? t : t.mul(1 / T));
   let sum: Tensor | null = null;
@@ -27,16 +35,27 @@ function handWrittenDecodedLoss(code: LinearCode, j: number, pred: Tensor, outs:
 test('the decoder-aware parity loss (through code.decode) equals the hand-derived subtraction decoder, with its gradient', () => {
   manualSeed(4);
   for (const code of [new AdditionCode(2), new LinearCode({ k: 3, r: 2 })]) {
-    for (const [T, w] of [[1, 0], [2, 0.3], [1, 1]]) {
+    for (const [T, w] of [
+      [1, 0],
+      [2, 0.3],
+      [1, 1],
+    ]) {
       for (let j = 0; j < code.r; j++) {
         tidy(() => {
           const outs = randn([5, code.k, 7]);
-          const labels = tensor(Array.from({ length: 5 * code.k }, (_, i) => i % 7), [5, code.k], { dtype: 'int64' });
+          const labels = tensor(
+            Array.from({ length: 5 * code.k }, (_, i) => i % 7),
+            [5, code.k],
+            { dtype: 'int64' },
+          );
           const p1 = randn([5, 7]).requiresGrad_(true);
           const p2 = p1.detach().clone().requiresGrad_(true);
           const a = decodedParityLoss(code, j, p1, outs, labels, T, w);
           const b = handWrittenDecodedLoss(code, j, p2, outs, labels, T, w);
-          assert.ok(Math.abs(a.item() - b.item()) <= 1e-5 * (1 + Math.abs(b.item())), `${code.name} j=${j} T=${T} w=${w}: ${a.item()} vs ${b.item()}`);
+          assert.ok(
+            Math.abs(a.item() - b.item()) <= 1e-5 * (1 + Math.abs(b.item())),
+            `${code.name} j=${j} T=${T} w=${w}: ${a.item()} vs ${b.item()}`,
+          );
           a.backward();
           b.backward();
           const ga = p1.grad!.toList();

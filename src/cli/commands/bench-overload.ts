@@ -35,8 +35,22 @@ export async function overloadBenchMain(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      mode: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, latency: { type: 'string' }, model: { type: 'string' }, factor: { type: 'string' }, seconds: { type: 'string' },
-      before: { type: 'string' }, after: { type: 'string' }, 'base-load': { type: 'string' }, slo: { type: 'string' }, deadline: { type: 'string' }, admission: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+      mode: { type: 'string' },
+      base: { type: 'string' },
+      parity: { type: 'string' },
+      latency: { type: 'string' },
+      model: { type: 'string' },
+      factor: { type: 'string' },
+      seconds: { type: 'string' },
+      before: { type: 'string' },
+      after: { type: 'string' },
+      'base-load': { type: 'string' },
+      slo: { type: 'string' },
+      deadline: { type: 'string' },
+      admission: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
     },
     usage,
   );
@@ -50,11 +64,21 @@ export async function overloadBenchMain(argv: string[]): Promise<void> {
   if (admission !== 'on' && admission !== 'off') throw new UsageError(`--admission must be on or off, got '${admission}'`);
   const mode = choiceOption(values.mode, 'mode', ['coded', 'equal-resources', 'replication', 'none'] as const, 'coded');
   const spec: OverloadSpec = {
-    mode, base: intOption(values.base, 'base', 4), parity: intOption(values.parity, 'parity', 2), latency: values.latency ?? 'const:100', model: values.model ?? 'noop:1000',
-    factor: pos(values.factor, 'factor', 10), seconds: pos(values.seconds, 'seconds', 20), before: pos(values.before, 'before', 5), after: pos(values.after, 'after', 10),
-    baseLoad: pos(values['base-load'], 'base-load', 0.5), ...(values.slo !== undefined ? { sloMs: pos(values.slo, 'slo', 1000) } : {}),
-    ...(values.deadline !== undefined ? { decodeDeadlineMs: pos(values.deadline, 'deadline', 20) } : {}), admission: admission === 'on',
-    seed: intOption(values.seed, 'seed', 1, { min: 0 }), log: (s) => process.stderr.write(s + '\n'),
+    mode,
+    base: intOption(values.base, 'base', 4),
+    parity: intOption(values.parity, 'parity', 2),
+    latency: values.latency ?? 'const:100',
+    model: values.model ?? 'noop:1000',
+    factor: pos(values.factor, 'factor', 10),
+    seconds: pos(values.seconds, 'seconds', 20),
+    before: pos(values.before, 'before', 5),
+    after: pos(values.after, 'after', 10),
+    baseLoad: pos(values['base-load'], 'base-load', 0.5),
+    ...(values.slo !== undefined ? { sloMs: pos(values.slo, 'slo', 1000) } : {}),
+    ...(values.deadline !== undefined ? { decodeDeadlineMs: pos(values.deadline, 'deadline', 20) } : {}),
+    admission: admission === 'on',
+    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    log: (s) => process.stderr.write(s + '\n'),
   };
   const { parseLatency } = await import('../../serve/faults.js');
   try {
@@ -65,7 +89,13 @@ export async function overloadBenchMain(argv: string[]): Promise<void> {
   const r = await runOverload(spec);
   const outDir = values.out ?? 'bench-results/overload';
   mkdirSync(outDir, { recursive: true });
-  const report = { benchmark: 'overload', date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' }, settings: { ...spec, log: undefined }, ...r };
+  const report = {
+    benchmark: 'overload',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
+    settings: { ...spec, log: undefined },
+    ...r,
+  };
   writeFileSync(join(outDir, 'overload.json'), JSON.stringify(report, null, 2));
   const md = overloadMarkdown(r, spec);
   writeFileSync(join(outDir, 'overload.md'), md);

@@ -19,17 +19,40 @@ senders are held open until the frontend cuts them off (its requestTimeoutMs, de
   --json           print the JSON report on stdout`;
 
 export async function stallBenchMain(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { rate: { type: 'string' }, window: { type: 'string' }, slow: { type: 'string' }, dim: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const { values } = parse(
+    argv,
+    {
+      rate: { type: 'string' },
+      window: { type: 'string' },
+      slow: { type: 'string' },
+      dim: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   const rate = numberOption(values.rate, 'rate', 50);
   if (!(rate > 0 && rate <= 2000)) throw new UsageError(`--rate must be in (0, 2000], got '${values.rate}'`);
   const windowMs = numberOption(values.window, 'window', 2000);
   if (!(windowMs >= 100)) throw new UsageError(`--window must be >= 100 ms, got '${values.window}'`);
   const log = (s: string) => process.stderr.write(s + '\n');
-  const r = await runStall({ rate, windowMs, slow: intOption(values.slow, 'slow', 20, { min: 0 }), dim: intOption(values.dim, 'dim', 1000), log });
+  const r = await runStall({
+    rate,
+    windowMs,
+    slow: intOption(values.slow, 'slow', 20, { min: 0 }),
+    dim: intOption(values.dim, 'dim', 1000),
+    log,
+  });
   const outDir = values.out ?? 'bench-results/stall';
   mkdirSync(outDir, { recursive: true });
-  const report = { benchmark: 'stall', date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' }, settings: { rate, windowMs }, ...r };
+  const report = {
+    benchmark: 'stall',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
+    settings: { rate, windowMs },
+    ...r,
+  };
   writeFileSync(join(outDir, 'stall.json'), JSON.stringify(report, null, 2));
   const md = stallMarkdown(r, rate);
   writeFileSync(join(outDir, 'stall.md'), md);

@@ -23,7 +23,12 @@ name is: --model, --parity-model, sweep configs).`;
 export async function models(argv: string[]): Promise<void> {
   const { values } = parse(argv, { json: { type: 'boolean' } }, modelsUsage);
   if (values.help) return void console.log(modelsUsage);
-  const family = { name: MLP_FAMILY, description: 'fully connected classifier with the given hidden widths (ReLU), optional dropout after each hidden layer; mlp:200,100 is Base-MLP\'s shape', init: 'paper' };
+  const family = {
+    name: MLP_FAMILY,
+    description:
+      "fully connected classifier with the given hidden widths (ReLU), optional dropout after each hidden layer; mlp:200,100 is Base-MLP's shape",
+    init: 'paper',
+  };
   const rows = [...MODELS.map(({ name, description, init }) => ({ name, description, init })), family];
   if (values.json) console.log(JSON.stringify(rows));
   else for (const m of rows) console.log(`${m.name.padEnd(28)} ${m.description} [init: ${m.init}]`);

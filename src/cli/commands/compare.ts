@@ -59,7 +59,11 @@ export function parseIntList(v: string, name: string, min: number): number[] {
   return [...new Set(out)];
 }
 
-type Entry = { kind: 'none' } | { kind: 'replication' } | { kind: 'spec'; family: string; params: Record<string, unknown>; text: string } | { kind: 'checkpoint'; path: string };
+type Entry =
+  | { kind: 'none' }
+  | { kind: 'replication' }
+  | { kind: 'spec'; family: string; params: Record<string, unknown>; text: string }
+  | { kind: 'checkpoint'; path: string };
 
 function parseEntries(lists: readonly string[]): Entry[] {
   const out: Entry[] = [];
@@ -71,7 +75,9 @@ function parseEntries(lists: readonly string[]): Entry[] {
       const colon = raw.indexOf(':');
       const family = colon < 0 ? raw : raw.slice(0, colon);
       if (!['berrut', 'letcc', 'bspline'].includes(family)) {
-        throw new UsageError(`--codes: unknown entry '${raw}' (none, replication, berrut, letcc, bspline, FAMILY:key=value,..., or a checkpoint .safetensors)`);
+        throw new UsageError(
+          `--codes: unknown entry '${raw}' (none, replication, berrut, letcc, bspline, FAMILY:key=value,..., or a checkpoint .safetensors)`,
+        );
       }
       // the parameters only: k and n come from --k / --n
       const body = colon < 0 ? '' : raw.slice(colon + 1);
@@ -90,7 +96,11 @@ function parseEntries(lists: readonly string[]): Entry[] {
   return out;
 }
 
-interface LoadedCheckpoint { path: string; scheme: Scheme & { kind: 'code' }; dispose(): void }
+interface LoadedCheckpoint {
+  path: string;
+  scheme: Scheme & { kind: 'code' };
+  dispose(): void;
+}
 
 function loadCheckpoint(path: string, basePath: string): LoadedCheckpoint {
   const header = readCheckpointHeader(path) as { kind?: string; code?: { family?: string } };
@@ -103,19 +113,36 @@ function loadCheckpoint(path: string, basePath: string): LoadedCheckpoint {
 }
 
 export async function compareCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, k: { type: 'string' }, n: { type: 'string' }, r: { type: 'string' }, codes: { type: 'string', multiple: true },
-    'pick-smoothing': { type: 'boolean' }, out: { type: 'string' }, 'data-dir': { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
-  }, usage);
+  const { values, positionals } = parse(
+    argv,
+    {
+      base: { type: 'string' },
+      k: { type: 'string' },
+      n: { type: 'string' },
+      r: { type: 'string' },
+      codes: { type: 'string', multiple: true },
+      'pick-smoothing': { type: 'boolean' },
+      out: { type: 'string' },
+      'data-dir': { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
-  if (positionals.length > 0) throw new UsageError(`unexpected argument(s) ${positionals.join(' ')} (checkpoints go in --codes)\n\n${usage}`);
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument(s) ${positionals.join(' ')} (checkpoints go in --codes)\n\n${usage}`);
   if (values.base === undefined) throw new UsageError(`--base CKPT is required\n\n${usage}`);
   if (values.k === undefined) throw new UsageError(`--k is required\n\n${usage}`);
   if ((values.n === undefined) === (values.r === undefined)) throw new UsageError(`give exactly one of --n and --r\n\n${usage}`);
   const ks = parseIntList(values.k, 'k', 1);
   const configs: { k: number; n: number }[] = [];
   for (const k of ks) {
-    if (values.n !== undefined) for (const n of parseIntList(values.n, 'n', 1)) { if (n >= k) configs.push({ k, n }); }
+    if (values.n !== undefined)
+      for (const n of parseIntList(values.n, 'n', 1)) {
+        if (n >= k) configs.push({ k, n });
+      }
     else for (const r of parseIntList(values.r!, 'r', 0)) configs.push({ k, n: k + r });
   }
   if (configs.length === 0) throw new UsageError('no (K, N) with N >= K in --k x --n');
@@ -140,15 +167,27 @@ export async function compareCommand(argv: string[]): Promise<void> {
     base.to(device).eval();
     for (const e of entries) if (e.kind === 'checkpoint') checkpoints.push(loadCheckpoint(e.path, values.base));
     for (const c of checkpoints) {
-      for (const m of [c.scheme.workers.base, ...(c.scheme.workers.parity ?? []), ...[...(c.scheme.workers.workers?.values() ?? [])].flat(), ...c.scheme.code.modules().values()]) m.to(device);
+      for (const m of [
+        c.scheme.workers.base,
+        ...(c.scheme.workers.parity ?? []),
+        ...[...(c.scheme.workers.workers?.values() ?? [])].flat(),
+        ...c.scheme.code.modules().values(),
+      ])
+        m.to(device);
       const { k, n } = c.scheme.code;
       if (!configs.some((x) => x.k === k && x.n === n)) {
-        throw new UsageError(`--codes ${c.path}: its code has K = ${k}, N = ${n}, which no --k / --n configuration has (${configs.map((x) => `${x.k}/${x.n}`).join(', ')})`);
+        throw new UsageError(
+          `--codes ${c.path}: its code has K = ${k}, N = ${n}, which no --k / --n configuration has (${configs.map((x) => `${x.k}/${x.n}`).join(', ')})`,
+        );
       }
     }
     const classes = meta.classes.length;
     let validation: Awaited<ReturnType<typeof loadDataset>> | null = null;
-    const wantsPick = values['pick-smoothing'] === true && entries.some((e) => e.kind === 'spec' && e.family === 'letcc' && e.params.lambdaEnc === undefined && e.params.lambdaDec === undefined);
+    const wantsPick =
+      values['pick-smoothing'] === true &&
+      entries.some(
+        (e) => e.kind === 'spec' && e.family === 'letcc' && e.params.lambdaEnc === undefined && e.params.lambdaDec === undefined,
+      );
     if (values['pick-smoothing'] && !wantsPick) throw new UsageError('--pick-smoothing: no letcc entry without lambdas to pick for');
     const ds = await loadDataset(meta.dataset, { dataDir: values['data-dir'], validation: 0, log: say });
     const sections: ComparisonSection[] = [];
@@ -180,17 +219,36 @@ export async function compareCommand(argv: string[]): Promise<void> {
           }
         }
         say(`K = ${c.k}, N = ${c.n}: ${schemes.length} schemes`);
-        const results = compareSchemes({ schemes, base, test: ds.test, classes, maxStragglers: c.n - c.k, device, seed, onScheme: (label) => say(`  ${label}`) });
+        const results = compareSchemes({
+          schemes,
+          base,
+          test: ds.test,
+          classes,
+          maxStragglers: c.n - c.k,
+          device,
+          seed,
+          onScheme: (label) => say(`  ${label}`),
+        });
         sections.push({ k: c.k, n: c.n, results });
       }
     } finally {
       disposeDataset(ds);
       if (validation !== null) disposeDataset(validation);
     }
-    const header = `## coded compare: ${meta.model} on ${meta.dataset} (base ${values.base})\n\n\`coded compare ${argv.join(' ')}\`` +
-      (picks.length ? `\n\nLeTCC smoothing picked on the validation hold-out: ${picks.map((p) => `K=${p.k}, N=${p.n}: lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`).join('; ')}` : '');
+    const header =
+      `## coded compare: ${meta.model} on ${meta.dataset} (base ${values.base})\n\n\`coded compare ${argv.join(' ')}\`` +
+      (picks.length
+        ? `\n\nLeTCC smoothing picked on the validation hold-out: ${picks.map((p) => `K=${p.k}, N=${p.n}: lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`).join('; ')}`
+        : '');
     const md = formatComparison(sections, header);
-    const json = { base: values.base, dataset: meta.dataset, model: meta.model, command: `coded compare ${argv.join(' ')}`, picks, sections };
+    const json = {
+      base: values.base,
+      dataset: meta.dataset,
+      model: meta.model,
+      command: `coded compare ${argv.join(' ')}`,
+      picks,
+      sections,
+    };
     if (values.out !== undefined) {
       mkdirSync(values.out, { recursive: true });
       writeFileSync(join(values.out, 'compare.md'), md + '\n');

@@ -32,10 +32,20 @@ const median = (v: number[]) => {
 };
 
 export async function demoLocalization(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    seeds: { type: 'string' }, 'data-seed': { type: 'string' }, k: { type: 'string' }, model: { type: 'string' },
-    epochs: { type: 'string' }, 'parity-epochs': { type: 'string' }, lr: { type: 'string' }, json: { type: 'boolean' },
-  }, usage);
+  const { values, positionals } = parse(
+    argv,
+    {
+      seeds: { type: 'string' },
+      'data-seed': { type: 'string' },
+      k: { type: 'string' },
+      model: { type: 'string' },
+      epochs: { type: 'string' },
+      'parity-epochs': { type: 'string' },
+      lr: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   if (positionals.length > 0) throw new UsageError(`unexpected argument(s) ${positionals.join(' ')}\n\n${usage}`);
   const seeds = parseIntList(values.seeds ?? '1,2,3', 'seeds', 0);
@@ -51,11 +61,18 @@ export async function demoLocalization(argv: string[]): Promise<void> {
   for (const seed of seeds) {
     say(`seed ${seed}: training F and F_P (${model}, addition code k = ${k}) on synthetic boxes (data seed ${dataSeed})`);
     const r = runLocalization({ seed, k, model, epochs, parityEpochs, lr, data: { seed: dataSeed }, log: (s) => say(`  ${s}`) });
-    say(`seed ${seed}: test IoU base ${r.test.base.toFixed(4)}, degraded ${r.test.degraded.toFixed(4)}, default ${r.test.defaultBaseline.toFixed(4)}; ${r.seconds.toFixed(0)} s`);
+    say(
+      `seed ${seed}: test IoU base ${r.test.base.toFixed(4)}, degraded ${r.test.degraded.toFixed(4)}, default ${r.test.defaultBaseline.toFixed(4)}; ${r.seconds.toFixed(0)} s`,
+    );
     runs.push(r);
   }
   const summary = {
-    seeds, dataSeed, model, k, epochs, parityEpochs,
+    seeds,
+    dataSeed,
+    model,
+    k,
+    epochs,
+    parityEpochs,
     baseIoU: median(runs.map((r) => r.test.base)),
     degradedIoU: median(runs.map((r) => r.test.degraded)),
     defaultIoU: median(runs.map((r) => r.test.defaultBaseline)),
@@ -64,7 +81,10 @@ export async function demoLocalization(argv: string[]): Promise<void> {
   if (values.json) console.log(JSON.stringify({ ...summary, runs }));
   else {
     console.log(`| seed | base IoU | degraded-mode IoU (parity, k = ${k}) | default answer IoU |\n|---|---|---|---|`);
-    for (const r of runs) console.log(`| ${r.seed} | ${r.test.base.toFixed(4)} | ${r.test.degraded.toFixed(4)} | ${r.test.defaultBaseline.toFixed(4)} |`);
-    console.log(`| **median** | **${summary.baseIoU.toFixed(4)}** | **${summary.degradedIoU.toFixed(4)}** | **${summary.defaultIoU.toFixed(4)}** |`);
+    for (const r of runs)
+      console.log(`| ${r.seed} | ${r.test.base.toFixed(4)} | ${r.test.degraded.toFixed(4)} | ${r.test.defaultBaseline.toFixed(4)} |`);
+    console.log(
+      `| **median** | **${summary.baseIoU.toFixed(4)}** | **${summary.degradedIoU.toFixed(4)}** | **${summary.defaultIoU.toFixed(4)}** |`,
+    );
   }
 }

@@ -82,7 +82,16 @@ interface Tally {
   defaultsCorrect: number;
 }
 
-const newTally = (): Tally => ({ queries: 0, correct: 0, originals: 0, originalsCorrect: 0, reconstructed: 0, reconstructedCorrect: 0, defaults: 0, defaultsCorrect: 0 });
+const newTally = (): Tally => ({
+  queries: 0,
+  correct: 0,
+  originals: 0,
+  originalsCorrect: 0,
+  reconstructed: 0,
+  reconstructedCorrect: 0,
+  defaults: 0,
+  defaultsCorrect: 0,
+});
 
 function argmax(a: Float32Array): number {
   let b = 0;
@@ -91,12 +100,34 @@ function argmax(a: Float32Array): number {
 }
 
 export async function demoServe(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    queries: { type: 'string' }, rate: { type: 'string' }, base: { type: 'string' }, parity: { type: 'string' }, modes: { type: 'string' },
-    'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' },
-    'background-cpu': { type: 'string' }, network: { type: 'string' }, deadline: { type: 'string' }, slo: { type: 'string' }, hedge: { type: 'string' }, fallback: { type: 'string' }, 'parity-delay': { type: 'string' }, 'slow-log': { type: 'string' },
-    rounds: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    argv,
+    {
+      queries: { type: 'string' },
+      rate: { type: 'string' },
+      base: { type: 'string' },
+      parity: { type: 'string' },
+      modes: { type: 'string' },
+      'slow-prob': { type: 'string' },
+      'slow-ms': { type: 'string' },
+      'slow-periods': { type: 'string' },
+      'latency-trace': { type: 'string' },
+      'background-cpu': { type: 'string' },
+      network: { type: 'string' },
+      deadline: { type: 'string' },
+      slo: { type: 'string' },
+      hedge: { type: 'string' },
+      fallback: { type: 'string' },
+      'parity-delay': { type: 'string' },
+      'slow-log': { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      seed: { type: 'string' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   const N = intOption(values.queries, 'queries', 4000);
   const rate = numberOption(values.rate, 'rate', 100);
@@ -137,18 +168,39 @@ export async function demoServe(argv: string[]): Promise<void> {
   const labels = Array.from(ds.test.labels.data() as BigInt64Array, Number);
   const nTest = ds.test.size;
   disposeTestSet(ds);
-  const image = (i: number) => all.subarray((i % nTest) * per, (i % nTest + 1) * per);
+  const image = (i: number) => all.subarray((i % nTest) * per, ((i % nTest) + 1) * per);
 
   const modes = parseModes(values.modes, ['coded', 'equal-resources', 'equal-resources-hedged']);
   const tallies = new Map<ServingModeName, Tally>(modes.map((m) => [m, newTally()]));
   const spec: ExperimentSpec = {
-    baseArgs: ['--model', basePath, '--name', 'base'], baseModel: 'base',
-    parityArgs: () => ['--model', parityPath, '--parity-index', '0', '--name', 'parity'], parityModel: () => 'parity', parityIsBase: false,
-    code: codeConfig, parityPools: 1, base: intOption(values.base, 'base', 4), parity: intOption(values.parity, 'parity', 2), modes, stragglers,
-    sloMs, decodeDeadlineMs: deadline, hedgeMs: numberOption(values.hedge, 'hedge', deadline), fallback: onOff(values.fallback, 'fallback', true),
-    parityDelayMs: parityDelay, ...(values['slow-log'] !== undefined ? { slowQueryLogMs: numberOption(values['slow-log'], 'slow-log', 0) } : {}), maxWaitMs: 5, concurrency: 1, rate, queries: N, warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
-    rounds: intOption(values.rounds, 'rounds', 4), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
-    input: image, shape: [1, 28, 28], probe: 500, log,
+    baseArgs: ['--model', basePath, '--name', 'base'],
+    baseModel: 'base',
+    parityArgs: () => ['--model', parityPath, '--parity-index', '0', '--name', 'parity'],
+    parityModel: () => 'parity',
+    parityIsBase: false,
+    code: codeConfig,
+    parityPools: 1,
+    base: intOption(values.base, 'base', 4),
+    parity: intOption(values.parity, 'parity', 2),
+    modes,
+    stragglers,
+    sloMs,
+    decodeDeadlineMs: deadline,
+    hedgeMs: numberOption(values.hedge, 'hedge', deadline),
+    fallback: onOff(values.fallback, 'fallback', true),
+    parityDelayMs: parityDelay,
+    ...(values['slow-log'] !== undefined ? { slowQueryLogMs: numberOption(values['slow-log'], 'slow-log', 0) } : {}),
+    maxWaitMs: 5,
+    concurrency: 1,
+    rate,
+    queries: N,
+    warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
+    rounds: intOption(values.rounds, 'rounds', 4),
+    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    input: image,
+    shape: [1, 28, 28],
+    probe: 500,
+    log,
     onResult: (mode, i, res: ClientResult) => {
       const t = tallies.get(mode)!;
       const ok = argmax(res.data) === labels[i % nTest];
@@ -194,13 +246,37 @@ export async function demoServe(argv: string[]): Promise<void> {
     demo: 'serve',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?' },
-    settings: { dataset: 'fashion-mnist', base: 'models/fashion-mnist-base-mlp.safetensors', parity: 'models/fashion-mnist-base-mlp-concat-k2.safetensors', code: codeConfig, baseInstances: spec.base, parityInstances: spec.parity, queries: N, rate, stragglers, sloMs: spec.sloMs, decodeDeadlineMs: deadline, hedgeMs: spec.hedgeMs, fallback: spec.fallback, parityDelayMs: parityDelay, rounds: spec.rounds, warmup: spec.warmup, seed: spec.seed },
+    settings: {
+      dataset: 'fashion-mnist',
+      base: 'models/fashion-mnist-base-mlp.safetensors',
+      parity: 'models/fashion-mnist-base-mlp-concat-k2.safetensors',
+      code: codeConfig,
+      baseInstances: spec.base,
+      parityInstances: spec.parity,
+      queries: N,
+      rate,
+      stragglers,
+      sloMs: spec.sloMs,
+      decodeDeadlineMs: deadline,
+      hedgeMs: spec.hedgeMs,
+      fallback: spec.fallback,
+      parityDelayMs: parityDelay,
+      rounds: spec.rounds,
+      warmup: spec.warmup,
+      seed: spec.seed,
+    },
     stragglers: result.stragglers,
     otherCpuShare: result.otherCpuShare,
     warning,
     frontendOverheadMs: result.frontendOverheadMs,
-    serviceTimesMs: { p50: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length / 2)] ?? null, p99: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length * 0.99)] ?? null },
-    serviceTimesUnderLoadMs: { p50: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length / 2)] ?? null, p99: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length * 0.99)] ?? null },
+    serviceTimesMs: {
+      p50: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length / 2)] ?? null,
+      p99: result.serviceTimesMs[Math.floor(result.serviceTimesMs.length * 0.99)] ?? null,
+    },
+    serviceTimesUnderLoadMs: {
+      p50: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length / 2)] ?? null,
+      p99: result.serviceTimesUnderLoadMs[Math.floor(result.serviceTimesUnderLoadMs.length * 0.99)] ?? null,
+    },
     modes: rows.map(({ cdf: _cdf, ...r }) => r),
     comparison,
     seconds: result.seconds,
@@ -213,13 +289,18 @@ export async function demoServe(argv: string[]): Promise<void> {
       '',
       '| frontend | overall acc | originals (acc) | reconstructed (acc) |',
       '|---|---|---|---|',
-      ...rows.map((r) => `| ${r.mode} | ${pct(r.accuracy.overall)} | ${r.accuracy.originals.count} (${pct(r.accuracy.originals.accuracy)}) | ${r.accuracy.reconstructed.count} (${pct(r.accuracy.reconstructed.accuracy)}) |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.mode} | ${pct(r.accuracy.overall)} | ${r.accuracy.originals.count} (${pct(r.accuracy.originals.accuracy)}) | ${r.accuracy.reconstructed.count} (${pct(r.accuracy.reconstructed.accuracy)}) |`,
+      ),
       '',
       markdownTable(rows),
       '',
       ...tailLines(rows),
       ...slowQueryLines(rows),
-      `coded / X latency ratios (< 1: coded is faster): ${Object.entries(comparison).map(([m, c]) => `vs ${m}: p50 ${c.p50.toFixed(2)}x, p99 ${c.p99.toFixed(2)}x, p99.9 ${c.p999.toFixed(2)}x`).join('; ')}  (${result.seconds.toFixed(0)} s)`,
+      `coded / X latency ratios (< 1: coded is faster): ${Object.entries(comparison)
+        .map(([m, c]) => `vs ${m}: p50 ${c.p50.toFixed(2)}x, p99 ${c.p99.toFixed(2)}x, p99.9 ${c.p999.toFixed(2)}x`)
+        .join('; ')}  (${result.seconds.toFixed(0)} s)`,
       ...(warning !== null ? ['', warning] : []),
     ];
     console.log(lines.join('\n'));

@@ -41,22 +41,28 @@ synthetic localization dataset; see \`coded demo localization --help\`.`;
 export async function demo(argv: string[]): Promise<void> {
   if (argv[0] === 'serve') return (await import('./demo-serve.js')).demoServe(argv.slice(1));
   if (argv[0] === 'localization') return (await import('./demo-localization.js')).demoLocalization(argv.slice(1));
-  const { values } = parse(argv, {
-    dataset: { type: 'string' },
-    'data-dir': { type: 'string' },
-    epochs: { type: 'string' },
-    seed: { type: 'string' },
-    threads: { type: 'string' },
-    json: { type: 'boolean' },
-    'no-coded': { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    argv,
+    {
+      dataset: { type: 'string' },
+      'data-dir': { type: 'string' },
+      epochs: { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-coded': { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   const dataset = choiceOption(values.dataset, 'dataset', ['fashion-mnist', 'mnist'] as const, 'fashion-mnist') as MnistFamily;
   const epochs = intOption(values.epochs, 'epochs', 1);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   if (values.threads !== undefined) setNumThreads(intOption(values.threads, 'threads', 1));
   const json = values.json ?? false;
-  const log = (s: string) => { if (!json) console.log(s); };
+  const log = (s: string) => {
+    if (!json) console.log(s);
+  };
 
   manualSeed(seed);
   log(`libtorch ${torchVersion()}, ${getNumThreads()} threads; loading ${dataset} ...`);
@@ -76,7 +82,9 @@ export async function demo(argv: string[]): Promise<void> {
     },
     onEpoch: (e) => {
       bar?.finish();
-      log(`epoch ${e.epoch}: mean loss ${e.loss.toFixed(4)}, ${e.seconds.toFixed(1)} s (${Math.round(train.size / e.seconds)} img/s), test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`);
+      log(
+        `epoch ${e.epoch}: mean loss ${e.loss.toFixed(4)}, ${e.seconds.toFixed(1)} s (${Math.round(train.size / e.seconds)} img/s), test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`,
+      );
     },
   });
   if (!json) {
@@ -87,18 +95,43 @@ export async function demo(argv: string[]): Promise<void> {
 
   const coded = values['no-coded'] ? null : await codedPart(dataset, values['data-dir'], log);
   if (json) {
-    console.log(JSON.stringify({ dataset, model: 'base-mlp', epochs, seed, threads: getNumThreads(), history, testAccuracy,
-      perClass: perClass.map((c, i) => ({ name: CLASS_NAMES[dataset][i], accuracy: c.accuracy })),
-      coded: coded && { checkpoint: coded.checkpoint, code: coded.e.code, k: coded.e.k, r: coded.e.r, baseAccuracy: coded.e.baseAccuracy,
-        degradedAccuracy: coded.e.degraded.accuracy, recovery: coded.e.degraded.recovery, overall: coded.e.overall, defaultBaseline: coded.e.defaultBaseline } }));
+    console.log(
+      JSON.stringify({
+        dataset,
+        model: 'base-mlp',
+        epochs,
+        seed,
+        threads: getNumThreads(),
+        history,
+        testAccuracy,
+        perClass: perClass.map((c, i) => ({ name: CLASS_NAMES[dataset][i], accuracy: c.accuracy })),
+        coded: coded && {
+          checkpoint: coded.checkpoint,
+          code: coded.e.code,
+          k: coded.e.k,
+          r: coded.e.r,
+          baseAccuracy: coded.e.baseAccuracy,
+          degradedAccuracy: coded.e.degraded.accuracy,
+          recovery: coded.e.degraded.recovery,
+          overall: coded.e.overall,
+          defaultBaseline: coded.e.defaultBaseline,
+        },
+      }),
+    );
   }
 }
 
 /** Part 2: the shipped parity code for the shipped base model, evaluated on the test set. */
-async function codedPart(dataset: MnistFamily, dataDir: string | undefined, log: (s: string) => void): Promise<{ checkpoint: string; e: CodeEvaluation } | null> {
+async function codedPart(
+  dataset: MnistFamily,
+  dataDir: string | undefined,
+  log: (s: string) => void,
+): Promise<{ checkpoint: string; e: CodeEvaluation } | null> {
   const checkpoint = fileURLToPath(new URL(`../../../../models/${dataset}-base-mlp-concat-k2.safetensors`, import.meta.url));
   if (!existsSync(checkpoint)) {
-    log(`(part 2 skipped: ${checkpoint} is missing; train one with \`coded train parity --base models/${dataset}-base-mlp.safetensors --code concat --k 2\`)`);
+    log(
+      `(part 2 skipped: ${checkpoint} is missing; train one with \`coded train parity --base models/${dataset}-base-mlp.safetensors --code concat --k 2\`)`,
+    );
     return null;
   }
   log(`\ncoded inference: shipped Base-MLP + parity model (${checkpoint.split('/').pop()}) on the ${dataset} test set ...`);
@@ -111,9 +144,13 @@ async function codedPart(dataset: MnistFamily, dataDir: string | undefined, log:
     const f10 = e.overall.find((o) => Math.abs(o.f - 0.1) < 1e-9)?.accuracy ?? NaN;
     log(`  code ${e.code}: ${e.k} queries + ${e.r} parity query per group, ${e.groups} groups`);
     log(`  base accuracy A_a (all outputs on time)        ${pct(e.baseAccuracy)}`);
-    log(`  degraded-mode accuracy A_d (reconstructions)   ${pct(e.degraded.accuracy)}   (no code: default answer ${pct(e.defaultBaseline)})`);
+    log(
+      `  degraded-mode accuracy A_d (reconstructions)   ${pct(e.degraded.accuracy)}   (no code: default answer ${pct(e.defaultBaseline)})`,
+    );
     log(`  recovery (reconstruction agrees with F)        ${pct(e.degraded.recovery)}`);
-    log(`  overall accuracy with 10% of outputs late      ${pct(f10)}   (without a code: ${pct(0.9 * e.baseAccuracy + 0.1 * e.defaultBaseline)})`);
+    log(
+      `  overall accuracy with 10% of outputs late      ${pct(f10)}   (without a code: ${pct(0.9 * e.baseAccuracy + 0.1 * e.defaultBaseline)})`,
+    );
     return { checkpoint, e };
   } finally {
     disposeTestSet(ds);

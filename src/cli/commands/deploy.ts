@@ -54,7 +54,8 @@ export async function deploy(argv: string[]): Promise<void> {
 function byPool(values: string[] | undefined, flag: string): [string, string][] {
   return (values ?? []).map((v) => {
     const i = v.indexOf('=');
-    if (i <= 0 || i === v.length - 1) throw new UsageError(`--${flag} takes POOL=VALUE (POOL: base, parity:J or worker:NAME:I), got '${v}'`);
+    if (i <= 0 || i === v.length - 1)
+      throw new UsageError(`--${flag} takes POOL=VALUE (POOL: base, parity:J or worker:NAME:I), got '${v}'`);
     return [v.slice(0, i), v.slice(i + 1)];
   });
 }
@@ -87,11 +88,27 @@ async function k8s(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      config: { type: 'string' }, out: { type: 'string' }, model: { type: 'string', multiple: true }, replicas: { type: 'string', multiple: true },
-      kserve: { type: 'string', multiple: true }, triton: { type: 'string', multiple: true }, 'instance-arg': { type: 'string', multiple: true },
-      image: { type: 'string' }, 'image-pull-policy': { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, gpu: { type: 'string' }, threads: { type: 'string' },
-      cpu: { type: 'string' }, memory: { type: 'string' }, 'frontend-cpu': { type: 'string' }, 'frontend-memory': { type: 'string' }, 'frontend-replicas': { type: 'string' },
-      'service-type': { type: 'string' }, 'cluster-domain': { type: 'string' }, json: { type: 'boolean' },
+      config: { type: 'string' },
+      out: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      replicas: { type: 'string', multiple: true },
+      kserve: { type: 'string', multiple: true },
+      triton: { type: 'string', multiple: true },
+      'instance-arg': { type: 'string', multiple: true },
+      image: { type: 'string' },
+      'image-pull-policy': { type: 'string' },
+      namespace: { type: 'string' },
+      name: { type: 'string' },
+      gpu: { type: 'string' },
+      threads: { type: 'string' },
+      cpu: { type: 'string' },
+      memory: { type: 'string' },
+      'frontend-cpu': { type: 'string' },
+      'frontend-memory': { type: 'string' },
+      'frontend-replicas': { type: 'string' },
+      'service-type': { type: 'string' },
+      'cluster-domain': { type: 'string' },
+      json: { type: 'boolean' },
     },
     usage,
   );
@@ -114,7 +131,12 @@ async function k8s(argv: string[]): Promise<void> {
   const external: Record<string, import('../../deploy/k8s.js').ExternalPool> = {};
   for (const [k, v] of byPool(values.kserve, 'kserve')) {
     const e = splitExternal(v, 'kserve', KSERVE_GRPC_PORT);
-    external[k] = { kind: 'kserve', ...(e.namespace !== undefined ? { namespace: e.namespace } : {}), selector: { 'serving.kserve.io/inferenceservice': e.rest }, port: e.port };
+    external[k] = {
+      kind: 'kserve',
+      ...(e.namespace !== undefined ? { namespace: e.namespace } : {}),
+      selector: { 'serving.kserve.io/inferenceservice': e.rest },
+      port: e.port,
+    };
   }
   for (const [k, v] of byPool(values.triton, 'triton')) {
     const e = splitExternal(v, 'triton', TRITON_GRPC_PORT);
@@ -126,7 +148,8 @@ async function k8s(argv: string[]): Promise<void> {
     }
     external[k] = { kind: 'triton', ...(e.namespace !== undefined ? { namespace: e.namespace } : {}), selector, port: e.port };
   }
-  for (const k of Object.keys(external)) if (models[k] !== undefined) throw new UsageError(`pool ${k} has both --model and --kserve/--triton: choose one`);
+  for (const k of Object.keys(external))
+    if (models[k] !== undefined) throw new UsageError(`pool ${k} has both --model and --kserve/--triton: choose one`);
 
   // parity pools: --parity-index when the checkpoint is a parity-code checkpoint
   const parityIndex: Record<string, boolean> = {};
@@ -153,13 +176,29 @@ async function k8s(argv: string[]): Promise<void> {
   let rendered;
   try {
     rendered = renderK8s({
-      config, image: values.image ?? 'coded-inference:0.1.0',
-      imagePullPolicy: choiceOption(values['image-pull-policy'], 'image-pull-policy', ['Always', 'IfNotPresent', 'Never'] as const, 'IfNotPresent'),
-      namespace: values.namespace ?? 'default', ...(values.name !== undefined ? { prefix: values.name } : {}),
-      clusterDomain: values['cluster-domain'] ?? 'cluster.local', models, replicas, external, instanceArgs, parityIndex, gpus,
+      config,
+      image: values.image ?? 'coded-inference:0.1.0',
+      imagePullPolicy: choiceOption(
+        values['image-pull-policy'],
+        'image-pull-policy',
+        ['Always', 'IfNotPresent', 'Never'] as const,
+        'IfNotPresent',
+      ),
+      namespace: values.namespace ?? 'default',
+      ...(values.name !== undefined ? { prefix: values.name } : {}),
+      clusterDomain: values['cluster-domain'] ?? 'cluster.local',
+      models,
+      replicas,
+      external,
+      instanceArgs,
+      parityIndex,
+      gpus,
       threads: intOption(values.threads, 'threads', 1),
       instanceResources: { cpu: quantity(values.cpu, 'cpu', '1'), memory: quantity(values.memory, 'memory', '1Gi') },
-      frontendResources: { cpu: quantity(values['frontend-cpu'], 'frontend-cpu', '1'), memory: quantity(values['frontend-memory'], 'frontend-memory', '512Mi') },
+      frontendResources: {
+        cpu: quantity(values['frontend-cpu'], 'frontend-cpu', '1'),
+        memory: quantity(values['frontend-memory'], 'frontend-memory', '512Mi'),
+      },
       frontendReplicas: intOption(values['frontend-replicas'], 'frontend-replicas', 1),
       serviceType: choiceOption(values['service-type'], 'service-type', ['ClusterIP', 'NodePort', 'LoadBalancer'] as const, 'ClusterIP'),
     });

@@ -26,14 +26,30 @@ Reported as for every code: accuracy by number of stragglers (0..N-K), recovery,
 first (the grid and every trial are printed) and evaluates the picked code.`;
 
 export async function evalSpecCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    code: { type: 'string' }, base: { type: 'string' }, 'pick-smoothing': { type: 'boolean' }, 'data-dir': { type: 'string' },
-    device: { type: 'string' }, seed: { type: 'string' }, plot: { type: 'string' }, json: { type: 'boolean' },
-  }, specUsage);
+  const { values, positionals } = parse(
+    argv,
+    {
+      code: { type: 'string' },
+      base: { type: 'string' },
+      'pick-smoothing': { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      plot: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    specUsage,
+  );
   if (values.help) return void console.log(specUsage);
-  if (positionals.length > 0) throw new UsageError(`--code evaluates a spec, not a checkpoint (got ${positionals.join(' ')}); evaluate a checkpoint with \`coded eval CKPT\`\n\n${specUsage}`);
+  if (positionals.length > 0)
+    throw new UsageError(
+      `--code evaluates a spec, not a checkpoint (got ${positionals.join(' ')}); evaluate a checkpoint with \`coded eval CKPT\`\n\n${specUsage}`,
+    );
   if (values.code === undefined) throw new UsageError(`--code SPEC is required\n\n${specUsage}`);
-  if (values.base === undefined) throw new UsageError(`--base CKPT is required (the base model the workers run, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${specUsage}`);
+  if (values.base === undefined)
+    throw new UsageError(
+      `--base CKPT is required (the base model the workers run, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${specUsage}`,
+    );
   let config: CodeConfig;
   try {
     config = parseCodeSpec(values.code);
@@ -41,8 +57,10 @@ export async function evalSpecCommand(argv: string[]): Promise<void> {
   } catch (e) {
     throw new UsageError(`--code: ${(e as Error).message}`);
   }
-  if (values['pick-smoothing'] && config.family !== 'letcc') throw new UsageError(`--pick-smoothing applies to letcc codes (smoothing parameters); ${config.family} has none`);
-  if (values['pick-smoothing'] && (config.lambdaEnc !== undefined || config.lambdaDec !== undefined)) throw new UsageError('--pick-smoothing picks lambdaEnc and lambdaDec: leave them out of the spec');
+  if (values['pick-smoothing'] && config.family !== 'letcc')
+    throw new UsageError(`--pick-smoothing applies to letcc codes (smoothing parameters); ${config.family} has none`);
+  if (values['pick-smoothing'] && (config.lambdaEnc !== undefined || config.lambdaDec !== undefined))
+    throw new UsageError('--pick-smoothing picks lambdaEnc and lambdaDec: leave them out of the spec');
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   const say = (s: string) => process.stderr.write(s + '\n');
@@ -59,8 +77,17 @@ export async function evalSpecCommand(argv: string[]): Promise<void> {
         if (vs.validation === null) throw new Error('internal: no validation split');
         say(`picking lambdaEnc, lambdaDec for letcc(k=${config.k}, n=${config.k + config.r}) on ${vs.validation.size} validation samples`);
         picked = pickSmoothing({
-          k: config.k, n: config.k + config.r, base, validation: vs.validation, classes: meta.classes.length, device, seed,
-          onTrial: (t) => say(`  lambdaEnc ${t.lambdaEnc}, lambdaDec ${t.lambdaDec}: validation A_d ${(100 * t.accuracy).toFixed(2)}%, recovery ${(100 * t.recovery).toFixed(2)}%`),
+          k: config.k,
+          n: config.k + config.r,
+          base,
+          validation: vs.validation,
+          classes: meta.classes.length,
+          device,
+          seed,
+          onTrial: (t) =>
+            say(
+              `  lambdaEnc ${t.lambdaEnc}, lambdaDec ${t.lambdaDec}: validation A_d ${(100 * t.accuracy).toFixed(2)}%, recovery ${(100 * t.recovery).toFixed(2)}%`,
+            ),
         });
         say(`picked lambdaEnc ${picked.lambdaEnc}, lambdaDec ${picked.lambdaDec}`);
         config = { ...config, lambdaEnc: picked.lambdaEnc, lambdaDec: picked.lambdaDec };
@@ -73,10 +100,23 @@ export async function evalSpecCommand(argv: string[]): Promise<void> {
     try {
       const e = evaluateCode({ code, workers: { base }, test: ds.test, classes: meta.classes, device, seed });
       if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
-      if (values.json) console.log(JSON.stringify({ spec: values.code, config: code.config(), base: values.base, ...(picked ? { pickSmoothing: picked } : {}), ...e }));
+      if (values.json)
+        console.log(
+          JSON.stringify({
+            spec: values.code,
+            config: code.config(),
+            base: values.base,
+            ...(picked ? { pickSmoothing: picked } : {}),
+            ...e,
+          }),
+        );
       else {
-        const pick = picked ? `; lambdaEnc ${picked.lambdaEnc}, lambdaDec ${picked.lambdaDec} picked on ${picked.samples} validation samples` : '';
-        console.log(`${code.name} with base ${values.base} (${meta.model} on ${meta.dataset})${pick}; config ${JSON.stringify(code.config())}\n\n${formatCodeEvaluation(e)}`);
+        const pick = picked
+          ? `; lambdaEnc ${picked.lambdaEnc}, lambdaDec ${picked.lambdaDec} picked on ${picked.samples} validation samples`
+          : '';
+        console.log(
+          `${code.name} with base ${values.base} (${meta.model} on ${meta.dataset})${pick}; config ${JSON.stringify(code.config())}\n\n${formatCodeEvaluation(e)}`,
+        );
       }
     } finally {
       disposeDataset(ds);

@@ -24,7 +24,11 @@ export interface EvalValues {
 }
 
 /** Evaluate `ckpt` if it was trained for a forward-only F; false (nothing done) otherwise. */
-export async function evalForwardOnlyCode(ckpt: string, values: EvalValues, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<boolean> {
+export async function evalForwardOnlyCode(
+  ckpt: string,
+  values: EvalValues,
+  log: (s: string) => void = (s) => process.stderr.write(s + '\n'),
+): Promise<boolean> {
   let meta: { base?: BaseIdentity; config?: { seed?: number } };
   try {
     meta = readCheckpointMetadata(ckpt) as typeof meta;
@@ -33,12 +37,18 @@ export async function evalForwardOnlyCode(ckpt: string, values: EvalValues, log:
   }
   const rec = meta.base;
   if (rec === undefined || (rec.model !== 'v2' && rec.model !== 'onnx')) return false;
-  if (values.data === undefined) throw new UsageError(`${ckpt} was trained for the forward-only base ${rec.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`);
+  if (values.data === undefined)
+    throw new UsageError(
+      `${ckpt} was trained for the forward-only base ${rec.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`,
+    );
   const basePath = values.base ?? rec.path;
   const data = await loadOwnData(values.data, imageOptionsOf(rec, values.data));
   let f: Awaited<ReturnType<typeof loadForwardOnlyBase>>;
   try {
-    f = await loadForwardOnlyBase(basePath, data.inputs, { dataset: basename(values.data), onRetry: (a, e, ms) => log(`${basePath}: attempt ${a} failed (${e.message.split('\n')[0]}); retrying in ${ms} ms`) });
+    f = await loadForwardOnlyBase(basePath, data.inputs, {
+      dataset: basename(values.data),
+      onRetry: (a, e, ms) => log(`${basePath}: attempt ${a} failed (${e.message.split('\n')[0]}); retrying in ${ms} ms`),
+    });
   } catch (e) {
     data.inputs.dispose();
     data.labels?.dispose();
@@ -57,20 +67,37 @@ export async function evalForwardOnlyCode(ckpt: string, values: EvalValues, log:
   }
   const lp = loadParityCode(ckpt);
   for (const t of lp.extra.values()) t.dispose();
-  const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(f.model, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
+  const labels =
+    data.labels ??
+    tidy(() =>
+      noGrad(() => baseOutputs(f.model, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()),
+    );
   const splits = splitTensors(data.inputs, labels, { seed: meta.config?.seed ?? 1 });
   data.inputs.dispose();
   labels.dispose();
   try {
     const classes = data.classNames?.length === f.classes ? data.classNames : Array.from({ length: f.classes }, (_, i) => String(i));
-    const e = evaluateCode({ code: lp.code, workers: { base: f.model, parity: lp.parity }, test: splits.test, classes, device: 'cpu', seed: intOption(values.seed, 'seed', 1, { min: 0 }) });
+    const e = evaluateCode({
+      code: lp.code,
+      workers: { base: f.model, parity: lp.parity },
+      test: splits.test,
+      classes,
+      device: 'cpu',
+      seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    });
     if (values.plot) await writeOverallAccuracyPlot(e, values.plot);
     if (values.json) console.log(JSON.stringify({ checkpoint: ckpt, base: rec, ...e }));
-    else console.log(`${ckpt}: parity models (${lp.metadata.parity.model}) for the forward-only base ${basePath} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`);
+    else
+      console.log(
+        `${ckpt}: parity models (${lp.metadata.parity.model}) for the forward-only base ${basePath} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`,
+      );
   } finally {
     f.model.dispose();
     for (const m of lp.parity) m.dispose();
-    for (const sp of [splits.train, splits.validation, splits.test]) { sp.images.dispose(); sp.labels.dispose(); }
+    for (const sp of [splits.train, splits.validation, splits.test]) {
+      sp.images.dispose();
+      sp.labels.dispose();
+    }
   }
   return true;
 }

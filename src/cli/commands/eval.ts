@@ -42,10 +42,19 @@ interface CodeMeta {
 }
 
 export async function evalCodeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    base: { type: 'string' }, 'data-dir': { type: 'string' }, data: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' },
-    plot: { type: 'string' }, json: { type: 'boolean' },
-  }, evalUsage);
+  const { values, positionals } = parse(
+    argv,
+    {
+      base: { type: 'string' },
+      'data-dir': { type: 'string' },
+      data: { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      plot: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    evalUsage,
+  );
   if (values.help) return void console.log(evalUsage);
   if (positionals.length !== 1) throw new UsageError(`expected one code checkpoint path\n\n${evalUsage}`);
   const path = positionals[0];
@@ -63,26 +72,44 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
     else console.log(`${path}: ${text}\n\n${formatCodeEvaluation(e)}`);
   };
   try {
-    if (family === 'learned' && meta.base === undefined) throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
+    if (family === 'learned' && meta.base === undefined)
+      throw new Error(`${path} is not a learned-code checkpoint from \`coded train learned\` (no "base" identity in its metadata)`);
     if (code instanceof LagrangeCode) code.train(false);
     base.model.to(device).eval();
     codeState(code, l.parity).to(device);
     if (meta.base?.model === 'torchscript' || values.data !== undefined) {
       // a TorchScript F: its tensors file, split as in training (the run's seed), labels from the file or F
-      if (values.data === undefined) throw new UsageError(`${path} was trained for the TorchScript base ${meta.base!.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`);
-      if (meta.base?.model !== 'torchscript') throw new UsageError(`--data goes with parity codes for a TorchScript base; ${path} evaluates on its base's dataset`);
+      if (values.data === undefined)
+        throw new UsageError(
+          `${path} was trained for the TorchScript base ${meta.base!.path}: pass --data FILE.safetensors|FILE.npz|FILE.npy|DIR (the data it was trained on)`,
+        );
+      if (meta.base?.model !== 'torchscript')
+        throw new UsageError(`--data goes with parity codes for a TorchScript base; ${path} evaluates on its base's dataset`);
       // an image folder is read with the preprocessing recorded at training
       const data = await loadOwnData(values.data, imageOptionsOf(meta.base, values.data));
-      const labels = data.labels ?? tidy(() => noGrad(() => baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep()));
+      const labels =
+        data.labels ??
+        tidy(() =>
+          noGrad(() =>
+            baseOutputs(workers.base, { images: data.inputs, labels: data.inputs, size: data.inputs.shape[0] }, 'cpu').argmax(1).keep(),
+          ),
+        );
       const splits = splitTensors(data.inputs, labels, { seed: meta.config?.seed ?? 1 });
       data.inputs.dispose();
       labels.dispose();
       try {
         const classes = Array.from({ length: meta.base.classes ?? base.meta.classes.length }, (_, i) => String(i));
         const e = evaluateCode({ code, workers, test: splits.test, classes, device, seed });
-        await report(e, { base: meta.base }, `parity models (${meta.parity?.model}) for TorchScript base ${meta.base.path} on the test split of ${values.data}`);
+        await report(
+          e,
+          { base: meta.base },
+          `parity models (${meta.parity?.model}) for TorchScript base ${meta.base.path} on the test split of ${values.data}`,
+        );
       } finally {
-        for (const sp of [splits.train, splits.validation, splits.test]) { sp.images.dispose(); sp.labels.dispose(); }
+        for (const sp of [splits.train, splits.validation, splits.test]) {
+          sp.images.dispose();
+          sp.labels.dispose();
+        }
       }
       return;
     }
@@ -92,13 +119,25 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
     try {
       const e = evaluateCode({ code, workers, test: ds.test, classes: base.meta.classes, device, seed });
       if (code instanceof LagrangeCode) {
-        await report(e, { base: l.basePath, R: code.R }, `${code.name} (any R = ${code.R} of ${code.n} workers decode), A_a from base ${l.basePath}`);
+        await report(
+          e,
+          { base: l.basePath, R: code.R },
+          `${code.name} (any R = ${code.R} of ${code.n} workers decode), A_a from base ${l.basePath}`,
+        );
       } else if (family === 'learned') {
         const pm = meta.parity;
         const with_ = pm ? `, with ${pm.count} ${pm.model} parity model(s) on the parity queries` : '';
-        await report(e, { base: meta.base, parity: pm ?? null }, `learned code for base ${l.basePath} (${base.meta.model} on ${base.meta.dataset})${with_}`);
+        await report(
+          e,
+          { base: meta.base, parity: pm ?? null },
+          `learned code for base ${l.basePath} (${base.meta.model} on ${base.meta.dataset})${with_}`,
+        );
       } else {
-        await report(e, { base: meta.base }, `parity models (${meta.parity?.model}) for base ${meta.base?.path} (${meta.base?.model} on ${meta.base?.dataset})`);
+        await report(
+          e,
+          { base: meta.base },
+          `parity models (${meta.parity?.model}) for base ${meta.base?.path} (${meta.base?.model} on ${meta.base?.dataset})`,
+        );
       }
     } finally {
       disposeTestSet(ds);
@@ -111,7 +150,8 @@ export async function evalCodeCommand(argv: string[]): Promise<void> {
 /** `coded eval ...`: `eval base CKPT` to the base-model command, `eval --code SPEC` to the spec command, `eval CODE_CKPT` (or `eval code CODE_CKPT`) here. */
 export async function evalCommand(argv: string[]): Promise<void> {
   const [what] = argv;
-  if (what === undefined) throw new UsageError(`expected a checkpoint to evaluate\n\n${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
+  if (what === undefined)
+    throw new UsageError(`expected a checkpoint to evaluate\n\n${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
   if (what === '--help' || what === '-h') {
     console.log(`${evalUsage}\n\n${(await import('./evaluate.js')).usage}`);
     return;

@@ -14,7 +14,11 @@ export async function evaluate(argv: string[]): Promise<void> {
   if (what === '--help' || what === '-h') return void console.log(usage);
   if (what === undefined) throw new UsageError(`expected 'base CKPT'\n\n${usage}`);
   if (what !== 'base') throw new UsageError(`unknown evaluation target '${what}' (available: base)\n\n${usage}`);
-  const { values, positionals } = parse(rest, { 'data-dir': { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const { values, positionals } = parse(
+    rest,
+    { 'data-dir': { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   if (positionals.length !== 1) throw new UsageError(`expected one checkpoint path\n\n${usage}`);
   const path = positionals[0];
@@ -31,7 +35,17 @@ export async function evaluate(argv: string[]): Promise<void> {
     const r = classifierAccuracy(model, ds.test, { numClasses: meta.classes.length, device });
     const perClass = r.perClass.map((c, i) => ({ name: meta.classes[i], accuracy: c.accuracy, correct: c.correct, total: c.total }));
     if (values.json) {
-      console.log(JSON.stringify({ checkpoint: path, dataset: meta.dataset, model: meta.model, testAccuracy: r.accuracy, correct: r.correct, total: r.total, perClass }));
+      console.log(
+        JSON.stringify({
+          checkpoint: path,
+          dataset: meta.dataset,
+          model: meta.model,
+          testAccuracy: r.accuracy,
+          correct: r.correct,
+          total: r.total,
+          perClass,
+        }),
+      );
     } else {
       console.log(`${meta.model} on ${meta.dataset} test set: ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total})`);
       for (const c of perClass) console.log(`  ${c.name.padEnd(14)} ${(100 * c.accuracy).toFixed(2)}%`);

@@ -34,8 +34,16 @@ export async function exportCommand(argv: string[]): Promise<void> {
   const { values } = parse(
     rest,
     {
-      base: { type: 'string' }, code: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, 'input-shape': { type: 'string' },
-      'max-batch': { type: 'string' }, device: { type: 'string' }, count: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' },
+      base: { type: 'string' },
+      code: { type: 'string' },
+      out: { type: 'string' },
+      name: { type: 'string' },
+      'input-shape': { type: 'string' },
+      'max-batch': { type: 'string' },
+      device: { type: 'string' },
+      count: { type: 'string' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
     },
     usage,
   );
@@ -51,17 +59,26 @@ export async function exportCommand(argv: string[]): Promise<void> {
     throw new UsageError(`--input-shape: ${(e as Error).message}`);
   }
   const r = await exportTriton({
-    base: values.base, code: values.code, out: values.out, name: values.name, inputShape,
+    base: values.base,
+    code: values.code,
+    out: values.out,
+    name: values.name,
+    inputShape,
     maxBatchSize: intOption(values['max-batch'], 'max-batch', 64, { min: 0 }),
     device: choiceOption(values.device, 'device', ['gpu', 'cpu', 'auto'] as const, 'gpu'),
-    count: intOption(values.count, 'count', 1), force: values.force,
+    count: intOption(values.count, 'count', 1),
+    force: values.force,
   });
   if (values.json) return void console.log(JSON.stringify({ repository: r.repository, models: r.models, pools: r.pools }, null, 2));
   console.log(`wrote the Triton model repository ${r.repository}:`);
   for (const m of r.models) {
     const c = m.config;
-    console.log(`  ${m.name}/ (${m.role}, pool ${m.pool}): ${c.platform}, input ${c.input[0].name} [${c.input[0].dims.join(', ')}], output ${c.output[0].name} [${c.output[0].dims.join(', ')}], max_batch_size ${c.max_batch_size}`);
+    console.log(
+      `  ${m.name}/ (${m.role}, pool ${m.pool}): ${c.platform}, input ${c.input[0].name} [${c.input[0].dims.join(', ')}], output ${c.output[0].name} [${c.output[0].dims.join(', ')}], max_batch_size ${c.max_batch_size}`,
+    );
   }
   console.log(`\nserve it with: tritonserver --model-repository=${r.repository}`);
-  console.log(`frontend pools (fill in the instances, e.g. dns:///triton.NAMESPACE.svc.cluster.local:8001):\n${JSON.stringify(r.pools, null, 2)}`);
+  console.log(
+    `frontend pools (fill in the instances, e.g. dns:///triton.NAMESPACE.svc.cluster.local:8001):\n${JSON.stringify(r.pools, null, 2)}`,
+  );
 }

@@ -76,21 +76,54 @@ Writes DIR/best.safetensors (code + parity weights + base identity), DIR/last.sa
 (resumable), DIR/log.jsonl, DIR/test-eval.json, DIR/test-eval.md and DIR/overall-accuracy.{svg,png}.`;
 
 export async function trainParityCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    base: { type: 'string' }, code: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, 'parity-model': { type: 'string' },
-    data: { type: 'string' }, 'input-shape': { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
-    epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' },
-    schedule: { type: 'string' }, target: { type: 'string' }, loss: { type: 'string' }, augment: { type: 'string' }, temperature: { type: 'string' }, 'label-weight': { type: 'string' }, ema: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, deterministic: { type: 'boolean' },
-  }, trainUsage);
+  const { values } = parse(
+    argv,
+    {
+      base: { type: 'string' },
+      code: { type: 'string' },
+      k: { type: 'string' },
+      r: { type: 'string' },
+      'parity-model': { type: 'string' },
+      data: { type: 'string' },
+      'input-shape': { type: 'string' },
+      mean: { type: 'string' },
+      std: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      schedule: { type: 'string' },
+      target: { type: 'string' },
+      loss: { type: 'string' },
+      augment: { type: 'string' },
+      temperature: { type: 'string' },
+      'label-weight': { type: 'string' },
+      ema: { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      config: { type: 'string' },
+      deterministic: { type: 'boolean' },
+    },
+    trainUsage,
+  );
   if (values.help) return void console.log(trainUsage);
   if (values.deterministic) setDeterministic(true);
   if (values.config !== undefined) {
     const other = Object.keys(values).filter((f) => !['config', 'data-dir', 'device', 'json', 'deterministic'].includes(f));
-    if (other.length > 0) throw new UsageError(`--config takes only --data-dir, --device, --deterministic and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`);
+    if (other.length > 0)
+      throw new UsageError(
+        `--config takes only --data-dir, --device, --deterministic and --json (the rest is in the config file), got ${other.map((f) => `--${f}`).join(', ')}`,
+      );
     const rows = await runParitySweep(values.config, { dataDir: values['data-dir'], device: values.device });
     if (values.json) console.log(JSON.stringify(rows));
-    else console.log(`sweep done: ${rows.filter((x) => x.error === undefined).length} of ${rows.length} runs trained; ${join(rows.out, 'results.md')}`);
+    else
+      console.log(
+        `sweep done: ${rows.filter((x) => x.error === undefined).length} of ${rows.length} runs trained; ${join(rows.out, 'results.md')}`,
+      );
     return;
   }
   if (values.base === undefined) throw new UsageError(`--base is required\n\n${trainUsage}`);
@@ -105,7 +138,10 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
   const res = await runParity({
     base: values.base,
     cfg: {
-      code: codeName, k, r, parityModel: values['parity-model'],
+      code: codeName,
+      k,
+      r,
+      parityModel: values['parity-model'],
       epochs: intOption(values.epochs, 'epochs', 20),
       batchSize: intOption(values['batch-size'], 'batch-size', defaultBatchSize(k)),
       lr: numberOption(values.lr, 'lr', 1e-3),
@@ -120,20 +156,25 @@ export async function trainParityCommand(argv: string[]): Promise<void> {
       seed: intOption(values.seed, 'seed', 1, { min: 0 }),
       device,
     },
-    outDir: values.out, dataDir: values['data-dir'], resume: values.resume ?? false,
+    outDir: values.out,
+    dataDir: values['data-dir'],
+    resume: values.resume ?? false,
     ...(values.data !== undefined ? { data: values.data } : {}),
     ...(values['input-shape'] !== undefined ? { inputShape: inputShapeOption(values['input-shape']) } : {}),
     ...(values.mean !== undefined ? { mean: listOption(values.mean, 'mean') } : {}),
     ...(values.std !== undefined ? { std: listOption(values.std, 'std') } : {}),
     forwardOnly: forwardOnlyWithProgress(),
-    command: ['coded', 'train', 'parity', ...argv].join(' '), quiet: false,
+    command: ['coded', 'train', 'parity', ...argv].join(' '),
+    quiet: false,
     bars: (metric) => epochBars(intOption(values.epochs, 'epochs', 20), { metric }),
   });
   const { config, dataset: _d, baseModel: _m, outDir: _o, ...result } = res;
   if (values.json) console.log(JSON.stringify({ config, base: values.base, ...result }));
   else {
-    console.log(`best epoch ${res.bestEpoch}: validation A_d ${pct(res.bestValDegradedAccuracy)}; test A_a ${pct(res.test.baseAccuracy)}, ` +
-      `A_d ${pct(res.test.degraded.accuracy)}, recovery ${pct(res.test.degraded.recovery)}; ${res.seconds.toFixed(0)} s; checkpoint ${res.bestCheckpoint}`);
+    console.log(
+      `best epoch ${res.bestEpoch}: validation A_d ${pct(res.bestValDegradedAccuracy)}; test A_a ${pct(res.test.baseAccuracy)}, ` +
+        `A_d ${pct(res.test.degraded.accuracy)}, recovery ${pct(res.test.degraded.recovery)}; ${res.seconds.toFixed(0)} s; checkpoint ${res.bestCheckpoint}`,
+    );
   }
 }
 
@@ -154,12 +195,14 @@ function forwardOnlyWithProgress() {
 
 function listOption(text: string, name: string): number[] {
   const v = text.split(',').map((x) => Number(x.trim()));
-  if (v.length === 0 || v.some((x) => !Number.isFinite(x) || text.trim() === '')) throw new UsageError(`bad --${name} '${text}': numbers joined by commas (one, or one per channel)`);
+  if (v.length === 0 || v.some((x) => !Number.isFinite(x) || text.trim() === ''))
+    throw new UsageError(`bad --${name} '${text}': numbers joined by commas (one, or one per channel)`);
   return v;
 }
 
 function inputShapeOption(text: string): number[] {
   const dims = text.split('x');
-  if (!dims.every((d) => /^\d+$/.test(d) && Number(d) >= 1)) throw new UsageError(`bad --input-shape '${text}': positive integers joined by x, per example (e.g. 3x32x32)`);
+  if (!dims.every((d) => /^\d+$/.test(d) && Number(d) >= 1))
+    throw new UsageError(`bad --input-shape '${text}': positive integers joined by x, per example (e.g. 3x32x32)`);
   return dims.map(Number);
 }

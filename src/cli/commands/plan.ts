@@ -38,13 +38,21 @@ on a virtual clock; recommends the cheapest configuration that meets --target.
 function list(v: string | undefined, name: string, fallback: number[]): number[] {
   if (v === undefined) return fallback;
   const xs = v.split(',').map(Number);
-  if (xs.length === 0 || !xs.every((x) => Number.isInteger(x) && x >= 1)) throw new UsageError(`--${name} must be a comma list of positive integers, got '${v}'`);
+  if (xs.length === 0 || !xs.every((x) => Number.isInteger(x) && x >= 1))
+    throw new UsageError(`--${name} must be a comma list of positive integers, got '${v}'`);
   return xs;
 }
 
 /** A legend-sized name of a configuration kind. */
-function shortLabel(s: { mode: string; hedgeMs: number | null; fallback: boolean; singletonGroups?: 'pad' | 'copy'; code?: { k: number; r: number } }): string {
-  if (s.mode === 'coded') return `coded k=${s.code!.k} r=${s.code!.r}${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ' (lone copied)' : ''}`;
+function shortLabel(s: {
+  mode: string;
+  hedgeMs: number | null;
+  fallback: boolean;
+  singletonGroups?: 'pad' | 'copy';
+  code?: { k: number; r: number };
+}): string {
+  if (s.mode === 'coded')
+    return `coded k=${s.code!.k} r=${s.code!.r}${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ' (lone copied)' : ''}`;
   if (s.mode === 'replication') return 'replication (2 copies)';
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${s.hedgeMs !== null ? ' + hedging' : ''}`;
 }
@@ -52,17 +60,37 @@ function shortLabel(s: { mode: string; hedgeMs: number | null; fallback: boolean
 function parseTarget(v: string | undefined): { percentile: 'p50' | 'p99' | 'p999'; ms: number } | null {
   if (v === undefined) return null;
   const m = /^(p50|p99|p99\.9):([0-9.]+)$/.exec(v);
-  if (m === null || !(Number(m[2]) > 0)) throw new UsageError(`--target must look like p99.9:50 (p50, p99 or p99.9, then milliseconds), got '${v}'`);
+  if (m === null || !(Number(m[2]) > 0))
+    throw new UsageError(`--target must look like p99.9:50 (p50, p99 or p99.9, then milliseconds), got '${v}'`);
   return { percentile: m[1] === 'p99.9' ? 'p999' : (m[1] as 'p50' | 'p99'), ms: Number(m[2]) };
 }
 
 export async function planCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    service: { type: 'string' }, rate: { type: 'string' }, base: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' },
-    'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, deadline: { type: 'string' },
-    hedge: { type: 'string' }, slo: { type: 'string' }, 'max-wait': { type: 'string' }, target: { type: 'string' }, queries: { type: 'string' },
-    scale: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    argv,
+    {
+      service: { type: 'string' },
+      rate: { type: 'string' },
+      base: { type: 'string' },
+      'slow-prob': { type: 'string' },
+      'slow-ms': { type: 'string' },
+      'slow-periods': { type: 'string' },
+      'latency-trace': { type: 'string' },
+      k: { type: 'string' },
+      r: { type: 'string' },
+      deadline: { type: 'string' },
+      hedge: { type: 'string' },
+      slo: { type: 'string' },
+      'max-wait': { type: 'string' },
+      target: { type: 'string' },
+      queries: { type: 'string' },
+      scale: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   const { parseServiceTime } = await import('../../plan/service-time.js');
   const { parseSlowPeriods, readLatencyTrace } = await import('../../serve/faults.js');
@@ -84,11 +112,26 @@ export async function planCommand(argv: string[]): Promise<void> {
   if (!(slowProb >= 0 && slowProb <= 1)) throw new UsageError('--slow-prob must be in [0, 1]');
   const deadline = numberOption(values.deadline, 'deadline', 10);
   const input = {
-    service, rate, ...(values.base !== undefined ? { base: intOption(values.base, 'base', 1) } : {}),
-    stragglers: { latency: { kind: 'none' as const }, slowProb, slowMs: numberOption(values['slow-ms'], 'slow-ms', 100), failProb: 0, ...(slowPeriods ? { slowPeriods } : {}), ...(trace ? { trace } : {}) },
-    ks: list(values.k, 'k', [2, 3, 4]), rs: list(values.r, 'r', [1]), sloMs: numberOption(values.slo, 'slo', 1000), decodeDeadlineMs: deadline,
-    hedgeMs: numberOption(values.hedge, 'hedge', deadline), maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
-    queries: intOption(values.queries, 'queries', 50000), seed: intOption(values.seed, 'seed', 1, { min: 0 }), target: parseTarget(values.target),
+    service,
+    rate,
+    ...(values.base !== undefined ? { base: intOption(values.base, 'base', 1) } : {}),
+    stragglers: {
+      latency: { kind: 'none' as const },
+      slowProb,
+      slowMs: numberOption(values['slow-ms'], 'slow-ms', 100),
+      failProb: 0,
+      ...(slowPeriods ? { slowPeriods } : {}),
+      ...(trace ? { trace } : {}),
+    },
+    ks: list(values.k, 'k', [2, 3, 4]),
+    rs: list(values.r, 'r', [1]),
+    sloMs: numberOption(values.slo, 'slo', 1000),
+    decodeDeadlineMs: deadline,
+    hedgeMs: numberOption(values.hedge, 'hedge', deadline),
+    maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
+    queries: intOption(values.queries, 'queries', 50000),
+    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    target: parseTarget(values.target),
   };
   const json = values.json ?? false;
   const { candidates } = await import('../../plan/planner.js');
@@ -104,11 +147,29 @@ export async function planCommand(argv: string[]): Promise<void> {
     '',
     `| configuration | instances | requests per query | p50 ms | p99 ms | p99.9 ms |${target ? ` meets ${target.percentile === 'p999' ? 'p99.9' : target.percentile} <= ${target.ms} ms |` : ''}`,
     `|---|---|---|---|---|---|${target ? '---|' : ''}`,
-    ...rows.map((r) => `| ${r.config} | ${r.result.instances} | ${r.result.requestsPerQuery.toFixed(2)} | ${fmt(r.result.latencyMs.p50)} | ${fmt(r.result.latencyMs.p99)} | ${fmt(r.result.latencyMs.p999)} |${target ? ` ${r.meetsTarget ? 'yes' : 'no'} |` : ''}`),
+    ...rows.map(
+      (r) =>
+        `| ${r.config} | ${r.result.instances} | ${r.result.requestsPerQuery.toFixed(2)} | ${fmt(r.result.latencyMs.p50)} | ${fmt(r.result.latencyMs.p99)} | ${fmt(r.result.latencyMs.p999)} |${target ? ` ${r.meetsTarget ? 'yes' : 'no'} |` : ''}`,
+    ),
     '',
-    target === null ? 'No --target given: no recommendation.' : recommended === null ? `No configuration meets the target; add instances (--base) or relax it.` : `Recommended: **${recommended.config}** (${recommended.result.instances} instances, ${recommended.result.requestsPerQuery.toFixed(2)} requests per query).`,
+    target === null
+      ? 'No --target given: no recommendation.'
+      : recommended === null
+        ? `No configuration meets the target; add instances (--base) or relax it.`
+        : `Recommended: **${recommended.config}** (${recommended.result.instances} instances, ${recommended.result.requestsPerQuery.toFixed(2)} requests per query).`,
   ];
-  const report: Record<string, unknown> = { plan: { ...input, service: service.label, stragglers: input.stragglers }, rows: rows.map((r) => ({ config: r.config, instances: r.result.instances, requestsPerQuery: r.result.requestsPerQuery, latencyMs: r.result.latencyMs, meetsTarget: r.meetsTarget, counts: r.result.counts })), recommended: recommended?.config ?? null };
+  const report: Record<string, unknown> = {
+    plan: { ...input, service: service.label, stragglers: input.stragglers },
+    rows: rows.map((r) => ({
+      config: r.config,
+      instances: r.result.instances,
+      requestsPerQuery: r.result.requestsPerQuery,
+      latencyMs: r.result.latencyMs,
+      meetsTarget: r.meetsTarget,
+      counts: r.result.counts,
+    })),
+    recommended: recommended?.config ?? null,
+  };
   const outDir = values.out ?? 'plan-results';
   mkdirSync(outDir, { recursive: true });
   if (values.scale !== undefined) {
@@ -117,27 +178,59 @@ export async function planCommand(argv: string[]): Promise<void> {
     // (equal resources at the first coded configuration's instance count)
     const firstCodedParity = rows.find((q) => q.scenario.mode === 'coded')?.scenario.parity;
     const eligible = rows.filter((r) => r.scenario.mode !== 'equal-resources' || r.scenario.parity === firstCodedParity);
-    const kinds = eligible.filter((r, i) => eligible.findIndex((q) => q.scenario.mode === r.scenario.mode && q.scenario.hedgeMs === r.scenario.hedgeMs && q.scenario.fallback === r.scenario.fallback && q.scenario.singletonGroups === r.scenario.singletonGroups && (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0)) === i);
+    const kinds = eligible.filter(
+      (r, i) =>
+        eligible.findIndex(
+          (q) =>
+            q.scenario.mode === r.scenario.mode &&
+            q.scenario.hedgeMs === r.scenario.hedgeMs &&
+            q.scenario.fallback === r.scenario.fallback &&
+            q.scenario.singletonGroups === r.scenario.singletonGroups &&
+            (q.scenario.code?.k ?? 0) === (r.scenario.code?.k ?? 0),
+        ) === i,
+    );
     const sbar = new Progress('extrapolating', kinds.length * factors.length, { enabled: !json, unit: 'simulations' });
     const points: { config: string; instances: number; p99: number; p999: number; requestsPerQuery: number }[] = [];
     for (const r of kinds) {
       for (const f of factors) {
         const res = simulate(scaled(r.scenario, f));
-        points.push({ config: shortLabel(r.scenario), instances: res.instances, p99: res.latencyMs.p99, p999: res.latencyMs.p999, requestsPerQuery: res.requestsPerQuery });
+        points.push({
+          config: shortLabel(r.scenario),
+          instances: res.instances,
+          p99: res.latencyMs.p99,
+          p999: res.latencyMs.p999,
+          requestsPerQuery: res.requestsPerQuery,
+        });
         sbar.tick();
       }
     }
     sbar.finish();
     report.scale = points;
-    md.push('', `## The same configurations at ${factors.join(', ')} times the instances and the rate`, '', '| configuration | instances | p99 ms | p99.9 ms | requests per query |', '|---|---|---|---|---|', ...points.map((p) => `| ${p.config} | ${p.instances} | ${fmt(p.p99)} | ${fmt(p.p999)} | ${p.requestsPerQuery.toFixed(2)} |`));
+    md.push(
+      '',
+      `## The same configurations at ${factors.join(', ')} times the instances and the rate`,
+      '',
+      '| configuration | instances | p99 ms | p99.9 ms | requests per query |',
+      '|---|---|---|---|---|',
+      ...points.map((p) => `| ${p.config} | ${p.instances} | ${fmt(p.p99)} | ${fmt(p.p999)} | ${p.requestsPerQuery.toFixed(2)} |`),
+    );
     const { render } = await import('../../bench/serve.js');
     await render(
       {
-        $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'Predicted p99.9 by deployment size (same load per instance)', width: 460, height: 300, data: { values: points },
+        $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+        title: 'Predicted p99.9 by deployment size (same load per instance)',
+        width: 460,
+        height: 300,
+        data: { values: points },
         mark: { type: 'line', point: true },
-        encoding: { x: { field: 'instances', type: 'quantitative', scale: { type: 'log' }, title: 'instances' }, y: { field: 'p999', type: 'quantitative', scale: { type: 'log' }, title: 'p99.9 latency (ms)' }, color: { field: 'config', type: 'nominal', scale: { scheme: 'tableau20' }, legend: { labelLimit: 400 } } },
+        encoding: {
+          x: { field: 'instances', type: 'quantitative', scale: { type: 'log' }, title: 'instances' },
+          y: { field: 'p999', type: 'quantitative', scale: { type: 'log' }, title: 'p99.9 latency (ms)' },
+          color: { field: 'config', type: 'nominal', scale: { scheme: 'tableau20' }, legend: { labelLimit: 400 } },
+        },
       },
-      join(outDir, 'scale.svg'), join(outDir, 'scale.png'),
+      join(outDir, 'scale.svg'),
+      join(outDir, 'scale.png'),
     );
     md.push('', `Plot: ${join(outDir, 'scale.png')}`);
   }

@@ -56,10 +56,26 @@ async function instance(argv: string[]): Promise<void> {
   const { values } = parse(
     argv,
     {
-      model: { type: 'string' }, 'input-shape': { type: 'string' }, 'parity-index': { type: 'string' }, worker: { type: 'string' }, name: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, host: { type: 'string' },
-      device: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' },
-      latency: { type: 'string' }, 'slow-prob': { type: 'string' }, 'slow-ms': { type: 'string' }, 'fail-prob': { type: 'string' },
-      'slow-periods': { type: 'string' }, 'latency-trace': { type: 'string' }, 'crash-after': { type: 'string' }, seed: { type: 'string' }, 'log-level': { type: 'string' },
+      model: { type: 'string' },
+      'input-shape': { type: 'string' },
+      'parity-index': { type: 'string' },
+      worker: { type: 'string' },
+      name: { type: 'string' },
+      port: { type: 'string' },
+      'grpc-port': { type: 'string' },
+      host: { type: 'string' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      'max-batch': { type: 'string' },
+      latency: { type: 'string' },
+      'slow-prob': { type: 'string' },
+      'slow-ms': { type: 'string' },
+      'fail-prob': { type: 'string' },
+      'slow-periods': { type: 'string' },
+      'latency-trace': { type: 'string' },
+      'crash-after': { type: 'string' },
+      seed: { type: 'string' },
+      'log-level': { type: 'string' },
     },
     usage,
   );
@@ -88,9 +104,14 @@ async function instance(argv: string[]): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const faults = {
-    ...(slowPeriods !== undefined ? { slowPeriods } : {}), ...(trace !== undefined ? { trace } : {}),
-    latency, slowProb: prob(values['slow-prob'], 'slow-prob'), slowMs: numberOption(values['slow-ms'], 'slow-ms', 0), failProb: prob(values['fail-prob'], 'fail-prob'),
-    crashAfter: intOption(values['crash-after'], 'crash-after', 0, { min: 0 }), seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    ...(slowPeriods !== undefined ? { slowPeriods } : {}),
+    ...(trace !== undefined ? { trace } : {}),
+    latency,
+    slowProb: prob(values['slow-prob'], 'slow-prob'),
+    slowMs: numberOption(values['slow-ms'], 'slow-ms', 0),
+    failProb: prob(values['fail-prob'], 'fail-prob'),
+    crashAfter: intOption(values['crash-after'], 'crash-after', 0, { min: 0 }),
+    seed: intOption(values.seed, 'seed', 1, { min: 0 }),
   };
   if (faults.slowMs < 0) throw new UsageError('--slow-ms must be >= 0');
   const { servedModelFrom, parseInputShape } = await import('../../serve/served-model.js');
@@ -106,8 +127,15 @@ async function instance(argv: string[]): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const s = await InstanceServer.start({
-    model, host: values.host, httpPort: port(values.port, 'port', 8000), grpcPort: port(values['grpc-port'], 'grpc-port', 8001),
-    device, threads: intOption(values.threads, 'threads', 1), maxBatch: intOption(values['max-batch'], 'max-batch', 256), faults, logger: log,
+    model,
+    host: values.host,
+    httpPort: port(values.port, 'port', 8000),
+    grpcPort: port(values['grpc-port'], 'grpc-port', 8001),
+    device,
+    threads: intOption(values.threads, 'threads', 1),
+    maxBatch: intOption(values['max-batch'], 'max-batch', 256),
+    faults,
+    logger: log,
   });
   console.log(JSON.stringify({ event: 'listening', model: s.meta.name, http: s.httpPort, grpc: s.grpcPort, pid: process.pid }));
   await untilSignal(() => s.close());
@@ -121,7 +149,9 @@ async function frontend(argv: string[]): Promise<void> {
   const { Frontend } = await import('../../serve/frontend.js');
   const config = readFrontendConfig(values.config);
   const f = await Frontend.start({ config });
-  console.log(JSON.stringify({ event: 'listening', name: config.name, mode: f.mode, http: f.httpPort, grpc: f.grpcPort, pid: process.pid }));
+  console.log(
+    JSON.stringify({ event: 'listening', name: config.name, mode: f.mode, http: f.httpPort, grpc: f.grpcPort, pid: process.pid }),
+  );
   await untilSignal(() => f.close());
 }
 

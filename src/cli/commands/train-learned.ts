@@ -11,7 +11,13 @@ import { ENCODER_INITS, encoderInitNamed } from '../../models/conv-encoder.js';
 import { cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import { decoderNames, encoderNames } from '../../codes/learned.js';
 import '../../codes/index.js';
-import { LOSSES, isParityModelChoice, parityModelChoices, type LearnedLoss, type LearnedTrainingConfig } from '../../train/learned-training.js';
+import {
+  LOSSES,
+  isParityModelChoice,
+  parityModelChoices,
+  type LearnedLoss,
+  type LearnedTrainingConfig,
+} from '../../train/learned-training.js';
 import { runLearned, runLearnedSweep } from '../../train/learned-run.js';
 
 export const usage = `coded train learned --base CKPT --k K [options]
@@ -72,13 +78,36 @@ weights if any, the base checkpoint's path and sha256, validation and test metri
 DIR/last.safetensors (resumable, optimizer state included) and DIR/log.jsonl (one line per epoch).`;
 
 export async function trainLearnedCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    base: { type: 'string' }, k: { type: 'string' }, r: { type: 'string' }, encoder: { type: 'string' }, decoder: { type: 'string' },
-    loss: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, schedule: { type: 'string' },
-    optimizers: { type: 'string' }, train: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, 'time-limit': { type: 'string' }, 'encoder-init': { type: 'string' },
-    'parity-model': { type: 'string' }, deterministic: { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    argv,
+    {
+      base: { type: 'string' },
+      k: { type: 'string' },
+      r: { type: 'string' },
+      encoder: { type: 'string' },
+      decoder: { type: 'string' },
+      loss: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      schedule: { type: 'string' },
+      optimizers: { type: 'string' },
+      train: { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      config: { type: 'string' },
+      'time-limit': { type: 'string' },
+      'encoder-init': { type: 'string' },
+      'parity-model': { type: 'string' },
+      deterministic: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   if (values.deterministic) setDeterministic(true);
   if (values.device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
@@ -88,8 +117,12 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
     else console.log(`sweep done: ${join(rows.out, 'results.md')}`);
     return;
   }
-  if (values.base === undefined) throw new UsageError(`--base is required (a checkpoint from \`coded train base\`, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${usage}`);
-  if (isForwardOnlyBase(values.base)) throw new UsageError(noGradientsMessage(values.base, 'learned codes, which train their encoder and decoder through F, cannot use it'));
+  if (values.base === undefined)
+    throw new UsageError(
+      `--base is required (a checkpoint from \`coded train base\`, e.g. models/fashion-mnist-base-mlp.safetensors)\n\n${usage}`,
+    );
+  if (isForwardOnlyBase(values.base))
+    throw new UsageError(noGradientsMessage(values.base, 'learned codes, which train their encoder and decoder through F, cannot use it'));
   if (values.k === undefined) throw new UsageError('--k is required');
   const k = intOption(values.k, 'k', 2);
   const r = intOption(values.r, 'r', 1);
@@ -97,11 +130,23 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   const decoder = choiceOption(values.decoder, 'decoder', decoderNames(), 'mlp');
   const loss = choiceOption(values.loss, 'loss', LOSSES, 'kl-base') as LearnedLoss;
   const parityModel = values['parity-model'] ?? 'none';
-  if (!isParityModelChoice(parityModel)) throw new UsageError(`--parity-model must be one of ${parityModelChoices().join(', ')}, got '${parityModel}'`);
-  const encoderInit = choiceOption(values['encoder-init'] === undefined ? undefined : (encoderInitNamed(values['encoder-init']) ?? values['encoder-init']), 'encoder-init', ENCODER_INITS, 'reference');
-  if (values['encoder-init'] !== undefined && encoder !== 'conv') throw new UsageError(`--encoder-init applies to --encoder conv, not '${encoder}'`);
+  if (!isParityModelChoice(parityModel))
+    throw new UsageError(`--parity-model must be one of ${parityModelChoices().join(', ')}, got '${parityModel}'`);
+  const encoderInit = choiceOption(
+    values['encoder-init'] === undefined ? undefined : (encoderInitNamed(values['encoder-init']) ?? values['encoder-init']),
+    'encoder-init',
+    ENCODER_INITS,
+    'reference',
+  );
+  if (values['encoder-init'] !== undefined && encoder !== 'conv')
+    throw new UsageError(`--encoder-init applies to --encoder conv, not '${encoder}'`);
   const cfg: Omit<LearnedTrainingConfig, 'dataset'> = {
-    base: values.base, k, r, encoder, decoder, loss,
+    base: values.base,
+    k,
+    r,
+    encoder,
+    decoder,
+    loss,
     epochs: intOption(values.epochs, 'epochs', 20),
     batchSize: intOption(values['batch-size'], 'batch-size', k === 2 ? 64 : 32),
     lr: numberOption(values.lr, 'lr', 1e-3),
@@ -121,12 +166,42 @@ export async function trainLearnedCommand(argv: string[]): Promise<void> {
   }
   if (!(cfg.lr > 0)) throw new UsageError(`--lr must be positive, got ${cfg.lr}`);
   if (!(cfg.weightDecay >= 0)) throw new UsageError(`--weight-decay must be >= 0, got ${cfg.weightDecay}`);
-  const outDir = values.out ?? join('runs', 'learned', `${basename(values.base).replace(/\.safetensors$/, '')}-k${k}-r${r}-${encoder}-${loss}${parityModel !== 'none' ? `-fp-${parityModel}` : ''}`);
-  const r0 = await runLearned({ cfg, outDir, dataDir: values['data-dir'], resume: values.resume ?? false, command: ['coded', 'train', 'learned', ...argv].join(' '), quiet: false, bars: epochBars(cfg.epochs) });
+  const outDir =
+    values.out ??
+    join(
+      'runs',
+      'learned',
+      `${basename(values.base).replace(/\.safetensors$/, '')}-k${k}-r${r}-${encoder}-${loss}${parityModel !== 'none' ? `-fp-${parityModel}` : ''}`,
+    );
+  const r0 = await runLearned({
+    cfg,
+    outDir,
+    dataDir: values['data-dir'],
+    resume: values.resume ?? false,
+    command: ['coded', 'train', 'learned', ...argv].join(' '),
+    quiet: false,
+    bars: epochBars(cfg.epochs),
+  });
   const t = r0.test;
-  if (values.json) console.log(JSON.stringify({ config: cfg, dataset: r0.dataset, model: r0.model, bestEpoch: r0.bestEpoch, stoppedEarly: r0.stoppedEarly, bestValRecovery: r0.bestValRecovery, seconds: r0.seconds, checkpoint: r0.bestCheckpoint, epochs: r0.epochs, test: t }));
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        config: cfg,
+        dataset: r0.dataset,
+        model: r0.model,
+        bestEpoch: r0.bestEpoch,
+        stoppedEarly: r0.stoppedEarly,
+        bestValRecovery: r0.bestValRecovery,
+        seconds: r0.seconds,
+        checkpoint: r0.bestCheckpoint,
+        epochs: r0.epochs,
+        test: t,
+      }),
+    );
   else {
-    console.log(`${r0.stoppedEarly !== null ? `time limit: stopped after epoch ${r0.stoppedEarly}; ` : ''}best epoch ${r0.bestEpoch}: validation recovery ${pct(r0.bestValRecovery)}; test recovery ${pct(t.degraded.recovery)}, A_d ${pct(t.degraded.accuracy)}, ` +
-      `A_a ${pct(t.baseAccuracy)} (${t.degraded.count} reconstructions over ${t.patterns.length} patterns); ${r0.seconds.toFixed(0)} s; checkpoint ${r0.bestCheckpoint}`);
+    console.log(
+      `${r0.stoppedEarly !== null ? `time limit: stopped after epoch ${r0.stoppedEarly}; ` : ''}best epoch ${r0.bestEpoch}: validation recovery ${pct(r0.bestValRecovery)}; test recovery ${pct(t.degraded.recovery)}, A_d ${pct(t.degraded.accuracy)}, ` +
+        `A_a ${pct(t.baseAccuracy)} (${t.degraded.count} reconstructions over ${t.patterns.length} patterns); ${r0.seconds.toFixed(0)} s; checkpoint ${r0.bestCheckpoint}`,
+    );
   }
 }

@@ -7,7 +7,12 @@ import { epochBars } from '../progress.js';
 import { DATASET_NAMES, DEFAULT_DATASET, isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { manualSeed, cudaAvailable, setDeterministic } from '../../engine/runtime.js';
 import type { PolyArch, PolyWorkerDesign } from '../../codes/lagrange.js';
-import { polynomialRunTag, trainPolynomial, type PolynomialTrainingConfig, type PolynomialTrainingResult } from '../../train/polynomial-training.js';
+import {
+  polynomialRunTag,
+  trainPolynomial,
+  type PolynomialTrainingConfig,
+  type PolynomialTrainingResult,
+} from '../../train/polynomial-training.js';
 
 export const usage = `coded train polynomial --worker HB|HS --encoder mlp|cnn --computation mlp|cnn [options]
 coded train polynomial --centralized mlp|cnn [options]
@@ -44,19 +49,41 @@ Options:
 Writes DIR/best.safetensors (a code checkpoint for \`coded eval\`), DIR/last.safetensors and DIR/log.jsonl.`;
 
 export async function trainPolynomialCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    dataset: { type: 'string' }, k: { type: 'string' }, n: { type: 'string' }, degree: { type: 'string' }, power: { type: 'string' },
-    worker: { type: 'string' }, encoder: { type: 'string' }, computation: { type: 'string' }, centralized: { type: 'string' },
-    epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, base: { type: 'string' }, device: { type: 'string' },
-    seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'eval-only': { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, deterministic: { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    argv,
+    {
+      dataset: { type: 'string' },
+      k: { type: 'string' },
+      n: { type: 'string' },
+      degree: { type: 'string' },
+      power: { type: 'string' },
+      worker: { type: 'string' },
+      encoder: { type: 'string' },
+      computation: { type: 'string' },
+      centralized: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      base: { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'boolean' },
+      'eval-only': { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      deterministic: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   if (values.deterministic) setDeterministic(true);
   const dataset = values.dataset ?? DEFAULT_DATASET;
   if (!isDatasetName(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got '${dataset}'`);
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA');
-  const centralized = values.centralized === undefined ? null : choiceOption(values.centralized, 'centralized', ['mlp', 'cnn'] as const, 'mlp');
+  const centralized =
+    values.centralized === undefined ? null : choiceOption(values.centralized, 'centralized', ['mlp', 'cnn'] as const, 'mlp');
   const k = intOption(values.k, 'k', 2, { min: 1 });
   const degree = intOption(values.degree, 'degree', 1, { min: 1 });
   const power = intOption(values.power, 'power', 1, { min: 1 });
@@ -77,7 +104,21 @@ export async function trainPolynomialCommand(argv: string[]): Promise<void> {
   const batchSize = intOption(values['batch-size'], 'batch-size', k === 2 ? 64 : 32, { min: 1 });
   const lr = numberOption(values.lr, 'lr', 1e-3);
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
-  const cfg: PolynomialTrainingConfig = { dataset, k, n, degree, power, worker, encoder, computation, centralized, epochs, batchSize, lr, seed };
+  const cfg: PolynomialTrainingConfig = {
+    dataset,
+    k,
+    n,
+    degree,
+    power,
+    worker,
+    encoder,
+    computation,
+    centralized,
+    epochs,
+    batchSize,
+    lr,
+    seed,
+  };
   const outDir = values.out ?? join('runs', 'polynomial', `${dataset}-${polynomialRunTag(cfg)}`);
   const say = (s: string) => process.stderr.write(s + '\n');
   const command = ['coded', 'train', 'polynomial', ...argv].join(' ');
@@ -88,13 +129,23 @@ export async function trainPolynomialCommand(argv: string[]): Promise<void> {
   try {
     if (ds.validation === null) throw new Error('internal: no validation split');
     const data = {
-      train: ds.train, validation: ds.validation, test: ds.test, classes: ds.info.classes, normalization: ds.info.normalization,
+      train: ds.train,
+      validation: ds.validation,
+      test: ds.test,
+      classes: ds.info.classes,
+      normalization: ds.info.normalization,
       input: [ds.info.channels, ds.info.height, ds.info.width],
     };
     const bars = epochBars(epochs);
     result = trainPolynomial(cfg, data, outDir, {
-      device, resume: values.resume ?? false, evalOnly: values['eval-only'] ?? false, basePath: values.base, command, log: say,
-      onBatch: bars.onBatch, onEpoch: () => bars.finish(),
+      device,
+      resume: values.resume ?? false,
+      evalOnly: values['eval-only'] ?? false,
+      basePath: values.base,
+      command,
+      log: say,
+      onBatch: bars.onBatch,
+      onEpoch: () => bars.finish(),
     });
   } finally {
     disposeDataset(ds);
@@ -102,5 +153,8 @@ export async function trainPolynomialCommand(argv: string[]): Promise<void> {
   const { epochs: _e, bestCheckpoint, ...summary } = result;
   const out: Record<string, unknown> = { ...summary, command };
   if (values.json) console.log(JSON.stringify(out));
-  else console.log(`${result.code}: best epoch ${result.bestEpoch}, validation ${(100 * result.bestValAccuracy).toFixed(2)}%, test ${(100 * result.testAccuracy).toFixed(2)}%; ${result.seconds.toFixed(0)} s; ${bestCheckpoint}`);
+  else
+    console.log(
+      `${result.code}: best epoch ${result.bestEpoch}, validation ${(100 * result.bestValAccuracy).toFixed(2)}%, test ${(100 * result.testAccuracy).toFixed(2)}%; ${result.seconds.toFixed(0)} s; ${bestCheckpoint}`,
+    );
 }

@@ -53,7 +53,14 @@ Writes DIR/best.safetensors (weights + metadata: dataset, normalisation, model, 
 command), DIR/last.safetensors (resumable state) and DIR/log.jsonl (one line per epoch).`;
 
 const ADAM_MODELS = new Set(['logistic-regression', 'base-mlp', 'lenet5']);
-const DEFAULT_EPOCHS: Record<string, number> = { 'logistic-regression': 20, 'base-mlp': 40, lenet5: 30, vgg11: 30, resnet18: 30, resnet152: 200 };
+const DEFAULT_EPOCHS: Record<string, number> = {
+  'logistic-regression': 20,
+  'base-mlp': 40,
+  lenet5: 30,
+  vgg11: 30,
+  resnet18: 30,
+  resnet152: 200,
+};
 
 export async function train(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
@@ -63,12 +70,30 @@ export async function train(argv: string[]): Promise<void> {
   if (what === 'learned') return (await import('./train-learned.js')).trainLearnedCommand(rest);
   if (what === 'polynomial') return (await import('./train-polynomial.js')).trainPolynomialCommand(rest);
   if (what !== 'base') throw new UsageError(`unknown training target '${what}'\n\n${overview}`);
-  const { values } = parse(rest, {
-    dataset: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
-    optimizer: { type: 'string' }, lr: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' },
-    schedule: { type: 'string' }, augment: { type: 'string' }, device: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    resume: { type: 'boolean' }, force: { type: 'boolean' }, deterministic: { type: 'boolean' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
-  }, usage);
+  const { values } = parse(
+    rest,
+    {
+      dataset: { type: 'string' },
+      model: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      momentum: { type: 'string' },
+      schedule: { type: 'string' },
+      augment: { type: 'string' },
+      device: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'boolean' },
+      force: { type: 'boolean' },
+      deterministic: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) return void console.log(usage);
   if (values.deterministic) setDeterministic(true);
   const datasetName = values.dataset ?? DEFAULT_DATASET;
@@ -81,7 +106,8 @@ export async function train(argv: string[]): Promise<void> {
   const adam = ADAM_MODELS.has(defaultsOf);
   const optimizer = choiceOption(values.optimizer, 'optimizer', ['adam', 'sgd'] as const, adam ? 'adam' : 'sgd');
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
-  if (device === 'cuda' && !cudaAvailable()) throw new UsageError('--device cuda: this build of the addon has no CUDA (build against a CUDA libtorch with LIBTORCH=...)');
+  if (device === 'cuda' && !cudaAvailable())
+    throw new UsageError('--device cuda: this build of the addon has no CUDA (build against a CUDA libtorch with LIBTORCH=...)');
   const cfg: BaseTrainingConfig = {
     dataset: datasetName,
     model,
@@ -107,41 +133,60 @@ export async function train(argv: string[]): Promise<void> {
   const spec = { channels: ds.info.channels, height: ds.info.height, width: ds.info.width, classes: ds.info.classes.length };
   manualSeed(cfg.seed);
   const net = buildModel(model, spec);
-  say(`training ${model} (${net.numParameters().toLocaleString('en')} parameters) on ${datasetName}: ${ds.train.size} train / ${ds.validation.size} validation / ${ds.test.size} test, ` +
-    `${cfg.epochs} epochs, ${cfg.optimizer} lr ${cfg.lr} (${cfg.schedule}), batch ${cfg.batchSize}, ${cfg.device}; output ${outDir}`);
+  say(
+    `training ${model} (${net.numParameters().toLocaleString('en')} parameters) on ${datasetName}: ${ds.train.size} train / ${ds.validation.size} validation / ${ds.test.size} test, ` +
+      `${cfg.epochs} epochs, ${cfg.optimizer} lr ${cfg.lr} (${cfg.schedule}), batch ${cfg.batchSize}, ${cfg.device}; output ${outDir}`,
+  );
   let bar: Progress | null = null;
   let smooth = NaN;
-  const augmentFor = augment === 'none'
-    ? undefined
-    : (epoch: number) => {
-        const rng = new Rng(deriveSeed(cfg.seed, 'augment', epoch));
-        return (x: Tensor) => randomCropFlip(x, rng, { padding: 4, flip: augment === 'crop-flip', fill: ds.paddingFill });
-      };
+  const augmentFor =
+    augment === 'none'
+      ? undefined
+      : (epoch: number) => {
+          const rng = new Rng(deriveSeed(cfg.seed, 'augment', epoch));
+          return (x: Tensor) => randomCropFlip(x, rng, { padding: 4, flip: augment === 'crop-flip', fill: ds.paddingFill });
+        };
   try {
-    const r = trainBase(cfg, net, {
-      train: ds.train, validation: ds.validation, test: ds.test, classes: ds.info.classes,
-      normalization: ds.info.normalization, input: { channels: spec.channels, height: spec.height, width: spec.width }, augmentFor,
-    }, outDir, { resume: values.resume ?? false }, {
-      command: ['coded', 'train', ...argv].join(' '),
-      augment,
-      onBatch: (epoch, b, batches, loss) => {
-        if (b === 0) {
-          bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch' });
-          smooth = NaN;
-        }
-        smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-        bar!.tick(1, { loss: smooth });
+    const r = trainBase(
+      cfg,
+      net,
+      {
+        train: ds.train,
+        validation: ds.validation,
+        test: ds.test,
+        classes: ds.info.classes,
+        normalization: ds.info.normalization,
+        input: { channels: spec.channels, height: spec.height, width: spec.width },
+        augmentFor,
       },
-      onEpoch: (e) => {
-        (bar as Progress | null)?.finish();
-        say(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, train acc ${(100 * e.trainAccuracy).toFixed(2)}%, ` +
-          `val acc ${(100 * e.valAccuracy).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`);
+      outDir,
+      { resume: values.resume ?? false },
+      {
+        command: ['coded', 'train', ...argv].join(' '),
+        augment,
+        onBatch: (epoch, b, batches, loss) => {
+          if (b === 0) {
+            bar = new Progress(`epoch ${epoch}/${cfg.epochs}`, batches, { unit: 'batch' });
+            smooth = NaN;
+          }
+          smooth = Number.isNaN(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+          bar!.tick(1, { loss: smooth });
+        },
+        onEpoch: (e) => {
+          (bar as Progress | null)?.finish();
+          say(
+            `epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, train acc ${(100 * e.trainAccuracy).toFixed(2)}%, ` +
+              `val acc ${(100 * e.valAccuracy).toFixed(2)}%${e.best ? ' (best)' : ''}, ${e.seconds.toFixed(1)} s`,
+          );
+        },
       },
-    });
+    );
     if (json) console.log(JSON.stringify({ dataset: datasetName, model, config: cfg, ...r }));
     else {
-      console.log(`best epoch ${r.bestEpoch}: validation ${(100 * r.bestValAccuracy).toFixed(2)}%, test ${(100 * r.testAccuracy).toFixed(2)}%; ` +
-        `${r.seconds.toFixed(0)} s; checkpoint ${r.bestCheckpoint}`);
+      console.log(
+        `best epoch ${r.bestEpoch}: validation ${(100 * r.bestValAccuracy).toFixed(2)}%, test ${(100 * r.testAccuracy).toFixed(2)}%; ` +
+          `${r.seconds.toFixed(0)} s; checkpoint ${r.bestCheckpoint}`,
+      );
     }
   } finally {
     disposeDataset(ds);

@@ -19,9 +19,13 @@ export class Adam extends Optimizer {
   readonly weightDecay: number;
   readonly amsgrad: boolean;
 
-  constructor(params: Iterable<Tensor>, { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0, amsgrad = false }: AdamOptions = {}) {
+  constructor(
+    params: Iterable<Tensor>,
+    { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0, amsgrad = false }: AdamOptions = {},
+  ) {
     super(params, lr);
-    if (!(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) throw new RangeError(`Adam betas must be in [0, 1), got [${betas.join(', ')}]`);
+    if (!(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1))
+      throw new RangeError(`Adam betas must be in [0, 1), got [${betas.join(', ')}]`);
     if (!(eps >= 0)) throw new RangeError(`Adam eps must be >= 0, got ${eps}`);
     if (!(weightDecay >= 0)) throw new RangeError(`Adam weightDecay must be >= 0, got ${weightDecay}`);
     this.betas = betas;

@@ -55,7 +55,9 @@ export abstract class Optimizer {
   /** Restore from stateDict(); tensors are copied in. */
   loadStateDict(s: OptimizerState): void {
     if (s.steps.length !== this.params.length) {
-      throw new Error(`optimizer state has ${s.steps.length} parameters, this optimizer ${this.params.length}: was it saved for another model?`);
+      throw new Error(
+        `optimizer state has ${s.steps.length} parameters, this optimizer ${this.params.length}: was it saved for another model?`,
+      );
     }
     this.steps.splice(0, this.steps.length, ...s.steps);
     for (const m of this.state) {

@@ -17,17 +17,23 @@ export function checkJsonBounds(b: Buffer, start: number, end: number, maxDepth:
   for (let i = start; i < end; i++) {
     const c = b[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (c === 0x22) inString = false;
       continue;
     }
     if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) throw badRequest(`request JSON is nested deeper than ${maxDepth} levels (the limit; a tensor needs one level per dimension at most)`);
+      if (++depth > maxDepth)
+        throw badRequest(
+          `request JSON is nested deeper than ${maxDepth} levels (the limit; a tensor needs one level per dimension at most)`,
+        );
       if (c === 0x5b) elements++;
     } else if (c === 0x5d || c === 0x7d) depth--;
     else if (c === 0x2c && ++elements > maxElements) {
-      throw badRequest(`request JSON holds more than ${maxElements} values (the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`);
+      throw badRequest(
+        `request JSON holds more than ${maxElements} values (the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`,
+      );
     }
   }
 }
@@ -45,7 +51,10 @@ export function firstNonFinite(a: Float32Array): number {
 /** Refuse NaN / infinite input values. */
 export function checkFinite(name: string, data: Float32Array): void {
   const i = firstNonFinite(data);
-  if (i >= 0) throw badRequest(`input '${name}' holds ${data[i]} at flat index ${i}: inputs must be finite FP32 numbers (JSON numbers beyond +-3.4e38 overflow FP32)`);
+  if (i >= 0)
+    throw badRequest(
+      `input '${name}' holds ${data[i]} at flat index ${i}: inputs must be finite FP32 numbers (JSON numbers beyond +-3.4e38 overflow FP32)`,
+    );
 }
 
 export const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -62,27 +71,43 @@ export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: s
   const wanted = modelInputs(meta);
   const names = wanted.map((w) => `'${w.name}'`).join(', ');
   if (inputs.length !== wanted.length) {
-    throw badRequest(wanted.length === 1 ? `model '${meta.name}' takes exactly one input ('${meta.input.name}'), got ${inputs.length}` : `model '${meta.name}' takes ${wanted.length} inputs (${names}), got ${inputs.length}`);
+    throw badRequest(
+      wanted.length === 1
+        ? `model '${meta.name}' takes exactly one input ('${meta.input.name}'), got ${inputs.length}`
+        : `model '${meta.name}' takes ${wanted.length} inputs (${names}), got ${inputs.length}`,
+    );
   }
   const order: number[] = [];
   for (const w of wanted) {
     const i = inputs.findIndex((t) => t.name === w.name);
     if (i < 0) {
       const unknown = inputs.find((t) => !wanted.some((x) => x.name === t.name));
-      throw badRequest(unknown !== undefined ? `unknown input '${unknown.name}': model '${meta.name}' takes ${names}` : `input '${w.name}' is missing: model '${meta.name}' takes ${names}`);
+      throw badRequest(
+        unknown !== undefined
+          ? `unknown input '${unknown.name}': model '${meta.name}' takes ${names}`
+          : `input '${w.name}' is missing: model '${meta.name}' takes ${names}`,
+      );
     }
-    if (order.includes(i) || inputs.filter((t) => t.name === w.name).length > 1) throw badRequest(`input '${w.name}' is given more than once`);
+    if (order.includes(i) || inputs.filter((t) => t.name === w.name).length > 1)
+      throw badRequest(`input '${w.name}' is given more than once`);
     order.push(i);
     const t = inputs[i];
     if (t.datatype !== 'FP32') throw badRequest(`input '${t.name}' must have datatype FP32, got '${t.datatype}'`);
-    if (t.shape.length === w.shape.length + 1 && t.shape[0] === 0) throw badRequest(`input '${t.name}' has batch 0 (shape [${t.shape.join(', ')}]): send at least one sample, shape [1, ${w.shape.join(', ')}] or more`);
+    if (t.shape.length === w.shape.length + 1 && t.shape[0] === 0)
+      throw badRequest(
+        `input '${t.name}' has batch 0 (shape [${t.shape.join(', ')}]): send at least one sample, shape [1, ${w.shape.join(', ')}] or more`,
+      );
     const want = [-1, ...w.shape];
     const shapeOk = t.shape.length === want.length && t.shape.every((d, j) => Number.isInteger(d) && (j === 0 ? d >= 1 : d === want[j]));
     if (!shapeOk) throw badRequest(`input '${t.name}' must have shape [batch, ${w.shape.join(', ')}], got [${t.shape.join(', ')}]`);
     if (t.shape[0] > meta.maxBatch) throw badRequest(`batch ${t.shape[0]} exceeds this server's limit of ${meta.maxBatch}`);
-    if (t.shape[0] !== inputs[order[0]].shape[0]) throw badRequest(`input '${t.name}' has batch ${t.shape[0]}, input '${meta.input.name}' has ${inputs[order[0]].shape[0]}: every input needs the same batch`);
+    if (t.shape[0] !== inputs[order[0]].shape[0])
+      throw badRequest(
+        `input '${t.name}' has batch ${t.shape[0]}, input '${meta.input.name}' has ${inputs[order[0]].shape[0]}: every input needs the same batch`,
+      );
     const n = prod(t.shape);
-    if (t.length !== n) throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
+    if (t.length !== n)
+      throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
   }
   return order;
 }
@@ -101,5 +126,6 @@ export function metadataJson(meta: ModelMeta) {
 
 /** A model version in a request: '' means the server's choice; any other must be one the model has. */
 export function checkVersion(meta: ModelMeta, version: string | undefined): void {
-  if (version !== undefined && version !== '' && !meta.versions.includes(version)) throw new ServeError('not-found', `model '${meta.name}' has no version '${version}' (versions: ${meta.versions.join(', ')})`);
+  if (version !== undefined && version !== '' && !meta.versions.includes(version))
+    throw new ServeError('not-found', `model '${meta.name}' has no version '${version}' (versions: ${meta.versions.join(', ')})`);
 }

@@ -8,7 +8,21 @@ import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { packageRoot } from '../../util/package-root.js';
-import { SERVER_NAME, SERVER_VERSION, EXTENSIONS, ServeError, badRequest, DEFAULT_LIMITS, type ServeErrorKind, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type ParamValue, type V2Model } from './types.js';
+import {
+  SERVER_NAME,
+  SERVER_VERSION,
+  EXTENSIONS,
+  ServeError,
+  badRequest,
+  DEFAULT_LIMITS,
+  type ServeErrorKind,
+  type V2Limits,
+  type InferRequest,
+  type InferResponse,
+  type ModelMeta,
+  type ParamValue,
+  type V2Model,
+} from './types.js';
 import { checkFinite, checkInputs, checkVersion, metadataJson } from './dataplane.js';
 
 const GRPC_STATUS: Record<ServeErrorKind, grpc.status> = {
@@ -64,7 +78,13 @@ export interface GrpcInferRequest {
   model_version: string;
   id: string;
   parameters: Record<string, GrpcParam>;
-  inputs: { name: string; datatype: string; shape: number[]; parameters: Record<string, GrpcParam>; contents: { fp32_contents: number[] } | null }[];
+  inputs: {
+    name: string;
+    datatype: string;
+    shape: number[];
+    parameters: Record<string, GrpcParam>;
+    contents: { fp32_contents: number[] } | null;
+  }[];
   outputs: { name: string }[];
   raw_input_contents: Buffer[];
 }
@@ -107,8 +127,7 @@ export function checkWireFormat(b: Buffer): void {
     else if (wt === 2) {
       const len = varint();
       i += len;
-    }
-    else throw new Error(`invalid wire type ${wt} for field ${field}`);
+    } else throw new Error(`invalid wire type ${wt} for field ${field}`);
     if (i > b.length) throw new Error(`field ${field} runs past the end of the message`);
   }
 }
@@ -192,7 +211,9 @@ function tolerantService(limits: V2Limits): grpc.ServiceDefinition {
             return { [MALFORMED]: `malformed protobuf request: ${(e as Error).message}` } as Malformed;
           }
           if (typed > limits.maxTypedElements) {
-            return { [MALFORMED]: `typed contents carry ${Math.round(typed)} values, more than the limit of ${limits.maxTypedElements}: send large tensors as raw_input_contents (little-endian bytes, one entry per input)` } as Malformed;
+            return {
+              [MALFORMED]: `typed contents carry ${Math.round(typed)} values, more than the limit of ${limits.maxTypedElements}: send large tensors as raw_input_contents (little-endian bytes, one entry per input)`,
+            } as Malformed;
           }
         }
         try {
@@ -238,9 +259,16 @@ export function floatsFromBytes(b: Buffer): Float32Array {
   return f;
 }
 
-const TYPED_FIELDS = ['bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents'] as const;
-
-
+const TYPED_FIELDS = [
+  'bool_contents',
+  'int_contents',
+  'int64_contents',
+  'uint_contents',
+  'uint64_contents',
+  'fp32_contents',
+  'fp64_contents',
+  'bytes_contents',
+] as const;
 
 /**
  * Parse a gRPC ModelInfer request (Triton's grpc_service.proto): inputs as typed contents (FP32 in
@@ -251,26 +279,38 @@ export function parseGrpcInfer(meta: ModelMeta, r: GrpcInferRequest): { req: Inf
   if (r.model_name !== meta.name) throw new ServeError('not-found', `unknown model '${r.model_name}' (this server serves '${meta.name}')`);
   checkVersion(meta, r.model_version);
   const raw = r.raw_input_contents.length > 0;
-  if (raw && r.raw_input_contents.length !== r.inputs.length) throw badRequest(`raw_input_contents has ${r.raw_input_contents.length} entries for ${r.inputs.length} inputs`);
+  if (raw && r.raw_input_contents.length !== r.inputs.length)
+    throw badRequest(`raw_input_contents has ${r.raw_input_contents.length} entries for ${r.inputs.length} inputs`);
   const parsed = r.inputs.map((t, i) => {
     const c = (t.contents ?? {}) as Partial<Record<(typeof TYPED_FIELDS)[number], unknown[]>>;
     const filled = TYPED_FIELDS.filter((f) => (c[f]?.length ?? 0) > 0);
     let data: Float32Array;
     if (raw) {
-      if (filled.length > 0) throw badRequest(`input '${t.name}' has typed contents (${filled.join(', ')}) and the request has raw_input_contents: give the values one way (the protocol forbids both)`);
+      if (filled.length > 0)
+        throw badRequest(
+          `input '${t.name}' has typed contents (${filled.join(', ')}) and the request has raw_input_contents: give the values one way (the protocol forbids both)`,
+        );
       const b = r.raw_input_contents[i];
       if (b.length % 4 !== 0) throw badRequest(`input '${t.name}': ${b.length} raw bytes are not a whole number of FP32 values`);
       data = floatsFromBytes(b);
     } else {
       const wrong = filled.filter((f) => f !== 'fp32_contents');
-      if (wrong.length > 0 && t.datatype === 'FP32') throw badRequest(`input '${t.name}' (FP32) carries its values in ${wrong.join(', ')}: FP32 values go in contents.fp32_contents (or as raw_input_contents)`);
+      if (wrong.length > 0 && t.datatype === 'FP32')
+        throw badRequest(
+          `input '${t.name}' (FP32) carries its values in ${wrong.join(', ')}: FP32 values go in contents.fp32_contents (or as raw_input_contents)`,
+        );
       data = Float32Array.from(t.contents?.fp32_contents ?? []);
     }
     return { name: t.name, datatype: t.datatype, shape: t.shape.map(Number), data };
   });
-  const order = checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
+  const order = checkInputs(
+    meta,
+    parsed.map((p) => ({ ...p, length: p.data.length })),
+  );
   for (const p of parsed) checkFinite(p.name, p.data);
-  for (const o of r.outputs) if (o.name !== meta.output.name) throw badRequest(`unknown requested output '${o.name}': model '${meta.name}' returns '${meta.output.name}'`);
+  for (const o of r.outputs)
+    if (o.name !== meta.output.name)
+      throw badRequest(`unknown requested output '${o.name}': model '${meta.name}' returns '${meta.output.name}'`);
   return { req: { id: r.id, inputs: order.map((i) => parsed[i]).map((p) => ({ name: p.name, shape: p.shape, data: p.data })) }, raw };
 }
 
@@ -280,7 +320,11 @@ export function buildGrpcResponse(meta: ModelMeta, res: InferResponse, raw: bool
     model_version: meta.versions[0],
     id: res.id,
     parameters: toGrpcParams(res.parameters),
-    outputs: res.outputs.map((o) => (raw ? { name: o.name, datatype: 'FP32', shape: o.shape } : { name: o.name, datatype: 'FP32', shape: o.shape, contents: { fp32_contents: Array.from(o.data) } })),
+    outputs: res.outputs.map((o) =>
+      raw
+        ? { name: o.name, datatype: 'FP32', shape: o.shape }
+        : { name: o.name, datatype: 'FP32', shape: o.shape, contents: { fp32_contents: Array.from(o.data) } },
+    ),
     raw_output_contents: raw ? res.outputs.map((o) => Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)) : [],
   };
 }
@@ -329,7 +373,11 @@ function widenServerWindow(server: grpc.Server, bytes: number): void {
 
 function widenSessionWindows(server: grpc.Server, bytes: number): void {
   if (bytes <= 65535) return;
-  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'session', f: (s: { setLocalWindowSize?: (n: number) => void }) => void): void }, unknown> }).http2Servers;
+  const servers = (
+    server as unknown as {
+      http2Servers?: Map<{ on(ev: 'session', f: (s: { setLocalWindowSize?: (n: number) => void }) => void): void }, unknown>;
+    }
+  ).http2Servers;
   if (!(servers instanceof Map)) return;
   for (const h of servers.keys()) {
     h.on('session', (session) => {
@@ -342,7 +390,6 @@ function widenSessionWindows(server: grpc.Server, bytes: number): void {
   }
 }
 
-
 /**
  * Reset (RST_STREAM CANCEL) every gRPC stream whose request has not arrived whole within
  * `ms`: a client that opens a call and sends its message slowly, or never finishes it, would
@@ -350,7 +397,8 @@ function widenSessionWindows(server: grpc.Server, bytes: number): void {
  * has no such timeout; this listens on the HTTP/2 servers it created, not public API).
  */
 function cutSlowStreams(server: grpc.Server, ms: number): void {
-  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'stream', f: (s: Http2Stream) => void): void }, unknown> }).http2Servers;
+  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'stream', f: (s: Http2Stream) => void): void }, unknown> })
+    .http2Servers;
   if (!(servers instanceof Map)) return;
   for (const h of servers.keys()) {
     h.on('stream', (stream) => {
@@ -364,13 +412,21 @@ function cutSlowStreams(server: grpc.Server, ms: number): void {
   }
 }
 
-
 /** Start a gRPC server for the model on host:port (0 = any free port); returns it and the bound port. */
-export async function startV2Grpc(model: V2Model, host: string, port: number, maxMessageBytes: number, limits: V2Limits = DEFAULT_LIMITS): Promise<{ server: grpc.Server; port: number }> {
+export async function startV2Grpc(
+  model: V2Model,
+  host: string,
+  port: number,
+  maxMessageBytes: number,
+  limits: V2Limits = DEFAULT_LIMITS,
+): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': -1,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': -1,
     // ping idle clients to find dead connections; close connections idle for 5 minutes
-    'grpc.keepalive_time_ms': 60_000, 'grpc.keepalive_timeout_ms': 20_000, 'grpc.max_connection_idle_ms': 300_000,
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.max_connection_idle_ms': 300_000,
   });
   const windowBytes = grpcFlowControlWindow();
   widenServerWindow(server, windowBytes);

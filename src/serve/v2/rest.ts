@@ -3,7 +3,20 @@
 // ./dataplane.ts), responses built back, errors as HTTP statuses, and the routes themselves as
 // a fastify plugin (v2Rest) that model instances and the frontend register.
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import { SERVER_NAME, SERVER_VERSION, EXTENSIONS, ServeError, badRequest, DEFAULT_LIMITS, type ServeErrorKind, type V2Limits, type InferRequest, type InferResponse, type ModelMeta, type V2Model } from './types.js';
+import {
+  SERVER_NAME,
+  SERVER_VERSION,
+  EXTENSIONS,
+  ServeError,
+  badRequest,
+  DEFAULT_LIMITS,
+  type ServeErrorKind,
+  type V2Limits,
+  type InferRequest,
+  type InferResponse,
+  type ModelMeta,
+  type V2Model,
+} from './types.js';
 import { checkJsonBounds, checkFinite, checkInputs, firstNonFinite, metadataJson, modelInputs, prod } from './dataplane.js';
 
 /** Fastify options for a V2 REST server: the body limit and the timeouts that cut off slow senders. */
@@ -15,11 +28,21 @@ export function v2FastifyOptions(bodyLimit: number, limits: V2Limits = DEFAULT_L
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
-    http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.requestTimeoutMs / 4)), headersTimeout: limits.requestTimeoutMs },
+    http: {
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.requestTimeoutMs / 4)),
+      headersTimeout: limits.requestTimeoutMs,
+    },
   } as const;
 }
 
-const HTTP_STATUS: Record<ServeErrorKind, number> = { invalid: 400, 'not-found': 404, overloaded: 429, unavailable: 503, deadline: 504, internal: 500 };
+const HTTP_STATUS: Record<ServeErrorKind, number> = {
+  invalid: 400,
+  'not-found': 404,
+  overloaded: 429,
+  unavailable: 503,
+  deadline: 504,
+  internal: 500,
+};
 
 export function httpStatusOf(e: unknown): number {
   return e instanceof ServeError ? HTTP_STATUS[e.kind] : 500;
@@ -40,7 +63,10 @@ interface RestInput {
 function flattenNumbers(name: string, v: unknown, out: number[], maxDepth: number, depth = 0): void {
   if (typeof v === 'number') out.push(v);
   else if (Array.isArray(v)) {
-    if (depth >= maxDepth) throw badRequest(`input '${name}': "data" is nested ${depth + 1} levels deep, more than its shape has dimensions (${maxDepth}); give it flat (row-major) or nested as the shape`);
+    if (depth >= maxDepth)
+      throw badRequest(
+        `input '${name}': "data" is nested ${depth + 1} levels deep, more than its shape has dimensions (${maxDepth}); give it flat (row-major) or nested as the shape`,
+      );
     for (const x of v) flattenNumbers(name, x, out, maxDepth, depth + 1);
   } else {
     const what = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
@@ -49,12 +75,20 @@ function flattenNumbers(name: string, v: unknown, out: number[], maxDepth: numbe
 }
 
 /** Parse a REST infer body; `headerLength` is the Inference-Header-Content-Length header when binary data follow the JSON. */
-export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: string | undefined, limits: V2Limits = DEFAULT_LIMITS): { req: InferRequest; binaryOutput: boolean } {
+export function parseRestInfer(
+  meta: ModelMeta,
+  body: Buffer,
+  headerLength: string | undefined,
+  limits: V2Limits = DEFAULT_LIMITS,
+): { req: InferRequest; binaryOutput: boolean } {
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
     // a decimal byte count (Number() would also take '0x6a', '1e2', ' 12 ')
     const n = /^[0-9]{1,15}$/.test(headerLength) ? Number(headerLength) : NaN;
-    if (!Number.isInteger(n) || n > body.length) throw badRequest(`Inference-Header-Content-Length '${headerLength}' is not a decimal integer between 0 and the body length ${body.length}`);
+    if (!Number.isInteger(n) || n > body.length)
+      throw badRequest(
+        `Inference-Header-Content-Length '${headerLength}' is not a decimal integer between 0 and the body length ${body.length}`,
+      );
     jsonEnd = n;
   }
   // the JSON may hold at most what the largest batch of every input needs (plus room for shapes and names)
@@ -69,23 +103,34 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw badRequest('request body must be a JSON object with "inputs"');
   const d = doc as { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: Record<string, unknown> };
   if (!Array.isArray(d.inputs)) throw badRequest('request needs an "inputs" array');
-  if (d.id !== undefined && typeof d.id !== 'string') throw badRequest(`"id" must be a string (the V2 protocol's $string), got ${JSON.stringify(d.id)}: send "id": "${String(d.id)}"`);
-  if (d.outputs !== undefined && !Array.isArray(d.outputs)) throw badRequest(`"outputs" must be an array of requested outputs like [{"name": "${meta.output.name}"}], got ${JSON.stringify(d.outputs)}`);
-  if (d.parameters !== undefined && (typeof d.parameters !== 'object' || d.parameters === null || Array.isArray(d.parameters))) throw badRequest('"parameters" must be a JSON object');
+  if (d.id !== undefined && typeof d.id !== 'string')
+    throw badRequest(`"id" must be a string (the V2 protocol's $string), got ${JSON.stringify(d.id)}: send "id": "${String(d.id)}"`);
+  if (d.outputs !== undefined && !Array.isArray(d.outputs))
+    throw badRequest(
+      `"outputs" must be an array of requested outputs like [{"name": "${meta.output.name}"}], got ${JSON.stringify(d.outputs)}`,
+    );
+  if (d.parameters !== undefined && (typeof d.parameters !== 'object' || d.parameters === null || Array.isArray(d.parameters)))
+    throw badRequest('"parameters" must be a JSON object');
   let offset = jsonEnd;
   const parsed: { name: string; datatype: string; shape: number[]; data: Float32Array }[] = [];
   for (const raw of d.inputs as RestInput[]) {
     if (typeof raw !== 'object' || raw === null) throw badRequest('each input must be an object with name, datatype, shape, data');
     if (typeof raw.name !== 'string') throw badRequest('input needs a string "name"');
     if (typeof raw.datatype !== 'string') throw badRequest(`input '${raw.name}' needs a string "datatype"`);
-    if (!Array.isArray(raw.shape) || !raw.shape.every((x) => typeof x === 'number')) throw badRequest(`input '${raw.name}' needs a numeric "shape" array`);
+    if (!Array.isArray(raw.shape) || !raw.shape.every((x) => typeof x === 'number'))
+      throw badRequest(`input '${raw.name}' needs a numeric "shape" array`);
     const shape = raw.shape as number[];
     const bin = raw.parameters?.binary_data_size;
     let data: Float32Array;
-    if (bin !== undefined && raw.data !== undefined) throw badRequest(`input '${raw.name}' has both "data" and a binary_data_size parameter: give its values one way (the binary tensor data extension forbids both)`);
+    if (bin !== undefined && raw.data !== undefined)
+      throw badRequest(
+        `input '${raw.name}' has both "data" and a binary_data_size parameter: give its values one way (the binary tensor data extension forbids both)`,
+      );
     if (bin !== undefined) {
-      if (typeof bin !== 'number' || !Number.isInteger(bin) || bin < 0) throw badRequest(`input '${raw.name}': binary_data_size must be a non-negative integer`);
-      if (offset + bin > body.length) throw badRequest(`input '${raw.name}': binary_data_size ${bin} runs past the end of the body (${body.length - offset} bytes left)`);
+      if (typeof bin !== 'number' || !Number.isInteger(bin) || bin < 0)
+        throw badRequest(`input '${raw.name}': binary_data_size must be a non-negative integer`);
+      if (offset + bin > body.length)
+        throw badRequest(`input '${raw.name}': binary_data_size ${bin} runs past the end of the body (${body.length - offset} bytes left)`);
       if (bin % 4 !== 0) throw badRequest(`input '${raw.name}': binary_data_size ${bin} is not a whole number of FP32 values`);
       // copy: the body buffer may not be 4-byte aligned
       data = new Float32Array(bin / 4);
@@ -100,13 +145,19 @@ export function parseRestInfer(meta: ModelMeta, body: Buffer, headerLength: stri
     checkFinite(raw.name, data);
     parsed.push({ name: raw.name, datatype: raw.datatype, shape, data });
   }
-  if (offset !== body.length) throw badRequest(`${body.length - offset} bytes after the JSON header and binary inputs are not claimed by any binary_data_size`);
-  const order = checkInputs(meta, parsed.map((p) => ({ ...p, length: p.data.length })));
+  if (offset !== body.length)
+    throw badRequest(`${body.length - offset} bytes after the JSON header and binary inputs are not claimed by any binary_data_size`);
+  const order = checkInputs(
+    meta,
+    parsed.map((p) => ({ ...p, length: p.data.length })),
+  );
   let binaryOutput = d.parameters?.binary_data_output === true;
   if (Array.isArray(d.outputs)) {
     for (const o of d.outputs as { name?: unknown; parameters?: Record<string, unknown> }[]) {
-      if (typeof o !== 'object' || o === null || Array.isArray(o)) throw badRequest(`each requested output must be an object like {"name": "${meta.output.name}"}, got ${JSON.stringify(o)}`);
-      if (o.name !== meta.output.name) throw badRequest(`unknown requested output '${String(o.name)}': model '${meta.name}' returns '${meta.output.name}'`);
+      if (typeof o !== 'object' || o === null || Array.isArray(o))
+        throw badRequest(`each requested output must be an object like {"name": "${meta.output.name}"}, got ${JSON.stringify(o)}`);
+      if (o.name !== meta.output.name)
+        throw badRequest(`unknown requested output '${String(o.name)}': model '${meta.name}' returns '${meta.output.name}'`);
       if (o.parameters?.binary_data === true) binaryOutput = true;
       if (o.parameters?.binary_data === false) binaryOutput = false;
     }
@@ -121,7 +172,11 @@ export function buildRestResponse(meta: ModelMeta, res: InferResponse, binary: b
     for (const o of res.outputs) {
       const i = firstNonFinite(o.data);
       // JSON has no NaN / Infinity (JSON.stringify would write null): refuse rather than answer something that is not a tensor
-      if (i >= 0) throw new ServeError('internal', `output '${o.name}' holds ${o.data[i]} at flat index ${i}, which JSON cannot carry; request binary output ("parameters": {"binary_data_output": true}) to receive it`);
+      if (i >= 0)
+        throw new ServeError(
+          'internal',
+          `output '${o.name}' holds ${o.data[i]} at flat index ${i}, which JSON cannot carry; request binary output ("parameters": {"binary_data_output": true}) to receive it`,
+        );
     }
   }
   const outputs = res.outputs.map((o) =>
@@ -138,7 +193,8 @@ export function buildRestResponse(meta: ModelMeta, res: InferResponse, binary: b
 
 export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
   // Retry-After is in whole seconds (RFC 9110 10.2.3)
-  if (e instanceof ServeError && e.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
+  if (e instanceof ServeError && e.retryAfterMs !== undefined)
+    reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
   return reply.code(httpStatusOf(e)).send({ error: (e as Error).message });
 }
 
@@ -157,26 +213,37 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const code = err.statusCode ?? 500;
-    if (code === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(400).send({ error: `request body too large (limit ${bodyLimit} bytes)` });
+    if (code === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return reply.code(400).send({ error: `request body too large (limit ${bodyLimit} bytes)` });
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
   type ModelParams = { Params: { model: string; version?: string } };
   const checkModel = (req: FastifyRequest<ModelParams>) => {
-    if (req.params.model !== model.meta.name) throw new ServeError('not-found', `unknown model '${req.params.model}' (this server serves '${model.meta.name}')`);
+    if (req.params.model !== model.meta.name)
+      throw new ServeError('not-found', `unknown model '${req.params.model}' (this server serves '${model.meta.name}')`);
     const v = req.params.version;
-    if (v !== undefined && !model.meta.versions.includes(v)) throw new ServeError('not-found', `model '${model.meta.name}' has no version '${v}' (versions: ${model.meta.versions.join(', ')})`);
+    if (v !== undefined && !model.meta.versions.includes(v))
+      throw new ServeError('not-found', `model '${model.meta.name}' has no version '${v}' (versions: ${model.meta.versions.join(', ')})`);
   };
   const health = (reply: FastifyReply, ok: boolean) => reply.code(ok ? 200 : 400).send();
   // The most JSON an infer request can need: every value of the largest batch (at most the JSON value
   // limit) at 32 bytes, plus 64 KiB for names, shapes and parameters. A larger JSON body is refused from
   // its Content-Length before it is read (reading and copying 16 MB costs the event loop ~100 ms of CPU).
-  const jsonValues = Math.min(limits.maxJsonElements, modelInputs(model.meta).reduce((s, t) => s + model.meta.maxBatch * prod(t.shape), 0) + 4096);
+  const jsonValues = Math.min(
+    limits.maxJsonElements,
+    modelInputs(model.meta).reduce((s, t) => s + model.meta.maxBatch * prod(t.shape), 0) + 4096,
+  );
   const maxJsonBytes = jsonValues * 32 + 65536;
   const refuseLargeJson = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const len = Number(req.headers['content-length']);
     if (req.headers['inference-header-content-length'] === undefined && Number.isFinite(len) && len > maxJsonBytes) {
-      void reply.code(400).header('connection', 'close').send({ error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents` });
+      void reply
+        .code(400)
+        .header('connection', 'close')
+        .send({
+          error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`,
+        });
       return;
     }
     done();

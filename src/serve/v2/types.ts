@@ -17,7 +17,11 @@ export type ServeErrorKind = 'invalid' | 'not-found' | 'overloaded' | 'unavailab
 
 export class ServeError extends Error {
   /** overloaded: when the client may try again (ms; sent as Retry-After / grpc-retry-pushback-ms) */
-  constructor(readonly kind: ServeErrorKind, message: string, readonly retryAfterMs?: number) {
+  constructor(
+    readonly kind: ServeErrorKind,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'ServeError';
   }
