@@ -38,7 +38,9 @@ if (existsSync(biome)) {
   const f = spawnSync(process.execPath, [biome, 'format'], { cwd: root, stdio: 'inherit' });
   if (f.status !== 0) {
     lintFailed = true;
-    console.error('files are not formatted as biome.json says (above): run `npx biome format --write`; running the tests anyway, the run fails');
+    console.error(
+      'files are not formatted as biome.json says (above): run `npx biome format --write`; running the tests anyway, the run fails',
+    );
   }
 } else {
   console.error('[run-tests] @biomejs/biome is not installed: lint skipped');
