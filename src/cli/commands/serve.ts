@@ -21,7 +21,10 @@ export const usage = `coded serve <instance|frontend> [options]
       (torch.jit.trace/script + save; libtorch's JIT on a worker thread; needs --input-shape,
       e.g. 3x32x32, per example without the batch dimension: the file does not record it),
       or an ONNX file FILE.onnx (ONNX Runtime, CPU; input shape from the file, --input-shape
-      for symbolic dimensions). See examples/own-model/.
+      for symbolic dimensions). See examples/own-model/. When the same model exists in both
+      forms (F.pt and F.onnx side by side), --runtime auto (the default) loads both, checks
+      that they answer alike, times them side by side and serves the faster; --runtime named
+      serves the file given.
       Ports default to 8000 (REST) and 8001 (gRPC); 0 picks a free port; -1 disables one.
       Fault injection: --latency none|const:MS|uniform:LO:HI|exp:MEAN|lognormal:MU:SIGMA
       added to every request; with probability --slow-prob a request is delayed a further
@@ -58,6 +61,7 @@ async function instance(argv: string[]): Promise<void> {
     {
       model: { type: 'string' },
       'input-shape': { type: 'string' },
+      runtime: { type: 'string' },
       'parity-index': { type: 'string' },
       worker: { type: 'string' },
       name: { type: 'string' },
@@ -125,6 +129,35 @@ async function instance(argv: string[]): Promise<void> {
     model = servedModelFrom(values.model, values.name, parityIndex, values.worker, inputShape === undefined ? {} : { inputShape });
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  const runtime = choiceOption(values.runtime, 'runtime', ['auto', 'named'] as const, 'auto');
+  const { siblingModelFile, chooseFasterRuntime } = await import('../../serve/runtime-choice.js');
+  const sibling = runtime === 'auto' ? siblingModelFile(values.model) : null;
+  if (sibling !== null) {
+    // the same model in the other format: serve whichever runtime is faster here
+    const threads = intOption(values.threads, 'threads', 1);
+    await model.load(device, threads);
+    let other: ReturnType<typeof servedModelFrom> | null = null;
+    try {
+      other = servedModelFrom(sibling, model.name, undefined, undefined, { inputShape: model.inputShape });
+      const choice = await chooseFasterRuntime(
+        [
+          { path: values.model, model },
+          { path: sibling, model: other },
+        ],
+        { device, threads },
+      );
+      log.info({ runtimes: choice.times }, choice.reason);
+      model = choice.chosen.model;
+      model.description += ` (${choice.reason})`;
+    } catch (e) {
+      // the other runtime cannot run it here (e.g. onnxruntime-node not installed): the named file serves
+      log.warn(
+        { error: (e as Error).message.split('\n')[0] },
+        `${sibling} could not be compared (${(e as Error).message.split('\n')[0]}); serving ${values.model}`,
+      );
+      await other?.close().catch(() => {});
+    }
   }
   const s = await InstanceServer.start({
     model,
