@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { V2GrpcClient } from '../serve/client.js';
 import { poissonSchedule } from '../serve/load-generator.js';
 import type { SlowQueryStory } from '../serve/policy.js';
-import { fmt, describeTail, type TailComposition, type Stragglers } from './serving-experiment.js';
+import { fmt, describeTail, type TailComposition } from '../serve/load-generator.js';
+import type { Stragglers } from './serving-experiment.js';
 
 export { poissonSchedule, fmt };
 

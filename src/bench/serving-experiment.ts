@@ -28,11 +28,12 @@ import {
   frontendCounters,
   tailComposition,
   describeTail,
+  fmt,
   type Stats,
   type FrontendCounters,
   type TailComposition,
 } from '../serve/load-generator.js';
-export { tailComposition, describeTail, type TailComposition };
+export { fmt };
 import { CpuShareWatch } from './cpu-load.js';
 import { NetworkLab, type BulkTransfers } from './network-lab.js';
 
@@ -207,10 +208,6 @@ export interface ExperimentResult {
   otherCpuShare: number | null;
   stragglers: string;
   seconds: number;
-}
-
-export function fmt(x: number): string {
-  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
 /** Shard s of F: every F-th element of xs, starting at s. */

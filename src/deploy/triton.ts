@@ -15,7 +15,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { fileSha256 } from '../models/base-checkpoint.js';
 import { isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
 import { TorchScriptModule } from '../models/torchscript.js';
-import { tensor, tidy, noGrad } from '../engine/index.js';
+import { zeros, tidy, noGrad } from '../engine/index.js';
 import { loadParityCode } from '../codes/parity-models.js';
 import { checkTritonConfig, parseTextFormat, renderTritonConfig, type TritonModelConfig } from './triton-config.js';
 
@@ -60,13 +60,7 @@ const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 /** Per-example output shape of a TorchScript model, from one forward of zeros. */
 function torchScriptOutputShape(m: TorchScriptModule, inputShape: number[]): number[] {
-  return tidy(() =>
-    noGrad(() => {
-      const n = inputShape.reduce((a, b) => a * b, 1);
-      const y = m.forward(tensor(new Float32Array(n), [1, ...inputShape]));
-      return y.shape.slice(1);
-    }),
-  );
+  return tidy(() => noGrad(() => m.forward(zeros([1, ...inputShape])).shape.slice(1)));
 }
 
 function kindOf(path: string): 'torchscript' | 'onnx' {

@@ -120,11 +120,15 @@ export function tailComposition(st: Stats, percentile: number): TailComposition 
   return out;
 }
 
+/** A latency for reports: 3 significant figures or so (123, 12.3, 1.23). */
+export function fmt(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
 /** "answers at or above the p99 (40.0 ms): 4 original, 3 reconstructed, 2 by a copy, 1 default" */
 export function describeTail(t: TailComposition & { fromMs: number }, label: string): string {
-  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   const parts = TAIL_OUTCOMES.filter((o) => t[o] > 0).map((o) => `${t[o]} ${o === 'copy' ? 'by a copy' : o}`);
-  return `answers at or above the ${label} (${f(t.fromMs)} ms): ${parts.length > 0 ? parts.join(', ') : 'none'}`;
+  return `answers at or above the ${label} (${fmt(t.fromMs)} ms): ${parts.length > 0 ? parts.join(', ') : 'none'}`;
 }
 
 /**

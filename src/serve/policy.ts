@@ -355,18 +355,22 @@ export class ServingPolicy {
     isNeeded: () => boolean,
     input?: { shape: number[]; side?: Task['side'] },
   ): Task {
+    // slow-query stories need each request's times; without them the per-query path reads no extra clock
+    const told = this.o.slowQueryMs !== undefined;
     const t: Task = {
       data,
       shape: input?.shape ?? this.o.inputShape,
       expiresAt,
       attempts: 0,
       cancelled: false,
-      createdAt: this.o.clock.now(),
+      ...(told ? { createdAt: this.o.clock.now() } : {}),
       ...(input?.side !== undefined ? { side: input.side } : {}),
-      done: (out) => {
-        t.finishedAt = this.o.clock.now();
-        done(out);
-      },
+      done: told
+        ? (out) => {
+            t.finishedAt = this.o.clock.now();
+            done(out);
+          }
+        : done,
       fail: (e, retryable) => {
         this.ev.taskFailed?.(pool.name);
         if (retryable && t.attempts < this.o.maxAttempts && this.o.clock.now() < expiresAt && isNeeded() && !this.closing) {
@@ -379,7 +383,7 @@ export class ServingPolicy {
             // queue full: give up on this task
           }
         }
-        t.finishedAt = this.o.clock.now();
+        if (told) t.finishedAt = this.o.clock.now();
         failed(e);
       },
     };

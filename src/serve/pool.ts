@@ -43,8 +43,7 @@ export interface Task {
   /** the instance that ran the last attempt, and when it started (clock ms; set by the pool) */
   ranOn?: string;
   startedAt?: number;
-  /** the policy's bookkeeping for slow-query stories: what the task carries, when it was created and finished (clock ms) */
-  role?: 'original' | 'padding' | 'parity' | 'copy';
+  /** the policy's bookkeeping for slow-query stories (only with slowQueryMs): when the task was created and finished (clock ms) */
   createdAt?: number;
   finishedAt?: number;
   done(out: Float32Array): void;
