@@ -17,6 +17,8 @@ import { startInstanceProcess, startFrontendProcess, killOnExit, type ChildInsta
 
 export { startFrontendProcess };
 import { V2GrpcClient, type ClientResult } from '../serve/client.js';
+import { V2RestClient } from '../serve/rest-client.js';
+import type { InferClient } from '../serve/load-generator.js';
 import type { FrontendConfig } from '../serve/config.js';
 import type { SlowQueryStory } from '../serve/policy.js';
 import { parseSlowPeriods, readLatencyTrace, type SlowPeriods } from '../serve/faults.js';
@@ -108,6 +110,11 @@ function stragglerArgs(s: Stragglers): string[] {
 }
 
 export interface ExperimentSpec {
+  /**
+   * how the load generator reaches the frontends and the frontends reach the instances: V2 gRPC, or V2 REST
+   * with binary tensors over HTTP/1.1 keep-alive (default "grpc")
+   */
+  transport?: 'grpc' | 'rest';
   /** the frontends log queries answered this many ms or more after arrival; the measured rounds' ones are kept in ModeResult.slowQueries */
   slowQueryLogMs?: number;
   /** instance arguments for the base model F (model, name, device ...) */
@@ -223,8 +230,13 @@ export function startBackgroundLoad(processes: number, duty: number): ChildProce
 }
 
 /** Sequential round trips to a fault-free instance: the service time the planner starts from. */
-async function probeServiceTimes(address: string, model: string, input: Float32Array, shape: number[], n: number): Promise<number[]> {
-  const c = new V2GrpcClient(address);
+async function probeServiceTimes(
+  c: InferClient & { close(): void },
+  model: string,
+  input: Float32Array,
+  shape: number[],
+  n: number,
+): Promise<number[]> {
   try {
     for (let i = 0; i < Math.min(50, n); i++) await c.infer(model, 'input', input, [1, ...shape], 10000);
     const out: number[] = [];
@@ -263,7 +275,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     desc: string;
     instances: number;
     fe: Awaited<ReturnType<typeof startFrontendProcess>>[];
-    client: V2GrpcClient[];
+    client: (InferClient & { close(): void })[];
     st: Stats;
     before?: FrontendCounters;
     slow: SlowQueryStory[];
@@ -283,6 +295,10 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let probing = false;
+  const rest = x.transport === 'rest';
+  // an instance's address on the transport in use (its HTTP port for REST), and a client for it
+  const addressOf = (i: ChildInstance) => (rest ? `${i.address.slice(0, i.address.lastIndexOf(':'))}:${i.http}` : i.address);
+  const clientFor = (address: string) => (rest ? new V2RestClient(address) : new V2GrpcClient(address));
   try {
     // a busy machine makes every comparison meaningless: say so before spending minutes on it
     const pre = new CpuShareWatch(() => []);
@@ -313,21 +329,23 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     // all settled first, so a failure still stops the ones that did start
     const settled = await Promise.allSettled([
       ...specs.map((s, i) =>
-        startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000, ...where(i) }),
+        startInstanceProcess([...s.args, '--seed', String(x.seed * 100 + i), ...faults], { timeoutMs: 120000, http: rest, ...where(i) }),
       ),
-      ...(x.probe > 0 ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000, ...where(specs.length) })] : []),
+      ...(x.probe > 0
+        ? [startInstanceProcess([...x.baseArgs, '--seed', '1'], { timeoutMs: 120000, http: rest, ...where(specs.length) })]
+        : []),
     ]);
     for (const s of settled) if (s.status === 'fulfilled') insts.push(s.value);
     for (const s of settled) if (s.status === 'rejected') throw s.reason;
     const role = (r: string) => insts.slice(0, specs.length).filter((_, i) => specs[i].role === r);
-    const bases = role('base').map((i) => i.address);
+    const bases = role('base').map(addressOf);
     const parities = Array.from({ length: x.parityPools }, (_, j) =>
       insts
         .slice(0, specs.length)
         .filter((_, i) => specs[i].role === 'parity' && specs[i].pool === j)
-        .map((c) => c.address),
+        .map(addressOf),
     );
-    const replicas = [...bases, ...(x.parityIsBase ? parities.flat() : role('extra').map((i) => i.address))];
+    const replicas = [...bases, ...(x.parityIsBase ? parities.flat() : role('extra').map(addressOf))];
     log(
       `started ${x.base} base + ${x.parity} parity${needExtraBase ? ` + ${x.parity} extra base (for the uncoded modes)` : ''} instances; stragglers: ${describeStragglers(x.stragglers)}`,
     );
@@ -335,7 +353,12 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     let serviceTimesMs: number[] = [];
     const probe = x.probe > 0 ? insts[insts.length - 1] : null;
     if (probe !== null) {
-      serviceTimesMs = await probeServiceTimes(probe.address, x.baseModel, x.input(0), x.shape, x.probe);
+      const pc = clientFor(addressOf(probe));
+      try {
+        serviceTimesMs = await probeServiceTimes(pc, x.baseModel, x.input(0), x.shape, x.probe);
+      } finally {
+        pc.close();
+      }
       log(
         `service time of a fault-free instance (${x.probe} sequential requests): p50 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length / 2)])} ms, p99 ${fmt(serviceTimesMs[Math.floor(serviceTimesMs.length * 0.99)])} ms`,
       );
@@ -365,6 +388,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       maxPoolQueue: 100000,
       health: { intervalMs: 1000 },
     };
+    const protocol = rest ? { protocol: 'rest' as const } : {};
     for (const mode of x.modes) {
       let cfg: FrontendConfig;
       let desc: string;
@@ -378,14 +402,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
           parityDelayMs: x.parityDelayMs,
           pools: {
-            base: { model: x.baseModel, instances: bases },
-            parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p })),
+            base: { model: x.baseModel, instances: bases, ...protocol },
+            parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p, ...protocol })),
           },
         };
         desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}${x.singletonGroups === 'copy' ? ', lone queries copied' : ''}`;
         instances = x.base + x.parity;
       } else if (mode === 'none') {
-        cfg = { ...common, mode, pools: { base: { model: x.baseModel, instances: bases } } };
+        cfg = { ...common, mode, pools: { base: { model: x.baseModel, instances: bases, ...protocol } } };
         desc = `${x.base} base`;
         instances = x.base;
       } else {
@@ -394,7 +418,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           ...common,
           mode: hedged ? 'equal-resources' : mode,
           ...(hedged ? { hedgeMs: x.hedgeMs } : {}),
-          pools: { base: { model: x.baseModel, instances: replicas } },
+          pools: { base: { model: x.baseModel, instances: replicas, ...protocol } },
         };
         desc = `${replicas.length} base replicas${mode === 'replication' ? ', 2 copies per query' : hedged ? `, hedged after ${x.hedgeMs} ms` : ''}`;
         instances = replicas.length;
@@ -427,7 +451,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         desc,
         instances,
         fe: started,
-        client: started.map((e) => new V2GrpcClient(`127.0.0.1:${e.grpc}`)),
+        client: started.map((e) => clientFor(`127.0.0.1:${rest ? e.http : e.grpc}`)),
         st: newStats(x.sloMs),
         slow,
       });
@@ -470,7 +494,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     probing = probe !== null;
     const probeLoop = (async () => {
       if (probe === null) return;
-      const c = new V2GrpcClient(probe.address);
+      const c = clientFor(addressOf(probe));
       try {
         while (probing) {
           const t0 = performance.now();

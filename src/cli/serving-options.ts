@@ -8,6 +8,14 @@ export function singletonOption(v: string): 'pad' | 'copy' {
   return v;
 }
 
+/** --transport grpc|rest: how the load generator reaches the frontends and the frontends reach the instances. */
+export function transportOption(v: string | undefined, fallback: 'grpc' | 'rest'): 'grpc' | 'rest' {
+  if (v === undefined) return fallback;
+  if (v !== 'grpc' && v !== 'rest')
+    throw new UsageError(`--transport must be 'grpc' (V2 gRPC) or 'rest' (V2 REST with binary tensors), not '${v}'`);
+  return v;
+}
+
 export function parseBackground(v: string | undefined): Stragglers['backgroundCpu'] {
   if (v === undefined) return undefined;
   const m = /^(\d+)(?::([0-9.]+))?$/.exec(v);

@@ -10,8 +10,12 @@ const PoolSchema = Type.Object(
   {
     /** the V2 model name the instances serve */
     model: Type.String({ minLength: 1 }),
-    /** gRPC addresses host:port of the instances, or DNS names dns:///NAME:PORT (every A record is an instance; see ./discovery.ts) */
+    /** addresses host:port of the instances (their gRPC port, or their HTTP port with protocol "rest"), or DNS names
+     * dns:///NAME:PORT (every A record is an instance; see ./discovery.ts) */
     instances: Type.Array(Type.String({ minLength: 3 }), { minItems: 1 }),
+    /** how the frontend speaks to these instances: V2 gRPC (default) or V2 REST with binary tensor data over
+     * HTTP/1.1 keep-alive, which costs the frontend less CPU per request (docs/SERVING.md, "Transport") */
+    protocol: Type.Optional(Type.Union([Type.Literal('grpc'), Type.Literal('rest')])),
   },
   { additionalProperties: false },
 );

@@ -18,7 +18,8 @@ import { Discovery } from './discovery.js';
 import { FrontendMetrics } from './frontend-metrics.js';
 import { V2GrpcClient } from './client.js';
 import { systemClock, type Clock } from './clock.js';
-import type { InstanceClient } from './instance-client.js';
+import { instanceConnector, type InstanceClient } from './instance-client.js';
+import { V2RestClient } from './rest-client.js';
 import { tensorCodec } from './group-codec.js';
 import { ServingPolicy, type QueryResult, type PolicyCounts } from './policy.js';
 import type { AdmissionOptions } from './admission.js';
@@ -126,7 +127,7 @@ export class Frontend implements V2Model {
     return f;
   }
 
-  private makePool(name: string, p: { model: string; instances: string[] }, inputName: string): Pool {
+  private makePool(name: string, p: { model: string; instances: string[]; protocol?: 'grpc' | 'rest' }, inputName: string): Pool {
     const c = this.o.config;
     // DNS entries: the pool starts empty and discovery fills it (see listen)
     const pool = new Pool({
@@ -141,7 +142,7 @@ export class Frontend implements V2Model {
       healthTimeoutMs: c.health?.timeoutMs ?? 250,
       healthFailures: c.health?.failures ?? 2,
       log: this.log,
-      ...(this.o.connect !== undefined ? { connect: this.o.connect } : {}),
+      connect: this.o.connect ?? instanceConnector(p.protocol ?? 'grpc'),
       ...(this.o.clock !== undefined ? { clock: this.o.clock } : {}),
       onRequest: (pool) => this.metrics.request(pool),
       ...(this.admission !== null ? { serviceClipMs: this.admission.maxPredictedLatencyMs, serviceMaxAgeMs: 5000 } : {}),
@@ -163,10 +164,18 @@ export class Frontend implements V2Model {
       } catch (e) {
         last = (e as Error).message;
       }
+      const rest = c.pools.base.protocol === 'rest';
       for (const addr of addrs) {
-        const cl = new V2GrpcClient(addr);
+        const cl = rest ? new V2RestClient(addr) : new V2GrpcClient(addr);
         try {
           const m = await cl.modelMetadata(c.pools.base.model, 1000);
+          // REST metadata carries its parameters as JSON; gRPC's need unwrapping
+          const params =
+            m.parameters === undefined
+              ? undefined
+              : rest
+                ? (m.parameters as Record<string, ParamValue>)
+                : fromGrpcParams(m.parameters as never);
           const inp = m.inputs[0];
           const out = m.outputs[0];
           if (inp === undefined || out === undefined) throw new Error('metadata without inputs/outputs');
@@ -178,9 +187,7 @@ export class Frontend implements V2Model {
             output: { name: out.name, datatype: 'FP32', shape: out.shape.slice(1).map(Number) },
             maxBatch: c.maxBatch ?? 64,
             // the base instance's preprocessing (what clients send) passes through
-            ...(m.parameters?.preprocessing === undefined
-              ? {}
-              : { parameters: { preprocessing: fromGrpcParams(m.parameters).preprocessing } }),
+            ...(params?.preprocessing === undefined ? {} : { parameters: { preprocessing: params.preprocessing } }),
           };
         } catch (e) {
           last = `${addr}: ${(e as Error).message}`;

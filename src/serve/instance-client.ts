@@ -1,7 +1,9 @@
-// How a pool reaches one model instance. The server speaks V2 gRPC (grpcInstanceClient); the
-// planner's simulator and the policy tests plug in simulated instances with the same shape.
+// How a pool reaches one model instance: V2 gRPC (grpcInstanceClient) or V2 REST with binary
+// tensors (restInstanceClient), chosen per pool by its `protocol`; the planner's simulator and
+// the policy tests plug in simulated instances with the same shape.
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { V2GrpcClient } from './client.js';
+import { V2RestClient, type V2RestError } from './rest-client.js';
 
 export interface InferCall {
   model: string;
@@ -48,4 +50,35 @@ export function grpcInstanceClient(address: string): InstanceClient {
     modelReady: (model, timeoutMs) => c.modelReady(model, timeoutMs),
     close: () => c.close(),
   };
+}
+
+/** A V2 REST instance (binary tensor data over HTTP/1.1 keep-alive; `address` is HOST:PORT of its HTTP port). */
+export function restInstanceClient(address: string): InstanceClient {
+  const c = new V2RestClient(address);
+  return {
+    infer(call, done, failed) {
+      c.infer(call.model, call.inputName, call.data, call.shape, call.timeoutMs, call.side === undefined ? {} : { side: call.side }).then(
+        (r) => done(r.data),
+        (e: V2RestError) => {
+          // no answer (refused, reset) and 503 are the instance's fault, as gRPC's UNAVAILABLE; a 500 may pass on
+          // another instance; a timeout or a 4xx would not
+          const s = e.status ?? 0;
+          const noAnswer = s === 0 && e.timedOut !== true;
+          const retryable = noAnswer || s === 503 || s >= 500;
+          const instanceDown = (noAnswer || s === 503) && !/injected failure/.test(e.message);
+          failed({ message: e.message, retryable: retryable && e.timedOut !== true, instanceDown });
+        },
+      );
+    },
+    modelReady: (model, timeoutMs) => c.modelReady(model, timeoutMs),
+    close: () => c.close(),
+  };
+}
+
+/** The wire protocols a pool can speak to its instances. */
+export type InstanceProtocol = 'grpc' | 'rest';
+
+/** The client maker for a pool's protocol. */
+export function instanceConnector(protocol: InstanceProtocol): (address: string) => InstanceClient {
+  return protocol === 'rest' ? restInstanceClient : grpcInstanceClient;
 }

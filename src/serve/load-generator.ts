@@ -8,7 +8,12 @@
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { Rng } from '../data/rng.js';
-import type { V2GrpcClient, ClientResult } from './client.js';
+import type { ClientResult } from './client.js';
+
+/** What replay needs of a client: V2GrpcClient and V2RestClient both are one. An error with `code` 8 (RESOURCE_EXHAUSTED; REST's 429) counts as refused. */
+export interface InferClient {
+  infer(model: string, inputName: string, data: Float32Array, shape: number[], timeoutMs: number): Promise<ClientResult>;
+}
 
 /** Arrival times (ms from 0) of `n` queries of a Poisson process at `rate` per second. */
 export function poissonSchedule(n: number, rate: number, seed: number): Float64Array {
@@ -136,7 +141,7 @@ export function describeTail(t: TailComposition & { fromMs: number }, label: str
  * Query i sends input(i); `onResult(i, r)` (measured queries only) sees each answer.
  */
 export async function replay(
-  clients: V2GrpcClient | V2GrpcClient[],
+  clients: InferClient | InferClient[],
   name: string,
   schedule: Float64Array,
   st: Stats | null,

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
-import { singletonOption, stragglersFrom, parseModes, onOff } from '../serving-options.js';
+import { singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
 import { Rng } from '../../data/rng.js';
 import { runServingExperiment, checkStragglers, fmt, SERVING_MODES, type ExperimentSpec } from '../../bench/serving-experiment.js';
 import { predictExperiment } from '../../bench/predict.js';
@@ -68,6 +68,9 @@ Run:
                      serve.json's modes[].slowQueries (the 50 slowest), the slowest in serve.md
   --probe N          service-time probe requests to a fault-free instance (default 500; 0: no
                      probe and no prediction)
+  --transport T      how the load generator reaches the frontends and they reach the
+                     instances: rest (default: V2 REST with binary tensors over HTTP/1.1
+                     keep-alive, the cheaper in CPU per request) or grpc (V2 gRPC)
   --seed S           schedule and fault seeds (default 1)
   --out DIR          output directory (default bench-results/serve)
   --json             print the JSON report on stdout`;
@@ -107,6 +110,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       'copy-budget': { type: 'string' },
       singleton: { type: 'string' },
       seed: { type: 'string' },
+      transport: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -171,6 +175,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     warmup: intOption(values.warmup, 'warmup', 500, { min: 0 }),
     rounds: intOption(values.rounds, 'rounds', 5),
     seed,
+    transport: transportOption(values.transport, 'rest'),
     input: (i) => inputs[i % inputs.length],
     shape: info,
     probe: intOption(values.probe, 'probe', 500, { min: 0 }),
@@ -223,6 +228,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       copyBudget: spec.copyBudget,
       singletonGroups: spec.singletonGroups ?? 'pad',
       seed,
+      transport: spec.transport,
     },
     stragglers: result.stragglers,
     otherCpuShare: result.otherCpuShare,

@@ -22,7 +22,7 @@ import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
 import { ratios, busyWarning, markdownTable, tailLines, slowQueryLines } from '../../bench/serve.js';
-import { parseModes, onOff, stragglersFrom } from '../serving-options.js';
+import { parseModes, onOff, stragglersFrom, transportOption } from '../serving-options.js';
 import { predictExperiment } from '../../bench/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -66,6 +66,9 @@ Options:
                    arrival (its requests: instance, created / started / finished times) in the
                    --json report's modes[].slowQueries (the 50 slowest) and print the slowest
   --warmup W       unmeasured queries per frontend first (default 200)
+  --transport T    how the load generator reaches the frontends and they reach the instances:
+                   rest (default: V2 REST, binary tensors over HTTP/1.1 keep-alive; about a
+                   third of a gRPC call's CPU per request in Node) or grpc (V2 gRPC)
   --seed S         schedule and fault seeds (default 1)
   --data-dir DIR   where datasets live (default $CODED_DATA or ~/.cache/coded)
   --json           print one JSON object instead of text
@@ -123,6 +126,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       seed: { type: 'string' },
+      transport: { type: 'string' },
       'data-dir': { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -197,6 +201,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     warmup: intOption(values.warmup, 'warmup', 200, { min: 0 }),
     rounds: intOption(values.rounds, 'rounds', 4),
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    transport: transportOption(values.transport, 'rest'),
     input: image,
     shape: [1, 28, 28],
     probe: 500,
@@ -264,6 +269,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       rounds: spec.rounds,
       warmup: spec.warmup,
       seed: spec.seed,
+      transport: spec.transport,
     },
     stragglers: result.stragglers,
     otherCpuShare: result.otherCpuShare,
