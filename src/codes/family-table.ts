@@ -1,5 +1,5 @@
 // The table of code families. Family modules register themselves here at import;
-// registry.ts imports every family (families.ts), so codeFromConfig / loadCode know them all
+// registry.ts imports every family (families.ts), so codeFromConfig / loadCodeCheckpoint know them all
 // whatever the caller imported.
 import type { Code, CodeConfig } from './code.js';
 

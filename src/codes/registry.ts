@@ -1,15 +1,13 @@
 // Code families by name: each registers how to build a code from its JSON config, so a code
 // saved by training (config + module weights in one safetensors checkpoint) is rebuilt
 // identically by evaluation and by the server.
-import { readCodeCheckpoint, type CodeCheckpointMeta } from './checkpoint.js';
-import type { Tensor } from '../engine/tensor.js';
 import type { Code, CodeConfig } from './code.js';
 import { codeFamilies, familyFactory } from './family-table.js';
 import './families.js';
 
 export { registerCodeFamily, codeFamilies, type CodeFactory } from './family-table.js';
 
-/** Build a code from its config (modules freshly initialised; see loadCode for weights). */
+/** Build a code from its config (modules freshly initialised; loadCodeCheckpoint in checkpoint.ts loads weights). */
 export function codeFromConfig(config: CodeConfig): Code {
   const f = familyFactory(config.family);
   if (f === undefined) throw new Error(`unknown code family '${config.family}' (known: ${codeFamilies().join(', ')})`);
@@ -20,9 +18,3 @@ export function codeFromConfig(config: CodeConfig): Code {
 
 // saving and loading live with the one code-checkpoint loader
 export { saveCode, type CodeCheckpointMeta } from './checkpoint.js';
-
-/** Load a code saved by saveCode, without parity models: returns the code and the tensors that belong to none of its modules. */
-export function loadCode(path: string): { code: Code; metadata: CodeCheckpointMeta; extra: Map<string, Tensor> } {
-  const { code, metadata, extra } = readCodeCheckpoint(path, { parity: 'none' });
-  return { code, metadata, extra };
-}

@@ -16,7 +16,7 @@ import { fileSha256 } from '../models/base-checkpoint.js';
 import { isOnnxPath, isTorchScriptPath } from '../models/file-kinds.js';
 import { TorchScriptModule } from '../models/torchscript.js';
 import { zeros, tidy, noGrad } from '../engine/index.js';
-import { loadParityCode } from '../codes/parity-models.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../codes/checkpoint.js';
 import { checkTritonConfig, parseTextFormat, renderTritonConfig, type TritonModelConfig } from './triton-config.js';
 
 export interface TritonExportOptions {
@@ -111,20 +111,20 @@ export async function exportTriton(o: TritonExportOptions): Promise<TritonExport
   if (o.code !== undefined) {
     if (!existsSync(o.code))
       throw new Error(`${o.code}: no such file (a parity-code checkpoint from \`coded train parity --base ${o.base}\`)`);
-    const lp = loadParityCode(o.code);
-    for (const t of lp.extra.values()) t.dispose();
-    const rec = lp.metadata.base;
+    const lp = loadCodeCheckpoint(o.code, { base: false, parity: 'required' });
+    const meta = lp.metadata as ParityCheckpointMeta;
+    const rec = meta.base;
     codeName = lp.code.name;
     if (rec.sha256 !== baseSha) {
-      for (const m of lp.parity) m.dispose();
+      lp.dispose();
       throw new Error(
         `${o.code} was trained for another base model (sha256 ${rec.sha256.slice(0, 12)}…, recorded path ${rec.path}) than ${o.base} (sha256 ${baseSha.slice(0, 12)}…): pass the base it was trained for, or retrain the parity models for this one`,
       );
     }
     if (!lp.parity.every((m) => m instanceof TorchScriptModule)) {
-      for (const m of lp.parity) m.dispose();
+      lp.dispose();
       throw new Error(
-        `${o.code}: its parity models are the project's own '${lp.metadata.parity.model}' modules, which Triton cannot load; train them as copies of F's TorchScript module (\`coded train parity --base ${o.base} --parity-model base\`), or serve the parity pool with \`coded serve instance --model ${o.code}\``,
+        `${o.code}: its parity models are the project's own '${meta.parity.model}' modules, which Triton cannot load; train them as copies of F's TorchScript module (\`coded train parity --base ${o.base} --parity-model base\`), or serve the parity pool with \`coded serve instance --model ${o.code}\``,
       );
     }
     parity = lp.parity as TorchScriptModule[];

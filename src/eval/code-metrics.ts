@@ -18,7 +18,8 @@ import { dirname } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import { stack } from '../engine/ops.js';
-import { codeState } from '../codes/code-state.js';
+import { workerSetState } from '../codes/code-state.js';
+import { saveTrainingModes } from '../nn/module.js';
 import type { Device } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Split } from '../data/split.js';
@@ -151,10 +152,9 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
   let samples = 0;
   let done = 0;
 
-  const modules = [workers.base, ...(workers.parity ?? []), ...[...(workers.workers?.values() ?? [])].flat()];
-  const wasTraining = modules.map((m) => m.training);
-  for (const m of modules) m.eval();
-  codeState(code).eval();
+  const state = workerSetState(code, workers);
+  const restoreModes = saveTrainingModes(state);
+  state.eval();
   try {
     noGrad(() => {
       for (const batch of sampler.batches(0)) {
@@ -234,7 +234,7 @@ export function evaluateCode(o: EvaluateCodeOptions): CodeEvaluation {
       }
     });
   } finally {
-    modules.forEach((m, i) => m.train(wasTraining[i]));
+    restoreModes();
   }
 
   const patternResults: PatternResult[] = patterns.map((p, i) => ({

@@ -19,11 +19,12 @@ import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import type { Device } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
-import type { Module } from '../nn/module.js';
+import { saveTrainingModes, type Module } from '../nn/module.js';
 import type { Split } from '../data/split.js';
 import { GroupSampler, gatherGroups } from '../data/group-sampler.js';
 import { patternsWithMissing, type Code } from '../codes/code.js';
 import { runQuery, type WorkerSet } from '../codes/computation.js';
+import { workerSetState } from '../codes/code-state.js';
 import { countMacs } from './macs.js';
 
 export type Scheme =
@@ -104,12 +105,10 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
   const device = o.device ?? 'cpu';
   const classes = o.classes;
   const sampler = new GroupSampler({ size: o.test.size, k, groupsPerBatch: o.batchGroups ?? 500, seed: o.seed ?? 1 });
-  const modules =
-    s.kind === 'code'
-      ? [s.workers.base, ...(s.workers.parity ?? []), ...[...(s.workers.workers?.values() ?? [])].flat(), ...s.code.modules().values()]
-      : [o.base];
-  const wasTraining = modules.map((m) => m.training);
-  for (const m of modules) m.eval();
+  // every module the scheme runs, in evaluation mode for the run and as found afterwards
+  const state = s.kind === 'code' ? workerSetState(s.code, s.workers) : o.base;
+  const restoreModes = saveTrainingModes(state);
+  state.eval();
   o.base.eval();
   // straggler patterns over this scheme's n workers
   const patterns = Array.from({ length: o.maxStragglers + 1 }, (_, st) => patternsWithMissing(n, Math.min(st, n)));
@@ -199,7 +198,7 @@ function compareOne(s: Scheme, o: CompareOptions): SchemeResult {
       });
     }
   } finally {
-    modules.forEach((m, i) => m.train(wasTraining[i]));
+    restoreModes();
   }
   const family = s.kind === 'code' ? s.code.family : n === k ? 'none' : 'replication';
   return {

@@ -11,6 +11,8 @@ import { tensor, type Tensor } from '../engine/tensor.js';
 import type { Code } from '../codes/code.js';
 import { missingIndices } from '../codes/code.js';
 import { runQuery, type WorkerSet } from '../codes/computation.js';
+import { workerSetState } from '../codes/code-state.js';
+import { saveTrainingModes } from '../nn/module.js';
 import { seededPermutation } from '../data/rng.js';
 import type { TaskMetric } from './task-metric.js';
 
@@ -59,9 +61,9 @@ export function evaluateCodeWithMetric(o: MetricEvaluationOptions): MetricEvalua
   let baseSum = 0;
   let defaultSum = 0;
   const bg = o.batchGroups ?? 500;
-  const modules = [workers.base, ...(workers.parity ?? []), ...[...(workers.workers?.values() ?? [])].flat(), ...code.modules().values()];
-  const was = modules.map((m) => m.training);
-  for (const m of modules) m.eval();
+  const state = workerSetState(code, workers);
+  const restoreModes = saveTrainingModes(state);
+  state.eval();
   try {
     noGrad(() => {
       for (let g0 = 0; g0 < groupsTotal; g0 += bg) {
@@ -93,7 +95,7 @@ export function evaluateCodeWithMetric(o: MetricEvaluationOptions): MetricEvalua
       }
     });
   } finally {
-    modules.forEach((m, i) => m.train(was[i]));
+    restoreModes();
   }
   const samples = groupsTotal * k;
   const byMissingMap = new Map<number, { patterns: number; sum: number; count: number }>();

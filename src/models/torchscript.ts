@@ -174,6 +174,7 @@ export class TorchScriptModule extends Module {
 
   override dispose(): void {
     super.dispose();
+    this.tree.dispose(); // the root's own tensors (names without a dot)
     if (this.jit !== null) native.jitDispose(this.jit);
     this.jit = null;
   }

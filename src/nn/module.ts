@@ -63,9 +63,14 @@ export abstract class Module {
     return this.parameters().reduce((a, t) => a + t.size, 0);
   }
 
-  /** Training mode (dropout active, batch norm uses and updates batch statistics). */
+  /**
+   * Training mode (dropout active, batch norm uses and updates batch statistics), for this module
+   * and, through their own train(), its children (as PyTorch: a child that overrides train(),
+   * e.g. a TorchScript module, is switched too).
+   */
   train(mode = true): this {
-    for (const [, m] of this.namedModules()) m.training = mode;
+    this.training = mode;
+    for (const m of this.children_.values()) m.train(mode);
     return this;
   }
   eval(): this {
@@ -118,7 +123,8 @@ export abstract class Module {
   /**
    * Move every parameter and buffer to a device, or cast the floating-point ones to a
    * floating dtype (integer and bool buffers such as num_batches_tracked keep theirs, as
-   * in PyTorch), in place: tensor objects keep their identity and requiresGrad.
+   * in PyTorch), in place: tensor objects keep their identity and requiresGrad. Children
+   * are moved through their own to() (a TorchScript module moves its JIT module).
    */
   to(target: Device | DType): this {
     const isDevice = /^(cpu|cuda)/.test(target);
@@ -126,7 +132,7 @@ export abstract class Module {
       throw new TypeError(`Module.to() casts to floating-point dtypes only, got '${target}'`);
     }
     noGrad(() => {
-      for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
+      for (const t of [...this.params.values(), ...this.bufs.values()]) {
         if (target === t.device || target === t.dtype) continue;
         if (!isDevice && !isFloating(t.dtype)) continue; // keep counters and masks integral
         const rg = t.requiresGrad;
@@ -137,6 +143,7 @@ export abstract class Module {
         if (rg) t.requiresGrad_(true);
       }
     });
+    for (const m of this.children_.values()) m.to(target);
     return this;
   }
 
@@ -145,10 +152,23 @@ export abstract class Module {
     for (const p of this.parameters()) p.grad = null;
   }
 
-  /** Free every parameter and buffer. */
+  /** Free every parameter and buffer: this module's own, then its children's through their own dispose(). */
   dispose(): void {
-    for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) t.dispose();
+    for (const t of [...this.params.values(), ...this.bufs.values()]) t.dispose();
+    for (const m of this.children_.values()) m.dispose();
   }
+}
+
+/**
+ * Every module's training flag in m's tree (m and all modules below it); the returned function
+ * puts each one back (parents first, through train(), so overrides such as TorchScript's run).
+ * For evaluation passes that switch a tree to eval() and must leave it as they found it.
+ */
+export function saveTrainingModes(m: Module): () => void {
+  const saved = m.namedModules().map(([, x]) => [x, x.training] as const);
+  return () => {
+    for (const [x, mode] of saved) x.train(mode);
+  };
 }
 
 /** A module that takes more than one input (a main input plus side inputs). */

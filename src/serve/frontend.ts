@@ -9,7 +9,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import '../codes/index.js';
-import { codeFromConfig, loadCode } from '../codes/registry.js';
+import { codeFromConfig } from '../codes/registry.js';
+import { loadCodeCheckpoint } from '../codes/checkpoint.js';
 import type { Code, CodeConfig } from '../codes/code.js';
 import { setNumThreads } from '../engine/runtime.js';
 import { policySettings, type FrontendConfig, type PolicySettings } from './config.js';
@@ -87,9 +88,8 @@ export class Frontend implements V2Model {
     if (c.mode === 'replication') this.code = codeFromConfig({ family: 'replication', k: 1, r: 1 });
     else if (c.mode === 'coded') {
       if (c.codeCheckpoint !== undefined) {
-        const l = loadCode(c.codeCheckpoint);
-        for (const t of l.extra.values()) t.dispose();
-        this.code = l.code;
+        // the code alone: no base model, parity tensors (if any) freed with the other extras
+        this.code = loadCodeCheckpoint(c.codeCheckpoint, { base: false, parity: 'none' }).code;
       } else this.code = codeFromConfig(c.code as CodeConfig);
     } else this.code = null;
     // encode/decode are tiny tensor ops on the event loop: one libtorch thread avoids

@@ -4,7 +4,9 @@ import { buildModel } from '../models/registry.js';
 import { TorchScriptModule } from '../models/torchscript.js';
 import { readCheckpoint } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
+import { ModuleDict, ModuleList } from '../nn/containers.js';
 import { readCodeCheckpoint } from '../codes/checkpoint.js';
+import { codeState } from '../codes/code-state.js';
 import '../codes/index.js';
 
 export type BuildOptions =
@@ -34,7 +36,8 @@ export default function build(o: BuildOptions): Module {
     const { code, parity, extra } = readCodeCheckpoint(o.path, { parity: o.kind === 'parity' ? 'required' : 'none' });
     for (const t of extra.values()) t.dispose();
     const keep = o.kind === 'parity' ? parity[o.index] : code.workerModules?.().get(o.name)?.[o.index];
-    for (const m of [...code.modules().values(), ...parity]) if (m !== keep) m.dispose();
+    // free the code's state (codeState: its modules, parity models under "parity") but the kept network
+    disposeAllBut(codeState(code, parity), keep);
     if (keep === undefined) {
       throw new Error(
         o.kind === 'parity'
@@ -55,4 +58,11 @@ export default function build(o: BuildOptions): Module {
   } finally {
     for (const t of all) t.dispose();
   }
+}
+
+/** Dispose every module in the tree but `keep` (a member of one of its containers, which hold no tensors of their own). */
+function disposeAllBut(m: Module, keep: Module | undefined): void {
+  if (m === keep) return;
+  if (m instanceof ModuleDict || m instanceof ModuleList) for (const [, c] of m.children()) disposeAllBut(c, keep);
+  else m.dispose();
 }

@@ -10,7 +10,7 @@
 // encoder and decoder (F still runs, frozen, on the k originals). 'base' builds them with F's
 // architecture and copies F's weights into them (F itself is untouched); an architecture name
 // builds them freshly initialised from the model zoo. Checkpoints hold them as a parity code
-// does ("parity.<j>." tensors, "parity" metadata), so loadParityCode, `coded eval` and
+// does ("parity.<j>." tensors, "parity" metadata), so loadCodeCheckpoint, `coded eval` and
 // `coded serve instance --parity-index J` read them.
 import { runFiles } from './run-files.js';
 import { learningRate } from './lr-schedule.js';

@@ -20,7 +20,8 @@ import { manualSeed, cudaAvailable } from '../engine/runtime.js';
 import { isModelName, modelNames } from '../models/registry.js';
 import { codeFromConfig } from '../codes/index.js';
 import { LinearCode } from '../codes/linear.js';
-import { BASE_PARITY_MODEL, loadBaseCheckpoint, loadParityCode } from '../codes/parity-models.js';
+import { BASE_PARITY_MODEL, loadBaseCheckpoint } from '../codes/parity-models.js';
+import { loadCodeCheckpoint } from '../codes/checkpoint.js';
 import type { TorchScriptModule } from '../models/torchscript.js';
 import {
   baseOutputs,
@@ -157,12 +158,11 @@ export async function runParity(o: ParityRunOptions): Promise<ParityRunResult> {
     );
     if (ownArchitecture) {
       // the trained parity models as TorchScript too (F's graph, new weights): Triton's libtorch backend serves them
-      const lp = loadParityCode(res.bestCheckpoint);
-      for (const t of lp.extra.values()) t.dispose();
+      const lp = loadCodeCheckpoint(res.bestCheckpoint, { base: false, parity: 'required' });
       try {
         lp.parity.forEach((m, j) => (m as TorchScriptModule).save(join(outDir, `parity-${j}.pt`)));
       } finally {
-        for (const m of lp.parity) m.dispose();
+        lp.dispose();
       }
       say(`parity models saved as TorchScript: ${lp.parity.map((_, j) => join(outDir, `parity-${j}.pt`)).join(', ')}`);
     }

@@ -21,10 +21,10 @@ import { GroupSampler } from '../data/group-sampler.js';
 import { randomCropFlip } from '../data/augment.js';
 import { Rng, deriveSeed } from '../data/rng.js';
 import type { LinearCode } from '../codes/linear.js';
-import { buildParityModels, loadParityCode, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
+import { buildParityModels, saveParityCode, type BaseIdentity, type ParityMeta } from '../codes/parity-models.js';
+import { loadCodeCheckpoint } from '../codes/checkpoint.js';
 import { evaluateCode, type CodeEvaluation } from '../eval/code-metrics.js';
 import { ModuleList } from '../nn/containers.js';
-import { codeState } from '../codes/code-state.js';
 import { runEpochs } from './run.js';
 
 export interface ParityTrainingConfig {
@@ -226,10 +226,10 @@ export function trainParity(
       scoreName: 'valDegradedAccuracy',
       optimizers: [opt],
       readLast: (path) => {
-        const lp = loadParityCode(path);
+        const lp = loadCodeCheckpoint(path, { base: false, parity: 'required', keepExtra: true });
         const m = lp.metadata as unknown as { config?: ParityTrainingConfig; base: BaseIdentity };
         const free = () => {
-          codeState(lp.code, lp.parity).dispose();
+          lp.dispose();
           for (const t of lp.extra.values()) t.dispose();
         };
         try {
@@ -344,8 +344,7 @@ export function trainParity(
   }
 
   // test evaluation of the best-validation parity models
-  const lp = loadParityCode(run.bestCheckpoint);
-  for (const t of lp.extra.values()) t.dispose();
+  const lp = loadCodeCheckpoint(run.bestCheckpoint, { base: false, parity: 'required' });
   try {
     for (const m of lp.parity) m.to(cfg.device);
     const test = evaluateCode({
@@ -373,7 +372,7 @@ export function trainParity(
       resumedFrom: run.resumedFrom,
     };
   } finally {
-    for (const m of lp.parity) m.dispose();
+    lp.dispose();
     for (const m of parity) m.dispose();
   }
 }

@@ -10,12 +10,12 @@ import {
   missingIndices,
   codeFromConfig,
   saveCode,
-  loadCode,
   ReplicationCode,
   UndecodableError,
   computeAll,
 } from '../../src/codes/index.js';
 import { Linear } from '../../src/nn/index.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 
 const choose = (n: number, m: number): number => (m < 0 || m > n ? 0 : m === 0 ? 1 : (choose(n - 1, m - 1) * n) / m);
 
@@ -77,7 +77,7 @@ test('codes round-trip through checkpoints; unknown families and non-code files 
   try {
     const path = join(dir, 'c.safetensors');
     saveCode(path, new ReplicationCode(1), { base: 'none' });
-    const { code, metadata } = loadCode(path);
+    const { code, metadata } = loadCodeCheckpoint(path, { base: false, parity: 'none', keepExtra: true });
     assert.equal(code.name, 'replication(r=1)');
     assert.equal(metadata.base, 'none');
     assert.throws(() => codeFromConfig({ family: 'nope', k: 2, r: 1 }), /unknown code family 'nope'/);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualSeed, noGrad, randn, tidy } from '../../src/index.js';
 import { codeFromConfig, computeAll } from '../../src/codes/index.js';
-import { codeState } from '../../src/codes/code-state.js';
+import { codeState, workerSetState } from '../../src/codes/code-state.js';
 import { loadCodeCheckpoint, readCodeCheckpoint, saveCode } from '../../src/codes/checkpoint.js';
 import { loadBaseCheckpoint } from '../../src/models/base-checkpoint.js';
 import { readCheckpointHeader } from '../../src/nn/checkpoint.js';
@@ -102,4 +102,37 @@ test('a code with parity models saves and reloads through its state Module; tens
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('workerSetState is everything a code runs as one Module: the code state under "code" (parity models under "code.parity"), F under "base", worker networks under "workers"', () => {
+  manualSeed(4);
+  const input = { channels: 1, height: 4, width: 4, classes: 3 };
+  const code = codeFromConfig({
+    family: 'learned',
+    k: 2,
+    r: 1,
+    encoder: 'mlp',
+    decoder: 'mlp',
+    input: { channels: 1, height: 4, width: 4 },
+    outputs: 3,
+    parityModel: 'base-mlp',
+  });
+  const base = buildModel('base-mlp', input);
+  const parity = [buildModel('base-mlp', input)];
+  const worker = buildModel('base-mlp', input);
+  const state = workerSetState(code, { base, parity, workers: new Map([['H', [worker]]]) });
+  try {
+    assert.deepEqual(state.keys(), ['code', 'base', 'workers']);
+    const names = [...state.stateDict().keys()];
+    for (const prefix of ['code.encoder.', 'code.decoder.', 'code.parity.0.', 'base.', 'workers.H.0.'])
+      assert.ok(
+        names.some((n) => n.startsWith(prefix)),
+        `${prefix} in ${names.join(', ')}`,
+      );
+    state.eval();
+    assert.ok([base, worker, ...parity, ...code.modules().values()].every((m) => !m.training));
+  } finally {
+    state.dispose();
+  }
+  assert.ok(base.parameters().every((p) => p.isDisposed) && parity[0].parameters().every((p) => p.isDisposed));
 });

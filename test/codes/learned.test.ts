@@ -12,12 +12,12 @@ import {
   registerEncoder,
   codeFromConfig,
   saveCode,
-  loadCode,
   computeAll,
   UndecodableError,
   type LearnedCodeConfig,
 } from '../../src/codes/index.js';
 import { Module, Linear, Sequential, BatchNorm2d, ReLU, saveSafetensors } from '../../src/nn/index.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { applyReferenceInit } from '../../src/models/paper-init.js';
 import { BaseMLP } from '../../src/models/base-mlp.js';
 import type { ConvEncoder } from '../../src/models/conv-encoder.js';
@@ -420,7 +420,7 @@ test("conv encoder init: 'kaiming' keeps each 3x3 layer's activation std within 
     assert.deepEqual(he.config().encoderOptions, { init: 'kaiming' });
     assert.equal(new LearnedCode(cfg({ k: 4, input, encoder: 'conv' })).config().encoderOptions, undefined);
     saveCode(join(dir, 'he.safetensors'), he, {});
-    const { code: back } = loadCode(join(dir, 'he.safetensors'));
+    const { code: back } = loadCodeCheckpoint(join(dir, 'he.safetensors'), { base: false, parity: 'none', keepExtra: true });
     assert.deepEqual((back as LearnedCode).config().encoderOptions, { init: 'kaiming' });
     assert.deepEqual(layerStds(back as LearnedCode), sh);
     assert.throws(
@@ -516,7 +516,7 @@ test('an MLPDecoder checkpoint of the layout before issue 19 (hidden km, km; no 
     for (const [name, m] of narrow.modules()) for (const [key, t] of m.stateDict()) tensors.set(`${name}.${key}`, t);
     const path = join(dir, 'old.safetensors');
     saveSafetensors(path, tensors, { format: 'pt', coded: JSON.stringify({ kind: 'code', code: c }) });
-    const { code: back } = loadCode(path);
+    const { code: back } = loadCodeCheckpoint(path, { base: false, parity: 'none', keepExtra: true });
     assert.deepEqual((back as LearnedCode).config().decoderOptions, { hidden: [6, 6] });
     const all = randn([4, 3, 3]);
     const ps = narrow.evaluationPatterns();
@@ -537,7 +537,11 @@ test('save/load round trip: the same code decodes identically; computeAll runs i
     const code = new LearnedCode(cfg({ k: 2, r: 2, encoder: 'conv', encoderOptions: { hidden: 6 } }));
     const base = new BaseMLP({ inFeatures: 16, hidden: [8], numClasses: 3 });
     saveCode(join(dir, 'c.safetensors'), code, { base: { sha256: 'x' } });
-    const { code: back, metadata, extra } = loadCode(join(dir, 'c.safetensors'));
+    const {
+      code: back,
+      metadata,
+      extra,
+    } = loadCodeCheckpoint(join(dir, 'c.safetensors'), { base: false, parity: 'none', keepExtra: true });
     assert.equal(back.name, code.name);
     assert.deepEqual((metadata as unknown as { base: unknown }).base, { sha256: 'x' });
     assert.equal(extra.size, 0);
@@ -602,7 +606,7 @@ test('trainLearned: trains through a frozen base, keeps the best checkpoint, res
     base
       .parameters()
       .forEach((p, i) => assert.deepEqual(Float32Array.from(p.data() as Float32Array), baseBefore[i], 'F changed during training'));
-    const { metadata } = loadCode(full.bestCheckpoint);
+    const { metadata } = loadCodeCheckpoint(full.bestCheckpoint, { base: false, parity: 'none', keepExtra: true });
     assert.equal((metadata as unknown as { base: { sha256: string } }).base.sha256, 'abc');
     // one epoch, then resume to two: the same weights as two epochs straight
     manualSeed(7);
@@ -611,7 +615,7 @@ test('trainLearned: trains through a frozen base, keeps the best checkpoint, res
     const c3 = mk();
     const resumed = trainLearned(tc, c3, base, id, data, join(dir, 'resumed'), { resume: true });
     assert.equal(resumed.resumedFrom, 2);
-    const last = (d: string) => loadCode(join(dir, d, 'last.safetensors'));
+    const last = (d: string) => loadCodeCheckpoint(join(dir, d, 'last.safetensors'), { base: false, parity: 'none', keepExtra: true });
     const a = last('full');
     const b = last('resumed');
     for (const [name, m] of a.code.modules()) {

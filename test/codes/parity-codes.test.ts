@@ -16,7 +16,8 @@ import {
   concatLayout,
   cauchyCoefficients,
 } from '../../src/codes/index.js';
-import { saveParityCode, loadParityCode, loadParityWorkers, fileSha256 } from '../../src/codes/parity-models.js';
+import { saveParityCode, fileSha256 } from '../../src/codes/parity-models.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
 import { LogisticRegression } from '../../src/models/logistic-regression.js';
 
@@ -261,7 +262,7 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
       parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 },
       base: identity,
     });
-    const lw = loadParityWorkers(path);
+    const lw = loadCodeCheckpoint(path, { parity: 'required' });
     assert.equal(lw.code.name, 'linear(k=2, r=2)');
     assert.equal(lw.workers.parity!.length, 2);
     tidy(() => {
@@ -273,12 +274,15 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
     for (const m of lw.workers.parity!) m.dispose();
 
     // a different base checkpoint (same architecture, other weights) is refused
-    assert.throws(() => loadParityWorkers(path, otherPath), /trained for base checkpoint .* but .*other\.safetensors differs/);
+    assert.throws(
+      () => loadCodeCheckpoint(path, { basePath: otherPath, parity: 'required' }),
+      /trained for base checkpoint .* but .*other\.safetensors differs/,
+    );
     // truncated file
     const bytes = readFileSync(path);
     const cut = join(dir, 'cut.safetensors');
     writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
-    assert.throws(() => loadParityCode(cut));
+    assert.throws(() => loadCodeCheckpoint(cut, { base: false, parity: 'required' }));
     // parity weights that do not fit the recorded architecture
     const wrong = join(dir, 'wrong.safetensors');
     const small = [new LogisticRegression(9, 10), new LogisticRegression(9, 10)];
@@ -287,7 +291,10 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
       base: identity,
     });
     for (const m of small) m.dispose();
-    assert.throws(() => loadParityCode(wrong), /parity model 0 does not fit its recorded architecture/);
+    assert.throws(
+      () => loadCodeCheckpoint(wrong, { base: false, parity: 'required' }),
+      /parity model 0 does not fit its recorded architecture/,
+    );
     // non-finite weights
     const nan = join(dir, 'nan.safetensors');
     noGrad(() => parity[0].fc.weight.fill_(Number.NaN));
@@ -295,11 +302,11 @@ test('parity checkpoints: round trip; corrupt files and mismatched base models a
       parity: { model: 'logistic-regression', input: { ...input, classes: 10 }, count: 2 },
       base: identity,
     });
-    assert.throws(() => loadParityCode(nan), /non-finite weights/);
+    assert.throws(() => loadCodeCheckpoint(nan, { base: false, parity: 'required' }), /non-finite weights/);
     // a code checkpoint without parity metadata
     const bare = join(dir, 'bare.safetensors');
     saveParityCode(bare, code, [], { parity: undefined as never, base: undefined as never });
-    assert.throws(() => loadParityCode(bare), /without parity models/);
+    assert.throws(() => loadCodeCheckpoint(bare, { base: false, parity: 'required' }), /without parity models/);
   } finally {
     for (const m of [base, other, ...parity]) m.dispose();
     rmSync(dir, { recursive: true, force: true });

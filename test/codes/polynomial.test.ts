@@ -14,13 +14,13 @@ import {
   codeFromConfig,
   computeAll,
   lagrangeMatrix,
-  loadCode,
   patternsWithMissing,
   saveCode,
   type WorkerSet,
 } from '../../src/codes/index.js';
 import { BaseMLP } from '../../src/models/index.js';
 import { Linear } from '../../src/nn/index.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { Module } from '../../src/nn/module.js';
 
 const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
@@ -113,7 +113,7 @@ test('Lagrange code: bad parameters and inputs are refused clearly; checkpoint r
   try {
     const path = join(dir, 'code.safetensors');
     saveCode(path, code, { note: 'test' });
-    const { code: loaded, extra } = loadCode(path);
+    const { code: loaded, extra } = loadCodeCheckpoint(path, { base: false, parity: 'none', keepExtra: true });
     assert.equal(extra.size, 0);
     assert.ok(loaded instanceof LagrangeCode);
     tidy(() => {

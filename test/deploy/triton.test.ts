@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/util/package-root.js';
 import { fileSha256 } from '../../src/models/base-checkpoint.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';
-import { loadParityCode } from '../../src/codes/parity-models.js';
+import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
 import { manualSeed, noGrad, randn, tidy } from '../../src/index.js';
 import { exportTriton } from '../../src/deploy/triton.js';
 import { checkTritonConfig, parseTextFormat, renderTritonConfig } from '../../src/deploy/triton-config.js';
@@ -105,8 +105,7 @@ test('export triton: a TorchScript base and its TorchScript parity models become
 
   configOf(join(out, 'small_cnn-parity-0'));
   const exported = TorchScriptModule.load(join(out, 'small_cnn-parity-0', '1', 'model.pt')).eval();
-  const lp = loadParityCode(ckpt);
-  for (const t of lp.extra.values()) t.dispose();
+  const lp = loadCodeCheckpoint(ckpt, { base: false, parity: 'required' });
   try {
     manualSeed(3);
     const maxDiff = tidy(() =>

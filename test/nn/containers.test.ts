@@ -1,8 +1,9 @@
-// ModuleDict and ModuleList: PyTorch's containers, with dotted state-dict names.
+// ModuleDict and ModuleList: PyTorch's containers, with dotted state-dict names; a tree of
+// modules is switched, moved and freed through each child's own methods.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualSeed, nn } from '../../src/index.js';
-import type { Module as ModuleT } from '../../src/nn/module.js';
+import { saveTrainingModes, type Module as ModuleT } from '../../src/nn/module.js';
 
 const { Linear, ModuleDict, ModuleList, Sequential, ReLU } = nn;
 
@@ -49,4 +50,52 @@ test('a ModuleDict state dict round-trips through loadStateDict into a fresh one
     x.dispose();
     y.dispose();
   }
+});
+
+test('a container switches, moves and frees each child through its own train(), to() and dispose() (overrides such as TorchScript run); saveTrainingModes puts every module back', () => {
+  manualSeed(1);
+  const calls: string[] = [];
+  // a child that overrides the three methods (as TorchScriptModule does for its JIT module)
+  class Overriding extends Linear {
+    override train(mode = true): this {
+      calls.push(`train ${mode}`);
+      return super.train(mode);
+    }
+    override to(target: Parameters<ModuleT['to']>[0]): this {
+      calls.push(`to ${target}`);
+      return super.to(target);
+    }
+    override dispose(): void {
+      calls.push('dispose');
+      super.dispose();
+    }
+  }
+  const inner = new Overriding(2, 2);
+  const plain = new Linear(2, 1);
+  const d = new ModuleDict({ plain, list: new ModuleList([inner]) });
+  d.eval();
+  assert.deepEqual(calls, ['train false']);
+  assert.ok(d.namedModules().every(([, m]) => !m.training));
+  d.train();
+  plain.eval();
+  const restore = saveTrainingModes(d);
+  d.eval();
+  assert.ok(!inner.training);
+  restore();
+  assert.deepEqual(
+    d.namedModules().map(([n, m]) => [n, m.training]),
+    [
+      ['', true],
+      ['plain', false],
+      ['list', true],
+      ['list.0', true],
+    ],
+  );
+  calls.length = 0;
+  d.to('float64');
+  assert.deepEqual(calls, ['to float64']);
+  assert.ok(d.parameters().every((p) => p.dtype === 'float64'));
+  d.dispose();
+  assert.deepEqual(calls, ['to float64', 'dispose']);
+  assert.ok(d.parameters().every((p) => p.isDisposed));
 });

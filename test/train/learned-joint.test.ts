@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tidy, randn, manualSeed, noGrad, dispose, type Tensor } from '../../src/index.js';
-import { LearnedCode, computeAll, saveCode, loadCode, type LearnedCodeConfig } from '../../src/codes/index.js';
-import { loadParityCode, parityTensors } from '../../src/codes/parity-models.js';
+import { LearnedCode, computeAll, saveCode, type LearnedCodeConfig } from '../../src/codes/index.js';
+import { parityTensors } from '../../src/codes/parity-models.js';
 import { buildModel } from '../../src/models/registry.js';
 import { loadBaseCheckpoint } from '../../src/models/base-checkpoint.js';
 import { Module } from '../../src/nn/module.js';
@@ -25,7 +25,7 @@ import {
 import { trainLearnedCommand } from '../../src/cli/commands/train-learned.js';
 import { parseSweep } from '../../src/train/learned-run.js';
 import { evalCodeCommand } from '../../src/cli/commands/eval.js';
-import { loadCodeCheckpoint } from '../../src/codes/checkpoint.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../../src/codes/checkpoint.js';
 import { servedModelFrom } from '../../src/serve/served-model.js';
 import buildServed from '../../src/serve/model-builder.js';
 
@@ -137,10 +137,10 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
       'the decoder did not move',
     );
     // F_P[j]: started as copies of F, moved away from it; the checkpoint records them as a parity code does
-    const lp = loadParityCode(join(dir, 'full', 'last.safetensors'));
+    const lp = loadCodeCheckpoint(join(dir, 'full', 'last.safetensors'), { base: false, parity: 'required', keepExtra: true });
     assert.equal(lp.parity.length, 2);
-    assert.deepEqual(lp.metadata.parity, { model: 'base-mlp', input: { ...input, classes: CLASSES }, count: 2 });
-    assert.equal(lp.metadata.base.sha256, id.sha256);
+    assert.deepEqual((lp.metadata as ParityCheckpointMeta).parity, { model: 'base-mlp', input: { ...input, classes: CLASSES }, count: 2 });
+    assert.equal((lp.metadata as ParityCheckpointMeta).base.sha256, id.sha256);
     assert.equal((lp.metadata as unknown as { training: LearnedTrainingConfig }).training.parityModel, 'base');
     assert.equal(
       (lp.metadata as unknown as { optimizers: unknown[] }).optimizers.length,
@@ -164,8 +164,8 @@ test('joint training (--parity-model base): encoder, decoder and every F_P move,
     const c3 = mk();
     const resumed = trainLearned(tc, c3, base, id, data, join(dir, 'resumed'), { resume: true });
     assert.equal(resumed.resumedFrom, 2);
-    const a = loadCode(join(dir, 'full', 'last.safetensors'));
-    const b = loadCode(join(dir, 'resumed', 'last.safetensors'));
+    const a = loadCodeCheckpoint(join(dir, 'full', 'last.safetensors'), { base: false, parity: 'none', keepExtra: true });
+    const b = loadCodeCheckpoint(join(dir, 'resumed', 'last.safetensors'), { base: false, parity: 'none', keepExtra: true });
     const keys = [...a.extra.keys()].sort();
     assert.deepEqual(keys, [...b.extra.keys()].sort());
     assert.ok(keys.some((k) => k.startsWith('parity.1.')) && keys.some((k) => k.startsWith('optim2.')), keys.join(', '));
@@ -209,7 +209,7 @@ test('a joint code checkpoint round-trips: the loaded code and parity models com
   });
   const path = join(dir, 'roundtrip.safetensors');
   saveCode(path, code, { parity: meta, base: { path: basePath, sha256: 'x' } }, parityTensors(parity));
-  const back = loadParityCode(path);
+  const back = loadCodeCheckpoint(path, { base: false, parity: 'required', keepExtra: true });
   try {
     assert.equal(back.code.name, code.name);
     assert.equal(back.parity.length, 2);
@@ -307,7 +307,7 @@ test('an instance serves parity model J of a joint checkpoint (--parity-index J)
   assert.throws(() => servedModelFrom(jointCkpt, undefined, 2), /has 2 parity model\(s\).*out of range/);
   // what the instance's worker thread builds: exactly F_P[1] of the checkpoint
   const served = buildServed({ kind: 'parity', path: jointCkpt, index: 1 });
-  const lp = loadParityCode(jointCkpt);
+  const lp = loadCodeCheckpoint(jointCkpt, { base: false, parity: 'required', keepExtra: true });
   try {
     tidy(() =>
       noGrad(() => {

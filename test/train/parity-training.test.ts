@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensor, tidy, randn, manualSeed } from '../../src/index.js';
 import { AdditionCode } from '../../src/codes/index.js';
-import { fileSha256, loadParityWorkers } from '../../src/codes/parity-models.js';
+import { fileSha256 } from '../../src/codes/parity-models.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../../src/codes/checkpoint.js';
 import { saveCheckpoint } from '../../src/nn/checkpoint.js';
 import { LogisticRegression } from '../../src/models/logistic-regression.js';
 import { trainParity, type ParityTrainingConfig } from '../../src/train/parity-training.js';
@@ -109,7 +110,7 @@ test('parity training: best checkpoint, JSONL log, resume, and a loadable code',
         }),
       /not this configuration/,
     );
-    const lw = loadParityWorkers(r2.bestCheckpoint);
+    const lw = loadCodeCheckpoint(r2.bestCheckpoint, { parity: 'required' });
     assert.equal(lw.code.name, 'addition(k=2, r=1)');
     assert.equal(typeof (lw.metadata as unknown as { testDegradedAccuracy: number }).testDegradedAccuracy, 'number');
     lw.workers.base.dispose();
@@ -229,9 +230,9 @@ test('parity training with a parametric MLP parity model (mlp:W:dropout=P): the 
     const cfg = config({ parityModel: 'mlp:12,6:dropout=0.2', epochs: 3, lr: 1e-2, weightDecay: 1e-5, loss: 'kl-decoded', temperature: 2 });
     const r = trainParity(cfg, new AdditionCode(2), base, identity, { ...input, classes: 3 }, data, join(dir, 'mlp'));
     assert.ok(r.epochs.every((e) => Number.isFinite(e.trainLoss)));
-    const lw = loadParityWorkers(r.bestCheckpoint);
+    const lw = loadCodeCheckpoint(r.bestCheckpoint, { parity: 'required' });
     try {
-      assert.equal(lw.metadata.parity!.model, 'mlp:12,6:dropout=0.2');
+      assert.equal((lw.metadata as ParityCheckpointMeta).parity.model, 'mlp:12,6:dropout=0.2');
       assert.equal(lw.workers.parity![0].numParameters(), 16 * 12 + 12 + 12 * 6 + 6 + 6 * 3 + 3);
     } finally {
       lw.workers.base.dispose();

@@ -13,7 +13,7 @@ import { TorchScriptModule } from '../../src/models/torchscript.js';
 import { loadTensorsFile, splitTensors } from '../../src/data/tensors-file.js';
 import { codeFromConfig } from '../../src/codes/index.js';
 import { LinearCode } from '../../src/codes/linear.js';
-import { loadParityWorkers } from '../../src/codes/parity-models.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../../src/codes/checkpoint.js';
 import { trainParity, type ParityTrainingConfig } from '../../src/train/parity-training.js';
 import { evaluateCode } from '../../src/eval/code-metrics.js';
 
@@ -90,9 +90,9 @@ test('parity training for a TorchScript F on a tensors file beats the default an
     );
 
     // identity: the recorded F loads; a different TorchScript file is refused by its SHA-256
-    const w = loadParityWorkers(res.bestCheckpoint);
-    assert.equal(w.metadata.base.sha256, base.identity.sha256);
-    assert.equal(w.metadata.base.model, 'torchscript');
+    const w = loadCodeCheckpoint(res.bestCheckpoint, { parity: 'required' });
+    assert.equal((w.metadata as ParityCheckpointMeta).base.sha256, base.identity.sha256);
+    assert.equal((w.metadata as ParityCheckpointMeta).base.model, 'torchscript');
     const again = evaluateCode({ code: w.code, workers: w.workers, test: splits.test, classes, device: 'cpu', seed: 1 });
     splits.test.images.dispose();
     splits.test.labels.dispose();
@@ -105,11 +105,11 @@ test('parity training for a TorchScript F on a tensors file beats the default an
     other.dispose();
     copyFileSync(ptFile, join(tmp, 'same.pt'));
     assert.throws(
-      () => loadParityWorkers(res.bestCheckpoint, join(tmp, 'other.pt')),
+      () => loadCodeCheckpoint(res.bestCheckpoint, { basePath: join(tmp, 'other.pt'), parity: 'required' }),
       (e: Error) =>
         e.message.includes(join(tmp, 'other.pt')) && /differs \(sha256/.test(e.message) && /retrain it for this base model/.test(e.message),
     );
-    const same = loadParityWorkers(res.bestCheckpoint, join(tmp, 'same.pt'));
+    const same = loadCodeCheckpoint(res.bestCheckpoint, { basePath: join(tmp, 'same.pt'), parity: 'required' });
     same.workers.base.dispose();
     for (const p of same.workers.parity ?? []) p.dispose();
   } finally {
@@ -183,7 +183,6 @@ test('coded train parity --base FILE.pt --data FILE trains on the tensors file; 
 
 test("--parity-model base: parity models are copies of a TorchScript F's own module, trained, saved as TorchScript too, and served from the checkpoint", async () => {
   const { runParity } = await import('../../src/train/parity-run.js');
-  const { loadParityCode } = await import('../../src/codes/parity-models.js');
   const { InstanceServer } = await import('../../src/serve/instance.js');
   const { V2GrpcClient } = await import('../../src/serve/client.js');
   const { servedModelFrom } = await import('../../src/serve/served-model.js');
@@ -214,8 +213,7 @@ test("--parity-model base: parity models are copies of a TorchScript F's own mod
       quiet: true,
       log: () => {},
     });
-    const lp = loadParityCode(res.bestCheckpoint);
-    for (const t of lp.extra.values()) t.dispose();
+    const lp = loadCodeCheckpoint(res.bestCheckpoint, { base: false, parity: 'required' });
     const exported = TorchScriptModule.load(join(tmp, 'run', 'parity-0.pt')).eval();
     const f = TorchScriptModule.load(ptFile).eval();
     const x = tidy(() => randn([2, 3, 32, 32]).keep());

@@ -1,21 +1,13 @@
 // `coded compare`: every coding scheme side by side on one harness (src/eval/compare.ts): given
 // trained checkpoints (parity models, learned codes, Lagrange codes), the training-free codes
-// (Berrut, LeTCC, B-spline), replication and no code, for one or more (K, N).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+// (Berrut, LeTCC, B-spline), replication and no code, for one or more (K, N). This file parses
+// the options; the run is runComparison (src/eval/compare-run.ts).
 import { parse, choiceOption, intOption, UsageError } from '../args.js';
-import { isDatasetName, loadDataset, disposeDataset } from '../../data/registry.js';
 import { codeFromConfig } from '../../codes/registry.js';
 import { parseCodeSpec } from '../../codes/spec.js';
-import { loadCodeCheckpoint } from '../../codes/checkpoint.js';
-import { LagrangeCode } from '../../codes/lagrange.js';
 import type { CodeConfig } from '../../codes/code.js';
 import '../../codes/index.js';
-import { compareSchemes, comparisonSpec, formatComparison, type ComparisonSection, type Scheme } from '../../eval/compare.js';
-import { pickSmoothing } from '../../eval/pick-smoothing.js';
-import { renderVegaLite } from '../../eval/code-metrics.js';
-import { loadBaseCheckpoint } from '../../models/base-checkpoint.js';
-import { readCheckpointHeader } from '../../nn/checkpoint.js';
+import { runComparison, writeComparison, type CompareEntry } from '../../eval/compare-run.js';
 
 const DEFAULT_CODES = 'none replication berrut letcc bspline';
 
@@ -59,14 +51,8 @@ export function parseIntList(v: string, name: string, min: number): number[] {
   return [...new Set(out)];
 }
 
-type Entry =
-  | { kind: 'none' }
-  | { kind: 'replication' }
-  | { kind: 'spec'; family: string; params: Record<string, unknown>; text: string }
-  | { kind: 'checkpoint'; path: string };
-
-function parseEntries(lists: readonly string[]): Entry[] {
-  const out: Entry[] = [];
+function parseEntries(lists: readonly string[]): CompareEntry[] {
+  const out: CompareEntry[] = [];
   for (const raw of lists.flatMap((l) => l.split(/\s+/)).filter((s) => s !== '')) {
     if (raw === 'none') out.push({ kind: 'none' });
     else if (raw === 'replication') out.push({ kind: 'replication' });
@@ -94,22 +80,6 @@ function parseEntries(lists: readonly string[]): Entry[] {
   }
   if (out.length === 0) throw new UsageError('--codes: no entries');
   return out;
-}
-
-interface LoadedCheckpoint {
-  path: string;
-  scheme: Scheme & { kind: 'code' };
-  dispose(): void;
-}
-
-function loadCheckpoint(path: string, basePath: string): LoadedCheckpoint {
-  const header = readCheckpointHeader(path) as { kind?: string; code?: { family?: string } };
-  if (header.kind !== 'code') throw new Error(`--codes: ${path} is not a code checkpoint (from coded train parity|learned|polynomial)`);
-  const label = `${header.code?.family} (${basename(path)})`;
-  // the one loader: the code, its own parity models or worker networks, and its own copy of the base model
-  const l = loadCodeCheckpoint(path, { basePath });
-  if (l.code instanceof LagrangeCode) l.code.train(false);
-  return { path, scheme: { label, kind: 'code', code: l.code, workers: l.workers }, dispose: () => l.dispose() };
 }
 
 export async function compareCommand(argv: string[]): Promise<void> {
@@ -160,109 +130,17 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const device = choiceOption(values.device, 'device', ['cpu', 'cuda'] as const, 'cpu');
   const seed = intOption(values.seed, 'seed', 1, { min: 0 });
   const say = (s: string) => process.stderr.write(s + '\n');
-  const { model: base, meta } = loadBaseCheckpoint(values.base);
-  const checkpoints: LoadedCheckpoint[] = [];
-  try {
-    if (!isDatasetName(meta.dataset)) throw new Error(`${values.base}: unknown dataset '${meta.dataset}' in metadata`);
-    base.to(device).eval();
-    for (const e of entries) if (e.kind === 'checkpoint') checkpoints.push(loadCheckpoint(e.path, values.base));
-    for (const c of checkpoints) {
-      for (const m of [
-        c.scheme.workers.base,
-        ...(c.scheme.workers.parity ?? []),
-        ...[...(c.scheme.workers.workers?.values() ?? [])].flat(),
-        ...c.scheme.code.modules().values(),
-      ])
-        m.to(device);
-      const { k, n } = c.scheme.code;
-      if (!configs.some((x) => x.k === k && x.n === n)) {
-        throw new UsageError(
-          `--codes ${c.path}: its code has K = ${k}, N = ${n}, which no --k / --n configuration has (${configs.map((x) => `${x.k}/${x.n}`).join(', ')})`,
-        );
-      }
-    }
-    const classes = meta.classes.length;
-    let validation: Awaited<ReturnType<typeof loadDataset>> | null = null;
-    const wantsPick =
-      values['pick-smoothing'] === true &&
-      entries.some(
-        (e) => e.kind === 'spec' && e.family === 'letcc' && e.params.lambdaEnc === undefined && e.params.lambdaDec === undefined,
-      );
-    if (values['pick-smoothing'] && !wantsPick) throw new UsageError('--pick-smoothing: no letcc entry without lambdas to pick for');
-    const ds = await loadDataset(meta.dataset, { dataDir: values['data-dir'], validation: 0, log: say });
-    const sections: ComparisonSection[] = [];
-    const picks: { k: number; n: number; lambdaEnc: number; lambdaDec: number; samples: number }[] = [];
-    try {
-      if (wantsPick) {
-        const splitSeed = (meta.config as { seed?: number } | undefined)?.seed ?? 1;
-        validation = await loadDataset(meta.dataset, { dataDir: values['data-dir'], seed: splitSeed, log: say });
-      }
-      for (const c of configs) {
-        const schemes: Scheme[] = [];
-        for (const e of entries) {
-          if (e.kind === 'none') schemes.push({ label: 'no code', kind: 'replication', k: c.k, n: c.k });
-          else if (e.kind === 'replication') schemes.push({ label: 'replication', kind: 'replication', k: c.k, n: c.n });
-          else if (e.kind === 'checkpoint') {
-            const l = checkpoints.find((x) => x.path === e.path)!;
-            if (l.scheme.code.k === c.k && l.scheme.code.n === c.n) schemes.push(l.scheme);
-          } else {
-            let params = e.params;
-            if (e.family === 'letcc' && wantsPick && params.lambdaEnc === undefined && params.lambdaDec === undefined) {
-              say(`K = ${c.k}, N = ${c.n}: picking LeTCC smoothing on ${validation!.validation!.size} validation samples`);
-              const p = pickSmoothing({ k: c.k, n: c.n, base, validation: validation!.validation!, classes, device, seed });
-              say(`  picked lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`);
-              picks.push({ k: c.k, n: c.n, lambdaEnc: p.lambdaEnc, lambdaDec: p.lambdaDec, samples: p.samples });
-              params = { lambdaEnc: p.lambdaEnc, lambdaDec: p.lambdaDec };
-            }
-            const code = codeFromConfig({ family: e.family, k: c.k, r: c.n - c.k, ...params });
-            schemes.push({ label: e.text === e.family ? e.family : e.text, kind: 'code', code, workers: { base } });
-          }
-        }
-        say(`K = ${c.k}, N = ${c.n}: ${schemes.length} schemes`);
-        const results = compareSchemes({
-          schemes,
-          base,
-          test: ds.test,
-          classes,
-          maxStragglers: c.n - c.k,
-          device,
-          seed,
-          onScheme: (label) => say(`  ${label}`),
-        });
-        sections.push({ k: c.k, n: c.n, results });
-      }
-    } finally {
-      disposeDataset(ds);
-      if (validation !== null) disposeDataset(validation);
-    }
-    const header =
-      `## coded compare: ${meta.model} on ${meta.dataset} (base ${values.base})\n\n\`coded compare ${argv.join(' ')}\`` +
-      (picks.length
-        ? `\n\nLeTCC smoothing picked on the validation hold-out: ${picks.map((p) => `K=${p.k}, N=${p.n}: lambdaEnc ${p.lambdaEnc}, lambdaDec ${p.lambdaDec}`).join('; ')}`
-        : '');
-    const md = formatComparison(sections, header);
-    const json = {
-      base: values.base,
-      dataset: meta.dataset,
-      model: meta.model,
-      command: `coded compare ${argv.join(' ')}`,
-      picks,
-      sections,
-    };
-    if (values.out !== undefined) {
-      mkdirSync(values.out, { recursive: true });
-      writeFileSync(join(values.out, 'compare.md'), md + '\n');
-      writeFileSync(join(values.out, 'compare.json'), JSON.stringify(json, null, 2) + '\n');
-      try {
-        await renderVegaLite(comparisonSpec(sections), join(values.out, 'compare.svg'), join(values.out, 'compare.png'));
-      } catch (e) {
-        say(`warning: the plot was not written (${(e as Error).message}); the results are in ${join(values.out, 'compare.json')}`);
-      }
-      say(`wrote ${join(values.out, 'compare.md')}, compare.json, compare.svg, compare.png`);
-    }
-    console.log(values.json ? JSON.stringify(json) : md);
-  } finally {
-    for (const c of checkpoints) c.dispose();
-    base.dispose();
-  }
+  const run = await runComparison({
+    basePath: values.base,
+    configs,
+    entries,
+    pickSmoothing: values['pick-smoothing'] === true,
+    dataDir: values['data-dir'],
+    device,
+    seed,
+    command: `coded compare ${argv.join(' ')}`,
+    log: say,
+  });
+  if (values.out !== undefined) await writeComparison(values.out, run, say);
+  console.log(values.json ? JSON.stringify(run.json) : run.markdown);
 }

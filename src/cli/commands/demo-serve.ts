@@ -157,12 +157,11 @@ export async function demoServe(argv: string[]): Promise<void> {
   for (const p of [basePath, parityPath]) if (!existsSync(p)) throw new Error(`${p} is missing (shipped with the package)`);
 
   // the code config of the parity checkpoint (the coded frontend uses exactly this code)
-  const { loadParityCode } = await import('../../codes/parity-models.js');
-  const pc = loadParityCode(parityPath);
+  const { loadCodeCheckpoint } = await import('../../codes/checkpoint.js');
+  const pc = loadCodeCheckpoint(parityPath, { base: false, parity: 'required' });
   const codeConfig = pc.code.config() as NonNullable<ExperimentSpec['code']>;
   const codeName = pc.code.name;
-  for (const m of pc.parity) m.dispose();
-  for (const t of pc.extra.values()) t.dispose();
+  pc.dispose();
 
   // test images and labels, as plain arrays
   const { loadTestSet, disposeTestSet } = await import('../../data/registry.js');

@@ -7,7 +7,7 @@ import { manualSeed, getNumThreads, setNumThreads, torchVersion } from '../../en
 import { trainDemoMlp } from '../../train/engine-demo.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadParityWorkers } from '../../codes/parity-models.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../../codes/checkpoint.js';
 import { evaluateCode, type CodeEvaluation } from '../../eval/code-metrics.js';
 import { loadTestSet, disposeTestSet } from '../../data/registry.js';
 
@@ -135,7 +135,9 @@ async function codedPart(
     return null;
   }
   log(`\ncoded inference: shipped Base-MLP + parity model (${checkpoint.split('/').pop()}) on the ${dataset} test set ...`);
-  const { code, workers, metadata } = loadParityWorkers(checkpoint);
+  const loaded = loadCodeCheckpoint(checkpoint, { parity: 'required' });
+  const { code, workers } = loaded;
+  const metadata = loaded.metadata as ParityCheckpointMeta;
   log(`  parity model: ${metadata.parity?.model ?? '(none)'} (the base model is ${metadata.base.model})`);
   const ds = await loadTestSet(dataset, { dataDir });
   try {
@@ -154,7 +156,6 @@ async function codedPart(
     return { checkpoint, e };
   } finally {
     disposeTestSet(ds);
-    workers.base.dispose();
-    for (const m of workers.parity ?? []) m.dispose();
+    loaded.dispose();
   }
 }

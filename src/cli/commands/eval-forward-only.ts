@@ -4,7 +4,7 @@
 // run's seed), and the code evaluated on the test split.
 import { basename } from 'node:path';
 import { UsageError, intOption } from '../args.js';
-import { loadParityCode } from '../../codes/parity-models.js';
+import { loadCodeCheckpoint, type ParityCheckpointMeta } from '../../codes/checkpoint.js';
 import { loadOwnData, imageOptionsOf } from '../../data/own-data.js';
 import { splitTensors } from '../../data/tensors-file.js';
 import { noGrad } from '../../engine/autograd.js';
@@ -65,8 +65,7 @@ export async function evalForwardOnlyCode(
     // a server's outputs may differ in the last bits (another thread count or batch composition): warn only
     log(`warning: ${why}; evaluating anyway`);
   }
-  const lp = loadParityCode(ckpt);
-  for (const t of lp.extra.values()) t.dispose();
+  const lp = loadCodeCheckpoint(ckpt, { base: false, parity: 'required' });
   const labels =
     data.labels ??
     tidy(() =>
@@ -89,11 +88,11 @@ export async function evalForwardOnlyCode(
     if (values.json) console.log(JSON.stringify({ checkpoint: ckpt, base: rec, ...e }));
     else
       console.log(
-        `${ckpt}: parity models (${lp.metadata.parity.model}) for the forward-only base ${basePath} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`,
+        `${ckpt}: parity models (${(lp.metadata as ParityCheckpointMeta).parity.model}) for the forward-only base ${basePath} on the test split of ${values.data}\n\n${formatCodeEvaluation(e)}`,
       );
   } finally {
     f.model.dispose();
-    for (const m of lp.parity) m.dispose();
+    lp.dispose();
     for (const sp of [splits.train, splits.validation, splits.test]) {
       sp.images.dispose();
       sp.labels.dispose();
