@@ -409,7 +409,8 @@ export class Pool implements Dispatch {
             return;
           }
         }
-        if (e.instanceDown && conn.healthy) {
+        // a pool being closed ends its connections: the requests they cut are not the instance's fault
+        if (e.instanceDown && conn.healthy && !this.closed) {
           conn.healthy = false;
           this.o.log.warn({ pool: this.o.name, instance: conn.address, error: e.message }, 'instance out (request failed)');
         }

@@ -58,6 +58,14 @@ export interface ServedModel {
 /** Read a safetensors file's "coded" JSON metadata without loading tensors (nn's one header reader). */
 export const readCheckpointMetadata: (path: string) => Record<string, unknown> = readCheckpointHeader;
 
+/**
+ * Models are built one at a time in a process: worker threads share libtorch's process-wide
+ * random generator, so two seeded builds (`linear:`, `random:`) running at once would interleave
+ * their draws and get weights other than their seed's (several instances in one process: tests,
+ * embedding programs).
+ */
+let building: Promise<unknown> = Promise.resolve();
+
 class WorkerModel implements ServedModel {
   private af: AsyncForward | null = null;
   constructor(
@@ -76,7 +84,9 @@ class WorkerModel implements ServedModel {
     if (this.af !== null) return;
     const { AsyncForward } = await import('./async-forward.js');
     const module = fileURLToPath(new URL('./model-builder.js', import.meta.url));
-    const af = await AsyncForward.create({ module, options: this.build, device, threads });
+    const made = building.then(() => AsyncForward.create({ module, options: this.build, device, threads }));
+    building = made.catch(() => undefined);
+    const af = await made;
     if (this.probe) {
       try {
         const r = await af.forward(new Float32Array(this.inputShape.reduce((a, b) => a * b, 1)), [1, ...this.inputShape]);

@@ -9,6 +9,8 @@ import { restInstanceClient, instanceConnector, grpcInstanceClient, type Instanc
 import { Frontend } from '../../src/serve/frontend.js';
 import { validateFrontendConfig } from '../../src/serve/config.js';
 import { NO_FAULTS } from '../../src/serve/faults.js';
+import { Pool, type Task } from '../../src/serve/pool.js';
+import { VirtualClock } from '../../src/serve/clock.js';
 
 const D = 6;
 const C = 3;
@@ -188,5 +190,70 @@ test('frontend with REST pools (coded, linear code): every answer over REST equa
     direct.close();
     await fe.close();
     for (const s of [...insts, ref]) await s.close();
+  }
+});
+
+test('closing a pool cuts its in-flight REST requests without calling the instance down or warning about it', () => {
+  // a REST client cuts its keep-alive connections on close: the request in flight fails as "socket hang up", which
+  // would otherwise read as an instance that went away
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+  const inFlight: ((e: InstanceFailure) => void)[] = [];
+  const pool = new Pool({
+    name: 'base',
+    model: 'm',
+    addresses: ['10.0.0.1:8000'],
+    inputName: 'input',
+    policy: 'single-queue',
+    concurrency: 1,
+    maxQueue: 10,
+    healthIntervalMs: 1e9,
+    healthTimeoutMs: 1e9,
+    healthFailures: 1,
+    log,
+    clock: new VirtualClock(),
+    connect: () => ({
+      infer: (_call, _done, failed) => inFlight.push(failed),
+      modelReady: () => Promise.resolve(true),
+      close: () => {
+        for (const f of inFlight.splice(0)) f({ message: 'socket hang up', retryable: true, instanceDown: true });
+      },
+    }),
+  });
+  pool.assumeHealthy();
+  const failures: string[] = [];
+  const t: Task = {
+    data: new Float32Array(2),
+    shape: [2],
+    expiresAt: 1e9,
+    attempts: 0,
+    cancelled: false,
+    done: () => failures.push('answered'),
+    fail: (e) => failures.push(e.message),
+  };
+  pool.submit(t);
+  assert.equal(inFlight.length, 1, 'the request went out');
+  pool.close();
+  assert.deepEqual(failures, ['10.0.0.1:8000: socket hang up']);
+  assert.deepEqual(
+    warnings.filter((w) => w.includes('instance out')),
+    [],
+  );
+});
+
+test('instances started at once in one process build their seeded models as their seeds say (no shared random draws)', async () => {
+  const spec = 'random:mlp:64:1x16x16:10:5';
+  const servers = await Promise.all(
+    Array.from({ length: 6 }, () => InstanceServer.start({ model: servedModelFrom(spec, 'm'), httpPort: null, grpcPort: 0, maxBatch: 1 })),
+  );
+  const clients = servers.map((s) => new V2GrpcClient(`127.0.0.1:${s.grpcPort}`));
+  try {
+    const x = Float32Array.from({ length: 256 }, (_, i) => Math.sin(i));
+    const outs = await Promise.all(clients.map((c) => c.infer('m', 'input', x, [1, 1, 16, 16], 10000)));
+    for (let i = 1; i < outs.length; i++)
+      assert.deepEqual(Array.from(outs[i].data), Array.from(outs[0].data), `instance ${i} vs instance 0`);
+  } finally {
+    for (const c of clients) c.close();
+    for (const s of servers) await s.close();
   }
 });
