@@ -164,6 +164,7 @@ t0 = time.time()
 for epoch in range(1, a.epochs + 1):
     order = tr_idx[torch.randperm(len(tr_idx))] if not a.dump else tr_idx
     tot = steps = 0
+    losses = []
     for s in range(0, len(order) - len(order) % k, bs * k):
         ids = order[s:s + bs * k]
         eo.zero_grad(); do.zero_grad()
@@ -179,7 +180,7 @@ for epoch in range(1, a.epochs + 1):
             if steps < 5 or (steps + 1) % 50 == 0:
                 print(f'step {steps + 1}: loss {loss.item():.6f}; encoder grad norms ' + ' '.join(f'{v:.4e}' for v in gn(enc)[0::2]), flush=True)
         eo.step(); do.step()
-        tot += loss.item(); steps += 1
+        tot += loss.item(); steps += 1; losses.append(loss.item())
         if steps == 1 and epoch == 1:
             print(f'step 1 loss {loss.item():.2f}', flush=True)
         if a.steps and steps >= a.steps:
@@ -190,4 +191,4 @@ for epoch in range(1, a.epochs + 1):
         json.dump(dump_log, open(f'{a.dump}/reference.json', 'w'))
         print(f'RESULT side-by-side reference: {steps} steps, last loss {dump_log[-1]["loss"]:.4f}, test A_d {100 * ad:.2f}% recovery {100 * rc:.2f}% (test images grouped in file order)', flush=True)
         break
-    print(f'RESULT base={a.base} decoder={a.decoder} k={k} reduction={a.reduction} conv-gain={a.conv_gain} seed={a.seed} epoch {epoch}: train loss {tot / steps:.2f} ({steps} steps), test A_d {100 * ad:.2f}%, recovery {100 * rc:.2f}% ({time.time() - t0:.0f} s)', flush=True)
+    print(f'RESULT base={a.base} decoder={a.decoder} k={k} reduction={a.reduction} conv-gain={a.conv_gain} seed={a.seed} epoch {epoch}: train loss {tot / steps:.2f} ({steps} steps), test A_d {100 * ad:.2f}%, recovery {100 * rc:.2f}% ({time.time() - t0:.0f} s); mean loss of the last 50 steps {sum(losses[-50:]) / len(losses[-50:]):.2f}', flush=True)
