@@ -12,7 +12,7 @@ import { loadDataset, disposeDataset } from '../../dist/src/data/registry.js';
 import { GroupSampler, gatherGroups } from '../../dist/src/data/group-sampler.js';
 import { LearnedCode, allOutputs } from '../../dist/src/codes/learned.js';
 import { loadCode } from '../../dist/src/codes/registry.js';
-import { loadBase } from '../../dist/src/cli/commands/train-learned.js';
+import { loadBase } from '../../dist/src/train/learned-run.js';
 import { learnedCodeConfig, learnedLoss, erasedMask, freeze } from '../../dist/src/train/learned-training.js';
 
 const { values } = parseArgs({

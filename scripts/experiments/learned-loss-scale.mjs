@@ -14,7 +14,7 @@ import { Conv2d } from '../../dist/src/nn/conv2d.js';
 import { loadDataset, disposeDataset } from '../../dist/src/data/registry.js';
 import { GroupSampler, gatherGroups } from '../../dist/src/data/group-sampler.js';
 import { LearnedCode } from '../../dist/src/codes/learned.js';
-import { loadBase } from '../../dist/src/cli/commands/train-learned.js';
+import { loadBase } from '../../dist/src/train/learned-run.js';
 import { learnedCodeConfig, learnedLoss, erasedMask, freeze } from '../../dist/src/train/learned-training.js';
 import { evaluateCode } from '../../dist/src/eval/code-metrics.js';
 

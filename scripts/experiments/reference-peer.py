@@ -10,6 +10,10 @@ erased slots, test images grouped in order, as the reference's test loader) and 
 
 python3 scripts/experiments/reference-peer.py --ref /tmp/i19-ref --base reference|ours
     [--k 2] [--epochs 1] [--seed 1] [--reduction sum|mean] [--conv-gain relu|1] [--threads 1]
+    [--draws DIR]
+--draws DIR (with --base ours): start from our initial weights (DIR/init.safetensors) and train epoch 1
+on our batches (DIR/batches.json, indices into the 60000 training images), both written by
+scripts/experiments/learned-draws.mjs: LCC's computation on our random draws.
 """
 import argparse, gzip, json, struct, sys, time
 import numpy as np
@@ -28,6 +32,7 @@ p.add_argument('--threads', type=int, default=1)
 p.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
 p.add_argument('--device', default='cpu')
 p.add_argument('--decoder', choices=['reference', 'narrow'], default='reference', help='narrow: hidden widths km, km (ours before issue 19)')
+p.add_argument('--draws', help='our draws: DIR/init.safetensors and DIR/batches.json from scripts/experiments/learned-draws.mjs; needs --base ours')
 p.add_argument('--dump', help='side-by-side mode: write the initial weights (DIR/init.safetensors, our names), the first --steps batches (DIR/batches.json, indices into the 60000 training images) and per-step losses and gradient norms (DIR/reference.json); needs --base ours')
 a = p.parse_args()
 sys.path.insert(0, a.ref)
@@ -41,6 +46,18 @@ from coders.mlp_coder import MLPDecoder
 from loss.masked_loss import MaskedLoss
 from base_models.base_mlp import BaseMLP
 import util.util as uu
+
+def read_safetensors(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+        blob = f.read()
+    h.pop('__metadata__', None)
+    out = {}
+    for key, v in h.items():
+        s, e = v['data_offsets']
+        out[key] = torch.from_numpy(np.frombuffer(blob[s:e], np.float32).reshape(v['shape']).copy())
+    return out
 
 def idx(path):
     with gzip.open(path, 'rb') as f:
@@ -108,6 +125,13 @@ uu.init_weights(dec)
 dev = torch.device(a.device)
 enc.to(dev); dec.to(dev); base.to(dev)
 xtr, ytr, xte, yte, otr, ote = (t.to(dev) for t in (xtr, ytr, xte, yte, otr, ote))
+if a.draws:
+    assert a.base == 'ours' and a.decoder == 'reference' and a.conv_gain == 'relu', '--draws: our base, reference settings only'
+    ours = read_safetensors(f'{a.draws}/init.safetensors')
+    for pre, mod in (('encoder', enc), ('decoder', dec)):
+        mod.load_state_dict({'nn.' + key[len(pre) + 5:]: t.to(dev) for key, t in ours.items() if key.startswith(pre + '.net.')})
+    draws_batches = [torch.tensor(b, dtype=torch.long, device=dev) for b in json.load(open(f'{a.draws}/batches.json'))]
+    print(f'draws from {a.draws}: {len(ours)} tensors, {len(draws_batches)} batches', flush=True)
 if a.dump:
     import os
     os.makedirs(a.dump, exist_ok=True)
@@ -164,8 +188,12 @@ t0 = time.time()
 for epoch in range(1, a.epochs + 1):
     order = tr_idx[torch.randperm(len(tr_idx))] if not a.dump else tr_idx
     tot = steps = 0
-    for s in range(0, len(order) - len(order) % k, bs * k):
-        ids = order[s:s + bs * k]
+    losses = []
+    starts = range(0, len(order) - len(order) % k, bs * k)
+    if a.draws and epoch == 1:
+        starts = range(len(draws_batches))
+    for s in starts:
+        ids = draws_batches[s] if a.draws and epoch == 1 else order[s:s + bs * k]
         eo.zero_grad(); do.zero_grad()
         d, lab, am = forward(xtr[ids], otr[ids])
         loss = loss_fn(d.view(-1, m), lab.reshape(-1, m), am.view(-1))
@@ -179,7 +207,7 @@ for epoch in range(1, a.epochs + 1):
             if steps < 5 or (steps + 1) % 50 == 0:
                 print(f'step {steps + 1}: loss {loss.item():.6f}; encoder grad norms ' + ' '.join(f'{v:.4e}' for v in gn(enc)[0::2]), flush=True)
         eo.step(); do.step()
-        tot += loss.item(); steps += 1
+        tot += loss.item(); steps += 1; losses.append(loss.item())
         if steps == 1 and epoch == 1:
             print(f'step 1 loss {loss.item():.2f}', flush=True)
         if a.steps and steps >= a.steps:
@@ -190,4 +218,4 @@ for epoch in range(1, a.epochs + 1):
         json.dump(dump_log, open(f'{a.dump}/reference.json', 'w'))
         print(f'RESULT side-by-side reference: {steps} steps, last loss {dump_log[-1]["loss"]:.4f}, test A_d {100 * ad:.2f}% recovery {100 * rc:.2f}% (test images grouped in file order)', flush=True)
         break
-    print(f'RESULT base={a.base} decoder={a.decoder} k={k} reduction={a.reduction} conv-gain={a.conv_gain} seed={a.seed} epoch {epoch}: train loss {tot / steps:.2f} ({steps} steps), test A_d {100 * ad:.2f}%, recovery {100 * rc:.2f}% ({time.time() - t0:.0f} s)', flush=True)
+    print(f'RESULT base={a.base} decoder={a.decoder} k={k} reduction={a.reduction} conv-gain={a.conv_gain} seed={a.seed} epoch {epoch}: train loss {tot / steps:.2f} ({steps} steps), test A_d {100 * ad:.2f}%, recovery {100 * rc:.2f}% ({time.time() - t0:.0f} s); mean loss of the last 50 steps {sum(losses[-50:]) / len(losses[-50:]):.2f}', flush=True)

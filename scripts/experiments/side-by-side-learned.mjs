@@ -13,7 +13,7 @@ import { Adam } from '../../dist/src/engine/optim/adam.js';
 import { loadSafetensors } from '../../dist/src/nn/safetensors.js';
 import { loadDataset, disposeDataset } from '../../dist/src/data/registry.js';
 import { LearnedCode } from '../../dist/src/codes/learned.js';
-import { loadBase } from '../../dist/src/cli/commands/train-learned.js';
+import { loadBase } from '../../dist/src/train/learned-run.js';
 import { learnedCodeConfig, learnedLoss, erasedMask, freeze } from '../../dist/src/train/learned-training.js';
 import { allOutputs } from '../../dist/src/codes/learned.js';
 import { noGrad } from '../../dist/src/engine/autograd.js';
