@@ -11,7 +11,7 @@ import { Conv2d } from '../../dist/src/nn/conv2d.js';
 import { loadDataset, disposeDataset } from '../../dist/src/data/registry.js';
 import { GroupSampler, gatherGroups } from '../../dist/src/data/group-sampler.js';
 import { LearnedCode, allOutputs } from '../../dist/src/codes/learned.js';
-import { loadCode } from '../../dist/src/codes/registry.js';
+import { loadCodeCheckpoint } from '../../dist/src/codes/checkpoint.js';
 import { loadBase } from '../../dist/src/train/learned-run.js';
 import { learnedCodeConfig, learnedLoss, erasedMask, freeze } from '../../dist/src/train/learned-training.js';
 
@@ -54,7 +54,7 @@ manualSeed(seed);
 const encoderOptions = values.init === 'paper' ? undefined : { init: values.init };
 // --ckpt: inspect a trained code checkpoint instead (stats only, --steps 0)
 const code = values.ckpt
-  ? loadCode(values.ckpt).code
+  ? loadCodeCheckpoint(values.ckpt, { base: false }).code
   : new LearnedCode(learnedCodeConfig({ ...cfg, ...(encoderOptions ? { encoderOptions } : {}) }, data, meta.model));
 freeze(base);
 const patterns = code.evaluationPatterns();
