@@ -63,7 +63,7 @@ try {
                   sloMs: 5000,
                   decodeDeadlineMs: 50,
                   maxWaitMs: 5,
-                parityDelayMs: Number(process.env.PARITY_DELAY ?? 0),
+                  parityDelayMs: Number(process.env.PARITY_DELAY ?? 0),
                   logLevel: 'warn',
                   pools: {
                     base: { model: 'm', instances: insts.slice(0, 2).map(at), protocol },

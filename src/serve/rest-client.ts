@@ -36,6 +36,9 @@ function grpcCodeOf(status: number, timedOut: boolean): number {
   return 13; // INTERNAL
 }
 
+/** A request failed on a reused keep-alive connection before any answer (see V2RestClient.request). */
+class StaleConnection extends Error {}
+
 export interface RestModelMeta {
   name: string;
   inputs: { name: string; datatype: string; shape: number[] }[];
@@ -63,8 +66,28 @@ export class V2RestClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true });
   }
 
-  private request(method: 'GET' | 'POST', path: string, timeoutMs: number, body?: Buffer[], headers: http.OutgoingHttpHeaders = {}) {
+  /**
+   * One exchange. A keep-alive connection the server closed while it sat idle in the pool can fail
+   * the request sent on it before any answer (ECONNRESET / socket hang up, the race Node's docs
+   * describe for `reusedSocket`): that request never reached the server, so it is sent once more on
+   * a fresh connection (inference requests are pure: at worst a server computes one twice).
+   */
+  private request(
+    method: 'GET' | 'POST',
+    path: string,
+    timeoutMs: number,
+    body?: Buffer[],
+    headers: http.OutgoingHttpHeaders = {},
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+    return this.exchange(method, path, timeoutMs, body, headers).catch((e: unknown) => {
+      if (e instanceof StaleConnection) return this.exchange(method, path, timeoutMs, body, headers);
+      throw e;
+    });
+  }
+
+  private exchange(method: 'GET' | 'POST', path: string, timeoutMs: number, body: Buffer[] | undefined, headers: http.OutgoingHttpHeaders) {
     return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      let answered = false;
       let length = 0;
       for (const b of body ?? []) length += b.length;
       const req = http.request(
@@ -78,6 +101,7 @@ export class V2RestClient {
           headers: body === undefined ? headers : { ...headers, 'content-length': length },
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () =>
@@ -87,7 +111,11 @@ export class V2RestClient {
         },
       );
       req.on('timeout', () => req.destroy(new V2RestError(`${this.address}: no answer within ${timeoutMs} ms`, 0, true)));
-      req.on('error', (e) => reject(e instanceof V2RestError ? e : new V2RestError(`${this.address}: ${e.message}`, 0)));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e instanceof V2RestError) return reject(e);
+        const stale = req.reusedSocket && !answered && (e.code === 'ECONNRESET' || e.code === 'EPIPE');
+        reject(stale ? new StaleConnection(e.message) : new V2RestError(`${this.address}: ${e.message}`, 0));
+      });
       if (body === undefined) req.end();
       else {
         for (let i = 0; i < body.length - 1; i++) req.write(body[i]);

@@ -257,3 +257,38 @@ test('instances started at once in one process build their seeded models as thei
     for (const s of servers) await s.close();
   }
 });
+
+test('REST client: a request on a keep-alive connection the server dropped while it was idle goes again on a fresh one', async () => {
+  const { createServer } = await import('node:http');
+  // every connection answers its first request and drops itself, unanswered, on its second one (as a server
+  // does when its keep-alive timeout fires just as a reused connection sends)
+  const perSocket = new Map<unknown, number>();
+  let connections = 0;
+  let seen = 0;
+  const server = createServer((req, res) => {
+    seen++;
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (n === 1) connections++;
+    if (n > 1) {
+      req.socket.destroy();
+      return;
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ name: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 2] }], outputs: [] }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const c = new V2RestClient(`127.0.0.1:${port}`);
+  try {
+    assert.equal((await c.modelMetadata('m', 5000)).name, 'm');
+    // the second goes out on the pooled connection, which drops it; it is sent again on a new connection
+    assert.equal((await c.modelMetadata('m', 5000)).name, 'm');
+    assert.equal(seen, 3);
+    assert.equal(connections, 2);
+  } finally {
+    c.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
