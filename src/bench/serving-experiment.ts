@@ -297,7 +297,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   let probing = false;
   const rest = x.transport === 'rest';
   // an instance's address on the transport in use (its HTTP port for REST), and a client for it
-  const addressOf = (i: ChildInstance) => (rest ? `${i.address.slice(0, i.address.lastIndexOf(':'))}:${i.http}` : i.address);
+  const addressOf = (i: ChildInstance) => (rest ? i.httpAddress : i.address);
   const clientFor = (address: string) => (rest ? new V2RestClient(address) : new V2GrpcClient(address));
   try {
     // a busy machine makes every comparison meaningless: say so before spending minutes on it

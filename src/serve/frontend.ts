@@ -164,18 +164,10 @@ export class Frontend implements V2Model {
       } catch (e) {
         last = (e as Error).message;
       }
-      const rest = c.pools.base.protocol === 'rest';
       for (const addr of addrs) {
-        const cl = rest ? new V2RestClient(addr) : new V2GrpcClient(addr);
         try {
-          const m = await cl.modelMetadata(c.pools.base.model, 1000);
-          // REST metadata carries its parameters as JSON; gRPC's need unwrapping
-          const params =
-            m.parameters === undefined
-              ? undefined
-              : rest
-                ? (m.parameters as Record<string, ParamValue>)
-                : fromGrpcParams(m.parameters as never);
+          const m = await remoteMetadata(addr, c.pools.base.model, c.pools.base.protocol ?? 'grpc');
+          const params = m.parameters;
           const inp = m.inputs[0];
           const out = m.outputs[0];
           if (inp === undefined || out === undefined) throw new Error('metadata without inputs/outputs');
@@ -191,8 +183,6 @@ export class Frontend implements V2Model {
           };
         } catch (e) {
           last = `${addr}: ${(e as Error).message}`;
-        } finally {
-          cl.close();
         }
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -400,5 +390,24 @@ export class Frontend implements V2Model {
     this.discovery.close();
     for (const p of this.pools.values()) p.close();
     await Promise.all(tasks);
+  }
+}
+
+/** A base instance's model metadata over the pool's protocol, its parameters as plain values (gRPC's unwrapped). */
+async function remoteMetadata(address: string, model: string, protocol: 'grpc' | 'rest') {
+  if (protocol === 'rest') {
+    const c = new V2RestClient(address);
+    try {
+      return await c.modelMetadata(model, 1000);
+    } finally {
+      c.close();
+    }
+  }
+  const c = new V2GrpcClient(address);
+  try {
+    const m = await c.modelMetadata(model, 1000);
+    return { ...m, parameters: m.parameters === undefined ? undefined : fromGrpcParams(m.parameters) };
+  } finally {
+    c.close();
   }
 }

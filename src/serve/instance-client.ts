@@ -3,7 +3,7 @@
 // the policy tests plug in simulated instances with the same shape.
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { V2GrpcClient } from './client.js';
-import { V2RestClient, type V2RestError } from './rest-client.js';
+import { V2RestClient, V2RestError } from './rest-client.js';
 
 export interface InferCall {
   model: string;
@@ -59,14 +59,13 @@ export function restInstanceClient(address: string): InstanceClient {
     infer(call, done, failed) {
       c.infer(call.model, call.inputName, call.data, call.shape, call.timeoutMs, call.side === undefined ? {} : { side: call.side }).then(
         (r) => done(r.data),
-        (e: V2RestError) => {
-          // no answer (refused, reset) and 503 are the instance's fault, as gRPC's UNAVAILABLE; a 500 may pass on
-          // another instance; a timeout or a 4xx would not
-          const s = e.status ?? 0;
-          const noAnswer = s === 0 && e.timedOut !== true;
-          const retryable = noAnswer || s === 503 || s >= 500;
-          const instanceDown = (noAnswer || s === 503) && !/injected failure/.test(e.message);
-          failed({ message: e.message, retryable: retryable && e.timedOut !== true, instanceDown });
+        (e: unknown) => {
+          // no answer (refused, reset) and 503 are the instance's fault, as gRPC's UNAVAILABLE: it is taken out until
+          // a health check passes; any 5xx may pass on another instance; a timeout or a 4xx would not
+          if (!(e instanceof V2RestError)) return failed({ message: String(e), retryable: true, instanceDown: false });
+          const noAnswer = e.status === 0 && !e.timedOut;
+          const instanceDown = (noAnswer || e.status === 503) && !/injected failure/.test(e.message);
+          failed({ message: e.message, retryable: noAnswer || e.status >= 500, instanceDown });
         },
       );
     },

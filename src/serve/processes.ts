@@ -10,6 +10,8 @@ export interface ChildInstance {
   grpc: number;
   http: number;
   address: string;
+  /** HOST:PORT of its V2 REST port (started with `http`; port -1 otherwise) */
+  httpAddress: string;
   /** SIGKILL (a crash) or SIGTERM (clean) and wait for exit */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -136,7 +138,8 @@ export async function startInstanceProcess(args: string[], opts: InstanceProcess
     childEnv(),
     opts.timeoutMs ?? 30000,
   );
-  return { ...c, address: `${opts.host ?? '127.0.0.1'}:${c.grpc}` };
+  const host = opts.host ?? '127.0.0.1';
+  return { ...c, address: `${host}:${c.grpc}`, httpAddress: `${host}:${c.http}` };
 }
 
 /** Start `coded serve frontend --config PATH`; resolves when it listens. `onLog` sees each JSON log line it prints (pino). */

@@ -196,10 +196,15 @@ export function parseBinaryInferResponse(address: string, body: Buffer, headerLe
       `${address}: bad Inference-Header-Content-Length '${String(headerLength)}' for a ${body.length}-byte answer`,
       502,
     );
-  const head = JSON.parse(body.toString('utf8', 0, hl)) as {
+  let head: {
     outputs?: { name: string; shape: number[]; data?: number[]; parameters?: { binary_data_size?: number } }[];
     parameters?: Record<string, ParamValue>;
   };
+  try {
+    head = JSON.parse(body.toString('utf8', 0, hl));
+  } catch (e) {
+    throw new V2RestError(`${address}: the answer's JSON header does not parse (${(e as Error).message})`, 502);
+  }
   const o = head.outputs?.[0];
   if (o === undefined) throw new V2RestError(`${address}: response has no outputs`, 502);
   let data: Float32Array;

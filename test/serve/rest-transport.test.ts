@@ -92,6 +92,7 @@ test('REST addresses and binary answers: bad forms are refused with the expected
   assert.deepEqual(Array.from(parseBinaryInferResponse('x', body, String(head.length)).data), [1.5, -2]);
   assert.throws(() => parseBinaryInferResponse('x', body, String(body.length + 1)), /bad Inference-Header-Content-Length/);
   assert.throws(() => parseBinaryInferResponse('x', body.subarray(0, body.length - 1), String(head.length)), /claims 8 bytes/);
+  assert.throws(() => parseBinaryInferResponse('x', Buffer.from('{"outputs": [tru'), undefined), /JSON header does not parse/);
 });
 
 test('REST instance client: an injected failure may go elsewhere, a closed instance is down, a bad request is neither', async () => {
