@@ -4,7 +4,6 @@
 // 3 (RGB) channels, and normalised as (pixel / 255 - mean[c]) / std[c].
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import type { Preprocessing } from './preprocessing.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
@@ -27,6 +26,19 @@ export interface ImageFolderData {
   preprocessing: Preprocessing;
 }
 
+type Sharp = typeof import('sharp').default;
+
+/** sharp, loaded when an image folder is read (a native package: everything else works without it). */
+async function loadSharp(): Promise<Sharp> {
+  try {
+    return (await import('sharp')).default;
+  } catch (e) {
+    throw new Error(
+      `reading an image folder needs the package 'sharp', which did not load (${(e as Error).message}); install the dependencies (npm install) on a platform sharp supports, or pass a tensors file instead`,
+    );
+  }
+}
+
 const HOW = 'an image folder: DIR/<class name>/<image>.png|.jpg|.jpeg, one subfolder per class';
 
 /** Read an image folder; errors name the folder or image and what to do. */
@@ -45,6 +57,7 @@ export async function loadImageFolder(dir: string, o: ImageFolderOptions = {}): 
       throw new Error(`${join(dir, c)}: class folder '${c}' has no PNG or JPEG images; add images or remove the folder (expected ${HOW})`);
     for (const f of imgs) files.push({ path: join(dir, c, f), label });
   });
+  const sharp = await loadSharp();
   let shape = o.inputShape;
   if (shape !== undefined && (shape.length !== 3 || (shape[0] !== 1 && shape[0] !== 3))) {
     throw new Error(`--input-shape ${shape.join('x')}: an image folder gives CxHxW inputs with C 1 (greyscale) or 3 (RGB)`);
