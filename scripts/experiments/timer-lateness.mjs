@@ -15,13 +15,19 @@ const t = setInterval(() => {
   if (gap > 8) events.push([Date.now(), gap]);
   last = now;
 }, 1);
-setTimeout(() => {
-  clearInterval(t);
-  const s1 = steal();
-  const d = s1.map((v, i) => v - s0[i]);
-  const tot = d.reduce((a, b) => a + b, 0);
-  console.log('cpu share: user %s nice %s sys %s idle %s iowait %s irq %s softirq %s steal %s', ...d.slice(0, 8).map((x) => (100 * x / tot).toFixed(1)));
-  const buckets = { '8-15': 0, '15-30': 0, '30-60': 0, '60+': 0 };
-  for (const [, g] of events) buckets[g < 15 ? '8-15' : g < 30 ? '15-30' : g < 60 ? '30-60' : '60+']++;
-  console.log('timer late events', events.length, JSON.stringify(buckets), 'worst', Math.max(0, ...events.map((e) => e[1])).toFixed(1));
-}, Number(process.argv[2] ?? 30) * 1000);
+setTimeout(
+  () => {
+    clearInterval(t);
+    const s1 = steal();
+    const d = s1.map((v, i) => v - s0[i]);
+    const tot = d.reduce((a, b) => a + b, 0);
+    console.log(
+      'cpu share: user %s nice %s sys %s idle %s iowait %s irq %s softirq %s steal %s',
+      ...d.slice(0, 8).map((x) => ((100 * x) / tot).toFixed(1)),
+    );
+    const buckets = { '8-15': 0, '15-30': 0, '30-60': 0, '60+': 0 };
+    for (const [, g] of events) buckets[g < 15 ? '8-15' : g < 30 ? '15-30' : g < 60 ? '30-60' : '60+']++;
+    console.log('timer late events', events.length, JSON.stringify(buckets), 'worst', Math.max(0, ...events.map((e) => e[1])).toFixed(1));
+  },
+  Number(process.argv[2] ?? 30) * 1000,
+);
