@@ -170,6 +170,8 @@ export interface ModeResult {
   instances: number;
   queries: number;
   errors: number;
+  /** what the errors said: message -> count (empty without errors) */
+  errorMessages: Record<string, number>;
   rejected: number;
   reconstructed: number;
   defaults: number;
@@ -570,6 +572,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         instances: f.instances,
         queries: st.measured,
         errors: st.errors,
+        errorMessages: st.errorMessages,
         rejected: st.rejected,
         reconstructed: st.reconstructed,
         defaults: st.defaults,
@@ -595,6 +598,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           : {}),
       });
       const l = sm.latencyMs;
+      for (const [msg, count] of Object.entries(st.errorMessages)) log(`${f.mode}: error x${count}: ${msg}`);
       log(
         `${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`,
       );

@@ -65,6 +65,8 @@ export function openLoop(
 export interface Stats {
   h: ReturnType<typeof hdr.build>;
   errors: number;
+  /** what the errors said: message -> count (at most 20 distinct messages kept) */
+  errorMessages: Record<string, number>;
   rejected: number;
   reconstructed: number;
   defaults: number;
@@ -86,9 +88,17 @@ export interface Stats {
   answers: { ms: number[]; outcome: number[] };
 }
 
+/** Keeps what an error said (code and message, cut at 200 characters) with a count; at most 20 distinct messages. */
+export function recordErrorMessage(st: Stats, e: { code?: number; message?: string }): void {
+  const key = `${e.code === undefined ? '' : `code ${e.code}: `}${String(e.message ?? e).slice(0, 200)}`;
+  if (key in st.errorMessages) st.errorMessages[key]++;
+  else if (Object.keys(st.errorMessages).length < 20) st.errorMessages[key] = 1;
+}
+
 export const newStats = (sloMs = Infinity): Stats => ({
   h: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }),
   errors: 0,
+  errorMessages: {},
   rejected: 0,
   reconstructed: 0,
   defaults: 0,
@@ -173,10 +183,13 @@ export async function replay(
           );
           onResult?.(i, r);
         },
-        (e: { code?: number }) => {
+        (e: { code?: number; message?: string }) => {
           if (st === null) return;
           if (e.code === 8) st.rejected++;
-          else st.errors++;
+          else {
+            st.errors++;
+            recordErrorMessage(st, e);
+          }
         },
       );
     },
