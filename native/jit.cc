@@ -84,6 +84,21 @@ static Napi::Value JitForward(const Napi::CallbackInfo& info) {
   return WrapList(info.Env(), out);
 }
 
+// jitForward1(m, x) -> output handle: forward with one input, without the arrays of jitForward
+// (the per-call path of served and benchmarked models). A result that is not a single tensor
+// comes back as jitForward's flattened list, so callers keep one error path for it.
+static Napi::Value JitForward1(const Napi::CallbackInfo& info) {
+  torch::jit::Module& m = UnwrapJit(info[0], "jitForward1");
+  std::vector<c10::IValue> args;
+  args.reserve(1);
+  args.emplace_back(Unwrap(info[1], "jitForward1 input"));
+  c10::IValue y = m.forward(std::move(args));
+  if (y.isTensor()) return Wrap(info.Env(), std::move(y).toTensor());
+  std::vector<at::Tensor> out;
+  CollectTensors(y, out);
+  return WrapList(info.Env(), out);
+}
+
 // Named tensors as [names[], handles[]]; the handles share storage with the module's own.
 template <typename List>
 static Napi::Value NamedList(Napi::Env env, List list) {
@@ -156,6 +171,7 @@ void RegisterJit(Napi::Env env, Napi::Object exports) {
   Export<JitLoad>(env, exports, "jitLoad");
   Export<JitDispose>(env, exports, "jitDispose");
   Export<JitForward>(env, exports, "jitForward");
+  Export<JitForward1>(env, exports, "jitForward1");
   Export<JitParameters>(env, exports, "jitParameters");
   Export<JitBuffers>(env, exports, "jitBuffers");
   Export<JitTrain>(env, exports, "jitTrain");

@@ -114,6 +114,8 @@ export interface NativeAddon {
   jitDispose(m: JitHandle): void;
   /** the tensors of forward's result, flattened (a tensor, or a tuple/list of tensors) */
   jitForward(m: JitHandle, inputs: H[]): H[];
+  /** forward with one input: the output handle, or (a result that is not one tensor) jitForward's flattened list */
+  jitForward1(m: JitHandle, input: H): H | H[];
   /** [dotted names, handles sharing storage with the module's own tensors] */
   jitParameters(m: JitHandle): [string[], H[]];
   jitBuffers(m: JitHandle): [string[], H[]];

@@ -108,12 +108,20 @@ export class TorchScriptModule extends Module {
     return this.jit;
   }
 
+  /** forward(x): one input through the addon's single-input entry point (no input or output arrays per call). */
   forward(x: Tensor): Tensor {
-    return this.forwardInputs([x]);
+    let out: ReturnType<typeof native.jitForward1>;
+    try {
+      out = native.jitForward1(this.handle, x.handle);
+    } catch (e) {
+      throw this.forwardError(e as Error, [x]);
+    }
+    return Array.isArray(out) ? this.oneTensor(out.map((h) => new Tensor(h))) : new Tensor(out);
   }
 
   /** forward(*inputs) of the TorchScript module; it must return one tensor. */
   forwardInputs(inputs: Tensor[]): Tensor {
+    if (inputs.length === 1) return this.forward(inputs[0]);
     let outs: Tensor[];
     try {
       outs = native
@@ -123,16 +131,25 @@ export class TorchScriptModule extends Module {
         )
         .map((h) => new Tensor(h));
     } catch (e) {
-      const shapes = inputs.map((t) => `[${t.shape.join(', ')}]`).join(', ');
-      const why =
-        (e as Error).message
-          .replace(/^libtorch: /, '')
-          .split('\n')
-          .find((l) => /error|expected|size|shape|mismatch|must/i.test(l)) ?? (e as Error).message.split('\n')[0];
-      throw new TorchScriptError(
-        `${this.path}: forward failed on input ${shapes}: ${why.trim()}. TorchScript files do not record their input shape: check --input-shape (per example, without the batch dimension)`,
-      );
+      throw this.forwardError(e as Error, inputs);
     }
+    return this.oneTensor(outs);
+  }
+
+  private forwardError(e: Error, inputs: Tensor[]): TorchScriptError {
+    const shapes = inputs.map((t) => `[${t.shape.join(', ')}]`).join(', ');
+    const why =
+      e.message
+        .replace(/^libtorch: /, '')
+        .split('\n')
+        .find((l) => /error|expected|size|shape|mismatch|must/i.test(l)) ?? e.message.split('\n')[0];
+    return new TorchScriptError(
+      `${this.path}: forward failed on input ${shapes}: ${why.trim()}. TorchScript files do not record their input shape: check --input-shape (per example, without the batch dimension)`,
+    );
+  }
+
+  /** The single tensor a served or coded model must return. */
+  private oneTensor(outs: Tensor[]): Tensor {
     if (outs.length !== 1) {
       for (const t of outs) t.dispose();
       throw new TorchScriptError(

@@ -9,6 +9,8 @@ import { noGrad, tensor, tidy } from '../../src/index.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { loadSafetensors } from '../../src/nn/safetensors.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';
+import { native, type JitHandle } from '../../src/engine/native.js';
+import { Tensor } from '../../src/engine/tensor.js';
 import { freeze } from '../../src/train/learned-training.js';
 import { gradcheck, prng } from '../helpers/gradcheck.js';
 
@@ -151,5 +153,39 @@ test('files that are not TorchScript, missing files and wrong input shapes get e
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('forward with one input takes the single-input entry point (jitForward1) and equals the generic jitForward bit for bit; a tuple result is refused through either', () => {
+  const fixtures = join(packageRoot(), 'test', 'fixtures');
+  const m = TorchScriptModule.load(join(fixtures, 'linear.pt'));
+  const two = TorchScriptModule.load(join(fixtures, 'two-outputs.pt'));
+  try {
+    tidy(() =>
+      noGrad(() => {
+        const x = tensor(
+          Float32Array.from({ length: 5 * 12 }, (_, i) => Math.cos(0.3 * i)),
+          [5, 12],
+        );
+        const handleOf = (t: TorchScriptModule) => (t as unknown as { handle: JitHandle }).handle;
+        const one = native.jitForward1(handleOf(m), x.handle);
+        if (Array.isArray(one)) assert.fail('a single tensor comes back as a handle, not a list');
+        const viaForward = m.forward(x).dataFloat32();
+        const viaList = m.forwardInputs([x]).dataFloat32();
+        const generic = native.jitForward(handleOf(m), [x.handle]).map((h) => new Tensor(h));
+        assert.equal(generic.length, 1);
+        assert.deepEqual([...new Tensor(one).dataFloat32()], [...generic[0].dataFloat32()]);
+        assert.deepEqual([...viaForward], [...generic[0].dataFloat32()]);
+        assert.deepEqual([...viaList], [...viaForward]);
+        const pair = native.jitForward1(handleOf(two), x.handle);
+        assert.ok(Array.isArray(pair) && pair.length === 2, 'a tuple result comes back as the flattened list');
+        for (const h of pair) new Tensor(h).dispose();
+        assert.throws(() => two.forward(x), /two-outputs\.pt: forward returned 2 tensors; a served or coded model must return one tensor/);
+        assert.throws(() => two.forwardInputs([x]), /forward returned 2 tensors/);
+      }),
+    );
+  } finally {
+    m.dispose();
+    two.dispose();
   }
 });

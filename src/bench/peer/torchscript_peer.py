@@ -3,8 +3,13 @@
 python3-torch, a benchmark peer only.
 
   torchscript_peer.py make DIR          trace the benchmark models into DIR/*.pt (and export DIR/*.onnx)
-  torchscript_peer.py serve THREADS     read lines "FILE BATCH C H W N" (N forwards of
-                                        zeros-seeded input under no_grad), answer the seconds
+  torchscript_peer.py serve THREADS     read lines "FILE BATCH C H W N" (N forwards of a
+                                        seed-0 randn input under no_grad), answer the seconds
+
+The benchmark warms every case up on this side too before timing (untimed requests of about
+--warmup-seconds: the JIT's profiling runs, allocator and caches) and interleaves the cases
+(ABBA), so no case here is always the first one measured. Models and inputs are made once per
+case and kept, so a timed request runs only the forwards.
 """
 import json
 import sys
@@ -63,14 +68,18 @@ def make(out):
 def serve(threads):
     torch.set_num_threads(threads)
     models = {}
+    inputs = {}
     print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         f, b, c, h, w, n = line.split()
         if f not in models:
             models[f] = torch.jit.load(f).eval()
         m = models[f]
-        torch.manual_seed(0)
-        x = torch.randn(int(b), int(c), int(h), int(w))
+        key = (b, c, h, w)
+        if key not in inputs:
+            torch.manual_seed(0)
+            inputs[key] = torch.randn(int(b), int(c), int(h), int(w))
+        x = inputs[key]
         with torch.no_grad():
             t0 = time.perf_counter()
             for _ in range(int(n)):
