@@ -4,8 +4,9 @@
 // array, 4M floats in gRPC typed contents, the largest JSON and typed requests the limits allow,
 // and slow senders (REST and gRPC) that never finish their request. For each, the normal
 // queries' latency in the window after it (from their send time) against the baseline before
-// any, the bad request's own answer, and for the slow senders how long they were kept and the
-// frontend's memory. Every bad request is built before the measurement starts, and the load
+// any, the bad request's own answer, the frontend CPU it cost (its window's CPU minus that of a
+// baseline window measured the same way under the same load without a bad request, scaled to
+// the window's length), and for the slow senders how long they were kept and the frontend's memory. Every bad request is built before the measurement starts, and the load
 // generator's own event-loop delay is reported: each bad request is built and sent by a child
 // process (./stall-sender.ts), so the generator does not stall itself.
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -36,17 +37,96 @@ export interface AttackResult {
   generatorLagMs: number;
   /** the frontend's worst event-loop delay in the window (ms; its nodejs_eventloop_lag_max_seconds): how long it could not serve anyone */
   frontendLagMs: number;
-  /** CPU time the frontend spent in the window beyond what the normal queries it served cost at baseline (ms, 10 ms resolution): the work the bad request caused, whatever else ran on the machine */
+  /** CPU time the frontend spent in the window (ms, 10 ms clock ticks): the normal load's share included */
   frontendCpuMs: number;
+  /**
+   * what the bad request cost the frontend in CPU (ms): frontendCpuMs minus the frontend's CPU in
+   * the baseline window (same procedure and load, no bad request), scaled to this window's
+   * length. About 0 for a request refused at once; +-20 ms is the clock ticks' resolution.
+   */
+  extraCpuMs: number;
+  /** the window's length (ms): from the CPU reading before the bad request to the one after */
+  windowMs: number;
   note?: string;
 }
 
 export interface StallResult {
-  baseline: { queries: number; p50Ms: number; p99Ms: number; maxMs: number; frontendLagMs: number };
+  baseline: {
+    queries: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+    frontendLagMs: number;
+    /** the frontend's CPU in a window measured like an attack's, with no bad request */
+    cpu: CpuWindow;
+  };
   attacks: AttackResult[];
   /** the worst addedMs over all attacks */
   worstAddedMs: number;
   failedNormal: number;
+}
+
+/** CPU time a process used over a stretch of time (both ms) */
+export interface CpuWindow {
+  cpuMs: number;
+  ms: number;
+}
+
+/** A normal query: when it was sent (ms, the generator's clock) and its latency (ms). */
+export interface NormalSample {
+  at: number;
+  ms: number;
+}
+
+/**
+ * The CPU a bad request cost (ms): the window's CPU minus the baseline window's, scaled to the
+ * window's length (the load is open loop: the same queries per ms with or without it). NaN
+ * without a baseline.
+ */
+export function extraCpuMs(window: CpuWindow, baseline: CpuWindow): number {
+  if (!(baseline.ms > 0) || !Number.isFinite(baseline.cpuMs)) return NaN;
+  return window.cpuMs - (baseline.cpuMs * window.ms) / baseline.ms;
+}
+
+/**
+ * One attack's row from what was measured around it: the normal queries sent from 50 ms
+ * before the bad request until the window's end, their latency against the baseline median,
+ * and the CPU against the baseline window.
+ */
+export function attackResult(m: {
+  name: string;
+  answer: string;
+  answerMs: number;
+  normal: readonly NormalSample[];
+  start: number;
+  end: number;
+  baselineP50Ms: number;
+  generatorLagMs: number;
+  frontendLagMs: number;
+  cpu: CpuWindow;
+  baselineCpu: CpuWindow;
+  note?: string;
+}): AttackResult {
+  const ws = m.normal
+    .filter((n) => n.at >= m.start - 50 && n.at <= m.end)
+    .map((n) => n.ms)
+    .sort((a, b) => a - b);
+  const maxMs = ws[ws.length - 1] ?? NaN;
+  return {
+    name: m.name,
+    answer: m.answer,
+    answerMs: m.answerMs,
+    queries: ws.length,
+    p50Ms: q(ws, 0.5),
+    maxMs,
+    addedMs: maxMs - m.baselineP50Ms,
+    generatorLagMs: m.generatorLagMs,
+    frontendLagMs: m.frontendLagMs,
+    frontendCpuMs: m.cpu.cpuMs,
+    extraCpuMs: extraCpuMs(m.cpu, m.baselineCpu),
+    windowMs: m.cpu.ms,
+    ...(m.note !== undefined ? { note: m.note } : {}),
+  };
 }
 
 const q = (s: number[], p: number) => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]);
@@ -156,62 +236,67 @@ export async function runStall(o: {
     await sleep(3000);
     const t0 = performance.now();
     await frontendLagMs();
-    const baseCpu0 = cpuMs(f.proc.pid!);
     await sleep(3000);
     const baseLag = await frontendLagMs();
-    // the frontend's CPU per normal query (its CPU under the normal load alone, over the queries it served)
-    const baseCpu = cpuMs(f.proc.pid!) - baseCpu0;
     const base = normal
       .filter((n) => n.at >= t0)
       .map((n) => n.ms)
       .sort((a, b) => a - b);
-    const cpuPerQuery = baseCpu / Math.max(1, base.length);
-    const baseline = {
-      queries: base.length,
-      p50Ms: q(base, 0.5),
-      p99Ms: q(base, 0.99),
-      maxMs: base[base.length - 1],
-      frontendLagMs: baseLag,
-    };
-    log(
-      `baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms`,
-    );
 
-    const attacks: AttackResult[] = [];
-    const measure = async (name: string, send: () => Promise<string>, windowMs = o.windowMs, note?: () => string) => {
+    /**
+     * Send one bad request and measure around it: the frontend's CPU from just before it to
+     * windowMs (or its answer, if later) + 1.5 s after, its worst event-loop delay, the normal
+     * queries sent meanwhile.
+     */
+    const measureWindow = async (send: () => Promise<string>, windowMs = o.windowMs) => {
       await sleep(500);
       lag.reset();
       await frontendLagMs(); // resets the frontend's maximum
       const cpu0 = cpuMs(f.proc.pid!);
+      const cpuAt0 = performance.now();
       const start = performance.now();
       const answer = await send();
       const answerMs = performance.now() - start;
       const end = Math.max(start + windowMs, performance.now());
       await sleep(Math.max(0, end - performance.now()) + 1500);
       const feLag = await frontendLagMs();
-      const cpuNow = cpuMs(f.proc.pid!);
-      const ws = normal
-        .filter((n) => n.at >= start - 50 && n.at <= end)
-        .map((n) => n.ms)
-        .sort((a, b) => a - b);
-      const served = normal.filter((n) => n.at >= start).length;
-      const extraCpuMs = cpuNow - cpu0 - cpuPerQuery * served;
-      const r: AttackResult = {
+      const cpu: CpuWindow = { cpuMs: cpuMs(f.proc.pid!) - cpu0, ms: performance.now() - cpuAt0 };
+      return { answer, answerMs, start, end, feLag, cpu, generatorLagMs: lag.max / 1e6 };
+    };
+    // the baseline window: the same procedure and load, no bad request
+    const baseWin = await measureWindow(async () => 'none');
+    const baseline = {
+      queries: base.length,
+      p50Ms: q(base, 0.5),
+      p99Ms: q(base, 0.99),
+      maxMs: base[base.length - 1],
+      frontendLagMs: baseLag,
+      cpu: baseWin.cpu,
+    };
+    log(
+      `baseline: ${base.length} queries, p50 ${fmt(baseline.p50Ms)} ms, p99 ${fmt(baseline.p99Ms)} ms, max ${fmt(baseline.maxMs)} ms; frontend event loop held up to ${fmt(baseLag)} ms; frontend CPU ${fmt(baseWin.cpu.cpuMs)} ms in a window of ${fmt(baseWin.cpu.ms)} ms`,
+    );
+
+    const attacks: AttackResult[] = [];
+    const measure = async (name: string, send: () => Promise<string>, windowMs = o.windowMs, note?: () => string) => {
+      const w = await measureWindow(send, windowMs);
+      const r = attackResult({
         name,
-        answer,
-        answerMs,
-        queries: ws.length,
-        p50Ms: q(ws, 0.5),
-        maxMs: ws[ws.length - 1] ?? NaN,
-        addedMs: (ws[ws.length - 1] ?? NaN) - baseline.p50Ms,
-        generatorLagMs: lag.max / 1e6,
-        frontendLagMs: feLag,
-        frontendCpuMs: extraCpuMs,
+        answer: w.answer,
+        answerMs: w.answerMs,
+        normal,
+        start: w.start,
+        end: w.end,
+        baselineP50Ms: baseline.p50Ms,
+        generatorLagMs: w.generatorLagMs,
+        frontendLagMs: w.feLag,
+        cpu: w.cpu,
+        baselineCpu: baseline.cpu,
         ...(note !== undefined ? { note: note() } : {}),
-      };
+      });
       attacks.push(r);
       log(
-        `${name}: answered in ${fmt(answerMs)} ms (${answer.slice(0, 90)}); normal queries: ${ws.length}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU for it ${fmt(r.frontendCpuMs)} ms, generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`,
+        `${name}: answered in ${fmt(r.answerMs)} ms (${r.answer.slice(0, 90)}); normal queries: ${r.queries}, p50 ${fmt(r.p50Ms)} ms, max ${fmt(r.maxMs)} ms (+${fmt(r.addedMs)} ms over the baseline median); frontend event loop held up to ${fmt(r.frontendLagMs)} ms, frontend CPU ${fmt(r.frontendCpuMs)} ms in ${fmt(r.windowMs)} ms, ${fmt(r.extraCpuMs)} ms over the baseline window; generator ${fmt(r.generatorLagMs)} ms${r.note ? `; ${r.note}` : ''}`,
       );
     };
     const kinds: [string, string, number?][] = [
@@ -233,7 +318,7 @@ export async function runStall(o: {
     const watch = setInterval(() => (peakRss = Math.max(peakRss, rssMb(f.proc.pid!))), 500);
     const slow = await startSender('slow', f.http, f.grpc, dim, o.slow);
     await measure(
-      `${o.slow} REST + ${o.slow} gRPC slow senders (16 MB announced, 1 KB every 200 ms), kept until cut off`,
+      `${o.slow} REST + ${o.slow} gRPC slow senders (1 MiB announced, under the size limit; 1 KB every 200 ms), kept until cut off`,
       slow.go,
       o.windowMs,
       () => `frontend RSS ${rss0.toFixed(0)} MB before, peak ${peakRss.toFixed(0)} MB while they were connected`,
@@ -257,11 +342,13 @@ export function stallMarkdown(r: StallResult, rate: number): string {
     '',
     `Normal gRPC queries at ${rate}/s through a frontend with default settings; baseline ${r.baseline.queries} queries: p50 ${fmt(r.baseline.p50Ms)} ms, p99 ${fmt(r.baseline.p99Ms)} ms, max ${fmt(r.baseline.maxMs)} ms, the frontend's event loop held up to ${fmt(r.baseline.frontendLagMs)} ms. Normal queries that failed: ${r.failedNormal}.`,
     '',
-    '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | frontend CPU it cost, ms | generator lag ms |',
+    `Frontend CPU: each bad request's window (from just before it to the window's end, 1.5 s after) against a baseline window measured the same way under the same load with no bad request: ${fmt(r.baseline.cpu.cpuMs)} ms of CPU in ${fmt(r.baseline.cpu.ms)} ms. "Extra CPU" is the window's CPU minus the baseline's scaled to the window's length (10 ms clock ticks: +-20 ms is noise).`,
+    '',
+    '| bad request | its answer | answered in ms | normal queries in the window | p50 ms | max ms | added over the baseline median ms | frontend event loop held, max ms | frontend extra CPU over the baseline window, ms | generator lag ms |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...r.attacks.map(
       (a) =>
-        `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.frontendCpuMs)} | ${fmt(a.generatorLagMs)} |`,
+        `| ${a.name} | ${a.answer.replace(/\|/g, '/').slice(0, 120)} | ${fmt(a.answerMs)} | ${a.queries} | ${fmt(a.p50Ms)} | ${fmt(a.maxMs)} | ${fmt(a.addedMs)} | ${fmt(a.frontendLagMs)} | ${fmt(a.extraCpuMs)} (${fmt(a.frontendCpuMs)} in ${fmt(a.windowMs)} ms) | ${fmt(a.generatorLagMs)} |`,
     ),
     '',
     ...r.attacks.filter((a) => a.note !== undefined).map((a) => `${a.name}: ${a.note}.`),

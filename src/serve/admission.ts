@@ -1,6 +1,7 @@
 // Admission control: refuse a query at once (429 / RESOURCE_EXHAUSTED) when the latency it
-// would see, predicted from the instances' measured service times and the work already queued
-// and in flight, would miss the latency budget; the SLO's default answers are for queries
+// would see, predicted from the instances' measured service times and the work queued ahead of
+// it (the pool's queue is fair across requests: ./fair-queue.ts) and in flight, would miss the
+// latency budget; the SLO's default answers are for queries
 // already accepted that then miss. Plain arithmetic on numbers the pools keep: it runs on
 // whatever clock the pools run on (the tests and the planner use a virtual one).
 
@@ -73,19 +74,27 @@ export interface LoadSnapshot {
   slots: number;
   /** requests waiting in the pool's queue */
   queued: number;
+  /**
+   * of those, the ones served before the last of the new request's (the pool's queue is fair
+   * across requests: of each waiting request at most as many as the new one has, one per round);
+   * omitted: all of them (a FIFO queue)
+   */
+  ahead?: number;
   /** requests running on instances */
   inflight: number;
 }
 
 /**
  * Predicted latency (ms) of the last of `extra` new requests submitted now: with every slot busy
- * it starts once the requests ahead of it have drained through the slots (queued + in flight
- * - slots + extra of them, at slots / serviceMs per ms), then runs for serviceMs. A request that
- * finds a free slot waits for nothing.
+ * it starts once the requests ahead of it have drained through the slots (queued ahead + in
+ * flight - slots + extra of them, at slots / serviceMs per ms), then runs for serviceMs. A
+ * request that finds a free slot waits for nothing. With a fair queue only the queued tasks
+ * served before it count (`ahead`): a single query behind a large batch is served in the next
+ * round, and predicted so.
  */
 export function predictedLatencyMs(s: LoadSnapshot, extra: number): number {
   if (s.slots <= 0) return Infinity;
-  const ahead = Math.max(0, s.queued + s.inflight + extra - s.slots);
+  const ahead = Math.max(0, (s.ahead ?? s.queued) + s.inflight + extra - s.slots);
   return s.serviceMs + (ahead * s.serviceMs) / s.slots;
 }
 

@@ -35,7 +35,7 @@ import {
   type ParamValue,
   type V2Model,
 } from './v2/types.js';
-import { checkJsonBounds, firstNonFinite } from './v2/dataplane.js';
+import { checkJsonBounds, firstNonFinite, messageLimits } from './v2/dataplane.js';
 import { v2Rest, v2FastifyOptions, sendError } from './v2/rest.js';
 import { startV2Grpc, stopGrpc, fromGrpcParams } from './v2/grpc.js';
 
@@ -220,10 +220,12 @@ export class Frontend implements V2Model {
     this.discovery.start();
 
     const host = c.host ?? '127.0.0.1';
-    const limit = c.maxBodyBytes ?? 16 * 1024 * 1024;
+    // request size limits follow the model's largest legal request (unless maxBodyBytes says otherwise)
+    const sizes = messageLimits(this.meta, this.limits);
+    const bodyLimit = c.maxBodyBytes ?? sizes.maxBodyBytes;
     if (c.httpPort !== undefined) {
-      const app = Fastify(v2FastifyOptions(limit, this.limits));
-      await app.register(v2Rest, { model: this, bodyLimit: limit, limits: this.limits });
+      const app = Fastify(v2FastifyOptions(bodyLimit, this.limits));
+      await app.register(v2Rest, { model: this, bodyLimit, limits: this.limits });
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {
@@ -238,7 +240,7 @@ export class Frontend implements V2Model {
       this.http = app;
     }
     if (c.grpcPort !== undefined) {
-      const g = await startV2Grpc(this, host, c.grpcPort, limit, this.limits);
+      const g = await startV2Grpc(this, host, c.grpcPort, c.maxBodyBytes ?? sizes.maxMessageBytes, this.limits);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }

@@ -18,6 +18,7 @@ import {
   type V2Model,
 } from './v2/types.js';
 import { v2Rest, v2FastifyOptions } from './v2/rest.js';
+import { messageLimits } from './v2/dataplane.js';
 import { startV2Grpc, stopGrpc } from './v2/grpc.js';
 
 export interface InstanceOptions {
@@ -32,7 +33,7 @@ export interface InstanceOptions {
   faults?: FaultSpec;
   /** largest batch per request (default 256) */
   maxBatch?: number;
-  /** largest request body / gRPC message in bytes (default 16 MiB) */
+  /** largest request body / gRPC message in bytes (default: from the model, messageLimits in ./v2/dataplane.ts) */
   maxBodyBytes?: number;
   /** bounds on one request's work (default DEFAULT_LIMITS from ./v2/types.ts) */
   limits?: Partial<V2Limits>;
@@ -88,22 +89,25 @@ export class InstanceServer implements V2Model {
   private async listen(): Promise<void> {
     const o = this.opts;
     const host = o.host ?? '127.0.0.1';
-    const limit = o.maxBodyBytes ?? 16 * 1024 * 1024;
     const limits: V2Limits = { ...DEFAULT_LIMITS, ...o.limits };
     await o.model.load(o.device ?? 'cpu', o.threads ?? 1);
     // TorchScript and ONNX files say their output shape (and ONNX its input shape) only once loaded
     this.meta.input.shape = o.model.inputShape;
     this.meta.output.shape = o.model.outputShape;
+    // request size limits follow the model's largest legal request (unless maxBodyBytes says otherwise)
+    const sizes = messageLimits(this.meta, limits);
+    const bodyLimit = o.maxBodyBytes ?? sizes.maxBodyBytes;
+    const messageLimit = o.maxBodyBytes ?? sizes.maxMessageBytes;
     if (o.httpPort !== null) {
-      const app = Fastify(v2FastifyOptions(limit, limits));
-      await app.register(v2Rest, { model: this, bodyLimit: limit, limits });
+      const app = Fastify(v2FastifyOptions(bodyLimit, limits));
+      await app.register(v2Rest, { model: this, bodyLimit, limits });
       await app.listen({ host, port: o.httpPort ?? 0 });
       const addr = app.server.address();
       this.httpPort = typeof addr === 'object' && addr !== null ? addr.port : -1;
       this.http = app;
     }
     if (o.grpcPort !== null) {
-      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, limit, limits);
+      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, messageLimit, limits);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }

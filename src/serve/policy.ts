@@ -137,6 +137,8 @@ export interface PolicyOptions {
 }
 
 interface Query {
+  /** the submission (request) it came with: its tasks' source in the pools' fair queues */
+  source: number;
   data: Float32Array;
   arrival: number;
   answered: boolean;
@@ -211,6 +213,8 @@ export class ServingPolicy {
   private copyTokens: number;
   private readonly copyBurst: number;
   private readonly copyBudget: number;
+  /** submissions so far: each one's queries are one source in the pools' fair queues */
+  private submissions = 0;
 
   constructor(readonly o: PolicyOptions) {
     const base = o.pools.get('base');
@@ -264,10 +268,12 @@ export class ServingPolicy {
       }
     }
     this.admit(n);
+    const source = ++this.submissions;
     const now = this.o.clock.now();
     if (this.copyBurst !== Infinity) this.copyTokens = Math.min(this.copyBurst, this.copyTokens + n * this.copyBudget);
     samples.forEach((data, i) => {
       const q: Query = {
+        source,
         data,
         arrival: now,
         answered: false,
@@ -323,9 +329,11 @@ export class ServingPolicy {
     else for (const k of c.pools) perPool.set(k, (perPool.get(k) ?? 0) + n / c.k);
     for (const [key, per] of perPool) {
       const pool = this.o.pools.get(key)!;
-      const load = pool.load();
-      if (load === null) continue;
       const extra = Math.ceil(per);
+      // the pools' queues are fair across requests: the new request waits for at most `extra`
+      // tasks of each request queued before it, not for their whole backlog
+      const load = pool.load(extra);
+      if (load === null) continue;
       const v = admissionVerdict(load, pool.serviceTimes.count, extra, a);
       if (v === null) continue;
       this.counts.rejected += n;
@@ -333,7 +341,7 @@ export class ServingPolicy {
       const s = Math.ceil(v.retryAfterMs / 1000);
       throw new ServeError(
         'overloaded',
-        `overloaded: predicted latency ${Math.round(v.predictedMs)} ms (pool ${pool.name}: ${load.queued} requests queued and ${load.inflight} running on ${load.slots} instance slots, ${load.serviceMs.toFixed(1)} ms each) exceeds the admission limit of ${Math.round(a.maxPredictedLatencyMs)} ms (admission.maxPredictedLatencyMs); retry after ${s} s`,
+        `overloaded: predicted latency ${Math.round(v.predictedMs)} ms (pool ${pool.name}: ${load.queued} requests queued, ${load.ahead ?? load.queued} of them ahead of this request, and ${load.inflight} running on ${load.slots} instance slots, ${load.serviceMs.toFixed(1)} ms each) exceeds the admission limit of ${Math.round(a.maxPredictedLatencyMs)} ms (admission.maxPredictedLatencyMs); retry after ${s} s`,
         v.retryAfterMs,
       );
     }
@@ -348,6 +356,7 @@ export class ServingPolicy {
 
   private taskFor(
     pool: Dispatch,
+    source: number,
     data: Float32Array,
     expiresAt: number,
     done: (out: Float32Array) => void,
@@ -358,6 +367,7 @@ export class ServingPolicy {
     // slow-query stories need each request's times; without them the per-query path reads no extra clock
     const told = this.o.slowQueryMs !== undefined;
     const t: Task = {
+      source,
       data,
       shape: input?.shape ?? this.o.inputShape,
       expiresAt,
@@ -430,6 +440,7 @@ export class ServingPolicy {
   private dispatchUncoded(q: Query): void {
     const t = this.taskFor(
       this.base,
+      q.source,
       q.data,
       q.arrival + this.o.sloMs,
       (out) => q.settle({ data: out, reconstructed: false, defaulted: false, hedged: false }),
@@ -497,6 +508,7 @@ export class ServingPolicy {
     const first = this.originalTask(q);
     const t = this.taskFor(
       this.base,
+      q.source,
       q.data,
       q.arrival + this.o.sloMs,
       (out) => {
@@ -560,7 +572,7 @@ export class ServingPolicy {
     g.slotQuery.push(q);
     // systematic codes pass originals through unchanged: dispatch each at once, so only the
     // parity queries wait for the group to fill
-    if (code.systematic) this.dispatchSlot(g, slot, 'base', q.data, q.arrival + this.o.sloMs);
+    if (code.systematic) this.dispatchSlot(g, slot, 'base', q.source, q.data, q.arrival + this.o.sloMs);
     if (g.queries.length >= code.k) this.closeGroup(g);
   }
 
@@ -568,6 +580,7 @@ export class ServingPolicy {
     g: Group,
     i: number,
     key: string,
+    source: number,
     data: Float32Array,
     expiresAt: number,
     input?: { shape: number[]; side?: Task['side'] },
@@ -575,6 +588,7 @@ export class ServingPolicy {
     const pool = this.o.pools.get(key)!;
     const t = this.taskFor(
       pool,
+      source,
       data,
       expiresAt,
       (out) => this.slotArrived(g, i, out),
@@ -653,9 +667,12 @@ export class ServingPolicy {
     }
     this.ev.encoded?.((performance.now() - t0) / 1000);
     const expiresAt = Math.max(...g.queries.map((q) => q.arrival)) + this.o.sloMs;
+    // the coded queries belong to the request of the group's last query: a large request's
+    // groups all wait in its own line, and a query that closed a group with it is not held back
+    const source = g.queries[g.queries.length - 1].source;
     coded.forEach((cq, i) => {
       if (code.systematic && i < code.k) return;
-      this.dispatchSlot(g, i, code.pools[i], cq.data, expiresAt, { shape: cq.shape, side: cq.side });
+      this.dispatchSlot(g, i, code.pools[i], source, cq.data, expiresAt, { shape: cq.shape, side: cq.side });
     });
     this.tryDecode(g);
   }
@@ -667,7 +684,7 @@ export class ServingPolicy {
     g.paddingFrom = null;
     for (let i = from; i < this.o.codec!.k; i++) {
       const q = g.slotQuery[i];
-      this.dispatchSlot(g, i, 'base', q.data, q.arrival + this.o.sloMs);
+      this.dispatchSlot(g, i, 'base', q.source, q.data, q.arrival + this.o.sloMs);
     }
   }
 

@@ -1,6 +1,9 @@
 // A pool of instances that compute one function (the base model, or the j-th parity model).
 // Default policy (Clipper's): one queue per pool, and an instance pulls the next task only
-// when it has a free slot (instanceConcurrency, 1 by default). Round-robin instead assigns
+// when it has a free slot (instanceConcurrency, 1 by default). The queue is fair across
+// requests (./fair-queue.ts): each request (a task's `source`) has its own FIFO line and the
+// lines are served round-robin, so a request of many queries does not hold back one that
+// arrives after it (issue 15). Round-robin instead assigns
 // each task to the next healthy instance's own queue at submission. Instances are health
 // checked: one that fails a request or misses `failures` checks in a row is taken out until
 // a check succeeds again. Queued tasks whose owner no longer needs them are dropped
@@ -23,10 +26,17 @@ import { ServeError } from './v2/types.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { grpcInstanceClient, type InstanceClient } from './instance-client.js';
 import { ServiceTimeWindow, type LoadSnapshot } from './admission.js';
+import { FairQueue, type SourceId } from './fair-queue.js';
 
 const defaultConnect = grpcInstanceClient;
 
 export interface Task {
+  /**
+   * the request the task serves (the policy numbers its submissions): a pool's queue is fair
+   * across sources (./fair-queue.ts), so a large request does not delay a small one behind all
+   * of its tasks; a coding group's coded queries belong to the request of its last query
+   */
+  source: SourceId;
   data: Float32Array;
   /** per-sample input shape (without batch) */
   shape: number[];
@@ -66,8 +76,8 @@ export interface Dispatch {
   readonly idleCount: number;
   /** tasks waiting, not yet sent */
   readonly queued: number;
-  /** admission control's view of the load (null before any request was measured) */
-  load(): LoadSnapshot | null;
+  /** admission control's view of the load for a new request of `extra` tasks (null before any request was measured) */
+  load(extra?: number): LoadSnapshot | null;
   /** how many service times the load's mean is over */
   readonly serviceTimes: { readonly count: number };
 }
@@ -95,35 +105,9 @@ export interface PoolOptions {
   serviceMaxAgeMs?: number;
 }
 
-class Deque<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(x: T): void {
-    this.items.push(x);
-  }
-  unshift(x: T): void {
-    if (this.head > 0) this.items[--this.head] = x;
-    else this.items.unshift(x);
-  }
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const x = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return x;
-  }
-  drain(): T[] {
-    const out = this.items.slice(this.head) as T[];
-    this.items = [];
-    this.head = 0;
-    return out;
-  }
+/** A queue of tasks, fair across their sources (one line per request, served round-robin). */
+export function newTaskQueue(): FairQueue<Task> {
+  return new FairQueue<Task>((t) => t.source);
 }
 
 export class InstanceConn {
@@ -133,7 +117,7 @@ export class InstanceConn {
   served = 0;
   /** removed from the pool (discovery): no new work; closed once nothing is in flight */
   draining = false;
-  readonly queue = new Deque<Task>();
+  readonly queue = newTaskQueue();
   constructor(
     readonly address: string,
     readonly client: InstanceClient,
@@ -146,7 +130,7 @@ export class Pool implements Dispatch {
   /** removed instances with requests still in flight */
   private draining: InstanceConn[] = [];
   private readonly connect: (address: string) => InstanceClient;
-  private readonly queue = new Deque<Task>();
+  private readonly queue = newTaskQueue();
   private rr = 0;
   private timer: Timer | null = null;
   private closed = false;
@@ -177,12 +161,20 @@ export class Pool implements Dispatch {
     return this.o.name;
   }
 
-  /** What admission control needs to predict a new request's latency; null before any request was measured. */
-  load(): LoadSnapshot | null {
+  /**
+   * What admission control needs to predict the latency of a new request of `extra` tasks; null
+   * before any request was measured. `ahead` counts the queued tasks served before the new
+   * request's last one: the queue is fair, so of each request waiting at most `extra` (one per
+   * round), not its whole backlog.
+   */
+  load(extra = 1): LoadSnapshot | null {
     this.serviceTimes.expire(this.clock.now());
     const serviceMs = this.serviceTimes.meanMs;
     if (serviceMs === null) return null;
-    return { serviceMs, slots: this.healthyCount * this.o.concurrency, queued: this.queued, inflight: this.inflight };
+    let ahead = this.queue.aheadOfNewSource(extra);
+    // round-robin: the new tasks are spread over the instances' queues; each queue's share is counted in full (an upper bound)
+    if (this.o.policy === 'round-robin') for (const i of this.instances) ahead += i.queue.aheadOfNewSource(extra);
+    return { serviceMs, slots: this.healthyCount * this.o.concurrency, queued: this.queued, ahead, inflight: this.inflight };
   }
 
   /** Addresses of the instances taking work. */
@@ -213,8 +205,8 @@ export class Pool implements Dispatch {
     this.instances = [...this.instances.filter((i) => want.has(i.address)), ...fresh];
     for (const conn of removed) {
       conn.draining = true;
-      // its waiting tasks (round-robin) go back to the pool
-      for (const t of conn.queue.drain()) this.requeue(t);
+      // its waiting tasks (round-robin) go back to the pool, first in line in their order
+      for (const t of conn.queue.drain().reverse()) this.requeue(t);
       if (conn.inflight === 0) conn.client.close();
       else this.draining.push(conn);
       this.o.log.info({ pool: this.o.name, instance: conn.address, inflight: conn.inflight }, 'instance removed (draining)');
@@ -226,7 +218,7 @@ export class Pool implements Dispatch {
     return { added, removed: removed.map((i) => i.address) };
   }
 
-  /** A task taken off a removed instance: first in line again (it waited already). */
+  /** A task taken off a removed instance: first in line again, ahead of every request's line (it waited already). */
   private requeue(t: Task): void {
     if (t.cancelled) return;
     if (this.o.policy === 'round-robin') {
@@ -305,6 +297,7 @@ export class Pool implements Dispatch {
           continue;
         }
         // a hedged copy stays off the instance that runs its first copy while another could take it
+        // (put back first in line: hedged copies are served ahead of every request's line anyway)
         if (skipped === null && t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) {
           skipped = t;
           continue;

@@ -90,6 +90,7 @@ function heldPool(policy: 'single-queue' | 'round-robin', addresses: string[]) {
 
 function task(results: { out?: number[]; err?: string }[], maxAttempts = 1): Task {
   const t: Task = {
+    source: 1,
     data: Float32Array.of(1, 2),
     shape: [2],
     expiresAt: 1e9,

@@ -506,6 +506,7 @@ test("a pool never runs more than its concurrency on an instance, even when an e
   pool.assumeHealthy();
   const done: string[] = [];
   const task = (name: string, expiresAt: number, onFail?: () => void) => ({
+    source: 1,
     data: x1,
     shape: [D],
     expiresAt,

@@ -224,6 +224,7 @@ test('closing a pool cuts its in-flight REST requests without calling the instan
   pool.assumeHealthy();
   const failures: string[] = [];
   const t: Task = {
+    source: 1,
     data: new Float32Array(2),
     shape: [2],
     expiresAt: 1e9,

@@ -8,7 +8,15 @@ import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
 import { InstanceServer } from '../../src/serve/instance.js';
 import { servedModelFrom } from '../../src/serve/served-model.js';
-import { grpcClientClass, mountV2Rest, typedValueCount, type ModelMeta, type V2Model } from '../../src/serve/v2.js';
+import {
+  grpcClientClass,
+  messageLimits,
+  mountV2Rest,
+  rewriteOversize,
+  typedValueCount,
+  type ModelMeta,
+  type V2Model,
+} from '../../src/serve/v2.js';
 import { validateFrontendConfig } from '../../src/serve/config.js';
 
 const D = 6;
@@ -260,18 +268,92 @@ test('bounded work: a deeply nested body, a JSON array over the value limit and 
     const r3 = await req(s.httpPort, 'POST', '/v2/models/linear/infer', huge);
     assert.equal(r3.status, 400);
     assert.match(errorOf(r3.text), /request JSON of 600\d+ bytes is larger than the 198144 bytes its values can need/);
+    // (under the message limit of 1 MiB + 64 KiB, over the typed value limit)
     const big = await grpcCall(g, 'ModelInfer', {
       model_name: 'linear',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [50000, D], contents: { fp32_contents: new Array(300000).fill(0) } }],
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [45000, D], contents: { fp32_contents: new Array(270000).fill(0) } }],
     });
     assert.ok(big.error !== null);
     assert.equal(big.error.code, grpc.status.INVALID_ARGUMENT);
     assert.match(
       big.error.details,
-      /typed contents carry 300000 values, more than the limit of 262144: send large tensors as raw_input_contents/,
+      /typed contents carry 270000 values, more than the limit of 262144: send large tensors as raw_input_contents/,
     );
     // serving continues
     assert.equal((await req(s.httpPort, 'POST', '/v2/models/linear/infer', body({ inputs: [input()] }))).status, 200);
+  });
+});
+
+test('message limits follow the model: twice its largest request (every input at the largest batch, FP32) plus 64 KiB, at least 1 MiB + 64 KiB, at most 16 MiB', () => {
+  const meta = (shape: number[], maxBatch: number, side: number[][] = []): ModelMeta => ({
+    name: 'm',
+    platform: 'p',
+    versions: ['1'],
+    input: { name: 'input', datatype: 'FP32', shape },
+    ...(side.length > 0 ? { sideInputs: side.map((sh, i) => ({ name: `side${i}`, datatype: 'FP32' as const, shape: sh })) } : {}),
+    output: { name: 'output', datatype: 'FP32', shape: [10] },
+    maxBatch,
+  });
+  const small = messageLimits(meta([D], 8));
+  assert.equal(small.tensorBytes, 8 * D * 4);
+  assert.equal(small.maxMessageBytes, 1024 * 1024 + 65536, 'the floor');
+  assert.equal(small.maxJsonBytes, (8 * D + 4096) * 32 + 65536);
+  assert.equal(small.maxBodyBytes, 1024 * 1024 + 65536);
+  const image = messageLimits(meta([3, 224, 224], 8));
+  assert.equal(image.tensorBytes, 8 * 3 * 224 * 224 * 4);
+  assert.equal(image.maxMessageBytes, 2 * 8 * 3 * 224 * 224 * 4 + 65536);
+  assert.equal(image.maxBodyBytes, image.maxMessageBytes, 'JSON holds at most 2^18 values: 8.4 MB, less');
+  assert.equal(messageLimits(meta([3, 224, 224], 256)).maxMessageBytes, 16 * 1024 * 1024, 'the cap');
+  // side inputs count too (a Lagrange worker's coefficient maps)
+  assert.equal(messageLimits(meta([3, 224, 224], 4, [[3, 224, 224]])).tensorBytes, 2 * 4 * 3 * 224 * 224 * 4);
+  // grpc-js's own messages are rewritten; others are left alone
+  const m = meta([D], 8);
+  assert.match(
+    rewriteOversize('Received message larger than max (2000000 vs. 1114112)', m, 1114112) ?? '',
+    /^request of 2000000 bytes is larger than this server's limit of 1114112 bytes for model 'm' \(set from its largest request: batch 8 of \[6\] FP32 values\): send smaller batches, at most 8 samples per request$/,
+  );
+  assert.match(
+    rewriteOversize('Received message that decompresses to a size larger than 1114112', m, 1114112) ?? '',
+    /^request is larger than/,
+  );
+  assert.equal(rewriteOversize('overloaded: retry later', m, 1114112), null);
+});
+
+test('a request over the model-derived size limit gets RESOURCE_EXHAUSTED (gRPC) / 413 (REST) naming the limit, the model and the fix; a full batch still fits', async () => {
+  await withInstance(async (s, g) => {
+    const limit = 1024 * 1024 + 65536;
+    const fix = new RegExp(
+      `larger than this server's limit of ${limit} bytes for model 'linear' \\(set from its largest request: batch 8 of \\[6\\] FP32 values\\): send smaller batches, at most 8 samples per request`,
+    );
+    // gRPC: 2 MB of raw contents
+    const n = 500000;
+    const over = await grpcCall(g, 'ModelInfer', {
+      model_name: 'linear',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [n / D, D] }],
+      raw_input_contents: [Buffer.alloc(4 * n)],
+    });
+    assert.ok(over.error !== null);
+    assert.equal(over.error.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(over.error.details, fix);
+    assert.match(over.error.details, /^request of 20000\d\d bytes/);
+    // REST: a 2 MB binary body
+    const head = Buffer.from(body({ inputs: [{ ...binaryInput(), shape: [n / D, D], parameters: { binary_data_size: 4 * n } }] }));
+    const r = await req(s.httpPort, 'POST', '/v2/models/linear/infer', Buffer.concat([head, Buffer.alloc(4 * n)]), {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(head.length),
+    });
+    assert.equal(r.status, 413);
+    assert.match(errorOf(r.text), fix);
+    // the largest legal request is served over both
+    const full = await grpcCall(g, 'ModelInfer', {
+      model_name: 'linear',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [8, D] }],
+      raw_input_contents: [Buffer.alloc(4 * 8 * D)],
+    });
+    assert.equal(full.error, null);
+    const data = Array(8 * D).fill(0.5);
+    const ok = await req(s.httpPort, 'POST', '/v2/models/linear/infer', body({ inputs: [input({ shape: [8, D] }, data)] }));
+    assert.equal(ok.status, 200, ok.text);
   });
 });
 

@@ -3,7 +3,7 @@
 // against the model's metadata, finite values, versions, the JSON bounds checked before a
 // parse) and the model metadata document. ./rest.ts and ./grpc.ts parse their wire formats
 // into an InferRequest and check it here.
-import { ServeError, badRequest, type ModelMeta, type TensorMeta } from './types.js';
+import { DEFAULT_LIMITS, ServeError, badRequest, type ModelMeta, type TensorMeta, type V2Limits } from './types.js';
 
 /**
  * One pass over a JSON text (bytes [start, end)) that refuses, before JSON.parse builds
@@ -110,6 +110,57 @@ export function checkInputs(meta: ModelMeta, inputs: { name: string; datatype: s
       throw badRequest(`input '${t.name}' of shape [${t.shape.join(', ')}] needs ${n} values (${4 * n} bytes as binary), got ${t.length}`);
   }
   return order;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** room for everything in a request besides its tensors' values (names, shapes, parameters, framing) */
+const ENVELOPE_BYTES = 64 * KiB;
+
+/**
+ * How large one request to `meta` may be, from the model: its largest legal request is every
+ * input (main and side) at the largest batch, in FP32 binary (`tensorBytes`). A gRPC message
+ * and a binary REST body may be twice that plus 64 KiB (room for typed contents' packing and
+ * parameters), at least 1 MiB + 64 KiB, at most 16 MiB; a JSON body as much as its values can
+ * need (32 bytes a value, at most the JSON value limit, plus 64 KiB), within the same bounds.
+ * One function for both transports: the gRPC server's receive limit and the REST body limit.
+ */
+export interface MessageLimits {
+  /** bytes of the largest legal request's values as FP32 */
+  tensorBytes: number;
+  /** largest gRPC message and binary REST body (bytes) */
+  maxMessageBytes: number;
+  /** values a JSON body may hold (the JSON value limit, or fewer when the model needs fewer) */
+  jsonValues: number;
+  /** largest JSON body its values can need (bytes) */
+  maxJsonBytes: number;
+  /** the REST body limit: the larger of maxMessageBytes and maxJsonBytes */
+  maxBodyBytes: number;
+}
+
+export const MESSAGE_FLOOR_BYTES = MiB + ENVELOPE_BYTES;
+export const MESSAGE_CAP_BYTES = 16 * MiB;
+
+export function messageLimits(meta: ModelMeta, limits: V2Limits = DEFAULT_LIMITS): MessageLimits {
+  const values = modelInputs(meta).reduce((s, t) => s + meta.maxBatch * prod(t.shape), 0);
+  const tensorBytes = 4 * values;
+  const clamp = (n: number) => Math.min(MESSAGE_CAP_BYTES, Math.max(MESSAGE_FLOOR_BYTES, n));
+  const maxMessageBytes = clamp(2 * tensorBytes + ENVELOPE_BYTES);
+  const jsonValues = Math.min(limits.maxJsonElements, values + 4096);
+  const maxJsonBytes = jsonValues * 32 + ENVELOPE_BYTES;
+  return { tensorBytes, maxMessageBytes, jsonValues, maxJsonBytes, maxBodyBytes: Math.max(maxMessageBytes, clamp(maxJsonBytes)) };
+}
+
+/**
+ * What a client is told when its request is over the size limit (gRPC RESOURCE_EXHAUSTED, REST
+ * 413): the limit, the model, why, and what to do. `bytes`: the request's size when known.
+ */
+export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: number): string {
+  const inputs = modelInputs(meta)
+    .map((t) => `[${t.shape.join(', ')}]`)
+    .join(' + ');
+  const got = bytes === undefined ? 'is larger than' : `of ${bytes} bytes is larger than`;
+  return `request ${got} this server's limit of ${limitBytes} bytes for model '${meta.name}' (set from its largest request: batch ${meta.maxBatch} of ${inputs} FP32 values): send smaller batches, at most ${meta.maxBatch} samples per request`;
 }
 
 /** The model metadata document (REST GET /v2/models/{m}, gRPC ModelMetadata). */

@@ -23,7 +23,7 @@ import {
   type ParamValue,
   type V2Model,
 } from './types.js';
-import { checkFinite, checkInputs, checkVersion, metadataJson } from './dataplane.js';
+import { checkFinite, checkInputs, checkVersion, metadataJson, oversizeMessage } from './dataplane.js';
 
 const GRPC_STATUS: Record<ServeErrorKind, grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
@@ -412,7 +412,57 @@ function cutSlowStreams(server: grpc.Server, ms: number): void {
   }
 }
 
-/** Start a gRPC server for the model on host:port (0 = any free port); returns it and the bound port. */
+/** grpc-js's own statuses for a message over grpc.max_receive_message_length (RESOURCE_EXHAUSTED) */
+const GRPC_JS_OVERSIZE = /^Received message (?:larger than max \((\d+) vs\.? \d+\)|that decompresses to a size larger than \d+)/;
+
+/**
+ * The status message for a request over the receive limit: grpc-js says "Received message
+ * larger than max (N vs. M)" (and, compressed, "... decompresses to a size larger than M"),
+ * which names neither the model nor what to do; ours does. Null for any other message.
+ */
+export function rewriteOversize(details: string, meta: ModelMeta, limitBytes: number): string | null {
+  const m = GRPC_JS_OVERSIZE.exec(details);
+  if (m === null) return null;
+  return oversizeMessage(meta, limitBytes, m[1] === undefined ? undefined : Number(m[1]));
+}
+
+/**
+ * Make grpc-js's RESOURCE_EXHAUSTED for an oversized request say what rewriteOversize says.
+ * grpc-js sends that status from inside its stream handling, past any server interceptor: this
+ * rewrites the grpc-message of the (trailers-only) response on the HTTP/2 streams of the servers
+ * it created (not public API; if they are missing the message stays grpc-js's own).
+ */
+function explainOversize(server: grpc.Server, meta: ModelMeta, limitBytes: number): void {
+  type Headers = Record<string, unknown>;
+  type Stream = { respond(h: Headers, o?: unknown): void; sendTrailers(h: Headers): void };
+  const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'stream', f: (s: Stream) => void): void }, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  const rewrite = (h: Headers): Headers => {
+    if (Number(h['grpc-status']) !== grpc.status.RESOURCE_EXHAUSTED || typeof h['grpc-message'] !== 'string') return h;
+    let details: string;
+    try {
+      details = decodeURI(h['grpc-message']);
+    } catch {
+      return h;
+    }
+    const better = rewriteOversize(details, meta, limitBytes);
+    return better === null ? h : { ...h, 'grpc-message': encodeURI(better) };
+  };
+  for (const h of servers.keys()) {
+    h.on('stream', (stream) => {
+      const respond = stream.respond.bind(stream);
+      const sendTrailers = stream.sendTrailers.bind(stream);
+      stream.respond = (headers, o) => respond(rewrite(headers), o);
+      stream.sendTrailers = (headers) => sendTrailers(rewrite(headers));
+    });
+  }
+}
+
+/**
+ * Start a gRPC server for the model on host:port (0 = any free port); returns it and the bound
+ * port. `maxMessageBytes`: the receive limit (see messageLimits in ./dataplane.ts); a larger
+ * request is refused with RESOURCE_EXHAUSTED naming the limit and the model.
+ */
 export async function startV2Grpc(
   model: V2Model,
   host: string,
@@ -459,6 +509,7 @@ export async function startV2Grpc(
   );
   widenSessionWindows(server, windowBytes);
   cutSlowStreams(server, limits.requestTimeoutMs);
+  explainOversize(server, meta, maxMessageBytes);
   return { server, port: bound };
 }
 

@@ -17,7 +17,7 @@ import {
   type ModelMeta,
   type V2Model,
 } from './types.js';
-import { checkJsonBounds, checkFinite, checkInputs, firstNonFinite, metadataJson, modelInputs, prod } from './dataplane.js';
+import { checkJsonBounds, checkFinite, checkInputs, firstNonFinite, messageLimits, metadataJson, oversizeMessage } from './dataplane.js';
 
 /** Fastify options for a V2 REST server: the body limit and the timeouts that cut off slow senders. */
 export function v2FastifyOptions(bodyLimit: number, limits: V2Limits = DEFAULT_LIMITS) {
@@ -92,8 +92,7 @@ export function parseRestInfer(
     jsonEnd = n;
   }
   // the JSON may hold at most what the largest batch of every input needs (plus room for shapes and names)
-  const modelValues = modelInputs(meta).reduce((s, t) => s + meta.maxBatch * prod(t.shape), 0);
-  checkJsonBounds(body, 0, jsonEnd, limits.maxJsonDepth, Math.min(limits.maxJsonElements, modelValues + 4096));
+  checkJsonBounds(body, 0, jsonEnd, limits.maxJsonDepth, messageLimits(meta, limits).jsonValues);
   let doc: unknown;
   try {
     doc = JSON.parse(body.subarray(0, jsonEnd).toString('utf8'));
@@ -202,8 +201,8 @@ export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
  * Mount the V2 REST routes on a fastify instance (KServe's Open Inference Protocol REST API,
  * https://kserve.github.io/website/docs/concepts/architecture/data-plane/v2-protocol, and
  * Triton's binary tensor data extension). Bodies are taken as raw buffers (so the binary
- * extension and malformed JSON are handled here, with 400s); oversize bodies are answered 400
- * as well. Health endpoints answer with the status code only and an empty body: 200 for
+ * extension and malformed JSON are handled here, with 400s); a body over `bodyLimit` (see
+ * messageLimits in ./dataplane.ts) is answered 413 naming the limit, the model and the fix. Health endpoints answer with the status code only and an empty body: 200 for
  * true, 400 for false (the spec: "a 200 status code indicates true and a 4xx status code
  * indicates false ... the body should be empty"; Triton answers 400). Every model route also
  * exists as /v2/models/{m}/versions/{v}/...; a version the model does not have is a 404.
@@ -211,10 +210,15 @@ export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
 export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: number, limits: V2Limits = DEFAULT_LIMITS): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const code = err.statusCode ?? 500;
-    if (code === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-      return reply.code(400).send({ error: `request body too large (limit ${bodyLimit} bytes)` });
+    if (code === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const len = Number(req.headers['content-length']);
+      return reply
+        .code(413)
+        .header('connection', 'close')
+        .send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined) });
+    }
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
@@ -230,11 +234,7 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
   // The most JSON an infer request can need: every value of the largest batch (at most the JSON value
   // limit) at 32 bytes, plus 64 KiB for names, shapes and parameters. A larger JSON body is refused from
   // its Content-Length before it is read (reading and copying 16 MB costs the event loop ~100 ms of CPU).
-  const jsonValues = Math.min(
-    limits.maxJsonElements,
-    modelInputs(model.meta).reduce((s, t) => s + model.meta.maxBatch * prod(t.shape), 0) + 4096,
-  );
-  const maxJsonBytes = jsonValues * 32 + 65536;
+  const { jsonValues, maxJsonBytes } = messageLimits(model.meta, limits);
   const refuseLargeJson = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const len = Number(req.headers['content-length']);
     if (req.headers['inference-header-content-length'] === undefined && Number.isFinite(len) && len > maxJsonBytes) {
