@@ -70,7 +70,9 @@ export class V2RestClient {
    * One exchange. A keep-alive connection the server closed while it sat idle in the pool can fail
    * the request sent on it before any answer (ECONNRESET / socket hang up, the race Node's docs
    * describe for `reusedSocket`): that request never reached the server, so it is sent once more on
-   * a fresh connection (inference requests are pure: at worst a server computes one twice).
+   * a fresh connection of its own, not another pooled one (after an idle spell longer than the
+   * server's keep-alive timeout every pooled connection is stale). Inference requests are pure: at
+   * worst a server computes one twice.
    */
   private request(
     method: 'GET' | 'POST',
@@ -80,12 +82,20 @@ export class V2RestClient {
     headers: http.OutgoingHttpHeaders = {},
   ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
     return this.exchange(method, path, timeoutMs, body, headers).catch((e: unknown) => {
-      if (e instanceof StaleConnection) return this.exchange(method, path, timeoutMs, body, headers);
+      // again on a connection of its own: after an idle spell every pooled connection may be stale
+      if (e instanceof StaleConnection) return this.exchange(method, path, timeoutMs, body, headers, true);
       throw e;
     });
   }
 
-  private exchange(method: 'GET' | 'POST', path: string, timeoutMs: number, body: Buffer[] | undefined, headers: http.OutgoingHttpHeaders) {
+  private exchange(
+    method: 'GET' | 'POST',
+    path: string,
+    timeoutMs: number,
+    body: Buffer[] | undefined,
+    headers: http.OutgoingHttpHeaders,
+    fresh = false,
+  ) {
     return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
       let answered = false;
       let length = 0;
@@ -96,7 +106,8 @@ export class V2RestClient {
           port: this.port,
           path,
           method,
-          agent: this.agent,
+          // fresh: a new connection outside the pool (closed after this exchange)
+          agent: fresh ? false : this.agent,
           timeout: timeoutMs,
           headers: body === undefined ? headers : { ...headers, 'content-length': length },
         },

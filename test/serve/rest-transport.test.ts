@@ -294,3 +294,48 @@ test('REST client: a request on a keep-alive connection the server dropped while
     await new Promise((r) => server.close(r));
   }
 });
+
+test('REST client: after an idle spell in which the server dropped every pooled connection, a request still gets through (its retry does not take another stale one)', async () => {
+  const { createServer } = await import('node:http');
+  // requests are held until three are in, so the client pools three connections; each connection drops itself,
+  // unanswered, on its second request (as after the server's keep-alive timeout)
+  const perSocket = new Map<unknown, number>();
+  const held: (() => void)[] = [];
+  let seen = 0;
+  const answer = (res: import('node:http').ServerResponse) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ name: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 2] }], outputs: [] }));
+  };
+  const server = createServer((req, res) => {
+    seen++;
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (n > 1) {
+      req.socket.destroy();
+      return;
+    }
+    if (seen <= 3) {
+      held.push(() => answer(res));
+      if (held.length === 3) for (const h of held) h();
+      return;
+    }
+    answer(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const c = new V2RestClient(`127.0.0.1:${port}`);
+  try {
+    const first = await Promise.all([0, 1, 2].map(() => c.modelMetadata('m', 5000)));
+    assert.deepEqual(
+      first.map((m) => m.name),
+      ['m', 'm', 'm'],
+    );
+    assert.equal(perSocket.size, 3, 'three pooled connections');
+    assert.equal((await c.modelMetadata('m', 5000)).name, 'm');
+    assert.equal((await c.modelMetadata('m', 5000)).name, 'm');
+  } finally {
+    c.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
