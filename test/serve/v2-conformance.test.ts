@@ -455,3 +455,62 @@ test('the request timeout bounds receiving a request, not answering it: a call t
     await s.close();
   }
 });
+
+test('a refused upload leaves its connection open while the client sends the rest: the client reads the answer, its writes do not fail, and the connection serves the next request (REST, 413 and oversize JSON)', async () => {
+  await withInstance(async (s) => {
+    const cases = [
+      {
+        name: 'binary body over the size limit (413)',
+        headers: 'content-type: application/octet-stream\r\ninference-header-content-length: 20\r\n',
+        status: 413,
+      },
+      { name: 'JSON larger than its values can need (400)', headers: 'content-type: application/json\r\n', status: 400 },
+    ];
+    for (const c of cases) {
+      const total = 4 * 1024 * 1024;
+      const sock = netConnect(s.httpPort, '127.0.0.1');
+      await new Promise<void>((r, j) => sock.once('connect', () => r()).once('error', j));
+      let received = '';
+      let closedByServer = false;
+      let writeError: Error | null = null;
+      sock.on('data', (d: Buffer) => {
+        received += d.toString('latin1');
+      });
+      sock.on('end', () => {
+        closedByServer = true;
+      });
+      sock.on('error', (e) => {
+        writeError = e;
+      });
+      // waits on the socket's events (no turn or time limit: a hang is the test runner's timeout)
+      const until = (cond: () => boolean, what: string) =>
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (!cond()) return;
+            for (const ev of ['data', 'end', 'error', 'close']) sock.off(ev, check);
+            resolve();
+          };
+          for (const ev of ['data', 'end', 'error', 'close']) sock.on(ev, check);
+          check();
+        }).then(() => assert.ok(cond(), `${c.name}: ${what}`));
+      // headers and the first chunk only: the server answers before the body is complete
+      sock.write(`POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\n${c.headers}content-length: ${total}\r\n\r\n`);
+      sock.write(Buffer.alloc(64 * 1024, 0x5b));
+      await until(() => /\r\n\r\n[\s\S]*\}/.test(received), 'the answer arrives while the body is still being sent');
+      assert.match(received, new RegExp(`^HTTP/1.1 ${c.status} `), c.name);
+      assert.doesNotMatch(received, /\r\nconnection: close\r\n/i, `${c.name}: the answer does not announce a close`);
+      // the rest of the body: every write succeeds
+      for (let sent = 64 * 1024; sent < total; sent += 256 * 1024) {
+        const n = Math.min(256 * 1024, total - sent);
+        if (!sock.write(Buffer.alloc(n, 0x5b))) await new Promise((r) => sock.once('drain', r));
+      }
+      received = '';
+      sock.write('GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n\r\n');
+      await until(() => /^HTTP\/1.1 200 /.test(received) || closedByServer || writeError !== null, 'the next request is answered');
+      assert.equal(writeError, null, `${c.name}: no write failed`);
+      assert.equal(closedByServer, false, `${c.name}: the server kept the connection`);
+      assert.match(received, /^HTTP\/1.1 200 /, `${c.name}: the same connection serves the next request`);
+      sock.destroy();
+    }
+  });
+});
