@@ -20,8 +20,16 @@ import { createInterface } from 'node:readline';
 export interface NetworkLabOptions {
   /** number of hosts (namespaces), 1..250 */
   hosts: number;
-  /** egress rate of each end of each host's link, in Mbit/s */
+  /** egress rate of each end of each host's link, in Mbit/s (the downlink, bridge -> host, always) */
   rateMbit: number;
+  /**
+   * egress rate of the host's own end (its uplink, host -> bridge), in Mbit/s; default rateMbit.
+   * Faster than rateMbit, a bulk transfer's bottleneck is the receiver's downlink, whose queue
+   * (outside the sender, so TCP Small Queues cannot keep it short) fills and delays every request
+   * to that host, as at a congested switch port; at equal rates the bottleneck is the sender's own
+   * queue, which TCP keeps short.
+   */
+  uplinkMbit?: number;
   /** name prefix (default 'cil'); names are PREFIX + pid36 + '-' + seq36 + '-' + role */
   prefix?: string;
   /** third octet N of the lab subnet 10.213.N.0/24 (default: the first free one from a pid-based start) */
@@ -165,6 +173,7 @@ export class NetworkLab {
   readonly rootAddress: string;
   readonly hosts: number;
   readonly rateMbit: number;
+  readonly uplinkMbit: number;
   readonly queuePackets: number;
   private readonly names: HostNames[];
   private readonly children = new Set<ChildProcess>();
@@ -181,6 +190,7 @@ export class NetworkLab {
     this.bridge = `${this.name}-b`;
     this.hosts = o.hosts;
     this.rateMbit = o.rateMbit;
+    this.uplinkMbit = o.uplinkMbit;
     this.queuePackets = o.queuePackets;
     const net = `${SUBNET_BASE[0]}.${SUBNET_BASE[1]}.${o.subnet}`;
     this.subnet = `${net}.0/24`;
@@ -202,6 +212,8 @@ export class NetworkLab {
     if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 250)
       throw new Error(`network lab: hosts must be an integer in 1..250, got ${o.hosts}`);
     if (!(o.rateMbit > 0)) throw new Error(`network lab: rateMbit must be positive, got ${o.rateMbit}`);
+    const uplinkMbit = o.uplinkMbit ?? o.rateMbit;
+    if (!(uplinkMbit > 0)) throw new Error(`network lab: uplinkMbit must be positive, got ${o.uplinkMbit}`);
     const queuePackets = o.queuePackets ?? 1000;
     if (!Number.isInteger(queuePackets) || queuePackets < 1)
       throw new Error(`network lab: queuePackets must be a positive integer, got ${queuePackets}`);
@@ -219,6 +231,7 @@ export class NetworkLab {
     const lab = new NetworkLab({
       hosts: o.hosts,
       rateMbit: o.rateMbit,
+      uplinkMbit,
       prefix,
       subnet,
       queuePackets,
@@ -248,8 +261,7 @@ export class NetworkLab {
   }
 
   private async create(): Promise<void> {
-    const rate = `${this.rateMbit}mbit`;
-    const shape = (dev: string) => [
+    const shape = (dev: string, mbit: number, rate = `${mbit}mbit`) => [
       ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '1'],
       ['class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', rate, 'ceil', rate, 'quantum', '1514'],
       ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit', String(this.queuePackets)],
@@ -266,12 +278,12 @@ export class NetworkLab {
       await runCmd('ip', ['netns', 'add', h.ns]);
       await runCmd('ip', ['link', 'add', h.outside, 'type', 'veth', 'peer', 'name', h.inside, 'netns', h.ns]);
       await runCmd('ip', ['link', 'set', 'dev', h.outside, ...quiet, 'master', this.bridge]);
-      for (const a of shape(h.outside)) await runCmd('tc', a);
+      for (const a of shape(h.outside, this.rateMbit)) await runCmd('tc', a);
       await runCmd('ip', ['link', 'set', 'dev', h.outside, 'up']);
       await runCmd('ip', ['-n', h.ns, 'link', 'set', 'dev', 'lo', 'up']);
       await runCmd('ip', ['-n', h.ns, 'link', 'set', 'dev', h.inside, ...quiet]);
       await runCmd('ip', ['-n', h.ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', h.inside]);
-      for (const a of shape(h.inside)) await runCmd('tc', ['-n', h.ns, ...a]);
+      for (const a of shape(h.inside, this.uplinkMbit)) await runCmd('tc', ['-n', h.ns, ...a]);
       await runCmd('ip', ['-n', h.ns, 'link', 'set', 'dev', h.inside, 'up']);
       if (this.congestionControl !== undefined) {
         // per route (the namespace's only one): a namespace's default may only be set to an

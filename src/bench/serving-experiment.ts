@@ -62,21 +62,23 @@ export interface NetworkInterference {
   pairs: number;
   minMB: number;
   maxMB: number;
+  /** the hosts' uplink rate (default rateMbit: both ends alike); faster: the receivers' downlinks congest */
+  uplinkMbit?: number;
 }
 
-/** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]] (default 4 pairs of 16-64 MB). */
+/** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]] (default 4 pairs of 16-64 MB, uplink = RATE_MBIT). */
 export function parseNetwork(v: string): NetworkInterference {
   const n = v.split(':').map(Number);
   const ok =
-    (n.length === 1 || n.length === 2 || n.length === 4) &&
+    (n.length === 1 || n.length === 2 || n.length === 4 || n.length === 5) &&
     n.every((x) => Number.isFinite(x) && x > 0) &&
     (n.length < 2 || Number.isInteger(n[1])) &&
     (n.length < 4 || n[2] <= n[3]);
   if (!ok)
     throw new Error(
-      `bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time)`,
+      `bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time) or 100:1:8:32:1000 (100 Mbit downlinks, 1000 Mbit uplinks: transfers congest the receiver's downlink)`,
     );
-  return { rateMbit: n[0], pairs: n[1] ?? 4, minMB: n[2] ?? 16, maxMB: n[3] ?? 64 };
+  return { rateMbit: n[0], pairs: n[1] ?? 4, minMB: n[2] ?? 16, maxMB: n[3] ?? 64, ...(n.length === 5 ? { uplinkMbit: n[4] } : {}) };
 }
 
 export function describeStragglers(s: Stragglers): string {
@@ -91,7 +93,7 @@ export function describeStragglers(s: Stragglers): string {
   if (s.latencyTrace !== undefined) parts.push(`latency trace ${s.latencyTrace}`);
   if (s.network !== undefined)
     parts.push(
-      `network: each instance behind a ${s.network.rateMbit} Mbit link (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`,
+      `network: each instance behind a ${s.network.rateMbit} Mbit link${s.network.uplinkMbit !== undefined && s.network.uplinkMbit !== s.network.rateMbit ? ` (uplink ${s.network.uplinkMbit} Mbit)` : ''} (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`,
     );
   if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0)
     parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
@@ -324,7 +326,12 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     const net = x.stragglers.network;
     if (net !== undefined) {
       // one namespace per instance (and one for the probe), TCP cubic like a stock Linux sender
-      lab = await NetworkLab.start({ hosts: specs.length + 1, rateMbit: net.rateMbit, congestionControl: 'cubic' });
+      lab = await NetworkLab.start({
+        hosts: specs.length + 1,
+        rateMbit: net.rateMbit,
+        ...(net.uplinkMbit !== undefined ? { uplinkMbit: net.uplinkMbit } : {}),
+        congestionControl: 'cubic',
+      });
       log(`network lab: ${specs.length + 1} hosts on ${lab.subnet}, links shaped to ${net.rateMbit} Mbit`);
     }
     const where = (i: number) => (lab === null ? {} : { wrap: lab.wrap(i), host: lab.address(i) });

@@ -236,9 +236,7 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
       // fastify asked for the connection to be closed (it refuses from the Content-Length, unread): read the rest instead
       discardRest(req.raw);
       reply.removeHeader('connection');
-      return reply
-        .code(413)
-        .send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined) });
+      return reply.code(413).send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined) });
     }
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
@@ -260,11 +258,9 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
     const len = Number(req.headers['content-length']);
     if (req.headers['inference-header-content-length'] === undefined && Number.isFinite(len) && len > maxJsonBytes) {
       discardRest(req.raw);
-      void reply
-        .code(400)
-        .send({
-          error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`,
-        });
+      void reply.code(400).send({
+        error: `request JSON of ${len} bytes is larger than the ${maxJsonBytes} bytes its values can need (at most ${jsonValues} values, the limit for JSON tensors): send large tensors as binary data (the binary tensor data extension: binary_data_size and Inference-Header-Content-Length) or over gRPC as raw_input_contents`,
+      });
       return;
     }
     done();
