@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { noGrad, tensor, tidy } from '../../src/index.js';
+import { cudaAvailable, noGrad, tensor, tidy } from '../../src/index.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { loadSafetensors } from '../../src/nn/safetensors.js';
 import { TorchScriptModule } from '../../src/models/torchscript.js';
@@ -187,5 +187,28 @@ test('forward with one input takes the single-input entry point (jitForward1) an
   } finally {
     m.dispose();
     two.dispose();
+  }
+});
+
+test('a TorchScript module moved to CUDA computes what it computes on the CPU (within 1e-4)', {
+  skip: cudaAvailable() ? false : 'libtorch built without CUDA or no GPU',
+}, () => {
+  const ref = loadSafetensors(join(dir, 'reference.safetensors')).tensors;
+  const m = TorchScriptModule.load(ptFile);
+  try {
+    const onCpu = tidy(() => noGrad(() => m.forward(ref.get('inputs')!).dataFloat32()));
+    m.to('cuda');
+    const [onGpu, device] = tidy(() =>
+      noGrad(() => {
+        const y = m.forward(ref.get('inputs')!.to('cuda'));
+        return [y.to('cpu').dataFloat32(), y.device] as const;
+      }),
+    );
+    assert.match(device, /^cuda/);
+    const d = maxAbsDiff(onGpu, onCpu);
+    assert.ok(d <= 1e-4, `max |CUDA - CPU| = ${d}`);
+  } finally {
+    m.dispose();
+    for (const t of ref.values()) t.dispose();
   }
 });
