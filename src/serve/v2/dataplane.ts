@@ -117,14 +117,6 @@ const MiB = 1024 * KiB;
 /** room for everything in a request besides its tensors' values (names, shapes, parameters, framing) */
 const ENVELOPE_BYTES = 64 * KiB;
 
-/**
- * How large one request to `meta` may be, from the model: its largest legal request is every
- * input (main and side) at the largest batch, in FP32 binary (`tensorBytes`). A gRPC message
- * and a binary REST body may be twice that plus 64 KiB (room for typed contents' packing and
- * parameters), at least 1 MiB + 64 KiB, at most 16 MiB; a JSON body as much as its values can
- * need (32 bytes a value, at most the JSON value limit, plus 64 KiB), within the same bounds.
- * One function for both transports: the gRPC server's receive limit and the REST body limit.
- */
 export interface MessageLimits {
   /** bytes of the largest legal request's values as FP32 */
   tensorBytes: number;
@@ -141,6 +133,14 @@ export interface MessageLimits {
 export const MESSAGE_FLOOR_BYTES = MiB + ENVELOPE_BYTES;
 export const MESSAGE_CAP_BYTES = 16 * MiB;
 
+/**
+ * How large one request to `meta` may be, from the model: its largest legal request is every
+ * input (main and side) at the largest batch, in FP32 binary (`tensorBytes`). A gRPC message
+ * and a binary REST body may be twice that plus 64 KiB (room for typed contents' packing and
+ * parameters), at least 1 MiB + 64 KiB, at most 16 MiB; a JSON body as much as its values can
+ * need (32 bytes a value, at most the JSON value limit, plus 64 KiB), within the same bounds.
+ * One function for both transports: the gRPC server's receive limit and the REST body limit.
+ */
 export function messageLimits(meta: ModelMeta, limits: V2Limits = DEFAULT_LIMITS): MessageLimits {
   const values = modelInputs(meta).reduce((s, t) => s + meta.maxBatch * prod(t.shape), 0);
   const tensorBytes = 4 * values;
