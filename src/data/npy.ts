@@ -1,7 +1,20 @@
 // NumPy's .npy format (versions 1.0, 2.0 and 3.0) and .npz archives (zip of .npy files, stored
 // or deflated; unzipped with fflate). Only what tensors files need: little-endian (or
 // byte-sized) numeric arrays in C order. Errors name the file and say how to write one that works.
-import { unzipSync } from 'fflate';
+import { createRequire } from 'node:module';
+
+/** fflate, loaded when an .npz is read, so everything else works without node_modules (scripts/gpu-check). */
+function fflate(): typeof import('fflate') {
+  let fflate: typeof import('fflate');
+  try {
+    fflate = createRequire(import.meta.url)('fflate') as typeof import('fflate');
+  } catch (e) {
+    throw new Error(
+      `reading an .npz file needs the package 'fflate', which did not load (${(e as Error).message}); install the dependencies (npm install), or pass an .npy or .safetensors file instead`,
+    );
+  }
+  return fflate;
+}
 
 export type NpyDtype = 'float32' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -114,6 +127,7 @@ export function encodeNpy(a: NpyArray): Uint8Array {
 
 /** The arrays of an .npz archive by name (without `.npy`). */
 export function parseNpz(bytes: Uint8Array, name: string): Map<string, NpyArray> {
+  const { unzipSync } = fflate();
   let files: Record<string, Uint8Array>;
   try {
     files = unzipSync(bytes);
