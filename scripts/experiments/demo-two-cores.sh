@@ -9,7 +9,7 @@
 #
 # e.g. correlated-s1 '--seed 1 --slow-prob 0 --slow-periods 300:15000:1:60'
 # COMMAND=bench runs `coded bench serve OPTIONS` instead of the demo (same pinning, same report);
-# CORES=0-15 runs unpinned on every core.
+# CORES=0-15 runs unpinned on every core. With --network, carry .netlab too (the machine has no ip/tc).
 # Results under $OUT: summary.md (every run's text report) and NAME.json (each run's --json report).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +19,9 @@ mkdir -p "$OUTDIR" /tmp/nodebin
 [ -f .gpu/data/fashion-mnist/t10k-images-idx3-ubyte.gz ] || { echo "no .gpu/data/fashion-mnist/t10k-*: copy them from /usr/share/datasets/fashion-mnist"; exit 2; }
 [ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node.tmp && chmod +x /tmp/nodebin/node.tmp && mv /tmp/nodebin/node.tmp /tmp/nodebin/node; }
 export PATH=/tmp/nodebin:$PATH
+# network interference (--network): the GPU machine has no iproute2; carry .netlab/ (made by
+# scripts/experiments/prepare-netlab-carry.sh: Debian's ip and tc with their own loader and libraries)
+[ -x .netlab/bin/ip ] && export PATH=$PWD/.netlab/bin:$PATH
 [ -f node_modules/@grpc/grpc-js/package.json ] || python3 -c 'import tarfile; tarfile.open(".gpu/node_modules.tar.xz").extractall(".")'
 export CODED_ADDON=/tmp/parm-gpu/coded_torch.node
 . scripts/experiments/cuda-addon.sh

@@ -10,13 +10,16 @@
 #      k3 '--base 12 --parity 4 --k 3 --queries 10000 --modes coded,equal-resources'
 # Env as parm-gpu-latency.sh (PREFLIGHT_INSTANCES defaults to 0 here). Network namespaces and tc
 # are checked first: where they do not work, a run's `--network SPEC` is replaced by
-# $NO_NET_OPTS (default: --slow-periods 300:15000:1:60) and the summary says so.
+# $NO_NET_OPTS (default: --slow-periods 300:15000:1:60) and the summary says so. Carry .netlab
+# (scripts/experiments/prepare-netlab-carry.sh) for the real thing: the machine lacks ip and tc.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=/tmp/parm-series
 rm -rf $S; mkdir -p $S
 OUTDIR=${OUT:-runs/parm-gpu-series}
 mkdir -p "$OUTDIR"
+# the GPU machine has root and network namespaces but no iproute2: carry .netlab (prepare-netlab-carry.sh)
+[ -x .netlab/bin/ip ] && export PATH=$PWD/.netlab/bin:$PATH
 netns=no
 if command -v ip >/dev/null && command -v tc >/dev/null && ip netns add coded-netcheck 2>/dev/null; then ip netns del coded-netcheck; netns=yes; fi
 echo "network namespaces and tc: $netns" | tee $S/netcheck.txt
