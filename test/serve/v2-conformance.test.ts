@@ -13,6 +13,7 @@ import {
   messageLimits,
   mountV2Rest,
   rewriteOversize,
+  oversizeMessage,
   typedValueCount,
   type ModelMeta,
   type V2Model,
@@ -284,8 +285,9 @@ test('bounded work: a deeply nested body, a JSON array over the value limit and 
   });
 });
 
-test('message limits follow the model: twice its largest request (every input at the largest batch, FP32) plus 64 KiB, at least 1 MiB + 64 KiB, at most 16 MiB', () => {
-  const meta = (shape: number[], maxBatch: number, side: number[][] = []): ModelMeta => ({
+/** A one-input model's metadata for the size-limit tests. */
+function meta(shape: number[], maxBatch: number, side: number[][] = []): ModelMeta {
+  return {
     name: 'm',
     platform: 'p',
     versions: ['1'],
@@ -293,7 +295,10 @@ test('message limits follow the model: twice its largest request (every input at
     ...(side.length > 0 ? { sideInputs: side.map((sh, i) => ({ name: `side${i}`, datatype: 'FP32' as const, shape: sh })) } : {}),
     output: { name: 'output', datatype: 'FP32', shape: [10] },
     maxBatch,
-  });
+  };
+}
+
+test('message limits follow the model: twice its largest request (every input at the largest batch, FP32) plus 64 KiB, at least 1 MiB + 64 KiB, at most 16 MiB', () => {
   const small = messageLimits(meta([D], 8));
   assert.equal(small.tensorBytes, 8 * D * 4);
   assert.equal(small.maxMessageBytes, 1024 * 1024 + 65536, 'the floor');
@@ -317,6 +322,25 @@ test('message limits follow the model: twice its largest request (every input at
     /^request is larger than/,
   );
   assert.equal(rewriteOversize('overloaded: retry later', m, 1114112), null);
+});
+
+test('a size limit set by maxBodyBytes is named as the configuration, not as the model, with how many samples fit', () => {
+  const image = meta([3, 224, 224], 8); // 602112 bytes a sample, 4.8 MB a full batch
+  const configured = 2 * 1024 * 1024; // 2 MiB: 3 samples fit
+  const msg = oversizeMessage(image, configured, 3_000_000);
+  assert.match(
+    msg,
+    /^request of 3000000 bytes is larger than this server's limit of 2097152 bytes for model 'm' \(set by the server's configuration, maxBodyBytes; the model's largest request, batch 8 of \[3, 224, 224\] FP32 values, is 4816896 bytes\)/,
+  );
+  assert.match(msg, /about 3 samples fit\), or ask the operator to raise maxBodyBytes$/);
+  assert.match(oversizeMessage(image, 100_000), /not even one sample fits: ask the operator to raise maxBodyBytes$/);
+  // a configured limit above the model's own: smaller batches are the fix
+  assert.match(
+    oversizeMessage(meta([6], 8), 20 * 1024 * 1024),
+    /set by the server's configuration.*: send smaller batches, at most 8 samples per request$/,
+  );
+  // the model-derived limits keep the model's wording
+  assert.match(oversizeMessage(image, messageLimits(image).maxMessageBytes), /\(set from its largest request: batch 8 of/);
 });
 
 test('a request over the model-derived size limit gets RESOURCE_EXHAUSTED (gRPC) / 413 (REST) naming the limit, the model and the fix; a full batch still fits', async () => {

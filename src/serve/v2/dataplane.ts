@@ -153,14 +153,28 @@ export function messageLimits(meta: ModelMeta, limits: V2Limits = DEFAULT_LIMITS
 
 /**
  * What a client is told when its request is over the size limit (gRPC RESOURCE_EXHAUSTED, REST
- * 413): the limit, the model, why, and what to do. `bytes`: the request's size when known.
+ * 413): the limit, the model, why, and what to do. `bytes`: the request's size when known. A
+ * limit that is not one messageLimits derives from the model was set by the server's
+ * configuration (maxBodyBytes), and the message says so.
  */
-export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: number): string {
+export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: number, limits: V2Limits = DEFAULT_LIMITS): string {
   const inputs = modelInputs(meta)
     .map((t) => `[${t.shape.join(', ')}]`)
     .join(' + ');
   const got = bytes === undefined ? 'is larger than' : `of ${bytes} bytes is larger than`;
-  return `request ${got} this server's limit of ${limitBytes} bytes for model '${meta.name}' (set from its largest request: batch ${meta.maxBatch} of ${inputs} FP32 values): send smaller batches, at most ${meta.maxBatch} samples per request`;
+  const head = `request ${got} this server's limit of ${limitBytes} bytes for model '${meta.name}'`;
+  const largest = `batch ${meta.maxBatch} of ${inputs} FP32 values`;
+  const derived = messageLimits(meta, limits);
+  if (limitBytes === derived.maxMessageBytes || limitBytes === derived.maxBodyBytes)
+    return `${head} (set from its largest request: ${largest}): send smaller batches, at most ${meta.maxBatch} samples per request`;
+  const fits = Math.floor(((limitBytes - ENVELOPE_BYTES) / derived.tensorBytes) * meta.maxBatch);
+  const fix =
+    fits >= meta.maxBatch
+      ? `send smaller batches, at most ${meta.maxBatch} samples per request`
+      : fits >= 1
+        ? `send smaller batches (about ${fits} samples fit), or ask the operator to raise maxBodyBytes`
+        : 'not even one sample fits: ask the operator to raise maxBodyBytes';
+  return `${head} (set by the server's configuration, maxBodyBytes; the model's largest request, ${largest}, is ${derived.tensorBytes} bytes): ${fix}`;
 }
 
 /** The model metadata document (REST GET /v2/models/{m}, gRPC ModelMetadata). */

@@ -236,7 +236,9 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
       // fastify asked for the connection to be closed (it refuses from the Content-Length, unread): read the rest instead
       discardRest(req.raw);
       reply.removeHeader('connection');
-      return reply.code(413).send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined) });
+      return reply
+        .code(413)
+        .send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined, limits) });
     }
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
