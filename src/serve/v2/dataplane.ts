@@ -167,7 +167,8 @@ export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: num
   const derived = messageLimits(meta, limits);
   if (limitBytes === derived.maxMessageBytes || limitBytes === derived.maxBodyBytes)
     return `${head} (set from its largest request: ${largest}): send smaller batches, at most ${meta.maxBatch} samples per request`;
-  const fits = Math.floor(((limitBytes - ENVELOPE_BYTES) / derived.tensorBytes) * meta.maxBatch);
+  // samples whose values (binary FP32) fit in the limit; JSON needs more, and the envelope a little
+  const fits = Math.floor(limitBytes / (derived.tensorBytes / meta.maxBatch));
   const fix =
     fits >= meta.maxBatch
       ? `send smaller batches, at most ${meta.maxBatch} samples per request`
