@@ -221,6 +221,20 @@ export interface ExperimentResult {
   seconds: number;
 }
 
+/**
+ * Connections the load generator may hold open to one REST frontend: as many as queries can be
+ * in flight. An open-loop generator must never hold a query back; with the REST client's usual
+ * 256, queries queued inside the generator once 256 were unanswered, where neither the
+ * frontend's SLO timers nor its admission control could see them (the H200 pilot of 2026-12-03:
+ * 142 queries "lost" to the generator's 4 s timeout behind a 1 s SLO).
+ */
+export const LOAD_GENERATOR_CONNECTIONS = 8192;
+
+/** The load generator's client for a frontend or instance address on the transport in use. */
+export function loadGeneratorClient(address: string, transport: 'grpc' | 'rest' | undefined): V2RestClient | V2GrpcClient {
+  return transport === 'rest' ? new V2RestClient(address, { maxSockets: LOAD_GENERATOR_CONNECTIONS }) : new V2GrpcClient(address);
+}
+
 /** Shard s of F: every F-th element of xs, starting at s. */
 export function shardOf<T>(xs: readonly T[], s: number, F: number): T[] {
   return xs.filter((_, i) => i % F === s);
@@ -302,7 +316,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   const rest = x.transport === 'rest';
   // an instance's address on the transport in use (its HTTP port for REST), and a client for it
   const addressOf = (i: ChildInstance) => (rest ? i.httpAddress : i.address);
-  const clientFor = (address: string) => (rest ? new V2RestClient(address) : new V2GrpcClient(address));
+  const clientFor = (address: string) => loadGeneratorClient(address, x.transport);
   try {
     // a busy machine makes every comparison meaningless: say so before spending minutes on it
     const pre = new CpuShareWatch(() => []);

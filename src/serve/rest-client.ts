@@ -58,12 +58,19 @@ export class V2RestClient {
   private readonly host: string;
   private readonly port: number;
 
-  constructor(readonly address: string) {
+  /**
+   * `maxSockets`: connections to the server at most (default 256), one per request in flight;
+   * further requests wait in this client until one is free.
+   */
+  constructor(
+    readonly address: string,
+    opts: { maxSockets?: number } = {},
+  ) {
     const a = parseRestAddress(address);
     this.host = a.host;
     this.port = a.port;
     // keep-alive: one TCP connection per request in flight, reused; no Nagle delay on small bodies
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true });
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 256, noDelay: true });
   }
 
   /**
