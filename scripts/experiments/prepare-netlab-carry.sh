@@ -2,7 +2,8 @@
 # Makes .netlab/ (git-ignored): this machine's iproute2 (ip, tc) with its own dynamic loader and
 # libraries, for network-interference runs (`--network`, src/bench/network-lab.ts) on the lent
 # GPU machine, which has root and network namespaces but no iproute2. About 5 MB; carry it with
-# `dist` and `.gpu`. demo-two-cores.sh puts .netlab/bin on PATH when it is there.
+# `dist` and `.gpu`. demo-two-cores.sh, parm-gpu-latency.sh and parm-gpu-series.sh put
+# .netlab/bin on PATH when it is there.
 #
 # The wrappers start each binary through the carried loader with --library-path, so the
 # libraries apply to ip and tc only, never to the commands `ip netns exec` runs.
@@ -22,5 +23,6 @@ exec "\$d/$(basename "$loader")" --library-path "\$d" "\$d/$b" "\$@"
 WRAP
   chmod +x .netlab/bin/$b
 done
-.netlab/bin/ip -V && .netlab/bin/tc -V
+.netlab/bin/ip -V
+.netlab/bin/tc -V
 du -sh .netlab

@@ -332,7 +332,7 @@ test('a size limit set by maxBodyBytes is named as the configuration, not as the
     msg,
     /^request of 3000000 bytes is larger than this server's limit of 2097152 bytes for model 'm' \(set by the server's configuration, maxBodyBytes; the model's largest request, batch 8 of \[3, 224, 224\] FP32 values, is 4816896 bytes\)/,
   );
-  assert.match(msg, /about 3 samples fit\), or ask the operator to raise maxBodyBytes$/);
+  assert.match(msg, /at most about 3 samples fit as binary tensor data, fewer as JSON\), or ask the operator to raise maxBodyBytes$/);
   assert.match(oversizeMessage(image, 100_000), /not even one sample fits: ask the operator to raise maxBodyBytes$/);
   // a configured limit above the model's own: smaller batches are the fix
   assert.match(

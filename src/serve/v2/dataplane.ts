@@ -167,13 +167,14 @@ export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: num
   const derived = messageLimits(meta, limits);
   if (limitBytes === derived.maxMessageBytes || limitBytes === derived.maxBodyBytes)
     return `${head} (set from its largest request: ${largest}): send smaller batches, at most ${meta.maxBatch} samples per request`;
-  // samples whose values (binary FP32) fit in the limit; JSON needs more, and the envelope a little
+  // samples whose values fit in the limit as binary FP32 data (the request's header aside; JSON
+  // takes up to 8 times more)
   const fits = Math.floor(limitBytes / (derived.tensorBytes / meta.maxBatch));
   const fix =
     fits >= meta.maxBatch
       ? `send smaller batches, at most ${meta.maxBatch} samples per request`
       : fits >= 1
-        ? `send smaller batches (about ${fits} samples fit), or ask the operator to raise maxBodyBytes`
+        ? `send smaller batches (at most about ${fits} samples fit as binary tensor data, fewer as JSON), or ask the operator to raise maxBodyBytes`
         : 'not even one sample fits: ask the operator to raise maxBodyBytes';
   return `${head} (set by the server's configuration, maxBodyBytes; the model's largest request, ${largest}, is ${derived.tensorBytes} bytes): ${fix}`;
 }
