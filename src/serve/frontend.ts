@@ -225,7 +225,7 @@ export class Frontend implements V2Model {
     const bodyLimit = c.maxBodyBytes ?? sizes.maxBodyBytes;
     if (c.httpPort !== undefined) {
       const app = Fastify(v2FastifyOptions(bodyLimit, this.limits));
-      await app.register(v2Rest, { model: this, bodyLimit, limits: this.limits });
+      await app.register(v2Rest, { model: this, bodyLimit, limits: this.limits, limitConfigured: c.maxBodyBytes !== undefined });
       app.get('/metrics', async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
       app.post<{ Params: { app: string } }>('/:app/predict', async (req, reply) => {
         try {
@@ -240,7 +240,14 @@ export class Frontend implements V2Model {
       this.http = app;
     }
     if (c.grpcPort !== undefined) {
-      const g = await startV2Grpc(this, host, c.grpcPort, c.maxBodyBytes ?? sizes.maxMessageBytes, this.limits);
+      const g = await startV2Grpc(
+        this,
+        host,
+        c.grpcPort,
+        c.maxBodyBytes ?? sizes.maxMessageBytes,
+        this.limits,
+        c.maxBodyBytes !== undefined,
+      );
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }

@@ -100,14 +100,14 @@ export class InstanceServer implements V2Model {
     const messageLimit = o.maxBodyBytes ?? sizes.maxMessageBytes;
     if (o.httpPort !== null) {
       const app = Fastify(v2FastifyOptions(bodyLimit, limits));
-      await app.register(v2Rest, { model: this, bodyLimit, limits });
+      await app.register(v2Rest, { model: this, bodyLimit, limits, limitConfigured: o.maxBodyBytes !== undefined });
       await app.listen({ host, port: o.httpPort ?? 0 });
       const addr = app.server.address();
       this.httpPort = typeof addr === 'object' && addr !== null ? addr.port : -1;
       this.http = app;
     }
     if (o.grpcPort !== null) {
-      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, messageLimit, limits);
+      const g = await startV2Grpc(this, host, o.grpcPort ?? 0, messageLimit, limits, o.maxBodyBytes !== undefined);
       this.grpcServer = g.server;
       this.grpcPort = g.port;
     }

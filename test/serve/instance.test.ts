@@ -98,7 +98,7 @@ test('instance: REST JSON, binary extension and gRPC agree with each other; bad 
     assert.equal(large.status, 413);
     assert.match(
       (JSON.parse(large.body.toString()) as { error: string }).error,
-      /limit of 4096 bytes for model 'linear'.*send smaller batches/,
+      /limit of 4096 bytes for model 'linear' \(set by the server's configuration, maxBodyBytes;.*send smaller batches/,
     );
     // bad gRPC requests
     await assert.rejects(

@@ -327,20 +327,22 @@ test('message limits follow the model: twice its largest request (every input at
 test('a size limit set by maxBodyBytes is named as the configuration, not as the model, with how many samples fit', () => {
   const image = meta([3, 224, 224], 8); // 602112 bytes a sample, 4.8 MB a full batch
   const configured = 2 * 1024 * 1024; // 2 MiB: 3 samples fit
-  const msg = oversizeMessage(image, configured, 3_000_000);
+  const msg = oversizeMessage(image, configured, { bytes: 3_000_000, configured: true });
   assert.match(
     msg,
     /^request of 3000000 bytes is larger than this server's limit of 2097152 bytes for model 'm' \(set by the server's configuration, maxBodyBytes; the model's largest request, batch 8 of \[3, 224, 224\] FP32 values, is 4816896 bytes\)/,
   );
   assert.match(msg, /at most about 3 samples fit as binary tensor data, fewer as JSON\), or ask the operator to raise maxBodyBytes$/);
-  assert.match(oversizeMessage(image, 100_000), /not even one sample fits: ask the operator to raise maxBodyBytes$/);
+  assert.match(oversizeMessage(image, 100_000, { configured: true }), /not even one sample fits: ask the operator to raise maxBodyBytes$/);
   // a configured limit above the model's own: smaller batches are the fix
   assert.match(
-    oversizeMessage(meta([6], 8), 20 * 1024 * 1024),
+    oversizeMessage(meta([6], 8), 20 * 1024 * 1024, { configured: true }),
     /set by the server's configuration.*: send smaller batches, at most 8 samples per request$/,
   );
-  // the model-derived limits keep the model's wording
-  assert.match(oversizeMessage(image, messageLimits(image).maxMessageBytes), /\(set from its largest request: batch 8 of/);
+  // a model-derived limit keeps the model's wording, and a configured limit equal to it the configuration's
+  const derived = messageLimits(image).maxMessageBytes;
+  assert.match(oversizeMessage(image, derived), /\(set from its largest request: batch 8 of/);
+  assert.match(oversizeMessage(image, derived, { configured: true }), /\(set by the server's configuration, maxBodyBytes;/);
 });
 
 test('a request over the model-derived size limit gets RESOURCE_EXHAUSTED (gRPC) / 413 (REST) naming the limit, the model and the fix; a full batch still fits', async () => {

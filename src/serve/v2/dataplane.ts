@@ -151,13 +151,20 @@ export function messageLimits(meta: ModelMeta, limits: V2Limits = DEFAULT_LIMITS
   return { tensorBytes, maxMessageBytes, jsonValues, maxJsonBytes, maxBodyBytes: Math.max(maxMessageBytes, clamp(maxJsonBytes)) };
 }
 
+export interface OversizeContext {
+  /** the request's size, when known */
+  bytes?: number;
+  limits?: V2Limits;
+  /** the limit was set by the server's configuration (maxBodyBytes), not derived from the model (messageLimits) */
+  configured?: boolean;
+}
+
 /**
  * What a client is told when its request is over the size limit (gRPC RESOURCE_EXHAUSTED, REST
- * 413): the limit, the model, why, and what to do. `bytes`: the request's size when known. A
- * limit that is not one messageLimits derives from the model was set by the server's
- * configuration (maxBodyBytes), and the message says so.
+ * 413): the limit, the model, why, and what to do.
  */
-export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: number, limits: V2Limits = DEFAULT_LIMITS): string {
+export function oversizeMessage(meta: ModelMeta, limitBytes: number, ctx: OversizeContext = {}): string {
+  const { bytes, limits = DEFAULT_LIMITS, configured = false } = ctx;
   const inputs = modelInputs(meta)
     .map((t) => `[${t.shape.join(', ')}]`)
     .join(' + ');
@@ -165,7 +172,7 @@ export function oversizeMessage(meta: ModelMeta, limitBytes: number, bytes?: num
   const head = `request ${got} this server's limit of ${limitBytes} bytes for model '${meta.name}'`;
   const largest = `batch ${meta.maxBatch} of ${inputs} FP32 values`;
   const derived = messageLimits(meta, limits);
-  if (limitBytes === derived.maxMessageBytes || limitBytes === derived.maxBodyBytes)
+  if (!configured)
     return `${head} (set from its largest request: ${largest}): send smaller batches, at most ${meta.maxBatch} samples per request`;
   // samples whose values fit in the limit as binary FP32 data (the request's header aside; JSON
   // takes up to 8 times more)

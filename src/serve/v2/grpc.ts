@@ -420,10 +420,15 @@ const GRPC_JS_OVERSIZE = /^Received message (?:larger than max \((\d+) vs\.? \d+
  * larger than max (N vs. M)" (and, compressed, "... decompresses to a size larger than M"),
  * which names neither the model nor what to do; ours does. Null for any other message.
  */
-export function rewriteOversize(details: string, meta: ModelMeta, limitBytes: number, limits: V2Limits = DEFAULT_LIMITS): string | null {
+export function rewriteOversize(
+  details: string,
+  meta: ModelMeta,
+  limitBytes: number,
+  ctx: { limits?: V2Limits; configured?: boolean } = {},
+): string | null {
   const m = GRPC_JS_OVERSIZE.exec(details);
   if (m === null) return null;
-  return oversizeMessage(meta, limitBytes, m[1] === undefined ? undefined : Number(m[1]), limits);
+  return oversizeMessage(meta, limitBytes, { ...ctx, ...(m[1] === undefined ? {} : { bytes: Number(m[1]) }) });
 }
 
 /**
@@ -432,7 +437,7 @@ export function rewriteOversize(details: string, meta: ModelMeta, limitBytes: nu
  * rewrites the grpc-message of the (trailers-only) response on the HTTP/2 streams of the servers
  * it created (not public API; if they are missing the message stays grpc-js's own).
  */
-function explainOversize(server: grpc.Server, meta: ModelMeta, limitBytes: number, limits: V2Limits): void {
+function explainOversize(server: grpc.Server, meta: ModelMeta, limitBytes: number, ctx: { limits: V2Limits; configured: boolean }): void {
   type Headers = Record<string, unknown>;
   type Stream = { respond(h: Headers, o?: unknown): void; sendTrailers(h: Headers): void };
   const servers = (server as unknown as { http2Servers?: Map<{ on(ev: 'stream', f: (s: Stream) => void): void }, unknown> }).http2Servers;
@@ -445,7 +450,7 @@ function explainOversize(server: grpc.Server, meta: ModelMeta, limitBytes: numbe
     } catch {
       return h;
     }
-    const better = rewriteOversize(details, meta, limitBytes, limits);
+    const better = rewriteOversize(details, meta, limitBytes, ctx);
     return better === null ? h : { ...h, 'grpc-message': encodeURI(better) };
   };
   for (const h of servers.keys()) {
@@ -469,6 +474,8 @@ export async function startV2Grpc(
   port: number,
   maxMessageBytes: number,
   limits: V2Limits = DEFAULT_LIMITS,
+  /** maxMessageBytes was set by the server's configuration (maxBodyBytes), not derived from the model */
+  limitConfigured = false,
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
@@ -509,7 +516,7 @@ export async function startV2Grpc(
   );
   widenSessionWindows(server, windowBytes);
   cutSlowStreams(server, limits.requestTimeoutMs);
-  explainOversize(server, meta, maxMessageBytes, limits);
+  explainOversize(server, meta, maxMessageBytes, { limits, configured: limitConfigured });
   return { server, port: bound };
 }
 

@@ -226,7 +226,13 @@ export function discardRest(raw: IncomingMessage): void {
  * indicates false ... the body should be empty"; Triton answers 400). Every model route also
  * exists as /v2/models/{m}/versions/{v}/...; a version the model does not have is a 404.
  */
-export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: number, limits: V2Limits = DEFAULT_LIMITS): void {
+export function mountV2Rest(
+  app: FastifyInstance,
+  model: V2Model,
+  bodyLimit: number,
+  limits: V2Limits = DEFAULT_LIMITS,
+  limitConfigured = false,
+): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -236,9 +242,13 @@ export function mountV2Rest(app: FastifyInstance, model: V2Model, bodyLimit: num
       // fastify asked for the connection to be closed (it refuses from the Content-Length, unread): read the rest instead
       discardRest(req.raw);
       reply.removeHeader('connection');
-      return reply
-        .code(413)
-        .send({ error: oversizeMessage(model.meta, bodyLimit, Number.isFinite(len) && len > 0 ? len : undefined, limits) });
+      return reply.code(413).send({
+        error: oversizeMessage(model.meta, bodyLimit, {
+          ...(Number.isFinite(len) && len > 0 ? { bytes: len } : {}),
+          limits,
+          configured: limitConfigured,
+        }),
+      });
     }
     return reply.code(code >= 400 && code < 500 ? 400 : code).send({ error: err.message });
   });
@@ -316,6 +326,8 @@ export interface V2RestOptions {
   /** largest request body (bytes) */
   bodyLimit: number;
   limits?: V2Limits;
+  /** bodyLimit was set by the server's configuration (maxBodyBytes), not derived from the model: errors say so */
+  limitConfigured?: boolean;
 }
 
 /**
@@ -325,7 +337,7 @@ export interface V2RestOptions {
  * (the frontend's /metrics and Clipper-style /{app}/predict) see the same bodies and errors.
  */
 export const v2Rest: FastifyPluginCallback<V2RestOptions> = (app, o, done) => {
-  mountV2Rest(app, o.model, o.bodyLimit, o.limits ?? DEFAULT_LIMITS);
+  mountV2Rest(app, o.model, o.bodyLimit, o.limits ?? DEFAULT_LIMITS, o.limitConfigured ?? false);
   done();
 };
 (v2Rest as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
