@@ -15,13 +15,11 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${OUT:-runs/demo-two-cores}
 mkdir -p "$OUTDIR" /tmp/nodebin
-[ -f .gpu/node.xz ] || { echo "no .gpu/node.xz: run scripts/experiments/prepare-gpu-carry.sh here and carry .gpu"; exit 2; }
 [ -f .gpu/data/fashion-mnist/t10k-images-idx3-ubyte.gz ] || { echo "no .gpu/data/fashion-mnist/t10k-*: copy them from /usr/share/datasets/fashion-mnist"; exit 2; }
-[ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node.tmp && chmod +x /tmp/nodebin/node.tmp && mv /tmp/nodebin/node.tmp /tmp/nodebin/node; }
-export PATH=/tmp/nodebin:$PATH
-# network interference (--network): the GPU machine has no iproute2; carry .netlab/ (made by
-# scripts/experiments/prepare-netlab-carry.sh: Debian's ip and tc with their own loader and libraries)
-[ -x .netlab/bin/ip ] && export PATH=$PWD/.netlab/bin:$PATH
+. scripts/experiments/carried-tools.sh
+use_carried_node || exit 2
+# network interference (--network): the GPU machine has no iproute2; carry .netlab/ too
+use_carried_netlab
 [ -f node_modules/@grpc/grpc-js/package.json ] || python3 -c 'import tarfile; tarfile.open(".gpu/node_modules.tar.xz").extractall(".")'
 export CODED_ADDON=/tmp/parm-gpu/coded_torch.node
 . scripts/experiments/cuda-addon.sh

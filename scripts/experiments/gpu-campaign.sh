@@ -18,7 +18,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 C=/tmp/campaign
 mkdir -p $C/runs /tmp/nodebin
-[ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node && chmod +x /tmp/nodebin/node; }
+. scripts/experiments/carried-tools.sh
+use_carried_node || exit 2
 # datasets: .gpu-data/<name>/*.gz, or .gpu-data-xz/<name>/*.xz (smaller to carry; re-gzipped here)
 if [ -d .gpu-data-xz ] && [ ! -d /tmp/data ]; then
   python3 - <<'PY'

@@ -47,12 +47,11 @@ logger_pid=$!
 t_start=$(date +%s)
 
 # --- node, dependencies, dist ---
-[ -f .gpu/node.xz ] || { echo "no .gpu/node.xz: run scripts/experiments/prepare-gpu-carry.sh here and carry .gpu"; exit 2; }
 [ -f dist/src/cli/main.js ] || { echo "no dist/: build with npx tsc -p tsconfig.json and carry dist"; exit 2; }
-[ -x /tmp/nodebin/node ] || { python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/node.xz").read())' > /tmp/nodebin/node.tmp && chmod +x /tmp/nodebin/node.tmp && mv /tmp/nodebin/node.tmp /tmp/nodebin/node; }
-export PATH=/tmp/nodebin:$PATH
+. scripts/experiments/carried-tools.sh
+use_carried_node || exit 2
 # --network on the GPU machine: its ip and tc come from .netlab (prepare-netlab-carry.sh)
-[ -x .netlab/bin/ip ] && export PATH=$PWD/.netlab/bin:$PATH
+use_carried_netlab
 if [ ! -f node_modules/@grpc/grpc-js/package.json ]; then
   [ -f .gpu/node_modules.tar.xz ] || { echo "no node_modules and no .gpu/node_modules.tar.xz (prepare-gpu-carry.sh makes it)"; exit 2; }
   python3 -c 'import tarfile; tarfile.open(".gpu/node_modules.tar.xz").extractall(".")'

@@ -19,7 +19,8 @@ rm -rf $S; mkdir -p $S
 OUTDIR=${OUT:-runs/parm-gpu-series}
 mkdir -p "$OUTDIR"
 # the GPU machine has root and network namespaces but no iproute2: carry .netlab (prepare-netlab-carry.sh)
-[ -x .netlab/bin/ip ] && export PATH=$PWD/.netlab/bin:$PATH
+. scripts/experiments/carried-tools.sh
+use_carried_netlab
 netns=no
 if command -v ip >/dev/null && command -v tc >/dev/null && ip netns add coded-netcheck 2>/dev/null; then ip netns del coded-netcheck; netns=yes; fi
 echo "network namespaces and tc: $netns" | tee $S/netcheck.txt
