@@ -82,11 +82,24 @@ fi
 
 # --- GPU sampling ---
 SAMPLE_S=${SAMPLE_S:-5}
-echo "time,gpu_util_pct,gpu_mem_used_mib,processes,processes_mem_mib,max_process_mem_mib,loadavg_1min" > "$RESULTS/gpu.csv"
-( while :; do
+echo "time,gpu_util_pct,gpu_mem_used_mib,processes,processes_mem_mib,max_process_mem_mib,loadavg_1min,cpu_busy_pct,cpu_softirq_pct,busiest_core_pct" > "$RESULTS/gpu.csv"
+# CPU over the last period, from /proc/stat: all cores busy, of it softirq (the lab's packet
+# work), and the busiest single core (a saturated event loop or softirq core shows there)
+cpu_since() { # $1: previous snapshot file; prints busy,softirq,busiest and updates the snapshot
+  grep -E '^cpu[0-9]+ ' /proc/stat > "$1.new"
+  if [ -s "$1" ]; then
+    paste -d' ' "$1" "$1.new" | awk '{ n = (NF - 2) / 2; t0 = 0; t1 = 0; for (i = 2; i <= n + 1; i++) { t0 += $i; t1 += $(i + n + 1) }
+      id = ($(5 + n + 1) + $(6 + n + 1)) - ($5 + $6); tot = t1 - t0; busy = tot - id; sq = $(8 + n + 1) - $8
+      B += busy; S += sq; T += tot; if (tot > 0 && busy / tot > M) M = busy / tot }
+      END { if (T > 0) printf "%.1f,%.1f,%.0f", 100 * B / T, 100 * S / T, 100 * M; else printf ",," }'
+  else printf ",,"; fi
+  mv "$1.new" "$1"
+}
+( snap=$W/cpu.snap; rm -f $snap
+  while :; do
     g=$(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits | head -1 | tr -d ' ')
     a=$(nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits | awk '$1 ~ /^[0-9]+$/ {n++; s+=$1; if ($1>m) m=$1} END {printf "%d,%d,%d", n, s, m}')
-    echo "$(date -u +%T),$g,$a,$(cut -d' ' -f1 /proc/loadavg)" >> "$RESULTS/gpu.csv"
+    echo "$(date -u +%T),$g,$a,$(cut -d' ' -f1 /proc/loadavg),$(cpu_since $snap)" >> "$RESULTS/gpu.csv"
     sleep "$SAMPLE_S"
   done ) &
 sampler=$!

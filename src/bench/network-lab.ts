@@ -6,7 +6,8 @@
 // generator, which run in the root namespace, reach every host), and one namespace per host
 // at 10.213.N.(i+2), joined to the bridge by a veth pair. Both ends of every veth pair are
 // rate-limited on egress (htb at rateMbit, a plain pfifo leaf with Linux's default 1000-packet
-// queue, GSO off so the queue holds wire-sized packets): a bulk transfer through a host's link
+// queue, GSO off so the queue holds wire-sized packets; or, with the gso option, GSO on and a
+// byte fifo of the same size, for link rates the machine cannot shape packet by packet): a bulk transfer through a host's link
 // fills that queue, and the small request/response packets of the instance on that host wait
 // behind it. The namespaces have no default route: traffic from a host can only reach the
 // lab subnet (the other hosts and the bridge address) and its own loopback.
@@ -42,6 +43,13 @@ export interface NetworkLabOptions {
    * this machine. It matters: a cubic bulk sender fills the link's queue, bbr keeps it short.
    */
   congestionControl?: string;
+  /**
+   * let the kernel pass GSO super-packets (up to 64 KB) through the links instead of wire-sized
+   * ones (default false). Each link's queue is then a byte fifo of queuePackets x 1514 bytes, so
+   * it holds as much data as the packet fifo would. Per-packet work falls ~40x: use it where
+   * the machine cannot move wire-sized packets at the link rates asked for (Gbit links and up).
+   */
+  gso?: boolean;
 }
 
 export interface BulkTransferOptions {
@@ -69,6 +77,8 @@ export interface BulkStats {
 }
 
 const SUBNET_BASE = [10, 213] as const;
+/** htb's bucket, in milliseconds of a link's rate */
+const BURST_MS = 1;
 const NEEDS = 'network interference needs root and iproute2 (ip, tc)';
 const labs = new Set<NetworkLab>();
 let exitHookInstalled = false;
@@ -175,6 +185,7 @@ export class NetworkLab {
   readonly rateMbit: number;
   readonly uplinkMbit: number;
   readonly queuePackets: number;
+  readonly gso: boolean;
   private readonly names: HostNames[];
   private readonly children = new Set<ChildProcess>();
   private readonly bulks = new Set<BulkTransfers>();
@@ -186,6 +197,7 @@ export class NetworkLab {
     o: Required<Omit<NetworkLabOptions, 'subnet' | 'congestionControl'>> & { subnet: number; congestionControl?: string },
   ) {
     this.congestionControl = o.congestionControl;
+    this.gso = o.gso;
     this.name = `${o.prefix}${process.pid.toString(36)}-${(sequence++).toString(36)}`;
     this.bridge = `${this.name}-b`;
     this.hosts = o.hosts;
@@ -236,6 +248,7 @@ export class NetworkLab {
       subnet,
       queuePackets,
       congestionControl: o.congestionControl,
+      gso: o.gso ?? false,
     });
     labs.add(lab);
     installExitHook();
@@ -261,14 +274,41 @@ export class NetworkLab {
   }
 
   private async create(): Promise<void> {
+    // htb's bucket: BURST_MS of the link's rate (at least one 64 KB GSO packet with gso, else
+    // one wire packet). tc's default is rate / psched-hz + mtu, about one packet where the
+    // kernel's clock is high-resolution: htb must then dequeue every packet on its own timer,
+    // and a 1000 Mbit link carries a few hundred Mbit/s.
+    const burst = (mbit: number) => `${Math.max(this.gso ? 65536 : 1514, Math.round((mbit * 1e6 * BURST_MS) / 8 / 1000))}b`;
     const shape = (dev: string, mbit: number, rate = `${mbit}mbit`) => [
       ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '1'],
-      ['class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', rate, 'ceil', rate, 'quantum', '1514'],
-      ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit', String(this.queuePackets)],
+      [
+        'class',
+        'add',
+        'dev',
+        dev,
+        'parent',
+        '1:',
+        'classid',
+        '1:1',
+        'htb',
+        'rate',
+        rate,
+        'ceil',
+        rate,
+        'quantum',
+        '1514',
+        'burst',
+        burst(mbit),
+        'cburst',
+        burst(mbit),
+      ],
+      this.gso
+        ? ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'bfifo', 'limit', String(this.queuePackets * 1514)]
+        : ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit', String(this.queuePackets)],
     ];
-    // no link-local IPv6 (addrgenmode none) and no GSO super-packets (gso_max_segs 1), so the
-    // queues hold wire-sized packets, as on a real link
-    const quiet = ['addrgenmode', 'none', 'gso_max_segs', '1', 'gso_max_size', '1500'];
+    // no link-local IPv6 (addrgenmode none); unless gso, no GSO super-packets (gso_max_segs 1),
+    // so the queues hold wire-sized packets, as on a real link
+    const quiet = ['addrgenmode', 'none', ...(this.gso ? [] : ['gso_max_segs', '1', 'gso_max_size', '1500'])];
     await runCmd('ip', ['link', 'add', this.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
     await runCmd('ip', ['link', 'set', 'dev', this.bridge, ...quiet]);
     await runCmd('ip', ['addr', 'add', `${this.rootAddress}/24`, 'dev', this.bridge]);
@@ -459,9 +499,11 @@ const net = require('net');
 const [host, port] = [process.argv[1], Number(process.argv[2])];
 const s = net.createServer({ allowHalfOpen: true }, (c) => {
   let n = 0;
-  // read in batches (pause, resume 2 ms later): far fewer wake-ups than one per packet, so
-  // the receivers take little CPU from the processes under test
-  c.on('data', (d) => { n += d.length; c.pause(); setTimeout(() => c.resume(), 2); });
+  // a short read (less than Node's 64 KB read buffer: the socket was drained) pauses 1 ms, so
+  // that slow links cost batches rather than one wake-up per packet; full reads go on at once,
+  // so the receiver never limits a fast link (an unconditional 2 ms pause held every transfer
+  // to ~220 Mbit/s, whatever the link's rate)
+  c.on('data', (d) => { n += d.length; if (d.length < 65536) { c.pause(); setTimeout(() => c.resume(), 1); } });
   c.on('end', () => c.end(String(n) + '\\n'));
   c.on('error', () => {});
 });

@@ -58,27 +58,42 @@ export interface Stragglers {
 
 export interface NetworkInterference {
   rateMbit: number;
-  /** transfers running at once */
+  /** transfers running at once (0: the links only, no transfers) */
   pairs: number;
   minMB: number;
   maxMB: number;
   /** the hosts' uplink rate (default rateMbit: both ends alike); faster: the receivers' downlinks congest */
   uplinkMbit?: number;
+  /** GSO super-packets through the links, byte-sized queues (NetworkLabOptions.gso) */
+  gso?: boolean;
 }
 
-/** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]] (default 4 pairs of 16-64 MB, uplink = RATE_MBIT). */
+const NETWORK_FORM = 'RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]][,gso]';
+
+/** Parse RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]][,gso] (default 4 pairs of 16-64 MB, uplink = RATE_MBIT). */
 export function parseNetwork(v: string): NetworkInterference {
-  const n = v.split(':').map(Number);
+  const [spec, ...flags] = v.split(',');
+  const n = spec.split(':').map((t) => (t.trim() === '' ? Number.NaN : Number(t)));
   const ok =
     (n.length === 1 || n.length === 2 || n.length === 4 || n.length === 5) &&
-    n.every((x) => Number.isFinite(x) && x > 0) &&
+    n.every((x) => Number.isFinite(x)) &&
+    n.every((x, i) => (i === 1 ? x >= 0 : x > 0)) &&
     (n.length < 2 || Number.isInteger(n[1])) &&
-    (n.length < 4 || n[2] <= n[3]);
+    (n.length < 4 || n[2] <= n[3]) &&
+    flags.every((f) => f === 'gso') &&
+    flags.length <= 1;
   if (!ok)
     throw new Error(
-      `bad --network '${v}': use RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]], e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time) or 100:1:8:32:1000 (100 Mbit downlinks, 1000 Mbit uplinks: transfers congest the receiver's downlink)`,
+      `bad --network '${v}': use ${NETWORK_FORM}, e.g. 100:4:16:64 (each instance behind a 100 Mbit link, 4 bulk transfers of 16-64 MB at a time), 100:1:8:32:1000 (100 Mbit downlinks, 1000 Mbit uplinks: transfers congest the receiver's downlink), 1000:0 (the links only, no transfers) or 10000:4:128:256,gso (GSO super-packets and byte-sized queues, for Gbit links a machine cannot shape packet by packet)`,
     );
-  return { rateMbit: n[0], pairs: n[1] ?? 4, minMB: n[2] ?? 16, maxMB: n[3] ?? 64, ...(n.length === 5 ? { uplinkMbit: n[4] } : {}) };
+  return {
+    rateMbit: n[0],
+    pairs: n[1] ?? 4,
+    minMB: n[2] ?? 16,
+    maxMB: n[3] ?? 64,
+    ...(n.length === 5 ? { uplinkMbit: n[4] } : {}),
+    ...(flags.length === 1 ? { gso: true } : {}),
+  };
 }
 
 export function describeStragglers(s: Stragglers): string {
@@ -93,7 +108,7 @@ export function describeStragglers(s: Stragglers): string {
   if (s.latencyTrace !== undefined) parts.push(`latency trace ${s.latencyTrace}`);
   if (s.network !== undefined)
     parts.push(
-      `network: each instance behind a ${s.network.rateMbit} Mbit link${s.network.uplinkMbit !== undefined && s.network.uplinkMbit !== s.network.rateMbit ? ` (uplink ${s.network.uplinkMbit} Mbit)` : ''} (its own namespace), ${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`,
+      `network: each instance behind a ${s.network.rateMbit} Mbit link${s.network.uplinkMbit !== undefined && s.network.uplinkMbit !== s.network.rateMbit ? ` (uplink ${s.network.uplinkMbit} Mbit)` : ''} (its own namespace${s.network.gso === true ? ', GSO super-packets, byte-sized queues' : ''}), ${s.network.pairs === 0 ? 'no background transfers' : `${s.network.pairs} background bulk transfers of ${s.network.minMB}-${s.network.maxMB} MB between random pairs of instances`}`,
     );
   if (s.backgroundCpu !== undefined && s.backgroundCpu.processes > 0)
     parts.push(`background CPU: ${s.backgroundCpu.processes} process(es) busy ${Math.round(100 * s.backgroundCpu.duty)}% of every 10 ms`);
@@ -302,6 +317,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
   let measuring = false;
   let lab: NetworkLab | null = null;
   let transfers: BulkTransfers | null = null;
+  let transfersSince = 0;
+  let transfersFullMbit = 0;
   const { killAll, release } = killOnExit(() => [...insts.map((i) => i.proc), ...fes.flatMap((f) => f.fe.map((e) => e.proc)), ...bg]);
   // Ctrl-C / SIGTERM: every child goes too (the 'exit' hook SIGKILLs what is left)
   const onSignal = (sig: NodeJS.Signals) => {
@@ -344,6 +361,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         hosts: specs.length + 1,
         rateMbit: net.rateMbit,
         ...(net.uplinkMbit !== undefined ? { uplinkMbit: net.uplinkMbit } : {}),
+        ...(net.gso === true ? { gso: true } : {}),
         congestionControl: 'cubic',
       });
       log(`network lab: ${specs.length + 1} hosts on ${lab.subnet}, links shaped to ${net.rateMbit} Mbit`);
@@ -503,7 +521,9 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     for (const f of fes) f.before = await frontendCounters(f.fe.map((e) => e.http));
     const bgc = x.stragglers.backgroundCpu;
     if (bgc !== undefined && bgc.processes > 0) bg.push(...startBackgroundLoad(bgc.processes, bgc.duty));
-    if (lab !== null && net !== undefined) {
+    if (lab !== null && net !== undefined && net.pairs > 0) {
+      transfersSince = performance.now();
+      transfersFullMbit = net.pairs * Math.min(net.rateMbit, net.uplinkMbit ?? net.rateMbit);
       transfers = await lab.startBulkTransfers({
         pairs: net.pairs,
         minBytes: net.minMB * 1e6,
@@ -573,7 +593,11 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       moved = { count: t.transfers, megabytes: t.bytes / 1e6, failures: t.failures };
       await transfers.stop();
       transfers = null;
-      log(`background transfers during the measured rounds: ${t.transfers} completed, ${(t.bytes / 1e6).toFixed(0)} MB`);
+      const s = (performance.now() - transfersSince) / 1000;
+      // completed transfers only: a lower bound on the rate the links carried, next to what PAIRS links at full rate would
+      log(
+        `background transfers during the measured rounds: ${t.transfers} completed, ${(t.bytes / 1e6).toFixed(0)} MB in ${s.toFixed(0)} s (at least ${((t.bytes * 8) / 1e6 / s).toFixed(0)} Mbit/s; the pairs' links at full rate: ${transfersFullMbit} Mbit/s), ${t.failures} failed`,
+      );
     }
     const modes: ModeResult[] = [];
     for (const f of fes) {

@@ -49,7 +49,7 @@ test("network lab: a noop instance in host 0's namespace answers V2 gRPC from th
   }
 });
 
-test('network lab: both ends of every host link are rate-limited (htb at rateMbit over a pfifo queue); the hosts have no default route and use the chosen congestion control', {
+test('network lab: both ends of every host link are rate-limited (htb at rateMbit with a 1 ms bucket over a pfifo queue); the hosts have no default route and use the chosen congestion control', {
   skip,
 }, async () => {
   const lab = await NetworkLab.start({ hosts: 2, rateMbit: 37, queuePackets: 500, congestionControl: 'reno' });
@@ -61,7 +61,7 @@ test('network lab: both ends of every host link are rate-limited (htb at rateMbi
         [['-n', l.ns], l.inside],
       ] as const) {
         const classes = sh('tc', [...ns, 'class', 'show', 'dev', dev]);
-        assert.match(classes, /class htb 1:1 .*rate 37Mbit ceil 37Mbit/, `${dev}: ${classes}`);
+        assert.match(classes, /class htb 1:1 .*rate 37Mbit ceil 37Mbit burst 4625b cburst 4625b/, `${dev}: ${classes}`);
         const qdiscs = sh('tc', [...ns, 'qdisc', 'show', 'dev', dev]);
         assert.match(qdiscs, /qdisc htb 1: root/, qdiscs);
         assert.match(qdiscs, /qdisc pfifo 10: parent 1:1 limit 500p/, qdiscs);
@@ -72,6 +72,22 @@ test('network lab: both ends of every host link are rate-limited (htb at rateMbi
     assert.doesNotMatch(routes, /default/);
     assert.match(routes, /congctl reno/);
     assert.match(lab.address(1), /^10\.213\.\d+\.3$/);
+  } finally {
+    await lab.stop();
+  }
+});
+
+test('network lab: with gso the links keep GSO on and queue in a byte fifo as large as the packet fifo would be', { skip }, async () => {
+  const lab = await NetworkLab.start({ hosts: 1, rateMbit: 37, queuePackets: 100, gso: true });
+  try {
+    const l = lab.link(0);
+    for (const [ns, dev] of [
+      [[], l.outside],
+      [['-n', l.ns], l.inside],
+    ] as const) {
+      assert.match(sh('tc', [...ns, 'qdisc', 'show', 'dev', dev]), /qdisc bfifo 10: parent 1:1 limit 151400b/);
+      assert.doesNotMatch(sh('ip', [...ns, '-d', 'link', 'show', 'dev', dev]), /gso_max_segs 1 /);
+    }
   } finally {
     await lab.stop();
   }
@@ -88,12 +104,30 @@ test('network lab: with uplinkMbit the host ends are shaped to it and the bridge
   }
 });
 
-test('--network parses RATE[:PAIRS[:MIN:MAX[:UPLINK]]] and names the form when it is wrong', () => {
+test('--network parses RATE[:PAIRS[:MIN:MAX[:UPLINK]]][,gso] (PAIRS 0: links only) and names the form when it is wrong', () => {
   assert.deepEqual(parseNetwork('100'), { rateMbit: 100, pairs: 4, minMB: 16, maxMB: 64 });
   assert.deepEqual(parseNetwork('100:1:8:32'), { rateMbit: 100, pairs: 1, minMB: 8, maxMB: 32 });
   assert.deepEqual(parseNetwork('100:1:8:32:1000'), { rateMbit: 100, pairs: 1, minMB: 8, maxMB: 32, uplinkMbit: 1000 });
-  for (const bad of ['100:1:8', '100:1.5', '100:1:32:8', '100:1:8:32:0', '100:1:8:32:1000:5', 'x'])
-    assert.throws(() => parseNetwork(bad), /RATE_MBIT\[:PAIRS\[:MIN_MB:MAX_MB\[:UPLINK_MBIT\]\]\]/, bad);
+  assert.deepEqual(parseNetwork('1000:0'), { rateMbit: 1000, pairs: 0, minMB: 16, maxMB: 64 });
+  assert.deepEqual(parseNetwork('10000:4:128:256,gso'), { rateMbit: 10000, pairs: 4, minMB: 128, maxMB: 256, gso: true });
+  for (const bad of [
+    '100:1:8',
+    '100:1.5',
+    '100:1:32:8',
+    '100:1:8:32:0',
+    '100:1:8:32:1000:5',
+    'x',
+    '0:1',
+    '100:-1',
+    '100::8:32',
+    '100,tso',
+    '100,gso,gso',
+  ])
+    assert.throws(() => parseNetwork(bad), /RATE_MBIT\[:PAIRS\[:MIN_MB:MAX_MB\[:UPLINK_MBIT\]\]\]\[,gso\]/, bad);
+  assert.match(
+    describeStragglers({ slowProb: 0, slowMs: 100, network: parseNetwork('1000:0,gso') }),
+    /GSO super-packets.*no background transfers/,
+  );
   assert.match(
     describeStragglers({ slowProb: 0, slowMs: 100, network: parseNetwork('100:1:8:32:1000') }),
     /100 Mbit link \(uplink 1000 Mbit\)/,

@@ -42,12 +42,15 @@ Stragglers (every instance; combine freely):
   --latency-trace F  replay a latency trace (ms per request, one per line or a JSON array)
   --background-cpu N[:DUTY]
                      N co-located processes burning CPU DUTY of every 10 ms (default 0.5)
-  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]]
+  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]][,gso]
                      each instance in its own network namespace behind a RATE_MBIT link (veth +
-                     tc), with PAIRS background bulk transfers (default 4, of 16-64 MB) between
-                     random pairs of instances, as in ParM (needs root and iproute2); an
+                     tc), with PAIRS background bulk transfers (default 4, of 16-64 MB; 0: none)
+                     between random pairs of instances, as in ParM (needs root and iproute2); an
                      UPLINK_MBIT above RATE_MBIT makes the transfers congest the receivers'
-                     downlinks (a full 1000-packet queue) instead of the senders' own queues
+                     downlinks (a full 1000-packet queue) instead of the senders' own queues;
+                     ,gso lets GSO super-packets through (queues of the same byte size), for
+                     Gbit links a machine cannot shape packet by packet (the log line on
+                     background transfers says what rate they reached)
 Policy:
   --slo MS           frontend SLO (default 1000); --deadline MS decode deadline (default 10)
   --hedge MS         equal-resources-hedged: re-issue a query still running after MS (default:

@@ -48,7 +48,7 @@ Options:
                    combine with --slow-prob 0 for correlated slowdowns only)
   --latency-trace F  replay a latency trace (ms per request) on every instance
   --background-cpu N[:DUTY]  N co-located processes burning CPU DUTY of every 10 ms
-  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]]  each instance behind a rate-limited
+  --network RATE_MBIT[:PAIRS[:MIN_MB:MAX_MB[:UPLINK_MBIT]]][,gso]  each instance behind a rate-limited
                    link in its own network namespace, with background bulk transfers between
                    instances (root); see coded bench serve --help
   --deadline MS    decode deadline: an original later than this may be reconstructed (default 10)
