@@ -9,7 +9,7 @@ import { V2GrpcClient } from '../serve/client.js';
 import { poissonSchedule } from '../serve/load-generator.js';
 import type { SlowQueryStory } from '../serve/policy.js';
 import { fmt, describeTail, type TailComposition } from '../serve/load-generator.js';
-import type { Stragglers } from './serving-experiment.js';
+import { describeFrontendHealth, type FrontendHealth, type RoundLatency, type Stragglers } from './serving-experiment.js';
 
 export { poissonSchedule, fmt };
 
@@ -52,7 +52,12 @@ export interface ServeReport {
   warning: string | null;
   coding: { code: string; encodeUs: number; decodeUs: number; totalUs: number };
   frontendOverheadMs: number;
-  modes: (Parameters<typeof markdownTable>[0][number] & { lateNotDefault?: number; sendLagMs?: { p99: number; max: number } })[];
+  modes: (Parameters<typeof markdownTable>[0][number] & {
+    lateNotDefault?: number;
+    sendLagMs?: { p99: number; max: number };
+    rounds?: RoundLatency[];
+    frontend?: FrontendHealth;
+  })[];
   comparisons: Record<string, { p50: number; p99: number; p999: number }>;
 }
 
@@ -74,6 +79,8 @@ export function serveMarkdown(r: ServeReport): string {
       .join('; ')}.`,
     `Encode + decode of one ${r.coding.code} group of 1000-value outputs: ${fmt(r.coding.encodeUs)} + ${fmt(r.coding.decodeUs)} = ${fmt(r.coding.totalUs)} us.`,
     ...tailLines(r.modes),
+    ...roundLines(r.modes),
+    ...frontendLines(r.modes),
     ...slowQueryLines(r.modes),
     ...(predicted
       ? [
@@ -110,6 +117,23 @@ export function slowQueryLines(modes: { mode: string; slowQueries?: { count: num
       return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}: ${tasks}`;
     }),
   ];
+}
+
+/** Each mode's rounds on their own, when there were several: a tail made by one round's episode shows as one high p99.9. */
+export function roundLines(modes: { mode: string; rounds?: RoundLatency[] }[]): string[] {
+  const with_ = modes.filter((m) => m.rounds !== undefined && m.rounds.length > 1);
+  if (with_.length === 0) return [];
+  return [
+    'Each round on its own, p99.9 (max) in ms:',
+    ...with_.map((m) => `- ${m.mode}: ${m.rounds!.map((r) => `${fmt(r.p999)} (${fmt(r.max)})`).join(' / ')}.`),
+  ];
+}
+
+/** The frontend processes' health over the measured rounds: a stalled event loop or long garbage collections delay every query they hold. */
+export function frontendLines(modes: { mode: string; frontend?: FrontendHealth }[]): string[] {
+  const with_ = modes.filter((m) => m.frontend !== undefined);
+  if (with_.length === 0) return [];
+  return ['The frontend processes over the measured rounds:', ...with_.map((m) => `- ${m.mode}: ${describeFrontendHealth(m.frontend!)}.`)];
 }
 
 /** What the slowest answers of each mode were (originals, reconstructions, copies, defaults). */

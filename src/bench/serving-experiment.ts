@@ -215,6 +215,43 @@ export interface ModeResult {
   tail?: { p99: TailComposition & { fromMs: number }; p999: TailComposition & { fromMs: number } };
   /** with slowQueryLogMs: the frontends' stories of the measured rounds' slow queries (slowest first, at most SLOW_QUERIES_KEPT) and how many there were */
   slowQueries?: { count: number; slowest: SlowQueryStory[] };
+  /** each measured round on its own (a tail made by one round's episode shows here) */
+  rounds?: RoundLatency[];
+  /** the mode's frontend processes over the measured rounds: their worst event-loop delay, garbage collection, copies the budget refused */
+  frontend?: FrontendHealth;
+}
+
+export interface RoundLatency {
+  answers: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface FrontendHealth {
+  /** the worst event-loop delay of any of the mode's frontends (ms) */
+  eventLoopLagMaxMs: number;
+  gcs: number;
+  /** garbage collections that took more than 100 ms */
+  gcsOver100ms: number;
+  gcSeconds: number;
+  /** second copies (hedged or fallback) due but refused by the copy budget */
+  copiesDenied: number;
+}
+
+/** "frontends: worst event-loop delay 12.0 ms; 340 garbage collections (0 over 100 ms, 0.41 s in all); 0 copies refused by the copy budget" */
+export function describeFrontendHealth(h: FrontendHealth): string {
+  return `frontends: worst event-loop delay ${fmt(h.eventLoopLagMaxMs)} ms; ${h.gcs} garbage collections (${h.gcsOver100ms} over 100 ms, ${h.gcSeconds.toFixed(2)} s in all); ${h.copiesDenied} copies refused by the copy budget`;
+}
+
+/** p50 / p99 / p99.9 / max of some answers' latencies (ms), nearest rank */
+export function roundLatency(ms: ArrayLike<number>): RoundLatency {
+  const sorted = Float64Array.from(ms).sort();
+  const n = sorted.length;
+  // nearest rank, as the summary's percentiles (HDR): the p99.9 of 1000 answers is the 999th (1e-9: 0.999 * 1000 > 999 in floating point)
+  const at = (p: number) => (n === 0 ? Number.NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n - 1e-9) - 1))]);
+  return { answers: n, p50: at(50), p99: at(99), p999: at(99.9), max: n === 0 ? Number.NaN : sorted[n - 1] };
 }
 
 /** slow-query stories kept per mode (the slowest) */
@@ -312,6 +349,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     st: Stats;
     before?: FrontendCounters;
     slow: SlowQueryStory[];
+    rounds: RoundLatency[];
   }[] = [];
   // slow-query stories count only during the measured rounds
   let measuring = false;
@@ -495,6 +533,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         client: started.map((e) => clientFor(`127.0.0.1:${rest ? e.http : e.grpc}`)),
         st: newStats(x.sloMs),
         slow,
+        rounds: [],
       });
     }
     const timeout = x.sloMs * 4;
@@ -565,6 +604,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       const schedule = poissonSchedule(n, x.rate, x.seed + r);
       for (const f of fes) {
         log(`round ${r + 1}/${x.rounds}: ${f.mode} (${f.desc}), ${n} queries at ${x.rate}/s`);
+        const answeredBefore = f.st.answers.ms.length;
         await replay(
           f.client,
           'bench',
@@ -574,6 +614,11 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           x.shape,
           timeout,
           x.onResult === undefined ? undefined : (i, res) => x.onResult!(f.mode, offset + i, res),
+        );
+        const rl = roundLatency(f.st.answers.ms.slice(answeredBefore));
+        f.rounds.push(rl);
+        log(
+          `round ${r + 1}/${x.rounds}: ${f.mode}: p50 ${fmt(rl.p50)} ms, p99 ${fmt(rl.p99)} ms, p99.9 ${fmt(rl.p999)} ms, max ${fmt(rl.max)} ms`,
         );
       }
     }
@@ -609,6 +654,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         byCopy: after.byCopy - b.byCopy,
         queries: after.queries - b.queries,
       };
+      // the event-loop delay: prom-client's maximum since the previous scrape (the one before the rounds)
+      const frontend: FrontendHealth = {
+        eventLoopLagMaxMs: after.eventLoopLagMaxMs,
+        gcs: after.gcs - b.gcs,
+        gcsOver100ms: after.gcsOver100ms - b.gcsOver100ms,
+        gcSeconds: after.gcSeconds - b.gcSeconds,
+        copiesDenied: after.copiesDenied - b.copiesDenied,
+      };
       const sm = summarize(f.st);
       const st = f.st;
       modes.push({
@@ -633,6 +686,8 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         latencyMs: sm.latencyMs,
         cdf: sm.cdf,
         tail: { p99: tailComposition(st, 99), p999: tailComposition(st, 99.9) },
+        rounds: f.rounds,
+        frontend,
         ...(x.slowQueryLogMs !== undefined
           ? {
               slowQueries: {
@@ -647,6 +702,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
       log(
         `${f.mode}: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, p99.9 ${fmt(l.p999)} ms; reconstructed ${st.reconstructed}, copies ${d.copies}, default ${st.defaults}, errors ${st.errors}, rejected ${st.rejected}; ${describeTail(modes[modes.length - 1].tail!.p999, 'p99.9')}`,
       );
+      log(`${f.mode}: ${describeFrontendHealth(frontend)}`);
     }
     return {
       modes,

@@ -250,17 +250,57 @@ export interface FrontendCounters {
   copies: number;
   byCopy: number;
   queries: number;
+  /** second copies due but refused by the copy budget */
+  copiesDenied: number;
+  /** garbage collections, all kinds, and those of them that took more than 100 ms (prom-client's nodejs_gc_duration_seconds) */
+  gcs: number;
+  gcsOver100ms: number;
+  /** time spent in garbage collection (s) */
+  gcSeconds: number;
+  /** the worst event-loop delay of any of the frontends since their previous scrape (ms; nodejs_eventloop_lag_max_seconds) */
+  eventLoopLagMaxMs: number;
 }
 
-/** The counters of one or more frontends (summed), from their /metrics on 127.0.0.1:PORT. */
+/** The value of a metric line `NAME{...labels} V` or `NAME V` whose labels include every one of `labels` (summed over lines). */
+export function metricSum(metrics: string, name: string, labels: string[] = []): number {
+  let total = 0;
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    const labelText = rest[0] === '{' ? rest.slice(1, rest.indexOf('}')) : '';
+    if (!labels.every((l) => labelText.split(',').includes(l))) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) total += v;
+  }
+  return total;
+}
+
+/** The counters of one or more frontends (summed; the event-loop delay: the worst), from their /metrics on 127.0.0.1:PORT. */
 export async function frontendCounters(ports: number[]): Promise<FrontendCounters> {
-  const out: FrontendCounters = { requests: 0, copies: 0, byCopy: 0, queries: 0 };
+  const out: FrontendCounters = {
+    requests: 0,
+    copies: 0,
+    byCopy: 0,
+    queries: 0,
+    copiesDenied: 0,
+    gcs: 0,
+    gcsOver100ms: 0,
+    gcSeconds: 0,
+    eventLoopLagMaxMs: 0,
+  };
   for (const port of ports) {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     out.requests += counterTotal(text, 'coded_instance_requests_total');
     out.copies += counterTotal(text, 'coded_copies_total');
     out.byCopy += counterTotal(text, 'coded_answered_by_copy_total');
     out.queries += counterTotal(text, 'coded_queries_total');
+    out.copiesDenied += counterTotal(text, 'coded_copies_denied_total');
+    const gcs = metricSum(text, 'nodejs_gc_duration_seconds_count');
+    out.gcs += gcs;
+    out.gcsOver100ms += gcs - metricSum(text, 'nodejs_gc_duration_seconds_bucket', ['le="0.1"']);
+    out.gcSeconds += metricSum(text, 'nodejs_gc_duration_seconds_sum');
+    out.eventLoopLagMaxMs = Math.max(out.eventLoopLagMaxMs, 1000 * metricSum(text, 'nodejs_eventloop_lag_max_seconds'));
   }
   return out;
 }

@@ -2,8 +2,9 @@
 // serve.md reads as sentences, and answers later than the SLO that are no defaults are explained.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newStats, summarize, tailComposition, describeTail } from '../../src/serve/load-generator.js';
+import { newStats, summarize, tailComposition, describeTail, metricSum } from '../../src/serve/load-generator.js';
 import { serveMarkdown, type ServeReport } from '../../src/bench/serve.js';
+import { roundLatency } from '../../src/bench/serving-experiment.js';
 
 test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {
   const st = newStats(1000);
@@ -140,4 +141,51 @@ test('tailComposition: no answers, no tail', () => {
   const st = newStats(1000);
   assert.deepEqual(tailComposition(st, 99.9), { original: 0, reconstructed: 0, copy: 0, default: 0, fromMs: 0 });
   st.h.destroy();
+});
+
+test("serve.md shows each round's p99.9 and the frontends' health (event-loop delay, long collections, refused copies)", () => {
+  const r = report(0);
+  r.modes[0].rounds = [
+    { answers: 1000, p50: 11, p99: 30, p999: 39.5, max: 45 },
+    { answers: 1000, p50: 11, p99: 31, p999: 171, max: 309 },
+  ];
+  r.modes[0].frontend = { eventLoopLagMaxMs: 212, gcs: 340, gcsOver100ms: 2, gcSeconds: 0.75, copiesDenied: 17 };
+  const md = serveMarkdown(r);
+  assert.match(md, /Each round on its own, p99\.9 \(max\) in ms:\n- coded: 39\.5 \(45\.0\) \/ 171 \(309\)\./);
+  assert.match(
+    md,
+    /- coded: frontends: worst event-loop delay 212 ms; 340 garbage collections \(2 over 100 ms, 0\.75 s in all\); 17 copies refused by the copy budget\./,
+  );
+  // a single round, or no health scraped: no such lines
+  assert.doesNotMatch(serveMarkdown(report(0)), /Each round on its own|frontend processes over/);
+});
+
+test('roundLatency: nearest rank, as the summary (the p99.9 of 1000 answers is the 999th), max the largest', () => {
+  const ms = Array.from({ length: 1000 }, (_, i) => i + 1).reverse();
+  assert.deepEqual(roundLatency(ms), { answers: 1000, p50: 500, p99: 990, p999: 999, max: 1000 });
+  const none = roundLatency([]);
+  assert.equal(none.answers, 0);
+  assert.ok(Number.isNaN(none.p999));
+});
+
+test("metricSum: reads prom-client's lines by name and labels (gc histogram buckets, a gauge), ignoring longer names", () => {
+  const text = [
+    '# HELP nodejs_gc_duration_seconds Garbage collection duration by kind',
+    'nodejs_gc_duration_seconds_bucket{le="0.01",kind="minor"} 8',
+    'nodejs_gc_duration_seconds_bucket{le="0.1",kind="minor"} 10',
+    'nodejs_gc_duration_seconds_bucket{le="1",kind="minor"} 10',
+    'nodejs_gc_duration_seconds_bucket{le="0.1",kind="major"} 1',
+    'nodejs_gc_duration_seconds_bucket{le="1",kind="major"} 3',
+    'nodejs_gc_duration_seconds_sum{kind="minor"} 0.05',
+    'nodejs_gc_duration_seconds_sum{kind="major"} 0.5',
+    'nodejs_gc_duration_seconds_count{kind="minor"} 10',
+    'nodejs_gc_duration_seconds_count{kind="major"} 3',
+    'nodejs_eventloop_lag_max_seconds 0.212',
+    'nodejs_eventloop_lag_max_seconds_extra 9',
+  ].join('\n');
+  assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_count'), 13);
+  assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_bucket', ['le="0.1"']), 11);
+  assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_bucket', ['le="0.1"', 'kind="major"']), 1);
+  assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_sum'), 0.55);
+  assert.equal(metricSum(text, 'nodejs_eventloop_lag_max_seconds'), 0.212);
 });

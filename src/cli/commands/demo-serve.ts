@@ -21,7 +21,7 @@ import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
-import { ratios, busyWarning, markdownTable, tailLines, slowQueryLines } from '../../bench/serve.js';
+import { ratios, busyWarning, markdownTable, tailLines, slowQueryLines, roundLines, frontendLines } from '../../bench/serve.js';
 import { parseModes, onOff, stragglersFrom, transportOption } from '../serving-options.js';
 import { predictExperiment } from '../../bench/predict.js';
 
@@ -303,6 +303,8 @@ export async function demoServe(argv: string[]): Promise<void> {
       markdownTable(rows),
       '',
       ...tailLines(rows),
+      ...roundLines(rows),
+      ...frontendLines(rows),
       ...slowQueryLines(rows),
       `coded / X latency ratios (< 1: coded is faster): ${Object.entries(comparison)
         .map(([m, c]) => `vs ${m}: p50 ${c.p50.toFixed(2)}x, p99 ${c.p99.toFixed(2)}x, p99.9 ${c.p999.toFixed(2)}x`)
