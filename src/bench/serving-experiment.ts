@@ -629,7 +629,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     underLoad.sort((a, b) => a - b);
     if (underLoad.length > 0)
       log(
-        `service time of the fault-free instance during the rounds (${underLoad.length} requests): p50 ${fmt(underLoad[Math.floor(underLoad.length / 2)])} ms, p99 ${fmt(underLoad[Math.floor(underLoad.length * 0.99)])} ms`,
+        `service time of the fault-free instance during the rounds (${underLoad.length} requests): p50 ${fmt(underLoad[Math.floor(underLoad.length / 2)])} ms, p99 ${fmt(underLoad[Math.floor(underLoad.length * 0.99)])} ms, max ${fmt(underLoad[underLoad.length - 1])} ms (a machine-wide stall, e.g. of the GPU, shows here too)`,
       );
     for (const b of bg.splice(0)) b.kill('SIGKILL');
     let moved: ExperimentResult['transfers'] = null;
