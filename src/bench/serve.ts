@@ -114,7 +114,7 @@ export function slowQueryLines(modes: { mode: string; slowQueries?: { count: num
             `${k.role} on ${k.instance ?? '(not started)'} ${t(k.createdMs)} / ${t(k.startedMs)} / ${t(k.finishedMs)}${k.cancelled ? ' (cancelled)' : ''}`,
         )
         .join('; ');
-      return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}: ${tasks}`;
+      return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}${q.copyDenied === true ? ', its copy refused by the copy budget' : ''}: ${tasks}`;
     }),
   ];
 }

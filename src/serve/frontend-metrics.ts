@@ -84,7 +84,7 @@ export class FrontendMetrics {
     });
     this.mCopiesDenied = new Counter({
       name: 'coded_copies_denied_total',
-      help: 'second copies that were due but not sent because the copy budget (copyBudget copies per query) was spent',
+      help: 'second copies that were due but never sent: the copy budget (copyBudget copies per query) allowed none before the query was answered (a due copy waits for the budget, oldest query first)',
       labelNames: ['mode', 'kind'],
       registers: [reg],
     });

@@ -62,7 +62,7 @@ export interface PolicyEvents {
   paritySkipped?(): void;
   taskFailed?(pool: string): void;
   hedgeSent?(kind: 'hedge' | 'fallback'): void;
-  /** a copy was due but the copy budget was spent */
+  /** a copy was due but never sent: the copy budget allowed none before the query was answered */
   copyDenied?(kind: 'hedge' | 'fallback'): void;
   /** a query answered `slowQueryMs` or more after it arrived, with what happened to it (see SlowQueryStory) */
   slowQuery?(story: SlowQueryStory): void;
@@ -78,8 +78,10 @@ export interface SlowQueryStory {
   byCopy: boolean;
   /** queries in its coding group (0: uncoded) */
   groupSize: number;
-  /** hedged / fallback copies that were due but denied by the copy budget (all queries so far) */
+  /** hedged / fallback copies that were due but never sent, the budget allowing none in time (all queries so far) */
   copiesDeniedSoFar: number;
+  /** this query's copy was due but the copy budget allowed none before it was answered */
+  copyDenied: boolean;
   tasks: {
     role: string;
     pool: string;
@@ -151,6 +153,8 @@ interface Query {
   tasks: Task[];
   /** a hedged / fallback copy was sent */
   copied: boolean;
+  /** a copy is due and waits for the copy budget (see ServingPolicy.copyWaiters) */
+  copyWaiting: 'hedge' | 'fallback' | null;
 }
 
 interface Group {
@@ -182,7 +186,7 @@ export interface PolicyCounts {
   hedgedAnswers: number;
   /** hedged / fallback copies sent */
   copies: number;
-  /** copies that were due but not sent: the copy budget was spent */
+  /** copies that were due but never sent: the copy budget allowed none before the query was answered */
   copiesDenied: number;
   /** tasks handed to instance pools (every coded query, copy and retry; those cancelled while queued never reach an instance: Pool.requests counts what did) */
   tasks: number;
@@ -213,6 +217,12 @@ export class ServingPolicy {
   private copyTokens: number;
   private readonly copyBurst: number;
   private readonly copyBudget: number;
+  /**
+   * Queries whose copy was due while the budget was spent, oldest first: each token that arrivals
+   * add goes to the query that has waited longest (the one most likely stuck for good, e.g. behind
+   * a lost packet's retransmission timeout), not to whichever query happens to be late next.
+   */
+  private readonly copyWaiters = new Set<Query>();
   /** submissions so far: each one's queries are one source in the pools' fair queues */
   private submissions = 0;
 
@@ -282,10 +292,16 @@ export class ServingPolicy {
         group: null,
         tasks: [],
         copied: false,
+        copyWaiting: null,
         settle: (r) => {
           if (q.answered) return;
           q.answered = true;
           this.live.delete(q);
+          if (q.copyWaiting !== null) {
+            this.copyWaiters.delete(q);
+            this.counts.copiesDenied++;
+            this.ev.copyDenied?.(q.copyWaiting);
+          }
           q.sloTimer?.cancel();
           q.copyTimer?.cancel();
           for (const t of q.tasks) t.cancelled = true;
@@ -309,6 +325,18 @@ export class ServingPolicy {
       if (c === null) this.dispatchUncoded(q);
       else this.enqueueCoded(q);
     });
+    // the arrivals refilled the copy budget: copies that waited for it go out now
+    this.serveCopyWaiters();
+  }
+
+  /** Send the copies that waited for the budget, oldest first, while it allows and no backlog forms. */
+  private serveCopyWaiters(): void {
+    for (const q of this.copyWaiters) {
+      if (this.copyTokens < 1) return;
+      // as in considerCopy: a copy never joins a backlog
+      if (this.base.idleCount === 0 && this.base.queued > 0) return;
+      this.sendCopy(q, q.copyWaiting!);
+    }
   }
 
   /**
@@ -420,6 +448,7 @@ export class ServingPolicy {
       byCopy: !(r instanceof Error) && r.hedged,
       groupSize: g === null ? 0 : g.queries.length,
       copiesDeniedSoFar: this.counts.copiesDenied,
+      copyDenied: q.copyWaiting !== null,
       tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({
         role,
         pool,
@@ -498,13 +527,21 @@ export class ServingPolicy {
   /** A second copy of a late query to the base pool, ahead of the queue and away from the first copy's instance. */
   private sendCopy(q: Query, kind: 'hedge' | 'fallback'): void {
     if (q.answered || q.copied || this.closing) return;
-    q.copied = true;
     if (this.copyTokens < 1) {
-      this.counts.copiesDenied++;
-      this.ev.copyDenied?.(kind);
+      // the budget is spent: wait for the tokens the next arrivals add (serveCopyWaiters); a
+      // query answered before then counts as denied
+      if (q.copyWaiting === null) {
+        q.copyWaiting = kind;
+        this.copyWaiters.add(q);
+      }
       return;
     }
     this.copyTokens -= 1;
+    if (q.copyWaiting !== null) {
+      this.copyWaiters.delete(q);
+      q.copyWaiting = null;
+    }
+    q.copied = true;
     const first = this.originalTask(q);
     const t = this.taskFor(
       this.base,

@@ -267,6 +267,50 @@ test('the copy budget caps hedged copies when every request is slow (an overload
   assert.equal(capped.copies + capped.copiesDenied, 200, 'every due copy is either sent or counted as denied');
 });
 
+test('a copy the spent budget refused goes out once arrivals refill it, to the query that has waited longest; one answered first counts as denied', () => {
+  // a budget of 0.01 copies per query holds one token: query 1's copy takes it, so queries 2 and
+  // 3 (their originals stuck for 1 s too) wait for the token the next 100 arrivals add; query 2
+  // has waited longer and gets it
+  const run = (arrivals: number) => {
+    const stories: SlowQueryStory[] = [];
+    const h = setup({
+      mode: 'equal-resources',
+      hedgeMs: 10,
+      copyBudget: 0.01,
+      slowQueryMs: 500,
+      events: { slowQuery: (st) => stories.push(st) },
+      base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [1000]), scripted(c, []), scripted(c, [])],
+    });
+    h.ask(1, x1);
+    h.ask(2, x2);
+    h.clock.advance(5);
+    h.ask(3, x1);
+    h.clock.advance(15);
+    for (let i = 0; i < arrivals; i++) {
+      h.ask(100 + i, x1);
+      h.clock.advance(2);
+    }
+    h.clock.run();
+    return { h, stories, a1: only(h, 1), a2: only(h, 2), a3: only(h, 3) };
+  };
+  const refilled = run(100);
+  assert.equal(refilled.a1.r.hedged, true);
+  assert.equal(refilled.a1.at, 11, "query 1's copy went out at the hedge (10 ms) and took 1 ms");
+  assert.equal(refilled.a2.r.hedged, true, "query 2's copy went out when the 100th arrival refilled the budget");
+  assert.equal(refilled.a2.at, 20 + 99 * 2 + 1);
+  assert.deepEqual([...twice(x2)], [...refilled.a2.r.data]);
+  assert.equal(refilled.a3.r.hedged, false, 'query 3 waited less and got no token');
+  assert.equal(refilled.a3.at, 1005);
+  assert.deepEqual([refilled.h.policy.counts.copies, refilled.h.policy.counts.copiesDenied], [2, 1]);
+  // too few arrivals: queries 2 and 3 wait for their originals, and their copies count as denied
+  const starved = run(50);
+  assert.equal(starved.a2.r.hedged, false);
+  assert.equal(starved.a2.at, 1000);
+  assert.deepEqual([starved.h.policy.counts.copies, starved.h.policy.counts.copiesDenied], [1, 2]);
+  const story = starved.stories.find((st) => st.latencyMs === 1000);
+  assert.ok(story !== undefined && story.copyDenied, 'the slow-query story says its copy was refused');
+});
+
 test('the copy budget also caps the coded fallback', () => {
   // every original and parity query stalls 500 ms: no group can decode by its deadline
   const slow = (c: VirtualClock) => Array.from({ length: 20 }, () => scripted(c, [], 500));
