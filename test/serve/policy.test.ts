@@ -308,7 +308,7 @@ test('a copy the spent budget refused goes out once arrivals refill it, to the q
   assert.equal(starved.a2.at, 1000);
   assert.deepEqual([starved.h.policy.counts.copies, starved.h.policy.counts.copiesDenied], [1, 2]);
   const story = starved.stories.find((st) => st.latencyMs === 1000);
-  assert.ok(story !== undefined && story.copyDenied, 'the slow-query story says its copy was refused');
+  assert.ok(story?.copyDenied, 'the slow-query story says its copy was refused');
 });
 
 test('the copy budget also caps the coded fallback', () => {
