@@ -3,7 +3,9 @@
 // before a serving experiment relies on it: for each configuration, PAIRS concurrent transfers
 // of MB megabytes between random pairs of HOSTS namespaces; reports the rate the completed
 // transfers reached next to what the links would allow, and the machine's CPU time (busy and
-// softirq, all cores together and the busiest core) while they ran.
+// softirq, all cores together and the busiest core) while they ran. Only completed transfers
+// count (up to PAIRS - 1 partly sent ones do not), and each new transfer starts a process: the
+// rates are lower bounds.
 //
 //   node scripts/experiments/netlab-throughput.mjs [--hosts 19] [--transfers 12] [--json]
 //        RATE_MBIT:PAIRS:MB[:UPLINK_MBIT][,gso] ...
@@ -51,24 +53,42 @@ function cpuTimes() {
 }
 
 const rows = [];
-for (const spec of positionals) {
-  const [body, flag] = spec.split(',');
-  const [rate, pairs, mb, uplink] = body.split(':').map(Number);
-  if (!(rate > 0 && pairs >= 1 && mb > 0) || (flag !== undefined && flag !== 'gso')) {
-    console.error(`bad configuration '${spec}': use RATE_MBIT:PAIRS:MB[:UPLINK_MBIT][,gso]`);
+if (!(Number.isInteger(hosts) && hosts >= 2 && Number.isInteger(count) && count >= 1)) {
+  console.error('--hosts must be an integer >= 2 and --transfers an integer >= 1');
+  process.exit(2);
+}
+const configs = positionals.map((spec) => {
+  const [body, ...flags] = spec.split(',');
+  const n = body.split(':').map((t) => (t.trim() === '' ? Number.NaN : Number(t)));
+  const [rate, pairs, mb, uplink] = n;
+  const ok =
+    (n.length === 3 || n.length === 4) &&
+    rate > 0 &&
+    Number.isInteger(pairs) &&
+    pairs >= 1 &&
+    mb > 0 &&
+    (n.length === 3 || uplink > 0) &&
+    flags.length <= 1 &&
+    flags.every((f) => f === 'gso');
+  if (!ok) {
+    console.error(`bad configuration '${spec}': use RATE_MBIT:PAIRS:MB[:UPLINK_MBIT][,gso], e.g. 1000:4:128,gso`);
     process.exit(2);
   }
+  return { spec, rate, pairs, mb, uplink: n.length === 4 ? uplink : 0, gso: flags.length === 1 };
+});
+for (const { spec, rate, pairs, mb, uplink, gso } of configs) {
   const lab = await NetworkLab.start({
     hosts,
     rateMbit: rate,
     ...(uplink > 0 ? { uplinkMbit: uplink } : {}),
-    gso: flag === 'gso',
+    gso,
     congestionControl: 'cubic',
   });
   try {
+    // the clock starts once the receivers listen and the first transfers are launched
+    const bulk = await lab.startBulkTransfers({ pairs, minBytes: mb * 1e6, maxBytes: mb * 1e6, seed: 1 });
     const before = cpuTimes();
     const t0 = performance.now();
-    const bulk = await lab.startBulkTransfers({ pairs, minBytes: mb * 1e6, maxBytes: mb * 1e6, seed: 1 });
     const s = await bulk.waitFor(count);
     const seconds = (performance.now() - t0) / 1000;
     await bulk.stop();

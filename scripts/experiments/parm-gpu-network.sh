@@ -11,7 +11,8 @@
 #   scripts/experiments/parm-gpu-network.sh k3 SEED     k = 3: 12 base + 4 parity vs 16, 9000 queries (~140 s)
 #   scripts/experiments/parm-gpu-network.sh k4 SEED     k = 4: 12 base + 3 parity vs 15, 3 frontends (~140 s)
 #
-# Extra arguments after SEED are appended to the bench options (the last one wins). Results:
+# Extra arguments after SEED are appended to the bench options as plain words (the last one
+# wins; parm-gpu-series.sh splits them on spaces, so no quoted values with spaces). Results:
 # $OUT/summary.md and $OUT/series.tar.gz (see parm-gpu-series.sh).
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -28,7 +28,7 @@ rc_all=0
 while [ $# -ge 2 ]; do
   name=$1; opts=$2; shift 2
   if [ $netns = no ] && [[ " $opts " == *" --network "* ]]; then
-    opts=$(echo " $opts " | sed -E 's/ --network [^ ]+ / /')" ${NO_NET_OPTS:---slow-periods 300:15000:1:60}"
+    opts=$(echo " $opts " | sed -E 's/ --network [^ ]+ / /g')" ${NO_NET_OPTS:---slow-periods 300:15000:1:60}"
     echo "no network namespaces here: --network replaced by ${NO_NET_OPTS:---slow-periods 300:15000:1:60}" | tee -a $S/netcheck.txt
   fi
   echo "=== $name: $opts"

@@ -48,6 +48,7 @@ export interface NetworkLabOptions {
    * ones (default false). Each link's queue is then a byte fifo of queuePackets x 1514 bytes, so
    * it holds as much data as the packet fifo would. Per-packet work falls ~40x: use it where
    * the machine cannot move wire-sized packets at the link rates asked for (Gbit links and up).
+   * The byte fifo holds at least two 64 KB super-packets, and htb's bucket at least one.
    */
   gso?: boolean;
 }
@@ -303,7 +304,20 @@ export class NetworkLab {
         burst(mbit),
       ],
       this.gso
-        ? ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'bfifo', 'limit', String(this.queuePackets * 1514)]
+        ? // at least two 64 KB super-packets, or a small queue would drop every one of them
+          [
+            'qdisc',
+            'add',
+            'dev',
+            dev,
+            'parent',
+            '1:1',
+            'handle',
+            '10:',
+            'bfifo',
+            'limit',
+            String(Math.max(this.queuePackets * 1514, 2 * 65536)),
+          ]
         : ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit', String(this.queuePackets)],
     ];
     // no link-local IPv6 (addrgenmode none); unless gso, no GSO super-packets (gso_max_segs 1),

@@ -125,7 +125,9 @@ export function roundLines(modes: { mode: string; rounds?: RoundLatency[] }[]): 
   if (with_.length === 0) return [];
   return [
     'Each round on its own, p99.9 (max) in ms:',
-    ...with_.map((m) => `- ${m.mode}: ${m.rounds!.map((r) => `${fmt(r.p999)} (${fmt(r.max)})`).join(' / ')}.`),
+    ...with_.map(
+      (m) => `- ${m.mode}: ${m.rounds!.map((r) => (r.answers === 0 ? 'no answers' : `${fmt(r.p999)} (${fmt(r.max)})`)).join(' / ')}.`,
+    ),
   ];
 }
 

@@ -618,7 +618,9 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         const rl = roundLatency(f.st.answers.ms.slice(answeredBefore));
         f.rounds.push(rl);
         log(
-          `round ${r + 1}/${x.rounds}: ${f.mode}: p50 ${fmt(rl.p50)} ms, p99 ${fmt(rl.p99)} ms, p99.9 ${fmt(rl.p999)} ms, max ${fmt(rl.max)} ms`,
+          rl.answers === 0
+            ? `round ${r + 1}/${x.rounds}: ${f.mode}: no answers`
+            : `round ${r + 1}/${x.rounds}: ${f.mode}: p50 ${fmt(rl.p50)} ms, p99 ${fmt(rl.p99)} ms, p99.9 ${fmt(rl.p999)} ms, max ${fmt(rl.max)} ms`,
         );
       }
     }
@@ -635,13 +637,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     let moved: ExperimentResult['transfers'] = null;
     if (transfers !== null) {
       const t = transfers.stats();
+      const s = (performance.now() - transfersSince) / 1000;
       moved = { count: t.transfers, megabytes: t.bytes / 1e6, failures: t.failures };
       await transfers.stop();
       transfers = null;
-      const s = (performance.now() - transfersSince) / 1000;
-      // completed transfers only: a lower bound on the rate the links carried, next to what PAIRS links at full rate would
+      // completed transfers only: a lower bound on the rate the links carried, next to what PAIRS
+      // links at full rate would carry (an upper bound: random pairs may share a receiver)
       log(
-        `background transfers during the measured rounds: ${t.transfers} completed, ${(t.bytes / 1e6).toFixed(0)} MB in ${s.toFixed(0)} s (at least ${((t.bytes * 8) / 1e6 / s).toFixed(0)} Mbit/s; the pairs' links at full rate: ${transfersFullMbit} Mbit/s), ${t.failures} failed`,
+        `background transfers during the measured rounds: ${t.transfers} completed, ${(t.bytes / 1e6).toFixed(0)} MB in ${s.toFixed(0)} s (at least ${((t.bytes * 8) / 1e6 / s).toFixed(0)} Mbit/s; at most ${transfersFullMbit} Mbit/s, every pair's link at full rate), ${t.failures} failed`,
       );
     }
     const modes: ModeResult[] = [];

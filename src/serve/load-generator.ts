@@ -298,6 +298,7 @@ export async function frontendCounters(ports: number[]): Promise<FrontendCounter
     out.copiesDenied += counterTotal(text, 'coded_copies_denied_total');
     const gcs = metricSum(text, 'nodejs_gc_duration_seconds_count');
     out.gcs += gcs;
+    // prom-client's default GC buckets (0.001, 0.01, 0.1, 1, 2, 5 s) include 0.1
     out.gcsOver100ms += gcs - metricSum(text, 'nodejs_gc_duration_seconds_bucket', ['le="0.1"']);
     out.gcSeconds += metricSum(text, 'nodejs_gc_duration_seconds_sum');
     out.eventLoopLagMaxMs = Math.max(out.eventLoopLagMaxMs, 1000 * metricSum(text, 'nodejs_eventloop_lag_max_seconds'));

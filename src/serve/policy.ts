@@ -332,7 +332,7 @@ export class ServingPolicy {
   /** Send the copies that waited for the budget, oldest first, while it allows and no backlog forms. */
   private serveCopyWaiters(): void {
     for (const q of this.copyWaiters) {
-      if (this.copyTokens < 1) return;
+      if (!this.hasCopyToken()) return;
       // as in considerCopy: a copy never joins a backlog
       if (this.base.idleCount === 0 && this.base.queued > 0) return;
       this.sendCopy(q, q.copyWaiting!);
@@ -524,19 +524,26 @@ export class ServingPolicy {
     });
   }
 
+  /** a whole copy token is in the bucket (it sums fractions: ten arrivals at 0.1 make 0.9999999999999999) */
+  private hasCopyToken(): boolean {
+    return this.copyTokens >= 1 - 1e-9;
+  }
+
   /** A second copy of a late query to the base pool, ahead of the queue and away from the first copy's instance. */
   private sendCopy(q: Query, kind: 'hedge' | 'fallback'): void {
     if (q.answered || q.copied || this.closing) return;
-    if (this.copyTokens < 1) {
-      // the budget is spent: wait for the tokens the next arrivals add (serveCopyWaiters); a
-      // query answered before then counts as denied
+    // the budget is spent, or older queries wait for it: this one waits in line behind them for
+    // the tokens the next arrivals add (serveCopyWaiters); a query answered before its copy went
+    // out counts as denied
+    if (!this.hasCopyToken() || (this.copyWaiters.size > 0 && q.copyWaiting === null)) {
       if (q.copyWaiting === null) {
         q.copyWaiting = kind;
         this.copyWaiters.add(q);
       }
+      if (this.hasCopyToken()) this.serveCopyWaiters();
       return;
     }
-    this.copyTokens -= 1;
+    this.copyTokens = Math.max(0, this.copyTokens - 1);
     if (q.copyWaiting !== null) {
       this.copyWaiters.delete(q);
       q.copyWaiting = null;

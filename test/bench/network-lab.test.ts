@@ -77,7 +77,9 @@ test('network lab: both ends of every host link are rate-limited (htb at rateMbi
   }
 });
 
-test('network lab: with gso the links keep GSO on and queue in a byte fifo as large as the packet fifo would be', { skip }, async () => {
+test('network lab: with gso the links keep GSO on and queue in a byte fifo as large as the packet fifo would be (at least two 64 KB packets)', {
+  skip,
+}, async () => {
   const lab = await NetworkLab.start({ hosts: 1, rateMbit: 37, queuePackets: 100, gso: true });
   try {
     const l = lab.link(0);
@@ -90,6 +92,13 @@ test('network lab: with gso the links keep GSO on and queue in a byte fifo as la
     }
   } finally {
     await lab.stop();
+  }
+  // a queue of a few packets still holds two 64 KB super-packets
+  const small = await NetworkLab.start({ hosts: 1, rateMbit: 37, queuePackets: 10, gso: true });
+  try {
+    assert.match(sh('tc', ['qdisc', 'show', 'dev', small.link(0).outside]), /qdisc bfifo 10: parent 1:1 limit 128Kb/);
+  } finally {
+    await small.stop();
   }
 });
 

@@ -311,6 +311,25 @@ test('a copy the spent budget refused goes out once arrivals refill it, to the q
   assert.ok(story?.copyDenied, 'the slow-query story says its copy was refused');
 });
 
+test('closing the frontend answers queries whose copy waits for the budget (as unavailable) and counts those copies as denied', () => {
+  const h = setup({
+    mode: 'equal-resources',
+    hedgeMs: 10,
+    copyBudget: 0.01,
+    base: (c) => [scripted(c, [1000]), scripted(c, [1000]), scripted(c, [])],
+  });
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.advance(20); // query 1's copy took the only token and answered; query 2's waits
+  only(h, 1);
+  h.policy.close();
+  h.clock.run();
+  const a2 = h.answers.get(2) ?? [];
+  assert.equal(a2.length, 1);
+  assert.ok(a2[0].r instanceof Error && /shutting down/.test(a2[0].r.message));
+  assert.deepEqual([h.policy.counts.copies, h.policy.counts.copiesDenied], [1, 1]);
+});
+
 test('the copy budget also caps the coded fallback', () => {
   // every original and parity query stalls 500 ms: no group can decode by its deadline
   const slow = (c: VirtualClock) => Array.from({ length: 20 }, () => scripted(c, [], 500));

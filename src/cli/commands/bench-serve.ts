@@ -47,7 +47,8 @@ Stragglers (every instance; combine freely):
                      tc), with PAIRS background bulk transfers (default 4, of 16-64 MB; 0: none)
                      between random pairs of instances, as in ParM (needs root and iproute2); an
                      UPLINK_MBIT above RATE_MBIT makes the transfers congest the receivers'
-                     downlinks (a full 1000-packet queue) instead of the senders' own queues;
+                     downlinks (a full queue of 1000 packets, or their bytes with ,gso) instead
+                     of the senders' own queues;
                      ,gso lets GSO super-packets through (queues of the same byte size), for
                      Gbit links a machine cannot shape packet by packet (the log line on
                      background transfers says what rate they reached)
