@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newStats, summarize, tailComposition, describeTail, metricSum } from '../../src/serve/load-generator.js';
-import { serveMarkdown, type ServeReport } from '../../src/bench/serve.js';
+import { serveMarkdown, timeCoding, describeCoding, type ServeReport } from '../../src/bench/serve.js';
 import { roundLatency } from '../../src/bench/serving-experiment.js';
 
 test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {
@@ -188,4 +188,16 @@ test("metricSum: reads prom-client's lines by name and labels (gc histogram buck
   assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_bucket', ['le="0.1"', 'kind="major"']), 1);
   assert.equal(metricSum(text, 'nodejs_gc_duration_seconds_sum'), 0.55);
   assert.equal(metricSum(text, 'nodejs_eventloop_lag_max_seconds'), 0.212);
+});
+
+test("timeCoding times the frontend's own codec on the model's input and output shapes, and the report names them", async () => {
+  const c = await timeCoding('addition', 2, 1, [3, 8, 8], [10]);
+  assert.deepEqual([c.input, c.output, c.code], [[3, 8, 8], [10], 'addition(k=2, r=1)']);
+  assert.ok(Number.isFinite(c.encodeUs) && Number.isFinite(c.decodeUs) && c.totalUs === c.encodeUs + c.decodeUs);
+  assert.match(
+    describeCoding(c),
+    /^Encode of one addition\(k=2, r=1\) group of 3x8x8 inputs: \S+ us; decode of its 10-value outputs: \S+ us/,
+  );
+  // reports written before the shapes were recorded still read
+  assert.match(describeCoding({ code: 'addition(k=2, r=1)', encodeUs: 50, decodeUs: 40 }), /group of 1000-value inputs: 50\.0 us/);
 });

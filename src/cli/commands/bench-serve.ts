@@ -10,9 +10,9 @@ import { cpus } from 'node:os';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
 import { Rng } from '../../data/rng.js';
-import { runServingExperiment, checkStragglers, fmt, SERVING_MODES, type ExperimentSpec } from '../../bench/serving-experiment.js';
+import { runServingExperiment, checkStragglers, SERVING_MODES, type ExperimentSpec } from '../../bench/serving-experiment.js';
 import { predictExperiment } from '../../bench/predict.js';
-import { ratios, busyWarning, serveMarkdown, modelShape, plots, timeCoding } from '../../bench/serve.js';
+import { ratios, busyWarning, serveMarkdown, modelShapes, plots, timeCoding, describeCoding } from '../../bench/serve.js';
 import { DEFAULT_COPY_BUDGET } from '../../serve/policy.js';
 
 export const usage = `coded bench serve [options]
@@ -148,12 +148,12 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
   const outDir = values.out ?? 'bench-results/serve';
   const log = (s: string) => process.stderr.write(s + '\n');
 
-  const coding = await timeCoding(family, k, r, 1000);
-  log(`encode + decode of one ${coding.code} group of 1000-value outputs: ${fmt(coding.encodeUs)} + ${fmt(coding.decodeUs)} us`);
-
-  // the instances' input shape, from one started for the purpose is overkill: ask the model spec
-  const info = await modelShape(model, device);
+  // the instances' input and output shapes, from one started for the purpose
+  const shapes = await modelShapes(model, device);
+  const info = shapes.input;
   const per = info.reduce((a, b) => a * b, 1);
+  const coding = await timeCoding(family, k, r, shapes.input, shapes.output);
+  log(describeCoding(coding));
   const rng = new Rng(seed + 7);
   const inputs = Array.from({ length: 64 }, () => Float32Array.from({ length: per }, () => rng.float()));
   const spec: ExperimentSpec = {
