@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // How fast this machine moves bulk transfers through the network lab (src/bench/network-lab.ts),
-// before a serving experiment relies on it: for each configuration, PAIRS concurrent transfers
-// of MB megabytes between random pairs of HOSTS namespaces; reports the rate the completed
+// before a serving experiment relies on it: for each configuration (the form of `coded bench
+// serve --network`), PAIRS concurrent transfers of MIN_MB-MAX_MB megabytes between random pairs
+// of HOSTS namespaces; reports the rate the completed
 // transfers reached next to what the links would allow, and the machine's CPU time (busy and
 // softirq, all cores together and the busiest core) while they ran. Only completed transfers
 // count (up to PAIRS - 1 partly sent ones do not), and each new transfer starts a process: the
 // rates are lower bounds.
 //
 //   node scripts/experiments/netlab-throughput.mjs [--hosts 19] [--transfers 12] [--json]
-//        RATE_MBIT:PAIRS:MB[:UPLINK_MBIT][,gso] ...
+//        RATE_MBIT:PAIRS:MIN_MB:MAX_MB[:UPLINK_MBIT][,gso] ...
 //
-// e.g. 1000:1:64 1000:4:64 1000:4:64,gso 10000:4:256,gso
+// e.g. 1000:1:64:64 1000:4:64:64 1000:4:64:64,gso 10000:4:256:256,gso
 // Needs root, iproute2 and dist/ (npx tsc -p tsconfig.json).
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -29,13 +30,15 @@ if (values.help || positionals.length === 0) {
   console.log(
     readFileSync(new URL(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 12)
+      .slice(1)
+      .filter((_, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('//')))
       .map((l) => l.replace(/^\/\/ ?/, ''))
       .join('\n'),
   );
   process.exit(values.help ? 0 : 2);
 }
 const { NetworkLab } = await import(new URL('../../dist/src/bench/network-lab.js', import.meta.url).href);
+const { parseNetwork } = await import(new URL('../../dist/src/bench/serving-experiment.js', import.meta.url).href);
 const hosts = Number(values.hosts);
 const count = Number(values.transfers);
 
@@ -57,36 +60,33 @@ if (!(Number.isInteger(hosts) && hosts >= 2 && Number.isInteger(count) && count 
   console.error('--hosts must be an integer >= 2 and --transfers an integer >= 1');
   process.exit(2);
 }
+// the grammar of `coded bench serve --network` (at least one pair: there is nothing to time without)
 const configs = positionals.map((spec) => {
-  const [body, ...flags] = spec.split(',');
-  const n = body.split(':').map((t) => (t.trim() === '' ? Number.NaN : Number(t)));
-  const [rate, pairs, mb, uplink] = n;
-  const ok =
-    (n.length === 3 || n.length === 4) &&
-    rate > 0 &&
-    Number.isInteger(pairs) &&
-    pairs >= 1 &&
-    mb > 0 &&
-    (n.length === 3 || uplink > 0) &&
-    flags.length <= 1 &&
-    flags.every((f) => f === 'gso');
-  if (!ok) {
-    console.error(`bad configuration '${spec}': use RATE_MBIT:PAIRS:MB[:UPLINK_MBIT][,gso], e.g. 1000:4:128,gso`);
+  let c;
+  try {
+    c = parseNetwork(spec);
+  } catch (e) {
+    console.error(e.message);
     process.exit(2);
   }
-  return { spec, rate, pairs, mb, uplink: n.length === 4 ? uplink : 0, gso: flags.length === 1 };
+  if (c.pairs < 1) {
+    console.error(`bad configuration '${spec}': PAIRS must be at least 1 here`);
+    process.exit(2);
+  }
+  return { spec, ...c };
 });
-for (const { spec, rate, pairs, mb, uplink, gso } of configs) {
+for (const { spec, rateMbit: rate, pairs, minMB, maxMB, uplinkMbit, gso } of configs) {
+  const uplink = uplinkMbit ?? 0;
   const lab = await NetworkLab.start({
     hosts,
     rateMbit: rate,
     ...(uplink > 0 ? { uplinkMbit: uplink } : {}),
-    gso,
+    gso: gso === true,
     congestionControl: 'cubic',
   });
   try {
     // the clock starts once the receivers listen and the first transfers are launched
-    const bulk = await lab.startBulkTransfers({ pairs, minBytes: mb * 1e6, maxBytes: mb * 1e6, seed: 1 });
+    const bulk = await lab.startBulkTransfers({ pairs, minBytes: minMB * 1e6, maxBytes: maxMB * 1e6, seed: 1 });
     const before = cpuTimes();
     const t0 = performance.now();
     const s = await bulk.waitFor(count);
@@ -108,7 +108,7 @@ for (const { spec, rate, pairs, mb, uplink, gso } of configs) {
     rows.push(row);
     if (!values.json)
       console.log(
-        `${spec}: ${s.transfers} transfers of ${mb} MB in ${row.seconds} s: ${row.mbit} Mbit/s (links allow ${row.linksMbit}); CPU busy ${row.busyPct}% (softirq ${row.softirqPct}%) of ${d.length} cores, busiest core ${row.busiestCorePct}%`,
+        `${spec}: ${s.transfers} transfers of ${minMB === maxMB ? minMB : `${minMB}-${maxMB}`} MB in ${row.seconds} s: ${row.mbit} Mbit/s (links allow ${row.linksMbit}); CPU busy ${row.busyPct}% (softirq ${row.softirqPct}%) of ${d.length} cores, busiest core ${row.busiestCorePct}%`,
       );
   } finally {
     await lab.stop();

@@ -50,7 +50,8 @@ export interface ServeReport {
   };
   stragglers: string;
   warning: string | null;
-  coding: { code: string; encodeUs: number; decodeUs: number; totalUs: number; input?: number[]; output?: number[] };
+  /** shapes absent in reports written before they were recorded (timed on 1000-value vectors) */
+  coding: ReportedCodingTime;
   frontendOverheadMs: number;
   modes: (Parameters<typeof markdownTable>[0][number] & {
     lateNotDefault?: number;
@@ -180,7 +181,7 @@ export function markdownTable(
 }
 
 /** "Encode of one addition(k=2, r=1) group of 3x224x224 inputs: 120 us; decode of its 1000-value outputs: 45.0 us (frontend, CPU)" */
-export function describeCoding(c: { code: string; encodeUs: number; decodeUs: number; input?: number[]; output?: number[] }): string {
+export function describeCoding(c: Omit<ReportedCodingTime, 'totalUs'>): string {
   const input = c.input === undefined ? '1000-value' : c.input.join('x');
   const output = c.output === undefined ? '1000-value' : `${c.output.join('x')}-value`;
   return `Encode of one ${c.code} group of ${input} inputs: ${fmt(c.encodeUs)} us; decode of its ${output} outputs: ${fmt(c.decodeUs)} us (frontend, CPU, one thread)`;
@@ -258,6 +259,8 @@ export interface CodingTime {
   input: number[];
   output: number[];
 }
+
+export type ReportedCodingTime = Omit<CodingTime, 'input' | 'output'> & Partial<Pick<CodingTime, 'input' | 'output'>>;
 
 /** Time the frontend's encode path (its group codec) for one coding group of the model's inputs, and its decode path for the model's outputs. */
 export async function timeCoding(family: string, k: number, r: number, input: number[], output: number[]): Promise<CodingTime> {

@@ -232,25 +232,12 @@ export function summarize(st: Stats) {
   };
 }
 
-/** Sum of a Prometheus counter over all its label sets. */
-export function counterTotal(metrics: string, name: string): number {
-  let total = 0;
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ') continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) total += v;
-  }
-  return total;
-}
-
 export interface FrontendCounters {
   requests: number;
   copies: number;
   byCopy: number;
   queries: number;
-  /** second copies due but refused by the copy budget */
+  /** second copies due but never sent: the copy budget allowed none before the query was answered */
   copiesDenied: number;
   /** garbage collections, all kinds, and those of them that took more than 100 ms (prom-client's nodejs_gc_duration_seconds) */
   gcs: number;
@@ -261,7 +248,7 @@ export interface FrontendCounters {
   eventLoopLagMaxMs: number;
 }
 
-/** The value of a metric line `NAME{...labels} V` or `NAME V` whose labels include every one of `labels` (summed over lines). */
+/** A Prometheus metric summed over its lines `NAME{...labels} V` / `NAME V` whose labels include every one of `labels` (none given: all label sets). */
 export function metricSum(metrics: string, name: string, labels: string[] = []): number {
   let total = 0;
   for (const line of metrics.split('\n')) {
@@ -291,11 +278,11 @@ export async function frontendCounters(ports: number[]): Promise<FrontendCounter
   };
   for (const port of ports) {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    out.requests += counterTotal(text, 'coded_instance_requests_total');
-    out.copies += counterTotal(text, 'coded_copies_total');
-    out.byCopy += counterTotal(text, 'coded_answered_by_copy_total');
-    out.queries += counterTotal(text, 'coded_queries_total');
-    out.copiesDenied += counterTotal(text, 'coded_copies_denied_total');
+    out.requests += metricSum(text, 'coded_instance_requests_total');
+    out.copies += metricSum(text, 'coded_copies_total');
+    out.byCopy += metricSum(text, 'coded_answered_by_copy_total');
+    out.queries += metricSum(text, 'coded_queries_total');
+    out.copiesDenied += metricSum(text, 'coded_copies_denied_total');
     const gcs = metricSum(text, 'nodejs_gc_duration_seconds_count');
     out.gcs += gcs;
     // prom-client's default GC buckets (0.001, 0.01, 0.1, 1, 2, 5 s) include 0.1

@@ -153,8 +153,6 @@ interface Query {
   tasks: Task[];
   /** a hedged / fallback copy was sent */
   copied: boolean;
-  /** a copy is due and waits for the copy budget (see ServingPolicy.copyWaiters) */
-  copyWaiting: 'hedge' | 'fallback' | null;
 }
 
 interface Group {
@@ -222,7 +220,7 @@ export class ServingPolicy {
    * add goes to the query that has waited longest (the one most likely stuck for good, e.g. behind
    * a lost packet's retransmission timeout), not to whichever query happens to be late next.
    */
-  private readonly copyWaiters = new Set<Query>();
+  private readonly copyWaiters = new Map<Query, 'hedge' | 'fallback'>();
   /** submissions so far: each one's queries are one source in the pools' fair queues */
   private submissions = 0;
 
@@ -292,22 +290,22 @@ export class ServingPolicy {
         group: null,
         tasks: [],
         copied: false,
-        copyWaiting: null,
         settle: (r) => {
           if (q.answered) return;
           q.answered = true;
           this.live.delete(q);
-          if (q.copyWaiting !== null) {
+          const waited = this.copyWaiters.get(q);
+          if (waited !== undefined) {
             this.copyWaiters.delete(q);
             this.counts.copiesDenied++;
-            this.ev.copyDenied?.(q.copyWaiting);
+            this.ev.copyDenied?.(waited);
           }
           q.sloTimer?.cancel();
           q.copyTimer?.cancel();
           for (const t of q.tasks) t.cancelled = true;
           const ms = this.o.clock.now() - q.arrival;
           if (this.o.slowQueryMs !== undefined && ms >= this.o.slowQueryMs && this.ev.slowQuery !== undefined)
-            this.ev.slowQuery(this.story(q, ms, r));
+            this.ev.slowQuery(this.story(q, ms, r, waited !== undefined));
           if (r instanceof Error) {
             this.counts.error++;
             this.ev.failed?.(ms);
@@ -331,11 +329,11 @@ export class ServingPolicy {
 
   /** Send the copies that waited for the budget, oldest first, while it allows and no backlog forms. */
   private serveCopyWaiters(): void {
-    for (const q of this.copyWaiters) {
+    for (const [q, kind] of this.copyWaiters) {
       if (!this.hasCopyToken()) return;
       // as in considerCopy: a copy never joins a backlog
       if (this.base.idleCount === 0 && this.base.queued > 0) return;
-      this.sendCopy(q, q.copyWaiting!);
+      this.sendCopy(q, kind);
     }
   }
 
@@ -428,7 +426,7 @@ export class ServingPolicy {
     return t;
   }
 
-  private story(q: Query, ms: number, r: QueryResult | Error): SlowQueryStory {
+  private story(q: Query, ms: number, r: QueryResult | Error, copyDenied: boolean): SlowQueryStory {
     const at = (x: number | undefined) => (x === undefined ? null : Math.round((x - q.arrival) * 100) / 100);
     const g = q.group;
     const code = this.o.codec;
@@ -448,7 +446,7 @@ export class ServingPolicy {
       byCopy: !(r instanceof Error) && r.hedged,
       groupSize: g === null ? 0 : g.queries.length,
       copiesDeniedSoFar: this.counts.copiesDenied,
-      copyDenied: q.copyWaiting !== null,
+      copyDenied,
       tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({
         role,
         pool,
@@ -535,19 +533,13 @@ export class ServingPolicy {
     // the budget is spent, or older queries wait for it: this one waits in line behind them for
     // the tokens the next arrivals add (serveCopyWaiters); a query answered before its copy went
     // out counts as denied
-    if (!this.hasCopyToken() || (this.copyWaiters.size > 0 && q.copyWaiting === null)) {
-      if (q.copyWaiting === null) {
-        q.copyWaiting = kind;
-        this.copyWaiters.add(q);
-      }
+    if (!this.hasCopyToken() || (this.copyWaiters.size > 0 && !this.copyWaiters.has(q))) {
+      if (!this.copyWaiters.has(q)) this.copyWaiters.set(q, kind);
       if (this.hasCopyToken()) this.serveCopyWaiters();
       return;
     }
     this.copyTokens = Math.max(0, this.copyTokens - 1);
-    if (q.copyWaiting !== null) {
-      this.copyWaiters.delete(q);
-      q.copyWaiting = null;
-    }
+    this.copyWaiters.delete(q);
     q.copied = true;
     const first = this.originalTask(q);
     const t = this.taskFor(
