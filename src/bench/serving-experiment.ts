@@ -177,6 +177,8 @@ export interface ExperimentSpec {
   copyBudget?: number | null;
   /** coded: what a group closing with one query does (the frontend's singletonGroups) */
   singletonGroups?: 'pad' | 'copy';
+  /** coded: what pads a partial group (the frontend's padding) */
+  padding?: 'answered' | 'repeat';
   log: (s: string) => void;
   onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
 }
@@ -479,13 +481,14 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           code: x.code,
           fallback: x.fallback,
           ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
+          ...(x.padding !== undefined ? { padding: x.padding } : {}),
           parityDelayMs: x.parityDelayMs,
           pools: {
             base: { model: x.baseModel, instances: bases, ...protocol },
             parity: parities.map((p, j) => ({ model: x.parityModel(j), instances: p, ...protocol })),
           },
         };
-        desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}${x.singletonGroups === 'copy' ? ', lone queries copied' : ''}`;
+        desc = `${x.base} base + ${x.parity} parity, ${x.code.family} k=${x.code.k} r=${x.code.r}${x.fallback ? ', fallback' : ''}${x.parityDelayMs > 0 ? `, parity after ${x.parityDelayMs} ms` : ''}${x.singletonGroups === 'copy' ? ', lone queries copied' : ''}${x.padding === 'repeat' ? ', padding repeats queries' : ''}`;
         instances = x.base + x.parity;
       } else if (mode === 'none') {
         cfg = { ...common, mode, pools: { base: { model: x.baseModel, instances: bases, ...protocol } } };

@@ -8,6 +8,11 @@ export function singletonOption(v: string): 'pad' | 'copy' {
   return v;
 }
 
+export function paddingOption(v: string): 'answered' | 'repeat' {
+  if (v !== 'answered' && v !== 'repeat') throw new UsageError(`--padding must be 'answered' or 'repeat', not '${v}'`);
+  return v;
+}
+
 /** --transport grpc|rest: how the load generator reaches the frontends and the frontends reach the instances. */
 export function transportOption(v: string | undefined, fallback: 'grpc' | 'rest'): 'grpc' | 'rest' {
   if (v === undefined) return fallback;

@@ -46,6 +46,8 @@ export interface Scenario {
   copyBudget?: number | null;
   /** coded: a group that closes with one query is padded ('pad', default) or protected by a fallback copy ('copy') */
   singletonGroups?: 'pad' | 'copy';
+  /** coded: a partial group is padded with answered queries ('answered', default) or its own queries repeated ('repeat') */
+  padding?: 'answered' | 'repeat';
   /** requests in flight per instance (1: pull when idle) */
   concurrency: number;
   /** per-query input shape (only used to route a code's queries) */
@@ -163,6 +165,7 @@ export function simulate(
     fallback: s.mode === 'coded' && s.fallback,
     copyBudget: s.copyBudget,
     singletonGroups: s.singletonGroups ?? 'pad',
+    padding: s.padding ?? 'answered',
   });
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
   const total = s.warmup + s.queries;

@@ -68,6 +68,10 @@ export const FrontendConfigSchema = Type.Object(
     /** coded mode with the fallback: a coding group that closes with one query is padded and encoded
      * ('pad', default) or sent alone and protected by a fallback copy after the decode deadline ('copy') */
     singletonGroups: Type.Optional(Type.Union([Type.Literal('pad'), Type.Literal('copy')])),
+    /** coded mode, systematic codes: a group that closes with fewer than k queries is padded with queries
+     * this frontend already answered, whose outputs are known, so no padding request goes out ('answered',
+     * default), or with copies of its own queries, computed by the base pool ('repeat') */
+    padding: Type.Optional(Type.Union([Type.Literal('answered'), Type.Literal('repeat')])),
     copyBudget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
     /** log every query answered this many ms or more after arrival, with its requests' story (pino warn 'slow query'); default: off */
     slowQueryLogMs: Type.Optional(Type.Number({ minimum: 0 })),
@@ -202,6 +206,7 @@ export type PolicySettings = Pick<
   | 'copyBudget'
   | 'slowQueryMs'
   | 'singletonGroups'
+  | 'padding'
 > & { admission: AdmissionOptions | null };
 
 /**
@@ -225,6 +230,7 @@ export function policySettings(c: FrontendConfig): PolicySettings {
     copyBudget: c.copyBudget,
     ...(c.slowQueryLogMs !== undefined ? { slowQueryMs: c.slowQueryLogMs } : {}),
     singletonGroups: c.singletonGroups ?? 'pad',
+    padding: c.padding ?? 'answered',
     admission:
       c.admission?.enabled === false
         ? null

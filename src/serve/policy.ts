@@ -15,11 +15,16 @@
 // Coding groups: queries join the open group in arrival order; a group is closed when it has
 // k queries, or maxWaitMs after its first query arrived. With systematic codes each original
 // is dispatched to the base pool the moment it arrives; only the parity queries wait for the
-// group to close (then it is encoded). A group closed early is padded by repeating its own
-// queries (X_1, X_2, X_1, ...): the padding copies are computed like any other query (a copy
-// that comes back before its original answers the query, flagged as an answer by a copy), so a
-// partial group is protected exactly like a full one and no output is ever guessed. With parityDelayMs the padding copies are redundancy too: they go out with
-// the delayed parity queries, and only if an original is still missing.
+// group to close (then it is encoded). A group closed early fills its empty slots with queries
+// this frontend answered recently with the model's own output (padding 'answered', the default):
+// their outputs are known, so the padding costs no request and the group decodes a late original
+// from its parity alone, and the parity model sees real inputs, as in training. Before the
+// frontend has answered k - 1 queries, and with padding 'repeat', a partial group repeats its own
+// queries (X_1, X_2, X_1, ...) instead: those padding copies are computed like any other query (a
+// copy that comes back before its original answers the query, flagged as an answer by a copy).
+// Either way a partial group is protected like a full one and no output is ever guessed. With
+// parityDelayMs the padding copies are redundancy too: they go out with the delayed parity
+// queries, and only if an original is still missing.
 //
 // Deadlines, per group, measured from its first query's arrival: after decodeDeadlineMs its
 // missing original outputs are "late", and as soon as the code can decode from what has arrived (or at once if an
@@ -133,6 +138,14 @@ export interface PolicyOptions {
    * most groups close alone and 'pad' costs up to k + r requests per query.
    */
   singletonGroups?: 'pad' | 'copy';
+  /**
+   * coded mode, systematic codes: what fills the empty slots of a group that closes with fewer
+   * than k queries. 'answered' (default): the last queries this frontend answered with an
+   * output of the base model itself (not reconstructed, not default); their outputs are known,
+   * so no padding request goes out (until k - 1 such answers exist it falls back to 'repeat').
+   * 'repeat': copies of the group's own queries, computed by the base pool like any query.
+   */
+  padding?: 'answered' | 'repeat';
   /** admission control: refuse queries whose predicted latency would miss the budget (omitted / null: admit up to the bounds) */
   admission?: AdmissionOptions | null;
   events?: PolicyEvents;
@@ -155,10 +168,17 @@ interface Query {
   copied: boolean;
 }
 
+/** One of a group's k systematic slots: the input it encodes and the query its output answers. */
+interface Slot {
+  data: Float32Array;
+  /** null: padding by an answered query, whose output is already in the group's outputs */
+  query: Query | null;
+}
+
 interface Group {
   queries: Query[];
-  /** for each of the k slots, the query it carries (padding repeats queries) */
-  slotQuery: Query[];
+  /** the k slots: the group's queries, then padding (answered queries, or its own queries repeated) */
+  slots: Slot[];
   outputs: (Float32Array | null)[];
   failed: boolean[];
   tasks: (Task | null)[];
@@ -188,6 +208,11 @@ export interface PolicyCounts {
   copiesDenied: number;
   /** tasks handed to instance pools (every coded query, copy and retry; those cancelled while queued never reach an instance: Pool.requests counts what did) */
   tasks: number;
+}
+
+/** The first slot that carries query q (its own; later ones are padding that repeats it). */
+function slotOf(g: Group, q: Query): number {
+  return g.slots.findIndex((s) => s.query === q);
 }
 
 export class ServingPolicy {
@@ -221,6 +246,10 @@ export class ServingPolicy {
    * a lost packet's retransmission timeout), not to whichever query happens to be late next.
    */
   private readonly copyWaiters = new Map<Query, 'hedge' | 'fallback'>();
+  /** padding 'answered': the last k - 1 queries answered with the base model's own output (a ring) */
+  private readonly answered: { data: Float32Array; output: Float32Array }[] = [];
+  private answeredNext = 0;
+  private readonly padAnswered: boolean;
   /** submissions so far: each one's queries are one source in the pools' fair queues */
   private submissions = 0;
 
@@ -236,6 +265,7 @@ export class ServingPolicy {
     this.copyBudget = b ?? 0;
     this.copyBurst = b === null ? Infinity : Math.max(1, 100 * b);
     this.copyTokens = this.copyBurst;
+    this.padAnswered = o.mode === 'coded' && o.codec !== null && o.codec.systematic && o.codec.k > 1 && o.padding !== 'repeat';
     if ((o.mode === 'coded' || o.mode === 'replication') && o.codec === null) throw new Error(`mode ${o.mode} needs a code`);
     if (o.codec !== null) {
       for (const k of new Set(o.codec.pools))
@@ -311,6 +341,7 @@ export class ServingPolicy {
             this.ev.failed?.(ms);
           } else {
             const outcome: Outcome = r.defaulted ? 'default' : r.reconstructed ? 'reconstructed' : 'original';
+            if (outcome === 'original' && this.padAnswered) this.rememberAnswered(q.data, r.data);
             this.counts[outcome]++;
             if (r.hedged) this.counts.hedgedAnswers++;
             this.ev.answered?.(outcome, ms, r.hedged);
@@ -325,6 +356,18 @@ export class ServingPolicy {
     });
     // the arrivals refilled the copy budget: copies that waited for it go out now
     this.serveCopyWaiters();
+  }
+
+  /**
+   * Padding 'answered': keep the query's input and a copy of its output (the answer's buffer is
+   * the caller's) as padding for partial groups; the last k - 1 are kept.
+   */
+  private rememberAnswered(data: Float32Array, output: Float32Array): void {
+    const a = { data, output: output.slice() };
+    const k = this.o.codec!.k;
+    if (this.answered.length < k - 1) this.answered.push(a);
+    else this.answered[this.answeredNext] = a;
+    this.answeredNext = (this.answeredNext + 1) % (k - 1);
   }
 
   /** Send the copies that waited for the budget, oldest first, while it allows and no backlog forms. */
@@ -435,7 +478,7 @@ export class ServingPolicy {
       g.tasks.forEach((t, i) => {
         if (t === null) return;
         const systematicSlot = code.systematic && i < code.k;
-        const role = !systematicSlot ? 'parity' : i >= g.queries.length ? 'padding' : g.slotQuery[i] === q ? 'original' : 'partner';
+        const role = !systematicSlot ? 'parity' : i >= g.queries.length ? 'padding' : g.slots[i].query === q ? 'original' : 'partner';
         groupTasks.push({ t, role, pool: systematicSlot ? 'base' : code.pools[i] });
       });
     }
@@ -490,7 +533,7 @@ export class ServingPolicy {
     if (q.group === null) return q.tasks[0];
     // non-systematic codes send no original: a copy is the first time the query itself goes out
     if (!this.o.codec!.systematic) return undefined;
-    return q.group.tasks[q.group.slotQuery.indexOf(q)] ?? undefined;
+    return q.group.tasks[slotOf(q.group, q)] ?? undefined;
   }
 
   /**
@@ -581,7 +624,7 @@ export class ServingPolicy {
     if (g === null) {
       g = {
         queries: [],
-        slotQuery: [],
+        slots: [],
         outputs: Array(code.n).fill(null),
         failed: Array(code.n).fill(false),
         tasks: Array(code.n).fill(null),
@@ -604,8 +647,8 @@ export class ServingPolicy {
     }
     q.group = g;
     g.queries.push(q);
-    const slot = g.slotQuery.length;
-    g.slotQuery.push(q);
+    const slot = g.slots.length;
+    g.slots.push({ data: q.data, query: q });
     // systematic codes pass originals through unchanged: dispatch each at once, so only the
     // parity queries wait for the group to fill
     if (code.systematic) this.dispatchSlot(g, slot, 'base', q.source, q.data, q.arrival + this.o.sloMs);
@@ -660,10 +703,19 @@ export class ServingPolicy {
       if (g.deadlinePassed || g.failed.some(Boolean)) this.o.clock.soon(() => this.tryDecode(g));
       return;
     }
-    // pad a partial group by repeating its own queries; padding copies are computed like any
-    // query (hedged: later, with the parity queries, see dispatchPadding)
-    for (let i = real; i < code.k; i++) g.slotQuery.push(g.queries[i % real]);
-    if (real < code.k && code.systematic) {
+    // pad a partial group with answered queries (their outputs are known: no request), or by
+    // repeating its own queries, computed like any query (hedged: later, with the parity
+    // queries, see dispatchPadding)
+    const known = real < code.k && this.padAnswered && this.answered.length === code.k - 1 ? this.answered : null;
+    for (let i = real; i < code.k; i++) {
+      if (known === null) g.slots.push({ data: g.queries[i % real].data, query: g.queries[i % real] });
+      else {
+        const a = known[i - real];
+        g.slots.push({ data: a.data, query: null });
+        g.outputs[i] = a.output;
+      }
+    }
+    if (real < code.k && code.systematic && known === null) {
       g.paddingFrom = real;
       if (!hedged) this.dispatchPadding(g);
     }
@@ -687,7 +739,7 @@ export class ServingPolicy {
     let coded;
     const t0 = performance.now();
     try {
-      coded = code.encode(g.slotQuery.map((q) => q.data));
+      coded = code.encode(g.slots.map((s) => s.data));
     } catch (e) {
       this.o.log.error({ error: (e as Error).message }, 'encode failed; the group runs without redundancy');
       if (!code.systematic) {
@@ -719,7 +771,7 @@ export class ServingPolicy {
     const from = g.paddingFrom;
     g.paddingFrom = null;
     for (let i = from; i < this.o.codec!.k; i++) {
-      const q = g.slotQuery[i];
+      const q = g.slots[i].query!;
       this.dispatchSlot(g, i, 'base', q.source, q.data, q.arrival + this.o.sloMs);
     }
   }
@@ -729,10 +781,10 @@ export class ServingPolicy {
     g.outputs[i] = out;
     const code = this.o.codec!;
     if (code.systematic && i < code.k) {
-      const q = g.slotQuery[i];
+      const q = g.slots[i].query;
       // a padding slot (a partial group repeats its own queries) computed F(X) too: if it comes
       // first it answers the query, as a copy
-      if (!q.answered) q.settle({ data: out, reconstructed: false, defaulted: false, hedged: i >= g.queries.length });
+      if (q !== null && !q.answered) q.settle({ data: out, reconstructed: false, defaulted: false, hedged: i >= g.queries.length });
     }
     this.tryDecode(g);
   }
@@ -744,7 +796,7 @@ export class ServingPolicy {
     const unanswered = g.queries.filter((q) => !q.answered);
     if (unanswered.length === 0) return this.cancelIfDone(g);
     const late = g.deadlinePassed || this.o.clock.now() >= g.deadline;
-    const anyFailed = g.slotQuery.some((q, i) => !q.answered && g.failed[i]);
+    const anyFailed = g.slots.some((s, i) => s.query !== null && !s.query.answered && g.failed[i]);
     if (code.systematic && !late && !anyFailed) return;
     // approximate codes (Berrut): decode early only once every output that can still come is in
     if (!code.systematic && code.approximateDecoding && !late && g.outputs.some((o, i) => o === null && !g.failed[i])) return;
@@ -762,8 +814,9 @@ export class ServingPolicy {
       return this.fallBack(g, unanswered, true);
     }
     this.ev.decoded?.((performance.now() - t0) / 1000);
-    g.slotQuery.forEach((q, i) => {
-      if (!q.answered) q.settle({ data: decoded.data[i], reconstructed: decoded.reconstructed[i], defaulted: false, hedged: false });
+    g.slots.forEach(({ query: q }, i) => {
+      if (q !== null && !q.answered)
+        q.settle({ data: decoded.data[i], reconstructed: decoded.reconstructed[i], defaulted: false, hedged: false });
     });
     this.cancelIfDone(g);
   }
@@ -777,7 +830,7 @@ export class ServingPolicy {
   private fallBack(g: Group, unanswered: Query[], due: boolean): void {
     if (!this.fallback || !due || this.openGroup === g) return;
     for (const q of unanswered) {
-      const i = g.slotQuery.indexOf(q);
+      const i = slotOf(g, q);
       if (this.o.codec!.systematic && g.failed[i]) this.sendCopy(q, 'fallback');
       else this.considerCopy(q, 'fallback', this.decodeDeadlineMs);
     }

@@ -136,7 +136,7 @@ test('a group closes when its k-th query arrives: originals go out on arrival, t
   assert.equal(h.clock.now(), 1);
 });
 
-test('a lone query closes its group at maxWaitMs, padded with a copy of itself; the padding copy answering first answers it, flagged as a copy', () => {
+test('before any query was answered, a lone query closes its group at maxWaitMs padded with a copy of itself; the padding copy answering first answers it, flagged as a copy', () => {
   const h = setup();
   h.ask(1, x1);
   h.clock.advance(4.9);
@@ -156,6 +156,56 @@ test('a lone query closes its group at maxWaitMs, padded with a copy of itself; 
   assert.ok(h.base.tasks[0].cancelled && h.parity.tasks[0].cancelled, 'the group is done: its other tasks are cancelled');
   h.base.tasks[0].done(y1);
   assert.equal(h.answers.get(1)!.length, 1, 'the original coming back later answers nothing');
+});
+
+const x3 = Float32Array.of(100, 200);
+const y3 = Float32Array.of(300, 400);
+
+test("padding 'answered': a lone query is padded with the last query answered by the model itself (no padding request) and reconstructed from its parity alone", () => {
+  const h = setup();
+  h.ask(1, x1);
+  h.clock.advance(1);
+  h.base.tasks[0].done(y1); // answered by the model: x1 -> y1 is known now
+  h.clock.advance(10); // group 1 closed (padded by repeating x1: nothing was answered when it closed)
+  const before = [h.base.tasks.length, h.parity.tasks.length];
+  h.ask(3, x3); // alone
+  h.clock.advance(5);
+  assert.equal(h.base.tasks.length, before[0] + 1, 'only the original went to the base pool: no padding request');
+  assert.equal(h.parity.tasks.length, before[1] + 1);
+  const parity = h.parity.tasks.at(-1)!;
+  assert.deepEqual([...parity.data], [...add(x3, x1)], 'the parity encodes the lone query with the answered one');
+  h.clock.advance(1);
+  parity.done(add(y3, y1));
+  assert.equal(h.answers.get(3), undefined, 'the original may still come: wait for the deadline');
+  h.clock.runUntil(h.clock.now() + 10);
+  const a = only(h, 3);
+  assert.equal(a.r.reconstructed, true);
+  assert.deepEqual([...a.r.data], [...y3], "parity output - the answered query's known output");
+  assert.equal(h.base.tasks.at(-1)!.cancelled, true, 'the straggling original is cancelled');
+});
+
+test("padding 'answered' uses only outputs of the model itself: a reconstructed answer never pads, and 'repeat' always sends padding copies", () => {
+  const h = setup();
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.advance(1);
+  h.base.tasks[0].done(y1);
+  h.parity.tasks[0].done(p12);
+  h.clock.runUntil(10); // q2 is reconstructed
+  assert.equal(only(h, 2).r.reconstructed, true);
+  h.ask(3, x3);
+  h.clock.advance(5);
+  assert.deepEqual([...h.parity.tasks.at(-1)!.data], [...add(x3, x1)], 'padded with x1 (answered by the model), not x2 (reconstructed)');
+  const r = setup({ padding: 'repeat' });
+  r.ask(1, x1);
+  r.clock.advance(1);
+  r.base.tasks[0].done(y1);
+  r.clock.advance(10);
+  r.ask(3, x3);
+  r.clock.advance(5);
+  assert.equal(r.base.tasks.length, 4, 'repeat: two originals and two padding copies');
+  assert.deepEqual([...r.base.tasks[3].data], [...x3]);
+  assert.deepEqual([...r.parity.tasks.at(-1)!.data], [...add(x3, x3)]);
 });
 
 test('a late original is reconstructed exactly at the decode deadline (not before), flagged; the late original is then ignored', () => {
@@ -300,6 +350,7 @@ test("a frontend config's policy settings: the frontend's defaults, and the conf
     fallback: true,
     copyBudget: undefined,
     singletonGroups: 'pad',
+    padding: 'answered',
     admission: { maxPredictedLatencyMs: 500, minSamples: 20 },
   });
   const s = policySettings(

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
-import { singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
+import { paddingOption, singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
 import { Rng } from '../../data/rng.js';
 import { runServingExperiment, checkStragglers, SERVING_MODES, type ExperimentSpec } from '../../bench/serving-experiment.js';
 import { predictExperiment } from '../../bench/predict.js';
@@ -68,6 +68,9 @@ Run:
                      balancer): for inputs so large that one frontend process saturates
   --singleton pad|copy  coded: a group closing with one query is padded and encoded (pad,
                      default) or sent alone with a fallback copy after the deadline (copy)
+  --padding answered|repeat  coded: a partial group is padded with queries already answered,
+                     whose outputs are known, so no padding request goes out (answered,
+                     default), or with copies of its own queries, computed like any query (repeat)
   --copy-budget X    hedged / fallback copies per query at most (default 0.1; 'none': no limit)
   --slow-log MS      keep the frontends' story of every measured query answered MS ms or more
                      after arrival (its requests: instance, created / started / finished times):
@@ -115,6 +118,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       frontends: { type: 'string' },
       'copy-budget': { type: 'string' },
       singleton: { type: 'string' },
+      padding: { type: 'string' },
       seed: { type: 'string' },
       transport: { type: 'string' },
       out: { type: 'string' },
@@ -188,6 +192,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     log,
     frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
     ...(values.singleton !== undefined ? { singletonGroups: singletonOption(values.singleton) } : {}),
+    ...(values.padding !== undefined ? { padding: paddingOption(values.padding) } : {}),
     copyBudget: values['copy-budget'] === 'none' ? null : numberOption(values['copy-budget'], 'copy-budget', DEFAULT_COPY_BUDGET),
   };
   let result;
@@ -233,6 +238,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       frontends: spec.frontends,
       copyBudget: spec.copyBudget,
       singletonGroups: spec.singletonGroups ?? 'pad',
+      padding: spec.padding ?? 'answered',
       seed,
       transport: spec.transport,
     },
