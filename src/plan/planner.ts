@@ -22,6 +22,8 @@ export interface PlanInput {
   maxWaitMs: number;
   queries: number;
   seed: number;
+  /** coded: what pads a partial group (the frontend's padding; default 'answered') */
+  padding?: 'answered' | 'repeat';
   /** the percentile to meet and its bound */
   target: { percentile: 'p50' | 'p99' | 'p999'; ms: number } | null;
 }
@@ -54,6 +56,7 @@ export function candidates(p: PlanInput): Scenario[] {
     maxWaitMs: p.maxWaitMs,
     parityDelayMs: 0,
     concurrency: 1,
+    ...(p.padding !== undefined ? { padding: p.padding } : {}),
   };
   const out: Scenario[] = [{ ...common, mode: 'none', base: B, parity: 0, hedgeMs: null, fallback: false }];
   out.push({ ...common, mode: 'none', base: B, parity: 0, hedgeMs: p.hedgeMs, fallback: false });
@@ -79,7 +82,7 @@ export function candidates(p: PlanInput): Scenario[] {
 export function describe(s: Scenario): string {
   const n = s.mode === 'none' ? s.base : s.base + s.parity;
   if (s.mode === 'coded')
-    return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ', lone queries copied' : ''}, ${s.base} + ${s.parity}`;
+    return `coded ${s.code!.family}(k=${s.code!.k}, r=${s.code!.r})${s.fallback ? ' + fallback' : ''}${s.singletonGroups === 'copy' ? ', lone queries copied' : ''}${s.padding === 'repeat' ? ', padding repeats queries' : ''}, ${s.base} + ${s.parity}`;
   if (s.mode === 'replication') return `replication, ${n} (2 copies)`;
   const hedge = s.hedgeMs !== null ? ` + hedging after ${s.hedgeMs} ms` : '';
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${hedge}, ${n}`;

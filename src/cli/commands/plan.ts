@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
+import { paddingOption } from '../serving-options.js';
 
 export const usage = `coded plan [options]
 
@@ -27,6 +28,8 @@ on a virtual clock; recommends the cheapest configuration that meets --target.
   --k LIST           coding group sizes (default 2,3,4); --r LIST parity queries (default 1)
   --deadline MS      decode deadline (default 10); --hedge MS hedging delay (default: the deadline)
   --slo MS           SLO (default 1000); --max-wait MS partial-group wait (default 5)
+  --padding answered|repeat  coded: a partial group is padded with queries already answered
+                     (no request; default) or with copies of its own queries (repeat)
   --target P:MS      the latency target, e.g. p99.9:50 (percentiles p50, p99, p99.9)
   --queries N        simulated queries per configuration (default 50000)
   --scale LIST       also simulate every mode at these multiples of the instances and the rate
@@ -82,6 +85,7 @@ export async function planCommand(argv: string[]): Promise<void> {
       hedge: { type: 'string' },
       slo: { type: 'string' },
       'max-wait': { type: 'string' },
+      padding: { type: 'string' },
       target: { type: 'string' },
       queries: { type: 'string' },
       scale: { type: 'string' },
@@ -131,6 +135,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
     queries: intOption(values.queries, 'queries', 50000),
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
+    ...(values.padding !== undefined ? { padding: paddingOption(values.padding) } : {}),
     target: parseTarget(values.target),
   };
   const json = values.json ?? false;
