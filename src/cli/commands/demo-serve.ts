@@ -22,7 +22,7 @@ import { packageRoot } from '../../util/package-root.js';
 import type { ClientResult } from '../../serve/client.js';
 import { runServingExperiment, checkStragglers, type ExperimentSpec, type ServingModeName } from '../../bench/serving-experiment.js';
 import { ratios, busyWarning, markdownTable, tailLines, slowQueryLines, roundLines, frontendLines } from '../../bench/serve.js';
-import { parseModes, onOff, stragglersFrom, transportOption } from '../serving-options.js';
+import { parseModes, onOff, paddingOption, stragglersFrom, transportOption } from '../serving-options.js';
 import { predictExperiment } from '../../bench/predict.js';
 
 export const usage = `coded demo serve [options]
@@ -62,6 +62,9 @@ Options:
                    work (about 14% extra requests instead of 75%), which keeps the coded
                    frontend's median with equal resources' on 2 shared cores, and 5 ms plus the
                    parity model's ~3 ms still lands before the 10 ms decode deadline
+  --padding answered|repeat  coded: a partial coding group is padded with queries already
+                   answered, whose outputs are known (answered, default: no padding request),
+                   or with copies of its own queries, computed like any query (repeat)
   --rounds R       interleaved rounds of all frontends (default 4)
   --slow-log MS    keep the frontends' story of every query answered MS ms or more after
                    arrival (its requests: instance, created / started / finished times) in the
@@ -123,6 +126,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       hedge: { type: 'string' },
       fallback: { type: 'string' },
       'parity-delay': { type: 'string' },
+      padding: { type: 'string' },
       'slow-log': { type: 'string' },
       rounds: { type: 'string' },
       warmup: { type: 'string' },
@@ -193,6 +197,7 @@ export async function demoServe(argv: string[]): Promise<void> {
     hedgeMs: numberOption(values.hedge, 'hedge', deadline),
     fallback: onOff(values.fallback, 'fallback', true),
     parityDelayMs: parityDelay,
+    ...(values.padding !== undefined ? { padding: paddingOption(values.padding) } : {}),
     ...(values['slow-log'] !== undefined ? { slowQueryLogMs: numberOption(values['slow-log'], 'slow-log', 0) } : {}),
     maxWaitMs: 5,
     concurrency: 1,
@@ -266,6 +271,7 @@ export async function demoServe(argv: string[]): Promise<void> {
       hedgeMs: spec.hedgeMs,
       fallback: spec.fallback,
       parityDelayMs: parityDelay,
+      padding: spec.padding ?? 'answered',
       rounds: spec.rounds,
       warmup: spec.warmup,
       seed: spec.seed,
