@@ -83,6 +83,8 @@ export interface SlowQueryStory {
   byCopy: boolean;
   /** queries in its coding group (0: uncoded) */
   groupSize: number;
+  /** slots of its coding group padded with queries already answered (padding 'answered': their outputs were known, no request) */
+  paddedWithAnswered: number;
   /** hedged / fallback copies that were due but never sent, the budget allowing none in time (all queries so far) */
   copiesDeniedSoFar: number;
   /** this query's copy was due but the copy budget allowed none before it was answered */
@@ -488,6 +490,7 @@ export class ServingPolicy {
       outcome: r instanceof Error ? 'error' : r.defaulted ? 'default' : r.reconstructed ? 'reconstructed' : 'original',
       byCopy: !(r instanceof Error) && r.hedged,
       groupSize: g === null ? 0 : g.queries.length,
+      paddedWithAnswered: g === null ? 0 : g.slots.filter((s) => s.query === null).length,
       copiesDeniedSoFar: this.counts.copiesDenied,
       copyDenied,
       tasks: [...groupTasks, ...own].map(({ t, role, pool }) => ({

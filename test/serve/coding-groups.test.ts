@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { VirtualClock } from '../../src/serve/clock.js';
 import type { Dispatch, Task } from '../../src/serve/pool.js';
 import type { CodedInput, GroupCodec } from '../../src/serve/group-codec.js';
-import { ServingPolicy, type PolicyOptions, type QueryResult } from '../../src/serve/policy.js';
+import { ServingPolicy, type PolicyOptions, type QueryResult, type SlowQueryStory } from '../../src/serve/policy.js';
 import { policySettings, validateFrontendConfig } from '../../src/serve/config.js';
 
 const silent = pino({ level: 'silent' });
@@ -162,7 +162,8 @@ const x3 = Float32Array.of(100, 200);
 const y3 = Float32Array.of(300, 400);
 
 test("padding 'answered': a lone query is padded with the last query answered by the model itself (no padding request) and reconstructed from its parity alone", () => {
-  const h = setup();
+  const stories: SlowQueryStory[] = [];
+  const h = setup({ slowQueryMs: 0, events: { slowQuery: (st) => stories.push(st) } });
   h.ask(1, x1);
   h.clock.advance(1);
   h.base.tasks[0].done(y1); // answered by the model: x1 -> y1 is known now
@@ -182,6 +183,12 @@ test("padding 'answered': a lone query is padded with the last query answered by
   assert.equal(a.r.reconstructed, true);
   assert.deepEqual([...a.r.data], [...y3], "parity output - the answered query's known output");
   assert.equal(h.base.tasks.at(-1)!.cancelled, true, 'the straggling original is cancelled');
+  const story = stories.at(-1)!;
+  assert.deepEqual(
+    [story.groupSize, story.paddedWithAnswered, story.tasks.map((t) => t.role)],
+    [1, 1, ['original', 'parity']],
+    'the slow-query story tells the padding that cost no request',
+  );
 });
 
 test("padding 'answered' uses only outputs of the model itself: a reconstructed answer never pads, and 'repeat' always sends padding copies", () => {
