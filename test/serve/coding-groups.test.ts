@@ -158,6 +158,15 @@ test('before any query was answered, a lone query closes its group at maxWaitMs 
   assert.equal(h.answers.get(1)!.length, 1, 'the original coming back later answers nothing');
 });
 
+/** A full group (x1, x2) whose first original and parity answer 1 ms after it arrived; the second original is still out. */
+function groupMissingSecond(h: Harness): void {
+  h.ask(1, x1);
+  h.ask(2, x2);
+  h.clock.advance(1);
+  h.base.tasks[0].done(y1);
+  h.parity.tasks[0].done(p12);
+}
+
 const x3 = Float32Array.of(100, 200);
 const y3 = Float32Array.of(300, 400);
 
@@ -193,11 +202,7 @@ test("padding 'answered': a lone query is padded with the last query answered by
 
 test("padding 'answered' uses only outputs of the model itself: a reconstructed answer never pads, and 'repeat' always sends padding copies", () => {
   const h = setup();
-  h.ask(1, x1);
-  h.ask(2, x2);
-  h.clock.advance(1);
-  h.base.tasks[0].done(y1);
-  h.parity.tasks[0].done(p12);
+  groupMissingSecond(h);
   h.clock.runUntil(10); // q2 is reconstructed
   assert.equal(only(h, 2).r.reconstructed, true);
   h.ask(3, x3);
@@ -240,11 +245,7 @@ test('a late original is reconstructed exactly at the decode deadline (not befor
 
 test('a failed original is decoded at once when the code can, before the deadline', () => {
   const h = setup();
-  h.ask(1, x1);
-  h.ask(2, x2);
-  h.clock.advance(1);
-  h.base.tasks[0].done(y1);
-  h.parity.tasks[0].done(p12);
+  groupMissingSecond(h);
   h.clock.advance(1);
   h.base.tasks[1].fail(new Error('instance went away'), false);
   const a = only(h, 2);
