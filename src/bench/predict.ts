@@ -38,6 +38,7 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
     fallback: x.fallback,
     ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}),
     ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
+    ...(x.padding !== undefined ? { padding: x.padding } : {}),
     concurrency: x.concurrency,
     inputShape: x.shape,
     overheadMs,

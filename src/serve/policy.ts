@@ -154,6 +154,8 @@ export interface PolicyOptions {
 }
 
 interface Query {
+  /** numbers the queries this policy accepted (padding 'answered' tells a group's own queries by it) */
+  id: number;
   /** the submission (request) it came with: its tasks' source in the pools' fair queues */
   source: number;
   data: Float32Array;
@@ -168,6 +170,13 @@ interface Query {
   tasks: Task[];
   /** a hedged / fallback copy was sent */
   copied: boolean;
+}
+
+/** A query answered with the base model's own output, kept as padding (padding 'answered'). */
+interface Answered {
+  id: number;
+  data: Float32Array;
+  output: Float32Array;
 }
 
 /** One of a group's k systematic slots: the input it encodes and the query its output answers. */
@@ -248,12 +257,17 @@ export class ServingPolicy {
    * a lost packet's retransmission timeout), not to whichever query happens to be late next.
    */
   private readonly copyWaiters = new Map<Query, 'hedge' | 'fallback'>();
-  /** padding 'answered': the last k - 1 queries answered with the base model's own output (a ring) */
-  private readonly answered: { data: Float32Array; output: Float32Array }[] = [];
+  /**
+   * padding 'answered': the last 2(k - 1) queries answered with the base model's own output (a
+   * ring; twice what one group needs, so that a group is padded with queries other than its own)
+   */
+  private readonly answered: Answered[] = [];
   private answeredNext = 0;
   private readonly padAnswered: boolean;
   /** submissions so far: each one's queries are one source in the pools' fair queues */
   private submissions = 0;
+  /** queries accepted so far */
+  private accepted = 0;
 
   constructor(readonly o: PolicyOptions) {
     const base = o.pools.get('base');
@@ -313,6 +327,7 @@ export class ServingPolicy {
     if (this.copyBurst !== Infinity) this.copyTokens = Math.min(this.copyBurst, this.copyTokens + n * this.copyBudget);
     samples.forEach((data, i) => {
       const q: Query = {
+        id: ++this.accepted,
         source,
         data,
         arrival: now,
@@ -343,7 +358,7 @@ export class ServingPolicy {
             this.ev.failed?.(ms);
           } else {
             const outcome: Outcome = r.defaulted ? 'default' : r.reconstructed ? 'reconstructed' : 'original';
-            if (outcome === 'original' && this.padAnswered) this.rememberAnswered(q.data, r.data);
+            if (outcome === 'original' && this.padAnswered) this.rememberAnswered(q, r.data);
             this.counts[outcome]++;
             if (r.hedged) this.counts.hedgedAnswers++;
             this.ev.answered?.(outcome, ms, r.hedged);
@@ -362,14 +377,35 @@ export class ServingPolicy {
 
   /**
    * Padding 'answered': keep the query's input and a copy of its output (the answer's buffer is
-   * the caller's) as padding for partial groups; the last k - 1 are kept.
+   * the caller's) as padding for partial groups. Only a well-formed output (the model's output
+   * size, every value finite) is kept: a bad one would spoil other queries' reconstructions. An
+   * input that is a small view of a larger buffer (one sample of a batch request) is copied, so
+   * the ring never holds whole requests.
    */
-  private rememberAnswered(data: Float32Array, output: Float32Array): void {
-    const a = { data, output: output.slice() };
-    const k = this.o.codec!.k;
-    if (this.answered.length < k - 1) this.answered.push(a);
+  private rememberAnswered(q: Query, output: Float32Array): void {
+    if (output.length !== this.o.defaultOutput.length) return;
+    for (let i = 0; i < output.length; i++) if (!Number.isFinite(output[i])) return;
+    const data = q.data;
+    const a = { id: q.id, data: data.byteLength * 2 < data.buffer.byteLength ? data.slice() : data, output: output.slice() };
+    const size = 2 * (this.o.codec!.k - 1);
+    if (this.answered.length < size) this.answered.push(a);
     else this.answered[this.answeredNext] = a;
-    this.answeredNext = (this.answeredNext + 1) % (k - 1);
+    this.answeredNext = (this.answeredNext + 1) % size;
+  }
+
+  /**
+   * k - real answered queries to pad a group with, none of them the group's own (their inputs
+   * would repeat in the parity), newest first; null while fewer are known.
+   */
+  private answeredPadding(g: Group, need: number): Answered[] | null {
+    const own = new Set(g.queries.map((q) => q.id));
+    const picked: Answered[] = [];
+    const n = this.answered.length;
+    for (let j = 1; j <= n && picked.length < need; j++) {
+      const a = this.answered[(this.answeredNext - j + n) % n];
+      if (!own.has(a.id)) picked.push(a);
+    }
+    return picked.length === need ? picked : null;
   }
 
   /** Send the copies that waited for the budget, oldest first, while it allows and no backlog forms. */
@@ -709,7 +745,7 @@ export class ServingPolicy {
     // pad a partial group with answered queries (their outputs are known: no request), or by
     // repeating its own queries, computed like any query (hedged: later, with the parity
     // queries, see dispatchPadding)
-    const known = real < code.k && this.padAnswered && this.answered.length === code.k - 1 ? this.answered : null;
+    const known = real < code.k && this.padAnswered ? this.answeredPadding(g, code.k - real) : null;
     for (let i = real; i < code.k; i++) {
       if (known === null) g.slots.push({ data: g.queries[i % real].data, query: g.queries[i % real] });
       else {
@@ -720,7 +756,8 @@ export class ServingPolicy {
     }
     if (real < code.k && code.systematic && known === null) {
       g.paddingFrom = real;
-      if (!hedged) this.dispatchPadding(g);
+      // (a group whose originals are all back needs no padding: encodeGroup sends nothing)
+      if (!hedged && g.queries.some((q) => !q.answered)) this.dispatchPadding(g);
     }
     // encode and send the coded queries after this event's work, so that the originals just
     // dispatched go out first and encoding never delays them; with parityDelayMs (systematic

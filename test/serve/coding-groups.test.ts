@@ -176,7 +176,7 @@ test("padding 'answered': a lone query is padded with the last query answered by
   h.ask(1, x1);
   h.clock.advance(1);
   h.base.tasks[0].done(y1); // answered by the model: x1 -> y1 is known now
-  h.clock.advance(10); // group 1 closed (padded by repeating x1: nothing was answered when it closed)
+  h.clock.advance(10); // group 1 closed at 5 ms with its original back: it sent nothing more
   const before = [h.base.tasks.length, h.parity.tasks.length];
   h.ask(3, x3); // alone
   h.clock.advance(5);
@@ -200,7 +200,7 @@ test("padding 'answered': a lone query is padded with the last query answered by
   );
 });
 
-test("padding 'answered' uses only outputs of the model itself: a reconstructed answer never pads, and 'repeat' always sends padding copies", () => {
+test("padding 'answered' uses only outputs of the model itself: a reconstructed answer never pads, and 'repeat' sends padding copies", () => {
   const h = setup();
   groupMissingSecond(h);
   h.clock.runUntil(10); // q2 is reconstructed
@@ -215,9 +215,71 @@ test("padding 'answered' uses only outputs of the model itself: a reconstructed 
   r.clock.advance(10);
   r.ask(3, x3);
   r.clock.advance(5);
-  assert.equal(r.base.tasks.length, 4, 'repeat: two originals and two padding copies');
-  assert.deepEqual([...r.base.tasks[3].data], [...x3]);
+  assert.equal(r.base.tasks.length, 3, 'repeat: two originals and the padding copy of the lone query still out');
+  assert.deepEqual([...r.base.tasks[2].data], [...x3]);
   assert.deepEqual([...r.parity.tasks.at(-1)!.data], [...add(x3, x3)]);
+});
+
+/** The addition code for any k in plain JS: parity = X_1 + ... + X_k; decodes one missing output. */
+function additionCodecK(k: number): GroupCodec {
+  const sum = (xs: readonly Float32Array[]) => xs.reduce((a, b) => add(a, b));
+  return {
+    name: `addition-js-${k}`,
+    k,
+    n: k + 1,
+    systematic: true,
+    approximateDecoding: false,
+    pools: [...Array(k).fill('base'), 'parity:0'],
+    canDecode: (a) => a.filter(Boolean).length >= k,
+    encode: (q): CodedInput[] => [...q.map((x) => ({ data: x, shape: [D] })), { data: sum(q), shape: [D] }],
+    decode: (o) => {
+      const miss = o.slice(0, k).findIndex((y) => y === null);
+      if (miss < 0) return { data: o.slice(0, k) as Float32Array[], reconstructed: Array(k).fill(false) };
+      const others = o.slice(0, k).filter((y): y is Float32Array => y !== null);
+      const data = o.slice(0, k).map((y, i) => (i === miss ? add(o[k]!, sum(others), -1) : y!));
+      return { data, reconstructed: data.map((_, i) => i === miss) };
+    },
+  };
+}
+
+test("padding 'answered', k = 3: a group of 2 is padded with an answered query that is not its own, and its stalled original is reconstructed exactly", () => {
+  const h = setup({ codec: additionCodecK(3) });
+  h.ask(1, x1);
+  h.clock.advance(1);
+  h.base.tasks[0].done(y1);
+  h.clock.advance(9); // group 1 closed alone at 5 ms, already answered: nothing more went out
+  assert.deepEqual([h.base.tasks.length, h.parity.tasks.length], [1, 0]);
+  h.ask(2, x2);
+  h.ask(3, x3);
+  h.clock.advance(1);
+  h.base.tasks[1].done(y2); // answered: in the ring, but it is this group's own query
+  h.clock.advance(4); // the group closes at maxWaitMs with 2 of 3 queries
+  assert.equal(h.base.tasks.length, 3, 'no padding request');
+  assert.deepEqual([...h.parity.tasks[0].data], [...add(add(x2, x3), x1)], 'padded with x1, not with its own x2');
+  h.parity.tasks[0].done(add(add(y2, y3), y1));
+  h.clock.runUntil(20);
+  const a = only(h, 3);
+  assert.equal(a.r.reconstructed, true);
+  assert.deepEqual([...a.r.data], [...y3]);
+});
+
+test("padding 'answered' with parityDelayMs: a lone query still out after the delay sends its parity alone (no padding request) and is reconstructed at the deadline", () => {
+  const h = setup({ parityDelayMs: 3 });
+  h.ask(1, x1);
+  h.clock.advance(1);
+  h.base.tasks[0].done(y1);
+  h.clock.advance(9);
+  h.ask(3, x3); // alone; its group closes at 15 ms, the parity is due at 18 ms
+  h.clock.runUntil(17.9);
+  assert.equal(h.parity.tasks.length, 0, 'the parity waits for the delay');
+  h.clock.runUntil(18);
+  assert.equal(h.parity.tasks.length, 1);
+  assert.equal(h.base.tasks.length, 2, 'two originals, no padding copy');
+  assert.deepEqual([...h.parity.tasks[0].data], [...add(x3, x1)]);
+  h.parity.tasks[0].done(add(y3, y1));
+  h.clock.runUntil(20);
+  const a = only(h, 3);
+  assert.deepEqual([a.at, a.r.reconstructed, [...a.r.data]], [20, true, [...y3]]);
 });
 
 test('a late original is reconstructed exactly at the decode deadline (not before), flagged; the late original is then ignored', () => {

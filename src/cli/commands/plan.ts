@@ -135,7 +135,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
     queries: intOption(values.queries, 'queries', 50000),
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
-    ...(values.padding !== undefined ? { padding: paddingOption(values.padding) } : {}),
+    padding: values.padding !== undefined ? paddingOption(values.padding) : ('answered' as const),
     target: parseTarget(values.target),
   };
   const json = values.json ?? false;
@@ -148,7 +148,7 @@ export async function planCommand(argv: string[]): Promise<void> {
   const md = [
     `# coded plan`,
     '',
-    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms; ${input.queries} simulated queries per configuration.`,
+    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms; coded partial groups padded with ${input.padding === 'repeat' ? 'copies of their own queries' : 'answered queries'}; ${input.queries} simulated queries per configuration.`,
     '',
     `| configuration | instances | requests per query | p50 ms | p99 ms | p99.9 ms |${target ? ` meets ${target.percentile === 'p999' ? 'p99.9' : target.percentile} <= ${target.ms} ms |` : ''}`,
     `|---|---|---|---|---|---|${target ? '---|' : ''}`,
