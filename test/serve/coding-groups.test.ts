@@ -233,7 +233,7 @@ function additionCodecK(k: number): GroupCodec {
     canDecode: (a) => a.filter(Boolean).length >= k,
     encode: (q): CodedInput[] => [...q.map((x) => ({ data: x, shape: [D] })), { data: sum(q), shape: [D] }],
     decode: (o) => {
-      const miss = o.slice(0, k).findIndex((y) => y === null);
+      const miss = o.slice(0, k).indexOf(null);
       if (miss < 0) return { data: o.slice(0, k) as Float32Array[], reconstructed: Array(k).fill(false) };
       const others = o.slice(0, k).filter((y): y is Float32Array => y !== null);
       const data = o.slice(0, k).map((y, i) => (i === miss ? add(o[k]!, sum(others), -1) : y!));
