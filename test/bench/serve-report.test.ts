@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newStats, summarize, tailComposition, describeTail, metricSum } from '../../src/serve/load-generator.js';
-import { serveMarkdown, timeCoding, describeCoding, type ServeReport } from '../../src/bench/serve.js';
+import { serveMarkdown, slowQueryLines, timeCoding, describeCoding, type ServeReport } from '../../src/bench/serve.js';
 import { roundLatency } from '../../src/bench/serving-experiment.js';
 
 test('summarize: no percentile is printed above the largest latency recorded (HDR reports the top of a bucket)', () => {
@@ -158,6 +158,48 @@ test("serve.md shows each round's p99.9 and the frontends' health (event-loop de
   );
   // a single round, or no health scraped: no such lines
   assert.doesNotMatch(serveMarkdown(report(0)), /Each round on its own|frontend processes over/);
+});
+
+test("slow-query lines tell the slowest query's requests, and a group padded with answered queries (no request of its own)", () => {
+  const lines = slowQueryLines([
+    {
+      mode: 'coded',
+      slowQueries: {
+        count: 3,
+        slowest: [
+          {
+            latencyMs: 497.26,
+            outcome: 'original',
+            byCopy: false,
+            groupSize: 1,
+            paddedWithAnswered: 1,
+            copiesDeniedSoFar: 38,
+            copyDenied: false,
+            tasks: [
+              {
+                role: 'original',
+                pool: 'base',
+                instance: '10.0.0.5:1',
+                createdMs: 0.02,
+                startedMs: 370,
+                finishedMs: 497.25,
+                cancelled: false,
+              },
+              { role: 'parity', pool: 'parity:0', instance: null, createdMs: 11.56, startedMs: null, finishedMs: null, cancelled: true },
+            ],
+          },
+        ],
+      },
+    },
+    { mode: 'equal-resources', slowQueries: { count: 0, slowest: [] } },
+  ]);
+  assert.equal(lines.length, 3);
+  assert.match(
+    lines[1],
+    /^- coded: 3 slow; the slowest 497 ms, original, group of 1 padded with 1 answered: original on 10\.0\.0\.5:1 0\.02 \/ 370 \/ 497; parity on \(not started\) 11\.6 \/ - \/ - \(cancelled\)$/,
+  );
+  assert.equal(lines[2], '- equal-resources: none');
+  assert.deepEqual(slowQueryLines([{ mode: 'coded' }]), [], 'no slow-query log: no lines');
 });
 
 test('roundLatency: nearest rank, as the summary (the p99.9 of 1000 answers is the 999th), max the largest', () => {
