@@ -115,7 +115,7 @@ export function slowQueryLines(modes: { mode: string; slowQueries?: { count: num
             `${k.role} on ${k.instance ?? '(not started)'} ${t(k.createdMs)} / ${t(k.startedMs)} / ${t(k.finishedMs)}${k.cancelled ? ' (cancelled)' : ''}`,
         )
         .join('; ');
-      return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}${(q.paddedWithAnswered ?? 0) > 0 ? ` padded with ${q.paddedWithAnswered} answered` : ''}${q.copyDenied === true ? ', its copy refused by the copy budget' : ''}: ${tasks}`;
+      return `- ${m.mode}: ${s.count} slow; the slowest ${fmt(q.latencyMs)} ms, ${q.outcome}${q.byCopy ? ' by a copy' : ''}${q.groupSize > 0 ? `, group of ${q.groupSize}` : ''}${q.paddedWithAnswered > 0 ? ` padded with ${q.paddedWithAnswered} answered` : ''}${q.copyDenied === true ? ', its copy refused by the copy budget' : ''}: ${tasks}`;
     }),
   ];
 }

@@ -18,10 +18,11 @@
 // group to close (then it is encoded). A group closed early fills its empty slots with queries
 // this frontend answered recently with the model's own output (padding 'answered', the default):
 // their outputs are known, so the padding costs no request and the group decodes a late original
-// from its parity alone, and the parity model sees real inputs, as in training. Before the
-// frontend has answered k - 1 queries, and with padding 'repeat', a partial group repeats its own
-// queries (X_1, X_2, X_1, ...) instead: those padding copies are computed like any other query (a
-// copy that comes back before its original answers the query, flagged as an answer by a copy).
+// from its parity alone, and the parity model sees real inputs, as in training. Until the
+// frontend knows enough answered queries other than the group's own, and with padding 'repeat',
+// a partial group repeats its own queries (X_1, X_2, X_1, ...) instead: those padding copies are
+// computed like any other query (a copy that comes back before its original answers the query,
+// flagged as an answer by a copy).
 // Either way a partial group is protected like a full one and no output is ever guessed. With
 // parityDelayMs the padding copies are redundancy too: they go out with the delayed parity
 // queries, and only if an original is still missing.
@@ -144,7 +145,8 @@ export interface PolicyOptions {
    * coded mode, systematic codes: what fills the empty slots of a group that closes with fewer
    * than k queries. 'answered' (default): the last queries this frontend answered with an
    * output of the base model itself (not reconstructed, not default); their outputs are known,
-   * so no padding request goes out (until k - 1 such answers exist it falls back to 'repeat').
+   * so no padding request goes out (until enough such answers, other than the group's own
+   * queries, are known it falls back to 'repeat').
    * 'repeat': copies of the group's own queries, computed by the base pool like any query.
    */
   padding?: 'answered' | 'repeat';
