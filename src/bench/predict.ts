@@ -1,23 +1,23 @@
 // The planner's prediction for a serving experiment: every mode of a `coded bench serve` /
 // `coded demo serve` run simulated with the same instances, code, policy settings and
-// straggler model, from the service times measured in that run.
+// straggler model, from the service times measured in that run; several frontends each on
+// their own share of the instances.
 import type { ExperimentSpec, ServingModeName } from './serving-experiment.js';
 import { slowPeriodsOf } from './serving-experiment.js';
 import { readLatencyTrace } from '../serve/faults.js';
-import { simulate, type Scenario, type SimResult } from '../plan/simulator.js';
+import type { Scenario, SimResult } from '../plan/simulator.js';
+import { simulateFrontends } from '../plan/frontend-shares.js';
 import type { ServiceTime } from '../plan/service-time.js';
 
 export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: ServiceTime, overheadMs = 0): Scenario {
   const s = x.stragglers;
   const slowPeriods = slowPeriodsOf(s);
-  // F frontends each serve 1/F of the load on 1/F of the instances: simulate one of them
-  const F = x.frontends ?? 1;
   return {
     mode: mode === 'equal-resources-hedged' ? 'equal-resources' : mode,
     ...(mode === 'coded' ? { code: x.code } : {}),
-    base: Math.round(x.base / F),
-    parity: Math.round(x.parity / F),
-    rate: x.rate / F,
+    base: x.base,
+    parity: x.parity,
+    rate: x.rate,
     queries: Math.max(x.queries, 20000),
     warmup: Math.min(x.warmup, 1000),
     seed: x.seed,
@@ -47,7 +47,8 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
 
 /**
  * Simulated percentiles per mode (null when no service times were measured), from the
- * instances' measured service times plus the measured frontend overhead.
+ * instances' measured service times plus the measured frontend overhead; with several
+ * frontends, each one on its own share of the instances (../plan/frontend-shares.ts).
  */
 export function predictExperiment(
   x: ExperimentSpec,
@@ -56,5 +57,5 @@ export function predictExperiment(
 ): Map<ServingModeName, SimResult> | null {
   if (serviceTimesMs.length === 0) return null;
   const service: ServiceTime = { kind: 'empirical', samplesMs: serviceTimesMs, label: `${serviceTimesMs.length} measured round trips` };
-  return new Map(x.modes.map((m) => [m, simulate(scenarioFor(x, m, service, frontendOverheadMs))]));
+  return new Map(x.modes.map((m) => [m, simulateFrontends(scenarioFor(x, m, service, frontendOverheadMs), x.frontends ?? 1)]));
 }

@@ -294,6 +294,19 @@ export function shardOf<T>(xs: readonly T[], s: number, F: number): T[] {
   return xs.filter((_, i) => i % F === s);
 }
 
+/** What each frontend owns, e.g. "3 base + 2 parity, 3 + 2, 3 + 1, 3 + 1" or "5 base, 5, 4, 4". */
+export function shareSizes(
+  shards: readonly { pools: { base: { instances: readonly string[] }; parity?: readonly { instances: readonly string[] }[] } }[],
+): string {
+  const parts = shards.map((c) => {
+    const parity = c.pools.parity?.reduce((a, p) => a + p.instances.length, 0);
+    return [c.pools.base.instances.length, parity] as const;
+  });
+  return parts
+    .map(([b, p], i) => (i === 0 ? `${b} base${p !== undefined ? ` + ${p} parity` : ''}` : `${b}${p !== undefined ? ` + ${p}` : ''}`))
+    .join(', ');
+}
+
 /** Child processes that keep a CPU busy `duty` of every 10 ms (killed by the caller). */
 export function startBackgroundLoad(processes: number, duty: number): ChildProcess[] {
   const busy = Math.round(10 * duty * 1000) / 1000;
@@ -517,7 +530,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
           },
         };
       });
-      if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances`;
+      if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances (${shareSizes(shards)})`;
       const slow: SlowQueryStory[] = [];
       const started = await Promise.all(
         shards.map((c, s) => {

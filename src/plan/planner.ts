@@ -5,7 +5,8 @@
 // counts each needs, and recommends the cheapest configuration (instances, then instance
 // requests per query) whose target percentile is met. It also extrapolates to larger
 // deployments at the same load per instance.
-import { simulate, type Scenario, type SimResult, type StragglerModel } from './simulator.js';
+import type { Scenario, SimResult, StragglerModel } from './simulator.js';
+import { simulateFrontends } from './frontend-shares.js';
 import { meanServiceTime, type ServiceTime } from './service-time.js';
 
 export interface PlanInput {
@@ -20,10 +21,14 @@ export interface PlanInput {
   decodeDeadlineMs: number;
   hedgeMs: number;
   maxWaitMs: number;
+  /** coded: parity queries go out this long after their group closes, only if an original is still out (default 0) */
+  parityDelayMs?: number;
   queries: number;
   seed: number;
   /** coded: what pads a partial group (the frontend's padding; default 'answered') */
   padding?: 'answered' | 'repeat';
+  /** frontend processes, each over its own share of every pool's instances and 1/F of the queries (default 1; ./frontend-shares.ts) */
+  frontends?: number;
   /** the percentile to meet and its bound */
   target: { percentile: 'p50' | 'p99' | 'p999'; ms: number } | null;
 }
@@ -54,7 +59,7 @@ export function candidates(p: PlanInput): Scenario[] {
     sloMs: p.sloMs,
     decodeDeadlineMs: p.decodeDeadlineMs,
     maxWaitMs: p.maxWaitMs,
-    parityDelayMs: 0,
+    parityDelayMs: p.parityDelayMs ?? 0,
     concurrency: 1,
     ...(p.padding !== undefined ? { padding: p.padding } : {}),
   };
@@ -92,7 +97,7 @@ export function plan(p: PlanInput, progress?: (done: number, total: number) => v
   const cands = candidates(p);
   const rows: PlanRow[] = [];
   cands.forEach((s, i) => {
-    const result = simulate(s);
+    const result = simulateFrontends(s, p.frontends ?? 1);
     rows.push({
       config: describe(s),
       scenario: s,

@@ -9,7 +9,9 @@
 // a check succeeds again. Queued tasks whose owner no longer needs them are dropped
 // (best-effort cancellation); in-flight requests are left to finish. Hedged copies (a late
 // query sent again) go to the front of the queue and, where another instance could take them,
-// not to the instance that runs the first copy.
+// not to the instance that runs the first copy; of the instances free to take one, the one
+// that has been fastest lately does (a copy exists because an instance was slow: it should not
+// land on another that is slow right now, e.g. behind a busy network link).
 //
 // The pool reaches instances through an InstanceClient (V2 gRPC in the server; simulated
 // instances in the planner and in tests) and reads time from a Clock, so the same dispatch
@@ -110,6 +112,9 @@ export function newTaskQueue(): FairQueue<Task> {
   return new FairQueue<Task>((t) => t.source);
 }
 
+/** the weight of the newest request in an instance's recentMs: a few slow requests in a row make it look slow */
+const RECENT_WEIGHT = 0.3;
+
 export class InstanceConn {
   healthy = false;
   inflight = 0;
@@ -117,11 +122,21 @@ export class InstanceConn {
   served = 0;
   /** removed from the pool (discovery): no new work; closed once nothing is in flight */
   draining = false;
+  /**
+   * how long this instance's recent requests took, send to answer or failure (ms; an
+   * exponentially weighted mean, the newest weighing RECENT_WEIGHT); null before the first
+   */
+  recentMs: number | null = null;
   readonly queue = newTaskQueue();
   constructor(
     readonly address: string,
     readonly client: InstanceClient,
   ) {}
+
+  /** Count one request's time (ms) in recentMs. */
+  observe(ms: number): void {
+    this.recentMs = this.recentMs === null ? ms : this.recentMs + RECENT_WEIGHT * (ms - this.recentMs);
+  }
 }
 
 export class Pool implements Dispatch {
@@ -269,9 +284,11 @@ export class Pool implements Dispatch {
         }
       }
       if (t.hedge === true) {
-        // a hedged copy: the least busy healthy instance other than the one running the first copy
+        // a hedged copy: the least busy healthy instance other than the one running the first copy,
+        // of those the fastest lately
         const others = this.instances.filter((c) => c.healthy && c.address !== t.avoid);
-        if (others.length > 0) target = others.reduce((a, b) => (b.inflight + b.queue.length < a.inflight + a.queue.length ? b : a));
+        const busy = (c: InstanceConn) => c.inflight + c.queue.length;
+        if (others.length > 0) target = others.reduce((a, b) => (busy(b) < busy(a) || (busy(b) === busy(a) && fasterLately(b, a)) ? b : a));
       }
       if (t.hedge === true) target.queue.unshift(t);
       else target.queue.push(t);
@@ -296,9 +313,14 @@ export class Pool implements Dispatch {
           this.expired.push(t);
           continue;
         }
-        // a hedged copy stays off the instance that runs its first copy while another could take it
-        // (put back first in line: hedged copies are served ahead of every request's line anyway)
-        if (skipped === null && t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) {
+        // a hedged copy stays off the instance that runs its first copy while another could take it,
+        // and is left to a free instance that has been faster lately (put back first in line:
+        // hedged copies are served ahead of every request's line anyway)
+        if (
+          skipped === null &&
+          t.hedge === true &&
+          ((t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) || this.fasterFree(conn, t))
+        ) {
           skipped = t;
           continue;
         }
@@ -307,6 +329,13 @@ export class Pool implements Dispatch {
     } finally {
       if (skipped !== null) q.unshift(skipped);
     }
+  }
+
+  /** Whether a healthy instance other than `conn` (and the task's `avoid`) has a free slot and has been faster lately. */
+  private fasterFree(conn: InstanceConn, t: Task): boolean {
+    return this.instances.some(
+      (c) => c !== conn && c.healthy && c.inflight < this.o.concurrency && c.address !== t.avoid && fasterLately(c, conn),
+    );
   }
 
   /** Hand queued tasks to healthy instances with free slots. */
@@ -379,11 +408,15 @@ export class Pool implements Dispatch {
         conn.served++;
         if (conn.draining) this.drained(conn);
         this.serviceTimes.record(this.clock.now() - started, this.clock.now());
+        conn.observe(this.clock.now() - started);
         t.done(out);
         this.pump();
       },
       (e) => {
         conn.inflight--;
+        // a failure can make an instance look slower (a timeout), never faster (a quick refusal)
+        const took = this.clock.now() - started;
+        if (conn.recentMs === null || took > conn.recentMs) conn.observe(took);
         if (conn.draining) {
           this.drained(conn);
           if (e.retryable && !this.closed && !t.cancelled) {
@@ -482,4 +515,9 @@ export class Pool implements Dispatch {
     for (const i of [...this.instances, ...this.draining]) i.client.close();
     this.draining = [];
   }
+}
+
+/** `a` has been faster than `b` lately (both measured; an instance not yet measured is never preferred or passed over). */
+function fasterLately(a: InstanceConn, b: InstanceConn): boolean {
+  return a.recentMs !== null && b.recentMs !== null && a.recentMs < b.recentMs;
 }

@@ -130,6 +130,41 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
     const svc = spawnSync(process.execPath, [main, 'plan', '--service', 'gauss:3'], { encoding: 'utf8' });
     assert.equal(svc.status, 2);
     assert.match(svc.stderr, /bad latency distribution 'gauss:3'/);
+    // several frontends and a parity delay are simulated and recorded
+    const split = spawnSync(
+      process.execPath,
+      [
+        main,
+        'plan',
+        '--rate',
+        '100',
+        '--base',
+        '4',
+        '--k',
+        '2',
+        '--queries',
+        '1000',
+        '--frontends',
+        '2',
+        '--parity-delay',
+        '2',
+        '--out',
+        dir,
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(split.status, 0, split.stderr);
+    const sp = JSON.parse(split.stdout) as {
+      plan: { frontends: number; parityDelayMs: number };
+      rows: { config: string; instances: number }[];
+    };
+    assert.deepEqual([sp.plan.frontends, sp.plan.parityDelayMs], [2, 2]);
+    assert.equal(sp.rows.find((r) => r.config.startsWith('coded addition(k=2, r=1) + fallback, 4 + 2'))?.instances, 6);
+    assert.match(readFileSync(join(dir, 'plan.md'), 'utf8'), /parity after 2 ms; 2 frontends, each over its share of the instances/);
+    const zero = spawnSync(process.execPath, [main, 'plan', '--frontends', '0'], { encoding: 'utf8' });
+    assert.equal(zero.status, 2);
+    assert.match(zero.stderr, /--frontends/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -187,6 +187,61 @@ test('pool: a hedged copy is served before every request line; cancelled and exp
   assert.equal(p.done.has('a2'), false);
 });
 
+test('pool: a hedged copy goes to the free instance that has been fastest lately, never to the one running its first copy; unmeasured instances are not ranked', () => {
+  const labelOn = (insts: HeldInstance[], p: Probe, label: string) =>
+    insts.findIndex((x) => x.calls.some((c) => p.labels[c.call.data[0]] === label));
+  for (const policy of ['single-queue', 'round-robin'] as const) {
+    const { clock, pool, insts } = heldPool(policy, 4);
+    const p = probe(insts);
+    // one request each, answered after 40, 30, 5 and 20 ms: instance 2 has been fastest lately
+    for (let i = 0; i < 4; i++) pool.submit(p.task(1, `warm${i}`));
+    const took = [40, 30, 5, 20];
+    for (const ms of [...took].sort((a, b) => a - b)) {
+      clock.advance(ms - clock.now());
+      insts[took.indexOf(ms)].answer();
+    }
+    assert.deepEqual(
+      pool.instances.map((c) => c.recentMs),
+      took,
+    );
+    // an original is placed as before (the first free instance; round-robin's next in turn): instance 0
+    pool.submit(p.task(2, 'orig'));
+    assert.equal(labelOn(insts, p, 'orig'), 0, policy);
+    // its hedged copy: not on instance 0, and of the others the fastest lately (not the next in line, 1)
+    pool.submit(p.task(2, 'hedge', { hedge: true, avoid: 'i0' }));
+    assert.equal(labelOn(insts, p, 'hedge'), 2, policy);
+  }
+  // before anything was measured the first free instance other than the original's takes a hedge, as before
+  const fresh = heldPool('single-queue', 3);
+  const q = probe(fresh.insts);
+  fresh.pool.submit(q.task(1, 'orig'));
+  fresh.pool.submit(q.task(1, 'hedge', { hedge: true, avoid: 'i0' }));
+  assert.equal(labelOn(fresh.insts, q, 'hedge'), 1);
+});
+
+test('pool: a slow request makes its instance look slow and a fast one brings it back; a quick failure never makes it look faster', () => {
+  const { clock, pool, insts } = heldPool('single-queue', 1);
+  const p = probe(insts);
+  const conn = pool.instances[0];
+  const run = (ms: number, fail = false) => {
+    pool.submit(p.task(1, `t${p.labels.length}`, { expiresAt: 1e12 }));
+    clock.advance(ms);
+    const c = insts[0].calls.shift()!;
+    if (fail) c.failed({ message: 'refused', retryable: false, instanceDown: false });
+    else c.done(c.call.data.slice());
+  };
+  run(10);
+  assert.equal(conn.recentMs, 10);
+  run(110);
+  assert.ok(Math.abs(conn.recentMs! - 40) < 1e-9, `one 110 ms request weighs 0.3: ${conn.recentMs}`);
+  run(1, true);
+  assert.ok(Math.abs(conn.recentMs! - 40) < 1e-9, 'a quick failure leaves it');
+  run(200, true);
+  assert.ok(conn.recentMs! > 40, 'a slow failure (a timeout) counts');
+  for (let i = 0; i < 20; i++) run(10);
+  assert.ok(conn.recentMs! < 11, `fast again: ${conn.recentMs}`);
+});
+
 test('pool: with random interleavings of requests, answers, cancellations and expiries every task reaches an instance at most once, every live task exactly once, in its request order, within the concurrency limit', () => {
   for (const policy of ['single-queue', 'round-robin'] as const) {
     for (let seed = 1; seed <= 40; seed++) {

@@ -28,8 +28,14 @@ on a virtual clock; recommends the cheapest configuration that meets --target.
   --k LIST           coding group sizes (default 2,3,4); --r LIST parity queries (default 1)
   --deadline MS      decode deadline (default 10); --hedge MS hedging delay (default: the deadline)
   --slo MS           SLO (default 1000); --max-wait MS partial-group wait (default 5)
+  --parity-delay MS  coded: send a group's parity queries MS after it closed, and none if its
+                     originals are all back by then (default 0: at once)
   --padding answered|repeat  coded: a partial group is padded with queries already answered
                      (no request; default) or with copies of its own queries (repeat)
+  --frontends F      frontend processes, each over every F-th instance of every pool and every
+                     F-th query, as \`coded bench serve --frontends\` runs them (default 1); shares
+                     can be uneven (6 parity over 4 frontends: 2, 2, 1, 1), each is simulated
+                     (--scale extrapolates with one frontend)
   --target P:MS      the latency target, e.g. p99.9:50 (percentiles p50, p99, p99.9)
   --queries N        simulated queries per configuration (default 50000)
   --scale LIST       also simulate every mode at these multiples of the instances and the rate
@@ -85,7 +91,9 @@ export async function planCommand(argv: string[]): Promise<void> {
       hedge: { type: 'string' },
       slo: { type: 'string' },
       'max-wait': { type: 'string' },
+      'parity-delay': { type: 'string' },
       padding: { type: 'string' },
+      frontends: { type: 'string' },
       target: { type: 'string' },
       queries: { type: 'string' },
       scale: { type: 'string' },
@@ -115,6 +123,8 @@ export async function planCommand(argv: string[]): Promise<void> {
   const slowProb = numberOption(values['slow-prob'], 'slow-prob', 0.02);
   if (!(slowProb >= 0 && slowProb <= 1)) throw new UsageError('--slow-prob must be in [0, 1]');
   const deadline = numberOption(values.deadline, 'deadline', 10);
+  if (!(numberOption(values['parity-delay'], 'parity-delay', 0) >= 0))
+    throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const input = {
     service,
     rate,
@@ -133,9 +143,11 @@ export async function planCommand(argv: string[]): Promise<void> {
     decodeDeadlineMs: deadline,
     hedgeMs: numberOption(values.hedge, 'hedge', deadline),
     maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
+    parityDelayMs: numberOption(values['parity-delay'], 'parity-delay', 0),
     queries: intOption(values.queries, 'queries', 50000),
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     padding: values.padding !== undefined ? paddingOption(values.padding) : ('answered' as const),
+    frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
     target: parseTarget(values.target),
   };
   const json = values.json ?? false;
@@ -148,7 +160,7 @@ export async function planCommand(argv: string[]): Promise<void> {
   const md = [
     `# coded plan`,
     '',
-    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms; coded partial groups padded with ${input.padding === 'repeat' ? 'copies of their own queries' : 'answered queries'}; ${input.queries} simulated queries per configuration.`,
+    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms;${input.parityDelayMs > 0 ? ` parity after ${input.parityDelayMs} ms;` : ''}${input.frontends > 1 ? ` ${input.frontends} frontends, each over its share of the instances;` : ''} coded partial groups padded with ${input.padding === 'repeat' ? 'copies of their own queries' : 'answered queries'}; ${input.queries} simulated queries per configuration.`,
     '',
     `| configuration | instances | requests per query | p50 ms | p99 ms | p99.9 ms |${target ? ` meets ${target.percentile === 'p999' ? 'p99.9' : target.percentile} <= ${target.ms} ms |` : ''}`,
     `|---|---|---|---|---|---|${target ? '---|' : ''}`,
