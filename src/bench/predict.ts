@@ -39,6 +39,7 @@ export function scenarioFor(x: ExperimentSpec, mode: ServingModeName, service: S
     ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}),
     ...(x.singletonGroups !== undefined ? { singletonGroups: x.singletonGroups } : {}),
     ...(x.padding !== undefined ? { padding: x.padding } : {}),
+    ...(x.dispatch !== undefined ? { dispatch: x.dispatch } : {}),
     concurrency: x.concurrency,
     inputShape: x.shape,
     overheadMs,

@@ -179,6 +179,8 @@ export interface ExperimentSpec {
   singletonGroups?: 'pad' | 'copy';
   /** coded: what pads a partial group (the frontend's padding) */
   padding?: 'answered' | 'repeat';
+  /** how every mode's frontends hand tasks to instances (the frontend's dispatch; undefined: its default, single-queue) */
+  dispatch?: 'single-queue' | 'round-robin' | 'fastest-free';
   log: (s: string) => void;
   onResult?: (mode: ServingModeName, i: number, r: ClientResult) => void;
 }
@@ -470,6 +472,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
     const common = {
       ...(x.copyBudget !== undefined ? { copyBudget: x.copyBudget } : {}),
       ...(x.slowQueryLogMs !== undefined ? { slowQueryLogMs: x.slowQueryLogMs } : {}),
+      ...(x.dispatch !== undefined ? { dispatch: x.dispatch } : {}),
       name: 'bench',
       grpcPort: 0,
       httpPort: 0,
@@ -531,6 +534,7 @@ export async function runServingExperiment(x: ExperimentSpec): Promise<Experimen
         };
       });
       if (F > 1) desc += `; ${F} frontends, each over 1/${F} of the instances (${shareSizes(shards)})`;
+      if (x.dispatch !== undefined && x.dispatch !== 'single-queue') desc += `; dispatch ${x.dispatch}`;
       const slow: SlowQueryStory[] = [];
       const started = await Promise.all(
         shards.map((c, s) => {

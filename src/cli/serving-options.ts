@@ -13,6 +13,12 @@ export function paddingOption(v: string): 'answered' | 'repeat' {
   return v;
 }
 
+export function dispatchOption(v: string): 'single-queue' | 'round-robin' | 'fastest-free' {
+  if (v !== 'single-queue' && v !== 'round-robin' && v !== 'fastest-free')
+    throw new UsageError(`--dispatch must be 'single-queue', 'round-robin' or 'fastest-free', not '${v}'`);
+  return v;
+}
+
 /** --transport grpc|rest: how the load generator reaches the frontends and the frontends reach the instances. */
 export function transportOption(v: string | undefined, fallback: 'grpc' | 'rest'): 'grpc' | 'rest' {
   if (v === undefined) return fallback;

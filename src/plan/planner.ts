@@ -7,6 +7,7 @@
 // deployments at the same load per instance.
 import type { Scenario, SimResult, StragglerModel } from './simulator.js';
 import { simulateFrontends } from './frontend-shares.js';
+import type { DispatchPolicy } from '../serve/pool.js';
 import { meanServiceTime, type ServiceTime } from './service-time.js';
 
 export interface PlanInput {
@@ -27,6 +28,8 @@ export interface PlanInput {
   seed: number;
   /** coded: what pads a partial group (the frontend's padding; default 'answered') */
   padding?: 'answered' | 'repeat';
+  /** how each frontend's pools hand tasks to instances (default single-queue) */
+  dispatch?: DispatchPolicy;
   /** frontend processes, each over its own share of every pool's instances and 1/F of the queries (default 1; ./frontend-shares.ts) */
   frontends?: number;
   /** the percentile to meet and its bound */
@@ -62,6 +65,7 @@ export function candidates(p: PlanInput): Scenario[] {
     parityDelayMs: p.parityDelayMs ?? 0,
     concurrency: 1,
     ...(p.padding !== undefined ? { padding: p.padding } : {}),
+    ...(p.dispatch !== undefined ? { dispatch: p.dispatch } : {}),
   };
   const out: Scenario[] = [{ ...common, mode: 'none', base: B, parity: 0, hedgeMs: null, fallback: false }];
   out.push({ ...common, mode: 'none', base: B, parity: 0, hedgeMs: p.hedgeMs, fallback: false });

@@ -10,7 +10,7 @@ import { codeFromConfig } from '../codes/registry.js';
 import { VirtualClock } from '../serve/clock.js';
 import { FaultInjector, type FaultSpec } from '../serve/faults.js';
 import { timingCodec } from '../serve/group-codec.js';
-import { Pool } from '../serve/pool.js';
+import { Pool, type DispatchPolicy } from '../serve/pool.js';
 import { ServingPolicy, type ServingMode, type PolicyCounts, type QueryResult } from '../serve/policy.js';
 import { Rng, deriveSeed } from '../data/rng.js';
 import { poissonSchedule } from '../serve/load-generator.js';
@@ -50,6 +50,8 @@ export interface Scenario {
   padding?: 'answered' | 'repeat';
   /** requests in flight per instance (1: pull when idle) */
   concurrency: number;
+  /** how queued tasks reach instances (the frontend's dispatch; default single-queue) */
+  dispatch?: DispatchPolicy;
   /** per-query input shape (only used to route a code's queries) */
   inputShape?: number[];
   /** a constant added to every latency: the client-to-frontend hop and the frontend's own work, which the simulated instances' service times do not include (default 0) */
@@ -114,7 +116,7 @@ export function simulate(
       model: 'm',
       addresses: addrs,
       inputName: 'input',
-      policy: 'single-queue',
+      policy: s.dispatch ?? 'single-queue',
       concurrency: s.concurrency,
       maxQueue: 1 << 30,
       healthIntervalMs: 1e9,

@@ -83,8 +83,9 @@ export const FrontendConfigSchema = Type.Object(
     onMiss: Type.Optional(Type.Union([Type.Literal('default'), Type.Literal('error')])),
     /** the default output (default: zeros) */
     defaultOutput: Type.Optional(Type.Array(Type.Number())),
-    /** how queued work reaches instances */
-    dispatch: Type.Optional(Type.Union([Type.Literal('single-queue'), Type.Literal('round-robin')])),
+    /** how queued work reaches instances: one queue, the first free instance takes the next task (default); each
+     * instance's own queue, in turn; or one queue, the free instance that has been fastest lately takes it */
+    dispatch: Type.Optional(Type.Union([Type.Literal('single-queue'), Type.Literal('round-robin'), Type.Literal('fastest-free')])),
     /** requests in flight per instance (1 = an instance pulls work only when idle) */
     instanceConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
     /** queries accepted and not yet answered, over all clients; beyond it: 429 / RESOURCE_EXHAUSTED */

@@ -4,7 +4,10 @@
 // requests (./fair-queue.ts): each request (a task's `source`) has its own FIFO line and the
 // lines are served round-robin, so a request of many queries does not hold back one that
 // arrives after it (issue 15). Round-robin instead assigns
-// each task to the next healthy instance's own queue at submission. Instances are health
+// each task to the next healthy instance's own queue at submission; fastest-free keeps the one
+// queue but gives each task to the free instance that has been fastest lately (least-latency
+// load balancing: an instance slowed for a while, e.g. behind a busy link, gets work only when
+// the faster ones are busy). Instances are health
 // checked: one that fails a request or misses `failures` checks in a row is taken out until
 // a check succeeds again. Queued tasks whose owner no longer needs them are dropped
 // (best-effort cancellation); in-flight requests are left to finish. Hedged copies (a late
@@ -84,12 +87,15 @@ export interface Dispatch {
   readonly serviceTimes: { readonly count: number };
 }
 
+/** How queued tasks reach instances (see the file's header). */
+export type DispatchPolicy = 'single-queue' | 'round-robin' | 'fastest-free';
+
 export interface PoolOptions {
   name: string;
   model: string;
   addresses: string[];
   inputName: string;
-  policy: 'single-queue' | 'round-robin';
+  policy: DispatchPolicy;
   concurrency: number;
   maxQueue: number;
   healthIntervalMs: number;
@@ -315,10 +321,11 @@ export class Pool implements Dispatch {
         }
         // a hedged copy stays off the instance that runs its first copy while another could take it,
         // and is left to a free instance that has been faster lately (put back first in line:
-        // hedged copies are served ahead of every request's line anyway)
+        // hedged copies are served ahead of every request's line anyway); with fastest-free so is
+        // every task (this instance may take the next one in line instead)
         if (
           skipped === null &&
-          t.hedge === true &&
+          (t.hedge === true || this.o.policy === 'fastest-free') &&
           ((t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) || this.fasterFree(conn, t))
         ) {
           skipped = t;

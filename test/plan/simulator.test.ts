@@ -148,6 +148,8 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
         '2',
         '--parity-delay',
         '2',
+        '--dispatch',
+        'fastest-free',
         '--out',
         dir,
         '--json',
@@ -156,12 +158,18 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
     );
     assert.equal(split.status, 0, split.stderr);
     const sp = JSON.parse(split.stdout) as {
-      plan: { frontends: number; parityDelayMs: number };
+      plan: { frontends: number; parityDelayMs: number; dispatch: string };
       rows: { config: string; instances: number }[];
     };
-    assert.deepEqual([sp.plan.frontends, sp.plan.parityDelayMs], [2, 2]);
+    assert.deepEqual([sp.plan.frontends, sp.plan.parityDelayMs, sp.plan.dispatch], [2, 2, 'fastest-free']);
     assert.equal(sp.rows.find((r) => r.config.startsWith('coded addition(k=2, r=1) + fallback, 4 + 2'))?.instances, 6);
-    assert.match(readFileSync(join(dir, 'plan.md'), 'utf8'), /parity after 2 ms; 2 frontends, each over its share of the instances/);
+    assert.match(
+      readFileSync(join(dir, 'plan.md'), 'utf8'),
+      /parity after 2 ms; 2 frontends, each over its share of the instances; dispatch fastest-free;/,
+    );
+    const badDispatch = spawnSync(process.execPath, [main, 'plan', '--dispatch', 'random'], { encoding: 'utf8' });
+    assert.equal(badDispatch.status, 2);
+    assert.match(badDispatch.stderr, /--dispatch must be 'single-queue', 'round-robin' or 'fastest-free', not 'random'/);
     const zero = spawnSync(process.execPath, [main, 'plan', '--frontends', '0'], { encoding: 'utf8' });
     assert.equal(zero.status, 2);
     assert.match(zero.stderr, /--frontends/);

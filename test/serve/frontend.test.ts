@@ -191,6 +191,11 @@ test('frontend: malformed requests get 400 while serving continues; overload get
     assert.equal(rep.counts.original, 1);
     assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'coded', httpPort: 0, pools: { base } }), /needs exactly one of "code"/);
     assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, sloMs: -1 }), /sloMs/);
+    assert.equal(
+      validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, dispatch: 'fastest-free' }).dispatch,
+      'fastest-free',
+    );
+    assert.throws(() => validateFrontendConfig({ name: 'x', mode: 'none', httpPort: 0, pools: { base }, dispatch: 'random' }), /dispatch/);
   } finally {
     gc.close();
     await fe.close();

@@ -34,7 +34,7 @@ class HeldInstance implements InstanceClient {
   }
 }
 
-function heldPool(policy: 'single-queue' | 'round-robin', n: number, concurrency = 1) {
+function heldPool(policy: 'single-queue' | 'round-robin' | 'fastest-free', n: number, concurrency = 1) {
   const clock = new VirtualClock();
   const insts = Array.from({ length: n }, () => new HeldInstance());
   const pool = new Pool({
@@ -217,6 +217,36 @@ test('pool: a hedged copy goes to the free instance that has been fastest lately
   fresh.pool.submit(q.task(1, 'orig'));
   fresh.pool.submit(q.task(1, 'hedge', { hedge: true, avoid: 'i0' }));
   assert.equal(labelOn(fresh.insts, q, 'hedge'), 1);
+});
+
+test('pool (fastest-free): each task goes to the free instance that has been fastest lately; a slow one gets work when the faster ones are busy, and none is left idle while tasks wait', () => {
+  const { clock, pool, insts } = heldPool('fastest-free', 3);
+  const p = probe(insts);
+  const on = (label: string) => insts.findIndex((x) => x.calls.some((c) => p.labels[c.call.data[0]] === label));
+  // one request each, answered after 30, 5 and 20 ms
+  for (let i = 0; i < 3; i++) pool.submit(p.task(1, `warm${i}`));
+  const took = [30, 5, 20];
+  for (const ms of [...took].sort((a, b) => a - b)) {
+    clock.advance(ms - clock.now());
+    insts[took.indexOf(ms)].answer();
+  }
+  pool.submit(p.task(2, 'a'));
+  assert.equal(on('a'), 1, 'the fastest lately, not the first free');
+  pool.submit(p.task(3, 'b'));
+  assert.equal(on('b'), 2, 'the fastest of those still free');
+  pool.submit(p.task(4, 'c'));
+  assert.equal(on('c'), 0, 'the slowest, once the faster ones are busy');
+  pool.submit(p.task(5, 'd'));
+  assert.equal(on('d'), -1, 'waits for a free instance');
+  insts[0].answer();
+  assert.equal(on('d'), 0, 'the only free one takes it');
+  // three tasks for three free instances: every instance gets one, the fastest the first in line
+  for (const x of insts) while (x.calls.length > 0) x.answer();
+  for (const l of ['e', 'f', 'g']) pool.submit(p.task(6, l));
+  assert.deepEqual(
+    insts.map((x) => x.calls.length),
+    [1, 1, 1],
+  );
 });
 
 test('pool: a slow request makes its instance look slow and a fast one brings it back; a quick failure never makes it look faster', () => {

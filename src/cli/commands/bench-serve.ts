@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
-import { paddingOption, singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
+import { dispatchOption, paddingOption, singletonOption, stragglersFrom, parseModes, onOff, transportOption } from '../serving-options.js';
 import { Rng } from '../../data/rng.js';
 import { runServingExperiment, checkStragglers, SERVING_MODES, type ExperimentSpec } from '../../bench/serving-experiment.js';
 import { predictExperiment } from '../../bench/predict.js';
@@ -72,6 +72,9 @@ Run:
                      whose outputs are known, so no padding request goes out (answered,
                      default), or with copies of its own queries, computed like any query (repeat)
   --copy-budget X    hedged / fallback copies per query at most (default 0.1; 'none': no limit)
+  --dispatch D       every mode's frontends: single-queue (the first free instance takes the
+                     next task; default), round-robin, or fastest-free (the free instance that
+                     has been fastest lately)
   --slow-log MS      keep the frontends' story of every measured query answered MS ms or more
                      after arrival (its requests: instance, created / started / finished times):
                      serve.json's modes[].slowQueries (the 50 slowest), the slowest in serve.md
@@ -119,6 +122,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       'copy-budget': { type: 'string' },
       singleton: { type: 'string' },
       padding: { type: 'string' },
+      dispatch: { type: 'string' },
       seed: { type: 'string' },
       transport: { type: 'string' },
       out: { type: 'string' },
@@ -193,6 +197,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
     frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
     ...(values.singleton !== undefined ? { singletonGroups: singletonOption(values.singleton) } : {}),
     ...(values.padding !== undefined ? { padding: paddingOption(values.padding) } : {}),
+    ...(values.dispatch !== undefined ? { dispatch: dispatchOption(values.dispatch) } : {}),
     copyBudget: values['copy-budget'] === 'none' ? null : numberOption(values['copy-budget'], 'copy-budget', DEFAULT_COPY_BUDGET),
   };
   let result;
@@ -239,6 +244,7 @@ export async function serveBenchMain(argv: string[]): Promise<void> {
       copyBudget: spec.copyBudget,
       singletonGroups: spec.singletonGroups ?? 'pad',
       padding: spec.padding ?? 'answered',
+      dispatch: spec.dispatch ?? 'single-queue',
       seed,
       transport: spec.transport,
     },

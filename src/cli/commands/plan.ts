@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, intOption, numberOption, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
-import { paddingOption } from '../serving-options.js';
+import { dispatchOption, paddingOption } from '../serving-options.js';
 
 export const usage = `coded plan [options]
 
@@ -32,6 +32,9 @@ on a virtual clock; recommends the cheapest configuration that meets --target.
                      originals are all back by then (default 0: at once)
   --padding answered|repeat  coded: a partial group is padded with queries already answered
                      (no request; default) or with copies of its own queries (repeat)
+  --dispatch D       how a frontend's pools hand tasks to instances: single-queue (the first free
+                     instance; default), round-robin, or fastest-free (the free instance that
+                     has been fastest lately)
   --frontends F      frontend processes, each over every F-th instance of every pool and every
                      F-th query, as \`coded bench serve --frontends\` runs them (default 1); shares
                      can be uneven (6 parity over 4 frontends: 2, 2, 1, 1), each is simulated
@@ -94,6 +97,7 @@ export async function planCommand(argv: string[]): Promise<void> {
       'parity-delay': { type: 'string' },
       padding: { type: 'string' },
       frontends: { type: 'string' },
+      dispatch: { type: 'string' },
       target: { type: 'string' },
       queries: { type: 'string' },
       scale: { type: 'string' },
@@ -148,6 +152,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     padding: values.padding !== undefined ? paddingOption(values.padding) : ('answered' as const),
     frontends: intOption(values.frontends, 'frontends', 1, { min: 1 }),
+    ...(values.dispatch !== undefined ? { dispatch: dispatchOption(values.dispatch) } : {}),
     target: parseTarget(values.target),
   };
   const json = values.json ?? false;
@@ -160,7 +165,7 @@ export async function planCommand(argv: string[]): Promise<void> {
   const md = [
     `# coded plan`,
     '',
-    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms;${input.parityDelayMs > 0 ? ` parity after ${input.parityDelayMs} ms;` : ''}${input.frontends > 1 ? ` ${input.frontends} frontends, each over its share of the instances;` : ''} coded partial groups padded with ${input.padding === 'repeat' ? 'copies of their own queries' : 'answered queries'}; ${input.queries} simulated queries per configuration.`,
+    `Service time ${service.label}; Poisson ${rate} queries/s; stragglers: ${slowProb > 0 ? `${100 * slowProb}% of requests +${input.stragglers.slowMs} ms` : 'no independent stalls'}${slowPeriods ? `, slow periods ${values['slow-periods']}` : ''}${trace ? `, trace ${values['latency-trace']}` : ''}; decode deadline ${deadline} ms;${input.parityDelayMs > 0 ? ` parity after ${input.parityDelayMs} ms;` : ''}${input.frontends > 1 ? ` ${input.frontends} frontends, each over its share of the instances;` : ''}${input.dispatch !== undefined ? ` dispatch ${input.dispatch};` : ''} coded partial groups padded with ${input.padding === 'repeat' ? 'copies of their own queries' : 'answered queries'}; ${input.queries} simulated queries per configuration.`,
     '',
     `| configuration | instances | requests per query | p50 ms | p99 ms | p99.9 ms |${target ? ` meets ${target.percentile === 'p999' ? 'p99.9' : target.percentile} <= ${target.ms} ms |` : ''}`,
     `|---|---|---|---|---|---|${target ? '---|' : ''}`,
