@@ -3,7 +3,9 @@
 // frontend sees 1/F of the rate on its own share of the instances. Shares can be uneven: 6
 // parity instances over 4 frontends are 2, 2, 1 and 1, and a frontend with fewer instances has
 // less room to absorb a slow one. The prediction simulates each frontend on its own share and
-// merges their answers.
+// merges their answers. Each frontend's arrivals are simulated as Poisson at 1/F of the rate;
+// a load balancer that deals queries out in turn makes them smoother, so the prediction leans
+// pessimistic (coding groups fill a little less often in the simulation).
 import * as hdr from 'hdr-histogram-js';
 import { deriveSeed } from '../data/rng.js';
 import { instancesOf, simulate, type Scenario, type SimResult } from './simulator.js';
@@ -27,12 +29,22 @@ export function frontendShares(s: Scenario, F: number): Scenario[] {
       s.mode === 'coded'
         ? { base: shareSize(s.base, i, F), parity: shareSize(s.parity, i, F) }
         : { base: shareSize(instancesOf(s), i, F), parity: 0 };
-    if (share.base < 1 || (s.mode === 'coded' && share.parity < 1))
+    if (share.base < 1 || (s.mode === 'coded' && share.parity < (s.code?.r ?? 1)))
       throw new Error(
-        `${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${s.mode === 'coded' ? `${s.base} base and ${s.parity} parity` : `${instancesOf(s)} instances`}`,
+        `${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${s.mode === 'coded' ? `${s.base} base and ${s.parity} parity (r = ${s.code?.r ?? 1} per frontend)` : `${instancesOf(s)} instances`}`,
       );
     return { ...s, ...share, rate: s.rate / F, seed: i === 0 ? s.seed : deriveSeed(s.seed, 'frontend', i) };
   });
+}
+
+/** Whether F frontends can each own a share of every pool of the scenario. */
+export function canShare(s: Scenario, F: number): boolean {
+  try {
+    frontendShares(s, F);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Simulate each of F frontends on its share (frontendShares) and merge their measured answers into one result. */

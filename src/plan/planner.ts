@@ -6,7 +6,7 @@
 // requests per query) whose target percentile is met. It also extrapolates to larger
 // deployments at the same load per instance.
 import type { Scenario, SimResult, StragglerModel } from './simulator.js';
-import { simulateFrontends } from './frontend-shares.js';
+import { canShare, simulateFrontends } from './frontend-shares.js';
 import type { DispatchPolicy } from '../serve/pool.js';
 import { meanServiceTime, type ServiceTime } from './service-time.js';
 
@@ -97,11 +97,18 @@ export function describe(s: Scenario): string {
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${hedge}, ${n}`;
 }
 
-export function plan(p: PlanInput, progress?: (done: number, total: number) => void): { rows: PlanRow[]; recommended: PlanRow | null } {
-  const cands = candidates(p);
+export function plan(
+  p: PlanInput,
+  progress?: (done: number, total: number) => void,
+): { rows: PlanRow[]; recommended: PlanRow | null; unsplittable: string[] } {
+  const F = p.frontends ?? 1;
+  const all = candidates(p);
+  // configurations with a pool smaller than the frontends cannot be dealt out: listed, not simulated
+  const unsplittable = all.filter((s) => !canShare(s, F)).map(describe);
+  const cands = all.filter((s) => canShare(s, F));
   const rows: PlanRow[] = [];
   cands.forEach((s, i) => {
-    const result = simulateFrontends(s, p.frontends ?? 1);
+    const result = simulateFrontends(s, F);
     rows.push({
       config: describe(s),
       scenario: s,
@@ -113,7 +120,7 @@ export function plan(p: PlanInput, progress?: (done: number, total: number) => v
   const ok = rows
     .filter((r) => r.meetsTarget === true)
     .sort((a, b) => a.result.instances - b.result.instances || a.result.requestsPerQuery - b.result.requestsPerQuery);
-  return { rows, recommended: ok[0] ?? null };
+  return { rows, recommended: ok[0] ?? null, unsplittable };
 }
 
 /** The same configurations at `factor` times the instances and the rate (the same load per instance). */

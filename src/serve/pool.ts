@@ -13,8 +13,9 @@
 // (best-effort cancellation); in-flight requests are left to finish. Hedged copies (a late
 // query sent again) go to the front of the queue and, where another instance could take them,
 // not to the instance that runs the first copy; of the instances free to take one, the one
-// that has been fastest lately does (a copy exists because an instance was slow: it should not
-// land on another that is slow right now, e.g. behind a busy network link).
+// that has been fastest lately does (round-robin: the least busy, then the fastest lately; an
+// instance not measured lately is tried first). A copy exists because an instance was slow:
+// it should not land on another that is slow right now, e.g. behind a busy network link.
 //
 // The pool reaches instances through an InstanceClient (V2 gRPC in the server; simulated
 // instances in the planner and in tests) and reads time from a Clock, so the same dispatch
@@ -120,6 +121,11 @@ export function newTaskQueue(): FairQueue<Task> {
 
 /** the weight of the newest request in an instance's recentMs: a few slow requests in a row make it look slow */
 const RECENT_WEIGHT = 0.3;
+/**
+ * an instance's recentMs ranks it only this long (ms) after its last answer: one passed over
+ * because it was slow, and given no work since, is tried again (it may have recovered)
+ */
+export const RECENT_MAX_AGE_MS = 1000;
 
 export class InstanceConn {
   healthy = false;
@@ -133,15 +139,18 @@ export class InstanceConn {
    * exponentially weighted mean, the newest weighing RECENT_WEIGHT); null before the first
    */
   recentMs: number | null = null;
+  /** when recentMs last changed (the pool's clock, ms) */
+  observedAt = Number.NEGATIVE_INFINITY;
   readonly queue = newTaskQueue();
   constructor(
     readonly address: string,
     readonly client: InstanceClient,
   ) {}
 
-  /** Count one request's time (ms) in recentMs. */
-  observe(ms: number): void {
+  /** Count one request's time (ms), answered at `now`, in recentMs. */
+  observe(ms: number, now: number): void {
     this.recentMs = this.recentMs === null ? ms : this.recentMs + RECENT_WEIGHT * (ms - this.recentMs);
+    this.observedAt = now;
   }
 }
 
@@ -294,7 +303,8 @@ export class Pool implements Dispatch {
         // of those the fastest lately
         const others = this.instances.filter((c) => c.healthy && c.address !== t.avoid);
         const busy = (c: InstanceConn) => c.inflight + c.queue.length;
-        if (others.length > 0) target = others.reduce((a, b) => (busy(b) < busy(a) || (busy(b) === busy(a) && fasterLately(b, a)) ? b : a));
+        if (others.length > 0)
+          target = others.reduce((a, b) => (busy(b) < busy(a) || (busy(b) === busy(a) && fasterLately(b, a, this.clock.now())) ? b : a));
       }
       if (t.hedge === true) target.queue.unshift(t);
       else target.queue.push(t);
@@ -309,7 +319,8 @@ export class Pool implements Dispatch {
   private next(conn: InstanceConn): Task | undefined {
     // round-robin: the instance's own queue, then tasks parked while no instance was healthy
     const q = this.o.policy === 'round-robin' ? (conn.queue.length > 0 || this.queue.length === 0 ? conn.queue : this.queue) : this.queue;
-    let skipped: Task | null = null;
+    const skipped: Task[] = [];
+    let leftToFaster = false;
     try {
       for (;;) {
         const t = q.shift();
@@ -319,29 +330,41 @@ export class Pool implements Dispatch {
           this.expired.push(t);
           continue;
         }
-        // a hedged copy stays off the instance that runs its first copy while another could take it,
-        // and is left to a free instance that has been faster lately (put back first in line:
-        // hedged copies are served ahead of every request's line anyway); with fastest-free so is
-        // every task (this instance may take the next one in line instead)
-        if (
-          skipped === null &&
-          (t.hedge === true || this.o.policy === 'fastest-free') &&
-          ((t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) || this.fasterFree(conn, t))
-        ) {
-          skipped = t;
-          continue;
+        // a hedged copy stays off the instance that runs its first copy while another could take
+        // it, and in the shared queue the first one this instance meets is left to a free instance
+        // that has been faster lately (this one may take the next task). Skipped copies go back
+        // first in line, in their order: hedged copies are served ahead of every request's line.
+        if (t.hedge === true) {
+          if (t.avoid === conn.address && this.instances.some((c) => c !== conn && c.healthy)) {
+            skipped.push(t);
+            continue;
+          }
+          if (!leftToFaster && q === this.queue && this.fasterFree(conn, t)) {
+            leftToFaster = true;
+            skipped.push(t);
+            continue;
+          }
         }
         return t;
       }
     } finally {
-      if (skipped !== null) q.unshift(skipped);
+      for (let i = skipped.length - 1; i >= 0; i--) q.unshift(skipped[i]);
     }
+  }
+
+  /** The instances, fastest lately first (not measured lately: first of all, to be measured; ties keep their order). */
+  private byRecentSpeed(): InstanceConn[] {
+    const now = this.clock.now();
+    return this.instances
+      .map((c, i) => ({ c, i, key: recentKey(c, now) }))
+      .sort((a, b) => a.key - b.key || a.i - b.i)
+      .map((x) => x.c);
   }
 
   /** Whether a healthy instance other than `conn` (and the task's `avoid`) has a free slot and has been faster lately. */
   private fasterFree(conn: InstanceConn, t: Task): boolean {
     return this.instances.some(
-      (c) => c !== conn && c.healthy && c.inflight < this.o.concurrency && c.address !== t.avoid && fasterLately(c, conn),
+      (c) => c !== conn && c.healthy && c.inflight < this.o.concurrency && c.address !== t.avoid && fasterLately(c, conn, this.clock.now()),
     );
   }
 
@@ -366,7 +389,8 @@ export class Pool implements Dispatch {
   }
 
   private pumpOnce(): void {
-    for (const conn of this.instances) {
+    // fastest-free: the instances that have been fastest lately take the first tasks in line
+    for (const conn of this.o.policy === 'fastest-free' ? this.byRecentSpeed() : this.instances) {
       while (conn.healthy && conn.inflight < this.o.concurrency) {
         const t = this.next(conn);
         if (t === undefined) break;
@@ -415,7 +439,7 @@ export class Pool implements Dispatch {
         conn.served++;
         if (conn.draining) this.drained(conn);
         this.serviceTimes.record(this.clock.now() - started, this.clock.now());
-        conn.observe(this.clock.now() - started);
+        conn.observe(this.clock.now() - started, this.clock.now());
         t.done(out);
         this.pump();
       },
@@ -423,7 +447,7 @@ export class Pool implements Dispatch {
         conn.inflight--;
         // a failure can make an instance look slower (a timeout), never faster (a quick refusal)
         const took = this.clock.now() - started;
-        if (conn.recentMs === null || took > conn.recentMs) conn.observe(took);
+        if (conn.recentMs === null || took > conn.recentMs) conn.observe(took, this.clock.now());
         if (conn.draining) {
           this.drained(conn);
           if (e.retryable && !this.closed && !t.cancelled) {
@@ -524,7 +548,12 @@ export class Pool implements Dispatch {
   }
 }
 
-/** `a` has been faster than `b` lately (both measured; an instance not yet measured is never preferred or passed over). */
-function fasterLately(a: InstanceConn, b: InstanceConn): boolean {
-  return a.recentMs !== null && b.recentMs !== null && a.recentMs < b.recentMs;
+/** An instance's recent request time for ranking: 0 when not measured within RECENT_MAX_AGE_MS (tried first, to be measured). */
+function recentKey(c: InstanceConn, now: number): number {
+  return c.recentMs !== null && now - c.observedAt <= RECENT_MAX_AGE_MS ? c.recentMs : 0;
+}
+
+/** `a` has been faster than `b` lately (recentKey: an instance not measured lately counts as fast, to be measured). */
+function fasterLately(a: InstanceConn, b: InstanceConn, now: number): boolean {
+  return recentKey(a, now) < recentKey(b, now);
 }

@@ -4,9 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { shardOf, shareSizes, type ExperimentSpec } from '../../src/bench/serving-experiment.js';
 import { scenarioFor } from '../../src/bench/predict.js';
-import { frontendShares, shareSize, simulateFrontends } from '../../src/plan/frontend-shares.js';
-import { simulate, type Scenario } from '../../src/plan/simulator.js';
-import { parseServiceTime } from '../../src/plan/service-time.js';
+import { frontendShares, shareSize } from '../../src/plan/frontend-shares.js';
 
 test('instances are dealt out to frontends in turn: every instance in exactly one shard, shard sizes differ by at most one', () => {
   const xs = Array.from({ length: 18 }, (_, i) => `10.0.0.${i}:9000`);
@@ -81,34 +79,4 @@ test('the prediction for F frontends simulates each on its own share: 6 parity o
     [0, 1, 2, 3, 4].map((s) => shareSize(3, s, 5)),
     [1, 1, 1, 0, 0],
   );
-});
-
-test("several frontends: the merged prediction counts every frontend's queries; one frontend is the plain simulation", () => {
-  const s: Scenario = {
-    mode: 'coded',
-    code: { family: 'addition', k: 2, r: 1 },
-    base: 6,
-    parity: 3,
-    rate: 300,
-    queries: 3000,
-    warmup: 100,
-    seed: 3,
-    service: parseServiceTime('exp:2'),
-    stragglers: { latency: { kind: 'none' }, slowProb: 0.02, slowMs: 50, failProb: 0 },
-    sloMs: 1000,
-    decodeDeadlineMs: 10,
-    maxWaitMs: 5,
-    parityDelayMs: 0,
-    hedgeMs: null,
-    fallback: true,
-    concurrency: 1,
-    inputShape: [4],
-  };
-  assert.deepEqual(simulateFrontends(s, 1), simulate(s));
-  const three = simulateFrontends(s, 3);
-  assert.equal(three.measured, 3 * 3000);
-  assert.equal(three.instances, 9);
-  const answered = three.counts.original + three.counts.reconstructed + three.counts.default + three.counts.error;
-  assert.equal(answered, 3 * 3100, 'every query of every frontend, warm-up included, is answered once');
-  assert.ok(three.latencyMs.p50 <= three.latencyMs.p99 && three.latencyMs.p99 <= three.latencyMs.p999);
 });

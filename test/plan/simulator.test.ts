@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { simulate, type Scenario } from '../../src/plan/simulator.js';
 import { plan, baseInstancesFor } from '../../src/plan/planner.js';
+import { simulateFrontends } from '../../src/plan/frontend-shares.js';
 import { parseServiceTime } from '../../src/plan/service-time.js';
 import { packageRoot } from '../../src/util/package-root.js';
 
@@ -170,6 +171,24 @@ test('coded plan --json writes a report; bad options name the syntax', () => {
     const badDispatch = spawnSync(process.execPath, [main, 'plan', '--dispatch', 'random'], { encoding: 'utf8' });
     assert.equal(badDispatch.status, 2);
     assert.match(badDispatch.stderr, /--dispatch must be 'single-queue', 'round-robin' or 'fastest-free', not 'random'/);
+    // k = 4 over 4 base instances has 1 parity instance: it cannot be dealt out to 2 frontends
+    const some = spawnSync(
+      process.execPath,
+      [main, 'plan', '--rate', '100', '--base', '4', '--k', '2,4', '--queries', '500', '--frontends', '2', '--out', dir, '--json'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(some.status, 0, some.stderr);
+    const sm = JSON.parse(some.stdout) as { rows: { config: string }[]; unsplittable: string[] };
+    assert.ok(
+      sm.unsplittable.some((c) => c.startsWith('coded addition(k=4, r=1)')),
+      sm.unsplittable.join('; '),
+    );
+    assert.ok(sm.rows.some((r) => r.config.startsWith('coded addition(k=2, r=1)')));
+    assert.ok(!sm.rows.some((r) => r.config.startsWith('coded addition(k=4')));
+    assert.match(
+      readFileSync(join(dir, 'plan.md'), 'utf8'),
+      /Not simulated \(a pool has fewer instances than the 2 frontends\): coded addition\(k=4/,
+    );
     const zero = spawnSync(process.execPath, [main, 'plan', '--frontends', '0'], { encoding: 'utf8' });
     assert.equal(zero.status, 2);
     assert.match(zero.stderr, /--frontends/);
@@ -201,4 +220,27 @@ test('sparse arrivals: a lone query answered before its group closes costs no pa
   assert.ok(copy.requestsPerQuery < 1.3, `copy: ${copy.requestsPerQuery} requests per query`);
   // a stalled lone query is copied after the deadline: done by deadline + service time (+ the copy budget's rare denials)
   assert.ok(copy.latencyMs.p99 <= 10 + 2 + 1, `copy p99 ${copy.latencyMs.p99}`);
+});
+
+test("several frontends: the merged prediction counts every frontend's queries; one frontend is the plain simulation", () => {
+  const s: Scenario = {
+    ...base,
+    mode: 'coded',
+    code: { family: 'addition', k: 2, r: 1 },
+    base: 6,
+    parity: 3,
+    rate: 300,
+    queries: 3000,
+    seed: 3,
+    service: parseServiceTime('exp:2'),
+    stragglers: { latency: { kind: 'none' }, slowProb: 0.02, slowMs: 50, failProb: 0 },
+    inputShape: [4],
+  };
+  assert.deepEqual(simulateFrontends(s, 1), simulate(s));
+  const three = simulateFrontends(s, 3);
+  assert.equal(three.measured, 3 * 3000);
+  assert.equal(three.instances, 9);
+  const answered = three.counts.original + three.counts.reconstructed + three.counts.default + three.counts.error;
+  assert.equal(answered, 3 * 3100, 'every query of every frontend, warm-up included, is answered once');
+  assert.ok(three.latencyMs.p50 <= three.latencyMs.p99 && three.latencyMs.p99 <= three.latencyMs.p999);
 });

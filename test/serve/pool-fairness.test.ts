@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { VirtualClock } from '../../src/serve/clock.js';
 import { FairQueue } from '../../src/serve/fair-queue.js';
-import { Pool, type Task } from '../../src/serve/pool.js';
+import { Pool, RECENT_MAX_AGE_MS, type Task } from '../../src/serve/pool.js';
 import type { InferCall, InstanceClient, InstanceFailure } from '../../src/serve/instance-client.js';
 import { SimulatedInstance } from '../../src/plan/simulated-instance.js';
 import { ServingPolicy, type QueryResult } from '../../src/serve/policy.js';
@@ -187,7 +187,7 @@ test('pool: a hedged copy is served before every request line; cancelled and exp
   assert.equal(p.done.has('a2'), false);
 });
 
-test('pool: a hedged copy goes to the free instance that has been fastest lately, never to the one running its first copy; unmeasured instances are not ranked', () => {
+test('pool: a hedged copy goes to the free instance that has been fastest lately, never to the one running its first copy; unmeasured instances are tried first', () => {
   const labelOn = (insts: HeldInstance[], p: Probe, label: string) =>
     insts.findIndex((x) => x.calls.some((c) => p.labels[c.call.data[0]] === label));
   for (const policy of ['single-queue', 'round-robin'] as const) {
@@ -249,6 +249,61 @@ test('pool (fastest-free): each task goes to the free instance that has been fas
   );
 });
 
+test('pool (fastest-free): an instance passed over as slow and given no work since is tried again once its measure is a second old', () => {
+  const { clock, pool, insts } = heldPool('fastest-free', 2);
+  const p = probe(insts);
+  const on = (label: string) => insts.findIndex((x) => x.calls.some((c) => p.labels[c.call.data[0]] === label));
+  pool.submit(p.task(1, 'w0'));
+  pool.submit(p.task(1, 'w1'));
+  clock.advance(5);
+  insts[1].answer();
+  clock.advance(95);
+  insts[0].answer(); // instance 0: 100 ms, instance 1: 5 ms
+  pool.submit(p.task(2, 'a'));
+  assert.equal(on('a'), 1);
+  insts[1].answer();
+  // instance 1 keeps answering fast; instance 0 gets nothing while its measure is recent
+  clock.advance(RECENT_MAX_AGE_MS - 1);
+  pool.submit(p.task(3, 'b'));
+  assert.equal(on('b'), 1);
+  insts[1].answer();
+  clock.advance(2);
+  pool.submit(p.task(4, 'c'));
+  assert.equal(on('c'), 0, 'instance 0 is measured again');
+});
+
+test('pool: a hedged copy never runs beside its first copy, though it was passed to a faster instance; round-robin never leaves a copy queued behind an idle instance', () => {
+  const labelOn = (insts: HeldInstance[], p: Probe, label: string) =>
+    insts.findIndex((x) => x.calls.some((c) => p.labels[c.call.data[0]] === label));
+  // each instance's recent request time, as if measured just now
+  const warm = (clock: VirtualClock, pool: Pool, took: number[]) => took.forEach((ms, j) => pool.instances[j].observe(ms, clock.now()));
+  {
+    // single queue, 2 slots each, recent 40 / 5 / 20 ms; every slot busy while two copies queue:
+    // h2 avoids instance 0 (its first copy runs there), h1 avoids instance 2
+    const { clock, pool, insts } = heldPool('single-queue', 3, 2);
+    const p = probe(insts);
+    warm(clock, pool, [40, 5, 20]);
+    for (let i = 0; i < 6; i++) pool.submit(p.task(2, `busy${i}`));
+    pool.submit(p.task(3, 'h2', { hedge: true, avoid: 'i0' }));
+    pool.submit(p.task(3, 'h1', { hedge: true, avoid: 'i2' }));
+    // every instance finishes one request
+    for (const x of insts) x.answer();
+    assert.notEqual(labelOn(insts, p, 'h2'), 0, 'h2 is not beside its first copy');
+    assert.notEqual(labelOn(insts, p, 'h1'), 2, 'h1 is not beside its first copy');
+    assert.ok(labelOn(insts, p, 'h1') >= 0 && labelOn(insts, p, 'h2') >= 0, 'both copies went out');
+  }
+  {
+    // round-robin, 2 slots: recent 5 / 40 / 20 ms; instance 0 has one request running; a copy that
+    // avoids instance 2 goes to the least busy other one (instance 1) and runs there at once
+    const { clock, pool, insts } = heldPool('round-robin', 3, 2);
+    const p = probe(insts);
+    warm(clock, pool, [5, 40, 20]);
+    pool.submit(p.task(2, 'running'));
+    pool.submit(p.task(3, 'copy', { hedge: true, avoid: 'i2' }));
+    assert.equal(labelOn(insts, p, 'copy'), 1, 'sent, not left queued for a faster instance that never reads that queue');
+  }
+});
+
 test('pool: a slow request makes its instance look slow and a fast one brings it back; a quick failure never makes it look faster', () => {
   const { clock, pool, insts } = heldPool('single-queue', 1);
   const p = probe(insts);
@@ -273,7 +328,7 @@ test('pool: a slow request makes its instance look slow and a fast one brings it
 });
 
 test('pool: with random interleavings of requests, answers, cancellations and expiries every task reaches an instance at most once, every live task exactly once, in its request order, within the concurrency limit', () => {
-  for (const policy of ['single-queue', 'round-robin'] as const) {
+  for (const policy of ['single-queue', 'round-robin', 'fastest-free'] as const) {
     for (let seed = 1; seed <= 40; seed++) {
       const rng = new Rng(seed);
       const concurrency = 1 + rng.int(3);

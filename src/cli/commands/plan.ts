@@ -157,8 +157,12 @@ export async function planCommand(argv: string[]): Promise<void> {
   };
   const json = values.json ?? false;
   const { candidates } = await import('../../plan/planner.js');
-  const bar = new Progress('simulating', candidates(input).length, { enabled: !json, unit: 'configurations' });
-  const { rows, recommended } = plan(input, () => bar.tick());
+  const { canShare } = await import('../../plan/frontend-shares.js');
+  const bar = new Progress('simulating', candidates(input).filter((s) => canShare(s, input.frontends)).length, {
+    enabled: !json,
+    unit: 'configurations',
+  });
+  const { rows, recommended, unsplittable } = plan(input, () => bar.tick());
   bar.finish();
   const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   const target = input.target;
@@ -174,6 +178,9 @@ export async function planCommand(argv: string[]): Promise<void> {
         `| ${r.config} | ${r.result.instances} | ${r.result.requestsPerQuery.toFixed(2)} | ${fmt(r.result.latencyMs.p50)} | ${fmt(r.result.latencyMs.p99)} | ${fmt(r.result.latencyMs.p999)} |${target ? ` ${r.meetsTarget ? 'yes' : 'no'} |` : ''}`,
     ),
     '',
+    ...(unsplittable.length > 0
+      ? [`Not simulated (a pool has fewer instances than the ${input.frontends} frontends): ${unsplittable.join('; ')}.`, '']
+      : []),
     target === null
       ? 'No --target given: no recommendation.'
       : recommended === null
@@ -191,6 +198,7 @@ export async function planCommand(argv: string[]): Promise<void> {
       counts: r.result.counts,
     })),
     recommended: recommended?.config ?? null,
+    unsplittable,
   };
   const outDir = values.out ?? 'plan-results';
   mkdirSync(outDir, { recursive: true });
