@@ -24,27 +24,23 @@ export function shareSize(n: number, s: number, F: number): number {
  */
 export function frontendShares(s: Scenario, F: number): Scenario[] {
   if (!Number.isInteger(F) || F < 1) throw new Error(`frontends must be a whole number >= 1, not ${F}`);
+  if (!canShare(s, F))
+    throw new Error(
+      `${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${s.mode === 'coded' ? `${s.base} base and ${s.parity} parity (r = ${s.code?.r ?? 1} per frontend)` : `${instancesOf(s)} instances`}`,
+    );
   return Array.from({ length: F }, (_, i): Scenario => {
     const share =
       s.mode === 'coded'
         ? { base: shareSize(s.base, i, F), parity: shareSize(s.parity, i, F) }
         : { base: shareSize(instancesOf(s), i, F), parity: 0 };
-    if (share.base < 1 || (s.mode === 'coded' && share.parity < (s.code?.r ?? 1)))
-      throw new Error(
-        `${F} frontends need at least ${F} instances in every pool (each frontend owns its share): ${s.mode === 'coded' ? `${s.base} base and ${s.parity} parity (r = ${s.code?.r ?? 1} per frontend)` : `${instancesOf(s)} instances`}`,
-      );
     return { ...s, ...share, rate: s.rate / F, seed: i === 0 ? s.seed : deriveSeed(s.seed, 'frontend', i) };
   });
 }
 
-/** Whether F frontends can each own a share of every pool of the scenario. */
+/** Whether F frontends can each own a share of every pool of the scenario (the last frontend's share is the smallest). */
 export function canShare(s: Scenario, F: number): boolean {
-  try {
-    frontendShares(s, F);
-    return true;
-  } catch {
-    return false;
-  }
+  const smallest = (n: number) => shareSize(n, F - 1, F);
+  return s.mode === 'coded' ? smallest(s.base) >= 1 && smallest(s.parity) >= (s.code?.r ?? 1) : smallest(instancesOf(s)) >= 1;
 }
 
 /** Simulate each of F frontends on its share (frontendShares) and merge their measured answers into one result. */

@@ -97,15 +97,22 @@ export function describe(s: Scenario): string {
   return `${s.mode === 'none' ? 'no redundancy' : 'equal resources'}${hedge}, ${n}`;
 }
 
+/**
+ * The configurations plan() simulates, and those it cannot deal out to p.frontends (a pool with
+ * fewer instances than frontends), described: listed in the report, not simulated.
+ */
+export function plannedCandidates(p: PlanInput): { simulated: Scenario[]; unsplittable: string[] } {
+  const F = p.frontends ?? 1;
+  const all = candidates(p);
+  return { simulated: all.filter((s) => canShare(s, F)), unsplittable: all.filter((s) => !canShare(s, F)).map(describe) };
+}
+
 export function plan(
   p: PlanInput,
   progress?: (done: number, total: number) => void,
 ): { rows: PlanRow[]; recommended: PlanRow | null; unsplittable: string[] } {
   const F = p.frontends ?? 1;
-  const all = candidates(p);
-  // configurations with a pool smaller than the frontends cannot be dealt out: listed, not simulated
-  const unsplittable = all.filter((s) => !canShare(s, F)).map(describe);
-  const cands = all.filter((s) => canShare(s, F));
+  const { simulated: cands, unsplittable } = plannedCandidates(p);
   const rows: PlanRow[] = [];
   cands.forEach((s, i) => {
     const result = simulateFrontends(s, F);

@@ -438,8 +438,9 @@ export class Pool implements Dispatch {
         conn.inflight--;
         conn.served++;
         if (conn.draining) this.drained(conn);
-        this.serviceTimes.record(this.clock.now() - started, this.clock.now());
-        conn.observe(this.clock.now() - started, this.clock.now());
+        const now = this.clock.now();
+        this.serviceTimes.record(now - started, now);
+        conn.observe(now - started, now);
         t.done(out);
         this.pump();
       },

@@ -127,8 +127,8 @@ export async function planCommand(argv: string[]): Promise<void> {
   const slowProb = numberOption(values['slow-prob'], 'slow-prob', 0.02);
   if (!(slowProb >= 0 && slowProb <= 1)) throw new UsageError('--slow-prob must be in [0, 1]');
   const deadline = numberOption(values.deadline, 'deadline', 10);
-  if (!(numberOption(values['parity-delay'], 'parity-delay', 0) >= 0))
-    throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
+  const parityDelayMs = numberOption(values['parity-delay'], 'parity-delay', 0);
+  if (!(parityDelayMs >= 0)) throw new UsageError(`--parity-delay must be >= 0 ms, got ${values['parity-delay']}`);
   const input = {
     service,
     rate,
@@ -147,7 +147,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     decodeDeadlineMs: deadline,
     hedgeMs: numberOption(values.hedge, 'hedge', deadline),
     maxWaitMs: numberOption(values['max-wait'], 'max-wait', 5),
-    parityDelayMs: numberOption(values['parity-delay'], 'parity-delay', 0),
+    parityDelayMs,
     queries: intOption(values.queries, 'queries', 50000),
     seed: intOption(values.seed, 'seed', 1, { min: 0 }),
     padding: values.padding !== undefined ? paddingOption(values.padding) : ('answered' as const),
@@ -156,12 +156,8 @@ export async function planCommand(argv: string[]): Promise<void> {
     target: parseTarget(values.target),
   };
   const json = values.json ?? false;
-  const { candidates } = await import('../../plan/planner.js');
-  const { canShare } = await import('../../plan/frontend-shares.js');
-  const bar = new Progress('simulating', candidates(input).filter((s) => canShare(s, input.frontends)).length, {
-    enabled: !json,
-    unit: 'configurations',
-  });
+  const { plannedCandidates } = await import('../../plan/planner.js');
+  const bar = new Progress('simulating', plannedCandidates(input).simulated.length, { enabled: !json, unit: 'configurations' });
   const { rows, recommended, unsplittable } = plan(input, () => bar.tick());
   bar.finish();
   const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
